@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what posta's tests need from Debian packages: Postfix, Dovecot (imapd, pop3d), BIND9,
+# swaks, fetchmail, monitoring-plugins (for the benchmarks), openssl, iproute2, arping.
+# Safe to repeat: packages already present are left alone. Never starts the system-wide daemons.
+set -euo pipefail
+
+need=()
+want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
+for p in postfix dovecot-core dovecot-imapd dovecot-pop3d bind9 bind9-dnsutils swaks fetchmail \
+         monitoring-plugins-basic monitoring-plugins-standard openssl iproute2 iputils-arping \
+         hyperfine ca-certificates; do
+  want "$p"
+done
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "install-test-deps: everything is installed"
+  exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install-test-deps: missing ${need[*]}; run this script as root" >&2
+  exit 1
+fi
+
+# Package postinst scripts try to start system-wide daemons through invoke-rc.d; a policy-rc.d
+# that exits 101 stops them. Create it only if missing, and remove only what we created.
+created_policy=no
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  created_policy=yes
+fi
+cleanup() { [ "$created_policy" = yes ] && rm -f /usr/sbin/policy-rc.d; }
+trap cleanup EXIT
+
+# "No configuration": no /etc/postfix/main.cf, which is what private instances want.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-test-deps: installing ${need[*]}"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "install-test-deps: done"

@@ -1,0 +1,15 @@
+//! posta keeps an organization's mail flowing when its primary mail server fails, and brings
+//! everything home when it recovers.
+//!
+//! Architecture map (one module per responsibility; `cmd` orchestrates, the rest does the work):
+//!
+//! - `cli`      the clap definitions: `--help`, man pages and completions come from them.
+//! - `cmd`      one file per subcommand, orchestration only; maps results to exit codes.
+//! - `config`   the site file: raw serde types, validated once into typed config with located errors.
+//! - `secret`   secrets read from owner-only files; never printed.
+//! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
+//! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
+//! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only).
+
+pub mod health;
+pub mod secret;
