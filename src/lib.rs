@@ -11,5 +11,6 @@
 //! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only).
 
+pub mod config;
 pub mod health;
 pub mod secret;

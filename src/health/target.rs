@@ -88,6 +88,14 @@ pub enum StartTls {
 }
 
 impl StartTls {
+    pub fn name(self) -> &'static str {
+        match self {
+            StartTls::Auto => "auto",
+            StartTls::Require => "require",
+            StartTls::No => "no",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<StartTls> {
         match s {
             "auto" => Some(StartTls::Auto),

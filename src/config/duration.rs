@@ -1,0 +1,104 @@
+//! Durations as operators write them: `500ms`, `30s`, `5m`, `1h`, `1m30s`.
+
+use std::time::Duration;
+
+/// Parses a duration made of `<number><unit>` parts, units `ms`, `s`, `m`, `h`, `d`.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration: write e.g. \"30s\", \"5m\" or \"1h\"".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "invalid duration {text:?}: expected a number at {rest:?} (write e.g. \"30s\", \"5m\")"
+            ));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let millis_per_unit: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: missing unit after {number} (ms, s, m, h or d)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m, h or d)"
+                ));
+            }
+        };
+        let part = number
+            .checked_mul(millis_per_unit)
+            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+        total = total
+            .checked_add(Duration::from_millis(part))
+            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+    }
+    Ok(total)
+}
+
+/// Renders a duration the way [`parse`] reads it, largest units first.
+pub fn format(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = ms;
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    if rest > 0 {
+        out.push_str(&format!("{rest}ms"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_single_and_compound_units() {
+        assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("1d"), Ok(Duration::from_secs(86_400)));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_duration() {
+        assert!(parse("").unwrap_err().contains("empty"));
+        assert!(parse("30").unwrap_err().contains("missing unit"));
+        assert!(parse("5 mins").unwrap_err().contains("unknown unit"));
+        assert!(parse("m5").unwrap_err().contains("expected a number"));
+        assert!(parse("99999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn formats_what_it_parses() {
+        for text in ["30s", "5m", "1h2m3s", "250ms", "1d"] {
+            assert_eq!(format(parse(text).unwrap()), text);
+        }
+    }
+}

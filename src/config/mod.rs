@@ -1,0 +1,220 @@
+//! The site file: what the seed's world looks like for one organization.
+//!
+//! The domain, mailserver1 (primary, MX 10), mailserver2 (backup, MX 20), the optional friendly
+//! relay (MX 30), how takeover moves the primary's address (a virtual IP alias or the DNS A
+//! record), probe timing (down detection kept apart from the takeover grace: the seed says a
+//! few minutes of outage should not trigger a takeover), and the accounts to migrate home.
+//!
+//! The text is parsed into [`raw`] serde types, then validated once into [`Site`]; every problem
+//! is reported at once with `file:line:column`.
+
+mod duration;
+mod location;
+mod raw;
+mod validate;
+
+use std::fs;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use duration::{format as format_duration, parse as parse_duration};
+pub use location::{Located, Problem, line_column};
+
+use crate::health::{Scheme, StartTls};
+
+/// Where the site file is looked for when neither `--config` nor `POSTA_CONFIG` names one.
+pub const DEFAULT_PATH: &str = "/etc/posta/site.toml";
+
+/// The validated site.
+#[derive(Debug, Clone, Serialize)]
+pub struct Site {
+    /// The mail domain (`laorganizacion.org`).
+    pub domain: String,
+    pub primary: Server,
+    pub backup: Server,
+    pub relay: Option<Server>,
+    pub takeover: TakeoverMode,
+    pub vip: Option<Vip>,
+    pub dns: Option<DnsRecord>,
+    pub probe: ProbeSettings,
+    pub tls: TlsSettings,
+    pub migrate: Vec<MigrateAccount>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Backup,
+    Relay,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Backup => "backup",
+            Role::Relay => "relay",
+        }
+    }
+}
+
+/// One mail server of the site.
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    pub role: Role,
+    /// Host name: what the MX record names and what its TLS certificate is for.
+    pub name: String,
+    /// Where to connect (the probes don't depend on DNS being right).
+    pub address: IpAddr,
+    pub services: Vec<Service>,
+    pub probe_account: Option<ProbeAccount>,
+}
+
+/// A service a server offers, as probed by `posta check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Service {
+    #[serde(serialize_with = "serialize_scheme")]
+    pub scheme: Scheme,
+    pub port: u16,
+    #[serde(serialize_with = "serialize_starttls")]
+    pub starttls: StartTls,
+}
+
+/// An account the probes log in with. The password stays in its file until a probe needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeAccount {
+    pub user: String,
+    pub password_file: PathBuf,
+}
+
+/// How `takeover` makes clients of mailserver1 reach mailserver2 (the seed's two artifices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TakeoverMode {
+    /// mailserver2 adds mailserver1's address as an alias ("IP virtual" / "IP alias").
+    Vip,
+    /// mailserver1's A record is rewritten to mailserver2's address.
+    Dns,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Vip {
+    pub address: IpAddr,
+    pub prefix: u8,
+    pub interface: String,
+    pub label: Option<String>,
+}
+
+/// The DNS record takeover rewrites, and where to send the signed update.
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsRecord {
+    /// The zone's authoritative (primary) server.
+    pub server: SocketAddr,
+    pub zone: String,
+    /// mailserver1's name, whose A record moves.
+    pub name: String,
+    /// TTL written by takeover and failback.
+    pub ttl: u32,
+    /// BIND-format TSIG key file (owner-only).
+    pub tsig_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeSettings {
+    /// Time between probes of the primary.
+    #[serde(serialize_with = "serialize_duration")]
+    pub interval: Duration,
+    /// Limit for one probe.
+    #[serde(serialize_with = "serialize_duration")]
+    pub timeout: Duration,
+    /// Consecutive failed probes before the primary counts as down.
+    pub fall: u32,
+    /// Consecutive good probes before a recovered primary counts as healthy.
+    pub rise: u32,
+    /// How long the primary must stay down before takeover; kept apart from `fall`.
+    #[serde(serialize_with = "serialize_duration")]
+    pub takeover_grace: Duration,
+    /// Name the probes give in EHLO.
+    pub helo: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsSettings {
+    pub ca_file: Option<PathBuf>,
+    pub cert_warning_days: u32,
+    pub cert_critical_days: u32,
+}
+
+/// A mailbox on mailserver2 whose mail `migrate` brings home.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateAccount {
+    pub user: String,
+    pub password_file: PathBuf,
+    pub deliver_to: String,
+}
+
+impl Site {
+    pub fn server(&self, role: Role) -> Option<&Server> {
+        match role {
+            Role::Primary => Some(&self.primary),
+            Role::Backup => Some(&self.backup),
+            Role::Relay => self.relay.as_ref(),
+        }
+    }
+}
+
+/// Why the site file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read site file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render(.problems))]
+    Invalid { problems: Vec<Located> },
+}
+
+fn render(problems: &[Located]) -> String {
+    let lines: Vec<String> = problems.iter().map(Located::to_string).collect();
+    lines.join("\n")
+}
+
+/// Reads and validates the site file at `path`.
+pub fn load(path: &Path) -> Result<Site, ConfigError> {
+    let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Validates site-file `text`; `path` locates problems and anchors relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Site, ConfigError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    validate::site(text, base).map_err(|problems| ConfigError::Invalid {
+        problems: problems
+            .iter()
+            .map(|p| Located::resolve(path, text, p))
+            .collect(),
+    })
+}
+
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+fn serialize_scheme<S: serde::Serializer>(v: &Scheme, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.name())
+}
+
+fn serialize_starttls<S: serde::Serializer>(v: &StartTls, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.name())
+}
+
+#[cfg(test)]
+mod tests;

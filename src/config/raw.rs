@@ -1,0 +1,101 @@
+//! The site file as written: serde types whose leaves remember where they came from.
+//!
+//! Every leaf is a [`Field`], which accepts any TOML value and defers a type mismatch to
+//! validation, so one run reports every mistake with its position instead of stopping at the
+//! first (`posta config check`).
+
+use std::ops::Range;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+/// A leaf value with its byte span; `value` is the error text when the TOML type was wrong.
+#[derive(Debug, Clone)]
+pub struct Field<T> {
+    pub span: Range<usize>,
+    pub value: Result<T, String>,
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<toml::Value>::deserialize(deserializer)?;
+        let span = spanned.span();
+        let raw = spanned.into_inner();
+        let found = raw.type_str();
+        let value = T::deserialize(raw).map_err(|e| format!("{e} (found {found})"));
+        Ok(Field { span, value })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSite {
+    pub domain: Option<Field<String>>,
+    pub primary: Option<Spanned<RawServer>>,
+    pub backup: Option<Spanned<RawServer>>,
+    pub relay: Option<Spanned<RawServer>>,
+    pub takeover: Option<Spanned<RawTakeover>>,
+    pub vip: Option<Spanned<RawVip>>,
+    pub dns: Option<Spanned<RawDns>>,
+    pub probe: Option<Spanned<RawProbe>>,
+    pub tls: Option<Spanned<RawTls>>,
+    pub migrate: Option<Spanned<RawMigrate>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawServer {
+    pub name: Option<Field<String>>,
+    pub address: Option<Field<String>>,
+    pub services: Option<Field<Vec<String>>>,
+    pub probe_user: Option<Field<String>>,
+    pub probe_password_file: Option<Field<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTakeover {
+    pub mode: Option<Field<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawVip {
+    pub address: Option<Field<String>>,
+    pub interface: Option<Field<String>>,
+    pub label: Option<Field<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDns {
+    pub server: Option<Field<String>>,
+    pub zone: Option<Field<String>>,
+    pub name: Option<Field<String>>,
+    pub ttl: Option<Field<u32>>,
+    pub tsig_key_file: Option<Field<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawProbe {
+    pub interval: Option<Field<String>>,
+    pub timeout: Option<Field<String>>,
+    pub fall: Option<Field<u32>>,
+    pub rise: Option<Field<u32>>,
+    pub takeover_grace: Option<Field<String>>,
+    pub helo: Option<Field<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTls {
+    pub ca_file: Option<Field<String>>,
+    pub cert_warning_days: Option<Field<u32>>,
+    pub cert_critical_days: Option<Field<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawMigrate {
+    pub accounts: Option<Vec<Spanned<RawAccount>>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAccount {
+    pub user: Option<Field<String>>,
+    pub password_file: Option<Field<String>>,
+    pub deliver_to: Option<Field<String>>,
+}

@@ -1,0 +1,617 @@
+//! Raw site file → [`Site`], collecting every problem with its span.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::raw::{Field, RawAccount, RawServer, RawSite};
+use super::{
+    DnsRecord, MigrateAccount, Problem, ProbeAccount, ProbeSettings, Role, Server, Service, Site,
+    TakeoverMode, TlsSettings, Vip, duration,
+};
+use crate::health::{Scheme, StartTls};
+use crate::secret;
+
+/// Validates the whole file; `Err` holds every problem found, in file order.
+pub fn site(text: &str, base: &Path) -> Result<Site, Vec<Problem>> {
+    let (tree, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(syntax.iter().map(problem_of).collect());
+    }
+    let mut unknown: Vec<Vec<String>> = Vec::new();
+    let deserializer = toml::de::Deserializer::from(tree.clone());
+    let raw: RawSite = serde_ignored::deserialize(deserializer, |path| {
+        unknown.push(segments(&path));
+    })
+    .map_err(|e| vec![problem_of(&e)])?;
+
+    let mut v = Validator {
+        problems: Vec::new(),
+        base,
+    };
+    for path in &unknown {
+        v.problems.push(Problem::new(
+            locate_key(&tree, path),
+            format!("unknown key `{}`", path.join(".")),
+        ));
+    }
+    let site = v.site(raw);
+    let mut problems = v.problems;
+    if problems.is_empty() {
+        if let Some(site) = site {
+            return Ok(site);
+        }
+    }
+    problems.sort_by_key(|p| p.span.start);
+    Err(problems)
+}
+
+fn problem_of(e: &toml::de::Error) -> Problem {
+    Problem::new(e.span().unwrap_or(0..0), e.message().trim().to_string())
+}
+
+/// The map keys and array indexes on the way to an ignored (unknown) key.
+fn segments(path: &serde_ignored::Path<'_>) -> Vec<String> {
+    use serde_ignored::Path;
+    let mut out = Vec::new();
+    let mut here = path;
+    loop {
+        match here {
+            Path::Root => break,
+            Path::Map { parent, key } => {
+                // toml::Spanned deserializes through a private wrapper field; not a user key.
+                if !key.starts_with("$__serde_spanned_private") {
+                    out.push(key.clone());
+                }
+                here = parent;
+            }
+            Path::Seq { parent, index } => {
+                out.push(index.to_string());
+                here = parent;
+            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => here = parent,
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// The span of the key at `path` in the parsed tree (the start of the file if not found).
+fn locate_key(tree: &Spanned<DeTable<'_>>, path: &[String]) -> Range<usize> {
+    let mut table = tree.get_ref();
+    let mut found = 0..0;
+    let mut rest = path;
+    while let Some((segment, tail)) = rest.split_first() {
+        let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == segment)
+        else {
+            break;
+        };
+        found = key.span();
+        rest = tail;
+        let mut value = value;
+        // Arrays of tables: the next segment is an index.
+        if let (DeValue::Array(items), Some((index, after))) = (value.get_ref(), rest.split_first())
+        {
+            match index.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                Some(item) => {
+                    value = item;
+                    rest = after;
+                }
+                None => break,
+            }
+        }
+        match value.get_ref() {
+            DeValue::Table(inner) => table = inner,
+            _ => break,
+        }
+    }
+    found
+}
+
+struct Validator<'a> {
+    problems: Vec<Problem>,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.problems.push(Problem::new(span, message));
+    }
+
+    /// The value of a present field with the right type; records a problem otherwise.
+    fn get<T: Clone>(&mut self, field: &Option<Field<T>>, key: &str) -> Option<T> {
+        let field = field.as_ref()?;
+        match &field.value {
+            Ok(value) => Some(value.clone()),
+            Err(e) => {
+                self.problem(field.span.clone(), format!("`{key}`: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Like [`Self::get`], but a missing field is a problem located at its table.
+    fn required<T: Clone>(
+        &mut self,
+        field: &Option<Field<T>>,
+        key: &str,
+        table: &str,
+        table_span: &Range<usize>,
+    ) -> Option<T> {
+        if field.is_none() {
+            self.problem(
+                table_span.clone(),
+                format!("missing key `{key}` in [{table}]"),
+            );
+            return None;
+        }
+        self.get(field, key)
+    }
+
+    /// Parses a present field's value with `parse`, recording its error at the field.
+    fn parsed<T, U>(
+        &mut self,
+        field: &Option<Field<T>>,
+        key: &str,
+        value: Option<T>,
+        parse: impl FnOnce(T) -> Result<U, String>,
+    ) -> Option<U> {
+        let span = field.as_ref().map(|f| f.span.clone())?;
+        match parse(value?) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem(span, format!("`{key}`: {e}"));
+                None
+            }
+        }
+    }
+
+    fn path(&self, text: &str) -> PathBuf {
+        self.base.join(text)
+    }
+
+    /// A secret file: must exist and be readable by its owner only.
+    fn secret_file(&mut self, field: &Option<Field<String>>, key: &str) -> Option<PathBuf> {
+        let text = self.get(field, key)?;
+        let path = self.path(&text);
+        let span = field.as_ref().map(|f| f.span.clone()).unwrap_or(0..0);
+        match secret::check_permissions(&path) {
+            Ok(()) => Some(path),
+            Err(e) => {
+                self.problem(span, format!("`{key}`: {e}"));
+                None
+            }
+        }
+    }
+
+    fn site(&mut self, raw: RawSite) -> Option<Site> {
+        let whole = 0..0;
+        let domain = self.required(&raw.domain, "domain", "top level", &whole);
+        let domain = self.parsed(&raw.domain, "domain", domain, parse_domain);
+        let primary = self.server(&raw.primary, Role::Primary);
+        let backup = self.server(&raw.backup, Role::Backup);
+        let relay = raw.relay.as_ref().map(|_| self.server(&raw.relay, Role::Relay));
+        if let (Some(p), Some(b)) = (&primary, &backup) {
+            if p.address == b.address {
+                let span = raw.backup.as_ref().map_or(0..0, Spanned::span);
+                self.problem(
+                    span,
+                    "[backup] has the same address as [primary]: takeover needs two servers",
+                );
+            }
+        }
+
+        let vip = raw.vip.as_ref().and_then(|t| {
+            let span = t.span();
+            let t = t.get_ref();
+            let address = self.required(&t.address, "address", "vip", &span);
+            let address = self.parsed(&t.address, "address", address, parse_prefixed);
+            let interface = self.required(&t.interface, "interface", "vip", &span);
+            let label = self.get(&t.label, "label");
+            if let Some(label) = &label {
+                // The kernel limits labels to IFNAMSIZ-1 and wants them to start with the
+                // interface name (`eth0:posta`), as `ip addr add ... label` does.
+                if label.len() > 15 || !interface.as_ref().is_none_or(|i| label.starts_with(i)) {
+                    let span = t.label.as_ref().map_or(0..0, |f| f.span.clone());
+                    self.problem(
+                        span,
+                        "`label`: must start with the interface name and be at most 15 characters (e.g. \"eth0:posta\")",
+                    );
+                }
+            }
+            let (address, prefix) = address?;
+            Some(Vip {
+                address,
+                prefix,
+                interface: interface?,
+                label,
+            })
+        });
+
+        let dns = raw.dns.as_ref().and_then(|t| {
+            let span = t.span();
+            let t = t.get_ref();
+            let server = self.required(&t.server, "server", "dns", &span);
+            let server = self.parsed(&t.server, "server", server, parse_socket_addr_53);
+            let zone = self.required(&t.zone, "zone", "dns", &span);
+            let zone = self.parsed(&t.zone, "zone", zone, parse_domain);
+            let name = self.required(&t.name, "name", "dns", &span);
+            let name = self.parsed(&t.name, "name", name, parse_domain);
+            if let (Some(zone), Some(name)) = (&zone, &name) {
+                if !in_zone(name, zone) {
+                    let span = t.name.as_ref().map_or(0..0, |f| f.span.clone());
+                    self.problem(span, format!("`name`: {name} is not inside zone {zone}"));
+                }
+            }
+            let ttl = self.get(&t.ttl, "ttl").unwrap_or(300);
+            let key = match &t.tsig_key_file {
+                None => {
+                    self.problem(span.clone(), "missing key `tsig_key_file` in [dns]");
+                    None
+                }
+                Some(_) => self.secret_file(&t.tsig_key_file, "tsig_key_file"),
+            };
+            Some(DnsRecord {
+                server: server?,
+                zone: zone?,
+                name: name?,
+                ttl,
+                tsig_key_file: key?,
+            })
+        });
+
+        let takeover = match &raw.takeover {
+            Some(t) => {
+                let f = &t.get_ref().mode;
+                let mode = self.get(f, "mode");
+                self.parsed(f, "mode", mode, |m| match m.as_str() {
+                    "vip" => Ok(TakeoverMode::Vip),
+                    "dns" => Ok(TakeoverMode::Dns),
+                    other => Err(format!("unknown takeover mode {other:?}: use \"vip\" or \"dns\"")),
+                })
+            }
+            None if raw.dns.is_some() && raw.vip.is_none() => Some(TakeoverMode::Dns),
+            None => Some(TakeoverMode::Vip),
+        };
+        let mode_span = raw.takeover.as_ref().map_or(0..0, Spanned::span);
+        match takeover {
+            Some(TakeoverMode::Vip) if raw.vip.is_none() => self.problem(
+                mode_span,
+                "takeover mode \"vip\" needs a [vip] table (address/prefix and interface)",
+            ),
+            Some(TakeoverMode::Dns) if raw.dns.is_none() => self.problem(
+                mode_span,
+                "takeover mode \"dns\" needs a [dns] table (server, zone, name, tsig_key_file)",
+            ),
+            _ => {}
+        }
+
+        let probe = self.probe(&raw);
+        let tls = self.tls(&raw);
+        let migrate = self.migrate(&raw);
+
+        Some(Site {
+            domain: domain?,
+            primary: primary?,
+            backup: backup?,
+            relay: relay.flatten(),
+            takeover: takeover?,
+            vip,
+            dns,
+            probe: probe?,
+            tls: tls?,
+            migrate,
+        })
+    }
+
+    fn server(&mut self, raw: &Option<Spanned<RawServer>>, role: Role) -> Option<Server> {
+        let table = role.name();
+        let Some(raw) = raw else {
+            self.problem(0..0, format!("missing table [{table}]"));
+            return None;
+        };
+        let span = raw.span();
+        let raw = raw.get_ref();
+        let name = self.required(&raw.name, "name", table, &span);
+        let name = self.parsed(&raw.name, "name", name, parse_domain);
+        let address = self.required(&raw.address, "address", table, &span);
+        let address = self.parsed(&raw.address, "address", address, |a| {
+            a.parse::<IpAddr>()
+                .map_err(|_| format!("{a:?} is not an IP address"))
+        });
+        let default: &[&str] = match role {
+            Role::Relay => &["smtp"],
+            Role::Primary | Role::Backup => &["smtp", "imap", "pop3"],
+        };
+        let services = match self.get(&raw.services, "services") {
+            Some(list) => {
+                let span = raw.services.as_ref().map_or(0..0, |f| f.span.clone());
+                let mut out = Vec::new();
+                for entry in list {
+                    match parse_service(&entry) {
+                        Ok(s) => out.push(s),
+                        Err(e) => self.problem(span.clone(), format!("`services`: {e}")),
+                    }
+                }
+                if out.is_empty() {
+                    self.problem(span, "`services`: list at least one service to probe");
+                }
+                out
+            }
+            None => default.iter().filter_map(|s| parse_service(s).ok()).collect(),
+        };
+        let user = self.get(&raw.probe_user, "probe_user");
+        let password_file = self.secret_file(&raw.probe_password_file, "probe_password_file");
+        let probe_account = match (user, raw.probe_password_file.is_some()) {
+            (Some(user), true) => password_file.map(|password_file| ProbeAccount {
+                user,
+                password_file,
+            }),
+            (None, false) => None,
+            (Some(_), false) => {
+                self.problem(
+                    span.clone(),
+                    format!("[{table}] has `probe_user` but no `probe_password_file`"),
+                );
+                None
+            }
+            (None, true) => {
+                self.problem(
+                    span.clone(),
+                    format!("[{table}] has `probe_password_file` but no `probe_user`"),
+                );
+                None
+            }
+        };
+        Some(Server {
+            role,
+            name: name?,
+            address: address?,
+            services,
+            probe_account,
+        })
+    }
+
+    fn probe(&mut self, raw: &RawSite) -> Option<ProbeSettings> {
+        let Some(t) = &raw.probe else {
+            return Some(ProbeSettings::default());
+        };
+        let span = t.span();
+        let t = t.get_ref();
+        let d = ProbeSettings::default();
+        let duration = |v: &mut Self, f: &Option<Field<String>>, key: &str, default| {
+            let text = v.get(f, key);
+            match text {
+                None => Some(default),
+                Some(_) => v.parsed(f, key, text, |s| duration::parse(&s)),
+            }
+        };
+        let interval = duration(self, &t.interval, "interval", d.interval);
+        let timeout = duration(self, &t.timeout, "timeout", d.timeout);
+        let grace = duration(self, &t.takeover_grace, "takeover_grace", d.takeover_grace);
+        let fall = self.get(&t.fall, "fall").unwrap_or(d.fall);
+        let rise = self.get(&t.rise, "rise").unwrap_or(d.rise);
+        let helo = self.get(&t.helo, "helo").unwrap_or(d.helo);
+        for (value, key, field) in [(fall, "fall", &t.fall), (rise, "rise", &t.rise)] {
+            if value == 0 {
+                let span = field.as_ref().map_or(span.clone(), |f| f.span.clone());
+                self.problem(span, format!("`{key}`: must be at least 1"));
+            }
+        }
+        if let (Some(interval), Some(timeout)) = (interval, timeout) {
+            if interval.is_zero() {
+                let span = t.interval.as_ref().map_or(span.clone(), |f| f.span.clone());
+                self.problem(span, "`interval`: must be longer than 0s");
+            } else if timeout > interval {
+                let span = t.timeout.as_ref().map_or(span.clone(), |f| f.span.clone());
+                self.problem(
+                    span,
+                    format!(
+                        "`timeout`: {} is longer than `interval` {}: probes would overlap",
+                        duration::format(timeout),
+                        duration::format(interval)
+                    ),
+                );
+            }
+        }
+        Some(ProbeSettings {
+            interval: interval?,
+            timeout: timeout?,
+            fall,
+            rise,
+            takeover_grace: grace?,
+            helo,
+        })
+    }
+
+    fn tls(&mut self, raw: &RawSite) -> Option<TlsSettings> {
+        let d = TlsSettings::default();
+        let Some(t) = &raw.tls else {
+            return Some(d);
+        };
+        let t = t.get_ref();
+        let ca_file = self.get(&t.ca_file, "ca_file").map(|p| self.path(&p));
+        if let (Some(path), Some(f)) = (&ca_file, &t.ca_file) {
+            if !path.is_file() {
+                self.problem(
+                    f.span.clone(),
+                    format!("`ca_file`: {} is not a readable file", path.display()),
+                );
+            }
+        }
+        Some(TlsSettings {
+            ca_file,
+            cert_warning_days: self
+                .get(&t.cert_warning_days, "cert_warning_days")
+                .unwrap_or(d.cert_warning_days),
+            cert_critical_days: self
+                .get(&t.cert_critical_days, "cert_critical_days")
+                .unwrap_or(d.cert_critical_days),
+        })
+    }
+
+    fn migrate(&mut self, raw: &RawSite) -> Vec<MigrateAccount> {
+        let Some(m) = &raw.migrate else {
+            return Vec::new();
+        };
+        let accounts = m.get_ref().accounts.as_deref().unwrap_or(&[]);
+        accounts.iter().filter_map(|a| self.account(a)).collect()
+    }
+
+    fn account(&mut self, raw: &Spanned<RawAccount>) -> Option<MigrateAccount> {
+        let span = raw.span();
+        let raw = raw.get_ref();
+        let table = "[migrate.accounts]";
+        let user = self.required(&raw.user, "user", table, &span);
+        let password_file = match &raw.password_file {
+            None => {
+                self.problem(span.clone(), format!("missing key `password_file` in {table}"));
+                None
+            }
+            Some(_) => self.secret_file(&raw.password_file, "password_file"),
+        };
+        let deliver_to = self.required(&raw.deliver_to, "deliver_to", table, &span);
+        let deliver_to = self.parsed(&raw.deliver_to, "deliver_to", deliver_to, |a| {
+            match a.split_once('@') {
+                Some((local, domain)) if !local.is_empty() && parse_domain(domain.into()).is_ok() => {
+                    Ok(a)
+                }
+                _ => Err(format!("{a:?} is not an address like user@example.org")),
+            }
+        });
+        Some(MigrateAccount {
+            user: user?,
+            password_file: password_file?,
+            deliver_to: deliver_to?,
+        })
+    }
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        ProbeSettings {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+            fall: 3,
+            rise: 6,
+            // failover-notes §3: SMTP senders queue and retry for days, so minutes of outage
+            // cost only delay; the seed: a short outage should not move users to mailserver2.
+            takeover_grace: Duration::from_secs(300),
+            helo: default_helo(),
+        }
+    }
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            ca_file: None,
+            cert_warning_days: 14,
+            cert_critical_days: 3,
+        }
+    }
+}
+
+/// This host's name for EHLO, falling back to a name that says what is probing.
+pub fn default_helo() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "posta.localdomain".into())
+}
+
+/// A DNS name: letters, digits, hyphens and dots; no empty labels. A trailing dot is dropped.
+pub fn parse_domain(text: String) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(&text).to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if ok {
+        Ok(name)
+    } else {
+        Err(format!("{text:?} is not a valid domain name"))
+    }
+}
+
+fn in_zone(name: &str, zone: &str) -> bool {
+    name == zone || name.ends_with(&format!(".{zone}"))
+}
+
+/// `192.0.2.10/24` → address and prefix length.
+fn parse_prefixed(text: String) -> Result<(IpAddr, u8), String> {
+    let (addr, prefix) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} needs a prefix length, e.g. \"192.0.2.10/24\""))?;
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    match prefix.parse::<u8>() {
+        Ok(p) if p <= max => Ok((addr, p)),
+        _ => Err(format!("prefix length {prefix:?} must be 0..={max}")),
+    }
+}
+
+/// `192.0.2.53`, `192.0.2.53:5353` or `[2001:db8::53]:53`; port 53 by default.
+fn parse_socket_addr_53(text: String) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{text:?} is not an address like \"192.0.2.53\" or \"192.0.2.53:5353\""))
+}
+
+/// A service entry: `smtp`, `imap:10143`, `pop3s:995`, optionally `?starttls=require|no|auto`.
+pub fn parse_service(text: &str) -> Result<Service, String> {
+    let (head, query) = match text.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (text, None),
+    };
+    let (name, port) = match head.split_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (head, None),
+    };
+    let scheme = Scheme::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown service {name:?} (known: {})", known.join(", "))
+    })?;
+    let port = match port {
+        None => scheme.default_port(),
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(format!("{text:?}: port {p:?} is not a number from 1 to 65535")),
+        },
+    };
+    let mut starttls = StartTls::Auto;
+    if let Some(query) = query {
+        match query.split_once('=') {
+            Some(("starttls", v)) => {
+                starttls = StartTls::parse(v).ok_or_else(|| {
+                    format!("{text:?}: starttls must be auto, require or no, not {v:?}")
+                })?;
+            }
+            _ => return Err(format!("{text:?}: unknown option {query:?} (only starttls=...)")),
+        }
+    }
+    Ok(Service {
+        scheme,
+        port,
+        starttls,
+    })
+}
