@@ -11,7 +11,12 @@ const EXAMPLE: &str = include_str!("../../examples/site.toml");
 /// The example with its /etc/posta paths moved into `dir`, and those files created (mode 0600).
 fn example_in(dir: &Path) -> (PathBuf, String) {
     let text = EXAMPLE.replace("/etc/posta/", &format!("{}/", dir.display()));
-    for name in ["secrets/probe.password", "secrets/tsig.key", "secrets/alice.password", "ca.pem"] {
+    for name in [
+        "secrets/probe.password",
+        "secrets/tsig.key",
+        "secrets/alice.password",
+        "ca.pem",
+    ] {
         let path = dir.join(name);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, "x\n").unwrap();
@@ -76,13 +81,20 @@ fn unknown_keys_are_located() {
     let found = problems(&path, &text);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].message, "unknown key `probe.intervall`");
-    let line = text.lines().position(|l| l.starts_with("intervall")).unwrap() + 1;
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("intervall"))
+        .unwrap()
+        + 1;
     assert_eq!((found[0].line, found[0].column), (line, 1));
 }
 
 #[test]
 fn syntax_errors_are_located() {
-    let found = problems(Path::new("site.toml"), "domain = \"a.org\"\n[primary\nname = 1\n");
+    let found = problems(
+        Path::new("site.toml"),
+        "domain = \"a.org\"\n[primary\nname = 1\n",
+    );
     assert!(!found.is_empty());
     assert_eq!(found[0].line, 2);
 }
@@ -106,7 +118,10 @@ fn missing_tables_and_mode_mismatch_are_reported() {
     let all: Vec<&str> = found.iter().map(|p| p.message.as_str()).collect();
     assert!(all.contains(&"missing table [primary]"), "{all:?}");
     assert!(all.contains(&"missing table [backup]"), "{all:?}");
-    assert!(all.iter().any(|m| m.contains("needs a [dns] table")), "{all:?}");
+    assert!(
+        all.iter().any(|m| m.contains("needs a [dns] table")),
+        "{all:?}"
+    );
 }
 
 #[test]
@@ -115,15 +130,25 @@ fn timeout_longer_than_interval_is_refused() {
     let (path, text) = example_in(dir.path());
     let text = text.replace("timeout = \"5s\"", "timeout = \"20s\"");
     let found = problems(&path, &text);
-    assert!(found[0].message.contains("probes would overlap"), "{found:?}");
+    assert!(
+        found[0].message.contains("probes would overlap"),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn services_parse() {
     let s = validate::parse_service("imap:10143?starttls=require").unwrap();
-    assert_eq!((s.scheme, s.port, s.starttls), (Scheme::Imap, 10143, StartTls::Require));
+    assert_eq!(
+        (s.scheme, s.port, s.starttls),
+        (Scheme::Imap, 10143, StartTls::Require)
+    );
     assert_eq!(validate::parse_service("pop3s").unwrap().port, 995);
-    assert!(validate::parse_service("gopher").unwrap_err().contains("unknown service"));
+    assert!(
+        validate::parse_service("gopher")
+            .unwrap_err()
+            .contains("unknown service")
+    );
     assert!(validate::parse_service("smtp:0").is_err());
     assert!(validate::parse_service("smtp?tls=1").is_err());
 }

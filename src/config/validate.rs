@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::raw::{Field, RawAccount, RawServer, RawSite};
 use super::{
-    DnsRecord, MigrateAccount, Problem, ProbeAccount, ProbeSettings, Role, Server, Service, Site,
+    DnsRecord, MigrateAccount, ProbeAccount, ProbeSettings, Problem, Role, Server, Service, Site,
     TakeoverMode, TlsSettings, Vip, duration,
 };
 use crate::health::{Scheme, StartTls};
@@ -41,10 +41,8 @@ pub fn site(text: &str, base: &Path) -> Result<Site, Vec<Problem>> {
     }
     let site = v.site(raw);
     let mut problems = v.problems;
-    if problems.is_empty() {
-        if let Some(site) = site {
-            return Ok(site);
-        }
+    if let (true, Some(site)) = (problems.is_empty(), site) {
+        return Ok(site);
     }
     problems.sort_by_key(|p| p.span.start);
     Err(problems)
@@ -88,8 +86,7 @@ fn locate_key(tree: &Spanned<DeTable<'_>>, path: &[String]) -> Range<usize> {
     let mut found = 0..0;
     let mut rest = path;
     while let Some((segment, tail)) = rest.split_first() {
-        let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == segment)
-        else {
+        let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == segment) else {
             break;
         };
         found = key.span();
@@ -196,15 +193,18 @@ impl Validator<'_> {
         let domain = self.parsed(&raw.domain, "domain", domain, parse_domain);
         let primary = self.server(&raw.primary, Role::Primary);
         let backup = self.server(&raw.backup, Role::Backup);
-        let relay = raw.relay.as_ref().map(|_| self.server(&raw.relay, Role::Relay));
-        if let (Some(p), Some(b)) = (&primary, &backup) {
-            if p.address == b.address {
-                let span = raw.backup.as_ref().map_or(0..0, Spanned::span);
-                self.problem(
-                    span,
-                    "[backup] has the same address as [primary]: takeover needs two servers",
-                );
-            }
+        let relay = raw
+            .relay
+            .as_ref()
+            .map(|_| self.server(&raw.relay, Role::Relay));
+        if let (Some(p), Some(b)) = (&primary, &backup)
+            && p.address == b.address
+        {
+            let span = raw.backup.as_ref().map_or(0..0, Spanned::span);
+            self.problem(
+                span,
+                "[backup] has the same address as [primary]: takeover needs two servers",
+            );
         }
 
         let vip = raw.vip.as_ref().and_then(|t| {
@@ -243,11 +243,11 @@ impl Validator<'_> {
             let zone = self.parsed(&t.zone, "zone", zone, parse_domain);
             let name = self.required(&t.name, "name", "dns", &span);
             let name = self.parsed(&t.name, "name", name, parse_domain);
-            if let (Some(zone), Some(name)) = (&zone, &name) {
-                if !in_zone(name, zone) {
-                    let span = t.name.as_ref().map_or(0..0, |f| f.span.clone());
-                    self.problem(span, format!("`name`: {name} is not inside zone {zone}"));
-                }
+            if let (Some(zone), Some(name)) = (&zone, &name)
+                && !in_zone(name, zone)
+            {
+                let span = t.name.as_ref().map_or(0..0, |f| f.span.clone());
+                self.problem(span, format!("`name`: {name} is not inside zone {zone}"));
             }
             let ttl = self.get(&t.ttl, "ttl").unwrap_or(300);
             let key = match &t.tsig_key_file {
@@ -273,7 +273,9 @@ impl Validator<'_> {
                 self.parsed(f, "mode", mode, |m| match m.as_str() {
                     "vip" => Ok(TakeoverMode::Vip),
                     "dns" => Ok(TakeoverMode::Dns),
-                    other => Err(format!("unknown takeover mode {other:?}: use \"vip\" or \"dns\"")),
+                    other => Err(format!(
+                        "unknown takeover mode {other:?}: use \"vip\" or \"dns\""
+                    )),
                 })
             }
             None if raw.dns.is_some() && raw.vip.is_none() => Some(TakeoverMode::Dns),
@@ -344,7 +346,10 @@ impl Validator<'_> {
                 }
                 out
             }
-            None => default.iter().filter_map(|s| parse_service(s).ok()).collect(),
+            None => default
+                .iter()
+                .filter_map(|s| parse_service(s).ok())
+                .collect(),
         };
         let user = self.get(&raw.probe_user, "probe_user");
         let password_file = self.secret_file(&raw.probe_password_file, "probe_password_file");
@@ -437,13 +442,13 @@ impl Validator<'_> {
         };
         let t = t.get_ref();
         let ca_file = self.get(&t.ca_file, "ca_file").map(|p| self.path(&p));
-        if let (Some(path), Some(f)) = (&ca_file, &t.ca_file) {
-            if !path.is_file() {
-                self.problem(
-                    f.span.clone(),
-                    format!("`ca_file`: {} is not a readable file", path.display()),
-                );
-            }
+        if let (Some(path), Some(f)) = (&ca_file, &t.ca_file)
+            && !path.is_file()
+        {
+            self.problem(
+                f.span.clone(),
+                format!("`ca_file`: {} is not a readable file", path.display()),
+            );
         }
         Some(TlsSettings {
             ca_file,
@@ -471,7 +476,10 @@ impl Validator<'_> {
         let user = self.required(&raw.user, "user", table, &span);
         let password_file = match &raw.password_file {
             None => {
-                self.problem(span.clone(), format!("missing key `password_file` in {table}"));
+                self.problem(
+                    span.clone(),
+                    format!("missing key `password_file` in {table}"),
+                );
                 None
             }
             Some(_) => self.secret_file(&raw.password_file, "password_file"),
@@ -479,7 +487,9 @@ impl Validator<'_> {
         let deliver_to = self.required(&raw.deliver_to, "deliver_to", table, &span);
         let deliver_to = self.parsed(&raw.deliver_to, "deliver_to", deliver_to, |a| {
             match a.split_once('@') {
-                Some((local, domain)) if !local.is_empty() && parse_domain(domain.into()).is_ok() => {
+                Some((local, domain))
+                    if !local.is_empty() && parse_domain(domain.into()).is_ok() =>
+                {
                     Ok(a)
                 }
                 _ => Err(format!("{a:?} is not an address like user@example.org")),
@@ -574,7 +584,9 @@ fn parse_socket_addr_53(text: String) -> Result<SocketAddr, String> {
     }
     text.parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("{text:?} is not an address like \"192.0.2.53\" or \"192.0.2.53:5353\""))
+        .map_err(|_| {
+            format!("{text:?} is not an address like \"192.0.2.53\" or \"192.0.2.53:5353\"")
+        })
 }
 
 /// A service entry: `smtp`, `imap:10143`, `pop3s:995`, optionally `?starttls=require|no|auto`.
@@ -595,7 +607,11 @@ pub fn parse_service(text: &str) -> Result<Service, String> {
         None => scheme.default_port(),
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p > 0 => p,
-            _ => return Err(format!("{text:?}: port {p:?} is not a number from 1 to 65535")),
+            _ => {
+                return Err(format!(
+                    "{text:?}: port {p:?} is not a number from 1 to 65535"
+                ));
+            }
         },
     };
     let mut starttls = StartTls::Auto;
@@ -606,7 +622,11 @@ pub fn parse_service(text: &str) -> Result<Service, String> {
                     format!("{text:?}: starttls must be auto, require or no, not {v:?}")
                 })?;
             }
-            _ => return Err(format!("{text:?}: unknown option {query:?} (only starttls=...)")),
+            _ => {
+                return Err(format!(
+                    "{text:?}: unknown option {query:?} (only starttls=...)"
+                ));
+            }
         }
     }
     Ok(Service {
