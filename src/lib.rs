@@ -11,6 +11,9 @@
 //! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only).
 
+pub mod cli;
+pub mod cmd;
 pub mod config;
+pub mod docs;
 pub mod health;
 pub mod secret;

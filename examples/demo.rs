@@ -1,0 +1,101 @@
+//! The README's main command: start a private Postfix and Dovecot on loopback (the same test
+//! support code the integration tests use), write a site file for them, and run `posta check`.
+//!
+//! `demo --serve FILE` only starts the servers, writes their ports to FILE as shell variables,
+//! and keeps them running until stdin closes (used by scripts/bench/check.sh).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::{Ca, Dovecot, Postfix};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ca = Ca::get();
+    let dovecot = Dovecot::start(ca, &[("alice", "alice-pw")]);
+    let postfix = Postfix::start(ca, "example.test", &["alice"], Some(&dovecot.auth_socket()));
+    let dir = tempfile::tempdir().expect("create a temp dir");
+    let pw = dir.path().join("probe.pw");
+    fs::write(&pw, "alice-pw\n").expect("write the probe password");
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod the password");
+
+    if let ["--serve", file] = args.as_slice() {
+        let vars = format!(
+            "SMTP_PORT={}\nSUBMISSION_PORT={}\nIMAP_PORT={}\nPOP3_PORT={}\nIMAPS_PORT={}\nPOP3S_PORT={}\nCA_FILE={}\nPASSWORD_FILE={}\n",
+            postfix.smtp_port(),
+            postfix.submission_port(),
+            dovecot.imap_port(),
+            dovecot.pop3_port(),
+            dovecot.imaps_port(),
+            dovecot.pop3s_port(),
+            ca.ca_pem().display(),
+            pw.display(),
+        );
+        fs::write(file, vars).expect("write the ports file");
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        return;
+    }
+
+    let site = dir.path().join("site.toml");
+    let text = format!(
+        r#"# mailserver1 is the private Postfix + Dovecot this demo started on loopback.
+domain = "example.test"
+[primary]
+name = "localhost"
+address = "127.0.0.1"
+services = ["smtp:{}?starttls=require", "submission:{}", "imap:{}", "pop3:{}", "imaps:{}", "pop3s:{}"]
+probe_user = "alice"
+probe_password_file = "probe.pw"
+[backup]
+name = "localhost"
+address = "127.0.0.2"
+[takeover]
+mode = "vip"
+[vip]
+address = "127.0.0.1/8"
+interface = "lo"
+[tls]
+ca_file = "{}"
+"#,
+        postfix.smtp_port(),
+        postfix.submission_port(),
+        dovecot.imap_port(),
+        dovecot.pop3_port(),
+        dovecot.imaps_port(),
+        dovecot.pop3s_port(),
+        ca.ca_pem().display(),
+    );
+    fs::write(&site, text).expect("write the site file");
+    let posta = posta_binary();
+    for args in [
+        vec!["config", "check"],
+        vec!["check", "primary"],
+        vec!["check", "--nagios", "primary"],
+    ] {
+        println!("\n$ posta --config {} {}", site.display(), args.join(" "));
+        let status = Command::new(&posta)
+            .arg("--config")
+            .arg(&site)
+            .args(&args)
+            .status()
+            .expect("run posta");
+        println!("(exit status {})", status.code().unwrap_or(-1));
+    }
+}
+
+/// The posta binary built beside this example (target/<profile>/posta).
+fn posta_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("locate the demo binary");
+    let profile_dir = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .expect("the demo runs from target/<profile>/examples");
+    profile_dir.join("posta")
+}

@@ -1,0 +1,74 @@
+//! One file per subcommand; orchestration only. Each returns the process exit code.
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage or site-file error; `check` uses the Nagios codes
+//! (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+
+mod check;
+mod completions;
+mod config;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, LogFormat};
+
+/// Exit code for a failed command.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for a usage error or an invalid site file.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Runs the parsed command line to completion.
+pub fn run(cli: Cli) -> u8 {
+    let config = cli.config.clone();
+    match cli.command {
+        Command::Check(args) => runtime().block_on(check::execute(config, args)),
+        Command::Config(cmd) => config::execute(&site_path(config), cmd),
+        Command::Completions(args) => completions::execute(args),
+    }
+}
+
+/// The site file named by `--config`/`POSTA_CONFIG`, else the default location.
+fn site_path(config: Option<PathBuf>) -> PathBuf {
+    config.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    // Probes are I/O bound and few; two workers match the machines posta runs on.
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("posta: cannot start the async runtime: {e}");
+            std::process::exit(i32::from(EXIT_FAILURE));
+        }
+    }
+}
+
+/// Diagnostics go to stderr; stdout carries results only. `POSTA_LOG` overrides the level
+/// with an env-filter directive (e.g. `posta=trace`).
+pub fn init_logging(format: LogFormat, verbose: u8) {
+    let level = match verbose {
+        0 => "posta=warn",
+        1 => "posta=debug",
+        _ => "posta=trace",
+    };
+    let filter = EnvFilter::try_from_env("POSTA_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Prints to stdout; a closed pipe (`posta check | head -1`) is not an error.
+fn print(text: &str) {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
