@@ -12,4 +12,5 @@
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only).
 
 pub mod health;
+pub mod proto;
 pub mod secret;

@@ -132,7 +132,10 @@ mod tests {
     fn refuses_empty_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), 0o600, "\n");
-        assert!(matches!(read_password(&path), Err(SecretError::Empty { .. })));
+        assert!(matches!(
+            read_password(&path),
+            Err(SecretError::Empty { .. })
+        ));
     }
 
     #[test]
