@@ -11,6 +11,7 @@
 //! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only).
 
+pub mod client;
 pub mod health;
 pub mod proto;
 pub mod secret;
