@@ -5,7 +5,11 @@
 //! reply codes and capabilities, never from banner text (failover-notes §4.2: banners vary).
 //! Probes never fail with an error: every failure is a verdict with a message saying what broke.
 
+mod probe;
+pub mod smtp;
 pub mod target;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
