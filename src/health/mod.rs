@@ -5,6 +5,8 @@
 //! reply codes and capabilities, never from banner text (failover-notes §4.2: banners vary).
 //! Probes never fail with an error: every failure is a verdict with a message saying what broke.
 
+pub mod imap;
+pub mod pop3;
 mod probe;
 pub mod smtp;
 pub mod target;

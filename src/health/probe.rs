@@ -112,6 +112,20 @@ impl Recorder<'_> {
         self.critical(msg)
     }
 
+    /// The step in progress.
+    pub fn step(&self) -> &'static str {
+        self.step
+    }
+
+    /// Turns the last recorded step into an OK note: for failures that do not bear on the
+    /// server's health, such as a connection dropped right after LOGOUT was sent.
+    pub fn demote_last(&mut self) {
+        if let Some(last) = self.steps.last_mut() {
+            last.status = super::Status::Ok;
+            last.detail = format!("note: {}", last.detail);
+        }
+    }
+
     /// A fragment for the success summary ("220 greeting", "TLSv1.3", ...).
     pub fn highlight(&mut self, text: impl Into<String>) {
         self.highlights.push(text.into());
