@@ -62,6 +62,7 @@ async fn session(rec: &mut Recorder<'_>) -> Result<(), Failure> {
             caps.join(" ")
         )));
     }
+    rec.ok(format!("{} capabilities: {}", caps.len(), caps.join(" ")));
     rec.highlight(format!("{} capabilities", caps.len()));
     rec.capabilities = caps.clone();
 

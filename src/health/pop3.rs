@@ -57,6 +57,7 @@ async fn session(rec: &mut Recorder<'_>) -> Result<(), Failure> {
             if !reply.ok {
                 return Err(rec.critical(format!("authentication failed (USER: {reply})")));
             }
+            rec.ok(reply.to_string());
             rec.begin("pass");
             let reply = command(rec, &mut conn, Command::Pass(account.password.expose())).await?;
             if !reply.ok {
