@@ -10,12 +10,25 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// posta probes mailserver1 (MX 10), mailserver2 (MX 20) and the remote relay (MX 30) the way a
 /// mail administrator would, and reports in a form people, scripts and Nagios can read.
 #[derive(Debug, Parser)]
-#[command(name = "posta", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Exit status: 0 success, 1 failure, 2 usage or site-file error; \
-`posta check` uses the Nagios codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")]
+#[command(
+    name = "posta",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit status: 0 success, 1 failure, 2 usage or site-file error; \
+`posta check` uses the Nagios codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
+)]
 pub struct Cli {
     /// Site file describing the mail servers [default: /etc/posta/site.toml]
-    #[arg(long, short = 'c', global = true, env = "POSTA_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "POSTA_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Format of diagnostics on stderr
@@ -56,9 +69,11 @@ pub enum Command {
 /// pop3s://. URL options: ?starttls=auto|require|no (default auto: use STARTTLS when offered),
 /// ?auth=plain|login, ?tls_name=NAME (verify the certificate for NAME).
 #[derive(Debug, Args)]
-#[command(after_help = "Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the worst probe).\n\n\
+#[command(
+    after_help = "Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the worst probe).\n\n\
 Examples:\n  posta check primary\n  posta check --nagios primary\n  \
-posta check --ca-file ca.pem smtp://127.0.0.1:10025 imap://alice@127.0.0.1:10143 --password-file pw")]
+posta check --ca-file ca.pem smtp://127.0.0.1:10025 imap://alice@127.0.0.1:10143 --password-file pw"
+)]
 pub struct CheckArgs {
     /// primary, backup, relay, dns, or a URL such as imap://alice@mail.example.org
     #[arg(value_name = "TARGET")]

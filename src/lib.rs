@@ -12,8 +12,10 @@
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only).
 
 pub mod cli;
+pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod docs;
 pub mod health;
+pub mod proto;
 pub mod secret;

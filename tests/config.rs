@@ -9,7 +9,12 @@ fn write_example(dir: &Path) -> String {
     let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/site.toml"))
         .unwrap()
         .replace("/etc/posta/", &format!("{}/", dir.display()));
-    for name in ["secrets/probe.password", "secrets/tsig.key", "secrets/alice.password", "ca.pem"] {
+    for name in [
+        "secrets/probe.password",
+        "secrets/tsig.key",
+        "secrets/alice.password",
+        "ca.pem",
+    ] {
         let path = dir.join(name);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, "x\n").unwrap();
@@ -60,7 +65,10 @@ fn three_mistakes_give_three_located_errors_and_exit_2() {
     assert!(lines[0].starts_with(&at("\"mailserver2\"")), "{stderr}");
     assert!(lines[0].contains("is not an IP address"), "{stderr}");
     assert!(lines[1].starts_with(&at("mode = \"arp\"")), "{stderr}");
-    assert!(lines[1].contains("unknown takeover mode \"arp\""), "{stderr}");
+    assert!(
+        lines[1].contains("unknown takeover mode \"arp\""),
+        "{stderr}"
+    );
     assert!(lines[2].starts_with(&at("rise = -1")), "{stderr}");
     assert_eq!(lines[3], format!("{}: 3 problems", path.display()));
 }
@@ -87,5 +95,8 @@ fn group_readable_secret_file_is_refused() {
 fn missing_site_file_is_a_clear_failure() {
     let (code, _, stderr) = config_check(Path::new("/nonexistent/site.toml"));
     assert_eq!(code, 1);
-    assert!(stderr.contains("cannot read site file /nonexistent/site.toml"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read site file /nonexistent/site.toml"),
+        "{stderr}"
+    );
 }

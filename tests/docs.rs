@@ -9,7 +9,12 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .map(|entries| {
             entries
                 .map(|e| e.unwrap().path())
-                .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), fs::read(&p).unwrap()))
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().into_owned(),
+                        fs::read(&p).unwrap(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -27,14 +32,24 @@ fn committed_man_pages_and_completions_are_current() {
         posta::docs::write(&man, &completions).unwrap();
     }
     let fresh = tempfile::tempdir().unwrap();
-    let (fresh_man, fresh_completions) = (fresh.path().join("man"), fresh.path().join("completions"));
+    let (fresh_man, fresh_completions) =
+        (fresh.path().join("man"), fresh.path().join("completions"));
     posta::docs::write(&fresh_man, &fresh_completions).unwrap();
     for (committed, generated) in [(&man, &fresh_man), (&completions, &fresh_completions)] {
         let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         let (a, b) = (files(committed), files(generated));
-        assert_eq!(names(&a), names(&b), "{} is stale: run POSTA_UPDATE_DOCS=1 cargo test --test docs", committed.display());
+        assert_eq!(
+            names(&a),
+            names(&b),
+            "{} is stale: run POSTA_UPDATE_DOCS=1 cargo test --test docs",
+            committed.display()
+        );
         for ((name, old), (_, new)) in a.iter().zip(&b) {
-            assert!(old == new, "{}/{name} is stale: run POSTA_UPDATE_DOCS=1 cargo test --test docs", committed.display());
+            assert!(
+                old == new,
+                "{}/{name} is stale: run POSTA_UPDATE_DOCS=1 cargo test --test docs",
+                committed.display()
+            );
         }
     }
     assert!(man.join("posta.1").is_file());

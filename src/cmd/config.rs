@@ -24,7 +24,10 @@ pub fn execute(path: &Path, cmd: ConfigCommand) -> u8 {
                 };
                 print(&text);
             } else if json {
-                print(&format!("{}\n", json!({"file": path, "valid": true, "problems": []})));
+                print(&format!(
+                    "{}\n",
+                    json!({"file": path, "valid": true, "problems": []})
+                ));
             } else {
                 print(&format!("{}: ok\n", path.display()));
             }

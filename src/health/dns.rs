@@ -76,7 +76,11 @@ pub fn judge(check: &DnsCheck, seen: &Observed) -> (Status, Vec<Step>) {
     }
     let name = &check.primary.0;
     steps.push(match &seen.primary {
-        Err(e) => step("a-record", Status::Critical, format!("{name} does not resolve: {e}")),
+        Err(e) => step(
+            "a-record",
+            Status::Critical,
+            format!("{name} does not resolve: {e}"),
+        ),
         Ok((addrs, ttl)) => judge_primary(check, addrs, *ttl),
     });
     let status = Status::worst(steps.iter().map(|s| s.status));
@@ -97,7 +101,10 @@ fn judge_mx(check: &DnsCheck, mx: &[(u16, String)]) -> Step {
     match primary {
         None => problems.push((
             Status::Critical,
-            format!("primary {} is not an MX of {}", check.primary.0, check.domain),
+            format!(
+                "primary {} is not an MX of {}",
+                check.primary.0, check.domain
+            ),
         )),
         Some(p) => {
             if let Some((lower, host)) = mx.iter().find(|(q, h)| *q <= p && *h != check.primary.0) {
@@ -113,7 +120,10 @@ fn judge_mx(check: &DnsCheck, mx: &[(u16, String)]) -> Step {
     match (primary, backup) {
         (_, None) => problems.push((
             Status::Critical,
-            format!("backup {} is not an MX: it cannot receive mail while the primary is down", check.backup.0),
+            format!(
+                "backup {} is not an MX: it cannot receive mail while the primary is down",
+                check.backup.0
+            ),
         )),
         (Some(p), Some(b)) if b <= p => problems.push((
             Status::Warning,
@@ -131,7 +141,11 @@ fn judge_mx(check: &DnsCheck, mx: &[(u16, String)]) -> Step {
             _ => {}
         }
     }
-    let known = [Some(check.primary.0.as_str()), Some(check.backup.0.as_str()), check.relay.as_deref()];
+    let known = [
+        Some(check.primary.0.as_str()),
+        Some(check.backup.0.as_str()),
+        check.relay.as_deref(),
+    ];
     for (p, host) in mx {
         if !known.contains(&Some(host.as_str())) {
             problems.push((
@@ -184,7 +198,11 @@ fn judge_primary(check: &DnsCheck, addrs: &[IpAddr], ttl: u32) -> Step {
 }
 
 fn join(addrs: &[IpAddr]) -> String {
-    addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs the lookups and judges them, all within `check.timeout`.
@@ -210,7 +228,10 @@ pub async fn probe(check: &DnsCheck) -> ProbeReport {
             vec![Step {
                 name: "resolver",
                 status: Status::Critical,
-                detail: format!("DNS lookups timed out after {}", format_duration(check.timeout)),
+                detail: format!(
+                    "DNS lookups timed out after {}",
+                    format_duration(check.timeout)
+                ),
             }],
         ),
     };
@@ -220,7 +241,9 @@ pub async fn probe(check: &DnsCheck) -> ProbeReport {
         .map(|s| s.detail.clone())
         .unwrap_or_else(|| {
             let hosts = steps.iter().filter(|s| s.name == "mx-host").count();
-            format!("MX layout as configured, {hosts} MX hosts resolve, A record TTL fits the grace")
+            format!(
+                "MX layout as configured, {hosts} MX hosts resolve, A record TTL fits the grace"
+            )
         });
     ProbeReport {
         probe: label,
@@ -376,8 +399,14 @@ mod tests {
     fn check() -> DnsCheck {
         DnsCheck {
             domain: "laorganizacion.org".into(),
-            primary: ("mailserver1.laorganizacion.org".into(), "192.0.2.10".parse().unwrap()),
-            backup: ("mailserver2.laorganizacion.org".into(), "192.0.2.20".parse().unwrap()),
+            primary: (
+                "mailserver1.laorganizacion.org".into(),
+                "192.0.2.10".parse().unwrap(),
+            ),
+            backup: (
+                "mailserver2.laorganizacion.org".into(),
+                "192.0.2.20".parse().unwrap(),
+            ),
             relay: Some("email-friend-store.com".into()),
             takeover: TakeoverMode::Dns,
             grace: Duration::from_secs(300),
@@ -414,7 +443,13 @@ mod tests {
     fn ttl_above_grace_warns_in_dns_mode_only() {
         let (status, steps) = judge(&check(), &seen(&SEED, 3600, "192.0.2.10"));
         assert_eq!(status, Status::Warning);
-        assert!(steps.last().unwrap().detail.contains("TTL 3600s exceeds the takeover grace 5m"));
+        assert!(
+            steps
+                .last()
+                .unwrap()
+                .detail
+                .contains("TTL 3600s exceeds the takeover grace 5m")
+        );
         let mut vip = check();
         vip.takeover = TakeoverMode::Vip;
         assert_eq!(judge(&vip, &seen(&SEED, 3600, "192.0.2.10")).0, Status::Ok);
@@ -425,7 +460,11 @@ mod tests {
         let mx = [(10, SEED[0].1), (30, SEED[2].1)];
         let (status, steps) = judge(&check(), &seen(&mx, 60, "192.0.2.10"));
         assert_eq!(status, Status::Critical);
-        assert!(steps[0].detail.contains("backup mailserver2.laorganizacion.org is not an MX"));
+        assert!(
+            steps[0]
+                .detail
+                .contains("backup mailserver2.laorganizacion.org is not an MX")
+        );
     }
 
     #[test]
@@ -433,7 +472,10 @@ mod tests {
         let mx = [(20, SEED[0].1), (10, SEED[1].1), (30, SEED[2].1)];
         let (status, steps) = judge(&check(), &seen(&mx, 60, "192.0.2.10"));
         assert_eq!(status, Status::Warning);
-        assert!(steps[0].detail.contains("should be above primary"), "{steps:?}");
+        assert!(
+            steps[0].detail.contains("should be above primary"),
+            "{steps:?}"
+        );
     }
 
     #[test]
@@ -442,14 +484,24 @@ mod tests {
         s.hosts[2].1 = Err("NXDOMAIN".into());
         let (status, steps) = judge(&check(), &s);
         assert_eq!(status, Status::Critical);
-        assert!(steps.iter().any(|st| st.detail.contains("does not resolve")));
+        assert!(
+            steps
+                .iter()
+                .any(|st| st.detail.contains("does not resolve"))
+        );
     }
 
     #[test]
     fn a_record_at_backup_means_takeover_in_effect() {
         let (status, steps) = judge(&check(), &seen(&SEED, 60, "192.0.2.20"));
         assert_eq!(status, Status::Warning);
-        assert!(steps.last().unwrap().detail.contains("takeover is in effect"));
+        assert!(
+            steps
+                .last()
+                .unwrap()
+                .detail
+                .contains("takeover is in effect")
+        );
     }
 
     #[test]

@@ -6,9 +6,15 @@
 //! Probes never fail with an error: every failure is a verdict with a message saying what broke.
 
 pub mod dns;
+pub mod imap;
+pub mod pop3;
+mod probe;
 pub mod report;
 pub mod run;
+pub mod smtp;
 pub mod target;
+#[cfg(test)]
+mod tests;
 pub mod url;
 
 use std::time::Duration;

@@ -8,8 +8,16 @@ use super::{ProbeReport, Status};
 
 /// Aligned table: status, probe, latency, summary; the steps of any probe that is not OK.
 pub fn table(reports: &[ProbeReport]) -> String {
-    let width = reports.iter().map(|r| r.probe.len()).max().unwrap_or(5).max(5);
-    let mut out = format!("{:<8}  {:<width$}  {:>8}  SUMMARY\n", "STATUS", "PROBE", "TIME");
+    let width = reports
+        .iter()
+        .map(|r| r.probe.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut out = format!(
+        "{:<8}  {:<width$}  {:>8}  SUMMARY\n",
+        "STATUS", "PROBE", "TIME"
+    );
     for r in reports {
         let _ = writeln!(
             out,
@@ -71,7 +79,12 @@ pub fn nagios(reports: &[ProbeReport]) -> String {
 
 /// "1 critical, 2 ok", worst first.
 fn tally(reports: &[ProbeReport]) -> String {
-    let order = [Status::Critical, Status::Unknown, Status::Warning, Status::Ok];
+    let order = [
+        Status::Critical,
+        Status::Unknown,
+        Status::Warning,
+        Status::Ok,
+    ];
     let parts: Vec<String> = order
         .iter()
         .filter_map(|s| {
@@ -125,7 +138,12 @@ mod tests {
             report("smtp://a:25", Status::Ok, "fine"),
             report("imap://a:143", Status::Critical, "connection refused | x"),
         ]);
-        assert!(line.starts_with("POSTA CRITICAL - 1 critical, 1 ok: imap://a:143: connection refused / x |"), "{line}");
+        assert!(
+            line.starts_with(
+                "POSTA CRITICAL - 1 critical, 1 ok: imap://a:143: connection refused / x |"
+            ),
+            "{line}"
+        );
         assert!(line.contains(" 'smtp://a:25'=0.012000s;;;0"), "{line}");
         assert_eq!(line.matches('|').count(), 1);
     }
@@ -149,6 +167,9 @@ mod tests {
         ]);
         assert!(text.contains("CRITICAL imap://a:"), "{text}");
         assert!(!text.contains("OK smtp://a:"), "{text}");
-        assert!(text.trim_end().ends_with("CRITICAL: 1 critical, 1 ok"), "{text}");
+        assert!(
+            text.trim_end().ends_with("CRITICAL: 1 critical, 1 ok"),
+            "{text}"
+        );
     }
 }

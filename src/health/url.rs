@@ -33,7 +33,9 @@ pub enum UrlError {
     },
     #[error("{url}: no host")]
     NoHost { url: String },
-    #[error("{url}: a password in the URL would be visible to every local user; put it in a file and pass --password-file")]
+    #[error(
+        "{url}: a password in the URL would be visible to every local user; put it in a file and pass --password-file"
+    )]
     Password { url: String },
     #[error("{url}: names probe user {user:?} but no --password-file was given")]
     NoPassword { url: String, user: String },
@@ -91,14 +93,18 @@ pub fn parse(text: &str, defaults: &UrlDefaults) -> Result<Target, UrlError> {
                     )));
                 }
                 starttls = StartTls::parse(&value).ok_or_else(|| {
-                    bad(format!("starttls must be auto, require or no, not {value:?}"))
+                    bad(format!(
+                        "starttls must be auto, require or no, not {value:?}"
+                    ))
                 })?;
             }
             "auth" => {
                 mechanism = match &*value {
                     "plain" | "PLAIN" => AuthMechanism::Plain,
                     "login" | "LOGIN" => AuthMechanism::Login,
-                    other => return Err(bad(format!("auth must be plain or login, not {other:?}"))),
+                    other => {
+                        return Err(bad(format!("auth must be plain or login, not {other:?}")));
+                    }
                 }
             }
             "tls_name" => tls.server_name = Some(value.into_owned()),
@@ -172,8 +178,14 @@ mod tests {
 
     #[test]
     fn default_ports_and_ipv6() {
-        assert_eq!(parse("pop3s://mail.example.org", &defaults()).unwrap().port, 995);
-        assert_eq!(parse("submission://[::1]", &defaults()).unwrap().host, "::1");
+        assert_eq!(
+            parse("pop3s://mail.example.org", &defaults()).unwrap().port,
+            995
+        );
+        assert_eq!(
+            parse("submission://[::1]", &defaults()).unwrap().host,
+            "::1"
+        );
     }
 
     #[test]
@@ -202,13 +214,34 @@ mod tests {
     #[test]
     fn rejects_bad_input_clearly() {
         let d = defaults();
-        assert!(matches!(parse("gopher://h", &d), Err(UrlError::Scheme { .. })));
-        assert!(matches!(parse("not a url", &d), Err(UrlError::Syntax { .. })));
-        assert!(matches!(parse("smtp://h:99999", &d), Err(UrlError::Syntax { .. })));
-        assert!(matches!(parse("imaps://h?starttls=no", &d), Err(UrlError::Option { .. })));
-        assert!(matches!(parse("smtp://h?starttls=maybe", &d), Err(UrlError::Option { .. })));
-        assert!(matches!(parse("smtp://h?x=1", &d), Err(UrlError::Option { .. })));
-        assert!(matches!(parse("imap://h/INBOX", &d), Err(UrlError::Path { .. })));
+        assert!(matches!(
+            parse("gopher://h", &d),
+            Err(UrlError::Scheme { .. })
+        ));
+        assert!(matches!(
+            parse("not a url", &d),
+            Err(UrlError::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse("smtp://h:99999", &d),
+            Err(UrlError::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse("imaps://h?starttls=no", &d),
+            Err(UrlError::Option { .. })
+        ));
+        assert!(matches!(
+            parse("smtp://h?starttls=maybe", &d),
+            Err(UrlError::Option { .. })
+        ));
+        assert!(matches!(
+            parse("smtp://h?x=1", &d),
+            Err(UrlError::Option { .. })
+        ));
+        assert!(matches!(
+            parse("imap://h/INBOX", &d),
+            Err(UrlError::Path { .. })
+        ));
         assert!(matches!(parse("smtp://", &d), Err(UrlError::NoHost { .. })));
     }
 }

@@ -1,0 +1,9 @@
+//! Async drivers that own sockets. Protocol meaning lives in `proto`; this layer moves bytes:
+//! [`conn::Conn`] reads bounded lines and writes whole commands over TCP, upgraded in place to
+//! TLS; [`tls`] builds the rustls (ring) configuration and explains handshake failures.
+
+pub mod conn;
+pub mod tls;
+
+pub use conn::{Conn, ConnError};
+pub use tls::{TlsSetup, TlsSetupError};

@@ -1,0 +1,195 @@
+//! The SMTP / submission / SMTPS probe: greeting, EHLO, STARTTLS (RFC 3207), optional AUTH
+//! (RFC 4954 with PLAIN, RFC 4616, or LOGIN), QUIT. Verdicts come from reply codes and EHLO
+//! keywords only.
+
+use super::probe::{self, Failure, Recorder};
+use super::{Account, ProbeReport, StartTls, Target};
+use crate::client::{Conn, ConnError};
+use crate::health::target::AuthMechanism;
+use crate::proto::smtp::{Command, Ehlo, Reply, ReplyParser};
+
+/// Probes one SMTP server; never fails, every problem is a verdict in the report.
+pub async fn probe(target: &Target) -> ProbeReport {
+    probe::run!(target, target.scheme.name(), session)
+}
+
+async fn session(rec: &mut Recorder<'_>) -> Result<(), Failure> {
+    let target = rec.target;
+    let mut conn = probe::connect(rec).await?;
+
+    rec.begin("greeting");
+    let greeting = read_reply(&mut conn).await.map_err(|e| rec.fail(e))?;
+    // RFC 5321 §4.3.1: 220 opens the session; 554 (and 421) mean "no service here".
+    if greeting.code != 220 {
+        return Err(rec.critical(format!("server refused the session: greeting {greeting}")));
+    }
+    rec.ok(greeting.to_string());
+    rec.highlight("220 greeting");
+
+    let mut ehlo = hello(rec, &mut conn, true).await?;
+    if !conn.is_tls() {
+        let offered = ehlo.as_ref().is_some_and(|e| e.has("STARTTLS"));
+        if probe::want_starttls(rec, offered, "STARTTLS")? {
+            let reply = command(rec, &mut conn, Command::StartTls).await?;
+            if reply.code == 220 {
+                rec.ok(reply.to_string());
+                probe::handshake(rec, &mut conn).await?;
+                // RFC 3207 §4.2: forget what was learned in clear; ask again.
+                ehlo = hello(rec, &mut conn, false).await?;
+            } else if target.starttls == StartTls::Require {
+                return Err(
+                    rec.critical(format!("STARTTLS refused ({reply}), but TLS is required"))
+                );
+            } else {
+                rec.warn(format!(
+                    "STARTTLS refused ({reply}); the session stays in clear text"
+                ));
+            }
+        }
+    }
+
+    if let Some(account) = &target.account {
+        auth(rec, &mut conn, ehlo.as_ref(), account).await?;
+    }
+
+    rec.begin("quit");
+    quit(rec, &mut conn).await;
+    Ok(())
+}
+
+async fn read_reply(conn: &mut Conn) -> Result<Reply, ConnError> {
+    let mut parser = ReplyParser::new();
+    loop {
+        let line = conn.read_line().await?;
+        if let Some(reply) = parser.feed(&line).map_err(ConnError::Malformed)? {
+            return Ok(reply);
+        }
+    }
+}
+
+/// Sends one command and reads its reply, recording transport and syntax failures.
+async fn command(
+    rec: &mut Recorder<'_>,
+    conn: &mut Conn,
+    cmd: Command<'_>,
+) -> Result<Reply, Failure> {
+    let bytes = cmd.encode().map_err(|e| rec.unknown(e.to_string()))?;
+    conn.send(&bytes, &cmd.redacted())
+        .await
+        .map_err(|e| rec.fail(e))?;
+    read_reply(conn).await.map_err(|e| rec.fail(e))
+}
+
+/// EHLO, falling back to HELO when EHLO is refused permanently (RFC 5321 §4.1.4). `None` means
+/// the server only speaks plain SMTP, so it announces no extensions.
+async fn hello(
+    rec: &mut Recorder<'_>,
+    conn: &mut Conn,
+    first: bool,
+) -> Result<Option<Ehlo>, Failure> {
+    let name = rec.target.helo.as_str();
+    rec.begin("ehlo");
+    let reply = command(rec, conn, Command::Ehlo(name)).await?;
+    if reply.code == 250 {
+        let ehlo = Ehlo::from_reply(&reply).map_err(|e| rec.critical(e.to_string()))?;
+        rec.capabilities = ehlo.keywords.iter().map(ToString::to_string).collect();
+        rec.ok(format!(
+            "250, {} keywords: {}",
+            ehlo.keywords.len(),
+            rec.capabilities.join(", ")
+        ));
+        if first {
+            rec.highlight(format!("ESMTP {} keywords", ehlo.keywords.len()));
+        }
+        return Ok(Some(ehlo));
+    }
+    if reply.class() != 5 {
+        return Err(rec.critical(format!("EHLO refused ({reply})")));
+    }
+    rec.begin("helo");
+    let helo = command(rec, conn, Command::Helo(name)).await?;
+    if helo.code != 250 {
+        return Err(rec.critical(format!("EHLO refused ({reply}) and HELO refused ({helo})")));
+    }
+    rec.warn(format!(
+        "server does not speak ESMTP (EHLO answered {reply}); HELO accepted"
+    ));
+    rec.capabilities.clear();
+    Ok(None)
+}
+
+async fn auth(
+    rec: &mut Recorder<'_>,
+    conn: &mut Conn,
+    ehlo: Option<&Ehlo>,
+    account: &Account,
+) -> Result<(), Failure> {
+    rec.begin("auth");
+    if !probe::may_send_password(rec, conn) {
+        return Ok(());
+    }
+    let offered = ehlo.map(Ehlo::auth_mechanisms).unwrap_or_default();
+    if offered.is_empty() {
+        return Err(rec.critical("AUTH not advertised, but a probe account is configured"));
+    }
+    let has = |m: &str| offered.iter().any(|o| o == m);
+    let use_plain = match account.mechanism {
+        AuthMechanism::Auto if has("PLAIN") => true,
+        AuthMechanism::Auto if has("LOGIN") => false,
+        AuthMechanism::Plain if has("PLAIN") => true,
+        AuthMechanism::Login if has("LOGIN") => false,
+        wanted => {
+            let wanted = match wanted {
+                AuthMechanism::Auto => "PLAIN or LOGIN",
+                AuthMechanism::Plain => "PLAIN",
+                AuthMechanism::Login => "LOGIN",
+            };
+            return Err(rec.critical(format!(
+                "server does not offer AUTH {wanted} (it offers {})",
+                offered.join(" ")
+            )));
+        }
+    };
+    let (user, password) = (account.user.as_str(), account.password.expose());
+    let reply = if use_plain {
+        command(rec, conn, Command::AuthPlain { user, password }).await?
+    } else {
+        // RFC 4954 §4: each 334 is a challenge; LOGIN asks for user then password.
+        let mut reply = command(rec, conn, Command::AuthLogin).await?;
+        for answer in [user, password] {
+            if reply.code != 334 {
+                break;
+            }
+            reply = command(rec, conn, Command::AuthResponse(answer)).await?;
+        }
+        reply
+    };
+    let mech = if use_plain { "PLAIN" } else { "LOGIN" };
+    match reply.code {
+        235 => {
+            rec.ok(format!("AUTH {mech}: {reply}"));
+            rec.highlight(format!("AUTH {mech} ok"));
+            Ok(())
+        }
+        535 => Err(rec.critical(format!("authentication failed ({reply})"))),
+        _ => Err(rec.critical(format!("AUTH {mech} failed ({reply})"))),
+    }
+}
+
+/// QUIT politely; a server that closes without 221 is only worth a note (RFC 5321 §4.1.1.10).
+async fn quit(rec: &mut Recorder<'_>, conn: &mut Conn) {
+    let cmd = Command::Quit;
+    let sent = match cmd.encode() {
+        Ok(bytes) => conn.send(&bytes, &cmd.redacted()).await,
+        Err(e) => Err(ConnError::Malformed(e)),
+    };
+    let result = match sent {
+        Ok(()) => read_reply(conn).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(reply) if reply.code == 221 => rec.ok(reply.to_string()),
+        Ok(reply) => rec.ok(format!("note: QUIT answered {reply}, not 221")),
+        Err(e) => rec.ok(format!("note: no reply to QUIT ({e})")),
+    }
+}

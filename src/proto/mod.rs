@@ -1,0 +1,184 @@
+//! Sans-I/O wire formats: bytes in, typed replies out; commands rendered to bytes. No sockets here,
+//! so every parser is tested with byte strings, hostile ones included.
+//!
+//! - [`LineBuffer`] frames a byte stream into lines with a length limit, and tells the driver
+//!   whether bytes are pending (the STARTTLS injection check, CVE-2011-0411).
+//! - [`smtp`] reply parsing (RFC 5321 §4.2), EHLO keywords, AUTH PLAIN/LOGIN (RFC 4954, RFC 4616).
+//! - [`imap`] the few responses a probe needs (RFC 3501 / RFC 9051), LOGIN quoting and literals.
+//! - [`pop3`] status lines, multi-line responses with dot-unstuffing (RFC 1939), CAPA (RFC 2449).
+
+pub mod imap;
+pub mod pop3;
+pub mod smtp;
+
+/// Longest line accepted from a server, terminator included. RFC 5321 §4.5.3.1.5 allows 512
+/// octets for an SMTP reply line and RFC 2449 §4 the same for POP3, but real servers overshoot
+/// (long CAPABILITY lines in IMAP), so be lenient up to a point and refuse beyond it.
+pub const MAX_LINE: usize = 4096;
+
+/// Most lines accepted in one multi-line reply; a server streaming continuation lines forever must
+/// not grow our memory without bound.
+pub const MAX_REPLY_LINES: usize = 1000;
+
+/// What was wrong with what the server sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    #[error("line longer than {limit} octets")]
+    LineTooLong { limit: usize },
+    #[error("line not terminated by CRLF")]
+    Unterminated,
+    #[error("line contains a NUL byte")]
+    Nul,
+    #[error("line is not valid UTF-8: {0}")]
+    NotUtf8(String),
+    #[error("more than {limit} lines in one reply")]
+    TooManyLines { limit: usize },
+    #[error("{0}")]
+    Malformed(String),
+    /// A command argument that cannot be sent safely (CR/LF would inject a second command).
+    #[error("{0}")]
+    BadArgument(String),
+}
+
+impl ProtoError {
+    pub(crate) fn malformed(what: impl Into<String>, line: &str) -> ProtoError {
+        ProtoError::Malformed(format!("{}: {}", what.into(), escape(line.as_bytes())))
+    }
+}
+
+/// Checks one framed line (terminator included) and returns its text without CRLF.
+///
+/// A bare LF is accepted as a terminator: RFC 5321 §2.3.8 requires CRLF, but refusing a server's
+/// health over it would be pedantry that tells the operator nothing useful.
+pub fn line_text(line: &[u8]) -> Result<&str, ProtoError> {
+    if line.len() > MAX_LINE {
+        return Err(ProtoError::LineTooLong { limit: MAX_LINE });
+    }
+    let body = line.strip_suffix(b"\n").ok_or(ProtoError::Unterminated)?;
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
+    if body.contains(&0) {
+        return Err(ProtoError::Nul);
+    }
+    std::str::from_utf8(body).map_err(|_| ProtoError::NotUtf8(escape(body)))
+}
+
+/// Renders bytes for logs and messages: CR, LF and other control or non-ASCII bytes escaped,
+/// long input cut, so one log record is one line and a hostile server cannot forge log lines.
+pub fn escape(bytes: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    let mut out = String::new();
+    for &b in bytes.iter().take(SHOWN) {
+        match b {
+            b'\r' => out.push_str("\\r"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    if bytes.len() > SHOWN {
+        out.push_str(&format!("...({} more bytes)", bytes.len() - SHOWN));
+    }
+    out
+}
+
+/// Refuses command arguments that would end the command early or smuggle a NUL.
+pub(crate) fn check_arg<'a>(what: &str, value: &'a str) -> Result<&'a str, ProtoError> {
+    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(ProtoError::BadArgument(format!(
+            "{what} contains CR, LF or NUL and cannot be sent"
+        )));
+    }
+    Ok(value)
+}
+
+/// Frames received bytes into lines. The driver appends what it reads and takes whole lines.
+#[derive(Debug, Default)]
+pub struct LineBuffer {
+    buf: Vec<u8>,
+}
+
+impl LineBuffer {
+    pub fn new() -> LineBuffer {
+        LineBuffer::default()
+    }
+
+    /// Appends freshly received bytes.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Takes the next complete line, terminator included; `Ok(None)` means more bytes are needed.
+    /// Fails as soon as the pending line is longer than [`MAX_LINE`], before reading the rest.
+    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, ProtoError> {
+        match self.buf.iter().position(|&b| b == b'\n') {
+            Some(i) if i < MAX_LINE => Ok(Some(self.buf.drain(..=i).collect())),
+            Some(_) => Err(ProtoError::LineTooLong { limit: MAX_LINE }),
+            None if self.buf.len() >= MAX_LINE => Err(ProtoError::LineTooLong { limit: MAX_LINE }),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes exactly `n` bytes (an IMAP literal) if that many are buffered.
+    pub fn take(&mut self, n: usize) -> Option<Vec<u8>> {
+        (self.buf.len() >= n).then(|| self.buf.drain(..n).collect())
+    }
+
+    /// Bytes received but not yet consumed. After a STARTTLS reply this must be zero: anything
+    /// else was sent before the handshake and must not be trusted (CVE-2011-0411).
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_lines_across_reads() {
+        let mut b = LineBuffer::new();
+        b.extend(b"220 hel");
+        assert_eq!(b.next_line().unwrap(), None);
+        b.extend(b"lo\r\n250 x\r\n25");
+        assert_eq!(b.next_line().unwrap().unwrap(), b"220 hello\r\n");
+        assert_eq!(b.next_line().unwrap().unwrap(), b"250 x\r\n");
+        assert_eq!(b.next_line().unwrap(), None);
+        assert_eq!(b.pending(), 2);
+    }
+
+    #[test]
+    fn overlong_line_fails_without_terminator() {
+        let mut b = LineBuffer::new();
+        b.extend(&vec![b'a'; MAX_LINE + 10]);
+        assert_eq!(
+            b.next_line(),
+            Err(ProtoError::LineTooLong { limit: MAX_LINE })
+        );
+    }
+
+    #[test]
+    fn line_text_checks() {
+        assert_eq!(line_text(b"ok\r\n").unwrap(), "ok");
+        assert_eq!(line_text(b"ok\n").unwrap(), "ok");
+        assert_eq!(line_text(b"ok"), Err(ProtoError::Unterminated));
+        assert_eq!(line_text(b"o\0k\r\n"), Err(ProtoError::Nul));
+        assert!(matches!(
+            line_text(b"\xff\xfe\r\n"),
+            Err(ProtoError::NotUtf8(_))
+        ));
+    }
+
+    #[test]
+    fn escape_makes_one_line() {
+        assert_eq!(escape(b"a\r\nb\x01\xff"), "a\\r\\nb\\x01\\xff");
+        assert!(escape(&[b'x'; 300]).ends_with("...(100 more bytes)"));
+    }
+
+    #[test]
+    fn check_arg_refuses_injection() {
+        assert!(check_arg("helo name", "a\r\nQUIT").is_err());
+        assert_eq!(check_arg("helo name", "mx.example").unwrap(), "mx.example");
+    }
+}
