@@ -1,0 +1,87 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_posta_global_optspecs
+    string join \n c/config= log-format= v/verbose h/help V/version
+end
+
+function __fish_posta_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_posta_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_posta_using_subcommand
+    set -l cmd (__fish_posta_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c posta -n "__fish_posta_needs_command" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_needs_command" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_needs_command" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c posta -n "__fish_posta_needs_command" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_needs_command" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
+complete -c posta -n "__fish_posta_needs_command" -f -a "config" -d 'Work with the site file'
+complete -c posta -n "__fish_posta_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c posta -n "__fish_posta_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand check" -l password-file -d 'File with the probe account\'s password, for URLs that name a user (owner-only mode)' -r -F
+complete -c posta -n "__fish_posta_using_subcommand check" -l ca-file -d 'Trust the CA certificates in this PEM file, besides the system\'s' -r -F
+complete -c posta -n "__fish_posta_using_subcommand check" -l timeout -d 'Limit for each probe, e.g. 5s [default: the site file\'s probe timeout, else 10s]' -r
+complete -c posta -n "__fish_posta_using_subcommand check" -l helo -d 'Name to give in EHLO [default: the site file\'s, else this host\'s name]' -r
+complete -c posta -n "__fish_posta_using_subcommand check" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand check" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand check" -l insecure -d 'Do not verify TLS certificates (they are verified by default)'
+complete -c posta -n "__fish_posta_using_subcommand check" -l json -d 'Print one JSON object with every probe\'s status, latency and details'
+complete -c posta -n "__fish_posta_using_subcommand check" -l nagios -d 'Print one Nagios status line with perfdata (for Nagios, Icinga, keepalived vrrp_script)'
+complete -c posta -n "__fish_posta_using_subcommand check" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c posta -n "__fish_posta_using_subcommand check" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
+complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'
+complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from check" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from check" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from check" -l json -d 'Print the result as JSON'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from show" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from show" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from show" -l json -d 'Print as JSON'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'
+complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand completions" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand completions" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand completions" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check config completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check config completions help" -f -a "config" -d 'Work with the site file'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check config completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'
