@@ -1,8 +1,25 @@
 #!/usr/bin/env bash
 # Installs what posta's tests need from Debian packages: Postfix, Dovecot (imapd, pop3d), BIND9,
 # swaks, fetchmail, monitoring-plugins (for the benchmarks), openssl, iproute2, arping.
-# Safe to repeat: packages already present are left alone. Never starts the system-wide daemons.
+# Also creates the posta-vmail system user/group that owns test Maildirs (Dovecot refuses uid 0 for
+# mail). Safe to repeat: packages and the user already present are left alone. Never starts the
+# system-wide daemons.
 set -euo pipefail
+
+# The Maildir owner for private Dovecot/Postfix instances in tests/support. Runs before the
+# package check so a machine that already has every package still gets the user.
+ensure_vmail() {
+  getent passwd posta-vmail >/dev/null && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-test-deps: user posta-vmail is missing; run this script as root" >&2
+    exit 1
+  fi
+  getent group posta-vmail >/dev/null || groupadd --system posta-vmail
+  useradd --system --gid posta-vmail --no-create-home --home-dir /nonexistent \
+          --shell /usr/sbin/nologin posta-vmail
+  echo "install-test-deps: created system user posta-vmail"
+}
+ensure_vmail
 
 need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
