@@ -128,7 +128,7 @@ fn postfix_delivers_to_maildir() {
     send(&mut smtp, "QUIT\r\n");
 
     let out = output(
-        Command::new("swaks")
+        Command::new(sys::require_tool("swaks"))
             .args([
                 "--server",
                 "127.0.0.1",
@@ -160,7 +160,7 @@ fn postfix_smtp_auth_goes_through_dovecot() {
     );
     let swaks = |password: &str| {
         output(
-            Command::new("swaks")
+            Command::new(sys::require_tool("swaks"))
                 .args(["--server", "127.0.0.1"])
                 .args(["--port", &postfix.submission_port().to_string()])
                 .args(["--from", "alice@example.test", "--to", "carol@far.test"])
@@ -193,7 +193,7 @@ fn bind_answers_soa_and_accepts_signed_update() {
         "server 127.0.0.1 {port}\nzone example.test\n\
          update add www.example.test. 60 A 127.0.0.2\nsend\n"
     );
-    let mut child = Command::new("nsupdate")
+    let mut child = Command::new(sys::require_tool("nsupdate"))
         .arg("-k")
         .arg(bind.key_file())
         .stdin(Stdio::piped())

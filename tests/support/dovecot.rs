@@ -8,8 +8,8 @@
 use super::ca::Ca;
 use super::ports::free_ports;
 use super::sys::{
-    self, port_open, require_root, require_tool, run_daemon, server_dir, tail, vmail_ids,
-    wait_until,
+    self, pid_alive, port_open, read_pid, require_root, require_tool, run_daemon, server_dir, tail,
+    vmail_ids, wait_until,
 };
 use std::fs;
 use std::os::unix::fs::chown;
@@ -133,14 +133,30 @@ impl Dovecot {
             return Ok(());
         }
         self.running = false;
-        let _ = Command::new(require_tool("doveadm"))
-            .arg("-c")
-            .arg(self.conf())
-            .arg("stop")
-            .output();
-        wait_until(STOP_DEADLINE, || self.ports.iter().all(|p| !port_open(*p))).map_err(|()| {
+        // SIGTERM to the master is what `doveadm stop` does, but doveadm also holds a
+        // stats-writer connection that keeps Dovecot's shutdown waiting: 2.5-3 s instead of
+        // 1 s per instance. doveadm remains the fallback when the pid file is missing.
+        let pid = read_pid(&self.path().join("run/master.pid"));
+        match pid {
+            Some(pid) => {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .output();
+            }
+            None => {
+                let _ = Command::new(require_tool("doveadm"))
+                    .arg("-c")
+                    .arg(self.conf())
+                    .arg("stop")
+                    .output();
+            }
+        }
+        let gone =
+            || pid.is_none_or(|pid| !pid_alive(pid)) && self.ports.iter().all(|p| !port_open(*p));
+        wait_until(STOP_DEADLINE, gone).map_err(|()| {
             format!(
-                "dovecot still listens on {:?} after doveadm stop; log tail:\n{}",
+                "dovecot (master {pid:?}) still runs or listens on {:?} after SIGTERM; \
+                 log tail:\n{}",
                 self.ports,
                 tail(&self.log(), 20)
             )
