@@ -21,7 +21,8 @@ fn connect(port: u16) -> BufReader<TcpStream> {
 
 fn line(conn: &mut BufReader<TcpStream>) -> String {
     let mut l = String::new();
-    conn.read_line(&mut l).expect("failed to read line");
+    let n = conn.read_line(&mut l).expect("failed to read line");
+    assert!(n > 0, "server closed the connection");
     l
 }
 
@@ -125,6 +126,12 @@ fn postfix_delivers_to_maildir() {
     let mut smtp = connect(postfix.smtp_port());
     let greeting = line(&mut smtp);
     assert!(greeting.starts_with("220"), "{greeting}");
+    send(&mut smtp, "EHLO client.test\r\n");
+    let mut ehlo = line(&mut smtp);
+    while !ehlo.lines().last().unwrap_or_default().starts_with("250 ") {
+        ehlo.push_str(&line(&mut smtp));
+    }
+    assert!(ehlo.contains("STARTTLS"), "{ehlo}");
     send(&mut smtp, "QUIT\r\n");
 
     let out = output(

@@ -77,10 +77,10 @@ impl Postfix {
             String::from_utf8_lossy(&check.stderr),
             tail(&p.log(), 30)
         );
-        let start_log = p.path().join("postfix-start.log");
+        // Postfix reports start failures in its maillog_file, so its own output goes there too.
         run_daemon(
             Command::new(&postfix).arg("-c").arg(p.conf()).arg("start"),
-            &start_log,
+            &p.log(),
         );
         p.running = true;
         if wait_until(START_DEADLINE, || {

@@ -25,7 +25,8 @@ pub fn require_root() {
         .expect("no effective uid in /proc/self/status");
     assert!(
         uid == "0",
-        "integration tests start real Postfix, Dovecot and BIND9 and must run as root (euid is {uid}): {FIX}"
+        "integration tests start real Postfix, Dovecot and BIND9 and must run as root (euid is \
+         {uid}): run scripts/test.sh as root"
     );
 }
 
