@@ -5,7 +5,7 @@
 //! for `localhost` and `127.0.0.1`. [`Ca::other`] is an unrelated CA with the same kind of leaf,
 //! for "untrusted certificate" tests. Files live under cargo's per-target temp dir for the
 //! whole process (statics are never dropped), so tests share them instead of each paying
-//! for key generation.
+//! for key generation; dirs older than a day are pruned.
 
 use super::sys::{require_tool, run};
 use std::fs;
@@ -48,6 +48,7 @@ impl Ca {
 
     fn generate(cn: &str) -> Ca {
         let openssl = require_tool("openssl");
+        prune_stale();
         let dir = tempfile::Builder::new()
             .prefix("posta-ca-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -114,6 +115,24 @@ impl Ca {
         set_mode(&dir.join("leaf.key"), 0o600);
         set_mode(&dir.join("ca.key"), 0o600);
         Ca { dir }
+    }
+}
+
+/// Removes CA dirs left by test processes that finished more than a day ago: a process keeps
+/// its CA until exit, so nothing else would ever delete them.
+fn prune_stale() {
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let Ok(entries) = fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > day);
+        if stale && entry.file_name().to_string_lossy().starts_with("posta-ca-") {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 
