@@ -10,7 +10,8 @@
 //! `/work/shared/notes/real-servers.md`.
 //!
 //! Each integration test file does `mod support;` and uses only part of this module.
-#![allow(dead_code)] // each test crate compiles its own copy and uses a subset of it
+// Each test crate compiles its own copy and uses a subset of it: unused items are expected.
+#![allow(dead_code, unused_imports)]
 
 pub mod bind;
 pub mod ca;
