@@ -17,6 +17,7 @@ use support::{Ca, Dovecot, Postfix};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let ca = Ca::get();
     let dovecot = Dovecot::start(ca, &[("alice", "alice-pw")]);
     let postfix = Postfix::start(ca, "example.test", &["alice"], Some(&dovecot.auth_socket()));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what posta's tests need from Debian packages: Postfix, Dovecot (imapd, pop3d), BIND9,
-# swaks, fetchmail, monitoring-plugins (for the benchmarks), openssl, iproute2, arping.
+# swaks (+ Net::SSLeay, without which `swaks --tls` exits "TLS not available"), fetchmail,
+# monitoring-plugins (for the benchmarks), openssl, iproute2, arping.
 # Also creates the posta-vmail system user/group that owns test Maildirs (Dovecot refuses uid 0 for
 # mail). Safe to repeat: packages and the user already present are left alone. Never starts the
 # system-wide daemons.
@@ -24,7 +25,7 @@ ensure_vmail
 need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
 for p in postfix dovecot-core dovecot-imapd dovecot-pop3d bind9 bind9-dnsutils swaks fetchmail \
-         monitoring-plugins-basic monitoring-plugins-standard openssl iproute2 iputils-arping \
+         libnet-ssleay-perl monitoring-plugins-basic monitoring-plugins-standard openssl iproute2 iputils-arping \
          hyperfine ca-certificates; do
   want "$p"
 done

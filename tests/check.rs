@@ -25,8 +25,12 @@ struct Run {
 
 impl Run {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -91,10 +95,22 @@ fn healthy_servers_are_ok_over_starttls_with_private_ca() {
     let pw = secret_file(dir.path(), "pw", "alice-pw");
     let ca = Ca::get().ca_pem();
     let urls = [
-        format!("smtp://127.0.0.1:{}?starttls=require", m.postfix.smtp_port()),
-        format!("submission://alice@127.0.0.1:{}?starttls=require", m.postfix.submission_port()),
-        format!("imap://alice@127.0.0.1:{}?starttls=require", m.dovecot.imap_port()),
-        format!("pop3://alice@127.0.0.1:{}?starttls=require", m.dovecot.pop3_port()),
+        format!(
+            "smtp://127.0.0.1:{}?starttls=require",
+            m.postfix.smtp_port()
+        ),
+        format!(
+            "submission://alice@127.0.0.1:{}?starttls=require",
+            m.postfix.submission_port()
+        ),
+        format!(
+            "imap://alice@127.0.0.1:{}?starttls=require",
+            m.dovecot.imap_port()
+        ),
+        format!(
+            "pop3://alice@127.0.0.1:{}?starttls=require",
+            m.dovecot.pop3_port()
+        ),
         format!("imaps://alice@127.0.0.1:{}", m.dovecot.imaps_port()),
         format!("pop3s://alice@127.0.0.1:{}", m.dovecot.pop3s_port()),
     ];
@@ -112,16 +128,37 @@ fn healthy_servers_are_ok_over_starttls_with_private_ca() {
         assert!(p["tls"]["cert_days_left"].as_i64().unwrap() > 300, "{p:#}");
     }
     let smtp = probe(&v, "smtp://");
-    let caps: Vec<&str> = smtp["capabilities"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let caps: Vec<&str> = smtp["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     assert!(caps.iter().any(|c| c.starts_with("PIPELINING")), "{caps:?}");
 
     // The same servers in the table and Nagios forms.
-    let table = posta(&["check", "--ca-file", ca.to_str().unwrap(), &urls[0], &urls[2].replace("alice@", "")]);
+    let table = posta(&[
+        "check",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        &urls[0],
+        &urls[2].replace("alice@", ""),
+    ]);
     assert_eq!(table.code, 0, "{}{}", table.stdout, table.stderr);
     assert!(table.stdout.contains("OK: 2 ok"), "{}", table.stdout);
-    let nagios = posta(&["check", "--nagios", "--ca-file", ca.to_str().unwrap(), &urls[0]]);
+    let nagios = posta(&[
+        "check",
+        "--nagios",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        &urls[0],
+    ]);
     assert_eq!(nagios.code, 0);
-    assert!(nagios.stdout.starts_with("POSTA OK - 1 ok |"), "{}", nagios.stdout);
+    assert!(
+        nagios.stdout.starts_with("POSTA OK - 1 ok |"),
+        "{}",
+        nagios.stdout
+    );
     assert!(nagios.stdout.contains("s;;;0"), "{}", nagios.stdout);
 }
 
@@ -133,16 +170,32 @@ fn wrong_probe_password_is_critical() {
     let ca = Ca::get().ca_pem();
     let imap = format!("imap://alice@127.0.0.1:{}", m.dovecot.imap_port());
     let pop3 = format!("pop3s://alice@127.0.0.1:{}", m.dovecot.pop3s_port());
-    let smtp = format!("submission://alice@127.0.0.1:{}", m.postfix.submission_port());
+    let smtp = format!(
+        "submission://alice@127.0.0.1:{}",
+        m.postfix.submission_port()
+    );
     let run = posta(&[
-        "check", "--json", "--ca-file", ca.to_str().unwrap(), "--password-file",
-        pw.to_str().unwrap(), &imap, &pop3, &smtp,
+        "check",
+        "--json",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+        &imap,
+        &pop3,
+        &smtp,
     ]);
     assert_eq!(run.code, 2, "{}", run.stdout);
     let v = run.json();
     for p in v["probes"].as_array().unwrap() {
         assert_eq!(p["status"], "critical", "{p:#}");
-        assert!(p["summary"].as_str().unwrap().contains("authentication failed"), "{p:#}");
+        assert!(
+            p["summary"]
+                .as_str()
+                .unwrap()
+                .contains("authentication failed"),
+            "{p:#}"
+        );
     }
     assert!(!run.stdout.contains("not-the-password") && !run.stderr.contains("not-the-password"));
 }
@@ -153,7 +206,14 @@ fn untrusted_certificate_is_critical_and_says_so() {
     let other = Ca::other().ca_pem();
     let imaps = format!("imaps://127.0.0.1:{}", m.dovecot.imaps_port());
     let smtp = format!("smtp://127.0.0.1:{}", m.postfix.smtp_port());
-    let run = posta(&["check", "--json", "--ca-file", other.to_str().unwrap(), &imaps, &smtp]);
+    let run = posta(&[
+        "check",
+        "--json",
+        "--ca-file",
+        other.to_str().unwrap(),
+        &imaps,
+        &smtp,
+    ]);
     assert_eq!(run.code, 2, "{}", run.stdout);
     let v = run.json();
     for p in v["probes"].as_array().unwrap() {
@@ -175,16 +235,42 @@ fn stopped_dovecot_is_critical_while_postfix_stays_ok() {
     let pop3 = format!("pop3://127.0.0.1:{}", m.dovecot.pop3_port());
     let smtp = format!("smtp://127.0.0.1:{}", m.postfix.smtp_port());
     m.dovecot.stop();
-    let run = posta(&["check", "--json", "--ca-file", ca.to_str().unwrap(), &imap, &pop3, &smtp]);
+    let run = posta(&[
+        "check",
+        "--json",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        &imap,
+        &pop3,
+        &smtp,
+    ]);
     assert_eq!(run.code, 2, "{}", run.stdout);
     let v = run.json();
     assert_eq!(probe(&v, "imap://")["status"], "critical");
     assert_eq!(probe(&v, "pop3://")["status"], "critical");
-    assert!(probe(&v, "imap://")["summary"].as_str().unwrap().contains("connection refused"));
+    assert!(
+        probe(&v, "imap://")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused")
+    );
     assert_eq!(probe(&v, "smtp://")["status"], "ok");
-    let nagios = posta(&["check", "--nagios", "--ca-file", ca.to_str().unwrap(), &imap, &smtp]);
+    let nagios = posta(&[
+        "check",
+        "--nagios",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        &imap,
+        &smtp,
+    ]);
     assert_eq!(nagios.code, 2);
-    assert!(nagios.stdout.starts_with("POSTA CRITICAL - 1 critical, 1 ok:"), "{}", nagios.stdout);
+    assert!(
+        nagios
+            .stdout
+            .starts_with("POSTA CRITICAL - 1 critical, 1 ok:"),
+        "{}",
+        nagios.stdout
+    );
 }
 
 #[test]
@@ -203,9 +289,18 @@ fn tarpit_is_critical_within_its_timeout() {
     assert_eq!(run.code, 2, "{}", run.stdout);
     let p = &run.json()["probes"][0];
     assert_eq!(p["status"], "critical");
-    assert!(p["summary"].as_str().unwrap().contains("timed out after 2s"), "{p:#}");
+    assert!(
+        p["summary"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 2s"),
+        "{p:#}"
+    );
     let latency = p["latency"].as_f64().unwrap();
-    assert!(latency >= 2.0, "the probe gave up before its timeout: {latency}");
+    assert!(
+        latency >= 2.0,
+        "the probe gave up before its timeout: {latency}"
+    );
 }
 
 #[test]
@@ -214,7 +309,10 @@ fn drop_after_greeting_is_critical() {
     let imap = Dropper::start(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n");
     let pop3 = Dropper::start(b"+OK ready\r\n");
     let run = posta(&[
-        "check", "--json", "--timeout", "5s",
+        "check",
+        "--json",
+        "--timeout",
+        "5s",
         &format!("smtp://127.0.0.1:{}", smtp.port()),
         &format!("imap://127.0.0.1:{}", imap.port()),
         &format!("pop3://127.0.0.1:{}", pop3.port()),
@@ -222,7 +320,13 @@ fn drop_after_greeting_is_critical() {
     assert_eq!(run.code, 2, "{}", run.stdout);
     for p in run.json()["probes"].as_array().unwrap() {
         assert_eq!(p["status"], "critical", "{p:#}");
-        assert!(p["summary"].as_str().unwrap().contains("closed the connection"), "{p:#}");
+        assert!(
+            p["summary"]
+                .as_str()
+                .unwrap()
+                .contains("closed the connection"),
+            "{p:#}"
+        );
     }
 }
 
@@ -230,7 +334,11 @@ fn drop_after_greeting_is_critical() {
 fn bad_urls_are_unknown_with_a_clear_message() {
     let run = posta(&["check", "gopher://127.0.0.1"]);
     assert_eq!(run.code, 3);
-    assert!(run.stderr.contains("unknown scheme \"gopher\""), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown scheme \"gopher\""),
+        "{}",
+        run.stderr
+    );
     let run = posta(&["check", "--nagios", "imap://alice:secret@127.0.0.1"]);
     assert_eq!(run.code, 3);
     assert!(run.stdout.starts_with("POSTA UNKNOWN - "), "{}", run.stdout);
@@ -250,7 +358,10 @@ fn site_file(dir: &Path, m: &Mail, bind: Option<&Bind>, grace: &str) -> PathBuf 
                 b.addr()
             )
         }
-        None => "[takeover]\nmode = \"vip\"\n[vip]\naddress = \"127.0.0.1/8\"\ninterface = \"lo\"\n".into(),
+        None => {
+            "[takeover]\nmode = \"vip\"\n[vip]\naddress = \"127.0.0.1/8\"\ninterface = \"lo\"\n"
+                .into()
+        }
     };
     let text = format!(
         r#"domain = "{DOMAIN}"
@@ -287,13 +398,32 @@ fn site_roles_are_probed_from_the_site_file() {
     let m = mail();
     let dir = tempfile::tempdir().unwrap();
     let site = site_file(dir.path(), &m, None, "5m");
-    let run = posta(&["--config", site.to_str().unwrap(), "check", "--json", "primary"]);
+    let run = posta(&[
+        "--config",
+        site.to_str().unwrap(),
+        "check",
+        "--json",
+        "primary",
+    ]);
     let v = run.json();
     assert_eq!(run.code, 0, "{v:#}");
     assert_eq!(v["probes"].as_array().unwrap().len(), 4);
-    assert!(probe(&v, "primary submission://")["steps"].as_array().unwrap().iter().any(|s| s["name"] == "auth" && s["status"] == "ok"), "{v:#}");
+    assert!(
+        probe(&v, "primary submission://")["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "auth" && s["status"] == "ok"),
+        "{v:#}"
+    );
     // The backup's address (127.0.0.2) has nothing on the SMTP port: CRITICAL.
-    let run = posta(&["--config", site.to_str().unwrap(), "check", "--nagios", "backup"]);
+    let run = posta(&[
+        "--config",
+        site.to_str().unwrap(),
+        "check",
+        "--nagios",
+        "backup",
+    ]);
     assert_eq!(run.code, 2, "{}", run.stdout);
 }
 
@@ -311,7 +441,16 @@ fn dns_layout_is_checked_against_a_real_bind() {
     let body = Bind::minimal_zone(DOMAIN) + &seed_zone(60);
     let bind = Bind::start(DOMAIN, &body);
     let mut site = site_file(dir.path(), &m, Some(&bind), "5m");
-    let text = fs::read_to_string(&site).unwrap().replace("name = \"localhost\"\naddress = \"127.0.0.1\"", &format!("name = \"mailserver1.{DOMAIN}\"\naddress = \"127.0.0.1\"")).replace("name = \"localhost\"\naddress = \"127.0.0.2\"", &format!("name = \"mailserver2.{DOMAIN}\"\naddress = \"127.0.0.2\""));
+    let text = fs::read_to_string(&site)
+        .unwrap()
+        .replace(
+            "name = \"localhost\"\naddress = \"127.0.0.1\"",
+            &format!("name = \"mailserver1.{DOMAIN}\"\naddress = \"127.0.0.1\""),
+        )
+        .replace(
+            "name = \"localhost\"\naddress = \"127.0.0.2\"",
+            &format!("name = \"mailserver2.{DOMAIN}\"\naddress = \"127.0.0.2\""),
+        );
     fs::write(&site, &text).unwrap();
     let run = posta(&["--config", site.to_str().unwrap(), "check", "--json", "dns"]);
     let v = run.json();
@@ -326,5 +465,8 @@ fn dns_layout_is_checked_against_a_real_bind() {
     let v = run.json();
     assert_eq!(run.code, 1, "{v:#}");
     let summary = v["probes"][0]["summary"].as_str().unwrap();
-    assert!(summary.contains("TTL 60s exceeds the takeover grace 30s"), "{summary}");
+    assert!(
+        summary.contains("TTL 60s exceeds the takeover grace 30s"),
+        "{summary}"
+    );
 }

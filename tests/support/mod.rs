@@ -1,0 +1,28 @@
+//! Test support: starts REAL Postfix, Dovecot and BIND9 instances (plus tiny in-process fakes)
+//! on loopback for posta's integration tests.
+//!
+//! Why real servers: posta's job is to talk to the mail servers people actually run, and a fake
+//! only proves we agree with ourselves. Each fixture owns a private temp dir, private ports and
+//! a unique instance name, so tests run concurrently; each stops its server on `Drop`.
+//!
+//! Nothing here skips silently: a missing server binary or running as non-root panics with the
+//! command that fixes it (`scripts/install-test-deps.sh`). Facts behind the configs live in
+//! `/work/shared/notes/real-servers.md`.
+//!
+//! Each integration test file does `mod support;` and uses only part of this module.
+// Each test crate compiles its own copy and uses a subset of it: unused items are expected.
+#![allow(dead_code, unused_imports)]
+
+pub mod bind;
+pub mod ca;
+pub mod dovecot;
+pub mod fake;
+pub mod ports;
+pub mod postfix;
+pub mod sys;
+
+pub use bind::Bind;
+pub use ca::Ca;
+pub use dovecot::Dovecot;
+pub use fake::{Dropper, Tarpit};
+pub use postfix::Postfix;

@@ -1,0 +1,271 @@
+//! A private Postfix accepting mail for one test domain on loopback high ports.
+//!
+//! Root may run `postfix -c DIR start` with any config directory, so each instance has its own
+//! main.cf/master.cf, queue and log (no syslog on these machines: the postlog service writes
+//! `maillog_file`). Mail for the test domain goes through virtual(8) into Maildirs owned by
+//! posta-vmail; every other transport is `error:` so nothing can leave the machine.
+//! `mynetworks` is empty: like an internet-facing MX it accepts mail for its own domain from
+//! anyone and relays only for SASL-authenticated clients (and then only into `error:`).
+
+use super::ca::Ca;
+use super::ports::free_ports;
+use super::sys::{
+    pid_alive, port_open, read_pid, require_root, require_tool, run_daemon, server_dir, tail,
+    vmail_ids, wait_until,
+};
+use std::fs;
+use std::os::unix::fs::chown;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const START_DEADLINE: Duration = Duration::from_secs(20);
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct Postfix {
+    dir: tempfile::TempDir,
+    domain: String,
+    ports: [u16; 2],
+    running: bool,
+}
+
+impl Postfix {
+    /// Starts Postfix for `domain` with mailboxes for `users` (local parts). With `sasl` (a
+    /// Dovecot auth socket, see `Dovecot::auth_socket`) it offers SMTP AUTH through Dovecot.
+    /// Returns once both listeners accept connections.
+    pub fn start(ca: &Ca, domain: &str, users: &[&str], sasl: Option<&Path>) -> Postfix {
+        require_root();
+        let postfix = require_tool("postfix");
+        let (uid, gid) = vmail_ids();
+        let mut p = Postfix {
+            dir: server_dir("posta-postfix-"),
+            domain: domain.to_owned(),
+            ports: free_ports::<2>(),
+            running: false,
+        };
+        let mail = p.path().join("mail");
+        fs::create_dir(&mail).expect("failed to create mail dir");
+        chown(&mail, Some(uid), Some(gid)).expect("failed to chown mail dir");
+        let mailboxes: String = users
+            .iter()
+            .map(|u| format!("{u}@{domain} {u}/Maildir/\n"))
+            .collect();
+        fs::write(p.path().join("vmailbox"), mailboxes).expect("failed to write vmailbox");
+        // Config apart from the queue, as in /etc/postfix vs /var/spool/postfix: postfix check
+        // warns about every non-root file under the config directory. The queue directory
+        // must exist before any postfix command (it chdirs there first); check fills it in.
+        fs::create_dir(p.conf()).expect("failed to create config dir");
+        fs::create_dir(p.path().join("spool")).expect("failed to create queue dir");
+        fs::write(p.conf().join("main.cf"), p.main_cf(ca, uid, gid, sasl))
+            .expect("failed to write main.cf");
+        fs::write(p.conf().join("master.cf"), p.master_cf(sasl.is_some()))
+            .expect("failed to write master.cf");
+
+        // `check` also creates the queue tree with the right owners (post-install
+        // create-missing); its output is the best explanation of a bad config.
+        let check = Command::new(&postfix)
+            .arg("-c")
+            .arg(p.conf())
+            .arg("check")
+            .output()
+            .expect("failed to run postfix check");
+        assert!(
+            check.status.success(),
+            "postfix check failed for {}:\n{}{}{}",
+            p.conf().display(),
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr),
+            tail(&p.log(), 30)
+        );
+        // Postfix reports start failures in its maillog_file, so its own output goes there too.
+        run_daemon(
+            Command::new(&postfix).arg("-c").arg(p.conf()).arg("start"),
+            &p.log(),
+        );
+        p.running = true;
+        if wait_until(START_DEADLINE, || {
+            p.ports.iter().all(|port| port_open(*port))
+        })
+        .is_err()
+        {
+            panic!(
+                "postfix did not listen on {:?} within {START_DEADLINE:?}; log tail:\n{}",
+                p.ports,
+                tail(&p.log(), 30)
+            );
+        }
+        p
+    }
+
+    /// The plain SMTP listener (port-25 role; STARTTLS offered, not required).
+    pub fn smtp_port(&self) -> u16 {
+        self.ports[0]
+    }
+
+    /// The submission-style listener: STARTTLS required, SMTP AUTH when started with `sasl`.
+    pub fn submission_port(&self) -> u16 {
+        self.ports[1]
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// Where virtual(8) delivers `user@domain`.
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.path().join("mail").join(user).join("Maildir")
+    }
+
+    /// Postfix's `maillog_file`.
+    pub fn log(&self) -> PathBuf {
+        self.path().join("postfix.log")
+    }
+
+    /// The config directory (`postfix -c` / `postconf -c` argument).
+    pub fn conf(&self) -> PathBuf {
+        self.path().join("etc")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops Postfix and waits until its master process is gone; panics if it is not.
+    /// Idempotent (`Drop` then does nothing).
+    pub fn stop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            panic!("{e}");
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        if !self.running {
+            return Ok(());
+        }
+        self.running = false;
+        let pid = read_pid(&self.path().join("spool/pid/master.pid"));
+        let _ = Command::new(require_tool("postfix"))
+            .arg("-c")
+            .arg(self.conf())
+            .arg("stop")
+            .output();
+        let gone =
+            || pid.is_none_or(|pid| !pid_alive(pid)) && self.ports.iter().all(|p| !port_open(*p));
+        if wait_until(STOP_DEADLINE, gone).is_ok() {
+            return Ok(());
+        }
+        if let Some(pid) = pid {
+            // Last resort so a wedged master never outlives the test run.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .output();
+        }
+        Err(format!(
+            "postfix master {pid:?} still running after postfix stop; log tail:\n{}",
+            tail(&self.log(), 20)
+        ))
+    }
+
+    fn main_cf(&self, ca: &Ca, uid: u32, gid: u32, sasl: Option<&Path>) -> String {
+        let dir = self.path().display();
+        let domain = &self.domain;
+        let mut cf = format!(
+            "# Private test instance written by tests/support/postfix.rs
+compatibility_level = 3.6
+queue_directory = {dir}/spool
+data_directory = {dir}/data
+meta_directory = /etc/postfix
+maillog_file = {dir}/postfix.log
+maillog_file_prefixes = {dir}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mx.{domain}
+mydomain = {domain}
+mydestination =
+mynetworks =
+alias_maps =
+alias_database =
+biff = no
+append_dot_mydomain = no
+readme_directory = no
+in_flow_delay = 0s
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+virtual_mailbox_domains = {domain}
+virtual_mailbox_base = {dir}/mail/
+virtual_mailbox_maps = texthash:{dir}/vmailbox
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = {uid}
+default_transport = error:posta test instance delivers nowhere else
+relay_transport = error:posta test instance relays nowhere
+local_transport = error:posta test instance has no local delivery
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_tls_loglevel = 1
+smtp_tls_security_level = none
+",
+            cert = ca.cert_pem().display(),
+            key = ca.key_pem().display(),
+        );
+        if let Some(socket) = sasl {
+            cf.push_str(&format!(
+                "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\nsmtpd_sasl_auth_enable = yes\n",
+                socket.display()
+            ));
+        }
+        cf
+    }
+
+    fn master_cf(&self, sasl: bool) -> String {
+        let [smtp, submission] = self.ports;
+        let auth = if sasl {
+            "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_tls_auth_only=yes\n"
+        } else {
+            ""
+        };
+        // Column 5 (chroot) is n everywhere: a chroot would need copies of the CA files,
+        // the Dovecot socket and /etc files inside the private queue directory.
+        format!(
+            "# Private test instance written by tests/support/postfix.rs
+127.0.0.1:{smtp} inet n - n - - smtpd
+127.0.0.1:{submission} inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+{auth}pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"
+        )
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        // Never panic in drop: report and let the test's own result stand.
+        if let Err(e) = self.shutdown() {
+            eprintln!("warning: {e}");
+        }
+    }
+}
