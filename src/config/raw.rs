@@ -22,7 +22,13 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Field<T> {
         let span = spanned.span();
         let raw = spanned.into_inner();
         let found = raw.type_str();
-        let value = T::deserialize(raw).map_err(|e| format!("{e} (found {found})"));
+        // One problem, one line: toml's messages end with a newline.
+        let value = T::deserialize(raw).map_err(|e| {
+            format!(
+                "{} (found {found})",
+                e.to_string().trim().replace('\n', " ")
+            )
+        });
         Ok(Field { span, value })
     }
 }
