@@ -100,8 +100,14 @@ impl Conn {
     async fn fill(&mut self) -> Result<(), ConnError> {
         let mut chunk = [0u8; 4096];
         let n = match &mut self.stream {
-            Stream::Plain(s) => s.read(&mut chunk).await?,
-            Stream::Tls(s) => s.read(&mut chunk).await?,
+            Stream::Plain(s) => {
+                quickack(s);
+                s.read(&mut chunk).await?
+            }
+            Stream::Tls(s) => {
+                quickack(s.get_ref().0);
+                s.read(&mut chunk).await?
+            }
             Stream::Gone => return Err(ConnError::Closed),
         };
         if n == 0 {
@@ -174,4 +180,13 @@ impl Conn {
         self.stream = Stream::Tls(Box::new(tls));
         Ok(info)
     }
+}
+
+/// Acknowledge what arrives at once instead of after the 40 ms delayed-ACK timer. A server
+/// that writes one reply in two segments (OpenSSL sends TLS 1.3 session tickets apart from
+/// Postfix's next reply) has Nagle hold the second until the first is acknowledged; a probe
+/// that waits for that reply would stall. Linux clears the flag as it goes, so it is set
+/// before every read; failure to set it only costs time.
+fn quickack(tcp: &TcpStream) {
+    let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
 }

@@ -62,10 +62,12 @@ pub fn client_config(policy: &TlsPolicy) -> Result<ClientConfig, TlsSetupError> 
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsSetupError::Config(e.to_string()))?;
     if policy.insecure {
-        return Ok(builder
+        let mut config = builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
-            .with_no_client_auth());
+            .with_no_client_auth();
+        no_resumption(&mut config);
+        return Ok(config);
     }
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(system_roots().iter().cloned());
@@ -75,7 +77,18 @@ pub fn client_config(policy: &TlsPolicy) -> Result<ClientConfig, TlsSetupError> 
     if roots.is_empty() {
         return Err(TlsSetupError::NoRoots);
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    let mut config = builder.with_root_certificates(roots).with_no_client_auth();
+    no_resumption(&mut config);
+    Ok(config)
+}
+
+/// A probe never resumes a session, and offering resumption costs a stall: an OpenSSL server
+/// (Postfix, Dovecot) sends its TLS 1.3 session tickets in a segment of their own when it first
+/// reads, Nagle holds its next reply until that segment is acknowledged, and our delayed ACK
+/// waits 40 ms. Without resumption rustls offers no PSK modes, so RFC 8446 §4.6.1 forbids the
+/// tickets.
+fn no_resumption(config: &mut ClientConfig) {
+    config.resumption = rustls::client::Resumption::disabled();
 }
 
 /// The system trust store, read once per process: it does not change during a run and reading
