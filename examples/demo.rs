@@ -26,17 +26,25 @@ fn main() {
     fs::write(&pw, "alice-pw\n").expect("write the probe password");
     fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod the password");
 
+    // Each service once: the ports file and the site file are both made from this list.
+    let services = [
+        ("smtp", postfix.smtp_port()),
+        ("submission", postfix.submission_port()),
+        ("imap", dovecot.imap_port()),
+        ("pop3", dovecot.pop3_port()),
+        ("imaps", dovecot.imaps_port()),
+        ("pop3s", dovecot.pop3s_port()),
+    ];
+
     if let ["--serve", file] = args.as_slice() {
-        let vars = format!(
-            "SMTP_PORT={}\nSUBMISSION_PORT={}\nIMAP_PORT={}\nPOP3_PORT={}\nIMAPS_PORT={}\nPOP3S_PORT={}\nCA_FILE={}\nPASSWORD_FILE={}\n",
-            postfix.smtp_port(),
-            postfix.submission_port(),
-            dovecot.imap_port(),
-            dovecot.pop3_port(),
-            dovecot.imaps_port(),
-            dovecot.pop3s_port(),
+        let mut vars: String = services
+            .iter()
+            .map(|(name, port)| format!("{}_PORT={port}\n", name.to_uppercase()))
+            .collect();
+        vars += &format!(
+            "CA_FILE={}\nPASSWORD_FILE={}\n",
             ca.ca_pem().display(),
-            pw.display(),
+            pw.display()
         );
         fs::write(file, vars).expect("write the ports file");
         let mut sink = Vec::new();
@@ -44,6 +52,14 @@ fn main() {
         return;
     }
 
+    // STARTTLS is required on port 25: the demo's Postfix offers it, so its absence is an error.
+    let listed: Vec<String> = services
+        .iter()
+        .map(|(name, port)| match *name {
+            "smtp" => format!("\"{name}:{port}?starttls=require\""),
+            _ => format!("\"{name}:{port}\""),
+        })
+        .collect();
     let site = dir.path().join("site.toml");
     let text = format!(
         r#"# mailserver1 is the private Postfix + Dovecot this demo started on loopback.
@@ -51,7 +67,7 @@ domain = "example.test"
 [primary]
 name = "localhost"
 address = "127.0.0.1"
-services = ["smtp:{}?starttls=require", "submission:{}", "imap:{}", "pop3:{}", "imaps:{}", "pop3s:{}"]
+services = [{}]
 probe_user = "alice"
 probe_password_file = "probe.pw"
 [backup]
@@ -65,12 +81,7 @@ interface = "lo"
 [tls]
 ca_file = "{}"
 "#,
-        postfix.smtp_port(),
-        postfix.submission_port(),
-        dovecot.imap_port(),
-        dovecot.pop3_port(),
-        dovecot.imaps_port(),
-        dovecot.pop3s_port(),
+        listed.join(", "),
         ca.ca_pem().display(),
     );
     fs::write(&site, text).expect("write the site file");

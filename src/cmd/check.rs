@@ -83,10 +83,10 @@ fn plan(config: Option<PathBuf>, args: &CheckArgs) -> Result<Vec<Job>, String> {
     // The site file is needed for roles (and for none at all: then every role is probed);
     // URL-only checks read it only when it is named explicitly, for its TLS and timing defaults.
     let need_site = !roles.is_empty() || urls.is_empty();
-    let site = match (&config, need_site) {
-        (_, true) => Some(load(config.clone())?),
-        (Some(_), false) => Some(load(config.clone())?),
-        (None, false) => None,
+    let site = if need_site || config.is_some() {
+        Some(load(config)?)
+    } else {
+        None
     };
     let mut tls = TlsPolicy {
         ca_file: args.ca_file.clone(),
@@ -134,7 +134,7 @@ fn plan(config: Option<PathBuf>, args: &CheckArgs) -> Result<Vec<Job>, String> {
                 .filter(|r| *r != "relay" || site.relay.is_some())
                 .collect()
         } else {
-            roles.clone()
+            roles
         };
         for role in wanted {
             jobs.extend(role_jobs(site, role, &defaults)?);

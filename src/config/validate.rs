@@ -558,7 +558,8 @@ pub fn parse_domain(text: String) -> Result<String, String> {
     }
 }
 
-fn in_zone(name: &str, zone: &str) -> bool {
+/// Whether `name` is `zone` itself or a name below it.
+pub fn in_zone(name: &str, zone: &str) -> bool {
     name == zone || name.ends_with(&format!(".{zone}"))
 }
 

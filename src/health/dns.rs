@@ -13,7 +13,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
 use super::{ProbeReport, Status, Step};
-use crate::config::{TakeoverMode, format_duration};
+use crate::config::{TakeoverMode, format_duration, in_zone};
 
 /// What `posta check dns` expects, from the site file.
 #[derive(Debug, Clone)]
@@ -257,37 +257,40 @@ pub async fn probe(check: &DnsCheck) -> ProbeReport {
     }
 }
 
-async fn observe(check: &DnsCheck) -> Result<Observed, String> {
-    let zone_resolver = match check.server {
-        Some(server) => Some(direct(server, check.timeout)?),
-        None => None,
-    };
-    let mut system: Option<TokioResolver> = None;
-    let mut seen = Observed {
-        mx: Ok(Vec::new()),
-        hosts: Vec::new(),
-        primary: Err(String::new()),
-    };
-    // Names inside the zone are asked of its authoritative server; others of the system's.
-    let in_zone = |name: &str| match &check.zone {
-        Some(z) => name == z || name.ends_with(&format!(".{z}")),
-        None => true,
-    };
-    macro_rules! resolver_for {
-        ($name:expr) => {
-            match (&zone_resolver, in_zone($name)) {
-                (Some(r), true) => r,
-                _ => {
-                    if system.is_none() {
-                        system = Some(system_resolver(check.timeout)?);
-                    }
-                    system.as_ref().ok_or("no system resolver")?
-                }
-            }
-        };
+/// Names inside the zone are asked of its authoritative server, others of the system's
+/// resolver, which is set up only when such a name comes along.
+struct Resolvers<'a> {
+    check: &'a DnsCheck,
+    zone: Option<TokioResolver>,
+    system: Option<TokioResolver>,
+}
+
+impl Resolvers<'_> {
+    fn for_name(&mut self, name: &str) -> Result<&TokioResolver, String> {
+        let in_zone = self.check.zone.as_deref().is_none_or(|z| in_zone(name, z));
+        if let (Some(r), true) = (&self.zone, in_zone) {
+            return Ok(r);
+        }
+        if self.system.is_none() {
+            self.system = Some(system_resolver(self.check.timeout)?);
+        }
+        self.system
+            .as_ref()
+            .ok_or_else(|| "no system resolver".into())
     }
-    let r = resolver_for!(&check.domain);
-    seen.mx = r
+}
+
+async fn observe(check: &DnsCheck) -> Result<Observed, String> {
+    let mut resolvers = Resolvers {
+        check,
+        zone: check
+            .server
+            .map(|server| direct(server, check.timeout))
+            .transpose()?,
+        system: None,
+    };
+    let mx = resolvers
+        .for_name(&check.domain)?
         .lookup(fqdn(&check.domain), RecordType::MX)
         .await
         .map_err(|e| e.to_string())
@@ -303,19 +306,16 @@ async fn observe(check: &DnsCheck) -> Result<Observed, String> {
             mx.sort();
             mx
         });
-    let hosts: Vec<String> = match &seen.mx {
-        Ok(mx) => mx.iter().map(|(_, h)| h.clone()).collect(),
-        Err(_) => Vec::new(),
-    };
-    for host in hosts {
-        let r = resolver_for!(&host);
-        let addrs = addresses(r, &host).await.map(|(a, _)| a);
-        seen.hosts.push((host, addrs));
+    let mut hosts = Vec::new();
+    for (_, host) in mx.iter().flatten() {
+        let addrs = addresses(resolvers.for_name(host)?, host)
+            .await
+            .map(|(a, _)| a);
+        hosts.push((host.clone(), addrs));
     }
-    let primary = check.primary.0.clone();
-    let r = resolver_for!(&primary);
-    seen.primary = addresses(r, &primary).await;
-    Ok(seen)
+    let name = &check.primary.0;
+    let primary = addresses(resolvers.for_name(name)?, name).await;
+    Ok(Observed { mx, hosts, primary })
 }
 
 /// A and AAAA addresses of `host` with the smallest TTL; no records of either type is an error.
