@@ -3,7 +3,9 @@
 //! TLS; [`tls`] builds the rustls (ring) configuration and explains handshake failures.
 
 pub mod conn;
+pub mod endpoint;
 pub mod tls;
 
 pub use conn::{Conn, ConnError};
+pub use endpoint::{Endpoint, Login};
 pub use tls::{TlsSetup, TlsSetupError};
