@@ -17,5 +17,6 @@ pub mod cmd;
 pub mod config;
 pub mod docs;
 pub mod health;
+pub mod migrate;
 pub mod proto;
 pub mod secret;
