@@ -20,6 +20,7 @@ pub enum LiteralMode {
 }
 
 impl LiteralMode {
+    /// The best mode the server announced.
     pub fn from_capabilities(caps: &[String]) -> LiteralMode {
         if has_capability(caps, "LITERAL+") {
             LiteralMode::Plus
@@ -42,15 +43,20 @@ impl LiteralMode {
 /// A piece of a command: sent after the server's `+` when `wait` is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part<'a> {
+    /// Wait for `+` first: the previous part announced a synchronizing literal.
     pub wait: bool,
+    /// Command text, or literal data borrowed from the caller.
     pub bytes: Cow<'a, [u8]>,
 }
 
 /// A rendered command. `shown` is the log form: literal data and passwords left out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command<'a> {
+    /// The tag its completion will carry.
     pub tag: String,
+    /// What to send, in order.
     pub parts: Vec<Part<'a>>,
+    /// The command for logs.
     pub shown: String,
 }
 
@@ -128,6 +134,7 @@ impl<'a> Builder<'a> {
         self
     }
 
+    /// Ends the command with CRLF.
     pub fn finish(mut self) -> Command<'a> {
         self.push(b"\r\n");
         self.cmd

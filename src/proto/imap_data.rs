@@ -16,19 +16,28 @@ pub enum Data {
     Continuation(String),
     /// The completion of the command with this tag.
     Tagged {
+        /// The command's tag.
         tag: String,
+        /// OK, NO or BAD with code and text.
         resp: StatusResp,
     },
     /// `* OK|NO|BAD|BYE|PREAUTH ...`
     Status(StatusResp),
+    /// `* CAPABILITY ...`
     Capability(Vec<String>),
+    /// `* LIST (attributes) delimiter name`
     List(MailboxInfo),
+    /// `* NAMESPACE personal other shared`
     Namespace(Namespaces),
+    /// `* SEARCH n...`: UIDs for UID SEARCH.
     Search(Vec<u32>),
     /// `* FLAGS (...)`: the flags defined in the selected mailbox.
     Flags(Vec<String>),
+    /// `* n EXISTS`: the mailbox now holds n messages.
     Exists(u32),
+    /// `* n EXPUNGE`: message n is gone; later ones move down by one.
     Expunge(u32),
+    /// `* n FETCH (...)`
     Fetch(Fetch),
     /// Untagged data the client does not use, as escaped text for logs.
     Other(String),
@@ -55,9 +64,33 @@ pub struct MailboxInfo {
 /// and its delimiter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Namespaces {
+    /// The user's own mailboxes (usually one prefix, `""` or `"INBOX."`).
     pub personal: Vec<(String, Option<char>)>,
+    /// Other users' mailboxes shared with this user.
     pub other_users: Vec<(String, Option<char>)>,
+    /// Public folders.
     pub shared: Vec<(String, Option<char>)>,
+}
+
+impl Namespaces {
+    /// Whether a mailbox belongs to the user: INBOX always; otherwise it must not lie under
+    /// another user's or a shared prefix (nor be that prefix's node), and must lie under a
+    /// personal prefix. Names are compared as sent (RFC 2342 §3: prefixes are wire names).
+    pub fn is_personal(&self, mailbox: &MailboxInfo) -> bool {
+        let name = mailbox.raw_name.as_str();
+        if name.eq_ignore_ascii_case("INBOX") {
+            return true;
+        }
+        let under = |(prefix, delim): &(String, Option<char>)| {
+            !prefix.is_empty()
+                && (name.starts_with(prefix.as_str())
+                    || delim.is_some_and(|d| prefix.strip_suffix(d) == Some(name)))
+        };
+        if self.other_users.iter().chain(&self.shared).any(under) {
+            return false;
+        }
+        self.personal.is_empty() || self.personal.iter().any(|ns| ns.0.is_empty() || under(ns))
+    }
 }
 
 /// Parses one complete response (lines and literal data as received).

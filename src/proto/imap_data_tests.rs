@@ -65,6 +65,27 @@ fn namespace() {
 }
 
 #[test]
+fn personal_namespace_filter() {
+    let name = |n: &str| list(format!("* LIST () \"/\" \"{n}\"\r\n").as_bytes());
+    let ns = |personal: &str, shared: &str| Namespaces {
+        personal: vec![(personal.to_owned(), Some('/'))],
+        other_users: vec![("~".to_owned(), Some('/'))],
+        shared: vec![(shared.to_owned(), Some('/'))],
+    };
+    let dovecot = ns("", "shared/");
+    assert!(dovecot.is_personal(&name("INBOX")));
+    assert!(dovecot.is_personal(&name("Projects/2024")));
+    assert!(!dovecot.is_personal(&name("shared/bob/INBOX")));
+    assert!(!dovecot.is_personal(&name("shared")));
+    assert!(!dovecot.is_personal(&name("~bob")));
+    let courier = ns("INBOX/", "#shared/");
+    assert!(courier.is_personal(&name("inbox")));
+    assert!(courier.is_personal(&name("INBOX/Sent")));
+    assert!(!courier.is_personal(&name("Archive")));
+    assert!(Namespaces::default().is_personal(&name("Anything")));
+}
+
+#[test]
 fn search_flags_and_numbered() {
     assert_eq!(
         one(b"* SEARCH 2 84 882\r\n"),

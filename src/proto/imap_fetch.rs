@@ -4,6 +4,8 @@
 //! changes unasked (§7), so a [`Fetch`] is a partial record that the client merges by
 //! sequence number and only turns into a [`MessageMeta`] or [`FetchedMessage`] when complete.
 
+use std::collections::BTreeMap;
+
 use super::ProtoError;
 use super::imap_data::flag_list;
 use super::imap_lex::{Lexer, Str};
@@ -13,7 +15,9 @@ use super::imap_lex::{Lexer, Str};
 pub struct Fetch {
     /// Message sequence number (changes as messages are expunged; UIDs do not).
     pub seq: u32,
+    /// UID (RFC 3501 §2.3.1.1); UID FETCH responses always carry it (§6.4.8).
     pub uid: Option<u32>,
+    /// RFC822.SIZE: the message's size in octets.
     pub size: Option<u64>,
     /// Flags with `\Recent` removed: it is session state that APPEND cannot set (§2.3.2).
     pub flags: Option<Vec<String>>,
@@ -27,19 +31,28 @@ pub struct Fetch {
 /// What a plan or dry run needs to know about a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageMeta {
+    /// UID in the selected mailbox, valid with the mailbox's UIDVALIDITY.
     pub uid: u32,
+    /// RFC822.SIZE in octets.
     pub size: u64,
+    /// System flags and keywords verbatim, without `\Recent`.
     pub flags: Vec<String>,
+    /// INTERNALDATE verbatim, without quotes: what APPEND takes back.
     pub internal_date: String,
 }
 
 /// One message with its content, as copied from the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedMessage {
+    /// UID in the selected mailbox, valid with the mailbox's UIDVALIDITY.
     pub uid: u32,
+    /// RFC822.SIZE in octets; equals `body.len()` on a consistent server.
     pub size: u64,
+    /// System flags and keywords verbatim, without `\Recent`.
     pub flags: Vec<String>,
+    /// INTERNALDATE verbatim, without quotes: what APPEND takes back.
     pub internal_date: String,
+    /// The whole message (`BODY[]`), byte for byte.
     pub body: Vec<u8>,
 }
 
@@ -83,6 +96,47 @@ impl Fetch {
             internal_date: meta.internal_date,
             body,
         })
+    }
+}
+
+/// The FETCH records of one command by sequence number, merged as they arrive. An EXPUNGE
+/// renumbers them: UID commands may see EXPUNGE responses (RFC 3501 §7.4.1).
+#[derive(Debug, Default)]
+pub struct Partials(BTreeMap<u32, Fetch>);
+
+impl Partials {
+    /// Merges `fetch` with what came earlier for the same message; returns the whole record,
+    /// which is no longer held here.
+    pub fn merge(&mut self, mut fetch: Fetch) -> Fetch {
+        if let Some(earlier) = self.0.remove(&fetch.seq) {
+            fetch.merge_earlier(earlier);
+        }
+        fetch
+    }
+
+    /// Holds an incomplete record until more of it arrives.
+    pub fn keep(&mut self, fetch: Fetch) {
+        self.0.insert(fetch.seq, fetch);
+    }
+
+    /// `* seq EXPUNGE`: that message is gone and every later one moves down by one.
+    pub fn expunged(&mut self, seq: u32) {
+        let all = std::mem::take(&mut self.0);
+        self.0 = all
+            .into_iter()
+            .filter(|(s, _)| *s != seq)
+            .map(|(s, mut f)| {
+                if s > seq {
+                    f.seq = s - 1;
+                }
+                (f.seq, f)
+            })
+            .collect();
+    }
+
+    /// Every record held, complete or not, in sequence order.
+    pub fn into_records(self) -> impl Iterator<Item = Fetch> {
+        self.0.into_values()
     }
 }
 
@@ -230,6 +284,25 @@ mod tests {
         update.merge_earlier(earlier);
         let meta = update.into_meta().unwrap();
         assert_eq!((meta.uid, meta.flags), (9, vec!["\\Deleted".to_owned()]));
+    }
+
+    #[test]
+    fn partials_follow_expunges() {
+        let mut p = Partials::default();
+        for wire in [
+            &b"* 2 FETCH (UID 20 FLAGS ())\r\n"[..],
+            b"* 3 FETCH (UID 30 FLAGS (\\Seen))\r\n",
+            b"* 4 FETCH (UID 40 FLAGS ())\r\n",
+        ] {
+            let f = p.merge(fetch(wire));
+            p.keep(f);
+        }
+        p.expunged(2);
+        let late = p.merge(fetch(b"* 2 FETCH (RFC822.SIZE 5 INTERNALDATE \"d\")\r\n"));
+        assert_eq!(late.uid, Some(30), "old 3 is now 2");
+        p.keep(late);
+        let uids: Vec<_> = p.into_records().map(|f| (f.seq, f.uid)).collect();
+        assert_eq!(uids, [(2, Some(30)), (3, Some(40))]);
     }
 
     #[test]

@@ -51,6 +51,7 @@ impl Frame {
         Ok(frame)
     }
 
+    /// What to read next.
     pub fn need(&self) -> Need {
         self.need
     }

@@ -35,6 +35,8 @@ pub struct SelectState {
 }
 
 impl SelectState {
+    /// Takes in one untagged response; fails on a malformed UIDVALIDITY, UIDNEXT or
+    /// PERMANENTFLAGS code.
     pub fn observe(&mut self, data: &Data) -> Result<(), ProtoError> {
         match data {
             Data::Exists(n) => self.exists = Some(*n),
