@@ -123,10 +123,16 @@ impl LineBuffer {
     /// Takes the next complete line, terminator included; `Ok(None)` means more bytes are needed.
     /// Fails as soon as the pending line is longer than [`MAX_LINE`], before reading the rest.
     pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, ProtoError> {
+        self.next_line_within(MAX_LINE)
+    }
+
+    /// [`LineBuffer::next_line`] with another limit, for the one reply whose single line grows
+    /// with the data: IMAP `* SEARCH` lists every matching UID on one line (RFC 3501 §7.2.5).
+    pub fn next_line_within(&mut self, limit: usize) -> Result<Option<Vec<u8>>, ProtoError> {
         match self.buf.iter().position(|&b| b == b'\n') {
-            Some(i) if i < MAX_LINE => Ok(Some(self.buf.drain(..=i).collect())),
-            Some(_) => Err(ProtoError::LineTooLong { limit: MAX_LINE }),
-            None if self.buf.len() >= MAX_LINE => Err(ProtoError::LineTooLong { limit: MAX_LINE }),
+            Some(i) if i < limit => Ok(Some(self.buf.drain(..=i).collect())),
+            Some(_) => Err(ProtoError::LineTooLong { limit }),
+            None if self.buf.len() >= limit => Err(ProtoError::LineTooLong { limit }),
             None => Ok(None),
         }
     }
