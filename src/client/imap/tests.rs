@@ -229,3 +229,29 @@ async fn a_stall_inside_a_message_times_out() {
         "{err}"
     );
 }
+
+/// `posta migrate` drives sessions from spawned tasks, so every command's future must be Send;
+/// this test fails to compile otherwise.
+#[test]
+fn command_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let check = |mut c: ImapClient, ep: Endpoint| {
+        send(ImapClient::connect(&ep));
+        send(c.login(&Login {
+            user: "u".into(),
+            password: Secret::new("p"),
+        }));
+        send(c.list());
+        send(c.select("x", false));
+        send(c.uid_search("ALL"));
+        send(c.fetch_meta(&[1]));
+        send(c.start_fetch(&[1]));
+        send(c.next_message());
+        send(c.store_deleted(&[1]));
+        send(c.expunge(&[1]));
+        send(c.create("x"));
+        send(c.append("x", &[], None, b""));
+        send(c.logout());
+    };
+    let _ = check;
+}
