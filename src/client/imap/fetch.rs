@@ -94,10 +94,17 @@ impl ImapClient {
     }
 
     /// The next message of the batch started by [`ImapClient::start_fetch`], in the server's
-    /// order; `None` once the FETCH has completed (or when no fetch is running). Bodies are
+    /// order; `None` once the FETCH has completed (or when no fetch is running), never after an
+    /// error broke the batch (that stays [`ImapError::Unusable`]). Bodies are
     /// byte-exact: `BODY[]` is the message as stored, CRLF line ends and leading dots intact.
     pub async fn next_message(&mut self) -> Result<Option<FetchedMessage>, ImapError> {
         let Some(mut stream) = self.fetch.take() else {
+            // After a failure mid-batch, "no more messages" would read as a completed batch.
+            if self.broken {
+                return Err(ImapError::Unusable {
+                    server: self.server.clone(),
+                });
+            }
             return Ok(None);
         };
         let limits = Limits {
