@@ -22,6 +22,7 @@ const CHUNK: usize = 64 * 1024;
 pub(super) struct Limits {
     /// The first line; only `* SEARCH` needs more than [`MAX_LINE`].
     pub line: usize,
+    /// The largest literal: a whole message for FETCH bodies, 64 KiB otherwise.
     pub literal: usize,
 }
 
