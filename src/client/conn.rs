@@ -119,8 +119,17 @@ impl Conn {
 
     /// Reads one line, terminator included, refusing lines over [`crate::proto::MAX_LINE`].
     pub async fn read_line(&mut self) -> Result<Vec<u8>, ConnError> {
+        self.read_line_within(crate::proto::MAX_LINE).await
+    }
+
+    /// [`Conn::read_line`] with another line limit (see [`LineBuffer::next_line_within`]).
+    pub async fn read_line_within(&mut self, limit: usize) -> Result<Vec<u8>, ConnError> {
         loop {
-            if let Some(line) = self.buf.next_line().map_err(ConnError::Malformed)? {
+            if let Some(line) = self
+                .buf
+                .next_line_within(limit)
+                .map_err(ConnError::Malformed)?
+            {
                 tracing::debug!("S: {}", escape(&line));
                 return Ok(line);
             }

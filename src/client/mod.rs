@@ -1,11 +1,14 @@
 //! Async drivers that own sockets. Protocol meaning lives in `proto`; this layer moves bytes:
 //! [`conn::Conn`] reads bounded lines and writes whole commands over TCP, upgraded in place to
 //! TLS; [`tls`] builds the rustls (ring) configuration and explains handshake failures.
+//! [`imap`] is the IMAP client session `posta migrate` reads from and appends to.
 
 pub mod conn;
 pub mod endpoint;
+pub mod imap;
 pub mod tls;
 
 pub use conn::{Conn, ConnError};
 pub use endpoint::{Endpoint, Login};
+pub use imap::{ImapClient, ImapError};
 pub use tls::{TlsSetup, TlsSetupError};

@@ -5,9 +5,20 @@
 //!   whether bytes are pending (the STARTTLS injection check, CVE-2011-0411).
 //! - [`smtp`] reply parsing (RFC 5321 §4.2), EHLO keywords, AUTH PLAIN/LOGIN (RFC 4954, RFC 4616).
 //! - [`imap`] the few responses a probe needs (RFC 3501 / RFC 9051), LOGIN quoting and literals.
+//! - [`imap_frame`], [`imap_data`], [`imap_fetch`], [`imap_select`], [`imap_cmd`]: the migration
+//!   client's IMAP (RFC 3501): responses with literals, LIST/NAMESPACE/SEARCH/FETCH, SELECT codes
+//!   and APPENDUID, commands with literals (RFC 7888 LITERAL+) and UID sets.
+//! - [`mutf7`] modified UTF-7 mailbox names (RFC 3501 §5.1.3).
 //! - [`pop3`] status lines, multi-line responses with dot-unstuffing (RFC 1939), CAPA (RFC 2449).
 
 pub mod imap;
+pub mod imap_cmd;
+pub mod imap_data;
+pub mod imap_fetch;
+pub mod imap_frame;
+mod imap_lex;
+pub mod imap_select;
+pub mod mutf7;
 pub mod pop3;
 pub mod smtp;
 
@@ -112,10 +123,16 @@ impl LineBuffer {
     /// Takes the next complete line, terminator included; `Ok(None)` means more bytes are needed.
     /// Fails as soon as the pending line is longer than [`MAX_LINE`], before reading the rest.
     pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, ProtoError> {
+        self.next_line_within(MAX_LINE)
+    }
+
+    /// [`LineBuffer::next_line`] with another limit, for the one reply whose single line grows
+    /// with the data: IMAP `* SEARCH` lists every matching UID on one line (RFC 3501 §7.2.5).
+    pub fn next_line_within(&mut self, limit: usize) -> Result<Option<Vec<u8>>, ProtoError> {
         match self.buf.iter().position(|&b| b == b'\n') {
-            Some(i) if i < MAX_LINE => Ok(Some(self.buf.drain(..=i).collect())),
-            Some(_) => Err(ProtoError::LineTooLong { limit: MAX_LINE }),
-            None if self.buf.len() >= MAX_LINE => Err(ProtoError::LineTooLong { limit: MAX_LINE }),
+            Some(i) if i < limit => Ok(Some(self.buf.drain(..=i).collect())),
+            Some(_) => Err(ProtoError::LineTooLong { limit }),
+            None if self.buf.len() >= limit => Err(ProtoError::LineTooLong { limit }),
             None => Ok(None),
         }
     }

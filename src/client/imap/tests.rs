@@ -1,0 +1,257 @@
+//! The session against scripted servers on 127.0.0.1:0, for what Dovecot never does: no
+//! LITERAL+, refusing a literal, unsolicited data in the middle of a FETCH, BYE mid-command,
+//! overlong lines, hostile literal sizes and stalls inside a message.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::health::TlsPolicy;
+use crate::secret::Secret;
+
+enum Act {
+    Say(Vec<u8>),
+    /// Read one line and keep it.
+    Hear,
+    /// Read this many octets (literal data and its CRLF) and keep them as a line.
+    HearBytes(usize),
+    Hang,
+}
+
+fn say(text: &str) -> Act {
+    Act::Say(text.as_bytes().to_vec())
+}
+
+async fn serve(script: Vec<Act>) -> (u16, JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        let mut heard = Vec::new();
+        let Ok((sock, _)) = listener.accept().await else {
+            return heard;
+        };
+        let (r, mut w) = sock.into_split();
+        let mut r = BufReader::new(r);
+        for act in script {
+            match act {
+                Act::Say(bytes) => {
+                    if w.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                Act::Hear => {
+                    let mut line = String::new();
+                    match r.read_line(&mut line).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => heard.push(line.trim_end().to_owned()),
+                    }
+                }
+                Act::HearBytes(n) => {
+                    let mut data = vec![0; n];
+                    if r.read_exact(&mut data).await.is_err() {
+                        break;
+                    }
+                    heard.push(String::from_utf8_lossy(&data).trim_end().to_owned());
+                }
+                Act::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
+            }
+        }
+        heard
+    });
+    (port, task)
+}
+
+/// Connects in clear (the operator's `starttls = no`) with a short timeout and logs in as
+/// `u`; the script must start with the greeting and LOGIN exchange from [`login_script`].
+async fn logged_in(port: u16) -> ImapClient {
+    let ep = Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+        implicit_tls: false,
+        starttls: StartTls::No,
+        tls: TlsPolicy::default(),
+        timeout: Duration::from_millis(500),
+    };
+    let mut client = ImapClient::connect(&ep).await.expect("connect");
+    let login = Login {
+        user: "u".into(),
+        password: Secret::new("pässword"),
+    };
+    client.login(&login).await.expect("login");
+    client
+}
+
+/// Greeting without LITERAL+, then a LOGIN whose non-ASCII password must wait for `+`.
+fn login_script() -> Vec<Act> {
+    vec![
+        say("* OK [CAPABILITY IMAP4rev1 UIDPLUS] scripted\r\n"),
+        Act::Hear,
+        say("+ go on\r\n"),
+        Act::HearBytes(11),
+        say("p1 OK [CAPABILITY IMAP4rev1 UIDPLUS] hi\r\n"),
+    ]
+}
+
+fn script(rest: Vec<Act>) -> Vec<Act> {
+    let mut all = login_script();
+    all.extend(rest);
+    all
+}
+
+#[tokio::test]
+async fn synchronizing_literals_wait_for_the_continuation() {
+    let (port, srv) = serve(script(vec![
+        Act::Hear,
+        say("p2 NO [OVERQUOTA] mailbox is full\r\n"),
+        Act::Hear,
+        say("+ ready\r\n"),
+        Act::HearBytes(7),
+        say("p3 OK [APPENDUID 7 9] done\r\n"),
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    let err = client
+        .append("INBOX", &[], None, b"hello")
+        .await
+        .expect_err("refused before the literal");
+    assert!(
+        err.is_transient() && err.code() == Some("OVERQUOTA"),
+        "{err}"
+    );
+    let flags = ["\\Seen".to_owned()];
+    let uid = client.append("INBOX", &flags, None, b"hello").await;
+    assert_eq!(uid.expect("append"), Some((7, 9)));
+    drop(client);
+    let heard = srv.await.expect("server");
+    assert_eq!(
+        heard,
+        [
+            "p1 LOGIN \"u\" {9}",
+            "pässword",
+            "p2 APPEND \"INBOX\" () {5}",
+            "p3 APPEND \"INBOX\" (\\Seen) {5}",
+            "hello",
+        ],
+        "the refused literal's data must never be sent"
+    );
+}
+
+#[tokio::test]
+async fn unsolicited_data_during_a_fetch_is_skipped_and_bye_is_transient() {
+    let date = "INTERNALDATE \"01-Jan-2024 10:00:00 +0000\"";
+    let (port, srv) = serve(script(vec![
+        Act::Hear,
+        say("* 9 EXISTS\r\n"),
+        say(&format!("* 1 FETCH (UID 4 RFC822.SIZE 3 FLAGS (\\Seen \\Recent) {date} BODY[] {{3}}\r\nabc)\r\n")),
+        say("* 7 FETCH (UID 70 FLAGS (\\Deleted))\r\n* OK [ALERT] backup at noon\r\n* 8 EXPUNGE\r\n"),
+        say(&format!("* 2 FETCH (UID 6 {date} FLAGS () RFC822.SIZE 2 BODY[] {{2}}\r\nhi)\r\n")),
+        say("p2 OK done\r\n"),
+        Act::Hear,
+        say("* BYE shutting down\r\n"),
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    client.start_fetch(&[4, 6]).await.expect("start");
+    let first = client.next_message().await.expect("first").expect("some");
+    assert_eq!(
+        (first.uid, first.flags, first.body),
+        (4, vec!["\\Seen".into()], b"abc".to_vec())
+    );
+    let second = client.next_message().await.expect("second").expect("some");
+    assert_eq!((second.uid, second.body), (6, b"hi".to_vec()));
+    assert!(client.next_message().await.expect("end").is_none());
+
+    let err = client.uid_search("ALL").await.expect_err("BYE");
+    assert!(
+        matches!(err, ImapError::Bye { .. }) && err.is_transient(),
+        "{err}"
+    );
+    let err = client.uid_search("ALL").await.expect_err("unusable");
+    assert!(
+        matches!(err, ImapError::Unusable { .. }) && err.is_transient(),
+        "{err}"
+    );
+    assert_eq!(
+        srv.await.expect("server").last().map(String::as_str),
+        Some("p3 UID SEARCH ALL")
+    );
+}
+
+#[tokio::test]
+async fn overlong_lines_and_huge_literals_are_refused() {
+    let long = format!("* OK {}\r\n", "x".repeat(5000));
+    let (port, _srv) = serve(script(vec![
+        Act::Hear,
+        Act::Say(long.into_bytes()),
+        Act::Hang,
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    let err = client.select("INBOX", false).await.expect_err("long line");
+    assert!(
+        matches!(err, ImapError::Malformed { .. }) && !err.is_transient(),
+        "{err}"
+    );
+    assert!(err.to_string().contains("longer than 4096"), "{err}");
+
+    let (port, _srv) = serve(script(vec![
+        Act::Hear,
+        say("* 1 FETCH (UID 1 BODY[] {999999999}\r\n"),
+        Act::Hang,
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    client.start_fetch(&[1]).await.expect("start");
+    let err = client.next_message().await.expect_err("huge literal");
+    assert!(err.to_string().contains("999999999 octets"), "{err}");
+}
+
+#[tokio::test]
+async fn a_stall_inside_a_message_times_out() {
+    let (port, _srv) = serve(script(vec![
+        Act::Hear,
+        say("* 1 FETCH (UID 1 RFC822.SIZE 10 BODY[] {10}\r\nabc"),
+        Act::Hang,
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    client.start_fetch(&[1]).await.expect("start");
+    let err = client.next_message().await.expect_err("stall");
+    assert!(
+        matches!(err, ImapError::Timeout { .. }) && err.is_transient(),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("the reply to UID FETCH 1"),
+        "{err}"
+    );
+}
+
+/// `posta migrate` drives sessions from spawned tasks, so every command's future must be Send;
+/// this test fails to compile otherwise.
+#[test]
+fn command_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let check = |mut c: ImapClient, ep: Endpoint| {
+        send(ImapClient::connect(&ep));
+        send(c.login(&Login {
+            user: "u".into(),
+            password: Secret::new("p"),
+        }));
+        send(c.list());
+        send(c.select("x", false));
+        send(c.uid_search("ALL"));
+        send(c.fetch_meta(&[1]));
+        send(c.start_fetch(&[1]));
+        send(c.next_message());
+        send(c.store_deleted(&[1]));
+        send(c.expunge(&[1]));
+        send(c.create("x"));
+        send(c.append("x", &[], None, b""));
+        send(c.logout());
+    };
+    let _ = check;
+}

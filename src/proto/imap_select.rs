@@ -1,0 +1,168 @@
+//! What SELECT / EXAMINE tell about a mailbox (RFC 3501 §6.3.1-§6.3.2, §7.1 response codes),
+//! and the APPENDUID code of UIDPLUS (RFC 4315 §3). A migration keys its state by
+//! (UIDVALIDITY, UID), so a mailbox that does not say its UIDVALIDITY cannot be migrated safely.
+
+use super::ProtoError;
+use super::imap::{Cond, StatusResp};
+use super::imap_data::{Data, flag_list};
+use super::imap_lex::Lexer;
+
+/// A selected mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// UIDs are only meaningful together with this value (RFC 3501 §2.3.1.1).
+    pub uidvalidity: u32,
+    /// Number of messages.
+    pub exists: u32,
+    /// The UID the next message will get, when the server says (it SHOULD).
+    pub uidnext: Option<u32>,
+    /// Flags defined in the mailbox (`* FLAGS`).
+    pub flags: Vec<String>,
+    /// Flags that can be stored permanently; `\*` means new keywords may be created.
+    pub permanent_flags: Vec<String>,
+    /// EXAMINE, or the server's `[READ-ONLY]`.
+    pub read_only: bool,
+}
+
+/// Collects the untagged responses of a SELECT until its completion.
+#[derive(Debug, Default)]
+pub struct SelectState {
+    uidvalidity: Option<u32>,
+    exists: Option<u32>,
+    uidnext: Option<u32>,
+    flags: Vec<String>,
+    permanent_flags: Vec<String>,
+}
+
+impl SelectState {
+    /// Takes in one untagged response; fails on a malformed UIDVALIDITY, UIDNEXT or
+    /// PERMANENTFLAGS code.
+    pub fn observe(&mut self, data: &Data) -> Result<(), ProtoError> {
+        match data {
+            Data::Exists(n) => self.exists = Some(*n),
+            Data::Flags(f) => self.flags.clone_from(f),
+            Data::Status(s) if s.cond == Cond::Ok => {
+                let Some(code) = &s.code else { return Ok(()) };
+                match code.name.as_str() {
+                    "UIDVALIDITY" => self.uidvalidity = Some(nonzero(&code.args, "UIDVALIDITY")?),
+                    "UIDNEXT" => self.uidnext = Some(nonzero(&code.args, "UIDNEXT")?),
+                    "PERMANENTFLAGS" => {
+                        let mut lex = Lexer::new(code.args.as_bytes());
+                        self.permanent_flags = flag_list(&mut lex)?;
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The mailbox, given the command's successful completion.
+    pub fn finish(self, done: &StatusResp, read_only: bool) -> Result<Selected, ProtoError> {
+        let code = done.code.as_ref().map(|c| c.name.as_str());
+        Ok(Selected {
+            uidvalidity: self.uidvalidity.ok_or_else(|| {
+                ProtoError::Malformed("no [UIDVALIDITY] in the SELECT response".into())
+            })?,
+            exists: self
+                .exists
+                .ok_or_else(|| ProtoError::Malformed("no EXISTS in the SELECT response".into()))?,
+            uidnext: self.uidnext,
+            flags: self.flags,
+            permanent_flags: self.permanent_flags,
+            read_only: read_only || code == Some("READ-ONLY"),
+        })
+    }
+}
+
+fn nonzero(args: &str, what: &str) -> Result<u32, ProtoError> {
+    match args.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ProtoError::Malformed(format!("bad [{what} {args}]"))),
+    }
+}
+
+/// `[APPENDUID uidvalidity uid]` from an APPEND's tagged OK, when present (RFC 4315 §3).
+pub fn append_uid(done: &StatusResp) -> Result<Option<(u32, u32)>, ProtoError> {
+    let Some(code) = done.code.as_ref().filter(|c| c.name == "APPENDUID") else {
+        return Ok(None);
+    };
+    let bad = || ProtoError::Malformed(format!("bad [APPENDUID {}]", code.args));
+    let (validity, uid) = code.args.split_once(' ').ok_or_else(bad)?;
+    Ok(Some((
+        nonzero(validity, "APPENDUID").map_err(|_| bad())?,
+        nonzero(uid, "APPENDUID").map_err(|_| bad())?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::imap_data::parse;
+    use super::*;
+
+    fn feed(state: &mut SelectState, lines: &[&[u8]]) {
+        for line in lines {
+            state.observe(&parse(line.to_vec()).unwrap()).unwrap();
+        }
+    }
+
+    fn tagged(line: &[u8]) -> StatusResp {
+        match parse(line.to_vec()).unwrap() {
+            Data::Tagged { resp, .. } => resp,
+            other => panic!("not tagged: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dovecot_select() {
+        let mut s = SelectState::default();
+        feed(
+            &mut s,
+            &[
+                b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)\r\n",
+                b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important \\*)] Flags permitted.\r\n",
+                b"* 3 EXISTS\r\n",
+                b"* 0 RECENT\r\n",
+                b"* OK [UNSEEN 1] First unseen.\r\n",
+                b"* OK [UIDVALIDITY 1700000000] UIDs valid\r\n",
+                b"* OK [UIDNEXT 4] Predicted next UID\r\n",
+            ],
+        );
+        let sel = s
+            .finish(&tagged(b"p5 OK [READ-WRITE] Select completed.\r\n"), false)
+            .unwrap();
+        assert_eq!(sel.uidvalidity, 1_700_000_000);
+        assert_eq!((sel.exists, sel.uidnext), (3, Some(4)));
+        assert_eq!(sel.flags.len(), 6);
+        assert_eq!(sel.permanent_flags.last().map(String::as_str), Some("\\*"));
+        assert!(!sel.read_only);
+    }
+
+    #[test]
+    fn read_only_and_missing_uidvalidity() {
+        let mut s = SelectState::default();
+        feed(&mut s, &[b"* 0 EXISTS\r\n", b"* OK [UIDVALIDITY 7] x\r\n"]);
+        let sel = s.finish(&tagged(b"p1 OK [READ-ONLY] done\r\n"), false);
+        assert!(sel.unwrap().read_only);
+        let mut s = SelectState::default();
+        feed(&mut s, &[b"* 0 EXISTS\r\n"]);
+        assert!(s.finish(&tagged(b"p1 OK done\r\n"), false).is_err());
+        let mut s = SelectState::default();
+        let bad = parse(b"* OK [UIDVALIDITY 0] x\r\n".to_vec()).unwrap();
+        assert!(s.observe(&bad).is_err());
+    }
+
+    #[test]
+    fn appenduid() {
+        let ok = tagged(b"p9 OK [APPENDUID 1700000000 12] Append completed.\r\n");
+        assert_eq!(append_uid(&ok).unwrap(), Some((1_700_000_000, 12)));
+        assert_eq!(append_uid(&tagged(b"p9 OK done\r\n")).unwrap(), None);
+        for bad in [
+            &b"p9 OK [APPENDUID 5] x\r\n"[..],
+            b"p9 OK [APPENDUID 5 1:3] x\r\n",
+        ] {
+            assert!(append_uid(&tagged(bad)).is_err());
+        }
+    }
+}
