@@ -9,7 +9,8 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
-use support::{Bind, Ca, Dovecot, Dropper, Postfix, Tarpit, sys};
+use support::postfix::Options;
+use support::{Bind, Ca, Dovecot, Dropper, Postfix, Primary, Tarpit, sys};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -440,4 +441,49 @@ fn dovecot_lmtp_delivers_into_the_users_maildir() {
         body.contains("Subject: over lmtp") && body.contains("Delivered-To: alice"),
         "{body}"
     );
+}
+
+#[test]
+fn primary_postfix_delivers_over_lmtp_and_rejects_unknown_users() {
+    let primary = Primary::start(Ca::get(), &[("alice", "s3cret")]);
+    let out = output(
+        Command::new(sys::require_tool("swaks"))
+            .args(["--server", "127.0.0.1"])
+            .args(["--port", &primary.postfix.smtp_port().to_string()])
+            .args(["--from", "bob@sender.test", "--to", "alice@example.org"])
+            .args(["--header", "Subject: via postfix"]),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let delivered = sys::wait_until(Duration::from_secs(10), || {
+        primary.dovecot.messages("alice", None).len() == 1
+    });
+    assert!(
+        delivered.is_ok(),
+        "nothing delivered; postfix log:\n{}\ndovecot log:\n{}",
+        sys::tail(&primary.postfix.log(), 20),
+        sys::tail(&primary.dovecot.log(), 20)
+    );
+    let mut conn = imap_login(primary.dovecot.imap_port(), "alice", "s3cret");
+    let fetch = imap(&mut conn, "a", "EXAMINE INBOX");
+    assert!(fetch.contains("* 1 EXISTS"), "{fetch}");
+    let fetch = imap(&mut conn, "b", "FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]");
+    assert!(fetch.contains("Subject: via postfix"), "{fetch}");
+
+    let unknown = primary.postfix.rcpt_reply("nobody@example.org");
+    assert!(unknown.starts_with("550 5.1.1"), "{unknown}");
+}
+
+#[test]
+fn postfix_recipient_access_answers_until_cleared() {
+    let postfix = Postfix::start_with(Ca::get(), "example.test", &["alice"], Options::default());
+    assert!(postfix.rcpt_reply("alice@example.test").starts_with("250"));
+    postfix.set_recipient_access("alice@example.test 452 4.2.2 mailbox busy\n");
+    let busy = postfix.rcpt_reply("alice@example.test");
+    assert!(
+        busy.starts_with("452 4.2.2") && busy.contains("mailbox busy"),
+        "{busy}"
+    );
+    postfix.set_recipient_access("");
+    let ok = postfix.rcpt_reply("alice@example.test");
+    assert!(ok.starts_with("250"), "{ok}");
 }
