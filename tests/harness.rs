@@ -474,16 +474,37 @@ fn primary_postfix_delivers_over_lmtp_and_rejects_unknown_users() {
 }
 
 #[test]
-fn postfix_recipient_access_answers_until_cleared() {
+fn postfix_recipient_access_answers_at_once_until_cleared() {
     let postfix = Postfix::start_with(Ca::get(), "example.test", &["alice"], Options::default());
     assert!(postfix.rcpt_reply("alice@example.test").starts_with("250"));
+    // A session opened before the change sees it at its next RCPT.
+    let mut open = connect(postfix.smtp_port());
+    for command in [
+        "",
+        "HELO client.test\r\n",
+        "MAIL FROM:<bob@sender.test>\r\n",
+    ] {
+        send(&mut open, command);
+        let reply = line(&mut open);
+        assert!(reply.starts_with('2'), "{command}: {reply}");
+    }
     postfix.set_recipient_access("alice@example.test 452 4.2.2 mailbox busy\n");
-    let busy = postfix.rcpt_reply("alice@example.test");
+    send(&mut open, "RCPT TO:<alice@example.test>\r\n");
+    let busy = line(&mut open);
     assert!(
         busy.starts_with("452 4.2.2") && busy.contains("mailbox busy"),
         "{busy}"
     );
+    let busy = postfix.rcpt_reply("ALICE@example.test");
+    assert!(busy.starts_with("452 4.2.2"), "{busy}");
+    // Domain entries work as in an indexed access(5) table.
+    postfix.set_recipient_access("example.test 451 4.3.0 try later");
+    let later = postfix.rcpt_reply("alice@example.test");
+    assert!(later.starts_with("451 4.3.0"), "{later}");
     postfix.set_recipient_access("");
+    send(&mut open, "RCPT TO:<alice@example.test>\r\n");
+    let ok = line(&mut open);
+    assert!(ok.starts_with("250"), "{ok}");
     let ok = postfix.rcpt_reply("alice@example.test");
     assert!(ok.starts_with("250"), "{ok}");
 }

@@ -22,6 +22,7 @@ pub mod maildir;
 pub mod ports;
 pub mod postfix;
 pub mod primary;
+pub mod socketmap;
 pub mod sys;
 
 pub use bind::Bind;

@@ -7,14 +7,16 @@
 //! `error:` so nothing can leave the machine. Either way the vmailbox table decides which
 //! recipients exist (unknown ones get 550 5.1.1 at RCPT). `mynetworks` is empty: like an
 //! internet-facing MX it accepts mail for its own domain from anyone and relays only for
-//! SASL-authenticated clients (and then only into `error:`). A recipient access table lets
-//! tests inject per-recipient answers such as `452 4.2.2` ([`Postfix::set_recipient_access`]).
+//! SASL-authenticated clients (and then only into `error:`). A recipient access table served
+//! from the test process lets tests inject per-recipient answers such as `452 4.2.2`, effective
+//! at the next RCPT ([`Postfix::set_recipient_access`]).
 
 use super::ca::Ca;
 use super::ports::free_ports;
+use super::socketmap::SocketMap;
 use super::sys::{
-    loopback, pid_alive, port_open, read_pid, require_root, require_tool, run, run_daemon,
-    server_dir, tail, vmail_ids, wait_until,
+    loopback, pid_alive, port_open, read_pid, require_root, require_tool, run_daemon, server_dir,
+    tail, vmail_ids, wait_until,
 };
 use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
@@ -22,24 +24,19 @@ use std::net::TcpStream;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 const START_DEADLINE: Duration = Duration::from_secs(20);
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-const RELOAD_DEADLINE: Duration = Duration::from_secs(15);
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The local part [`Postfix::set_recipient_access`] probes to see that a reload took effect.
-const RELOAD_PROBE: &str = "posta-reload-probe";
 
 pub struct Postfix {
     dir: tempfile::TempDir,
     domain: String,
     ports: [u16; 2],
     running: bool,
-    /// How many times the recipient access table was replaced; the probe entry names it.
-    access_generation: AtomicU32,
+    /// `check_recipient_access` asks this table on every RCPT.
+    recipient_access: SocketMap,
 }
 
 /// How [`Postfix::start_with`] sets an instance up beyond its domain and users.
@@ -70,7 +67,7 @@ impl Postfix {
             domain: domain.to_owned(),
             ports: free_ports::<2>(),
             running: false,
-            access_generation: AtomicU32::new(0),
+            recipient_access: SocketMap::start(),
         };
         let mail = p.path().join("mail");
         fs::create_dir(&mail).expect("failed to create mail dir");
@@ -80,7 +77,6 @@ impl Postfix {
             .map(|u| format!("{u}@{domain} {u}/Maildir/\n"))
             .collect();
         fs::write(p.path().join("vmailbox"), mailboxes).expect("failed to write vmailbox");
-        fs::write(p.recipient_access(), "").expect("failed to write rcpt_access");
         // Config apart from the queue, as in /etc/postfix vs /var/spool/postfix: postfix check
         // warns about every non-root file under the config directory. The queue directory
         // must exist before any postfix command (it chdirs there first); check fills it in.
@@ -150,37 +146,11 @@ impl Postfix {
         self.path().join("mail").join(user).join("Maildir")
     }
 
-    /// Replaces the recipient access table (`check_recipient_access`, texthash syntax: one
+    /// Replaces the recipient access table (`check_recipient_access`; texthash syntax: one
     /// `address-or-domain ACTION` per line, e.g. `alice@example.org 452 4.2.2 mailbox busy`;
-    /// `""` clears it), reloads Postfix and returns once new SMTP sessions get the new answers.
-    ///
-    /// A session that was already open keeps the table it started with: smtpd reads texthash
-    /// tables when it starts, and reload only retires smtpd processes between sessions.
+    /// `""` clears it). Takes effect at the next RCPT command, in open sessions too.
     pub fn set_recipient_access(&self, map: &str) {
-        let generation = self.access_generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let marker = format!("posta reload {generation}");
-        let probe = format!("{RELOAD_PROBE}@{}", self.domain);
-        let mut table = map.to_owned();
-        if !table.is_empty() && !table.ends_with('\n') {
-            table.push('\n');
-        }
-        table.push_str(&format!("{probe} 550 5.7.1 {marker}\n"));
-        fs::write(self.recipient_access(), table).expect("failed to write rcpt_access");
-        run(Command::new(require_tool("postfix"))
-            .arg("-c")
-            .arg(self.conf())
-            .arg("reload"));
-        if wait_until(RELOAD_DEADLINE, || {
-            rcpt_reply(self.smtp_port(), &probe).is_ok_and(|r| r.contains(&marker))
-        })
-        .is_err()
-        {
-            panic!(
-                "postfix did not answer RCPT from the new recipient access table within \
-                 {RELOAD_DEADLINE:?}; log tail:\n{}",
-                tail(&self.log(), 20)
-            );
-        }
+        self.recipient_access.set(map);
     }
 
     /// The reply (all lines, CRLF stripped) to `RCPT TO:<rcpt>` after `MAIL FROM:<>` in a fresh
@@ -199,11 +169,6 @@ impl Postfix {
     /// The config directory (`postfix -c` / `postconf -c` argument).
     pub fn conf(&self) -> PathBuf {
         self.path().join("etc")
-    }
-
-    /// The texthash table behind `check_recipient_access`.
-    fn recipient_access(&self) -> PathBuf {
-        self.path().join("rcpt_access")
     }
 
     pub fn path(&self) -> &Path {
@@ -270,7 +235,7 @@ append_dot_mydomain = no
 readme_directory = no
 in_flow_delay = 0s
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
-smtpd_recipient_restrictions = check_recipient_access texthash:{dir}/rcpt_access
+smtpd_recipient_restrictions = check_recipient_access {access}
 virtual_mailbox_domains = {domain}
 virtual_mailbox_base = {dir}/mail/
 virtual_mailbox_maps = texthash:{dir}/vmailbox
@@ -288,6 +253,7 @@ smtp_tls_security_level = none
 ",
             cert = ca.cert_pem().display(),
             key = ca.key_pem().display(),
+            access = self.recipient_access.postfix_name("recipient_access"),
         );
         if let Some(port) = options.lmtp {
             // Dovecot's LMTP takes over from virtual(8); the vmailbox table still validates
@@ -353,7 +319,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
     }
 }
 
-/// See [`Postfix::rcpt_reply`]; an error while Postfix may be reloading is worth a retry.
+/// See [`Postfix::rcpt_reply`].
 fn rcpt_reply(port: u16, rcpt: &str) -> io::Result<String> {
     let stream = TcpStream::connect(loopback(port))?;
     stream.set_read_timeout(Some(SMTP_TIMEOUT))?;
