@@ -8,8 +8,9 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-use support::{Bind, Ca, Dovecot, Dropper, Postfix, Tarpit, sys};
+use std::time::{Duration, UNIX_EPOCH};
+use support::postfix::Options;
+use support::{Bind, Ca, Dovecot, Dropper, Postfix, Primary, Tarpit, sys};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -30,6 +31,61 @@ fn send(conn: &mut BufReader<TcpStream>, text: &str) {
     conn.get_mut()
         .write_all(text.as_bytes())
         .expect("failed to write");
+}
+
+/// Sends `TAG COMMAND` and returns every line up to the tagged reply, which must be OK.
+fn imap(conn: &mut BufReader<TcpStream>, tag: &str, command: &str) -> String {
+    send(conn, &format!("{tag} {command}\r\n"));
+    let mut lines = String::new();
+    loop {
+        let l = line(conn);
+        lines.push_str(&l);
+        if let Some(status) = l.strip_prefix(&format!("{tag} ")) {
+            assert!(status.starts_with("OK"), "{command}: {lines}");
+            return lines;
+        }
+    }
+}
+
+fn imap_login(port: u16, user: &str, password: &str) -> BufReader<TcpStream> {
+    let mut conn = connect(port);
+    let greeting = line(&mut conn);
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    imap(&mut conn, "l", &format!("LOGIN {user} {password}"));
+    conn
+}
+
+/// Seconds since the epoch of an IMAP date-time such as `04-Mar-2021 05:06:07 +0100`.
+fn imap_date_time(text: &str) -> u64 {
+    let (date, rest) = text.split_once(' ').expect("no time in date-time");
+    let (time, zone) = rest.split_once(' ').expect("no zone in date-time");
+    let d: Vec<&str> = date.trim_start().split('-').collect();
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun"]
+        .into_iter()
+        .chain(["Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
+        .position(|m| m == d[1])
+        .expect("bad month") as i64
+        + 1;
+    let (day, year): (i64, i64) = (d[0].parse().unwrap(), d[2].parse().unwrap());
+    // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian, March-based years.
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let t: Vec<i64> = time.split(':').map(|x| x.parse().unwrap()).collect();
+    let offset: i64 =
+        zone[1..3].parse::<i64>().unwrap() * 3600 + zone[3..5].parse::<i64>().unwrap() * 60;
+    let offset = if zone.starts_with('-') {
+        -offset
+    } else {
+        offset
+    };
+    u64::try_from(days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2] - offset).unwrap()
 }
 
 fn output(cmd: &mut Command) -> Output {
@@ -242,4 +298,213 @@ fn tarpit_never_speaks_and_dropper_hangs_up() {
     let mut got = Vec::new();
     stream.read_to_end(&mut got).expect("dropper did not close");
     assert_eq!(got, b"220 going away\r\n");
+}
+
+#[test]
+fn dovecot_serves_seeded_folders_flags_keywords_and_dates_over_imap() {
+    let dovecot = Dovecot::start(Ca::get(), &[("alice", "s3cret")]);
+    let when = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+    let message = |subject: &str| {
+        format!("From: bob@sender.test\nTo: alice@example.org\nSubject: {subject}\n\nhello\n")
+    };
+    dovecot.seed(
+        "alice",
+        None,
+        message("new").as_bytes(),
+        "",
+        &[],
+        when(1_600_000_000),
+    );
+    dovecot.seed(
+        "alice",
+        None,
+        message("read").as_bytes(),
+        "S",
+        &[],
+        when(1_600_000_100),
+    );
+    let first = message("first");
+    dovecot.seed(
+        "alice",
+        Some("Projects"),
+        first.as_bytes(),
+        "FS",
+        &["Work", "$Forwarded"],
+        when(1_614_834_367),
+    );
+    dovecot.seed(
+        "alice",
+        Some("Projects"),
+        message("second").as_bytes(),
+        "RS",
+        &["Later", "Work"],
+        when(1_614_834_400),
+    );
+    dovecot.seed(
+        "alice",
+        Some("Archive.2020"),
+        message("old").as_bytes(),
+        "",
+        &[],
+        when(1_580_000_000),
+    );
+
+    let stored = dovecot.messages("alice", Some("Projects"));
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        (stored[0].flags.as_str(), stored[0].body.as_slice()),
+        ("FS", first.as_bytes())
+    );
+    assert_eq!(stored[0].keywords, ["Work", "$Forwarded"]);
+    assert_eq!(stored[1].keywords, ["Work", "Later"]);
+
+    let mut conn = imap_login(dovecot.imap_port(), "alice", "s3cret");
+    let list = imap(&mut conn, "a", "LIST \"\" \"*\"");
+    for name in ["INBOX", "Projects", "Archive.2020"] {
+        assert!(
+            list.contains(&format!(" {name}\r\n")) || list.contains(&format!(" \"{name}\"\r\n")),
+            "{name}: {list}"
+        );
+    }
+    let lsub = imap(&mut conn, "b", "LSUB \"\" \"*\"");
+    assert!(
+        lsub.contains("Projects") && lsub.contains("Archive.2020"),
+        "{lsub}"
+    );
+
+    let select = imap(&mut conn, "c", "SELECT Projects");
+    assert!(select.contains("* 2 EXISTS"), "{select}");
+    let fetch = imap(&mut conn, "d", "FETCH 1:2 (FLAGS INTERNALDATE)");
+    let replies: Vec<&str> = fetch.lines().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(replies.len(), 2, "{fetch}");
+    for (reply, flags, secs) in [
+        (
+            replies[0],
+            ["\\Flagged", "\\Seen", "Work", "$Forwarded"],
+            1_614_834_367,
+        ),
+        (
+            replies[1],
+            ["\\Answered", "\\Seen", "Later", "Work"],
+            1_614_834_400,
+        ),
+    ] {
+        for flag in flags {
+            assert!(reply.contains(flag), "{flag} missing: {reply}");
+        }
+        let date = reply
+            .split("INTERNALDATE \"")
+            .nth(1)
+            .and_then(|d| d.split('"').next());
+        assert_eq!(date.map(imap_date_time), Some(secs), "{reply}");
+    }
+    let inbox = imap(&mut conn, "e", "SELECT INBOX");
+    assert!(inbox.contains("* 2 EXISTS"), "{inbox}");
+    let fetch = imap(
+        &mut conn,
+        "f",
+        "FETCH 1:2 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
+    let new = fetch.find("Subject: new").expect("seeded order lost");
+    let read = fetch.find("Subject: read").expect("seeded order lost");
+    assert!(new < read && fetch.contains("\\Seen"), "{fetch}");
+}
+
+#[test]
+fn dovecot_lmtp_delivers_into_the_users_maildir() {
+    let dovecot = Dovecot::start(Ca::get(), &[("alice", "s3cret")]);
+    let mut lmtp = connect(dovecot.lmtp_port());
+    let reply = |conn: &mut BufReader<TcpStream>| {
+        let mut all = line(conn);
+        while all.lines().last().unwrap_or_default().as_bytes().get(3) == Some(&b'-') {
+            all.push_str(&line(conn));
+        }
+        all
+    };
+    assert!(reply(&mut lmtp).starts_with("220"));
+    for (command, expect) in [
+        ("LHLO client.test", "250"),
+        ("MAIL FROM:<bob@sender.test>", "250"),
+        ("RCPT TO:<alice@example.org>", "250"),
+        ("RCPT TO:<nobody@example.org>", "550"),
+        ("DATA", "354"),
+        ("Subject: over lmtp\r\n\r\nhello\r\n.", "250"),
+    ] {
+        send(&mut lmtp, &format!("{command}\r\n"));
+        let got = reply(&mut lmtp);
+        assert!(got.starts_with(expect), "{command}: {got}");
+    }
+    let stored = dovecot.messages("alice", None);
+    assert_eq!(stored.len(), 1);
+    let body = String::from_utf8_lossy(&stored[0].body);
+    assert!(
+        body.contains("Subject: over lmtp") && body.contains("Delivered-To: alice"),
+        "{body}"
+    );
+}
+
+#[test]
+fn primary_postfix_delivers_over_lmtp_and_rejects_unknown_users() {
+    let primary = Primary::start(Ca::get(), &[("alice", "s3cret")]);
+    let out = output(
+        Command::new(sys::require_tool("swaks"))
+            .args(["--server", "127.0.0.1"])
+            .args(["--port", &primary.postfix.smtp_port().to_string()])
+            .args(["--from", "bob@sender.test", "--to", "alice@example.org"])
+            .args(["--header", "Subject: via postfix"]),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let delivered = sys::wait_until(Duration::from_secs(10), || {
+        primary.dovecot.messages("alice", None).len() == 1
+    });
+    assert!(
+        delivered.is_ok(),
+        "nothing delivered; postfix log:\n{}\ndovecot log:\n{}",
+        sys::tail(&primary.postfix.log(), 20),
+        sys::tail(&primary.dovecot.log(), 20)
+    );
+    let mut conn = imap_login(primary.dovecot.imap_port(), "alice", "s3cret");
+    let fetch = imap(&mut conn, "a", "EXAMINE INBOX");
+    assert!(fetch.contains("* 1 EXISTS"), "{fetch}");
+    let fetch = imap(&mut conn, "b", "FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]");
+    assert!(fetch.contains("Subject: via postfix"), "{fetch}");
+
+    let unknown = primary.postfix.rcpt_reply("nobody@example.org");
+    assert!(unknown.starts_with("550 5.1.1"), "{unknown}");
+}
+
+#[test]
+fn postfix_recipient_access_answers_at_once_until_cleared() {
+    let postfix = Postfix::start_with(Ca::get(), "example.test", &["alice"], Options::default());
+    assert!(postfix.rcpt_reply("alice@example.test").starts_with("250"));
+    // A session opened before the change sees it at its next RCPT.
+    let mut open = connect(postfix.smtp_port());
+    for command in [
+        "",
+        "HELO client.test\r\n",
+        "MAIL FROM:<bob@sender.test>\r\n",
+    ] {
+        send(&mut open, command);
+        let reply = line(&mut open);
+        assert!(reply.starts_with('2'), "{command}: {reply}");
+    }
+    postfix.set_recipient_access("alice@example.test 452 4.2.2 mailbox busy\n");
+    send(&mut open, "RCPT TO:<alice@example.test>\r\n");
+    let busy = line(&mut open);
+    assert!(
+        busy.starts_with("452 4.2.2") && busy.contains("mailbox busy"),
+        "{busy}"
+    );
+    let busy = postfix.rcpt_reply("ALICE@example.test");
+    assert!(busy.starts_with("452 4.2.2"), "{busy}");
+    // Domain entries work as in an indexed access(5) table.
+    postfix.set_recipient_access("example.test 451 4.3.0 try later");
+    let later = postfix.rcpt_reply("alice@example.test");
+    assert!(later.starts_with("451 4.3.0"), "{later}");
+    postfix.set_recipient_access("");
+    send(&mut open, "RCPT TO:<alice@example.test>\r\n");
+    let ok = line(&mut open);
+    assert!(ok.starts_with("250"), "{ok}");
+    let ok = postfix.rcpt_reply("alice@example.test");
+    assert!(ok.starts_with("250"), "{ok}");
 }

@@ -1,11 +1,14 @@
-//! A private Dovecot (IMAP, IMAPS, POP3, POP3S) on loopback high ports.
+//! A private Dovecot (IMAP, IMAPS, POP3, POP3S, LMTP) on loopback high ports.
 //!
 //! Self-contained dovecot.conf (no conf.d includes, nothing under /etc touched), its own
 //! `instance_name`, base_dir, state_dir and log under a temp dir. Users come from a passwd-file
 //! with `{PLAIN}` passwords; mail is Maildir owned by posta-vmail because Dovecot refuses uid 0
-//! for mail. The auth socket lets a private Postfix do SMTP AUTH through Dovecot.
+//! for mail. The auth socket lets a private Postfix do SMTP AUTH through Dovecot, and the LMTP
+//! listener lets it deliver into these Maildirs (see `Postfix::start_with`). Tests seed and
+//! inspect mailboxes on disk through [`super::maildir`].
 
 use super::ca::Ca;
+use super::maildir::{self, StoredMessage};
 use super::ports::free_ports;
 use super::sys::{
     self, pid_alive, port_open, read_pid, require_root, require_tool, run_daemon, server_dir, tail,
@@ -15,27 +18,27 @@ use std::fs;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const START_DEADLINE: Duration = Duration::from_secs(15);
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct Dovecot {
     dir: tempfile::TempDir,
-    ports: [u16; 4],
+    ports: [u16; 5],
     running: bool,
 }
 
 impl Dovecot {
     /// Starts Dovecot serving `users` (name, password) with `ca`'s leaf certificate; returns
-    /// once all four listeners accept connections.
+    /// once all five listeners accept connections.
     pub fn start(ca: &Ca, users: &[(&str, &str)]) -> Dovecot {
         require_root();
         let dovecot = require_tool("dovecot");
         require_tool("doveadm");
         let (uid, gid) = vmail_ids();
         let dir = server_dir("posta-dovecot-");
-        let ports = free_ports::<4>();
+        let ports = free_ports::<5>();
         let d = Dovecot {
             dir,
             ports,
@@ -88,6 +91,10 @@ impl Dovecot {
     pub fn pop3s_port(&self) -> u16 {
         self.ports[3]
     }
+    /// LMTP (RFC 2033) in cleartext. `RCPT TO:<alice@any.domain>` delivers to user `alice`.
+    pub fn lmtp_port(&self) -> u16 {
+        self.ports[4]
+    }
 
     /// Dovecot's auth socket (mode 0666) for Postfix's `smtpd_sasl_path`.
     pub fn auth_socket(&self) -> PathBuf {
@@ -109,6 +116,43 @@ impl Dovecot {
         chown(&tmp, Some(uid), Some(gid)).expect("failed to chown message");
         fs::rename(&tmp, &new).expect("failed to move message into new/");
         new
+    }
+
+    /// Writes `message` straight into `user`'s `folder` (None: INBOX) as Dovecot would have
+    /// stored it: maildir `flags` letters (e.g. `"S"`, `"FS"`, `""` = unread in `new/`),
+    /// IMAP `keywords`, and `mtime`, which Dovecot reports as INTERNALDATE. A new folder is
+    /// created and subscribed. `folder` is an IMAP name with `.` as hierarchy separator (the
+    /// Maildir++ default here). No process per message: 10,000 take a second or two.
+    pub fn seed(
+        &self,
+        user: &str,
+        folder: Option<&str>,
+        message: &[u8],
+        flags: &str,
+        keywords: &[&str],
+        mtime: SystemTime,
+    ) -> PathBuf {
+        maildir::seed(
+            &self.maildir(user),
+            folder,
+            message,
+            flags,
+            keywords,
+            mtime,
+            vmail_ids(),
+        )
+    }
+
+    /// The messages in `user`'s `folder` (None: INBOX) on disk, `cur/` and `new/`, in
+    /// Maildir file-name order (delivery order).
+    pub fn messages(&self, user: &str, folder: Option<&str>) -> Vec<StoredMessage> {
+        maildir::messages(&self.maildir(user), folder)
+    }
+
+    /// Deletes every message in `user`'s `folder` (None: INBOX) on disk; Dovecot sees them
+    /// as expunged at its next sync. Folder, keywords and subscriptions stay.
+    pub fn clear(&self, user: &str, folder: Option<&str>) {
+        maildir::clear(&self.maildir(user), folder);
     }
 
     /// Dovecot's log (errors and info), for assertions and debugging.
@@ -169,7 +213,7 @@ impl Dovecot {
 
     fn config(&self, ca: &Ca, uid: u32, gid: u32) -> String {
         let dir = self.path().display();
-        let [imap, imaps, pop3, pop3s] = self.ports;
+        let [imap, imaps, pop3, pop3s, lmtp] = self.ports;
         format!(
             r#"# Private test instance written by tests/support/dovecot.rs
 instance_name = {instance}
@@ -177,7 +221,7 @@ base_dir = {dir}/run
 state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 info_log_path = {dir}/dovecot.log
-protocols = imap pop3
+protocols = imap pop3 lmtp
 listen = 127.0.0.1
 ssl = yes
 ssl_cert = <{cert}
@@ -219,6 +263,12 @@ service pop3-login {{
     ssl = yes
   }}
 }}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp}
+  }}
+}}
 service auth {{
   unix_listener {dir}/auth-postfix {{
     mode = 0666
@@ -229,6 +279,10 @@ protocol imap {{
 }}
 protocol pop3 {{
   mail_plugins = $mail_plugins mail_log notify
+}}
+# LMTP recipients are full addresses; the passwd-file knows local parts.
+protocol lmtp {{
+  auth_username_format = %Ln
 }}
 plugin {{
   mail_log_events = delete undelete expunge copy mailbox_delete mailbox_rename

@@ -41,14 +41,15 @@ impl Dropper {
 }
 
 /// A nonblocking accept loop polled every 10 ms so Drop can stop it without a wake-up trick.
-struct Fake {
-    port: u16,
+/// Also the listener of [`super::socketmap::SocketMap`].
+pub(super) struct Fake {
+    pub(super) port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Fake {
-    fn start(mut on_accept: impl FnMut(TcpStream) + Send + 'static) -> Fake {
+    pub(super) fn start(mut on_accept: impl FnMut(TcpStream) + Send + 'static) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").expect("failed to bind fake server");
         listener
             .set_nonblocking(true)

@@ -1,5 +1,6 @@
 //! Test support: starts REAL Postfix, Dovecot and BIND9 instances (plus tiny in-process fakes)
-//! on loopback for posta's integration tests.
+//! on loopback for posta's integration tests. [`Primary`] is mailserver1 in one call: Postfix
+//! delivering over LMTP into a Dovecot.
 //!
 //! Why real servers: posta's job is to talk to the mail servers people actually run, and a fake
 //! only proves we agree with ourselves. Each fixture owns a private temp dir, private ports and
@@ -17,12 +18,17 @@ pub mod bind;
 pub mod ca;
 pub mod dovecot;
 pub mod fake;
+pub mod maildir;
 pub mod ports;
 pub mod postfix;
+pub mod primary;
+pub mod socketmap;
 pub mod sys;
 
 pub use bind::Bind;
 pub use ca::Ca;
 pub use dovecot::Dovecot;
 pub use fake::{Dropper, Tarpit};
+pub use maildir::StoredMessage;
 pub use postfix::Postfix;
+pub use primary::Primary;

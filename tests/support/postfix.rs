@@ -3,17 +3,24 @@
 //! Root may run `postfix -c DIR start` with any config directory, so each instance has its own
 //! main.cf/master.cf, queue and log (no syslog on these machines: the postlog service writes
 //! `maillog_file`). Mail for the test domain goes through virtual(8) into Maildirs owned by
-//! posta-vmail; every other transport is `error:` so nothing can leave the machine.
-//! `mynetworks` is empty: like an internet-facing MX it accepts mail for its own domain from
-//! anyone and relays only for SASL-authenticated clients (and then only into `error:`).
+//! posta-vmail, or with [`Options::lmtp`] over LMTP into a Dovecot; every other transport is
+//! `error:` so nothing can leave the machine. Either way the vmailbox table decides which
+//! recipients exist (unknown ones get 550 5.1.1 at RCPT). `mynetworks` is empty: like an
+//! internet-facing MX it accepts mail for its own domain from anyone and relays only for
+//! SASL-authenticated clients (and then only into `error:`). A recipient access table served
+//! from the test process lets tests inject per-recipient answers such as `452 4.2.2`, effective
+//! at the next RCPT ([`Postfix::set_recipient_access`]).
 
 use super::ca::Ca;
 use super::ports::free_ports;
+use super::socketmap::SocketMap;
 use super::sys::{
-    pid_alive, port_open, read_pid, require_root, require_tool, run_daemon, server_dir, tail,
-    vmail_ids, wait_until,
+    loopback, pid_alive, port_open, read_pid, require_root, require_tool, run_daemon, server_dir,
+    tail, vmail_ids, wait_until,
 };
 use std::fs;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,12 +28,25 @@ use std::time::Duration;
 
 const START_DEADLINE: Duration = Duration::from_secs(20);
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Postfix {
     dir: tempfile::TempDir,
     domain: String,
     ports: [u16; 2],
     running: bool,
+    /// `check_recipient_access` asks this table on every RCPT.
+    recipient_access: SocketMap,
+}
+
+/// How [`Postfix::start_with`] sets an instance up beyond its domain and users.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options<'a> {
+    /// A Dovecot auth socket (see `Dovecot::auth_socket`): offer SMTP AUTH through Dovecot.
+    pub sasl: Option<&'a Path>,
+    /// A Dovecot LMTP port on 127.0.0.1 (see `Dovecot::lmtp_port`): deliver the domain's mail
+    /// there instead of into this instance's own Maildirs.
+    pub lmtp: Option<u16>,
 }
 
 impl Postfix {
@@ -34,6 +54,11 @@ impl Postfix {
     /// Dovecot auth socket, see `Dovecot::auth_socket`) it offers SMTP AUTH through Dovecot.
     /// Returns once both listeners accept connections.
     pub fn start(ca: &Ca, domain: &str, users: &[&str], sasl: Option<&Path>) -> Postfix {
+        Postfix::start_with(ca, domain, users, Options { sasl, lmtp: None })
+    }
+
+    /// [`Postfix::start`] with every option, e.g. delivery over LMTP into a Dovecot.
+    pub fn start_with(ca: &Ca, domain: &str, users: &[&str], options: Options) -> Postfix {
         require_root();
         let postfix = require_tool("postfix");
         let (uid, gid) = vmail_ids();
@@ -42,6 +67,7 @@ impl Postfix {
             domain: domain.to_owned(),
             ports: free_ports::<2>(),
             running: false,
+            recipient_access: SocketMap::start(),
         };
         let mail = p.path().join("mail");
         fs::create_dir(&mail).expect("failed to create mail dir");
@@ -56,10 +82,13 @@ impl Postfix {
         // must exist before any postfix command (it chdirs there first); check fills it in.
         fs::create_dir(p.conf()).expect("failed to create config dir");
         fs::create_dir(p.path().join("spool")).expect("failed to create queue dir");
-        fs::write(p.conf().join("main.cf"), p.main_cf(ca, uid, gid, sasl))
+        fs::write(p.conf().join("main.cf"), p.main_cf(ca, uid, gid, options))
             .expect("failed to write main.cf");
-        fs::write(p.conf().join("master.cf"), p.master_cf(sasl.is_some()))
-            .expect("failed to write master.cf");
+        fs::write(
+            p.conf().join("master.cf"),
+            p.master_cf(options.sasl.is_some()),
+        )
+        .expect("failed to write master.cf");
 
         // `check` also creates the queue tree with the right owners (post-install
         // create-missing); its output is the best explanation of a bad config.
@@ -111,9 +140,25 @@ impl Postfix {
         &self.domain
     }
 
-    /// Where virtual(8) delivers `user@domain`.
+    /// Where virtual(8) delivers `user@domain` (unused with [`Options::lmtp`]: then the mail is
+    /// in the Dovecot's Maildir).
     pub fn maildir(&self, user: &str) -> PathBuf {
         self.path().join("mail").join(user).join("Maildir")
+    }
+
+    /// Replaces the recipient access table (`check_recipient_access`; texthash syntax: one
+    /// `address-or-domain ACTION` per line, e.g. `alice@example.org 452 4.2.2 mailbox busy`;
+    /// `""` clears it). Takes effect at the next RCPT command, in open sessions too.
+    pub fn set_recipient_access(&self, map: &str) {
+        self.recipient_access.set(map);
+    }
+
+    /// The reply (all lines, CRLF stripped) to `RCPT TO:<rcpt>` after `MAIL FROM:<>` in a fresh
+    /// session on the SMTP port, e.g. `250 2.1.5 Ok` or `550 5.1.1 <x@y>: Recipient address
+    /// rejected: ...`.
+    pub fn rcpt_reply(&self, rcpt: &str) -> String {
+        rcpt_reply(self.smtp_port(), rcpt)
+            .unwrap_or_else(|e| panic!("SMTP session with postfix failed: {e}"))
     }
 
     /// Postfix's `maillog_file`.
@@ -166,7 +211,7 @@ impl Postfix {
         ))
     }
 
-    fn main_cf(&self, ca: &Ca, uid: u32, gid: u32, sasl: Option<&Path>) -> String {
+    fn main_cf(&self, ca: &Ca, uid: u32, gid: u32, options: Options) -> String {
         let dir = self.path().display();
         let domain = &self.domain;
         let mut cf = format!(
@@ -190,6 +235,7 @@ append_dot_mydomain = no
 readme_directory = no
 in_flow_delay = 0s
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access {access}
 virtual_mailbox_domains = {domain}
 virtual_mailbox_base = {dir}/mail/
 virtual_mailbox_maps = texthash:{dir}/vmailbox
@@ -207,8 +253,20 @@ smtp_tls_security_level = none
 ",
             cert = ca.cert_pem().display(),
             key = ca.key_pem().display(),
+            access = self.recipient_access.postfix_name("recipient_access"),
         );
-        if let Some(socket) = sasl {
+        if let Some(port) = options.lmtp {
+            // Dovecot's LMTP takes over from virtual(8); the vmailbox table still validates
+            // recipients at RCPT. At most 10 parallel deliveries (Postfix's default is 20) on
+            // these 2-core machines; the LMTP client reuses connections when mail queues up.
+            cf.push_str(&format!(
+                "virtual_transport = lmtp:inet:127.0.0.1:{port}
+lmtp_destination_concurrency_limit = 10
+lmtp_tls_security_level = none
+"
+            ));
+        }
+        if let Some(socket) = options.sasl {
             cf.push_str(&format!(
                 "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\nsmtpd_sasl_auth_enable = yes\n",
                 socket.display()
@@ -258,6 +316,52 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 "
         )
+    }
+}
+
+/// See [`Postfix::rcpt_reply`].
+fn rcpt_reply(port: u16, rcpt: &str) -> io::Result<String> {
+    let stream = TcpStream::connect(loopback(port))?;
+    stream.set_read_timeout(Some(SMTP_TIMEOUT))?;
+    let mut conn = BufReader::new(stream);
+    smtp_reply(&mut conn)?;
+    let mut reply = String::new();
+    for command in [
+        "EHLO probe.posta.test".to_owned(),
+        "MAIL FROM:<>".to_owned(),
+        format!("RCPT TO:<{rcpt}>"),
+        "QUIT".to_owned(),
+    ] {
+        conn.get_mut()
+            .write_all(format!("{command}\r\n").as_bytes())?;
+        let answer = smtp_reply(&mut conn)?;
+        if command.starts_with("RCPT") {
+            reply = answer;
+        }
+    }
+    Ok(reply)
+}
+
+/// One SMTP reply, all its lines, CRLF stripped.
+fn smtp_reply(conn: &mut BufReader<TcpStream>) -> io::Result<String> {
+    let mut reply = String::new();
+    loop {
+        let mut line = String::new();
+        if conn.read_line(&mut line)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("postfix closed the connection after {reply:?}"),
+            ));
+        }
+        let line = line.trim_end();
+        if !reply.is_empty() {
+            reply.push('\n');
+        }
+        reply.push_str(line);
+        // The last line of a reply has a space (or nothing) after the code, not a dash.
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(reply);
+        }
     }
 }
 

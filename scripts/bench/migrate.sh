@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Times `posta migrate` moving alice's INBOX from mailserver2 (a Dovecot) to mailserver1 (Postfix
+# delivering over LMTP into a Dovecot) against fetchmail doing the same job over IMAP and POP3,
+# and against Postfix's own intake ceiling measured with smtp-source. examples/bench_env.rs runs
+# the servers; before every run it reseeds the source INBOX and empties the destination, so each
+# tool gets the same data. The clock starts with the client and stops when the destination
+# Maildir holds all N messages (Postfix has delivered them over LMTP), not when the client exits.
+# GNU time gives each client's peak RSS.
+#
+# Datasets: 1,000 x 20 KB and 200 x 500 KB; then posta's peak RSS at 1,000 vs 10,000 x 20 KB
+# (flat when it streams). One run per cell. Override with DATASETS / FLAT ("COUNTxBYTES ...")
+# and POSTA (the binary). Needs root (it installs the Debian packages and starts the servers).
+#
+# Why fetchmail is slow here: it writes SMTP a line at a time without TCP_NODELAY, so every
+# message waits for Postfix's delayed ACK (see shared notes, "Why fetchmail is slow on loopback").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+scripts/install-test-deps.sh >/dev/null
+cargo build --release --locked --bin posta --example bench_env >/dev/null 2>&1
+
+POSTA=${POSTA:-target/release/posta}
+DATASETS=${DATASETS:-"1000x20000 200x500000"}
+FLAT=${FLAT:-"1000x20000 10000x20000"}
+# Delivery must make progress at least this often, or the run counts as failed.
+STALL_SECONDS=${STALL_SECONDS:-60}
+
+work=$(mktemp -d)
+coproc BENCH_ENV { exec target/release/examples/bench_env "$work/env" 2>"$work/bench_env.log"; }
+env_pid=$BENCH_ENV_PID
+to_env=${BENCH_ENV[1]}
+from_env=${BENCH_ENV[0]}
+cleanup() {
+  exec {to_env}>&-
+  wait "$env_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# One request to bench_env, one line back.
+ask() {
+  local reply
+  echo "$*" >&"$to_env"
+  if ! read -r -t 600 reply <&"$from_env"; then
+    echo "bench_env did not answer '$*':" >&2
+    cat "$work/bench_env.log" >&2
+    exit 1
+  fi
+  echo "$reply"
+}
+
+# bench_env says "ready" once the servers run and the env file is written.
+if ! read -r -t 120 ready <&"$from_env" || [ "$ready" != ready ]; then
+  echo "bench_env did not start:" >&2
+  cat "$work/bench_env.log" >&2
+  exit 1
+fi
+# shellcheck disable=SC1091
+. "$work/env"
+
+# ---- one measured run ---------------------------------------------------------------------------
+
+# timed CMD...: runs CMD under GNU time; its elapsed seconds and peak RSS (KB) land in $work/time.
+timed() {
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/client.log" 2>&1
+}
+
+# await_delivery N: waits until the destination INBOX holds N messages; fails on more than N
+# (duplicates) or when the count stands still for STALL_SECONDS.
+await_delivery() {
+  local want=$1 last=-1 since=$SECONDS src dst
+  while :; do
+    read -r src dst <<<"$(ask count)"
+    [ "$dst" -eq "$want" ] && return 0
+    if [ "$dst" -gt "$want" ]; then
+      echo "    destination holds $dst messages, $want expected (duplicates)" >&2
+      return 1
+    fi
+    if [ "$dst" -ne "$last" ]; then
+      last=$dst since=$SECONDS
+    elif [ $((SECONDS - since)) -ge "$STALL_SECONDS" ]; then
+      echo "    delivery stalled at $dst of $want (source still holds $src); postfix log:" >&2
+      tail -n 5 "$POSTFIX_LOG" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# measure KEY N SIZE RUN_FUNCTION: reseeds, runs the function, waits for delivery, records
+# msgs/s, MB/s and the client's peak RSS under KEY, and prints one line.
+declare -A RATE RSS
+measure() {
+  local key=$1 n=$2 size=$3 run=$4 start end status client_s rss_kb total
+  [ "$(ask reseed "$n" "$size")" = ok ] || { echo "reseed failed" >&2; exit 1; }
+  rm -rf "$work/state" "$work/fetchids"
+  start=$(date +%s.%N)
+  status=0
+  "$run" "$n" "$size" || status=$?
+  if [ "$status" -ne 0 ]; then
+    printf '  %-32s failed with exit status %s:\n' "$key" "$status"
+    tail -n 5 "$work/client.log" | sed 's/^/      /'
+    RATE[$key]=failed RSS[$key]=failed
+    return 0
+  fi
+  if ! await_delivery "$n"; then
+    printf '  %-32s failed: not all messages delivered\n' "$key"
+    RATE[$key]=failed RSS[$key]=failed
+    return 0
+  fi
+  end=$(date +%s.%N)
+  read -r client_s rss_kb < "$work/time"
+  total=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }')
+  RATE[$key]=$(awk -v n="$n" -v t="$total" 'BEGIN { printf "%.1f", n / t }')
+  RSS[$key]=$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')
+  printf '  %-32s %8s msg/s %7s MB/s  delivered in %6.2f s (client exited after %6.2f s)  peak RSS %6s MB\n' \
+    "$key" "${RATE[$key]}" "$(awk -v n="$n" -v s="$size" -v t="$total" 'BEGIN { printf "%.2f", n * s / 1e6 / t }')" \
+    "$total" "$client_s" "${RSS[$key]}"
+}
+
+# ---- the tools ----------------------------------------------------------------------------------
+
+posta_migrate() {
+  timed "$POSTA" migrate --from "$1" --to "smtp://127.0.0.1:$DST_SMTP_PORT" --rcpt "$RCPT" \
+    --password-file "$PASSWORD_FILE" --ca-file "$CA_FILE" --state-dir "$work/state"
+}
+run_posta_imap() { posta_migrate "imaps://$MAIL_USER@127.0.0.1:$SRC_IMAPS_PORT"; }
+run_posta_pop3() { posta_migrate "pop3s://$MAIL_USER@127.0.0.1:$SRC_POP3S_PORT"; }
+
+# fetchmail PROTOCOL PORT: fetch everything over implicit TLS with a verified certificate (the
+# leaf names localhost), delete it from the source, and forward it to the primary's Postfix.
+fetchmail_run() {
+  local rc=$work/fetchmailrc status
+  (
+    umask 077
+    cat >"$rc" <<EOF
+set no bouncemail
+poll 127.0.0.1 with proto $1 service $2
+  user "$MAIL_USER" there with password "$(cat "$PASSWORD_FILE")" is "$RCPT" here
+  options ssl sslcertck sslcertfile "$CA_FILE" sslcommonname "localhost"
+  smtphost "127.0.0.1/$DST_SMTP_PORT" smtpname "$RCPT"
+  fetchall nokeep
+EOF
+  )
+  status=0
+  timed fetchmail -f "$rc" --nosyslog --idfile "$work/fetchids" --pidfile "$work/fetchmail.pid" ||
+    status=$?
+  rm -f "$rc"
+  # 0: mail was retrieved. 1 would mean "no mail", anything else an error.
+  return "$status"
+}
+run_fetchmail_imap() { fetchmail_run IMAP "$SRC_IMAPS_PORT"; }
+run_fetchmail_pop3() { fetchmail_run POP3 "$SRC_POP3S_PORT"; }
+
+# smtp-source N SIZE: N messages with a SIZE-byte body over 4 parallel sessions that each reuse
+# their connection (-d), straight into the primary's Postfix: what Postfix + LMTP can take.
+run_smtp_source() {
+  timed /usr/sbin/smtp-source -d -s 4 -m "$1" -l "$2" -f bench@sender.example.net \
+    -t "$RCPT" "127.0.0.1:$DST_SMTP_PORT"
+}
+
+# ---- the runs -----------------------------------------------------------------------------------
+
+label() { awk -v n="${1%x*}" -v s="${1#*x}" 'BEGIN { printf "%d x %g KB", n, s / 1000 }'; }
+
+echo "posta: $POSTA ($("$POSTA" --version 2>/dev/null || echo 'version unknown'))"
+for set in $DATASETS; do
+  n=${set%x*} size=${set#*x}
+  echo "$(label "$set"):"
+  measure "$set/smtp-source" "$n" "$size" run_smtp_source
+  for proto in imap pop3; do
+    measure "$set/$proto/posta" "$n" "$size" "run_posta_$proto"
+    measure "$set/$proto/fetchmail" "$n" "$size" "run_fetchmail_$proto"
+  done
+done
+echo "posta peak RSS by mailbox size:"
+for set in $FLAT; do
+  n=${set%x*} size=${set#*x}
+  for proto in imap pop3; do
+    [ -n "${RSS[$set/$proto/posta]:-}" ] || measure "$set/$proto/posta" "$n" "$size" "run_posta_$proto"
+  done
+done
+
+# ---- the tables ---------------------------------------------------------------------------------
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+echo
+printf '%-16s %-5s %12s %16s %7s %18s %18s %14s\n' dataset proto "posta msg/s" "fetchmail msg/s" \
+  ratio "smtp-source msg/s" "posta/smtp-source" "posta RSS MB"
+for set in $DATASETS; do
+  for proto in imap pop3; do
+    p=${RATE[$set/$proto/posta]} f=${RATE[$set/$proto/fetchmail]} s=${RATE[$set/smtp-source]}
+    printf '%-16s %-5s %12s %16s %7s %18s %18s %14s\n' "$(label "$set")" "${proto^^}" "$p" "$f" \
+      "$(ratio "$p" "$f")" "$s" "$(ratio "$p" "$s")" "${RSS[$set/$proto/posta]}"
+  done
+done
+echo
+read -ra flat <<<"$FLAT"
+printf '%-6s %22s %22s %8s\n' proto "RSS MB $(label "${flat[0]}")" "RSS MB $(label "${flat[-1]}")" growth
+for proto in imap pop3; do
+  a=${RSS[${flat[0]}/$proto/posta]} b=${RSS[${flat[-1]}/$proto/posta]}
+  printf '%-6s %22s %22s %8s\n' "${proto^^}" "$a" "$b" "$(ratio "$b" "$a")"
+done

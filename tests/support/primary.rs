@@ -1,0 +1,32 @@
+//! mailserver1 in one call: a Dovecot for `example.org` and a Postfix in front of it that
+//! delivers the domain's mail over LMTP, as a typical primary runs. The Postfix offers SMTP AUTH
+//! through that Dovecot too.
+
+use super::ca::Ca;
+use super::dovecot::Dovecot;
+use super::postfix::{Options, Postfix};
+
+/// The primary's mail domain.
+pub const DOMAIN: &str = "example.org";
+
+/// Postfix → LMTP → Dovecot. Fields drop in order: Postfix stops before the Dovecot it
+/// delivers to.
+pub struct Primary {
+    pub postfix: Postfix,
+    pub dovecot: Dovecot,
+}
+
+impl Primary {
+    /// Starts Dovecot with `users` (name, password), then Postfix accepting `NAME@example.org`
+    /// for each of them and delivering to that Dovecot's LMTP port.
+    pub fn start(ca: &Ca, users: &[(&str, &str)]) -> Primary {
+        let dovecot = Dovecot::start(ca, users);
+        let names: Vec<&str> = users.iter().map(|(name, _)| *name).collect();
+        let options = Options {
+            sasl: Some(&dovecot.auth_socket()),
+            lmtp: Some(dovecot.lmtp_port()),
+        };
+        let postfix = Postfix::start_with(ca, DOMAIN, &names, options);
+        Primary { postfix, dovecot }
+    }
+}
