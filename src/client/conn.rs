@@ -128,6 +128,24 @@ impl Conn {
         }
     }
 
+    /// Reads one line of message data up to `max` octets, terminator included. Mail has lines
+    /// far beyond [`crate::proto::MAX_LINE`] (RFC 5322 §2.1.1 only asks for 998 octets, and
+    /// generated HTML ignores even that), so message transfer needs its own bound. Logged at
+    /// trace, not debug: these lines are people's mail, not protocol.
+    pub async fn read_line_limited(&mut self, max: usize) -> Result<Vec<u8>, ConnError> {
+        loop {
+            if let Some(line) = self
+                .buf
+                .next_line_limited(max)
+                .map_err(ConnError::Malformed)?
+            {
+                tracing::trace!("S: {}", escape(&line));
+                return Ok(line);
+            }
+            self.fill().await?;
+        }
+    }
+
     /// Reads exactly `n` bytes (an IMAP literal's data).
     pub async fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, ConnError> {
         loop {
