@@ -6,7 +6,9 @@
 //! - [`smtp`] reply parsing (RFC 5321 §4.2), EHLO keywords, AUTH PLAIN/LOGIN (RFC 4954, RFC 4616).
 //! - [`imap`] the few responses a probe needs (RFC 3501 / RFC 9051), LOGIN quoting and literals.
 //! - [`pop3`] status lines, multi-line responses with dot-unstuffing (RFC 1939), CAPA (RFC 2449).
+//! - [`dotstuff`] message data both ways: RETR bodies un-stuffed, SMTP DATA stuffed with CRLF.
 
+pub mod dotstuff;
 pub mod imap;
 pub mod pop3;
 pub mod smtp;
