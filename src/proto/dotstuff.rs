@@ -4,6 +4,11 @@
 
 use super::ProtoError;
 
+/// Longest message line accepted from a server, terminator included. RFC 5322 §2.1.1 limits
+/// lines to 998 octets, but real mail (generated HTML, base64 without line breaks) is longer;
+/// a line beyond a mebibyte is a hostile or broken server.
+pub const MAX_DATA_LINE: usize = 1 << 20;
+
 /// Largest message a POP3 RETR may deliver to us. A hostile or broken server could stream a body
 /// forever; real limits are far below this (Postfix 10 MB by default, Exchange Online 150 MB).
 pub const MAX_MESSAGE: usize = 256 << 20;
