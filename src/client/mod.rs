@@ -1,11 +1,12 @@
 //! Async drivers that own sockets. Protocol meaning lives in `proto`; this layer moves bytes:
 //! [`conn::Conn`] reads bounded lines and writes whole commands over TCP, upgraded in place to
 //! TLS; [`tls`] builds the rustls (ring) configuration and explains handshake failures.
-//! [`pop3`] is the migrate source's POP3 client.
+//! [`pop3`] is the migrate source's POP3 client, [`smtp`] the SMTP/LMTP delivery client.
 
 pub mod conn;
 pub mod endpoint;
 pub mod pop3;
+pub mod smtp;
 pub mod tls;
 
 pub use conn::{Conn, ConnError};
