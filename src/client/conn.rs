@@ -122,15 +122,33 @@ impl Conn {
         self.read_line_within(crate::proto::MAX_LINE).await
     }
 
-    /// [`Conn::read_line`] with another line limit (see [`LineBuffer::next_line_within`]).
+    /// [`Conn::read_line`] with another line limit (see [`crate::proto::LineBuffer::next_line_limited`]).
     pub async fn read_line_within(&mut self, limit: usize) -> Result<Vec<u8>, ConnError> {
         loop {
             if let Some(line) = self
                 .buf
-                .next_line_within(limit)
+                .next_line_limited(limit)
                 .map_err(ConnError::Malformed)?
             {
                 tracing::debug!("S: {}", escape(&line));
+                return Ok(line);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads one line of message data up to `max` octets, terminator included. Mail has lines
+    /// far beyond [`crate::proto::MAX_LINE`] (RFC 5322 §2.1.1 only asks for 998 octets, and
+    /// generated HTML ignores even that), so message transfer needs its own bound. Logged at
+    /// trace, not debug: these lines are people's mail, not protocol.
+    pub async fn read_line_limited(&mut self, max: usize) -> Result<Vec<u8>, ConnError> {
+        loop {
+            if let Some(line) = self
+                .buf
+                .next_line_limited(max)
+                .map_err(ConnError::Malformed)?
+            {
+                tracing::trace!("S: {}", escape(&line));
                 return Ok(line);
             }
             self.fill().await?;

@@ -10,7 +10,9 @@
 //!   and APPENDUID, commands with literals (RFC 7888 LITERAL+) and UID sets.
 //! - [`mutf7`] modified UTF-7 mailbox names (RFC 3501 §5.1.3).
 //! - [`pop3`] status lines, multi-line responses with dot-unstuffing (RFC 1939), CAPA (RFC 2449).
+//! - [`dotstuff`] message data both ways: RETR bodies un-stuffed, SMTP DATA stuffed with CRLF.
 
+pub mod dotstuff;
 pub mod imap;
 pub mod imap_cmd;
 pub mod imap_data;
@@ -108,6 +110,9 @@ pub(crate) fn check_arg<'a>(what: &str, value: &'a str) -> Result<&'a str, Proto
 #[derive(Debug, Default)]
 pub struct LineBuffer {
     buf: Vec<u8>,
+    /// How many leading bytes of `buf` are known to hold no LF, so a long line arriving in many
+    /// reads is scanned once rather than once per read.
+    scanned: usize,
 }
 
 impl LineBuffer {
@@ -123,23 +128,32 @@ impl LineBuffer {
     /// Takes the next complete line, terminator included; `Ok(None)` means more bytes are needed.
     /// Fails as soon as the pending line is longer than [`MAX_LINE`], before reading the rest.
     pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, ProtoError> {
-        self.next_line_within(MAX_LINE)
+        self.next_line_limited(MAX_LINE)
     }
 
-    /// [`LineBuffer::next_line`] with another limit, for the one reply whose single line grows
-    /// with the data: IMAP `* SEARCH` lists every matching UID on one line (RFC 3501 §7.2.5).
-    pub fn next_line_within(&mut self, limit: usize) -> Result<Option<Vec<u8>>, ProtoError> {
-        match self.buf.iter().position(|&b| b == b'\n') {
-            Some(i) if i < limit => Ok(Some(self.buf.drain(..=i).collect())),
+    /// [`LineBuffer::next_line`] with another bound: message data (a POP3 RETR body) has lines
+    /// far longer than any reply line, but a hostile server must still not grow memory forever.
+    pub fn next_line_limited(&mut self, limit: usize) -> Result<Option<Vec<u8>>, ProtoError> {
+        let start = self.scanned;
+        match self.buf[start..].iter().position(|&b| b == b'\n') {
+            Some(i) if start + i < limit => {
+                self.scanned = 0;
+                Ok(Some(self.buf.drain(..=start + i).collect()))
+            }
             Some(_) => Err(ProtoError::LineTooLong { limit }),
             None if self.buf.len() >= limit => Err(ProtoError::LineTooLong { limit }),
-            None => Ok(None),
+            None => {
+                self.scanned = self.buf.len();
+                Ok(None)
+            }
         }
     }
 
     /// Takes exactly `n` bytes (an IMAP literal) if that many are buffered.
     pub fn take(&mut self, n: usize) -> Option<Vec<u8>> {
-        (self.buf.len() >= n).then(|| self.buf.drain(..n).collect())
+        let data = (self.buf.len() >= n).then(|| self.buf.drain(..n).collect())?;
+        self.scanned = 0;
+        Some(data)
     }
 
     /// Bytes received but not yet consumed. After a STARTTLS reply this must be zero: anything
@@ -173,6 +187,40 @@ mod tests {
             b.next_line(),
             Err(ProtoError::LineTooLong { limit: MAX_LINE })
         );
+    }
+
+    #[test]
+    fn limited_lines_across_many_reads() {
+        let mut b = LineBuffer::new();
+        for _ in 0..10 {
+            b.extend(&[b'x'; 1000]);
+            assert_eq!(b.next_line_limited(20_000).unwrap(), None);
+        }
+        b.extend(b"\r\nnext\r\n");
+        assert_eq!(b.next_line_limited(20_000).unwrap().unwrap().len(), 10_002);
+        assert_eq!(b.next_line_limited(20_000).unwrap().unwrap(), b"next\r\n");
+        // The default limit still applies to ordinary reads.
+        b.extend(&[b'y'; MAX_LINE]);
+        assert_eq!(
+            b.next_line(),
+            Err(ProtoError::LineTooLong { limit: MAX_LINE })
+        );
+    }
+
+    #[test]
+    fn limited_line_fails_at_its_bound() {
+        let mut b = LineBuffer::new();
+        b.extend(&[b'x'; 99]);
+        assert_eq!(b.next_line_limited(100).unwrap(), None);
+        b.extend(b"x\n");
+        assert_eq!(
+            b.next_line_limited(100),
+            Err(ProtoError::LineTooLong { limit: 100 })
+        );
+        let mut b = LineBuffer::new();
+        b.extend(b"abc\n");
+        assert_eq!(b.take(2).unwrap(), b"ab");
+        assert_eq!(b.next_line_limited(100).unwrap().unwrap(), b"c\n");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! SMTP client-side wire format: replies (RFC 5321 §4.2), EHLO keywords (RFC 5321 §4.1.1.1),
-//! enhanced status codes (RFC 3463), and the commands a probe sends, AUTH included (RFC 4954).
+//! enhanced status codes (RFC 3463), and the commands the probe and the delivery client send:
+//! AUTH (RFC 4954), the mail transaction with SIZE (RFC 1870) and BODY=8BITMIME (RFC 6152),
+//! and LHLO for LMTP (RFC 2033 §4.1).
 
 use std::fmt;
 
@@ -204,11 +206,27 @@ impl Ehlo {
     }
 }
 
-/// A command the probe sends. Renders itself to bytes, and to a redacted form for logs.
+/// Checks a reverse-path or forward-path before it goes between angle brackets: CR, LF or NUL
+/// would inject a command, and a bracket would end the path early (RFC 5321 §4.1.2).
+fn check_path<'a>(what: &str, path: &'a str) -> Result<&'a str, ProtoError> {
+    check_arg(what, path)?;
+    if path.contains(['<', '>']) {
+        return Err(ProtoError::BadArgument(format!(
+            "{what} {} contains an angle bracket and cannot be sent",
+            escape(path.as_bytes())
+        )));
+    }
+    Ok(path)
+}
+
+/// A command the probe or the delivery client sends. Renders itself to bytes, and to a redacted
+/// form for logs.
 #[derive(Debug, Clone, Copy)]
 pub enum Command<'a> {
     Ehlo(&'a str),
     Helo(&'a str),
+    /// LMTP's EHLO (RFC 2033 §4.1).
+    Lhlo(&'a str),
     StartTls,
     /// AUTH PLAIN with the initial response (RFC 4954 §4, RFC 4616 §2): authzid empty.
     AuthPlain {
@@ -218,6 +236,17 @@ pub enum Command<'a> {
     AuthLogin,
     /// A base64 answer to a 334 challenge (the LOGIN user name or password).
     AuthResponse(&'a str),
+    /// `MAIL FROM:<path>`; an empty path is the null sender of bounces (RFC 5321 §4.5.5).
+    MailFrom {
+        from: &'a str,
+        /// RFC 1870 `SIZE=`, sent only when the server announced SIZE.
+        size: Option<usize>,
+        /// RFC 6152 `BODY=8BITMIME`, sent only when the server announced 8BITMIME.
+        eight_bit: bool,
+    },
+    RcptTo(&'a str),
+    Data,
+    Rset,
     Quit,
 }
 
@@ -227,6 +256,7 @@ impl Command<'_> {
         let line = match *self {
             Command::Ehlo(d) => format!("EHLO {}", check_arg("EHLO name", d)?),
             Command::Helo(d) => format!("HELO {}", check_arg("HELO name", d)?),
+            Command::Lhlo(d) => format!("LHLO {}", check_arg("LHLO name", d)?),
             Command::StartTls => "STARTTLS".to_owned(),
             Command::AuthPlain { user, password } => {
                 // RFC 4616 §2: NUL separates the fields, so neither may contain one.
@@ -239,6 +269,23 @@ impl Command<'_> {
             }
             Command::AuthLogin => "AUTH LOGIN".to_owned(),
             Command::AuthResponse(s) => B64.encode(s),
+            Command::MailFrom {
+                from,
+                size,
+                eight_bit,
+            } => {
+                let mut line = format!("MAIL FROM:<{}>", check_path("sender", from)?);
+                if let Some(size) = size {
+                    line.push_str(&format!(" SIZE={size}"));
+                }
+                if eight_bit {
+                    line.push_str(" BODY=8BITMIME");
+                }
+                line
+            }
+            Command::RcptTo(to) => format!("RCPT TO:<{}>", check_path("recipient", to)?),
+            Command::Data => "DATA".to_owned(),
+            Command::Rset => "RSET".to_owned(),
             Command::Quit => "QUIT".to_owned(),
         };
         Ok(format!("{line}\r\n").into_bytes())
@@ -249,10 +296,17 @@ impl Command<'_> {
         match *self {
             Command::Ehlo(d) => format!("EHLO {}", escape(d.as_bytes())),
             Command::Helo(d) => format!("HELO {}", escape(d.as_bytes())),
+            Command::Lhlo(d) => format!("LHLO {}", escape(d.as_bytes())),
             Command::StartTls => "STARTTLS".into(),
             Command::AuthPlain { .. } => "AUTH PLAIN <redacted>".into(),
             Command::AuthLogin => "AUTH LOGIN".into(),
             Command::AuthResponse(_) => "<redacted>".into(),
+            Command::MailFrom { .. } | Command::RcptTo(_) => match self.encode() {
+                Ok(bytes) => escape(bytes.strip_suffix(b"\r\n").unwrap_or(&bytes)),
+                Err(_) => "<unsendable address>".into(),
+            },
+            Command::Data => "DATA".into(),
+            Command::Rset => "RSET".into(),
             Command::Quit => "QUIT".into(),
         }
     }
@@ -397,5 +451,35 @@ mod tests {
             password: "x",
         };
         assert!(nul.encode().is_err());
+    }
+
+    #[test]
+    fn transaction_commands() {
+        let mail = |from, size, eight_bit| Command::MailFrom {
+            from,
+            size,
+            eight_bit,
+        };
+        assert_eq!(mail("", None, false).encode().unwrap(), b"MAIL FROM:<>\r\n");
+        assert_eq!(
+            mail("a@example.org", Some(1234), true).encode().unwrap(),
+            b"MAIL FROM:<a@example.org> SIZE=1234 BODY=8BITMIME\r\n"
+        );
+        assert_eq!(
+            mail("a@example.org", Some(9), false).redacted(),
+            "MAIL FROM:<a@example.org> SIZE=9"
+        );
+        assert_eq!(
+            Command::RcptTo("\"x y\"@example.org").encode().unwrap(),
+            b"RCPT TO:<\"x y\"@example.org>\r\n"
+        );
+        assert_eq!(Command::Lhlo("relay").encode().unwrap(), b"LHLO relay\r\n");
+        assert_eq!(Command::Data.encode().unwrap(), b"DATA\r\n");
+        assert_eq!(Command::Rset.encode().unwrap(), b"RSET\r\n");
+        for hostile in ["a>\r\nRCPT TO:<b", "a\nb", "a>b", "<a", "a\0"] {
+            assert!(Command::RcptTo(hostile).encode().is_err(), "{hostile:?}");
+            assert!(mail(hostile, None, false).encode().is_err(), "{hostile:?}");
+        }
+        assert_eq!(Command::RcptTo("a>b").redacted(), "<unsendable address>");
     }
 }
