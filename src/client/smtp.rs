@@ -300,8 +300,9 @@ impl SmtpClient {
     /// returned [`Envelope`], not errors; unless it is ready for data, the transaction has
     /// already been reset. A 421 anywhere is an error: the server is going away.
     ///
-    /// 8-bit data goes out even when the server does not announce 8BITMIME: converting it
-    /// would break the byte-exact copy (and any DKIM signature), and servers accept it.
+    /// 8-bit data goes out even when the server does not announce 8BITMIME, as Postfix's
+    /// client does: converting it would break the byte-exact copy (and any DKIM signature),
+    /// and a server that cannot take it says so with a 5xx to the dot.
     pub async fn begin(
         &mut self,
         from: Option<&str>,
