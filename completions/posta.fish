@@ -31,6 +31,7 @@ complete -c posta -n "__fish_posta_needs_command" -s v -l verbose -d 'More diagn
 complete -c posta -n "__fish_posta_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_needs_command" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_needs_command" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
+complete -c posta -n "__fish_posta_needs_command" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
 complete -c posta -n "__fish_posta_needs_command" -f -a "config" -d 'Work with the site file'
 complete -c posta -n "__fish_posta_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c posta -n "__fish_posta_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -47,6 +48,35 @@ complete -c posta -n "__fish_posta_using_subcommand check" -l nagios -d 'Print o
 complete -c posta -n "__fish_posta_using_subcommand check" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_using_subcommand check" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l from -d 'Source mailbox: imap://, imaps://, pop3:// or pop3s://user@mailserver2[:port]' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l password-file -d 'File with the source user\'s password (owner-only mode)' -r -F
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l to -d 'Where INBOX mail goes: smtp://mailserver1[:port] or lmtp://host:port' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l rcpt -d 'Envelope recipient at mailserver1 [default: each message\'s Delivered-To / X-Original-To]' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l to-imap -d 'IMAP login on mailserver1 (imap:// or imaps://user@host) for folders, for checking unknown outcomes after a crash, and for reading the result back' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l to-password-file -d 'File with the password for --to-imap [default: --password-file]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l inbox -d 'How INBOX reaches mailserver1: deliver (SMTP/LMTP; filters apply) or append (IMAP; flags and dates survive)' -r -f -a "deliver\t''
+append\t''"
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l folder -d 'Migrate only this folder (repeatable; decoded name, e.g. INBOX or Entwürfe)' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l state-dir -d 'Journals and the quarantine Maildir [default: the site\'s, else /var/lib/posta/migrate]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l ca-file -d 'Trust the CA certificates in this PEM file, besides the system\'s' -r -F
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l connections -d 'Delivery connections per account' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l parallel -d 'Accounts migrated at once' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l retry-for -d 'How long temporary failures (4xx, 421, lost connections) are retried' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l settle -d 'How long an accepted message may take to show up in mailserver1\'s mailbox' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l timeout -d 'Longest wait for any one reply' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l helo -d 'Name given in EHLO/LHLO and the trace header [default: this host\'s name]' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l keep -d 'Leave the source untouched; a later run still sends nothing twice'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l unseen -d 'Only unread messages (IMAP)'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l dry-run -d 'Print, per account and folder, what would move; change nothing'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l json -d 'Print the reconciliation as JSON'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l insecure -d 'Do not verify TLS certificates (they are verified by default)'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l no-verify -d 'Skip reading mailserver1 back at the end (the reconciliation then relies on its replies)'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -79,9 +109,10 @@ json\t''"
 complete -c posta -n "__fish_posta_using_subcommand completions" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check config completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check config completions help" -f -a "config" -d 'Work with the site file'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check config completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "config" -d 'Work with the site file'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'

@@ -52,6 +52,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Check(CheckArgs),
+    Migrate(Box<MigrateArgs>),
     #[command(subcommand)]
     Config(ConfigCommand),
     Completions(CompletionsArgs),
@@ -106,6 +107,131 @@ pub struct CheckArgs {
     /// Print one Nagios status line with perfdata (for Nagios, Icinga, keepalived vrrp_script)
     #[arg(long)]
     pub nagios: bool,
+}
+
+/// Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing.
+///
+/// Reads mailserver2 over IMAP (every folder) or POP3 and hands INBOX mail to mailserver1 by
+/// SMTP or LMTP, so its filters and quotas apply; other folders go by IMAP APPEND with their
+/// flags and dates. Messages are identified by UID or UIDL, never by the \Seen flag, and each
+/// one leaves the source only after mailserver1 accepted it. A journal under --state-dir,
+/// fsync'd before every step, lets a run killed at any moment resume without sending anything
+/// twice. Messages mailserver1 refuses for good are copied to a local quarantine Maildir and
+/// stay on the source. Every run ends with a reconciliation, per account and folder.
+///
+/// Accounts come from the site file's [[migrate.accounts]] (all, or those named), or from
+/// --from for one ad hoc account.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 everything selected arrived (or --dry-run), 1 something \
+did not arrive (quarantined, left on the source, missing or duplicated at mailserver1), 2 usage \
+or site-file error.\n\n\
+Examples:\n  posta migrate --dry-run\n  posta migrate alice bob\n  \
+posta migrate --from imaps://alice@mailserver2 --password-file /etc/posta/alice.pw \\\n    \
+--to smtp://mailserver1:25 --rcpt alice@example.org \\\n    \
+--to-imap imaps://alice@mailserver1 --to-password-file /etc/posta/alice.pw"
+)]
+pub struct MigrateArgs {
+    /// Site-file accounts to migrate (source user names) [default: all]
+    #[arg(value_name = "ACCOUNT", conflicts_with = "from")]
+    pub accounts: Vec<String>,
+
+    /// Source mailbox: imap://, imaps://, pop3:// or pop3s://user@mailserver2[:port]
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+
+    /// File with the source user's password (owner-only mode)
+    #[arg(long, value_name = "FILE", requires = "from")]
+    pub password_file: Option<PathBuf>,
+
+    /// Where INBOX mail goes: smtp://mailserver1[:port] or lmtp://host:port
+    #[arg(long, value_name = "URL", requires = "from")]
+    pub to: Option<String>,
+
+    /// Envelope recipient at mailserver1 [default: each message's Delivered-To / X-Original-To]
+    #[arg(long, value_name = "ADDRESS", requires = "from")]
+    pub rcpt: Option<String>,
+
+    /// IMAP login on mailserver1 (imap:// or imaps://user@host) for folders, for checking
+    /// unknown outcomes after a crash, and for reading the result back
+    #[arg(long, value_name = "URL", requires = "from")]
+    pub to_imap: Option<String>,
+
+    /// File with the password for --to-imap [default: --password-file]
+    #[arg(long, value_name = "FILE", requires = "to_imap")]
+    pub to_password_file: Option<PathBuf>,
+
+    /// How INBOX reaches mailserver1: deliver (SMTP/LMTP; filters apply) or append (IMAP;
+    /// flags and dates survive)
+    #[arg(long, value_enum, default_value_t = InboxVia::Deliver)]
+    pub inbox: InboxVia,
+
+    /// Migrate only this folder (repeatable; decoded name, e.g. INBOX or Entwürfe)
+    #[arg(long = "folder", value_name = "NAME")]
+    pub folders: Vec<String>,
+
+    /// Leave the source untouched; a later run still sends nothing twice
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Only unread messages (IMAP)
+    #[arg(long)]
+    pub unseen: bool,
+
+    /// Print, per account and folder, what would move; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the reconciliation as JSON
+    #[arg(long)]
+    pub json: bool,
+
+    /// Journals and the quarantine Maildir [default: the site's, else /var/lib/posta/migrate]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Trust the CA certificates in this PEM file, besides the system's
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Do not verify TLS certificates (they are verified by default)
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Delivery connections per account
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub connections: u16,
+
+    /// Accounts migrated at once
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+
+    /// How long temporary failures (4xx, 421, lost connections) are retried
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub retry_for: std::time::Duration,
+
+    /// How long an accepted message may take to show up in mailserver1's mailbox
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub settle: std::time::Duration,
+
+    /// Longest wait for any one reply
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+
+    /// Skip reading mailserver1 back at the end (the reconciliation then relies on its replies)
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Name given in EHLO/LHLO and the trace header [default: this host's name]
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+}
+
+/// How INBOX mail reaches mailserver1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InboxVia {
+    Deliver,
+    Append,
 }
 
 /// Work with the site file.

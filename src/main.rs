@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = posta::cli::Cli::parse();
-    posta::cmd::init_logging(cli.log_format, cli.verbose);
+    posta::cmd::init_logging(&cli);
     let code = posta::cmd::run(cli);
     ExitCode::from(code)
 }

@@ -6,6 +6,7 @@
 mod check;
 mod completions;
 mod config;
+mod migrate;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> u8 {
     let config = cli.config.clone();
     match cli.command {
         Command::Check(args) => runtime().block_on(check::execute(config, args)),
+        Command::Migrate(args) => runtime().block_on(migrate::execute(config, *args)),
         Command::Config(cmd) => config::execute(&site_path(config), cmd),
         Command::Completions(args) => completions::execute(args),
     }
@@ -50,9 +52,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Diagnostics go to stderr; stdout carries results only. `POSTA_LOG` overrides the level
-/// with an env-filter directive (e.g. `posta=trace`).
-pub fn init_logging(format: LogFormat, verbose: u8) {
+/// with an env-filter directive (e.g. `posta=trace`). `migrate` logs its progress at info.
+pub fn init_logging(cli: &Cli) {
+    let (format, verbose) = (cli.log_format, cli.verbose);
     let level = match verbose {
+        0 if matches!(cli.command, Command::Migrate(_)) => "posta=info",
         0 => "posta=warn",
         1 => "posta=debug",
         _ => "posta=trace",

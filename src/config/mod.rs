@@ -43,6 +43,8 @@ pub struct Site {
     pub probe: ProbeSettings,
     pub tls: TlsSettings,
     pub migrate: Vec<MigrateAccount>,
+    /// Where `migrate` keeps journals and the quarantine (`[migrate] state_dir`).
+    pub migrate_state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -156,6 +158,10 @@ pub struct MigrateAccount {
     pub user: String,
     pub password_file: PathBuf,
     pub deliver_to: String,
+    /// IMAP login on mailserver1, for folders and for checking unknown outcomes.
+    pub dest_user: Option<String>,
+    /// Its password file [default: `password_file`].
+    pub dest_password_file: Option<PathBuf>,
 }
 
 impl Site {

@@ -96,6 +96,7 @@ pub struct RawTls {
 
 #[derive(Debug, Deserialize)]
 pub struct RawMigrate {
+    pub state_dir: Option<Field<String>>,
     pub accounts: Option<Vec<Spanned<RawAccount>>>,
 }
 
@@ -104,4 +105,6 @@ pub struct RawAccount {
     pub user: Option<Field<String>>,
     pub password_file: Option<Field<String>>,
     pub deliver_to: Option<Field<String>>,
+    pub dest_user: Option<Field<String>>,
+    pub dest_password_file: Option<Field<String>>,
 }

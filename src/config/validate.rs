@@ -297,6 +297,10 @@ impl Validator<'_> {
         let probe = self.probe(&raw);
         let tls = self.tls(&raw);
         let migrate = self.migrate(&raw);
+        let migrate_state_dir = raw.migrate.as_ref().and_then(|m| {
+            let text = self.get(&m.get_ref().state_dir, "state_dir")?;
+            Some(self.path(&text))
+        });
 
         Some(Site {
             domain: domain?,
@@ -309,6 +313,7 @@ impl Validator<'_> {
             probe: probe?,
             tls: tls?,
             migrate,
+            migrate_state_dir,
         })
     }
 
@@ -495,10 +500,17 @@ impl Validator<'_> {
                 _ => Err(format!("{a:?} is not an address like user@example.org")),
             }
         });
+        let dest_user = self.get(&raw.dest_user, "dest_user");
+        let dest_password_file = raw
+            .dest_password_file
+            .as_ref()
+            .and_then(|_| self.secret_file(&raw.dest_password_file, "dest_password_file"));
         Some(MigrateAccount {
             user: user?,
             password_file: password_file?,
             deliver_to: deliver_to?,
+            dest_user,
+            dest_password_file,
         })
     }
 }

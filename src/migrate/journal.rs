@@ -39,6 +39,8 @@ pub enum Step {
     Sending,
     /// The destination accepted it; the source copy may go.
     Delivered,
+    /// The destination answered the final dot with a temporary failure: known not delivered.
+    Deferred,
     /// The destination refused it for good; a copy is in the quarantine Maildir.
     Quarantined,
     /// Delivered and gone from the source.
@@ -60,7 +62,15 @@ pub struct Entry {
     pub detail: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    #[serde(flatten)]
+    key: &'a MessageKey,
+    #[serde(flatten)]
+    entry: &'a Entry,
+}
+
+#[derive(Deserialize)]
 struct Record {
     #[serde(flatten)]
     key: MessageKey,
@@ -167,32 +177,40 @@ impl Journal {
     /// Appends a record and returns once it is on disk (fsync'd). The in-memory view changes
     /// only after that, so nothing acts on a step that a crash could still undo.
     pub async fn record(&self, key: &MessageKey, entry: Entry) -> Result<(), JournalError> {
+        self.record_many(vec![(key.clone(), entry)]).await
+    }
+
+    /// Records many entries with one wait: they share the writer's fsync.
+    pub async fn record_many(&self, items: Vec<(MessageKey, Entry)>) -> Result<(), JournalError> {
         let write_err = |source| JournalError::Write {
             path: self.path.clone(),
             source,
         };
-        let record = Record {
-            key: key.clone(),
-            entry,
-        };
-        let mut line = serde_json::to_vec(&record).map_err(|e| write_err(e.into()))?;
-        line.push(b'\n');
-        let (done, wait) = oneshot::channel();
-        let sent = self
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|tx| tx.send((line, done)).is_ok())
-            .unwrap_or(false);
         let closed = || io::Error::new(io::ErrorKind::BrokenPipe, "journal writer stopped");
-        if !sent {
-            return Err(write_err(closed()));
+        let mut waits = Vec::with_capacity(items.len());
+        {
+            let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(tx) = writer.as_ref() else {
+                return Err(write_err(closed()));
+            };
+            for (key, entry) in &items {
+                let record = RecordRef { key, entry };
+                let mut line = serde_json::to_vec(&record).map_err(|e| write_err(e.into()))?;
+                line.push(b'\n');
+                let (done, wait) = oneshot::channel();
+                tx.send((line, done)).map_err(|_| write_err(closed()))?;
+                waits.push(wait);
+            }
         }
-        wait.await
-            .unwrap_or_else(|_| Err(closed()))
-            .map_err(write_err)?;
-        self.lock().insert(record.key, record.entry);
+        for wait in waits {
+            wait.await
+                .unwrap_or_else(|_| Err(closed()))
+                .map_err(write_err)?;
+        }
+        let mut entries = self.lock();
+        for (key, entry) in items {
+            entries.insert(key, entry);
+        }
         Ok(())
     }
 

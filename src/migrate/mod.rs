@@ -1,8 +1,276 @@
 //! `posta migrate`: bring the mail that piled up on mailserver2 home to mailserver1, losing
 //! nothing and duplicating nothing.
 //!
-//! - `journal`   per-account record of each message's step, fsync'd before the step it enables.
-//! - `message`   envelope, Message-ID, body hash and the trace header, from the raw bytes.
+//! Data flow per account: a reader (`imap_source` or `pop3_source`) lists what is on
+//! mailserver2, sorts it by the journal (already delivered, outcome unknown, to send), streams
+//! the rest to `deliver` workers (SMTP/LMTP for INBOX, IMAP APPEND for folders) and removes
+//! from the source only what the journal records as delivered. `verify` asks mailserver1 about
+//! unknown outcomes and reads the destination back for the reconciliation `report`.
+//!
+//! - `plan`       accounts and options, as `cmd::migrate` builds them.
+//! - `journal`    per-account record of each message's step, fsync'd before the step it enables.
+//! - `message`    envelope, Message-ID, body hash and the trace header, from the raw bytes.
+//! - `folders`    folder names across delimiters and namespaces.
+//! - `deliver`    the delivery workers and the no-loss order of steps.
+//! - `quarantine` the local Maildir for what mailserver1 refused for good.
+//! - `verify`     unknown outcomes and the read-back by tracking id, Message-ID and body hash.
+//! - `report`     the reconciliation, as a table or JSON.
+//! - `progress`   bars on a terminal, log lines elsewhere.
 
+pub mod deliver;
+pub mod folders;
+mod imap_source;
 pub mod journal;
 pub mod message;
+pub mod plan;
+mod pop3_source;
+pub mod progress;
+pub mod quarantine;
+pub mod report;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use self::deliver::{Job, Target};
+use self::journal::{Journal, MessageKey};
+use self::plan::{Account, Options, SourceKind};
+use self::progress::{AccountProgress, Progress};
+use self::quarantine::Quarantine;
+use self::report::{AccountReport, FolderReport, RunReport};
+use crate::client::smtp::Dialect;
+
+/// Everything one account's reader and workers share.
+pub struct Ctx {
+    pub account: Account,
+    pub opts: Options,
+    pub journal: Arc<Journal>,
+    pub quarantine: Quarantine,
+    /// Stable name of the source mailbox (journal file, tracking ids).
+    pub source_id: String,
+    /// `posta.<hash>`: the prefix of this account's tracking ids, searched for at mailserver1.
+    pub tag: String,
+    /// This host, the trace header's `by`.
+    pub by: String,
+    pub source_ip: Option<String>,
+    pub progress: AccountProgress,
+}
+
+impl Ctx {
+    /// The tracking id of one source message, carried in the trace header.
+    pub fn tracking_id(&self, key: &MessageKey) -> String {
+        let validity = key.validity.to_string();
+        format!(
+            "{}.{}",
+            self.tag,
+            message::short_hash(&[&key.folder, &validity, &key.id])
+        )
+    }
+
+    /// How reports name a message: `validity/uid` (IMAP) or the UIDL (POP3).
+    pub fn label(&self, key: &MessageKey) -> String {
+        match self.account.source.kind {
+            SourceKind::Imap => format!("{}/{}", key.validity, key.id),
+            SourceKind::Pop3 => key.id.clone(),
+        }
+    }
+
+    pub fn delivery_name(&self) -> &'static str {
+        match self.account.delivery.dialect {
+            Dialect::Smtp => "smtp",
+            Dialect::Lmtp => "lmtp",
+        }
+    }
+
+    /// The message as it is relayed: byte-exact, plus the one trace header.
+    pub fn with_trace(&self, job: &Job, rcpt: Option<&str>) -> Vec<u8> {
+        let tracking_id = self.tracking_id(&job.key);
+        let uid = self.label(&job.key);
+        let trace = message::Trace {
+            source_host: &self.account.source.endpoint.host,
+            source_ip: self.source_ip.as_deref(),
+            by: &self.by,
+            protocol: self.account.source.kind.trace_name(),
+            user: &self.account.source.login.user,
+            folder: &job.key.folder,
+            uid: &uid,
+            tracking_id: &tracking_id,
+            rcpt,
+            date: &message::now_rfc5322(),
+        }
+        .render();
+        let at = message::trace_offset(&job.message);
+        let mut out = Vec::with_capacity(job.message.len() + trace.len());
+        out.extend_from_slice(&job.message[..at]);
+        out.extend_from_slice(&trace);
+        out.extend_from_slice(&job.message[at..]);
+        out
+    }
+
+    /// What a folder's messages go to, for the report.
+    pub fn describe(&self, target: &Target) -> String {
+        match target {
+            Target::Deliver => self.delivery_name().to_owned(),
+            Target::Append { raw_name } => format!("imap:{raw_name}"),
+        }
+    }
+}
+
+/// Why a pass over an account stopped early.
+#[derive(Debug)]
+pub struct PassError {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl PassError {
+    pub fn fatal(message: impl Into<String>) -> PassError {
+        PassError {
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
+/// Migrates every account (`opts.parallel_accounts` at a time) and returns the
+/// reconciliation.
+pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) -> RunReport {
+    let limit = Arc::new(Semaphore::new(opts.parallel_accounts.max(1)));
+    let mut tasks = Vec::new();
+    for account in accounts {
+        let limit = limit.clone();
+        let opts = opts.clone();
+        let bar = progress.account(&account.name);
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            migrate_account(account, opts, bar).await
+        }));
+    }
+    let mut reports = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(r) => reports.push(r),
+            Err(e) => reports.push(AccountReport {
+                account: "?".into(),
+                error: Some(format!("internal error: {e}")),
+                ..Default::default()
+            }),
+        }
+    }
+    RunReport::new(reports)
+}
+
+async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) -> AccountReport {
+    let source_id = account.source_id();
+    let mut report = AccountReport {
+        account: account.name.clone(),
+        source: source_id.clone(),
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let file = sanitize(&source_id);
+    let journal_path = opts
+        .state_dir
+        .join("journal")
+        .join(format!("{file}.journal"));
+    let journal = match Journal::open(&journal_path) {
+        Ok(j) => j,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
+    };
+    let source_ip = tokio::net::lookup_host((
+        account.source.endpoint.host.as_str(),
+        account.source.endpoint.port,
+    ))
+    .await
+    .ok()
+    .and_then(|mut a| a.next())
+    .map(|a| a.ip().to_string());
+    let ctx = Arc::new(Ctx {
+        tag: format!("posta.{}", message::short_hash(&[&source_id])),
+        by: account.delivery.helo.clone(),
+        quarantine: Quarantine::new(opts.state_dir.join("quarantine").join(&file)),
+        account,
+        opts,
+        journal,
+        source_id,
+        source_ip,
+        progress: bar,
+    });
+    // Transient failures of the source (a restart, a dropped connection) restart the pass:
+    // the journal makes every pass start where the last one stopped.
+    let started = Instant::now();
+    let mut delay = Duration::from_secs(1);
+    let mut folders: Vec<FolderReport> = Vec::new();
+    loop {
+        let pass = match ctx.account.source.kind {
+            SourceKind::Imap => imap_source::pass(&ctx).await,
+            SourceKind::Pop3 => pop3_source::pass(&ctx).await,
+        };
+        match pass {
+            Ok(done) => {
+                merge(&mut folders, done);
+                break;
+            }
+            Err((partial, e)) => {
+                merge(&mut folders, partial);
+                if !e.transient || started.elapsed() + delay > ctx.opts.retry_for {
+                    report.error = Some(e.message);
+                    break;
+                }
+                tracing::warn!(account = %ctx.account.name, retry_in = ?delay, "{}", e.message);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    if ctx.opts.verify
+        && !ctx.opts.dry_run
+        && ctx.account.dest_imap.is_some()
+        && let Err(e) = verify::read_back(&ctx, &mut folders).await
+    {
+        report
+            .error
+            .get_or_insert(format!("reading mailserver1 back failed: {e}"));
+    }
+    ctx.progress.finish();
+    report.folders = folders;
+    report
+}
+
+/// Folds a later pass's folder reports into the earlier ones (a pass restarted after a
+/// transient failure counts what it finds again as `earlier`).
+fn merge(into: &mut Vec<FolderReport>, pass: Vec<FolderReport>) {
+    for f in pass {
+        match into.iter_mut().find(|g| g.folder == f.folder) {
+            Some(g) => {
+                g.delivered += f.delivered;
+                g.delivered_bytes += f.delivered_bytes;
+                g.removed += f.removed;
+                g.earlier = g.earlier.max(f.earlier.saturating_sub(g.delivered));
+                g.quarantined = f.quarantined;
+                g.left = f.left;
+                g.skipped = f.skipped;
+                g.delivered_keys.extend(f.delivered_keys);
+            }
+            None => into.push(f),
+        }
+    }
+}
+
+/// A file name from a source id: letters, digits, `.`, `-`, `_` and `@` kept.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,314 @@
+//! `posta migrate`: build the accounts from the site file or the ad hoc URLs, run, print the
+//! reconciliation, exit 0 only when everything selected arrived.
+
+use std::path::{Path, PathBuf};
+
+use super::{EXIT_FAILURE, EXIT_USAGE, print};
+use crate::cli::{InboxVia, MigrateArgs};
+use crate::client::smtp::Dialect;
+use crate::client::{Endpoint, Login};
+use crate::config::{self, Site};
+use crate::health::url::{self, UrlDefaults};
+use crate::health::{Scheme, Target, TlsPolicy};
+use crate::migrate::plan::{Account, Delivery, DestImap, InboxRoute, Options, Source, SourceKind};
+use crate::migrate::progress::Progress;
+use crate::secret::{self, Secret};
+
+/// Where journals and the quarantine live unless the site file or --state-dir says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/posta/migrate";
+
+pub async fn execute(config: Option<PathBuf>, args: MigrateArgs) -> u8 {
+    let (accounts, opts) = match plan(config, &args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("posta migrate: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let progress = Progress::new(args.json);
+    let report = crate::migrate::run(accounts, &opts, &progress).await;
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => print(&format!("{json}\n")),
+            Err(e) => eprintln!("posta migrate: cannot encode the report: {e}"),
+        }
+    } else {
+        print(&report.table());
+    }
+    if report.ok || opts.dry_run && report.accounts.iter().all(|a| a.error.is_none()) {
+        0
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<(Vec<Account>, Options), String> {
+    if args.unseen && args.from.as_deref().is_some_and(|f| f.starts_with("pop3")) {
+        return Err("--unseen needs an IMAP source: POP3 has no unread flag".into());
+    }
+    let tls = TlsPolicy {
+        ca_file: args.ca_file.clone(),
+        insecure: args.insecure,
+        ..TlsPolicy::default()
+    };
+    let helo = args.helo.clone().unwrap_or_else(config::default_helo);
+    let inbox = match args.inbox {
+        InboxVia::Deliver => InboxRoute::Deliver,
+        InboxVia::Append => InboxRoute::Append,
+    };
+    let (accounts, site_state) = match &args.from {
+        Some(from) => (vec![ad_hoc(from, args, &tls, &helo, inbox)?], None),
+        None => {
+            let path = config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+            let site = config::load(&path).map_err(|e| e.to_string())?;
+            let accounts = from_site(&site, args, &tls, &helo, inbox)?;
+            (accounts, site.migrate_state_dir.clone())
+        }
+    };
+    let opts = Options {
+        keep: args.keep,
+        unseen: args.unseen,
+        dry_run: args.dry_run,
+        folders: args.folders.clone(),
+        state_dir: args
+            .state_dir
+            .clone()
+            .or(site_state)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        connections: usize::from(args.connections),
+        parallel_accounts: usize::from(args.parallel),
+        retry_for: args.retry_for,
+        settle: args.settle,
+        batch: 100,
+        verify: !args.no_verify,
+    };
+    Ok((accounts, opts))
+}
+
+fn read_secret(path: &Path) -> Result<Secret, String> {
+    secret::read_password(path).map_err(|e| e.to_string())
+}
+
+fn endpoint(t: &Target, timeout: std::time::Duration) -> Endpoint {
+    Endpoint {
+        host: t.host.clone(),
+        port: t.port,
+        implicit_tls: t.scheme.implicit_tls(),
+        starttls: t.starttls,
+        tls: t.tls.clone(),
+        timeout,
+    }
+}
+
+fn login(t: &Target, what: &str) -> Result<Login, String> {
+    let a = t
+        .account
+        .as_ref()
+        .ok_or_else(|| format!("{what} {} names no user (user@host)", t.label))?;
+    Ok(Login {
+        user: a.user.clone(),
+        password: a.password.clone(),
+    })
+}
+
+fn ad_hoc(
+    from: &str,
+    args: &MigrateArgs,
+    tls: &TlsPolicy,
+    helo: &str,
+    inbox: InboxRoute,
+) -> Result<Account, String> {
+    let password_file = args
+        .password_file
+        .as_deref()
+        .ok_or("--from needs --password-file with the source user's password")?;
+    let password = read_secret(password_file)?;
+    let defaults = |password: Option<Secret>| UrlDefaults {
+        tls: tls.clone(),
+        timeout: args.timeout,
+        helo: helo.to_owned(),
+        password,
+    };
+    let src = url::parse(from, &defaults(Some(password.clone()))).map_err(|e| e.to_string())?;
+    let kind = match src.scheme {
+        Scheme::Imap | Scheme::Imaps => SourceKind::Imap,
+        Scheme::Pop3 | Scheme::Pop3s => SourceKind::Pop3,
+        other => {
+            return Err(format!(
+                "--from {from}: {other} is not a mailbox; use imap(s):// or pop3(s)://"
+            ));
+        }
+    };
+    let to = args
+        .to
+        .as_deref()
+        .ok_or("--from needs --to smtp://mailserver1[:port] or lmtp://host:port")?;
+    let delivery = delivery(to, &defaults(None), args.timeout, helo)?;
+    let dest_imap = match &args.to_imap {
+        None => None,
+        Some(u) => {
+            let password = match &args.to_password_file {
+                Some(f) => read_secret(f)?,
+                None => password.clone(),
+            };
+            let t = url::parse(u, &defaults(Some(password))).map_err(|e| e.to_string())?;
+            if !matches!(t.scheme, Scheme::Imap | Scheme::Imaps) {
+                return Err(format!("--to-imap {u}: use imap:// or imaps://"));
+            }
+            Some(DestImap {
+                endpoint: endpoint(&t, args.timeout),
+                login: login(&t, "--to-imap")?,
+            })
+        }
+    };
+    if inbox == InboxRoute::Append && dest_imap.is_none() {
+        return Err("--inbox append needs --to-imap".into());
+    }
+    let source_login = login(&src, "--from")?;
+    Ok(Account {
+        name: source_login.user.clone(),
+        source: Source {
+            kind,
+            endpoint: endpoint(&src, args.timeout),
+            login: source_login,
+        },
+        rcpt: args.rcpt.clone(),
+        delivery,
+        dest_imap,
+        inbox,
+    })
+}
+
+/// `smtp://host[:port]` or `lmtp://host:port` (LMTP has no well-known TCP port; 24 is the
+/// RFC 2033 suggestion).
+fn delivery(
+    to: &str,
+    defaults: &UrlDefaults,
+    timeout: std::time::Duration,
+    helo: &str,
+) -> Result<Delivery, String> {
+    let (dialect, text) = match to.strip_prefix("lmtp://") {
+        Some(rest) => (Dialect::Lmtp, format!("smtp://{rest}")),
+        None => (Dialect::Smtp, to.to_owned()),
+    };
+    let t = url::parse(&text, defaults).map_err(|e| e.to_string().replace(&text, to))?;
+    if !matches!(t.scheme, Scheme::Smtp | Scheme::Smtps | Scheme::Submission) {
+        return Err(format!(
+            "--to {to}: use smtp://host[:port] or lmtp://host:port"
+        ));
+    }
+    if t.account.is_some() {
+        return Err(format!(
+            "--to {to}: delivery to mailserver1 needs no login; drop the user"
+        ));
+    }
+    let mut endpoint = endpoint(&t, timeout);
+    let port_given = to
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .is_some_and(|p| p.parse::<u16>().is_ok());
+    if dialect == Dialect::Lmtp && !port_given {
+        endpoint.port = 24;
+    }
+    Ok(Delivery {
+        endpoint,
+        dialect,
+        helo: helo.to_owned(),
+    })
+}
+
+fn from_site(
+    site: &Site,
+    args: &MigrateArgs,
+    tls: &TlsPolicy,
+    helo: &str,
+    inbox: InboxRoute,
+) -> Result<Vec<Account>, String> {
+    if site.migrate.is_empty() {
+        return Err("the site file has no [[migrate.accounts]]; add them or use --from".into());
+    }
+    for name in &args.accounts {
+        if !site.migrate.iter().any(|a| &a.user == name) {
+            return Err(format!("no [[migrate.accounts]] entry for user {name:?}"));
+        }
+    }
+    let tls = TlsPolicy {
+        ca_file: tls.ca_file.clone().or(site.tls.ca_file.clone()),
+        ..tls.clone()
+    };
+    let service = |server: &config::Server, schemes: &[Scheme]| {
+        schemes
+            .iter()
+            .find_map(|s| server.services.iter().find(|x| x.scheme == *s))
+            .copied()
+    };
+    let site_endpoint = |server: &config::Server, svc: config::Service| Endpoint {
+        host: server.address.to_string(),
+        port: svc.port,
+        implicit_tls: svc.scheme.implicit_tls(),
+        starttls: svc.starttls,
+        tls: TlsPolicy {
+            server_name: Some(server.name.clone()),
+            ..tls.clone()
+        },
+        timeout: args.timeout,
+    };
+    let src_svc = service(
+        &site.backup,
+        &[Scheme::Imaps, Scheme::Imap, Scheme::Pop3s, Scheme::Pop3],
+    )
+    .ok_or("the backup server lists no imap, imaps, pop3 or pop3s service to migrate from")?;
+    let smtp = service(&site.primary, &[Scheme::Smtp])
+        .ok_or("the primary server lists no smtp service to deliver to")?;
+    let dest_svc = service(&site.primary, &[Scheme::Imaps, Scheme::Imap]);
+    let mut accounts = Vec::new();
+    for a in &site.migrate {
+        if !args.accounts.is_empty() && !args.accounts.contains(&a.user) {
+            continue;
+        }
+        let password = read_secret(&a.password_file)?;
+        let dest_imap = match (&a.dest_user, dest_svc) {
+            (Some(user), Some(svc)) => {
+                let file = a.dest_password_file.as_deref().unwrap_or(&a.password_file);
+                Some(DestImap {
+                    endpoint: site_endpoint(&site.primary, svc),
+                    login: Login {
+                        user: user.clone(),
+                        password: read_secret(file)?,
+                    },
+                })
+            }
+            _ => None,
+        };
+        if inbox == InboxRoute::Append && dest_imap.is_none() {
+            return Err(format!(
+                "--inbox append needs dest_user for account {:?} and an imap(s) service on the primary",
+                a.user
+            ));
+        }
+        accounts.push(Account {
+            name: a.user.clone(),
+            source: Source {
+                kind: match src_svc.scheme {
+                    Scheme::Pop3 | Scheme::Pop3s => SourceKind::Pop3,
+                    _ => SourceKind::Imap,
+                },
+                endpoint: site_endpoint(&site.backup, src_svc),
+                login: Login {
+                    user: a.user.clone(),
+                    password,
+                },
+            },
+            rcpt: Some(a.deliver_to.clone()),
+            delivery: Delivery {
+                endpoint: site_endpoint(&site.primary, smtp),
+                dialect: Dialect::Smtp,
+                helo: helo.to_owned(),
+            },
+            dest_imap,
+            inbox,
+        });
+    }
+    Ok(accounts)
+}

@@ -1,0 +1,487 @@
+//! Delivery workers: each owns one connection to mailserver1 (SMTP/LMTP for INBOX, IMAP for
+//! folders) and takes messages from the folder's reader until it runs dry.
+//!
+//! The order for each message is the no-loss rule (fetchmail's, notes/migration-semantics.md
+//! §3.1): envelope and data first, then the journal's `sending` record, then the final dot;
+//! `delivered` is recorded only after the 2xx, and only a `delivered` message may leave the
+//! source. 5xx: a quarantine copy, the source keeps it. 4xx, 421, a lost connection before the
+//! dot: retried with backoff for `retry_for`. A connection lost after the dot: the outcome is
+//! unknown, and the reader asks mailserver1 before sending again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, mpsc};
+
+use super::Ctx;
+use super::journal::{Entry, MessageKey, Step};
+use super::message;
+use crate::client::imap::{ImapClient, ImapError};
+use crate::client::smtp::{SmtpClient, SmtpError};
+use crate::proto::smtp::Reply;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Where a message goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// SMTP/LMTP to the envelope recipient.
+    Deliver,
+    /// IMAP APPEND to this folder (name on the wire).
+    Append { raw_name: String },
+}
+
+/// A message read from the source, ready to deliver.
+pub struct Job {
+    pub key: MessageKey,
+    /// The source's handle for removal: the UID (IMAP) or message number (POP3).
+    pub handle: u32,
+    pub message: Vec<u8>,
+    pub flags: Vec<String>,
+    pub internal_date: Option<String>,
+    pub target: Target,
+}
+
+/// What happened to a message.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Delivered,
+    Quarantined {
+        reason: String,
+        copy: Option<String>,
+    },
+    /// Sent, but the reply never came: only mailserver1 knows.
+    InDoubt {
+        reason: String,
+    },
+    /// Temporary failures outlasted the retry time (or an error retrying cannot fix).
+    Left {
+        reason: String,
+    },
+}
+
+/// A finished job, back to the reader.
+pub struct Done {
+    pub key: MessageKey,
+    pub handle: u32,
+    pub size: u64,
+    pub message_id: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// Starts `n` workers. Jobs go into the returned sender (bounded, so a fast source never
+/// piles messages up in memory); results come out of the receiver.
+pub fn start(
+    ctx: Arc<Ctx>,
+    n: usize,
+) -> (
+    mpsc::Sender<Job>,
+    mpsc::UnboundedReceiver<Done>,
+    tokio::task::JoinSet<()>,
+) {
+    let (job_tx, job_rx) = mpsc::channel::<Job>(n.max(1));
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n.max(1) {
+        set.spawn(worker(ctx.clone(), job_rx.clone(), done_tx.clone()));
+    }
+    (job_tx, done_rx, set)
+}
+
+#[derive(Default)]
+struct Conns {
+    smtp: Option<SmtpClient>,
+    imap: Option<ImapClient>,
+}
+
+async fn worker(
+    ctx: Arc<Ctx>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let mut conns = Conns::default();
+    loop {
+        let job = jobs.lock().await.recv().await;
+        let Some(job) = job else { break };
+        let size = job.message.len() as u64;
+        let message_id = message::message_id(&job.message);
+        let outcome = deliver(&ctx, &mut conns, &job).await;
+        ctx.progress.message(size);
+        let _ = done.send(Done {
+            key: job.key,
+            handle: job.handle,
+            size,
+            message_id,
+            outcome,
+        });
+    }
+    if let Some(c) = conns.smtp.take() {
+        let _ = c.quit().await;
+    }
+    if let Some(c) = conns.imap.take() {
+        let _ = c.logout().await;
+    }
+}
+
+/// One attempt's result.
+enum Attempt {
+    Accepted,
+    Refused(String),
+    /// Known not delivered; worth retrying.
+    Transient(String),
+    /// Retrying cannot help (bad certificate, login refused): leave it on the source.
+    Fatal(String),
+    Unknown(String),
+}
+
+async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job) -> Outcome {
+    let rcpt = match (&job.target, &ctx.account.rcpt) {
+        (Target::Append { .. }, _) => None,
+        (Target::Deliver, Some(r)) => Some(r.clone()),
+        (Target::Deliver, None) => match message::envelope_recipient(&job.message) {
+            Some(r) => Some(r),
+            None => {
+                return quarantine(
+                    ctx,
+                    job,
+                    "no envelope recipient: no Delivered-To or X-Original-To header and no \
+                     account mapping (posta never guesses from To/Cc)"
+                        .into(),
+                )
+                .await;
+            }
+        },
+    };
+    let bytes = ctx.with_trace(job, rcpt.as_deref());
+    let started = Instant::now();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let attempt = match &job.target {
+            Target::Deliver => {
+                smtp_once(ctx, conns, job, rcpt.as_deref().unwrap_or_default(), &bytes).await
+            }
+            Target::Append { raw_name } => append_once(ctx, conns, job, raw_name, &bytes).await,
+        };
+        match attempt {
+            Attempt::Accepted => {
+                let entry = ctx.entry(job, Step::Delivered, ctx.describe(&job.target));
+                return match ctx.journal.record(&job.key, entry).await {
+                    Ok(()) => Outcome::Delivered,
+                    // Accepted, but not durably known: the next run must check, not resend.
+                    Err(e) => Outcome::InDoubt {
+                        reason: e.to_string(),
+                    },
+                };
+            }
+            Attempt::Refused(reason) => return quarantine(ctx, job, reason).await,
+            Attempt::Unknown(reason) => {
+                conns.smtp = None;
+                conns.imap = None;
+                return Outcome::InDoubt { reason };
+            }
+            Attempt::Fatal(reason) => {
+                conns.smtp = None;
+                conns.imap = None;
+                return Outcome::Left { reason };
+            }
+            Attempt::Transient(reason) => {
+                conns.smtp = None;
+                conns.imap = None;
+                if started.elapsed() + delay > ctx.opts.retry_for {
+                    return Outcome::Left {
+                        reason: format!("{reason} (still failing after {:?})", started.elapsed()),
+                    };
+                }
+                tracing::warn!(
+                    account = %ctx.account.name,
+                    uid = %ctx.label(&job.key),
+                    retry_in = ?delay,
+                    "temporary failure: {reason}"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn quarantine(ctx: &Ctx, job: &Job, reason: String) -> Outcome {
+    let name = message::short_hash(&[&ctx.source_id, &ctx.label(&job.key)]);
+    let q = ctx.quarantine.clone();
+    let message = job.message.clone();
+    let stored = tokio::task::spawn_blocking(move || q.store(&name, &message)).await;
+    let copy = match stored {
+        Ok(Ok(path)) => Some(path.display().to_string()),
+        Ok(Err(e)) => {
+            return Outcome::Left {
+                reason: format!("{reason}; and the quarantine copy failed: {e}"),
+            };
+        }
+        Err(e) => {
+            return Outcome::Left {
+                reason: format!("{reason}; and the quarantine copy failed: {e}"),
+            };
+        }
+    };
+    let entry = ctx.entry(job, Step::Quarantined, reason.clone());
+    if let Err(e) = ctx.journal.record(&job.key, entry).await {
+        tracing::error!("{e}");
+    }
+    Outcome::Quarantined { reason, copy }
+}
+
+fn reply_text(reply: &Reply) -> String {
+    reply.lines.join(" ")
+}
+
+fn smtp_attempt(err: &SmtpError) -> Attempt {
+    if err.is_transient() {
+        Attempt::Transient(err.to_string())
+    } else {
+        Attempt::Fatal(err.to_string())
+    }
+}
+
+fn classify(what: &str, reply: &Reply) -> Option<Attempt> {
+    match reply.class() {
+        2 | 3 => None,
+        4 => Some(Attempt::Transient(format!(
+            "{what}: {} {}",
+            reply.code,
+            reply_text(reply)
+        ))),
+        _ => Some(Attempt::Refused(format!(
+            "{what}: {} {}",
+            reply.code,
+            reply_text(reply)
+        ))),
+    }
+}
+
+async fn smtp_once(ctx: &Ctx, conns: &mut Conns, job: &Job, rcpt: &str, bytes: &[u8]) -> Attempt {
+    if conns.smtp.is_none() {
+        let d = &ctx.account.delivery;
+        match SmtpClient::connect(&d.endpoint, d.dialect, &d.helo, None).await {
+            Ok(c) => conns.smtp = Some(c),
+            Err(e) => return smtp_attempt(&e),
+        }
+    }
+    let Some(client) = conns.smtp.as_mut() else {
+        return Attempt::Transient("no connection".into());
+    };
+    let sender = message::envelope_sender(&job.message);
+    let eight_bit = bytes.iter().any(|b| *b >= 0x80);
+    let env = match client
+        .begin(
+            sender.as_deref(),
+            &[rcpt.to_owned()],
+            bytes.len(),
+            eight_bit,
+        )
+        .await
+    {
+        Ok(env) => env,
+        Err(e) => return smtp_attempt(&e),
+    };
+    if let Some(a) = classify(
+        &format!("MAIL FROM:<{}>", sender.unwrap_or_default()),
+        &env.mail,
+    ) {
+        let _ = client.rset().await;
+        return a;
+    }
+    for (r, reply) in &env.rcpts {
+        if let Some(a) = classify(&format!("RCPT TO:<{r}>"), reply) {
+            let _ = client.rset().await;
+            return a;
+        }
+    }
+    match &env.data {
+        Some(reply) if reply.code == 354 => {}
+        Some(reply) => {
+            let _ = client.rset().await;
+            return classify("DATA", reply)
+                .unwrap_or_else(|| Attempt::Transient(format!("DATA: {}", reply.code)));
+        }
+        None => return Attempt::Transient("server did not reach DATA".into()),
+    }
+    if let Err(e) = client.write_body(bytes).await {
+        return smtp_attempt(&e);
+    }
+    let entry = ctx.entry(job, Step::Sending, String::new());
+    if let Err(e) = ctx.journal.record(&job.key, entry).await {
+        // Without the record a crash after the dot could duplicate: do not send the dot.
+        return Attempt::Fatal(e.to_string());
+    }
+    let verdict = match client.finish().await {
+        Ok(replies) if replies.is_empty() => {
+            Attempt::Unknown("no reply after the final dot".into())
+        }
+        Ok(replies) => replies
+            .iter()
+            .filter_map(|(r, reply)| classify(&format!("end of data for <{r}>"), reply))
+            .next_back()
+            .unwrap_or(Attempt::Accepted),
+        // A refusal is an answer; anything else after the dot leaves the outcome unknown.
+        Err(e) => match e.reply() {
+            Some(reply) if matches!(e, SmtpError::Rejected { .. }) => {
+                classify("end of data", reply).unwrap_or_else(|| Attempt::Unknown(e.to_string()))
+            }
+            _ => Attempt::Unknown(format!("after the final dot: {e}")),
+        },
+    };
+    if let Attempt::Transient(reason) = &verdict {
+        // The server said "not now" to the dot: certainly not delivered.
+        let entry = ctx.entry(job, Step::Deferred, reason.clone());
+        if let Err(e) = ctx.journal.record(&job.key, entry).await {
+            return Attempt::Fatal(e.to_string());
+        }
+    }
+    verdict
+}
+
+fn imap_attempt(err: &ImapError) -> Attempt {
+    if err.is_transient() {
+        Attempt::Transient(err.to_string())
+    } else {
+        Attempt::Fatal(err.to_string())
+    }
+}
+
+async fn append_once(
+    ctx: &Ctx,
+    conns: &mut Conns,
+    job: &Job,
+    raw_name: &str,
+    bytes: &[u8],
+) -> Attempt {
+    if conns.imap.is_none() {
+        let Some(dest) = &ctx.account.dest_imap else {
+            return Attempt::Fatal("no IMAP login on mailserver1 for folders".into());
+        };
+        match ImapClient::connect(&dest.endpoint).await {
+            Ok(mut c) => match c.login(&dest.login).await {
+                Ok(()) => conns.imap = Some(c),
+                Err(e) => return Attempt::Fatal(e.to_string()),
+            },
+            Err(e) => return imap_attempt(&e),
+        }
+    }
+    let Some(client) = conns.imap.as_mut() else {
+        return Attempt::Transient("no connection".into());
+    };
+    let entry = ctx.entry(job, Step::Sending, String::new());
+    if let Err(e) = ctx.journal.record(&job.key, entry).await {
+        return Attempt::Fatal(e.to_string());
+    }
+    let date = job.internal_date.as_deref();
+    let mut result = client.append(raw_name, &job.flags, date, bytes).await;
+    if let Err(e) = &result
+        && e.code() == Some("TRYCREATE")
+    {
+        if let Err(e) = client.create(raw_name).await {
+            return imap_attempt(&e);
+        }
+        result = client.append(raw_name, &job.flags, date, bytes).await;
+    }
+    match result {
+        Ok(_) => Attempt::Accepted,
+        Err(e @ ImapError::Rejected { .. }) => {
+            // A tagged NO/BAD: the server answered, so it did not store the message.
+            let entry = ctx.entry(job, Step::Deferred, e.to_string());
+            if let Err(je) = ctx.journal.record(&job.key, entry).await {
+                return Attempt::Fatal(je.to_string());
+            }
+            if e.is_transient() {
+                Attempt::Transient(e.to_string())
+            } else {
+                Attempt::Refused(e.to_string())
+            }
+        }
+        Err(e) => Attempt::Unknown(format!("APPEND to {raw_name}: {e}")),
+    }
+}
+
+impl Ctx {
+    /// The journal entry for a step of `job`.
+    fn entry(&self, job: &Job, step: Step, detail: String) -> Entry {
+        Entry {
+            step,
+            message_id: message::message_id(&job.message),
+            hash: message::body_hash(&job.message),
+            detail,
+        }
+    }
+}
+
+/// A folder's bookkeeping while its messages are delivered.
+#[derive(Default)]
+pub struct Tally {
+    /// Source handles (UIDs or message numbers) delivered and not yet removed.
+    pub removable: Vec<(MessageKey, u32)>,
+    /// Sent, outcome unknown.
+    pub doubt: Vec<(MessageKey, u32)>,
+}
+
+impl Tally {
+    /// Books one finished job into the folder's report.
+    pub fn done(&mut self, ctx: &Ctx, report: &mut super::report::FolderReport, d: Done) {
+        let problem = |reason: String, copy: Option<String>| super::report::Problem {
+            uid: ctx.label(&d.key),
+            message_id: d.message_id.clone(),
+            reason,
+            quarantine: copy,
+        };
+        match d.outcome {
+            Outcome::Delivered => {
+                report.delivered += 1;
+                report.delivered_bytes += d.size;
+                let hash = ctx.journal.get(&d.key).map(|e| e.hash).unwrap_or_default();
+                report.delivered_keys.push((d.key.clone(), hash));
+                self.removable.push((d.key, d.handle));
+            }
+            Outcome::Quarantined { reason, copy } => report.quarantined.push(problem(reason, copy)),
+            Outcome::Left { reason } => report.left.push(problem(reason, None)),
+            Outcome::InDoubt { reason } => {
+                tracing::warn!(account = %ctx.account.name, uid = %ctx.label(&d.key), "outcome unknown: {reason}");
+                self.doubt.push((d.key, d.handle));
+            }
+        }
+    }
+    /// Books messages mailserver1 turned out to have as delivered.
+    pub async fn found(
+        &mut self,
+        ctx: &Ctx,
+        report: &mut super::report::FolderReport,
+        found: Vec<(MessageKey, u32)>,
+    ) {
+        let entries: Vec<_> = found
+            .iter()
+            .map(|(k, _)| {
+                let old = ctx.journal.get(k);
+                (
+                    k.clone(),
+                    super::journal::Entry {
+                        step: Step::Delivered,
+                        message_id: old.as_ref().and_then(|e| e.message_id.clone()),
+                        hash: old.map(|e| e.hash).unwrap_or_default(),
+                        detail: "found at mailserver1 after an unknown outcome".into(),
+                    },
+                )
+            })
+            .collect();
+        if let Err(e) = ctx.journal.record_many(entries).await {
+            tracing::error!("{e}");
+            return;
+        }
+        for (k, uid) in found {
+            report.delivered += 1;
+            let hash = ctx.journal.get(&k).map(|e| e.hash).unwrap_or_default();
+            report.delivered_keys.push((k.clone(), hash));
+            if !ctx.opts.keep {
+                self.removable.push((k, uid));
+            }
+        }
+    }
+}

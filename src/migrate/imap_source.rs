@@ -1,0 +1,364 @@
+//! The IMAP source: every selectable folder (or the chosen ones), messages identified by
+//! (folder, UIDVALIDITY, UID), read with BODY.PEEK (so `\Seen` never changes on the source),
+//! pipelined over UID ranges, removed with UID STORE \Deleted + UID EXPUNGE only after the
+//! journal says delivered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::deliver::{self, Job, Tally, Target};
+use super::folders::{self, Naming};
+use super::journal::{Entry, MessageKey, Step};
+use super::plan::InboxRoute;
+use super::report::{FolderReport, Problem};
+use super::{Ctx, PassError, verify};
+use crate::client::imap::{ImapClient, ImapError, MailboxInfo};
+use crate::proto::mutf7;
+
+/// Reports of the folders handled so far, and why the pass stopped.
+type PassResult = Result<Vec<FolderReport>, (Vec<FolderReport>, PassError)>;
+
+fn pass_error(e: &ImapError, what: &str) -> PassError {
+    PassError {
+        message: format!("{what}: {e}"),
+        transient: e.is_transient(),
+    }
+}
+
+pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
+    let src = &ctx.account.source;
+    let mut client = match ImapClient::connect(&src.endpoint).await {
+        Ok(c) => c,
+        Err(e) => return Err((Vec::new(), pass_error(&e, "mailserver2"))),
+    };
+    if let Err(e) = client.login(&src.login).await {
+        return Err((Vec::new(), pass_error(&e, "mailserver2")));
+    }
+    let mailboxes = match client.list().await {
+        Ok(m) => m,
+        Err(e) => return Err((Vec::new(), pass_error(&e, "mailserver2"))),
+    };
+    let src_naming = naming(&mailboxes);
+    let dest_naming = match dest_naming(ctx).await {
+        Ok(n) => n,
+        Err(e) => return Err((Vec::new(), e)),
+    };
+    let mut reports = Vec::new();
+    for mailbox in mailboxes.iter().filter(|m| wanted(ctx, m)) {
+        let components = folders::components(&mailbox.name, &src_naming);
+        let target = if folders::is_inbox(&mailbox.name) && ctx.account.inbox == InboxRoute::Deliver
+        {
+            Target::Deliver
+        } else {
+            let name = folders::dest_name(&components, dest_naming.as_ref().unwrap_or(&src_naming));
+            Target::Append {
+                raw_name: mutf7::encode(&name),
+            }
+        };
+        match folder(ctx, &mut client, mailbox, target).await {
+            Ok(r) => reports.push(r),
+            Err((r, e)) => {
+                reports.push(r);
+                return Err((reports, e));
+            }
+        }
+    }
+    let _ = client.logout().await;
+    Ok(reports)
+}
+
+/// The source's hierarchy: Dovecot and most servers have an empty personal prefix; the
+/// delimiter comes from LIST.
+fn naming(mailboxes: &[MailboxInfo]) -> Naming {
+    Naming {
+        prefix: String::new(),
+        delimiter: mailboxes.iter().find_map(|m| m.delimiter),
+    }
+}
+
+async fn dest_naming(ctx: &Ctx) -> Result<Option<Naming>, PassError> {
+    let Some(dest) = &ctx.account.dest_imap else {
+        return Ok(None);
+    };
+    if ctx.opts.dry_run {
+        return Ok(None);
+    }
+    let mut c = ImapClient::connect(&dest.endpoint)
+        .await
+        .map_err(|e| pass_error(&e, "mailserver1 IMAP"))?;
+    c.login(&dest.login)
+        .await
+        .map_err(|e| pass_error(&e, "mailserver1 IMAP"))?;
+    let list = c
+        .list()
+        .await
+        .map_err(|e| pass_error(&e, "mailserver1 IMAP"))?;
+    let _ = c.logout().await;
+    Ok(Some(naming(&list)))
+}
+
+fn wanted(ctx: &Ctx, m: &MailboxInfo) -> bool {
+    if m.noselect {
+        return false;
+    }
+    ctx.opts.folders.is_empty()
+        || ctx
+            .opts
+            .folders
+            .iter()
+            .any(|f| f == &m.name || (folders::is_inbox(f) && folders::is_inbox(&m.name)))
+}
+
+type FolderResult = Result<FolderReport, (FolderReport, PassError)>;
+
+async fn folder(
+    ctx: &Arc<Ctx>,
+    client: &mut ImapClient,
+    mailbox: &MailboxInfo,
+    target: Target,
+) -> FolderResult {
+    let mut report = FolderReport {
+        folder: mailbox.name.clone(),
+        destination: ctx.describe(&target),
+        dest_folder: match &target {
+            Target::Deliver => "INBOX".into(),
+            Target::Append { raw_name } => raw_name.clone(),
+        },
+        ..Default::default()
+    };
+    macro_rules! fail {
+        ($e:expr, $what:expr) => {
+            return Err((report, pass_error(&$e, $what)))
+        };
+    }
+    let read_only = ctx.opts.keep || ctx.opts.dry_run;
+    let selected = match client.select(&mailbox.raw_name, read_only).await {
+        Ok(s) => s,
+        Err(e) => fail!(e, &format!("select {}", mailbox.name)),
+    };
+    let criteria = if ctx.opts.unseen {
+        "UNSEEN UNDELETED"
+    } else {
+        "UNDELETED"
+    };
+    let uids = match client.uid_search(criteria).await {
+        Ok(u) => u,
+        Err(e) => fail!(e, "search"),
+    };
+    let deleted = match client.uid_search("DELETED").await {
+        Ok(u) => u,
+        Err(e) => fail!(e, "search"),
+    };
+    for uid in deleted {
+        report.skipped.push(Problem {
+            uid: format!("{}/{uid}", selected.uidvalidity),
+            message_id: None,
+            reason: "marked \\Deleted on the source; left alone".into(),
+            quarantine: None,
+        });
+    }
+    let mut metas = Vec::new();
+    for chunk in uids.chunks(1000) {
+        match client.fetch_meta(chunk).await {
+            Ok(m) => metas.extend(m),
+            Err(e) => fail!(e, "fetch sizes"),
+        }
+    }
+    let key = |uid: u32| MessageKey {
+        folder: mailbox.raw_name.clone(),
+        validity: selected.uidvalidity,
+        id: uid.to_string(),
+    };
+    let mut to_send = Vec::new();
+    let mut earlier = Vec::new();
+    let mut doubt = Vec::new();
+    let mut send_bytes = 0u64;
+    for m in &metas {
+        report.source_messages += 1;
+        report.source_bytes += m.size;
+        match ctx.journal.get(&key(m.uid)).map(|e| e.step) {
+            Some(Step::Delivered | Step::Removed) => earlier.push((key(m.uid), m.uid)),
+            Some(Step::Sending) => {
+                doubt.push((key(m.uid), m.uid));
+                send_bytes += m.size;
+            }
+            _ => {
+                to_send.push(m.uid);
+                send_bytes += m.size;
+            }
+        }
+    }
+    report.earlier = earlier.len();
+    if let Target::Append { .. } = target
+        && ctx.account.dest_imap.is_none()
+        && !(to_send.is_empty() && doubt.is_empty())
+    {
+        report.skipped.push(Problem {
+            uid: "*".into(),
+            message_id: None,
+            reason: format!(
+                "{} messages not migrated: folders go by IMAP APPEND and no IMAP login on \
+                 mailserver1 was given (--to-imap, or the account's dest_user in the site file)",
+                to_send.len() + doubt.len()
+            ),
+            quarantine: None,
+        });
+        return Ok(report);
+    }
+    if ctx.opts.dry_run {
+        report.source_messages = to_send.len() + doubt.len();
+        report.source_bytes = send_bytes;
+        return Ok(report);
+    }
+    ctx.progress
+        .add((to_send.len() + doubt.len()) as u64, send_bytes);
+
+    let mut tally = Tally::default();
+    if !ctx.opts.keep {
+        tally.removable.extend(earlier);
+    }
+    // Unknown outcomes left by a run that died between the final dot and its reply: ask
+    // mailserver1 now; what it does not show yet is asked again after the rest is sent
+    // (an MTA may still have it queued), and only then sent again.
+    let (found, mut doubt) = verify::resolve(ctx, &report.dest_folder, doubt, Duration::ZERO).await;
+    tally.found(ctx, &mut report, found).await;
+    if let Err(e) = send(
+        ctx,
+        client,
+        &mut report,
+        &mut tally,
+        &to_send,
+        &key,
+        &target,
+    )
+    .await
+    {
+        return Err((report, e));
+    }
+    for round in 0..2 {
+        doubt.append(&mut tally.doubt);
+        if doubt.is_empty() {
+            break;
+        }
+        if ctx.account.dest_imap.is_none() || round == 1 {
+            verify::leave_unknown(ctx, &mut report, doubt);
+            break;
+        }
+        let (found, unknown) = verify::resolve(
+            ctx,
+            &report.dest_folder,
+            std::mem::take(&mut doubt),
+            ctx.opts.settle,
+        )
+        .await;
+        tally.found(ctx, &mut report, found).await;
+        let uids: Vec<u32> = unknown.iter().map(|(_, uid)| *uid).collect();
+        if let Err(e) = send(ctx, client, &mut report, &mut tally, &uids, &key, &target).await {
+            return Err((report, e));
+        }
+    }
+    if let Err(e) = remove(ctx, client, &mut report, &mut tally).await {
+        return Err((report, e));
+    }
+    Ok(report)
+}
+
+async fn send(
+    ctx: &Arc<Ctx>,
+    client: &mut ImapClient,
+    report: &mut FolderReport,
+    tally: &mut Tally,
+    uids: &[u32],
+    key: &(dyn Fn(u32) -> MessageKey + Sync),
+    target: &Target,
+) -> Result<(), PassError> {
+    let raw_name = &key(0).folder;
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let (jobs, mut done, mut workers) = deliver::start(ctx.clone(), ctx.opts.connections);
+    let mut result = Ok(());
+    'batches: for chunk in uids.chunks(ctx.opts.batch.max(1)) {
+        if let Err(e) = client.start_fetch(chunk).await {
+            result = Err(pass_error(&e, &format!("fetch from {raw_name}")));
+            break;
+        }
+        loop {
+            let m = match client.next_message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    result = Err(pass_error(&e, &format!("fetch from {raw_name}")));
+                    break 'batches;
+                }
+            };
+            let job = Job {
+                key: key(m.uid),
+                handle: m.uid,
+                message: m.body,
+                flags: m.flags,
+                internal_date: Some(m.internal_date),
+                target: target.clone(),
+            };
+            if jobs.send(job).await.is_err() {
+                break 'batches;
+            }
+            while let Ok(d) = done.try_recv() {
+                tally.done(ctx, report, d);
+            }
+        }
+        if tally.removable.len() >= 200
+            && let Err(e) = remove(ctx, client, report, tally).await
+        {
+            result = Err(e);
+            break;
+        }
+    }
+    drop(jobs);
+    while let Some(d) = done.recv().await {
+        tally.done(ctx, report, d);
+    }
+    while workers.join_next().await.is_some() {}
+    result
+}
+
+/// Removes delivered messages from the source (unless --keep), then records it.
+async fn remove(
+    ctx: &Ctx,
+    client: &mut ImapClient,
+    report: &mut FolderReport,
+    tally: &mut Tally,
+) -> Result<(), PassError> {
+    if ctx.opts.keep || tally.removable.is_empty() {
+        tally.removable.clear();
+        return Ok(());
+    }
+    let batch = std::mem::take(&mut tally.removable);
+    let uids: Vec<u32> = batch.iter().map(|(_, u)| *u).collect();
+    client
+        .store_deleted(&uids)
+        .await
+        .map_err(|e| pass_error(&e, "flag delivered messages \\Deleted"))?;
+    client
+        .expunge(&uids)
+        .await
+        .map_err(|e| pass_error(&e, "expunge delivered messages"))?;
+    report.removed += uids.len();
+    let entries = batch
+        .into_iter()
+        .map(|(k, _)| {
+            let old = ctx.journal.get(&k);
+            let entry = Entry {
+                step: Step::Removed,
+                message_id: old.as_ref().and_then(|e| e.message_id.clone()),
+                hash: old.map(|e| e.hash).unwrap_or_default(),
+                detail: String::new(),
+            };
+            (k, entry)
+        })
+        .collect();
+    ctx.journal
+        .record_many(entries)
+        .await
+        .map_err(|e| PassError::fatal(e.to_string()))
+}

@@ -1,0 +1,117 @@
+//! What a migration is asked to do: accounts (a source mailbox, where its mail goes) and the
+//! options that apply to all of them. Built by `cmd::migrate` from the site file or from URLs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::client::smtp::Dialect;
+use crate::client::{Endpoint, Login};
+
+/// The protocol a source mailbox is read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Imap,
+    Pop3,
+}
+
+impl SourceKind {
+    /// The `with` word of the trace header, as fetchmail writes it.
+    pub fn trace_name(self) -> &'static str {
+        match self {
+            SourceKind::Imap => "IMAP",
+            SourceKind::Pop3 => "POP3",
+        }
+    }
+}
+
+/// A mailbox on mailserver2.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub kind: SourceKind,
+    pub endpoint: Endpoint,
+    pub login: Login,
+}
+
+/// mailserver1's SMTP or LMTP listener, for INBOX mail (so its filters and quotas apply).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub endpoint: Endpoint,
+    pub dialect: Dialect,
+    pub helo: String,
+}
+
+/// An IMAP login on mailserver1: folders are APPENDed there, and a resumed run searches it for
+/// messages whose delivery outcome a crash left unknown.
+#[derive(Debug, Clone)]
+pub struct DestImap {
+    pub endpoint: Endpoint,
+    pub login: Login,
+}
+
+/// How INBOX messages reach mailserver1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxRoute {
+    /// SMTP/LMTP to the recipient: filters, quotas and notifications apply; flags are lost.
+    Deliver,
+    /// IMAP APPEND to INBOX: flags and INTERNALDATE survive, filters do not run.
+    Append,
+}
+
+/// One source mailbox and where its mail goes.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// How reports name it (the source user).
+    pub name: String,
+    pub source: Source,
+    /// The envelope recipient (the account map's `deliver_to`, or `--rcpt`); without it, each
+    /// message's own Delivered-To / X-Original-To.
+    pub rcpt: Option<String>,
+    pub delivery: Delivery,
+    pub dest_imap: Option<DestImap>,
+    pub inbox: InboxRoute,
+}
+
+impl Account {
+    /// A stable name for this source mailbox: journal file names and tracking ids derive from
+    /// it, so it must not change between runs.
+    pub fn source_id(&self) -> String {
+        format!(
+            "{}-{}@{}",
+            match self.source.kind {
+                SourceKind::Imap => "imap",
+                SourceKind::Pop3 => "pop3",
+            },
+            self.source.login.user,
+            self.source.endpoint.display()
+        )
+    }
+}
+
+/// Options shared by every account of a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Leave the source as it was (nothing flagged, expunged or deleted).
+    pub keep: bool,
+    /// Only unread mail (IMAP `UNSEEN`); identity still by UID, never by `\Seen`.
+    pub unseen: bool,
+    /// Report what would move; change nothing anywhere.
+    pub dry_run: bool,
+    /// Folders to migrate (decoded names); empty means all.
+    pub folders: Vec<String>,
+    /// Journals and the quarantine live here.
+    pub state_dir: PathBuf,
+    /// Delivery connections per account (SMTP/LMTP or IMAP APPEND).
+    pub connections: usize,
+    /// Accounts migrated at once.
+    pub parallel_accounts: usize,
+    /// How long transient failures (4xx, 421, lost connections) are retried within the run.
+    pub retry_for: Duration,
+    /// How long an accepted message may take to appear in mailserver1's mailbox (an MTA
+    /// queues before it delivers) when a resumed run checks an unknown outcome or the
+    /// reconciliation reads the destination back.
+    pub settle: Duration,
+    /// UIDs per pipelined FETCH / RETR window.
+    pub batch: usize,
+    /// Read mailserver1 back after the run (needs a destination IMAP login).
+    pub verify: bool,
+}
