@@ -10,8 +10,8 @@
 //! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
 //! - `migrate`  mailserver2 → mailserver1: journal, readers, delivery workers, reconciliation.
 //! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
-//! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only), and
-//!              the IMAP, POP3 and SMTP/LMTP client sessions migrate uses.
+//! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only), the
+//!   IMAP, POP3 and SMTP/LMTP sessions migrate uses.
 
 pub mod cli;
 pub mod client;

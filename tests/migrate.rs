@@ -594,3 +594,111 @@ fn bad_arguments_are_usage_errors_with_a_reason() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(!run.stderr.contains(":pw@"), "password echoed: {run:?}");
 }
+
+#[test]
+fn site_file_accounts_migrate_by_name_and_all_together() {
+    let scene = Scene::start();
+    let t = SystemTime::now();
+    let alice: Vec<_> = (0..20)
+        .map(|i| message(i, "alice@example.org", 1_000))
+        .collect();
+    let bob: Vec<_> = (100..110)
+        .map(|i| message(i, "bob@example.org", 1_000))
+        .collect();
+    for m in &alice {
+        scene.source.seed("alice", None, m, "", &[], t);
+    }
+    for m in &bob {
+        scene.source.seed("bob", None, m, "S", &[], t);
+    }
+    scene
+        .source
+        .seed("bob", Some("Projects"), &bob[0], "F", &[], t);
+    let site = scene.dir.path().join("site.toml");
+    fs::write(
+        &site,
+        format!(
+            r#"domain = "example.org"
+[primary]
+name = "localhost"
+address = "127.0.0.1"
+services = ["smtp:{smtp}", "imaps:{dst}"]
+[backup]
+name = "localhost"
+address = "127.0.0.2"
+services = ["imaps:{src}"]
+[takeover]
+mode = "vip"
+[vip]
+address = "127.0.0.1/8"
+interface = "lo"
+[tls]
+ca_file = "{ca}"
+[migrate]
+state_dir = "state"
+[[migrate.accounts]]
+user = "alice"
+password_file = "password"
+deliver_to = "alice@example.org"
+dest_user = "alice"
+[[migrate.accounts]]
+user = "bob"
+password_file = "password"
+deliver_to = "bob@example.org"
+dest_user = "bob"
+"#,
+            smtp = scene.primary.postfix.smtp_port(),
+            dst = scene.primary.dovecot.imaps_port(),
+            src = scene.source.imaps_port(),
+            ca = Ca::get().ca_pem().display(),
+        ),
+    )
+    .unwrap();
+    let config = site.display().to_string();
+    let run = posta(&[
+        "--config".into(),
+        config.clone(),
+        "migrate".into(),
+        "alice".into(),
+        "--settle".into(),
+        "15s".into(),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("everything selected arrived"),
+        "{run:?}"
+    );
+    assert_exactly_once(&alice, &scene.await_inbox(alice.len()));
+    assert_eq!(
+        scene.source.messages("bob", None).len(),
+        bob.len(),
+        "bob was not asked for"
+    );
+
+    let run = posta(&[
+        "--config".into(),
+        config,
+        "migrate".into(),
+        "--json".into(),
+        "--settle".into(),
+        "15s".into(),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let accounts = run.json()["accounts"].as_array().unwrap().clone();
+    assert_eq!(accounts.len(), 2);
+    assert!(
+        scene.dir.path().join("state/journal").is_dir(),
+        "[migrate] state_dir not used"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scene.primary.dovecot.messages("bob", None).len() < bob.len() && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_exactly_once(&bob, &scene.primary.dovecot.messages("bob", None));
+    let projects = scene.primary.dovecot.messages("bob", Some("Projects"));
+    assert_eq!(projects.len(), 1);
+    assert_eq!(projects[0].flags, "F");
+    assert!(scene.source.messages("alice", None).is_empty());
+    assert!(scene.source.messages("bob", None).is_empty());
+}

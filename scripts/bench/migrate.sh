@@ -119,8 +119,10 @@ measure() {
 
 # ---- the tools ----------------------------------------------------------------------------------
 
+# A fresh journal per run: each run moves a freshly seeded mailbox.
 posta_migrate() {
-  timed "$POSTA" migrate --from "$1" --to "smtp://127.0.0.1:$DST_SMTP_PORT" --rcpt "$RCPT" \
+  rm -rf "$work/state"
+  timed "$POSTA" migrate --from "$1" --to "smtp://127.0.0.1:$DST_SMTP_PORT?starttls=no" --rcpt "$RCPT" \
     --password-file "$PASSWORD_FILE" --ca-file "$CA_FILE" --state-dir "$work/state"
 }
 run_posta_imap() { posta_migrate "imaps://$MAIL_USER@127.0.0.1:$SRC_IMAPS_PORT"; }

@@ -50,7 +50,13 @@ enum Stream {
 pub struct Conn {
     stream: Stream,
     buf: LineBuffer,
+    /// Read scratch space, on the heap: a 16 KiB array in `fill` would sit in every future
+    /// that awaits a read, and nested futures overflowed a worker thread's stack.
+    scratch: Box<[u8]>,
 }
+
+/// One TLS record's worth: a whole record per read.
+const READ_CHUNK: usize = 16 * 1024;
 
 impl Conn {
     /// Resolves `host` and connects to the first address that accepts, with TCP_NODELAY: each
@@ -75,6 +81,7 @@ impl Conn {
                     return Ok(Conn {
                         stream: Stream::Plain(tcp),
                         buf: LineBuffer::new(),
+                        scratch: vec![0; READ_CHUNK].into_boxed_slice(),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -98,22 +105,22 @@ impl Conn {
     }
 
     async fn fill(&mut self) -> Result<(), ConnError> {
-        let mut chunk = [0u8; 4096];
+        let chunk = &mut self.scratch;
         let n = match &mut self.stream {
             Stream::Plain(s) => {
                 quickack(s);
-                s.read(&mut chunk).await?
+                s.read(chunk).await?
             }
             Stream::Tls(s) => {
                 quickack(s.get_ref().0);
-                s.read(&mut chunk).await?
+                s.read(chunk).await?
             }
             Stream::Gone => return Err(ConnError::Closed),
         };
         if n == 0 {
             return Err(ConnError::Closed);
         }
-        self.buf.extend(&chunk[..n]);
+        self.buf.extend(&self.scratch[..n]);
         Ok(())
     }
 

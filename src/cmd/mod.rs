@@ -40,6 +40,8 @@ fn runtime() -> tokio::runtime::Runtime {
     // Probes are I/O bound and few; two workers match the machines posta runs on.
     match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Migration futures nest protocol sessions; debug builds need more than 2 MiB.
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
     {

@@ -105,8 +105,19 @@ async fn worker(
         let job = jobs.lock().await.recv().await;
         let Some(job) = job else { break };
         let size = job.message.len() as u64;
-        let message_id = message::message_id(&job.message);
-        let outcome = deliver(&ctx, &mut conns, &job).await;
+        let facts = Facts {
+            message_id: message::message_id(&job.message),
+            // The hash serves the read-back only: SHA-256 of every body is the largest CPU
+            // cost of a migration, not worth paying when nothing will be read back.
+            hash: if ctx.will_verify() {
+                message::body_hash(&job.message)
+            } else {
+                String::new()
+            },
+        };
+        let message_id = facts.message_id.clone();
+        // Boxed: the delivery future nests the SMTP/IMAP session futures and is large.
+        let outcome = Box::pin(deliver(&ctx, &mut conns, &job, &facts)).await;
         ctx.progress.message(size);
         let _ = done.send(Done {
             key: job.key,
@@ -124,6 +135,12 @@ async fn worker(
     }
 }
 
+/// What the journal records about a message, computed once per message.
+struct Facts {
+    message_id: Option<String>,
+    hash: String,
+}
+
 /// One attempt's result.
 enum Attempt {
     Accepted,
@@ -135,7 +152,7 @@ enum Attempt {
     Unknown(String),
 }
 
-async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job) -> Outcome {
+async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job, facts: &Facts) -> Outcome {
     let rcpt = match (&job.target, &ctx.account.rcpt) {
         (Target::Append { .. }, _) => None,
         (Target::Deliver, Some(r)) => Some(r.clone()),
@@ -145,6 +162,7 @@ async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job) -> Outcome {
                 return quarantine(
                     ctx,
                     job,
+                    facts,
                     "no envelope recipient: no Delivered-To or X-Original-To header and no \
                      account mapping (posta never guesses from To/Cc)"
                         .into(),
@@ -159,13 +177,23 @@ async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job) -> Outcome {
     loop {
         let attempt = match &job.target {
             Target::Deliver => {
-                smtp_once(ctx, conns, job, rcpt.as_deref().unwrap_or_default(), &bytes).await
+                smtp_once(
+                    ctx,
+                    conns,
+                    job,
+                    facts,
+                    rcpt.as_deref().unwrap_or_default(),
+                    &bytes,
+                )
+                .await
             }
-            Target::Append { raw_name } => append_once(ctx, conns, job, raw_name, &bytes).await,
+            Target::Append { raw_name } => {
+                append_once(ctx, conns, job, facts, raw_name, &bytes).await
+            }
         };
         match attempt {
             Attempt::Accepted => {
-                let entry = ctx.entry(job, Step::Delivered, ctx.describe(&job.target));
+                let entry = ctx.entry(facts, Step::Delivered, ctx.describe(&job.target));
                 return match ctx.journal.record(&job.key, entry).await {
                     Ok(()) => Outcome::Delivered,
                     // Accepted, but not durably known: the next run must check, not resend.
@@ -174,7 +202,7 @@ async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job) -> Outcome {
                     },
                 };
             }
-            Attempt::Refused(reason) => return quarantine(ctx, job, reason).await,
+            Attempt::Refused(reason) => return quarantine(ctx, job, facts, reason).await,
             Attempt::Unknown(reason) => {
                 conns.smtp = None;
                 conns.imap = None;
@@ -206,7 +234,7 @@ async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job) -> Outcome {
     }
 }
 
-async fn quarantine(ctx: &Ctx, job: &Job, reason: String) -> Outcome {
+async fn quarantine(ctx: &Ctx, job: &Job, facts: &Facts, reason: String) -> Outcome {
     let name = message::short_hash(&[&ctx.source_id, &ctx.label(&job.key)]);
     let q = ctx.quarantine.clone();
     let message = job.message.clone();
@@ -224,7 +252,7 @@ async fn quarantine(ctx: &Ctx, job: &Job, reason: String) -> Outcome {
             };
         }
     };
-    let entry = ctx.entry(job, Step::Quarantined, reason.clone());
+    let entry = ctx.entry(facts, Step::Quarantined, reason.clone());
     if let Err(e) = ctx.journal.record(&job.key, entry).await {
         tracing::error!("{e}");
     }
@@ -259,7 +287,14 @@ fn classify(what: &str, reply: &Reply) -> Option<Attempt> {
     }
 }
 
-async fn smtp_once(ctx: &Ctx, conns: &mut Conns, job: &Job, rcpt: &str, bytes: &[u8]) -> Attempt {
+async fn smtp_once(
+    ctx: &Ctx,
+    conns: &mut Conns,
+    job: &Job,
+    facts: &Facts,
+    rcpt: &str,
+    bytes: &[u8],
+) -> Attempt {
     if conns.smtp.is_none() {
         let d = &ctx.account.delivery;
         match SmtpClient::connect(&d.endpoint, d.dialect, &d.helo, None).await {
@@ -309,7 +344,7 @@ async fn smtp_once(ctx: &Ctx, conns: &mut Conns, job: &Job, rcpt: &str, bytes: &
     if let Err(e) = client.write_body(bytes).await {
         return smtp_attempt(&e);
     }
-    let entry = ctx.entry(job, Step::Sending, String::new());
+    let entry = ctx.entry(facts, Step::Sending, String::new());
     if let Err(e) = ctx.journal.record(&job.key, entry).await {
         // Without the record a crash after the dot could duplicate: do not send the dot.
         return Attempt::Fatal(e.to_string());
@@ -333,7 +368,7 @@ async fn smtp_once(ctx: &Ctx, conns: &mut Conns, job: &Job, rcpt: &str, bytes: &
     };
     if let Attempt::Transient(reason) = &verdict {
         // The server said "not now" to the dot: certainly not delivered.
-        let entry = ctx.entry(job, Step::Deferred, reason.clone());
+        let entry = ctx.entry(facts, Step::Deferred, reason.clone());
         if let Err(e) = ctx.journal.record(&job.key, entry).await {
             return Attempt::Fatal(e.to_string());
         }
@@ -353,6 +388,7 @@ async fn append_once(
     ctx: &Ctx,
     conns: &mut Conns,
     job: &Job,
+    facts: &Facts,
     raw_name: &str,
     bytes: &[u8],
 ) -> Attempt {
@@ -371,7 +407,7 @@ async fn append_once(
     let Some(client) = conns.imap.as_mut() else {
         return Attempt::Transient("no connection".into());
     };
-    let entry = ctx.entry(job, Step::Sending, String::new());
+    let entry = ctx.entry(facts, Step::Sending, String::new());
     if let Err(e) = ctx.journal.record(&job.key, entry).await {
         return Attempt::Fatal(e.to_string());
     }
@@ -389,7 +425,7 @@ async fn append_once(
         Ok(_) => Attempt::Accepted,
         Err(e @ ImapError::Rejected { .. }) => {
             // A tagged NO/BAD: the server answered, so it did not store the message.
-            let entry = ctx.entry(job, Step::Deferred, e.to_string());
+            let entry = ctx.entry(facts, Step::Deferred, e.to_string());
             if let Err(je) = ctx.journal.record(&job.key, entry).await {
                 return Attempt::Fatal(je.to_string());
             }
@@ -405,11 +441,11 @@ async fn append_once(
 
 impl Ctx {
     /// The journal entry for a step of `job`.
-    fn entry(&self, job: &Job, step: Step, detail: String) -> Entry {
+    fn entry(&self, facts: &Facts, step: Step, detail: String) -> Entry {
         Entry {
             step,
-            message_id: message::message_id(&job.message),
-            hash: message::body_hash(&job.message),
+            message_id: facts.message_id.clone(),
+            hash: facts.hash.clone(),
             detail,
         }
     }

@@ -55,7 +55,7 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
                 raw_name: mutf7::encode(&name),
             }
         };
-        match folder(ctx, &mut client, mailbox, target).await {
+        match Box::pin(folder(ctx, &mut client, mailbox, target)).await {
             Ok(r) => reports.push(r),
             Err((r, e)) => {
                 reports.push(r);

@@ -139,7 +139,10 @@ impl Journal {
             },
             fs::TryLockError::Error(source) => open_err(source),
         })?;
-        let entries = load(&mut file, path)?;
+        let (entries, lines) = load(&mut file, path)?;
+        if lines > 2 * entries.len() + 1000 {
+            file = compact(file, path, &entries)?;
+        }
         let (tx, rx) = mpsc::channel::<Batch>();
         let thread_path = path.to_owned();
         let thread = std::thread::Builder::new()
@@ -230,7 +233,8 @@ impl Drop for Journal {
     }
 }
 
-fn load(file: &mut File, path: &Path) -> Result<HashMap<MessageKey, Entry>, JournalError> {
+/// Reads every record; returns the last entry per key and the number of lines read.
+fn load(file: &mut File, path: &Path) -> Result<(HashMap<MessageKey, Entry>, usize), JournalError> {
     let open_err = |source| JournalError::Open {
         path: path.to_owned(),
         source,
@@ -267,7 +271,53 @@ fn load(file: &mut File, path: &Path) -> Result<HashMap<MessageKey, Entry>, Jour
         file.sync_all().map_err(open_err)?;
     }
     file.seek(SeekFrom::End(0)).map_err(open_err)?;
-    Ok(entries)
+    Ok((entries, number))
+}
+
+/// Rewrites the journal with one line per key (a long-lived state directory would otherwise
+/// grow by a line per step forever): written beside it, fsync'd, renamed over it, the
+/// directory fsync'd. The new file is locked before the rename, so no other run slips in.
+fn compact(
+    old: File,
+    path: &Path,
+    entries: &HashMap<MessageKey, Entry>,
+) -> Result<File, JournalError> {
+    let err = |source| JournalError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("compact");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(err)?;
+    file.try_lock()
+        .map_err(|_| JournalError::Locked { path: tmp.clone() })?;
+    let mut keys: Vec<_> = entries.keys().collect();
+    keys.sort();
+    let mut buf = Vec::new();
+    for key in keys {
+        let record = RecordRef {
+            key,
+            entry: &entries[key],
+        };
+        serde_json::to_writer(&mut buf, &record).map_err(|e| err(e.into()))?;
+        buf.push(b'\n');
+    }
+    file.write_all(&buf).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    }
+    drop(old);
+    // The writer appends at the file position: the end, and no one else writes (locked).
+    file.seek(SeekFrom::End(0)).map_err(err)?;
+    Ok(file)
 }
 
 fn commit_loop(mut file: File, rx: mpsc::Receiver<Batch>, path: &Path) {
@@ -380,6 +430,30 @@ mod tests {
         assert!(matches!(err, JournalError::Locked { .. }), "{err}");
         drop(first);
         assert!(Journal::open(&path).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_long_journal_is_compacted_to_one_line_per_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        {
+            let j = Journal::open(&path).unwrap();
+            for uid in 0..1200 {
+                j.record(&key(uid), entry(Step::Sending)).await.unwrap();
+                j.record(&key(uid), entry(Step::Delivered)).await.unwrap();
+                j.record(&key(uid), entry(Step::Removed)).await.unwrap();
+            }
+        }
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 3600);
+        {
+            let j = Journal::open(&path).unwrap();
+            assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1200);
+            j.record(&key(9999), entry(Step::Sending)).await.unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.get(&key(7)).unwrap().step, Step::Removed);
+        assert_eq!(j.get(&key(9999)).unwrap().step, Step::Sending);
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1201);
     }
 
     #[tokio::test]

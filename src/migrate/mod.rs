@@ -109,6 +109,11 @@ impl Ctx {
         out
     }
 
+    /// Whether this run reads mailserver1 back at the end.
+    pub fn will_verify(&self) -> bool {
+        self.opts.verify && !self.opts.dry_run && self.account.dest_imap.is_some()
+    }
+
     /// What a folder's messages go to, for the report.
     pub fn describe(&self, target: &Target) -> String {
         match target {
@@ -228,9 +233,7 @@ async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) 
             }
         }
     }
-    if ctx.opts.verify
-        && !ctx.opts.dry_run
-        && ctx.account.dest_imap.is_some()
+    if ctx.will_verify()
         && let Err(e) = verify::read_back(&ctx, &mut folders).await
     {
         report
@@ -248,10 +251,11 @@ fn merge(into: &mut Vec<FolderReport>, pass: Vec<FolderReport>) {
     for f in pass {
         match into.iter_mut().find(|g| g.folder == f.folder) {
             Some(g) => {
+                // The later pass counts what the earlier one delivered as `earlier`.
+                g.earlier = g.earlier.max(f.earlier.saturating_sub(g.delivered));
                 g.delivered += f.delivered;
                 g.delivered_bytes += f.delivered_bytes;
                 g.removed += f.removed;
-                g.earlier = g.earlier.max(f.earlier.saturating_sub(g.delivered));
                 g.quarantined = f.quarantined;
                 g.left = f.left;
                 g.skipped = f.skipped;

@@ -222,7 +222,7 @@ state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 info_log_path = {dir}/dovecot.log
 protocols = imap pop3 lmtp
-listen = 127.0.0.1
+listen = 127.0.0.1, 127.0.0.2
 ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
@@ -243,29 +243,29 @@ userdb {{
 }}
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = 127.0.0.1, 127.0.0.2
     port = {imap}
   }}
   inet_listener imaps {{
-    address = 127.0.0.1
+    address = 127.0.0.1, 127.0.0.2
     port = {imaps}
     ssl = yes
   }}
 }}
 service pop3-login {{
   inet_listener pop3 {{
-    address = 127.0.0.1
+    address = 127.0.0.1, 127.0.0.2
     port = {pop3}
   }}
   inet_listener pop3s {{
-    address = 127.0.0.1
+    address = 127.0.0.1, 127.0.0.2
     port = {pop3s}
     ssl = yes
   }}
 }}
 service lmtp {{
   inet_listener lmtp {{
-    address = 127.0.0.1
+    address = 127.0.0.1, 127.0.0.2
     port = {lmtp}
   }}
 }}
