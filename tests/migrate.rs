@@ -437,7 +437,7 @@ fn killed_at_random_moments_over_pop3_loses_and_duplicates_nothing() {
 }
 
 #[test]
-fn temporary_refusals_and_a_restarting_primary_lose_nothing() {
+fn a_452_until_the_primary_recovers_loses_nothing() {
     let scene = Scene::start();
     let inbox = seed_inbox(&scene, 200, 2_000);
     // mailserver1 answers 452 for alice until the test clears it.

@@ -520,4 +520,51 @@ impl Tally {
             }
         }
     }
+
+    /// After a send round: the unknown outcomes so far (`doubt` plus this round's) are looked
+    /// for at mailserver1, waiting up to `settle`; found ones are booked as delivered. Returns
+    /// the source handles to send again; empty when there is nothing (more) to do. In the last
+    /// round, or without a destination IMAP login, what is still unknown is reported as left.
+    pub async fn settle(
+        &mut self,
+        ctx: &Ctx,
+        report: &mut super::report::FolderReport,
+        doubt: &mut Vec<(MessageKey, u32)>,
+        last_round: bool,
+    ) -> Vec<u32> {
+        doubt.append(&mut self.doubt);
+        if doubt.is_empty() {
+            return Vec::new();
+        }
+        if ctx.account.dest_imap.is_none() || last_round {
+            super::verify::leave_unknown(ctx, report, std::mem::take(doubt));
+            return Vec::new();
+        }
+        let folder = report.dest_folder.clone();
+        let (found, unknown) =
+            super::verify::resolve(ctx, &folder, std::mem::take(doubt), ctx.opts.settle).await;
+        self.found(ctx, report, found).await;
+        unknown.into_iter().map(|(_, handle)| handle).collect()
+    }
+
+    /// Records that `batch` left the source (after the server confirmed the removal).
+    pub async fn record_removed(
+        ctx: &Ctx,
+        batch: Vec<(MessageKey, u32)>,
+    ) -> Result<(), super::journal::JournalError> {
+        let entries = batch
+            .into_iter()
+            .map(|(k, _)| {
+                let old = ctx.journal.get(&k);
+                let entry = super::journal::Entry {
+                    step: Step::Removed,
+                    message_id: old.as_ref().and_then(|e| e.message_id.clone()),
+                    hash: old.map(|e| e.hash).unwrap_or_default(),
+                    detail: String::new(),
+                };
+                (k, entry)
+            })
+            .collect();
+        ctx.journal.record_many(entries).await
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::deliver::{self, Job, Tally, Target};
 use super::folders::{self, Naming};
-use super::journal::{Entry, MessageKey, Step};
+use super::journal::{MessageKey, Step};
 use super::plan::InboxRoute;
 use super::report::{FolderReport, Problem};
 use super::{Ctx, PassError, verify};
@@ -149,7 +149,21 @@ async fn folder(
         Ok(u) => u,
         Err(e) => fail!(e, "search"),
     };
+    let mut ours = Vec::new();
     for uid in deleted {
+        let k = MessageKey {
+            folder: mailbox.raw_name.clone(),
+            validity: selected.uidvalidity,
+            id: uid.to_string(),
+        };
+        if matches!(
+            ctx.journal.get(&k).map(|e| e.step),
+            Some(Step::Delivered | Step::Removed)
+        ) {
+            // Flagged by an earlier run that died before its EXPUNGE: finish the removal.
+            ours.push((k, uid));
+            continue;
+        }
         report.skipped.push(Problem {
             uid: format!("{}/{uid}", selected.uidvalidity),
             message_id: None,
@@ -188,7 +202,7 @@ async fn folder(
             }
         }
     }
-    report.earlier = earlier.len();
+    report.earlier = earlier.len() + ours.len();
     if let Target::Append { .. } = target
         && ctx.account.dest_imap.is_none()
         && !(to_send.is_empty() && doubt.is_empty())
@@ -216,6 +230,7 @@ async fn folder(
     let mut tally = Tally::default();
     if !ctx.opts.keep {
         tally.removable.extend(earlier);
+        tally.removable.extend(ours);
     }
     // Unknown outcomes left by a run that died between the final dot and its reply: ask
     // mailserver1 now; what it does not show yet is asked again after the rest is sent
@@ -236,24 +251,11 @@ async fn folder(
         return Err((report, e));
     }
     for round in 0..2 {
-        doubt.append(&mut tally.doubt);
-        if doubt.is_empty() {
+        let again = tally.settle(ctx, &mut report, &mut doubt, round == 1).await;
+        if again.is_empty() {
             break;
         }
-        if ctx.account.dest_imap.is_none() || round == 1 {
-            verify::leave_unknown(ctx, &mut report, doubt);
-            break;
-        }
-        let (found, unknown) = verify::resolve(
-            ctx,
-            &report.dest_folder,
-            std::mem::take(&mut doubt),
-            ctx.opts.settle,
-        )
-        .await;
-        tally.found(ctx, &mut report, found).await;
-        let uids: Vec<u32> = unknown.iter().map(|(_, uid)| *uid).collect();
-        if let Err(e) = send(ctx, client, &mut report, &mut tally, &uids, &key, &target).await {
+        if let Err(e) = send(ctx, client, &mut report, &mut tally, &again, &key, &target).await {
             return Err((report, e));
         }
     }
@@ -344,21 +346,7 @@ async fn remove(
         .await
         .map_err(|e| pass_error(&e, "expunge delivered messages"))?;
     report.removed += uids.len();
-    let entries = batch
-        .into_iter()
-        .map(|(k, _)| {
-            let old = ctx.journal.get(&k);
-            let entry = Entry {
-                step: Step::Removed,
-                message_id: old.as_ref().and_then(|e| e.message_id.clone()),
-                hash: old.map(|e| e.hash).unwrap_or_default(),
-                detail: String::new(),
-            };
-            (k, entry)
-        })
-        .collect();
-    ctx.journal
-        .record_many(entries)
+    Tally::record_removed(ctx, batch)
         .await
         .map_err(|e| PassError::fatal(e.to_string()))
 }

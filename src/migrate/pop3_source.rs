@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::deliver::{self, Job, Tally, Target};
-use super::journal::{Entry, MessageKey, Step};
+use super::journal::{MessageKey, Step};
 use super::plan::InboxRoute;
 use super::report::FolderReport;
 use super::{Ctx, PassError, verify};
@@ -114,18 +114,10 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
         return Err((vec![report], e));
     }
     for round in 0..2 {
-        doubt.append(&mut tally.doubt);
-        if doubt.is_empty() {
+        let again = tally.settle(ctx, &mut report, &mut doubt, round == 1).await;
+        if again.is_empty() {
             break;
         }
-        if ctx.account.dest_imap.is_none() || round == 1 {
-            verify::leave_unknown(ctx, &mut report, doubt);
-            break;
-        }
-        let (found, unknown) =
-            verify::resolve(ctx, "INBOX", std::mem::take(&mut doubt), ctx.opts.settle).await;
-        tally.found(ctx, &mut report, found).await;
-        let again: Vec<u32> = unknown.iter().map(|(_, n)| *n).collect();
         if let Err(e) = send(
             ctx,
             &mut client,
@@ -222,21 +214,7 @@ async fn remove(
     }
     client.quit().await.map_err(|e| pass_error(&e, "QUIT"))?;
     report.removed += batch.len();
-    let entries = batch
-        .into_iter()
-        .map(|(k, _)| {
-            let old = ctx.journal.get(&k);
-            let entry = Entry {
-                step: Step::Removed,
-                message_id: old.as_ref().and_then(|e| e.message_id.clone()),
-                hash: old.map(|e| e.hash).unwrap_or_default(),
-                detail: String::new(),
-            };
-            (k, entry)
-        })
-        .collect();
-    ctx.journal
-        .record_many(entries)
+    Tally::record_removed(ctx, batch)
         .await
         .map_err(|e| PassError::fatal(e.to_string()))
 }
