@@ -7,8 +7,11 @@
 //! - [`verify`]: asks every authoritative server of the zone (NS set → SOA serial and the
 //!   record), never a caching resolver, and estimates the worst-case client convergence from the
 //!   old record's TTL and the zone's negative TTL (failover-notes §1.9).
+//! - [`zonefile::swap`]: the same change for a static BIND zone file, line-preserving, with the
+//!   SOA serial bumped; the caller runs the reload command, then [`verify`].
 //!
-//! Sans-I/O parts (key-file parsing, the UPDATE message, reply interpretation, the verdict) are pure and unit-tested; `wire` owns the sockets.
+//! Sans-I/O parts (key-file parsing, the UPDATE message, reply interpretation, zone-file editing,
+//! the verdict) are pure and unit-tested; `wire` owns the sockets.
 
 mod error;
 mod key;
@@ -16,6 +19,7 @@ mod snapshot;
 mod update;
 mod verify;
 mod wire;
+pub mod zonefile;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -87,11 +91,11 @@ fn parse_name(text: &str) -> Result<Name, DnsError> {
     Ok(name)
 }
 
-/// What [`swap`] did.
+/// What [`swap`] (or [`zonefile::swap`]) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Swap {
     /// The record held the expected addresses and now holds the new ones. `before` is what
-    /// the server served just before: its serial and the old record's TTL.
+    /// the server (or file) served just before: its serial and the old record's TTL.
     Done { before: Snapshot },
     /// The record already held exactly the new addresses (a repeated takeover): nothing was
     /// changed. `current` is what is served now.
