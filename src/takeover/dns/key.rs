@@ -436,6 +436,21 @@ mod tests {
     }
 
     #[test]
+    fn mangled_key_files_never_panic() {
+        let text = format!(
+            "key \"posta-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"
+        );
+        for end in 0..=text.len() {
+            let _ = parse(&text[..end]);
+        }
+        for at in 0..=text.len() {
+            for c in ["\"", "{", "}", ";", "/*", "#", "\\", "é"] {
+                let _ = parse(&format!("{}{c}{}", &text[..at], &text[at..]));
+            }
+        }
+    }
+
+    #[test]
     fn read_key_file_checks_permissions() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

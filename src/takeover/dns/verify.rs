@@ -67,11 +67,17 @@ pub struct Verification {
 }
 
 impl Verification {
-    /// One line per server that is not yet right, for reports.
+    /// One line per server that is not yet right (wrong addresses, an older serial than the
+    /// newest seen, no answer), for reports.
     pub fn problems(&self) -> Vec<String> {
+        let newest = self
+            .servers
+            .iter()
+            .filter_map(|v| v.seen.as_ref().map(|s| s.serial))
+            .max();
         self.servers
             .iter()
-            .filter(|v| !v.serves(&self.want) || v.seen.is_none())
+            .filter(|v| !v.serves(&self.want) || v.seen.as_ref().map(|s| s.serial) < newest)
             .map(|v| {
                 let at = v
                     .addr
@@ -377,7 +383,12 @@ mod tests {
             ),
             view("ns2.example.test.", "192.0.2.2:53", seen(2, &["10.0.0.26"])),
         ];
-        assert!(!judge(&rec(), want.clone(), serials, &before()).consistent);
+        let v = judge(&rec(), want.clone(), serials, &before());
+        assert!(!v.consistent);
+        assert_eq!(
+            v.problems(),
+            vec!["ns2.example.test. (192.0.2.2:53) serves 10.0.0.26 at serial 2"]
+        );
         assert!(!judge(&rec(), want, vec![], &before()).consistent);
     }
 

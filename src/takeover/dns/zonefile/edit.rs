@@ -246,6 +246,9 @@ fn splice(file: &str, start: usize, end: usize, mut edits: Vec<(usize, usize, St
         .into_iter()
         .filter(|(s, e, _)| *s >= start && *e <= end)
     {
+        if s < at {
+            continue; // overlapping: cannot happen for planned edits; never slice backwards
+        }
         out.push_str(&file[at..s]);
         out.push_str(&text);
         at = e;

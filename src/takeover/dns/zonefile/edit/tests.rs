@@ -261,3 +261,20 @@ fn serials() {
     // Looks numeric but not like a date (month 13).
     assert_eq!(next_serial(2026130101, TODAY), 2026130102);
 }
+
+/// Never a panic, whatever the file: every prefix of the seed zone, and the seed with each
+/// troublesome character put at each position, gives an outcome or a refusal.
+#[test]
+fn mangled_zones_never_panic() {
+    let r = rec("mailserver1", 60);
+    let (expect, to) = (ips(&["10.0.0.25"]), ips(&["10.0.0.26", "2001:db8::26"]));
+    for end in 0..=SEED.len() {
+        let _ = plan(&SEED[..end], &r, &expect, &to, TODAY);
+    }
+    for at in 0..=SEED.len() {
+        for c in ["(", ")", "\"", "\\", ";", "\n", "\t", "@", "$TTL", "é"] {
+            let mangled = format!("{}{c}{}", &SEED[..at], &SEED[at..]);
+            let _ = plan(&mangled, &r, &expect, &to, TODAY);
+        }
+    }
+}
