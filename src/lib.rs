@@ -8,6 +8,8 @@
 //! - `config`   the site file: raw serde types, validated once into typed config with located errors.
 //! - `secret`   secrets read from owner-only files; never printed.
 //! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
+//! - `takeover` mailserver2 takes mailserver1's place: `dns` moves its A/AAAA record (RFC 2136
+//!   UPDATE signed with TSIG, or a static zone file) and verifies every authoritative server.
 //! - `migrate`  mailserver2 → mailserver1: journal, readers, delivery workers, reconciliation.
 //! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only), the
@@ -22,3 +24,4 @@ pub mod health;
 pub mod migrate;
 pub mod proto;
 pub mod secret;
+pub mod takeover;

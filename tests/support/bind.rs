@@ -3,7 +3,10 @@
 //! named runs in the foreground (`-g`) as our child process, so Drop can kill it by pid. It
 //! drops to the `bind` user early: the temp dir is 0755 and the zone directory and key file
 //! belong to bind (the zone dir must be writable for the dynamic-update journal). A TSIG key
-//! from `tsig-keygen -a hmac-sha256` may update the zone, as posta's DNS takeover does.
+//! from `tsig-keygen -a hmac-sha256` may update the zone, as posta's DNS takeover does; a second
+//! key is known to named but not allowed to update (REFUSED). [`Bind::start_static`] serves a
+//! zone that takes no updates, as a hand-edited zone file is, and [`Bind::reload_command`]
+//! reloads it.
 
 use super::ports::free_port;
 use super::sys::{
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 const START_DEADLINE: Duration = Duration::from_secs(15);
 const KEY_NAME: &str = "posta-test-key";
+const OTHER_KEY_NAME: &str = "posta-test-other";
 
 pub struct Bind {
     dir: tempfile::TempDir,
@@ -30,6 +34,16 @@ impl Bind {
     /// Starts named serving `zone` (e.g. `example.test`) from `zone_body`, the complete zone
     /// file text (see [`Bind::minimal_zone`]). Returns once named answers the zone's SOA.
     pub fn start(zone: &str, zone_body: &str) -> Bind {
+        Bind::launch(zone, zone_body, true)
+    }
+
+    /// Like [`Bind::start`], but the zone takes no dynamic updates: named reads its file on
+    /// start and on [`Bind::reload_command`], as for a hand-edited static zone.
+    pub fn start_static(zone: &str, zone_body: &str) -> Bind {
+        Bind::launch(zone, zone_body, false)
+    }
+
+    fn launch(zone: &str, zone_body: &str, dynamic: bool) -> Bind {
         require_root();
         let named = require_tool("named");
         let keygen = require_tool("tsig-keygen");
@@ -45,14 +59,17 @@ impl Bind {
         for p in [zones.clone(), zones.join(format!("{zone}.db"))] {
             chown(&p, Some(uid), Some(gid)).expect("failed to chown zone");
         }
-        let key = run(Command::new(keygen).args(["-a", "hmac-sha256", KEY_NAME])).stdout;
-        let key_file = root.join(format!("{KEY_NAME}.key"));
-        fs::write(&key_file, key).expect("failed to write key file");
-        fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600))
-            .expect("failed to chmod key file");
-        chown(&key_file, Some(uid), Some(gid)).expect("failed to chown key file");
+        for name in [KEY_NAME, OTHER_KEY_NAME] {
+            let key = run(Command::new(&keygen).args(["-a", "hmac-sha256", name])).stdout;
+            let key_file = root.join(format!("{name}.key"));
+            fs::write(&key_file, key).expect("failed to write key file");
+            fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600))
+                .expect("failed to chmod key file");
+            chown(&key_file, Some(uid), Some(gid)).expect("failed to chown key file");
+        }
         let conf = root.join("named.conf");
-        fs::write(&conf, named_conf(root, zone, port)).expect("failed to write named.conf");
+        fs::write(&conf, named_conf(root, zone, port, dynamic))
+            .expect("failed to write named.conf");
         chown(root, Some(uid), Some(gid)).expect("failed to chown bind dir");
 
         let log = root.join("named.log");
@@ -118,6 +135,25 @@ impl Bind {
         KEY_NAME
     }
 
+    /// A second key named knows but does not allow to update the zone (mode 0600).
+    pub fn other_key_file(&self) -> PathBuf {
+        self.dir.path().join(format!("{OTHER_KEY_NAME}.key"))
+    }
+
+    /// The zone file named serves (owned by bind).
+    pub fn zone_file(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join("zones")
+            .join(format!("{}.db", self.zone))
+    }
+
+    /// A shell command that makes named reload changed zone files (SIGHUP, as `rndc reload`;
+    /// this instance has no control channel).
+    pub fn reload_command(&self) -> String {
+        format!("kill -HUP {}", self.child.id())
+    }
+
     /// named's stderr log.
     pub fn log(&self) -> PathBuf {
         self.dir.path().join("named.log")
@@ -145,8 +181,13 @@ impl Drop for Bind {
     }
 }
 
-fn named_conf(dir: &Path, zone: &str, port: u16) -> String {
+fn named_conf(dir: &Path, zone: &str, port: u16, dynamic: bool) -> String {
     let dir = dir.display();
+    let update = if dynamic {
+        format!("allow-update {{ key \"{KEY_NAME}\"; }};")
+    } else {
+        String::new()
+    };
     format!(
         r#"// Private test instance written by tests/support/bind.rs
 options {{
@@ -163,10 +204,11 @@ options {{
 }};
 controls {{ }};
 include "{dir}/{KEY_NAME}.key";
+include "{dir}/{OTHER_KEY_NAME}.key";
 zone "{zone}" {{
     type primary;
     file "{dir}/zones/{zone}.db";
-    allow-update {{ key "{KEY_NAME}"; }};
+    {update}
 }};
 "#
     )

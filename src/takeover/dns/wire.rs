@@ -1,0 +1,196 @@
+//! The one place that owns DNS sockets: a message out, the matching reply back.
+//!
+//! Our own UDP/TCP exchange instead of hickory-net's client streams because those verify the
+//! reply's TSIG before handing it over and turn BIND's unsigned NOTAUTH/BADSIG or BADKEY answer
+//! (RFC 8945 §5.3.2) into "Please file an issue ... truncated HMACs" with the rcode lost
+//! (hickory-dns#1981); see /work/shared/notes/crates.md. Here the caller gets the bytes and
+//! decides what to trust.
+//!
+//! UDP first, retransmitting the same bytes every second (a signed update is resent unchanged,
+//! never re-signed into a message with two TSIG records: external-dns#6733); TCP when the request
+//! does not fit a 512-byte datagram (external-dns#3836) or the reply comes back truncated.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::Instant;
+
+use super::DnsError;
+
+/// Largest request sent over UDP without EDNS (RFC 1035 §4.2.1).
+const UDP_LIMIT: usize = 512;
+/// Our advertised UDP reply size for queries (the DNS Flag Day 2020 value).
+const EDNS_PAYLOAD: u16 = 1232;
+/// Time between UDP retransmissions (nsupdate waits 3 s; loopback and LAN answer in ms).
+const RETRY: Duration = Duration::from_secs(1);
+
+/// When the whole operation must be over, and how long that was, for messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub at: Instant,
+    pub total: Duration,
+}
+
+impl Deadline {
+    pub fn after(total: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + total,
+            total,
+        }
+    }
+}
+
+/// Sends `request` (a complete DNS message) to `server` and returns the reply's bytes: the
+/// first datagram or TCP message with the request's id. `what` names the exchange in errors.
+pub(crate) async fn exchange(
+    server: SocketAddr,
+    request: &[u8],
+    deadline: Deadline,
+    what: &str,
+) -> Result<Vec<u8>, DnsError> {
+    let io = |source| DnsError::Io {
+        server,
+        what: what.to_owned(),
+        source,
+    };
+    let timeout = || DnsError::Timeout {
+        server,
+        what: what.to_owned(),
+        after: deadline.total,
+    };
+    let id = match request {
+        [a, b, ..] => [*a, *b],
+        _ => return Err(DnsError::Invalid(format!("empty DNS {what}"))),
+    };
+    if request.len() <= UDP_LIMIT {
+        let reply = tokio::time::timeout_at(deadline.at, udp(server, request, id))
+            .await
+            .map_err(|_| timeout())?
+            .map_err(io)?;
+        // TC bit: the answer did not fit; ask again over TCP (RFC 7766 §5).
+        if reply.get(2).is_none_or(|flags| flags & 0x02 == 0) {
+            return Ok(reply);
+        }
+        tracing::debug!(%server, what, "truncated UDP reply, retrying over TCP");
+    }
+    tokio::time::timeout_at(deadline.at, tcp(server, request, id))
+        .await
+        .map_err(|_| timeout())?
+        .map_err(io)
+}
+
+async fn udp(server: SocketAddr, request: &[u8], id: [u8; 2]) -> std::io::Result<Vec<u8>> {
+    let local: SocketAddr = match server.ip() {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local).await?;
+    // Connected: the kernel drops datagrams from anyone but the server.
+    socket.connect(server).await?;
+    let mut buf = vec![0u8; 65535];
+    loop {
+        socket.send(request).await?;
+        let resend = Instant::now() + RETRY;
+        loop {
+            match tokio::time::timeout_at(resend, socket.recv(&mut buf)).await {
+                Err(_) => break,
+                Ok(received) => {
+                    let n = received?;
+                    if is_reply_to(&buf[..n], id) {
+                        buf.truncate(n);
+                        return Ok(buf);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn tcp(server: SocketAddr, request: &[u8], id: [u8; 2]) -> std::io::Result<Vec<u8>> {
+    let too_long = || std::io::Error::other("request longer than 65535 bytes");
+    let len = u16::try_from(request.len()).map_err(|_| too_long())?;
+    let mut stream = TcpStream::connect(server).await?;
+    stream.set_nodelay(true)?;
+    let mut framed = Vec::with_capacity(request.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(request);
+    stream.write_all(&framed).await?;
+    loop {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await?;
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut reply).await?;
+        if is_reply_to(&reply, id) {
+            return Ok(reply);
+        }
+    }
+}
+
+/// Same id, QR bit set.
+fn is_reply_to(reply: &[u8], id: [u8; 2]) -> bool {
+    reply.len() >= 12 && reply[..2] == id && reply[2] & 0x80 != 0
+}
+
+/// Asks `server` one non-recursive question and returns the parsed reply, whatever its rcode.
+pub(crate) async fn query(
+    server: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+    deadline: Deadline,
+) -> Result<Message, DnsError> {
+    let what = format!("{rtype} query for {name}");
+    let mut msg = Message::query();
+    msg.add_query(hickory_proto::op::Query::query(name.clone(), rtype));
+    // An authoritative server answers from its zone; no recursion is wanted or expected.
+    msg.metadata.recursion_desired = false;
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    msg.set_edns(edns);
+    let bytes = msg
+        .to_vec()
+        .map_err(|e| DnsError::Invalid(format!("{what}: {e}")))?;
+    let reply = exchange(server, &bytes, deadline, &what).await?;
+    Message::from_vec(&reply).map_err(|e| DnsError::Malformed {
+        server,
+        what,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_must_match_id_and_be_a_response() {
+        let mut reply = vec![0u8; 12];
+        reply[..2].copy_from_slice(&[0x12, 0x34]);
+        assert!(!is_reply_to(&reply, [0x12, 0x34]), "QR bit clear");
+        reply[2] = 0x80;
+        assert!(is_reply_to(&reply, [0x12, 0x34]));
+        assert!(!is_reply_to(&reply, [0x12, 0x35]));
+        assert!(
+            !is_reply_to(&reply[..11], [0x12, 0x34]),
+            "shorter than a header"
+        );
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out_with_the_deadline() {
+        // A bound UDP socket that never answers.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server = silent.local_addr().unwrap();
+        let name = Name::from_ascii("example.test.").unwrap();
+        let deadline = Deadline::after(Duration::from_millis(150));
+        let e = query(server, &name, RecordType::SOA, deadline)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DnsError::Timeout { .. }), "{e}");
+        assert!(e.is_transient());
+        assert!(e.to_string().contains("SOA query for example.test."), "{e}");
+    }
+}
