@@ -21,7 +21,6 @@ const PACKET_OUTGOING: u8 = 4;
 /// An Ethernet interface: what ARP and neighbour discovery need to know about it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Link {
-    pub index: u32,
     pub mac: Mac,
     /// Its AF_PACKET address as getifaddrs(3) reports it, ready to bind a packet socket to.
     address: LinkAddr,
@@ -46,11 +45,21 @@ pub(super) fn lookup(interface: &str) -> Result<Link, VipError> {
         return Err(not_ethernet());
     }
     let mac = address.addr().ok_or_else(not_ethernet)?;
-    let index = u32::try_from(address.ifindex()).map_err(|_| not_ethernet())?;
     Ok(Link {
-        index,
         mac: Mac(mac),
         address,
+    })
+}
+
+/// The index of `interface`, which need not be Ethernet for address changes.
+pub(super) fn index(interface: &str) -> Result<u32, VipError> {
+    nix::net::if_::if_nametoindex(interface).map_err(|e| match e {
+        Errno::ENODEV => VipError::NoInterface {
+            interface: interface.to_string(),
+        },
+        other => VipError::Interfaces {
+            source: other.into(),
+        },
     })
 }
 

@@ -14,7 +14,7 @@ use netlink_packet_route::address::{
 };
 use rtnetlink::{AddressMessageBuilder, Handle};
 
-use super::link::{self, Link};
+use super::link;
 use super::{Change, Vip, VipError};
 
 /// One configured instance of an address, from the dump.
@@ -38,23 +38,23 @@ impl Configured {
 /// Whether the address is on the interface with this prefix and usable.
 pub(super) async fn present(vip: &Vip) -> Result<bool, VipError> {
     vip.check()?;
-    let link = link::lookup(&vip.interface)?;
+    let index = link::index(&vip.interface)?;
     let found = configured(&connect(vip)?, vip).await?;
     Ok(found
         .iter()
-        .any(|c| c.index == link.index && c.prefix == vip.prefix && c.usable()))
+        .any(|c| c.index == index && c.prefix == vip.prefix && c.usable()))
 }
 
 /// Adds the address; `AlreadyThere` if it is on the interface with this prefix already.
 pub(super) async fn add(vip: &Vip) -> Result<Change, VipError> {
     vip.check()?;
-    let link = link::lookup(&vip.interface)?;
+    let index = link::index(&vip.interface)?;
     let handle = connect(vip)?;
-    if let Some(existing) = mine(vip, &link, &configured(&handle, vip).await?)? {
+    if let Some(existing) = mine(vip, index, &configured(&handle, vip).await?)? {
         tracing::debug!(%vip, flags = ?existing.flags, "address already configured");
         return Ok(Change::AlreadyThere);
     }
-    let mut request = handle.address().add(link.index, vip.address, vip.prefix);
+    let mut request = handle.address().add(index, vip.address, vip.prefix);
     let message = request.message_mut();
     if let Some(label) = &vip.label {
         message
@@ -79,10 +79,10 @@ pub(super) async fn add(vip: &Vip) -> Result<Change, VipError> {
 /// Removes the address; `NotThere` if it is not on the interface.
 pub(super) async fn remove(vip: &Vip) -> Result<Change, VipError> {
     vip.check()?;
-    let link = link::lookup(&vip.interface)?;
+    let index = link::index(&vip.interface)?;
     let handle = connect(vip)?;
     let found = configured(&handle, vip).await?;
-    let Some(existing) = found.iter().find(|c| c.index == link.index) else {
+    let Some(existing) = found.iter().find(|c| c.index == index) else {
         return Ok(Change::NotThere);
     };
     if existing.prefix != vip.prefix {
@@ -90,11 +90,11 @@ pub(super) async fn remove(vip: &Vip) -> Result<Change, VipError> {
     }
     let message = match vip.address {
         IpAddr::V4(ip) => AddressMessageBuilder::<Ipv4Addr>::new()
-            .index(link.index)
+            .index(index)
             .address(ip, vip.prefix)
             .build(),
         IpAddr::V6(ip) => AddressMessageBuilder::<Ipv6Addr>::new()
-            .index(link.index)
+            .index(index)
             .address(ip, vip.prefix)
             .build(),
     };
@@ -107,8 +107,8 @@ pub(super) async fn remove(vip: &Vip) -> Result<Change, VipError> {
 
 /// The existing instance on our interface, if any; an error if it has another prefix or the
 /// address lives on another interface of this host.
-fn mine(vip: &Vip, link: &Link, found: &[Configured]) -> Result<Option<Configured>, VipError> {
-    if let Some(here) = found.iter().find(|c| c.index == link.index) {
+fn mine(vip: &Vip, index: u32, found: &[Configured]) -> Result<Option<Configured>, VipError> {
+    if let Some(here) = found.iter().find(|c| c.index == index) {
         return if here.prefix == vip.prefix {
             Ok(Some(*here))
         } else {
