@@ -14,6 +14,8 @@
 //! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only), the
 //!   IMAP, POP3 and SMTP/LMTP sessions migrate uses.
+//! - `takeover` moving mailserver1's service to mailserver2 and back: `vip` probes, adds, removes
+//!   and announces a virtual IP (netlink, ARP, neighbour discovery).
 
 pub mod cli;
 pub mod client;

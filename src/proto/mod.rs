@@ -11,8 +11,13 @@
 //! - [`mutf7`] modified UTF-7 mailbox names (RFC 3501 §5.1.3).
 //! - [`pop3`] status lines, multi-line responses with dot-unstuffing (RFC 1939), CAPA (RFC 2449).
 //! - [`dotstuff`] message data both ways: RETR bodies un-stuffed, SMTP DATA stuffed with CRLF.
+//! - [`ether`], [`arp`], [`ndp`]: the link-layer frames of a virtual-IP takeover: RFC 5227 ARP
+//!   probes and gratuitous ARP (RFC 826), IPv6 duplicate address detection probes and unsolicited
+//!   neighbour advertisements (RFC 4861, RFC 4862).
 
+pub mod arp;
 pub mod dotstuff;
+pub mod ether;
 pub mod imap;
 pub mod imap_cmd;
 pub mod imap_data;
@@ -21,6 +26,7 @@ pub mod imap_frame;
 mod imap_lex;
 pub mod imap_select;
 pub mod mutf7;
+pub mod ndp;
 pub mod pop3;
 pub mod smtp;
 

@@ -19,6 +19,7 @@ pub mod ca;
 pub mod dovecot;
 pub mod fake;
 pub mod maildir;
+pub mod netns;
 pub mod ports;
 pub mod postfix;
 pub mod primary;

@@ -1,0 +1,142 @@
+//! The interface a virtual IP lives on, and a raw packet socket bound to it (AF_PACKET,
+//! packet(7)) that sends and hears whole Ethernet frames of one EtherType.
+//!
+//! Everything here is opened in the calling thread's network namespace, and stays there: a
+//! socket keeps its namespace wherever the task using it later runs.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::socket::LinkAddr;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::VipError;
+use crate::proto::ether::Mac;
+
+/// `sll_pkttype` of a frame this host sent, looped back to packet sockets (<linux/if_packet.h>).
+const PACKET_OUTGOING: u8 = 4;
+
+/// An Ethernet interface: what ARP and neighbour discovery need to know about it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Link {
+    pub mac: Mac,
+    /// Its AF_PACKET address as getifaddrs(3) reports it, ready to bind a packet socket to.
+    address: LinkAddr,
+}
+
+/// Finds `interface` by name. getifaddrs(3) reports every link with an AF_PACKET address that
+/// holds its index and MAC, which is also the one safe way to get a `sockaddr_ll` to bind to
+/// (nix has no public constructor for one, nix-rust/nix#2059).
+pub(super) fn lookup(interface: &str) -> Result<Link, VipError> {
+    let entries =
+        nix::ifaddrs::getifaddrs().map_err(|e| VipError::Interfaces { source: e.into() })?;
+    let address = entries
+        .filter(|entry| entry.interface_name == interface)
+        .find_map(|entry| entry.address.and_then(|a| a.as_link_addr().copied()))
+        .ok_or_else(|| VipError::NoInterface {
+            interface: interface.to_string(),
+        })?;
+    let not_ethernet = || VipError::NotEthernet {
+        interface: interface.to_string(),
+    };
+    if address.hatype() != nix::libc::ARPHRD_ETHER {
+        return Err(not_ethernet());
+    }
+    let mac = address.addr().ok_or_else(not_ethernet)?;
+    Ok(Link {
+        mac: Mac(mac),
+        address,
+    })
+}
+
+/// The index of `interface`, which need not be Ethernet for address changes.
+pub(super) fn index(interface: &str) -> Result<u32, VipError> {
+    nix::net::if_::if_nametoindex(interface).map_err(|e| match e {
+        Errno::ENODEV => VipError::NoInterface {
+            interface: interface.to_string(),
+        },
+        other => VipError::Interfaces {
+            source: other.into(),
+        },
+    })
+}
+
+/// The name of the interface with `index`, for messages; the index itself if it has vanished.
+pub(super) fn name_of(index: u32) -> String {
+    nix::net::if_::if_indextoname(index)
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_else(|| format!("#{index}"))
+}
+
+/// A packet socket bound to one interface and one EtherType. Blocking: tokio's safe way to
+/// poll a raw descriptor (`AsyncFd::new`) is deprecated as unsound since tokio 1.54 and its
+/// replacement is `unsafe`, which this crate forbids; so receiving runs on a blocking thread
+/// (`spawn_blocking`) with a receive timeout, and sending, which only queues a frame of a few
+/// dozen bytes, happens inline under a send timeout.
+#[derive(Debug)]
+pub(super) struct LinkSocket {
+    socket: Socket,
+    index: usize,
+}
+
+/// How long a send may block before it fails: a full transmit queue on a dead link.
+const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl LinkSocket {
+    /// Opens the socket; needs CAP_NET_RAW.
+    pub fn open(link: &Link, ethertype: u16) -> io::Result<LinkSocket> {
+        // packet(7): the protocol is the EtherType in network byte order.
+        let protocol = Protocol::from(i32::from(ethertype.to_be()));
+        let socket = Socket::new(Domain::PACKET, Type::RAW, Some(protocol))?;
+        socket.set_write_timeout(Some(SEND_TIMEOUT))?;
+        // The address getifaddrs gave has protocol 0, which makes bind keep the socket's own.
+        nix::sys::socket::bind(socket.as_raw_fd(), &link.address)?;
+        Ok(LinkSocket {
+            socket,
+            index: link.address.ifindex(),
+        })
+    }
+
+    /// Sends one whole frame, Ethernet header included.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        let sent = self.socket.send(frame)?;
+        if sent == frame.len() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "sent {sent} of {} bytes of a frame",
+                frame.len()
+            )))
+        }
+    }
+
+    /// Blocks until another host's frame arrives on this interface (`Some(length)`) or until
+    /// `deadline` (`None`). Frames this host sent come back to packet sockets too and are
+    /// skipped, as are frames that arrived on other interfaces between socket(2) and bind(2).
+    pub fn recv_until(&self, buf: &mut [u8], deadline: Instant) -> io::Result<Option<usize>> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // A zero timeout would mean "forever"; a sub-microsecond rest is rounded up.
+            self.socket
+                .set_read_timeout(Some(left.max(Duration::from_micros(1))))?;
+            match nix::sys::socket::recvfrom::<LinkAddr>(self.socket.as_raw_fd(), buf) {
+                Ok((len, from)) => {
+                    if from.is_some_and(|a| {
+                        a.ifindex() == self.index && a.pkttype() != PACKET_OUTGOING
+                    }) {
+                        return Ok(Some(len.min(buf.len())));
+                    }
+                }
+                // The timeout expired (EAGAIN) or a signal interrupted: look at the clock again.
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
