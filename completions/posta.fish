@@ -32,6 +32,9 @@ complete -c posta -n "__fish_posta_needs_command" -s h -l help -d 'Print help (s
 complete -c posta -n "__fish_posta_needs_command" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_needs_command" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
 complete -c posta -n "__fish_posta_needs_command" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
+complete -c posta -n "__fish_posta_needs_command" -f -a "takeover" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_needs_command" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_needs_command" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
 complete -c posta -n "__fish_posta_needs_command" -f -a "config" -d 'Work with the site file'
 complete -c posta -n "__fish_posta_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c posta -n "__fish_posta_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -77,6 +80,132 @@ complete -c posta -n "__fish_posta_using_subcommand migrate" -l no-verify -d 'Sk
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -l timeout -d 'Limit for each step (probe, update, verification)' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -l dry-run -d 'Print the exact actions; change nothing'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -l json -d 'Print the outcome as JSON'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and not __fish_seen_subcommand_from vip dns help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l address -d 'The address and prefix, e.g. 10.0.0.25/24 [default: the site\'s [vip] address]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l dev -d 'The interface [default: the site\'s [vip] interface]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l label -d 'Address label, e.g. eth0:posta [default: the site\'s, else none]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l probe-count -d 'ARP probes to send before taking the address (0 skips the probe)' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l probe-interval -d 'Time between ARP probes' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l probe-wait -d 'Time to wait for an answer after the last probe' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l garp-count -d 'Gratuitous ARP packets per burst' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l garp-interval -d 'Time between gratuitous ARP packets' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l garp-mode -d 'Gratuitous ARP as requests or replies (some switches only learn from one kind)' -r -f -a "request\t''
+reply\t''"
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l second-burst -d 'Delay of the second burst, for caches that missed the first; 0 sends none' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l smtp-port -d 'SMTP port checked through the address [default: the primary\'s smtp service, else 25]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l timeout -d 'Limit for each step (probe, update, verification)' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l force -d 'Take the address even if a host answers the ARP probe'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l reclaim -d 'Failback run on mailserver1: re-add and announce the address here'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l dry-run -d 'Print the exact actions; change nothing'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -l json -d 'Print the outcome as JSON'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from vip" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l server -d 'The zone\'s primary authoritative server, host:port [default: the site\'s [dns] server]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l zone -d 'The zone [default: the site\'s]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l name -d 'The record\'s name, relative to the zone or absolute [default: the site\'s]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l expect -d 'The address(es) the record must hold now [default: the primary\'s (takeover) or the backup\'s (failback)]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l to -d 'The address(es) it will hold [default: the backup\'s (takeover) or the primary\'s]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l key-file -d 'BIND-format TSIG key file, owner-only [default: the site\'s tsig_key_file]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l ttl -d 'TTL of the written record [default: the site\'s, else 300]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l zone-file -d 'Edit this static zone file instead of sending an UPDATE [default: the site\'s zone_file]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l reload -d 'Command that makes the server load the edited zone (one argument per --reload)' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l timeout -d 'Limit for each step (probe, update, verification)' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l dry-run -d 'Print the exact actions; change nothing'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l json -d 'Print the outcome as JSON'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from help" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from help" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -l timeout -d 'Limit for each step (probe, update, verification)' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -l dry-run -d 'Print the exact actions; change nothing'
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -l json -d 'Print the outcome as JSON'
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
+complete -c posta -n "__fish_posta_using_subcommand failback; and not __fish_seen_subcommand_from vip dns help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l address -d 'The address and prefix, e.g. 10.0.0.25/24 [default: the site\'s [vip] address]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l dev -d 'The interface [default: the site\'s [vip] interface]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l label -d 'Address label, e.g. eth0:posta [default: the site\'s, else none]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l probe-count -d 'ARP probes to send before taking the address (0 skips the probe)' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l probe-interval -d 'Time between ARP probes' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l probe-wait -d 'Time to wait for an answer after the last probe' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l garp-count -d 'Gratuitous ARP packets per burst' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l garp-interval -d 'Time between gratuitous ARP packets' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l garp-mode -d 'Gratuitous ARP as requests or replies (some switches only learn from one kind)' -r -f -a "request\t''
+reply\t''"
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l second-burst -d 'Delay of the second burst, for caches that missed the first; 0 sends none' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l smtp-port -d 'SMTP port checked through the address [default: the primary\'s smtp service, else 25]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l timeout -d 'Limit for each step (probe, update, verification)' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l force -d 'Take the address even if a host answers the ARP probe'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l reclaim -d 'Failback run on mailserver1: re-add and announce the address here'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l dry-run -d 'Print the exact actions; change nothing'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -l json -d 'Print the outcome as JSON'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from vip" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l server -d 'The zone\'s primary authoritative server, host:port [default: the site\'s [dns] server]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l zone -d 'The zone [default: the site\'s]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l name -d 'The record\'s name, relative to the zone or absolute [default: the site\'s]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l expect -d 'The address(es) the record must hold now [default: the primary\'s (takeover) or the backup\'s (failback)]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l to -d 'The address(es) it will hold [default: the backup\'s (takeover) or the primary\'s]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l key-file -d 'BIND-format TSIG key file, owner-only [default: the site\'s tsig_key_file]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l ttl -d 'TTL of the written record [default: the site\'s, else 300]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l zone-file -d 'Edit this static zone file instead of sending an UPDATE [default: the site\'s zone_file]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l reload -d 'Command that makes the server load the edited zone (one argument per --reload)' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l timeout -d 'Limit for each step (probe, update, verification)' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l dry-run -d 'Print the exact actions; change nothing'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l json -d 'Print the outcome as JSON'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from help" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from help" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand status" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand status" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand status" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand status" -l json -d 'Print JSON'
+complete -c posta -n "__fish_posta_using_subcommand status" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand status" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand status" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -109,10 +238,17 @@ json\t''"
 complete -c posta -n "__fish_posta_using_subcommand completions" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "config" -d 'Work with the site file'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "takeover" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "config" -d 'Work with the site file'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from takeover" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from takeover" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from failback" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from failback" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'

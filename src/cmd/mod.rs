@@ -7,6 +7,8 @@ mod check;
 mod completions;
 mod config;
 mod migrate;
+mod status;
+mod takeover;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -26,6 +28,9 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Check(args) => runtime().block_on(check::execute(config, args)),
         Command::Migrate(args) => runtime().block_on(migrate::execute(config, *args)),
+        Command::Takeover(args) => runtime().block_on(takeover::execute(config, args, false)),
+        Command::Failback(args) => runtime().block_on(takeover::execute(config, args, true)),
+        Command::Status(args) => runtime().block_on(status::execute(config, args)),
         Command::Config(cmd) => config::execute(&site_path(config), cmd),
         Command::Completions(args) => completions::execute(args),
     }

@@ -45,6 +45,11 @@ pub struct Site {
     pub migrate: Vec<MigrateAccount>,
     /// Where `migrate` keeps journals and the quarantine (`[migrate] state_dir`).
     pub migrate_state_dir: Option<PathBuf>,
+    /// Where takeover and failback record who holds what (`[takeover] state_file`).
+    pub takeover_state_file: Option<PathBuf>,
+    /// Commands run before and after takeover and failback (`[hooks]`).
+    #[serde(skip)]
+    pub hooks: crate::takeover::hooks::Hooks,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -124,6 +129,10 @@ pub struct DnsRecord {
     pub ttl: u32,
     /// BIND-format TSIG key file (owner-only).
     pub tsig_key_file: PathBuf,
+    /// For a static zone: the file takeover edits instead of sending an UPDATE.
+    pub zone_file: Option<PathBuf>,
+    /// Run after editing the zone file (argv), e.g. `["rndc", "reload", "example.org"]`.
+    pub reload_command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -45,6 +45,7 @@ pub struct RawSite {
     pub probe: Option<Spanned<RawProbe>>,
     pub tls: Option<Spanned<RawTls>>,
     pub migrate: Option<Spanned<RawMigrate>>,
+    pub hooks: Option<Spanned<RawHooks>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +60,24 @@ pub struct RawServer {
 #[derive(Debug, Deserialize)]
 pub struct RawTakeover {
     pub mode: Option<Field<String>>,
+    pub state_file: Option<Field<String>>,
+}
+
+/// A hook: a program path, or an argv list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawHook {
+    Program(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawHooks {
+    pub pre_takeover: Option<Field<Vec<RawHook>>>,
+    pub post_takeover: Option<Field<Vec<RawHook>>>,
+    pub pre_failback: Option<Field<Vec<RawHook>>>,
+    pub post_failback: Option<Field<Vec<RawHook>>>,
+    pub timeout: Option<Field<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +94,8 @@ pub struct RawDns {
     pub name: Option<Field<String>>,
     pub ttl: Option<Field<u32>>,
     pub tsig_key_file: Option<Field<String>>,
+    pub zone_file: Option<Field<String>>,
+    pub reload_command: Option<Field<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

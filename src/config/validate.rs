@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::raw::{Field, RawAccount, RawServer, RawSite};
+use super::raw::{Field, RawAccount, RawHook, RawServer, RawSite};
 use super::{
     DnsRecord, MigrateAccount, ProbeAccount, ProbeSettings, Problem, Role, Server, Service, Site,
     TakeoverMode, TlsSettings, Vip, duration,
@@ -257,12 +257,23 @@ impl Validator<'_> {
                 }
                 Some(_) => self.secret_file(&t.tsig_key_file, "tsig_key_file"),
             };
+            let zone_file = self.get(&t.zone_file, "zone_file").map(|p| self.path(&p));
+            let reload_command = self.get(&t.reload_command, "reload_command").unwrap_or_default();
+            if zone_file.is_some() && reload_command.is_empty() {
+                let span = t.zone_file.as_ref().map_or(0..0, |f| f.span.clone());
+                self.problem(
+                    span,
+                    "`zone_file` needs `reload_command` (e.g. [\"rndc\", \"reload\", \"example.org\"]) so the server loads the edit",
+                );
+            }
             Some(DnsRecord {
                 server: server?,
                 zone: zone?,
                 name: name?,
                 ttl,
                 tsig_key_file: key?,
+                zone_file,
+                reload_command,
             })
         });
 
@@ -297,6 +308,11 @@ impl Validator<'_> {
         let probe = self.probe(&raw);
         let tls = self.tls(&raw);
         let migrate = self.migrate(&raw);
+        let takeover_state_file = raw.takeover.as_ref().and_then(|t| {
+            let text = self.get(&t.get_ref().state_file, "state_file")?;
+            Some(self.path(&text))
+        });
+        let hooks = self.hooks(&raw);
         let migrate_state_dir = raw.migrate.as_ref().and_then(|m| {
             let text = self.get(&m.get_ref().state_dir, "state_dir")?;
             Some(self.path(&text))
@@ -314,6 +330,8 @@ impl Validator<'_> {
             tls: tls?,
             migrate,
             migrate_state_dir,
+            takeover_state_file,
+            hooks: hooks?,
         })
     }
 
@@ -464,6 +482,48 @@ impl Validator<'_> {
                 .get(&t.cert_critical_days, "cert_critical_days")
                 .unwrap_or(d.cert_critical_days),
         })
+    }
+
+    fn hooks(&mut self, raw: &RawSite) -> Option<crate::takeover::hooks::Hooks> {
+        let mut hooks = crate::takeover::hooks::Hooks {
+            timeout: std::time::Duration::from_secs(30),
+            ..Default::default()
+        };
+        let Some(h) = &raw.hooks else {
+            return Some(hooks);
+        };
+        let h = h.get_ref();
+        let mut list = |field: &Option<Field<Vec<RawHook>>>, key: &str| -> Vec<Vec<String>> {
+            let hooks = self.get(field, key).unwrap_or_default();
+            let argvs: Vec<Vec<String>> = hooks
+                .into_iter()
+                .map(|h| match h {
+                    RawHook::Program(p) => vec![p],
+                    RawHook::Argv(a) => a,
+                })
+                .collect();
+            if argvs
+                .iter()
+                .any(|a| a.first().is_none_or(|p| !p.starts_with('/')))
+            {
+                let span = field.as_ref().map_or(0..0, |f| f.span.clone());
+                self.problem(
+                    span,
+                    format!("`{key}`: each hook is an absolute program path, or [path, args...]"),
+                );
+            }
+            argvs
+        };
+        hooks.pre_takeover = list(&h.pre_takeover, "pre_takeover");
+        hooks.post_takeover = list(&h.post_takeover, "post_takeover");
+        hooks.pre_failback = list(&h.pre_failback, "pre_failback");
+        hooks.post_failback = list(&h.post_failback, "post_failback");
+        if let Some(t) = self.get(&h.timeout, "timeout") {
+            hooks.timeout = self.parsed(&h.timeout, "timeout", Some(t), |t| {
+                super::parse_duration(&t)
+            })?;
+        }
+        Some(hooks)
     }
 
     fn migrate(&mut self, raw: &RawSite) -> Vec<MigrateAccount> {

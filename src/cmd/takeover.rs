@@ -1,0 +1,307 @@
+//! `posta takeover` / `posta failback`: build the job from flags and the site file, run it,
+//! print what happened, exit 0 when the address (or record) is where it should be.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use super::{EXIT_FAILURE, EXIT_USAGE, print};
+use crate::cli::{DnsArgs, GarpMode, ModeArgs, TakeoverArgs, VipArgs};
+use crate::config::{self, Site, TakeoverMode};
+use crate::health::Scheme;
+use crate::takeover::action::{self, Common, DnsJob, DnsWhere, Outcome, VipJob};
+use crate::takeover::dns::{self, Record};
+use crate::takeover::hooks::Hooks;
+use crate::takeover::state::{self, Action};
+use crate::takeover::vip::{AnnounceMode, AnnounceSettings, ProbeSettings, Vip};
+
+pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool) -> u8 {
+    let site = match site(config) {
+        Ok(s) => s,
+        Err(e) => return usage(&e),
+    };
+    let common = Common {
+        hooks: site
+            .as_ref()
+            .map(|s| s.hooks.clone())
+            .unwrap_or_else(|| Hooks {
+                timeout: std::time::Duration::from_secs(30),
+                ..Hooks::default()
+            }),
+        state_file: state_file(args.state_file.clone(), site.as_ref()),
+        dry_run: args.dry_run,
+        step_timeout: args.timeout,
+        host: config::default_helo(),
+    };
+    let mode = match (&args.mode, site.as_ref().map(|s| s.takeover)) {
+        (Some(m), _) => m,
+        (None, Some(TakeoverMode::Vip)) => &ModeArgs::Vip(default_vip_args()),
+        (None, Some(TakeoverMode::Dns)) => &ModeArgs::Dns(default_dns_args()),
+        (None, None) => {
+            return usage(
+                "no site file to take the mode from: name it, e.g. posta takeover vip --address \
+                 10.0.0.25/24 --dev eth0",
+            );
+        }
+    };
+    let outcome = match mode {
+        ModeArgs::Vip(v) => {
+            if v.reclaim && !failback {
+                return usage("--reclaim belongs to failback (run on mailserver1)");
+            }
+            let job = match vip_job(v, site.as_ref()) {
+                Ok(j) => j,
+                Err(e) => return usage(&e),
+            };
+            if failback && !v.reclaim {
+                action::vip_release(&job, &common).await
+            } else {
+                let what = if failback {
+                    Action::Reclaim
+                } else {
+                    Action::Takeover
+                };
+                let (outcome, announcement) = action::vip_take(&job, &common, what).await;
+                show(&outcome, args.json);
+                if let Some(a) = announcement {
+                    if a.is_pending() {
+                        eprintln!("posta: sending the second gratuitous ARP burst before exiting");
+                    }
+                    if let Err(e) = a.finish().await {
+                        eprintln!("posta: second announcement burst failed: {e}");
+                    }
+                }
+                return code(&outcome);
+            }
+        }
+        ModeArgs::Dns(d) => {
+            let job = match dns_job(d, site.as_ref(), failback) {
+                Ok(j) => j,
+                Err(e) => return usage(&e),
+            };
+            let what = if failback {
+                Action::Failback
+            } else {
+                Action::Takeover
+            };
+            action::dns_swap(&job, &common, what).await
+        }
+    };
+    show(&outcome, args.json);
+    code(&outcome)
+}
+
+fn show(outcome: &Outcome, json: bool) {
+    if json {
+        match serde_json::to_string_pretty(outcome) {
+            Ok(j) => print(&format!("{j}\n")),
+            Err(e) => eprintln!("posta: cannot encode the outcome: {e}"),
+        }
+    } else {
+        print(&outcome.lines());
+    }
+}
+
+fn code(outcome: &Outcome) -> u8 {
+    if outcome.ok() { 0 } else { EXIT_FAILURE }
+}
+
+fn usage(message: &str) -> u8 {
+    eprintln!("posta: {message}");
+    EXIT_USAGE
+}
+
+/// The site file when one is named (`--config`, `POSTA_CONFIG`) or at the default path; ad hoc
+/// flags work without one.
+pub fn site(config: Option<PathBuf>) -> Result<Option<Site>, String> {
+    let path = match config {
+        Some(p) => p,
+        None if Path::new(config::DEFAULT_PATH).exists() => PathBuf::from(config::DEFAULT_PATH),
+        None => return Ok(None),
+    };
+    config::load(&path).map(Some).map_err(|e| e.to_string())
+}
+
+pub fn state_file(flag: Option<PathBuf>, site: Option<&Site>) -> PathBuf {
+    flag.or_else(|| site.and_then(|s| s.takeover_state_file.clone()))
+        .unwrap_or_else(|| PathBuf::from(state::DEFAULT_PATH))
+}
+
+fn default_vip_args() -> VipArgs {
+    VipArgs {
+        address: None,
+        dev: None,
+        label: None,
+        force: false,
+        reclaim: false,
+        probe_count: 3,
+        probe_interval: std::time::Duration::from_millis(50),
+        probe_wait: std::time::Duration::from_millis(100),
+        garp_count: 5,
+        garp_interval: std::time::Duration::from_millis(200),
+        garp_mode: GarpMode::Request,
+        second_burst: std::time::Duration::from_secs(5),
+        smtp_port: None,
+    }
+}
+
+fn default_dns_args() -> DnsArgs {
+    DnsArgs {
+        server: None,
+        zone: None,
+        name: None,
+        expect: Vec::new(),
+        to: Vec::new(),
+        key_file: None,
+        ttl: None,
+        zone_file: None,
+        reload: Vec::new(),
+    }
+}
+
+fn vip_job(v: &VipArgs, site: Option<&Site>) -> Result<VipJob, String> {
+    let sv = site.and_then(|s| s.vip.as_ref());
+    let (address, prefix) = match (&v.address, sv) {
+        (Some(text), _) => parse_prefixed(text)?,
+        (None, Some(sv)) => (sv.address, sv.prefix),
+        (None, None) => {
+            return Err("--address ADDR/PREFIX is needed (no [vip] in a site file)".into());
+        }
+    };
+    let dev = v
+        .dev
+        .clone()
+        .or_else(|| sv.map(|s| s.interface.clone()))
+        .ok_or("--dev IF is needed (no [vip] in a site file)")?;
+    let label = v.label.clone().or_else(|| sv.and_then(|s| s.label.clone()));
+    let vip = Vip::new(address, prefix, dev, label).map_err(|e| e.to_string())?;
+    let smtp_port = v
+        .smtp_port
+        .or_else(|| {
+            site.and_then(|s| s.primary.services.iter().find(|x| x.scheme == Scheme::Smtp))
+                .map(|x| x.port)
+        })
+        .unwrap_or(25);
+    Ok(VipJob {
+        vip,
+        probe: ProbeSettings {
+            count: v.probe_count,
+            interval: v.probe_interval,
+            wait: v.probe_wait,
+        },
+        announce: AnnounceSettings {
+            count: v.garp_count,
+            interval: v.garp_interval,
+            mode: match v.garp_mode {
+                GarpMode::Request => AnnounceMode::Request,
+                GarpMode::Reply => AnnounceMode::Reply,
+            },
+            second_burst_after: (!v.second_burst.is_zero()).then_some(v.second_burst),
+        },
+        force: v.force,
+        smtp_port,
+    })
+}
+
+fn parse_prefixed(text: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, prefix) = text.split_once('/').ok_or_else(|| {
+        format!("--address {text:?}: write it with its prefix, e.g. 10.0.0.25/24")
+    })?;
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("--address {text:?}: {addr:?} is not an IP address"))?;
+    let prefix: u8 = prefix
+        .parse()
+        .map_err(|_| format!("--address {text:?}: {prefix:?} is not a prefix length"))?;
+    Ok((addr, prefix))
+}
+
+fn dns_job(d: &DnsArgs, site: Option<&Site>, failback: bool) -> Result<DnsJob, String> {
+    let sd = site.and_then(|s| s.dns.as_ref());
+    let server: SocketAddr = match (&d.server, sd) {
+        (Some(text), _) => parse_server(text)?,
+        (None, Some(sd)) => sd.server,
+        (None, None) => return Err("--server HOST:PORT is needed (no [dns] in a site file)".into()),
+    };
+    let zone = d
+        .zone
+        .clone()
+        .or_else(|| sd.map(|s| s.zone.clone()))
+        .ok_or("--zone is needed (no [dns] in a site file)")?;
+    let name = d
+        .name
+        .clone()
+        .or_else(|| sd.map(|s| s.name.clone()))
+        .ok_or("--name is needed (no [dns] in a site file)")?;
+    let ttl = d.ttl.or(sd.map(|s| s.ttl)).unwrap_or(300);
+    let record = Record::new(&zone, &name, ttl).map_err(|e| e.to_string())?;
+    let (primary, backup) = match site {
+        Some(s) => (vec![s.primary.address], vec![s.backup.address]),
+        None => (Vec::new(), Vec::new()),
+    };
+    let (default_expect, default_to) = if failback {
+        (backup, primary)
+    } else {
+        (primary, backup)
+    };
+    let expect = if d.expect.is_empty() {
+        default_expect
+    } else {
+        d.expect.clone()
+    };
+    let to = if d.to.is_empty() {
+        default_to
+    } else {
+        d.to.clone()
+    };
+    if expect.is_empty() || to.is_empty() {
+        return Err(
+            "--expect ADDR and --to ADDR are needed (no site file to take them from)".into(),
+        );
+    }
+    let zone_file = d
+        .zone_file
+        .clone()
+        .or_else(|| sd.and_then(|s| s.zone_file.clone()));
+    let how = match zone_file {
+        Some(path) => {
+            let reload = if d.reload.is_empty() {
+                sd.map(|s| s.reload_command.clone()).unwrap_or_default()
+            } else {
+                d.reload.clone()
+            };
+            if reload.is_empty() {
+                return Err("--zone-file needs --reload (the command that loads the zone)".into());
+            }
+            DnsWhere::ZoneFile { path, reload }
+        }
+        None => {
+            let key_file = d
+                .key_file
+                .clone()
+                .or_else(|| sd.map(|s| s.tsig_key_file.clone()))
+                .ok_or("--key-file is needed (no [dns] in a site file)")?;
+            let key = dns::read_key_file(&key_file).map_err(|e| e.to_string())?;
+            DnsWhere::Update { key }
+        }
+    };
+    Ok(DnsJob {
+        server,
+        record,
+        how,
+        expect,
+        to,
+    })
+}
+
+/// `host:port`, or an address alone for port 53.
+fn parse_server(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err(format!(
+        "--server {text:?}: write an address, e.g. 192.0.2.53 or 127.0.0.1:5353"
+    ))
+}

@@ -1,0 +1,335 @@
+//! `posta takeover`, `posta failback` and `posta status` as an operator runs them, DNS mode
+//! against the harness's real BIND9 (the VIP mode's namespaces are in tests/vip_cli.rs): the
+//! record moves and is read back, repeats are no-ops, a stale --expect changes nothing, key
+//! trouble is named, hooks run in order, and every change lands in the state file.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::Bind;
+
+const ZONE: &str = "example.test";
+const PRIMARY: &str = "10.0.0.25";
+const BACKUP: &str = "10.0.0.26";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn posta(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_posta"))
+        .args(args)
+        .env_remove("POSTA_CONFIG")
+        .output()
+        .expect("run posta");
+    Run {
+        code: out.status.code().expect("posta exited by signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn bind() -> Bind {
+    let zone = format!("{}mail IN A {PRIMARY}\n", Bind::minimal_zone(ZONE));
+    Bind::start(ZONE, &zone)
+}
+
+/// The record as the server serves it now.
+fn served(b: &Bind) -> String {
+    let out = Command::new("dig")
+        .args([
+            "+short",
+            "-p",
+            &b.port().to_string(),
+            "@127.0.0.1",
+            &format!("mail.{ZONE}"),
+            "A",
+        ])
+        .output()
+        .expect("run dig");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn key_copy(b: &Bind, dir: &Path) -> PathBuf {
+    let key = dir.join("tsig.key");
+    fs::copy(b.key_file(), &key).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    key
+}
+
+fn dns_args<'a>(
+    b: &'a str,
+    key: &'a str,
+    state: &'a str,
+    expect: &'a str,
+    to: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "dns",
+        "--server",
+        b,
+        "--zone",
+        ZONE,
+        "--name",
+        "mail",
+        "--expect",
+        expect,
+        "--to",
+        to,
+        "--key-file",
+        key,
+        "--ttl",
+        "60",
+        "--state-file",
+        state,
+    ]
+}
+
+#[test]
+fn dns_takeover_flips_verifies_records_and_repeats_as_a_no_op() {
+    let b = bind();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_copy(&b, dir.path());
+    let state = dir.path().join("state.json");
+    let (server, key, state) = (
+        b.addr().to_string(),
+        key.display().to_string(),
+        state.display().to_string(),
+    );
+
+    let dry = posta(
+        &[
+            &["takeover"][..],
+            &dns_args(&server, &key, &state, PRIMARY, BACKUP),
+            &["--dry-run"],
+        ]
+        .concat(),
+    );
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains("UPDATE mail.example.test."), "{dry:?}");
+    assert_eq!(served(&b), PRIMARY, "--dry-run changed the record");
+
+    let run = posta(
+        &[
+            &["takeover"][..],
+            &dns_args(&server, &key, &state, PRIMARY, BACKUP),
+        ]
+        .concat(),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("takeover of mail.example.test. A/AAAA done"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("clients converge within 60 s"),
+        "{run:?}"
+    );
+    assert_eq!(served(&b), BACKUP);
+
+    let again = posta(
+        &[
+            &["takeover"][..],
+            &dns_args(&server, &key, &state, PRIMARY, BACKUP),
+            &["--json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(again.code, 0, "{again:?}");
+    let v: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(v["changed"], false, "{again:?}");
+
+    let status = posta(&["status", "--state-file", &state]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(
+        status.stdout.contains("held by mailserver2 (taken over)"),
+        "{status:?}"
+    );
+
+    let back = posta(
+        &[
+            &["failback"][..],
+            &dns_args(&server, &key, &state, BACKUP, PRIMARY),
+        ]
+        .concat(),
+    );
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(served(&b), PRIMARY);
+    let status = posta(&["status", "--state-file", &state, "--json"]);
+    let v: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(v["holdings"][0]["holder"], "primary");
+    assert_eq!(v["history"].as_array().unwrap().len(), 2, "{status:?}");
+}
+
+#[test]
+fn a_stale_expectation_or_bad_key_changes_nothing_and_says_why() {
+    let b = bind();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_copy(&b, dir.path());
+    let state = dir.path().join("state.json");
+    let (server, keys, states) = (
+        b.addr().to_string(),
+        key.display().to_string(),
+        state.display().to_string(),
+    );
+
+    let stale = posta(
+        &[
+            &["takeover"][..],
+            &dns_args(&server, &keys, &states, "10.9.9.9", BACKUP),
+        ]
+        .concat(),
+    );
+    assert_eq!(stale.code, 1, "{stale:?}");
+    assert!(
+        stale.stdout.contains(PRIMARY),
+        "the error should say what the record holds: {stale:?}"
+    );
+    assert_eq!(served(&b), PRIMARY);
+    assert!(!state.exists(), "a refused takeover was recorded");
+
+    // Same key name, another secret: the server's BADSIG, not hickory's "truncated HMAC".
+    let text = fs::read_to_string(&key).unwrap();
+    let start = text.find("secret \"").unwrap() + 8;
+    let mut bad = text.clone();
+    bad.replace_range(
+        start..start + 4,
+        if &text[start..start + 4] == "AAAA" {
+            "BBBB"
+        } else {
+            "AAAA"
+        },
+    );
+    let bad_key = dir.path().join("bad.key");
+    fs::write(&bad_key, bad).unwrap();
+    fs::set_permissions(&bad_key, fs::Permissions::from_mode(0o600)).unwrap();
+    let sig = posta(
+        &[
+            &["takeover"][..],
+            &dns_args(&server, bad_key.to_str().unwrap(), &states, PRIMARY, BACKUP),
+        ]
+        .concat(),
+    );
+    assert_eq!(sig.code, 1, "{sig:?}");
+    assert!(!sig.stdout.contains("truncated"), "{sig:?}");
+
+    let unknown = text.replacen(b.key_name(), "nobody-knows-me", 1);
+    let unknown_key = dir.path().join("unknown.key");
+    fs::write(&unknown_key, unknown).unwrap();
+    fs::set_permissions(&unknown_key, fs::Permissions::from_mode(0o600)).unwrap();
+    let unk = posta(
+        &[
+            &["takeover"][..],
+            &dns_args(
+                &server,
+                unknown_key.to_str().unwrap(),
+                &states,
+                PRIMARY,
+                BACKUP,
+            ),
+        ]
+        .concat(),
+    );
+    assert_eq!(unk.code, 1, "{unk:?}");
+    assert_ne!(
+        sig.stdout, unk.stdout,
+        "wrong secret and unknown key must be told apart"
+    );
+    assert_eq!(served(&b), PRIMARY);
+
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let loose = posta(
+        &[
+            &["takeover"][..],
+            &dns_args(&server, &keys, &states, PRIMARY, BACKUP),
+        ]
+        .concat(),
+    );
+    assert_eq!(loose.code, 2, "{loose:?}");
+    assert!(loose.stderr.contains("chmod 600"), "{loose:?}");
+}
+
+#[test]
+fn site_file_takeover_runs_hooks_in_order_with_the_event() {
+    let b = bind();
+    let dir = tempfile::tempdir().unwrap();
+    key_copy(&b, dir.path());
+    let log = dir.path().join("hooks.log");
+    let hook = |tag: &str| {
+        format!(
+            "[\"/bin/sh\", \"-c\", \"echo {tag} $POSTA_EVENT $POSTA_MODE $POSTA_NEW >> {}\"]",
+            log.display()
+        )
+    };
+    let site = dir.path().join("site.toml");
+    fs::write(
+        &site,
+        format!(
+            r#"domain = "{ZONE}"
+[primary]
+name = "mail.{ZONE}"
+address = "{PRIMARY}"
+services = ["smtp"]
+[backup]
+name = "mail2.{ZONE}"
+address = "{BACKUP}"
+services = ["smtp"]
+[takeover]
+mode = "dns"
+state_file = "state.json"
+[dns]
+server = "{server}"
+zone = "{ZONE}"
+name = "mail.{ZONE}"
+ttl = 60
+tsig_key_file = "tsig.key"
+[hooks]
+pre_takeover = [{a}, {b}]
+post_takeover = [{c}]
+timeout = "5s"
+"#,
+            server = b.addr(),
+            a = hook("first"),
+            b = hook("second"),
+            c = hook("after"),
+        ),
+    )
+    .unwrap();
+    let config = site.display().to_string();
+    let run = posta(&["--config", &config, "takeover"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(served(&b), BACKUP);
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        format!(
+            "first pre-takeover dns {BACKUP}\nsecond pre-takeover dns {BACKUP}\nafter post-takeover dns {BACKUP}\n"
+        )
+    );
+    assert!(dir.path().join("state.json").exists());
+    // A repeat is a no-op: no hooks run again.
+    let again = posta(&["--config", &config, "takeover"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("already in effect"), "{again:?}");
+    assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 3);
+    let back = posta(&["--config", &config, "failback"]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(served(&b), PRIMARY);
+}
