@@ -155,6 +155,10 @@ start_keepalived() { # NAME
   eval "ka_$1=$!"
   pids+=($!)
 }
+# The previous step ended right after an advert from the new MASTER: without a random pause the
+# failure would always hit the same point of the 1 s advert cycle, and host-death detection
+# (3 adverts missed + skew after the *last* advert) would look constant instead of 2.6-3.6 s.
+random_phase() { sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", r / 32768 }')"; }
 if [ -x "$ka" ]; then
   # Hand the address to keepalived: nobody holds it, ms1 is up.
   ip netns exec "$ms2" "$bench" failback "$vip/24" eth0
@@ -168,6 +172,7 @@ if [ -x "$ka" ]; then
     # Host death: ms1's link goes down.
     ip netns exec "$client" "$bench" await-greeting "$vip" ms1 20000 >/dev/null
     await_greeting_bg ms2 20000
+    random_phase
     t0=$(now_ns)
     ip -n "$ms1" link set eth0 down
     elapsed_ms >> "$work/ka_down"
@@ -177,6 +182,7 @@ if [ -x "$ka" ]; then
     # Clean stop: SIGTERM to ms1's keepalived, which advertises priority 0 on its way out.
     ip netns exec "$client" "$bench" await-greeting "$vip" ms1 20000 >/dev/null
     await_greeting_bg ms2 20000
+    random_phase
     t0=$(now_ns)
     kill -TERM "$ka_ms1"
     elapsed_ms >> "$work/ka_term"

@@ -30,8 +30,10 @@ pub(super) struct Link {
 /// holds its index and MAC, which is also the one safe way to get a `sockaddr_ll` to send to
 /// (nix has no public constructor for one, nix-rust/nix#2059).
 pub(super) fn lookup(interface: &str) -> Result<Link, VipError> {
-    let entries =
-        nix::ifaddrs::getifaddrs().map_err(|e| VipError::Interfaces { source: e.into() })?;
+    let entries = nix::ifaddrs::getifaddrs().map_err(|e| VipError::Interfaces {
+        interface: interface.to_string(),
+        source: e.into(),
+    })?;
     let address = entries
         .filter(|entry| entry.interface_name == interface)
         .find_map(|entry| entry.address.and_then(|a| a.as_link_addr().copied()))
@@ -58,6 +60,7 @@ pub(super) fn index(interface: &str) -> Result<u32, VipError> {
             interface: interface.to_string(),
         },
         other => VipError::Interfaces {
+            interface: interface.to_string(),
             source: other.into(),
         },
     })
