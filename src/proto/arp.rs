@@ -39,9 +39,13 @@ impl Op {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arp {
     pub op: Op,
+    /// SHA: the MAC of the station the packet speaks for.
     pub sender_mac: Mac,
+    /// SPA: its IPv4 address; 0.0.0.0 in a probe.
     pub sender_ip: Ipv4Addr,
+    /// THA: the MAC asked about or answered to; zero in a request.
     pub target_mac: Mac,
+    /// TPA: the IPv4 address asked about or answered to.
     pub target_ip: Ipv4Addr,
 }
 

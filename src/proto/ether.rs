@@ -49,8 +49,11 @@ impl fmt::Display for Mac {
 /// The header of a received frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// Who the frame is for (a station, a multicast group or everyone).
     pub destination: Mac,
+    /// The station that sent it.
     pub source: Mac,
+    /// What the payload is ([`ETHERTYPE_ARP`], [`ETHERTYPE_IPV6`], ...).
     pub ethertype: u16,
 }
 

@@ -118,15 +118,16 @@ pub struct Heard {
     pub from: Mac,
     /// The IPv6 source address (`::` for a duplicate address detection probe).
     pub source: Ipv6Addr,
+    /// What it says.
     pub message: Message,
 }
 
 /// The two neighbour discovery messages the takeover cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message {
-    Solicitation {
-        target: Ipv6Addr,
-    },
+    /// "Who has `target`?" (type 135).
+    Solicitation { target: Ipv6Addr },
+    /// "`target` is at `target_mac`" (type 136).
     Advertisement {
         target: Ipv6Addr,
         /// R, S and O in the top three bits ([`FLAG_ROUTER`], ...).

@@ -9,7 +9,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::link::{self, LinkSocket};
 use super::{AnnounceMode, AnnounceSettings, Vip, VipError};
-use crate::proto::ether::{ETHERTYPE_ARP, ETHERTYPE_IPV6, Mac};
+use crate::proto::ether::Mac;
 use crate::proto::{arp, ndp};
 
 /// The background part of an announcement: the second burst, if one was asked for.
@@ -55,18 +55,18 @@ pub(super) async fn announce(
     vip.check()?;
     settings.check(vip)?;
     let link = link::lookup(&vip.interface)?;
-    let (ethertype, frame) = match vip.address {
+    let frame = match vip.address {
         IpAddr::V4(ip) => {
             let op = match settings.mode {
                 AnnounceMode::Request => arp::Op::Request,
                 AnnounceMode::Reply => arp::Op::Reply,
             };
             let garp = arp::Arp::announcement(link.mac, ip, op);
-            (ETHERTYPE_ARP, garp.to_frame(Mac::BROADCAST))
+            garp.to_frame(Mac::BROADCAST)
         }
-        IpAddr::V6(ip) => (ETHERTYPE_IPV6, ndp::unsolicited_advertisement(link.mac, ip)),
+        IpAddr::V6(ip) => ndp::unsolicited_advertisement(link.mac, ip),
     };
-    let socket = LinkSocket::open(&link, ethertype).map_err(|source| VipError::Link {
+    let socket = LinkSocket::sender(&link).map_err(|source| VipError::Link {
         action: "open a raw socket for announcing",
         interface: vip.interface.clone(),
         source,

@@ -16,9 +16,12 @@ pub enum VipError {
         "interface {interface} is not an ethernet interface: arp and neighbour discovery need one"
     )]
     NotEthernet { interface: String },
-    /// getifaddrs(3) failed.
-    #[error("failed to list the network interfaces: {source}")]
-    Interfaces { source: io::Error },
+    /// Listing the interfaces (getifaddrs(3), if_nametoindex(3)) failed.
+    #[error("failed to look up interface {interface}: {source}")]
+    Interfaces {
+        interface: String,
+        source: io::Error,
+    },
     /// The address is on the interface already, with another prefix length: adding ours would
     /// configure it twice, removing it would remove something we did not add.
     #[error(

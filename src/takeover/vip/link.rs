@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::socket::LinkAddr;
+use nix::sys::socket::{LinkAddr, MsgFlags};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::VipError;
@@ -22,16 +22,18 @@ const PACKET_OUTGOING: u8 = 4;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Link {
     pub mac: Mac,
-    /// Its AF_PACKET address as getifaddrs(3) reports it, ready to bind a packet socket to.
+    /// Its AF_PACKET address as getifaddrs(3) reports it: index, hardware type and MAC.
     address: LinkAddr,
 }
 
 /// Finds `interface` by name. getifaddrs(3) reports every link with an AF_PACKET address that
-/// holds its index and MAC, which is also the one safe way to get a `sockaddr_ll` to bind to
+/// holds its index and MAC, which is also the one safe way to get a `sockaddr_ll` to send to
 /// (nix has no public constructor for one, nix-rust/nix#2059).
 pub(super) fn lookup(interface: &str) -> Result<Link, VipError> {
-    let entries =
-        nix::ifaddrs::getifaddrs().map_err(|e| VipError::Interfaces { source: e.into() })?;
+    let entries = nix::ifaddrs::getifaddrs().map_err(|e| VipError::Interfaces {
+        interface: interface.to_string(),
+        source: e.into(),
+    })?;
     let address = entries
         .filter(|entry| entry.interface_name == interface)
         .find_map(|entry| entry.address.and_then(|a| a.as_link_addr().copied()))
@@ -58,6 +60,7 @@ pub(super) fn index(interface: &str) -> Result<u32, VipError> {
             interface: interface.to_string(),
         },
         other => VipError::Interfaces {
+            interface: interface.to_string(),
             source: other.into(),
         },
     })
@@ -71,7 +74,7 @@ pub(super) fn name_of(index: u32) -> String {
         .unwrap_or_else(|| format!("#{index}"))
 }
 
-/// A packet socket bound to one interface and one EtherType. Blocking: tokio's safe way to
+/// A packet socket for one interface (and, to listen, one EtherType). Blocking: tokio's safe way to
 /// poll a raw descriptor (`AsyncFd::new`) is deprecated as unsound since tokio 1.54 and its
 /// replacement is `unsafe`, which this crate forbids; so receiving runs on a blocking thread
 /// (`spawn_blocking`) with a receive timeout, and sending, which only queues a frame of a few
@@ -79,30 +82,49 @@ pub(super) fn name_of(index: u32) -> String {
 #[derive(Debug)]
 pub(super) struct LinkSocket {
     socket: Socket,
-    index: usize,
+    /// The interface's AF_PACKET address: where frames go, and the index received ones must have.
+    address: LinkAddr,
 }
 
 /// How long a send may block before it fails: a full transmit queue on a dead link.
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl LinkSocket {
-    /// Opens the socket; needs CAP_NET_RAW.
-    pub fn open(link: &Link, ethertype: u16) -> io::Result<LinkSocket> {
+    /// A socket that only sends. Protocol 0 registers no receive hook, so nothing is queued.
+    pub fn sender(link: &Link) -> io::Result<LinkSocket> {
+        LinkSocket::open(link, 0)
+    }
+
+    /// A socket that also hears every frame of `ethertype` (and only those) on the interface.
+    pub fn listener(link: &Link, ethertype: u16) -> io::Result<LinkSocket> {
+        LinkSocket::open(link, ethertype)
+    }
+
+    /// Needs CAP_NET_RAW. The socket is deliberately not bound: binding a packet socket that
+    /// already listens re-registers its hook behind synchronize_net(), an RCU grace period that
+    /// cost 10-20 ms on a busy host. Frames go out with sendto(2) to the interface's address
+    /// instead, and received frames are filtered by interface in [`LinkSocket::recv_until`].
+    fn open(link: &Link, ethertype: u16) -> io::Result<LinkSocket> {
         // packet(7): the protocol is the EtherType in network byte order.
         let protocol = Protocol::from(i32::from(ethertype.to_be()));
         let socket = Socket::new(Domain::PACKET, Type::RAW, Some(protocol))?;
         socket.set_write_timeout(Some(SEND_TIMEOUT))?;
-        // The address getifaddrs gave has protocol 0, which makes bind keep the socket's own.
-        nix::sys::socket::bind(socket.as_raw_fd(), &link.address)?;
         Ok(LinkSocket {
             socket,
-            index: link.address.ifindex(),
+            address: link.address,
         })
     }
 
     /// Sends one whole frame, Ethernet header included.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
-        let sent = self.socket.send(frame)?;
+        // With SOCK_RAW only the interface index of the address matters: the frame carries its
+        // own Ethernet header, and its EtherType is read from there.
+        let sent = nix::sys::socket::sendto(
+            self.socket.as_raw_fd(),
+            frame,
+            &self.address,
+            MsgFlags::empty(),
+        )?;
         if sent == frame.len() {
             Ok(())
         } else {
@@ -114,8 +136,8 @@ impl LinkSocket {
     }
 
     /// Blocks until another host's frame arrives on this interface (`Some(length)`) or until
-    /// `deadline` (`None`). Frames this host sent come back to packet sockets too and are
-    /// skipped, as are frames that arrived on other interfaces between socket(2) and bind(2).
+    /// `deadline` (`None`). Frames of other interfaces are skipped, and so are frames this host
+    /// sent, which come back to packet sockets as PACKET_OUTGOING.
     pub fn recv_until(&self, buf: &mut [u8], deadline: Instant) -> io::Result<Option<usize>> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -128,7 +150,7 @@ impl LinkSocket {
             match nix::sys::socket::recvfrom::<LinkAddr>(self.socket.as_raw_fd(), buf) {
                 Ok((len, from)) => {
                     if from.is_some_and(|a| {
-                        a.ifindex() == self.index && a.pkttype() != PACKET_OUTGOING
+                        a.ifindex() == self.address.ifindex() && a.pkttype() != PACKET_OUTGOING
                     }) {
                         return Ok(Some(len.min(buf.len())));
                     }

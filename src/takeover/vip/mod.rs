@@ -152,7 +152,9 @@ impl ProbeSettings {
 
     /// How long a probe that hears no answer takes.
     pub fn duration(&self) -> Duration {
-        self.interval * self.count.saturating_sub(1) + self.wait
+        self.interval
+            .saturating_mul(self.count.saturating_sub(1))
+            .saturating_add(self.wait)
     }
 
     fn check(&self, vip: &Vip) -> Result<(), VipError> {

@@ -17,6 +17,9 @@ pub(super) async fn probe(vip: &Vip, settings: &ProbeSettings) -> Result<ProbeOu
     vip.check()?;
     settings.check(vip)?;
     let link = link::lookup(&vip.interface)?;
+    if settings.count == 0 && settings.wait.is_zero() {
+        return Ok(ProbeOutcome::Free);
+    }
     let (ethertype, frame) = match vip.address {
         IpAddr::V4(ip) => (
             ETHERTYPE_ARP,
@@ -25,7 +28,7 @@ pub(super) async fn probe(vip: &Vip, settings: &ProbeSettings) -> Result<ProbeOu
         IpAddr::V6(ip) => (ETHERTYPE_IPV6, ndp::dad_probe(link.mac, ip)),
     };
     // Opened here, in the caller's network namespace; the blocking thread inherits none.
-    let socket = LinkSocket::open(&link, ethertype).map_err(|source| VipError::Link {
+    let socket = LinkSocket::listener(&link, ethertype).map_err(|source| VipError::Link {
         action: "open a raw socket for probing",
         interface: vip.interface.clone(),
         source,
