@@ -9,7 +9,7 @@
 #              message, then one `dig` asking the server for the zone's NS and SOA and the
 #              record's A and AAAA (what posta's verification reads), checked for the new address.
 #
-# Each side runs RUNS times (default 20) after a warm-up, alternating 10.0.0.25 → 10.0.0.26 and
+# Each side runs DNS_RUNS times (default 20, rounded up to even) after a warm-up, alternating 10.0.0.25 → 10.0.0.26 and
 # back, so every run really changes the record. Prints median and p90 of each and their ratio.
 # Target (issue 4): DNS takeover with verification under 50 ms.
 set -euo pipefail
@@ -17,7 +17,9 @@ cd "$(dirname "$0")/../.."
 scripts/install-test-deps.sh >/dev/null
 cargo build --release --locked --bin posta --example dns_bench >/dev/null 2>&1
 
-runs=${RUNS:-20}
+# Even, so each tool starts from the same record (runs alternate A->B, B->A).
+runs=${DNS_RUNS:-20}
+runs=$(((runs + 1) / 2 * 2))
 work=$(mktemp -d)
 vars=$work/vars
 # dns_bench keeps named up until its stdin closes.

@@ -11,6 +11,7 @@
 #       priority 100, advert_int 1: from ms1's link going down, and from ms1's keepalived being
 #       stopped (SIGTERM: it sends a priority-0 advert), to the client's greeting from ms2;
 #
+# then runs scripts/bench/takeover-dns.sh (DNS takeover + verification vs nsupdate + dig),
 # and prints medians next to keepalived's documented ~3.6 s host-death failover (3 × advert_int
 # + skew (256-100)/256 s: /work/shared/notes/failover-notes.md §1.1 and §3).
 #
@@ -24,11 +25,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/install-test-deps.sh >/dev/null
-cargo build --release --locked --example vip_bench >/dev/null 2>&1
+cargo build --release --locked --bin posta --example vip_bench >/dev/null 2>&1
 
 runs=${RUNS:-10}
 ka_runs=${KEEPALIVED_RUNS:-5}
 bench=$PWD/target/release/examples/vip_bench
+posta=$PWD/target/release/posta
 work=$(mktemp -d)
 tag=posta-bench-$$
 hub=$tag-hub client=$tag-client ms1=$tag-ms1 ms2=$tag-ms2
@@ -64,17 +66,18 @@ for server in ms1 ms2; do
   pids+=($!)
 done
 
-# The one place that runs posta's takeover, in ms2's namespace, without the probe: when the
-# CLI lands this becomes e.g.
-#   ip netns exec "$ms2" target/release/posta takeover vip --address "$vip/24" --dev eth0 \
-#     --probe-count 0 --no-second-burst
+# The one place that runs posta's takeover, in ms2's namespace: the real command, with its
+# SMTP check through the address and its state file, without the probe (measured apart) and
+# without the second burst (it would keep the command alive for 5 s after clients moved).
 run_posta_vip_takeover() {
-  ip netns exec "$ms2" "$bench" takeover "$vip/24" eth0 --probe-count 0 --no-second-burst "$@"
+  ip netns exec "$ms2" "$posta" takeover vip --address "$vip/24" --dev eth0 --probe-count 0 \
+    --second-burst 0 --state-file "$work/state.json"
 }
 
-# The same with posta's default probe in front (the flag is dropped, so the probe runs).
+# The same with posta's default probe in front.
 run_posta_vip_takeover_probed() {
-  ip netns exec "$ms2" "$bench" takeover "$vip/24" eth0 --no-second-burst
+  ip netns exec "$ms2" "$posta" takeover vip --address "$vip/24" --dev eth0 --second-burst 0 \
+    --state-file "$work/state.json"
 }
 
 now_ns() { date +%s%N; }
@@ -218,3 +221,7 @@ read -r posta_med _ < <(stats "$work/posta")
 awk -v m="$posta_med" 'BEGIN { printf "target: takeover under 300 ms beyond the probe wait: median %.1f ms, %s\n",
   m, (m < 300 ? "met" : "NOT met") }'
 [ -x "$ka" ] || echo "keepalived is not installed: run scripts/install-test-deps.sh for row (d)"
+
+echo
+echo "DNS takeover with verification against a private BIND9:"
+scripts/bench/takeover-dns.sh

@@ -2,11 +2,15 @@
 
 use std::time::Duration;
 
-/// Parses a duration made of `<number><unit>` parts, units `ms`, `s`, `m`, `h`, `d`.
+/// Parses a duration made of `<number><unit>` parts, units `ms`, `s`, `m`, `h`, `d`. A bare
+/// `0` is zero in any unit.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("empty duration: write e.g. \"30s\", \"5m\" or \"1h\"".into());
+    }
+    if text == "0" {
+        return Ok(Duration::ZERO);
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
@@ -91,6 +95,7 @@ mod tests {
         assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse("0"), Ok(Duration::ZERO));
     }
 
     #[test]

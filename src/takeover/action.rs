@@ -295,8 +295,14 @@ pub async fn vip_take(
             vip::present(&job.vip),
         )
         .await;
-    match present {
+    let already = match present {
         Err(e) => return (outcome.fail(e), None),
+        // mailserver1 back from a crash usually has its address configured at boot, while
+        // clients' caches still point at mailserver2: reclaim must still probe and announce.
+        Ok(true) if action == Action::Reclaim => {
+            outcome.note("the address is configured here; announcing it", "");
+            true
+        }
         Ok(true) => {
             outcome.note("already holds the address", "");
             let v = verify_smtp(&mut outcome, address, job.smtp_port, limit).await;
@@ -305,8 +311,8 @@ pub async fn vip_take(
             }
             return (outcome, None);
         }
-        Ok(false) => {}
-    }
+        Ok(false) => false,
+    };
     let ev = env(&outcome, old, new);
     let (pre, post) = match action {
         Action::Reclaim => (Moment::PreFailback, Moment::PostFailback),
@@ -321,7 +327,9 @@ pub async fn vip_take(
     );
     if common.dry_run {
         outcome.note(probe_what, "");
-        outcome.note(format!("add {}", job.vip), "");
+        if !already {
+            outcome.note(format!("add {}", job.vip), "");
+        }
         outcome.note(
             format!(
                 "announce: {} gratuitous ARP {:?} {:?} apart{}",
@@ -376,9 +384,10 @@ pub async fn vip_take(
         Ok(ProbeOutcome::Free) if job.probe.count > 0 => outcome.note("nobody answered", ""),
         Ok(ProbeOutcome::Free) => {}
     }
-    if let Err(e) = outcome
-        .step(format!("add {}", job.vip), limit, vip::add(&job.vip))
-        .await
+    if !already
+        && let Err(e) = outcome
+            .step(format!("add {}", job.vip), limit, vip::add(&job.vip))
+            .await
     {
         return (outcome.fail(e), None);
     }
@@ -392,7 +401,9 @@ pub async fn vip_take(
     {
         Ok(a) => a,
         Err(e) => {
-            rollback_vip(&mut outcome, &job.vip, limit).await;
+            if !already {
+                rollback_vip(&mut outcome, &job.vip, limit).await;
+            }
             return (outcome.fail(e), None);
         }
     };
