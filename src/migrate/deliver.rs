@@ -474,7 +474,9 @@ impl Tally {
                 report.delivered += 1;
                 report.delivered_bytes += d.size;
                 let hash = ctx.journal.get(&d.key).map(|e| e.hash).unwrap_or_default();
-                report.delivered_keys.push((d.key.clone(), hash));
+                if ctx.will_verify() {
+                    report.delivered_keys.push((d.key.clone(), hash));
+                }
                 self.removable.push((d.key, d.handle));
             }
             Outcome::Quarantined { reason, copy } => report.quarantined.push(problem(reason, copy)),
@@ -514,7 +516,9 @@ impl Tally {
         for (k, uid) in found {
             report.delivered += 1;
             let hash = ctx.journal.get(&k).map(|e| e.hash).unwrap_or_default();
-            report.delivered_keys.push((k.clone(), hash));
+            if ctx.will_verify() {
+                report.delivered_keys.push((k.clone(), hash));
+            }
             if !ctx.opts.keep {
                 self.removable.push((k, uid));
             }
@@ -552,17 +556,28 @@ impl Tally {
         ctx: &Ctx,
         batch: Vec<(MessageKey, u32)>,
     ) -> Result<(), super::journal::JournalError> {
+        // In slices: a whole maildrop's records at once would be a memory peak of its own.
+        for slice in batch.chunks(500) {
+            Self::record_removed_slice(ctx, slice).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_removed_slice(
+        ctx: &Ctx,
+        batch: &[(MessageKey, u32)],
+    ) -> Result<(), super::journal::JournalError> {
         let entries = batch
-            .into_iter()
+            .iter()
             .map(|(k, _)| {
-                let old = ctx.journal.get(&k);
+                let old = ctx.journal.get(k);
                 let entry = super::journal::Entry {
                     step: Step::Removed,
                     message_id: old.as_ref().and_then(|e| e.message_id.clone()),
                     hash: old.map(|e| e.hash).unwrap_or_default(),
                     detail: String::new(),
                 };
-                (k, entry)
+                (k.clone(), entry)
             })
             .collect();
         ctx.journal.record_many(entries).await

@@ -174,7 +174,8 @@ async fn folder(
     let mut metas = Vec::new();
     for chunk in uids.chunks(1000) {
         match client.fetch_meta(chunk).await {
-            Ok(m) => metas.extend(m),
+            // Only what the plan needs: a mailbox's flags and dates are not held in memory.
+            Ok(m) => metas.extend(m.into_iter().map(|m| (m.uid, m.size))),
             Err(e) => fail!(e, "fetch sizes"),
         }
     }
@@ -187,21 +188,22 @@ async fn folder(
     let mut earlier = Vec::new();
     let mut doubt = Vec::new();
     let mut send_bytes = 0u64;
-    for m in &metas {
+    for &(uid, size) in &metas {
         report.source_messages += 1;
-        report.source_bytes += m.size;
-        match ctx.journal.get(&key(m.uid)).map(|e| e.step) {
-            Some(Step::Delivered | Step::Removed) => earlier.push((key(m.uid), m.uid)),
+        report.source_bytes += size;
+        match ctx.journal.get(&key(uid)).map(|e| e.step) {
+            Some(Step::Delivered | Step::Removed) => earlier.push((key(uid), uid)),
             Some(Step::Sending) => {
-                doubt.push((key(m.uid), m.uid));
-                send_bytes += m.size;
+                doubt.push((key(uid), uid));
+                send_bytes += size;
             }
             _ => {
-                to_send.push(m.uid);
-                send_bytes += m.size;
+                to_send.push(uid);
+                send_bytes += size;
             }
         }
     }
+    drop(metas);
     report.earlier = earlier.len() + ours.len();
     if let Target::Append { .. } = target
         && ctx.account.dest_imap.is_none()

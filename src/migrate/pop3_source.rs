@@ -65,11 +65,9 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
     let mut to_send = Vec::new();
     let mut earlier = Vec::new();
     let mut doubt = Vec::new();
-    let mut ids = std::collections::HashMap::new();
     let mut send_bytes = 0;
     for (n, id) in &uidl {
         let size = sizes.get(n).copied().unwrap_or(0);
-        ids.insert(*n, id.clone());
         report.source_messages += 1;
         report.source_bytes += size;
         match ctx.journal.get(&key(id)).map(|e| e.step) {
@@ -84,6 +82,9 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
             }
         }
     }
+    drop(sizes);
+    // Message number → UIDL, the one copy of the listing kept for the run.
+    let ids: std::collections::HashMap<u32, String> = uidl.into_iter().collect();
     report.earlier = earlier.len();
     if ctx.opts.dry_run {
         report.source_messages = to_send.len() + doubt.len();
