@@ -333,3 +333,61 @@ timeout = "5s"
     assert_eq!(back.code, 0, "{back:?}");
     assert_eq!(served(&b), PRIMARY);
 }
+
+#[test]
+fn zone_file_takeover_edits_reloads_and_verifies() {
+    let zone = format!("{}mail IN A {PRIMARY}\n", Bind::minimal_zone(ZONE));
+    let b = Bind::start_static(ZONE, &zone);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let file = b.zone_file().display().to_string();
+    let reload = b.reload_command();
+    let server = b.addr().to_string();
+    let mut owned: Vec<String> = [
+        "takeover",
+        "dns",
+        "--server",
+        &server,
+        "--zone",
+        ZONE,
+        "--name",
+        "mail",
+        "--expect",
+        PRIMARY,
+        "--to",
+        BACKUP,
+        "--ttl",
+        "60",
+        "--zone-file",
+        &file,
+        "--state-file",
+        state.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // `--reload=WORD`: the command's own words may start with a dash (kill -HUP PID).
+    owned.extend(reload.split_whitespace().map(|w| format!("--reload={w}")));
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let run = posta(&args);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("bump the SOA serial"), "{run:?}");
+    assert_eq!(served(&b), BACKUP);
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(BACKUP) && !text.contains(&format!("A {PRIMARY}")),
+        "{text}"
+    );
+    let check = Command::new("named-checkzone")
+        .args([ZONE, &file])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let again = posta(&args);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("already in effect"), "{again:?}");
+}

@@ -38,6 +38,21 @@ pub enum ConnError {
     AlreadyTls,
 }
 
+impl ConnError {
+    /// Whether a new connection later may succeed: name resolution, refusals, resets and
+    /// closes are; malformed replies, TLS failures and STARTTLS injection are not.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ConnError::Resolve { .. }
+                | ConnError::Refused { .. }
+                | ConnError::Connect { .. }
+                | ConnError::Closed
+                | ConnError::Io(_)
+        )
+    }
+}
+
 enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),

@@ -68,14 +68,7 @@ impl Pop3Error {
     /// a certificate problem or a TLS policy conflict needs the operator instead.
     pub fn is_transient(&self) -> bool {
         match self {
-            Pop3Error::Conn { source, .. } => matches!(
-                source,
-                ConnError::Resolve { .. }
-                    | ConnError::Refused { .. }
-                    | ConnError::Connect { .. }
-                    | ConnError::Closed
-                    | ConnError::Io(_)
-            ),
+            Pop3Error::Conn { source, .. } => source.is_transient(),
             Pop3Error::Timeout { .. }
             | Pop3Error::Greeting { .. }
             | Pop3Error::Broken

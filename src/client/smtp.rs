@@ -124,14 +124,7 @@ impl SmtpError {
     /// replies (RFC 5321 §4.2.1). 5xx replies, TLS and policy problems are permanent.
     pub fn is_transient(&self) -> bool {
         match self {
-            SmtpError::Conn { source, .. } => matches!(
-                source,
-                ConnError::Resolve { .. }
-                    | ConnError::Refused { .. }
-                    | ConnError::Connect { .. }
-                    | ConnError::Closed
-                    | ConnError::Io(_)
-            ),
+            SmtpError::Conn { source, .. } => source.is_transient(),
             SmtpError::Timeout { .. }
             | SmtpError::Closing { .. }
             | SmtpError::Broken { .. }

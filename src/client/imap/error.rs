@@ -71,14 +71,9 @@ impl ImapError {
     /// Whether trying again later (on a new connection) may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            ImapError::Connect { source, .. } | ImapError::Conn { source, .. } => matches!(
-                source,
-                ConnError::Resolve { .. }
-                    | ConnError::Refused { .. }
-                    | ConnError::Connect { .. }
-                    | ConnError::Closed
-                    | ConnError::Io(_)
-            ),
+            ImapError::Connect { source, .. } | ImapError::Conn { source, .. } => {
+                source.is_transient()
+            }
             ImapError::Bye { .. } | ImapError::Timeout { .. } | ImapError::Unusable { .. } => true,
             // Dovecot says `NO [UNAVAILABLE]` when its auth backend is down.
             ImapError::Auth { resp, .. } | ImapError::Rejected { resp, .. } => {
