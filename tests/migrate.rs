@@ -702,3 +702,20 @@ dest_user = "bob"
     assert!(scene.source.messages("alice", None).is_empty());
     assert!(scene.source.messages("bob", None).is_empty());
 }
+
+#[test]
+fn lmtp_delivery_straight_into_the_primary_store_arrives_exactly_once() {
+    let scene = Scene::start();
+    let inbox = seed_inbox(&scene, 40, 3_000);
+    let mut args = scene.args(&scene.pop3s(), &[]);
+    let to = args.iter().position(|a| a == "--to").unwrap() + 1;
+    args[to] = format!("lmtp://127.0.0.1:{}", scene.primary.dovecot.lmtp_port());
+    let run = posta(&args);
+    assert_eq!(run.code, 0, "{run:?}");
+    let folder = &run.json()["accounts"][0]["folders"][0];
+    assert_eq!(folder["destination"], "lmtp", "{run:?}");
+    assert_eq!(folder["verified"], 40, "{run:?}");
+    // LMTP stores before it answers: everything is there when posta exits.
+    assert_exactly_once(&inbox, &scene.primary.dovecot.messages("alice", None));
+    assert!(scene.source.messages("alice", None).is_empty());
+}
