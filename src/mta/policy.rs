@@ -9,7 +9,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::tables::{AccessEntry, Action, Outcome, Reply, Tables};
+use super::tables::{AccessEntry, Action, Outcome, Reply, Tables, Tag};
 
 /// How an accepted recipient is handled.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -206,7 +206,10 @@ fn decide_inner(
             }
         };
     }
-    if let Some(e) = to_entry.filter(|e| e.action == Action::Relay) {
+    // Relay permission comes from domain keys only (ruleset D); `To:user@ RELAY` or a full
+    // address would need FEATURE(relaytofulladdress), and `user@` would open every domain.
+    let relay_entry = tables.access.lookup_domain(Tag::To, &domain);
+    if let Some(e) = relay_entry.filter(|e| e.action == Action::Relay) {
         trail.push(format!(
             "rcpt to {addr}: relay allowed by {}",
             at(tables, e)
@@ -321,7 +324,7 @@ mod tests {
     #[test]
     fn open_relay_battery() {
         let t = tables(
-            "To:relayed.org RELAY\nConnect:198.51.100 OK\n",
+            "To:relayed.org RELAY\nConnect:198.51.100 OK\nTo:user@ RELAY\nTo:x@other.com RELAY\n",
             "info@ours.org boss\n",
             "ours.org\n",
         );
@@ -338,6 +341,7 @@ mod tests {
             "<user@other.com>",
             "user@ours.org@other.com",
             "user",
+            "x@other.com",
         ] {
             for from in ["", "<>", "a@b.net"] {
                 for ip in [OUT, "198.51.100.7", "127.0.0.1"] {
