@@ -177,7 +177,7 @@ fn decide_inner(
         if in_w {
             let where_ = match tables.hosts.line(&domain) {
                 Some(l) => format!("{}:{l}", tables.hosts.path.display()),
-                None if listed => "--local-domain".to_string(),
+                None if listed => "a configured local domain".to_string(),
                 None => "built in".to_string(),
             };
             trail.push(format!("rcpt to {addr}: {domain} is local ({where_})"));
