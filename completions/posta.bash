@@ -34,6 +34,9 @@ _posta() {
             posta,migrate)
                 cmd="posta__subcmd__migrate"
                 ;;
+            posta,mta)
+                cmd="posta__subcmd__mta"
+                ;;
             posta,status)
                 cmd="posta__subcmd__status"
                 ;;
@@ -94,6 +97,9 @@ _posta() {
             posta__subcmd__help,migrate)
                 cmd="posta__subcmd__help__subcmd__migrate"
                 ;;
+            posta__subcmd__help,mta)
+                cmd="posta__subcmd__help__subcmd__mta"
+                ;;
             posta__subcmd__help,status)
                 cmd="posta__subcmd__help__subcmd__status"
                 ;;
@@ -112,11 +118,26 @@ _posta() {
             posta__subcmd__help__subcmd__failback,vip)
                 cmd="posta__subcmd__help__subcmd__failback__subcmd__vip"
                 ;;
+            posta__subcmd__help__subcmd__mta,explain)
+                cmd="posta__subcmd__help__subcmd__mta__subcmd__explain"
+                ;;
             posta__subcmd__help__subcmd__takeover,dns)
                 cmd="posta__subcmd__help__subcmd__takeover__subcmd__dns"
                 ;;
             posta__subcmd__help__subcmd__takeover,vip)
                 cmd="posta__subcmd__help__subcmd__takeover__subcmd__vip"
+                ;;
+            posta__subcmd__mta,explain)
+                cmd="posta__subcmd__mta__subcmd__explain"
+                ;;
+            posta__subcmd__mta,help)
+                cmd="posta__subcmd__mta__subcmd__help"
+                ;;
+            posta__subcmd__mta__subcmd__help,explain)
+                cmd="posta__subcmd__mta__subcmd__help__subcmd__explain"
+                ;;
+            posta__subcmd__mta__subcmd__help,help)
+                cmd="posta__subcmd__mta__subcmd__help__subcmd__help"
                 ;;
             posta__subcmd__takeover,dns)
                 cmd="posta__subcmd__takeover__subcmd__dns"
@@ -143,7 +164,7 @@ _posta() {
 
     case "${cmd}" in
         posta)
-            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback status config completions help"
+            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback status config mta completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -609,7 +630,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help)
-            opts="check migrate takeover failback status config completions help"
+            opts="check migrate takeover failback status config mta completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -762,6 +783,34 @@ _posta() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        posta__subcmd__help__subcmd__mta)
+            opts="explain"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__mta__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         posta__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -901,6 +950,128 @@ _posta() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__mta)
+            opts="-c -v -h -V --config --log-format --verbose --help --version explain help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__mta__subcmd__explain)
+            opts="-c -v -h -V --access --virtusertable --local-host-names --client --helo --from --rcpt --json --config --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --access)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --virtusertable)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-host-names)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --helo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rcpt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__mta__subcmd__help)
+            opts="explain help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__mta__subcmd__help__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__mta__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -36,6 +36,7 @@ complete -c posta -n "__fish_posta_needs_command" -f -a "takeover" -d 'Move mail
 complete -c posta -n "__fish_posta_needs_command" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
 complete -c posta -n "__fish_posta_needs_command" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
 complete -c posta -n "__fish_posta_needs_command" -f -a "config" -d 'Work with the site file'
+complete -c posta -n "__fish_posta_needs_command" -f -a "mta" -d 'The mini-MTA for the backup-MX role: sendmail\'s tables and their decisions'
 complete -c posta -n "__fish_posta_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c posta -n "__fish_posta_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand check" -l password-file -d 'File with the probe account\'s password, for URLs that name a user (owner-only mode)' -r -F
@@ -232,23 +233,49 @@ complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subc
 complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
 complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'
 complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l access -d 'The access table (FEATURE access_db), as text' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l virtusertable -d 'The virtusertable, as text' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l local-host-names -d 'The local-host-names file (class w)' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l client -d 'IP address of the connecting client' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l helo -d 'Name the client gave in HELO/EHLO (reported only)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l from -d 'Envelope sender (MAIL FROM); empty or <> for the null sender' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l rcpt -d 'Envelope recipient (RCPT TO)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l json -d 'Print the verdict, the trail and lint warnings as JSON'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand completions" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
 complete -c posta -n "__fish_posta_using_subcommand completions" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "takeover" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "config" -d 'Work with the site file'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "takeover" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "config" -d 'Work with the site file'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "mta" -d 'The mini-MTA for the backup-MX role: sendmail\'s tables and their decisions'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from takeover" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from takeover" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from failback" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from failback" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from mta" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'

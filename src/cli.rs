@@ -58,6 +58,8 @@ pub enum Command {
     Status(StatusArgs),
     #[command(subcommand)]
     Config(ConfigCommand),
+    #[command(subcommand)]
+    Mta(MtaCommand),
     Completions(CompletionsArgs),
 }
 
@@ -418,6 +420,47 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The mini-MTA for the backup-MX role: sendmail's tables and their decisions.
+#[derive(Debug, Subcommand)]
+pub enum MtaCommand {
+    Explain(ExplainArgs),
+}
+
+/// Explain what sendmail's tables decide for one recipient, like `sendmail -bt`.
+///
+/// Reads the access, virtusertable and local-host-names files as admins write them (before
+/// makemap) and prints the verdict and the trail: each entry consulted, with file:line. No
+/// DNS is done, so Connect: entries match the client address only; the HELO name is never
+/// used for access. Exit status: 0 accepted (also for DISCARD), 1 rejected, 2 a table has
+/// an error (reported as file:line:column).
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The access table (FEATURE access_db), as text
+    #[arg(long, value_name = "FILE")]
+    pub access: Option<PathBuf>,
+    /// The virtusertable, as text
+    #[arg(long, value_name = "FILE")]
+    pub virtusertable: Option<PathBuf>,
+    /// The local-host-names file (class w)
+    #[arg(long, value_name = "FILE")]
+    pub local_host_names: Option<PathBuf>,
+    /// IP address of the connecting client
+    #[arg(long, value_name = "IP")]
+    pub client: std::net::IpAddr,
+    /// Name the client gave in HELO/EHLO (reported only)
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+    /// Envelope sender (MAIL FROM); empty or <> for the null sender
+    #[arg(long, value_name = "ADDRESS")]
+    pub from: String,
+    /// Envelope recipient (RCPT TO)
+    #[arg(long, value_name = "ADDRESS")]
+    pub rcpt: String,
+    /// Print the verdict, the trail and lint warnings as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Print a shell completion script to stdout.

@@ -14,6 +14,8 @@
 //! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only), the
 //!   IMAP, POP3 and SMTP/LMTP sessions migrate uses.
+//! - `mta`      the backup-MX mini-MTA: `tables` parses sendmail's access, virtusertable and
+//!   local-host-names; `policy` decides relay/local/reject from them, sans-I/O.
 //! - `takeover` moving mailserver1's service to mailserver2 and back: `vip` probes, adds, removes
 //!   and announces a virtual IP (netlink, ARP, neighbour discovery).
 
@@ -24,6 +26,7 @@ pub mod config;
 pub mod docs;
 pub mod health;
 pub mod migrate;
+pub mod mta;
 pub mod proto;
 pub mod secret;
 pub mod takeover;

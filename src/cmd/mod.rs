@@ -7,6 +7,7 @@ mod check;
 mod completions;
 mod config;
 mod migrate;
+mod mta;
 mod status;
 mod takeover;
 
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Failback(args) => runtime().block_on(takeover::execute(config, args, true)),
         Command::Status(args) => runtime().block_on(status::execute(config, args)),
         Command::Config(cmd) => config::execute(&site_path(config), cmd),
+        Command::Mta(cmd) => mta::execute(cmd),
         Command::Completions(args) => completions::execute(args),
     }
 }
