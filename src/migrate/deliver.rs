@@ -396,11 +396,8 @@ async fn append_once(
         let Some(dest) = &ctx.account.dest_imap else {
             return Attempt::Fatal("no IMAP login on mailserver1 for folders".into());
         };
-        match ImapClient::connect(&dest.endpoint).await {
-            Ok(mut c) => match c.login(&dest.login).await {
-                Ok(()) => conns.imap = Some(c),
-                Err(e) => return Attempt::Fatal(e.to_string()),
-            },
+        match dest.open().await {
+            Ok(c) => conns.imap = Some(c),
             Err(e) => return imap_attempt(&e),
         }
     }
@@ -473,8 +470,8 @@ impl Tally {
             Outcome::Delivered => {
                 report.delivered += 1;
                 report.delivered_bytes += d.size;
-                let hash = ctx.journal.get(&d.key).map(|e| e.hash).unwrap_or_default();
                 if ctx.will_verify() {
+                    let hash = ctx.journal.get(&d.key).map(|e| e.hash).unwrap_or_default();
                     report.delivered_keys.push((d.key.clone(), hash));
                 }
                 self.removable.push((d.key, d.handle));
@@ -497,16 +494,8 @@ impl Tally {
         let entries: Vec<_> = found
             .iter()
             .map(|(k, _)| {
-                let old = ctx.journal.get(k);
-                (
-                    k.clone(),
-                    super::journal::Entry {
-                        step: Step::Delivered,
-                        message_id: old.as_ref().and_then(|e| e.message_id.clone()),
-                        hash: old.map(|e| e.hash).unwrap_or_default(),
-                        detail: "found at mailserver1 after an unknown outcome".into(),
-                    },
-                )
+                let detail = "found at mailserver1 after an unknown outcome";
+                (k.clone(), ctx.journal.next(k, Step::Delivered, detail))
             })
             .collect();
         if let Err(e) = ctx.journal.record_many(entries).await {
@@ -515,8 +504,8 @@ impl Tally {
         }
         for (k, uid) in found {
             report.delivered += 1;
-            let hash = ctx.journal.get(&k).map(|e| e.hash).unwrap_or_default();
             if ctx.will_verify() {
+                let hash = ctx.journal.get(&k).map(|e| e.hash).unwrap_or_default();
                 report.delivered_keys.push((k.clone(), hash));
             }
             if !ctx.opts.keep {
@@ -569,16 +558,7 @@ impl Tally {
     ) -> Result<(), super::journal::JournalError> {
         let entries = batch
             .iter()
-            .map(|(k, _)| {
-                let old = ctx.journal.get(k);
-                let entry = super::journal::Entry {
-                    step: Step::Removed,
-                    message_id: old.as_ref().and_then(|e| e.message_id.clone()),
-                    hash: old.map(|e| e.hash).unwrap_or_default(),
-                    detail: String::new(),
-                };
-                (k.clone(), entry)
-            })
+            .map(|(k, _)| (k.clone(), ctx.journal.next(k, Step::Removed, "")))
             .collect();
         ctx.journal.record_many(entries).await
     }

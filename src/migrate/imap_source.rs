@@ -83,10 +83,8 @@ async fn dest_naming(ctx: &Ctx) -> Result<Option<Naming>, PassError> {
     if ctx.opts.dry_run {
         return Ok(None);
     }
-    let mut c = ImapClient::connect(&dest.endpoint)
-        .await
-        .map_err(|e| pass_error(&e, "mailserver1 IMAP"))?;
-    c.login(&dest.login)
+    let mut c = dest
+        .open()
         .await
         .map_err(|e| pass_error(&e, "mailserver1 IMAP"))?;
     let list = c

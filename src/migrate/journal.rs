@@ -166,6 +166,18 @@ impl Journal {
         self.lock().get(key).cloned()
     }
 
+    /// The entry for `key`'s next `step`, carrying the Message-ID and body hash recorded with
+    /// its earlier steps (the reconciliation needs them on every record).
+    pub fn next(&self, key: &MessageKey, step: Step, detail: &str) -> Entry {
+        let old = self.get(key);
+        Entry {
+            step,
+            message_id: old.as_ref().and_then(|e| e.message_id.clone()),
+            hash: old.map(|e| e.hash).unwrap_or_default(),
+            detail: detail.to_owned(),
+        }
+    }
+
     /// Every key and its last entry.
     pub fn snapshot(&self) -> Vec<(MessageKey, Entry)> {
         let mut all: Vec<_> = self

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::client::imap::{ImapClient, ImapError};
 use crate::client::smtp::Dialect;
 use crate::client::{Endpoint, Login};
 
@@ -46,6 +47,15 @@ pub struct Delivery {
 pub struct DestImap {
     pub endpoint: Endpoint,
     pub login: Login,
+}
+
+impl DestImap {
+    /// A logged-in session on mailserver1.
+    pub async fn open(&self) -> Result<ImapClient, ImapError> {
+        let mut c = ImapClient::connect(&self.endpoint).await?;
+        c.login(&self.login).await?;
+        Ok(c)
+    }
 }
 
 /// How INBOX messages reach mailserver1.

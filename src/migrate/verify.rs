@@ -21,9 +21,7 @@ async fn connect(ctx: &Ctx) -> Result<Option<ImapClient>, ImapError> {
     let Some(dest) = &ctx.account.dest_imap else {
         return Ok(None);
     };
-    let mut c = ImapClient::connect(&dest.endpoint).await?;
-    c.login(&dest.login).await?;
-    Ok(Some(c))
+    dest.open().await.map(Some)
 }
 
 /// Splits `doubt` into what mailserver1's `folder` has (by tracking id) and what it does not
