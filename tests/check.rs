@@ -7,56 +7,18 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use support::run::{Run, posta_command};
 use support::{Bind, Ca, Dovecot, Dropper, Postfix, Tarpit, ports};
 
 const DOMAIN: &str = "example.test";
 
-/// Output of one posta run.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
 /// Runs the posta binary; a run that hangs past two minutes is killed and fails the test.
 fn posta(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_posta"))
-        .args(args)
-        .env_remove("POSTA_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run posta");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().expect("wait for posta").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("posta {args:?} hung");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("collect posta output");
-    Run {
-        code: out.status.code().expect("posta exited by signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let child = posta_command().args(args).spawn().expect("run posta");
+    Run::wait(child, Duration::from_secs(120))
 }
 
 fn secret_file(dir: &Path, name: &str, text: &str) -> PathBuf {

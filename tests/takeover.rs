@@ -12,38 +12,14 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::Bind;
+use support::run::{Run, posta_command};
 
 const ZONE: &str = "example.test";
 const PRIMARY: &str = "10.0.0.25";
 const BACKUP: &str = "10.0.0.26";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 fn posta(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_posta"))
-        .args(args)
-        .env_remove("POSTA_CONFIG")
-        .output()
-        .expect("run posta");
-    Run {
-        code: out.status.code().expect("posta exited by signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from_output(posta_command().args(args).output().expect("run posta"))
 }
 
 fn bind() -> Bind {

@@ -10,22 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::netns::{Host, Lan};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
+use support::run::Run;
 
 /// Runs posta inside `host`'s namespace.
 fn posta(host: &Host, args: &[&str]) -> Run {
@@ -35,11 +20,7 @@ fn posta(host: &Host, args: &[&str]) -> Run {
         .env_remove("POSTA_CONFIG")
         .output()
         .expect("run posta in a namespace");
-    Run {
-        code: out.status.code().expect("posta exited by signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from_output(out)
 }
 
 /// The VIP flags: quick announcements and no second burst, so each command returns at once.
