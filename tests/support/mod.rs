@@ -23,8 +23,6 @@ pub mod netns;
 pub mod ports;
 pub mod postfix;
 pub mod primary;
-// Integration tests only: examples that reuse this module have no posta binary path.
-#[cfg(test)]
 pub mod run;
 pub mod socketmap;
 pub mod sys;
