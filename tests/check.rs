@@ -17,7 +17,10 @@ const DOMAIN: &str = "example.test";
 
 /// Runs the posta binary; a run that hangs past two minutes is killed and fails the test.
 fn posta(args: &[&str]) -> Run {
-    let child = posta_command().args(args).spawn().expect("run posta");
+    let child = posta_command(env!("CARGO_BIN_EXE_posta"))
+        .args(args)
+        .spawn()
+        .expect("run posta");
     Run::wait(child, Duration::from_secs(120))
 }
 

@@ -20,7 +20,10 @@ use support::{Ca, Dovecot, Primary, StoredMessage};
 const PASSWORD: &str = "s3cret-pw";
 
 fn spawn(args: &[String]) -> Child {
-    posta_command().args(args).spawn().expect("run posta")
+    posta_command(env!("CARGO_BIN_EXE_posta"))
+        .args(args)
+        .spawn()
+        .expect("run posta")
 }
 
 /// Runs posta to completion (killed and failed after five minutes).

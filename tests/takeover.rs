@@ -19,7 +19,12 @@ const PRIMARY: &str = "10.0.0.25";
 const BACKUP: &str = "10.0.0.26";
 
 fn posta(args: &[&str]) -> Run {
-    Run::from_output(posta_command().args(args).output().expect("run posta"))
+    Run::from_output(
+        posta_command(env!("CARGO_BIN_EXE_posta"))
+            .args(args)
+            .output()
+            .expect("run posta"),
+    )
 }
 
 fn bind() -> Bind {

@@ -54,11 +54,10 @@ impl fmt::Debug for Run {
     }
 }
 
-/// The posta binary with piped output and no site file from the environment. Cargo names
-/// the binary only to integration tests (`option_env!`: the examples that share this module
-/// compile without it and never call this).
-pub fn posta_command() -> Command {
-    let bin = option_env!("CARGO_BIN_EXE_posta").expect("posta_command outside integration tests");
+/// `bin` (the test's `env!("CARGO_BIN_EXE_posta")`: Cargo names the binary only to
+/// integration tests, not to the examples that share this module) with piped output and no
+/// site file from the environment.
+pub fn posta_command(bin: &str) -> Command {
     let mut c = Command::new(bin);
     c.env_remove("POSTA_CONFIG")
         .stdout(Stdio::piped())
