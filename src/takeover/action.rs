@@ -686,7 +686,7 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
                 job.record.zone
             ),
             limit,
-            dns::verify(job.server, &job.record, &job.to, &before, limit),
+            verify_until_consistent(job, &before, limit),
         )
         .await;
     match verified {
@@ -720,6 +720,26 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
         post_hooks(common, &mut outcome, post, &ev).await;
     }
     outcome
+}
+
+/// Asks every authoritative server until all serve the new record or `limit` passes: a
+/// reloaded zone file and a secondary's zone transfer both take a moment. The last view is
+/// returned either way; the caller reports what is still inconsistent.
+async fn verify_until_consistent(
+    job: &DnsJob,
+    before: &dns::Snapshot,
+    limit: Duration,
+) -> Result<dns::Verification, dns::DnsError> {
+    // Inside the step's own limit, so the last view is reported rather than a bare timeout.
+    let deadline = Instant::now() + limit.saturating_sub(Duration::from_millis(200));
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let v = dns::verify(job.server, &job.record, &job.to, before, left).await?;
+        if v.consistent || Instant::now() + Duration::from_millis(100) >= deadline {
+            return Ok(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A "before" for a read-only look, when no change is being made.
