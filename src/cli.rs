@@ -58,8 +58,8 @@ pub enum Command {
     Status(StatusArgs),
     #[command(subcommand)]
     Config(ConfigCommand),
-    #[command(subcommand)]
-    Mta(MtaCommand),
+    Mta(Box<MtaArgs>),
+    Queue(QueueArgs),
     Completions(CompletionsArgs),
 }
 
@@ -422,10 +422,202 @@ pub enum ConfigCommand {
     },
 }
 
-/// The mini-MTA for the backup-MX role: sendmail's tables and their decisions.
+/// Run the bundled mini-MTA: mailserver2's backup MX (MX 20) storing mail in Maildirs, or
+/// the friend's relay (MX 30) queueing and forwarding it.
+///
+/// Accepts mail only for configured domains (never an open relay), decides with sendmail's
+/// access, virtusertable and local-host-names files read as text, and answers 250 only once
+/// the message is fsync'd: in the user's Maildir (--maildir) or in the queue (--queue), from
+/// which it is relayed to --relay-to or to the domain's better MX hosts, retried with backoff
+/// for --lifetime and then returned to its sender with a DSN. SIGHUP reloads the tables (a
+/// broken file keeps the old ones); SIGTERM stops accepting and exits. With no flags the
+/// site file's [mta] section is used.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  \
+posta mta --listen 0.0.0.0:25 --hostname mailserver2.example.org --domain example.org \\\n    \
+--maildir /var/mail/posta --recipients /etc/posta/recipients --pop3-listen 0.0.0.0:110 \\\n    \
+--pop3-users /etc/posta/pop3-users --tls-cert cert.pem --tls-key key.pem\n  \
+posta mta --listen 0.0.0.0:25 --hostname mx.friend.org --relay-domain example.org \\\n    \
+--queue /var/spool/posta --access /etc/mail/access\n  \
+posta mta explain --access /etc/mail/access --client 192.0.2.7 --from a@b.net --rcpt ana@example.org"
+)]
+pub struct MtaArgs {
+    #[command(subcommand)]
+    pub command: Option<MtaCommand>,
+    #[command(flatten)]
+    pub run: MtaRunArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MtaCommand {
     Explain(ExplainArgs),
+}
+
+/// How the relay role reaches the next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RelayTlsArg {
+    /// STARTTLS required and the certificate verified (the default with --relay-to)
+    Require,
+    /// STARTTLS when offered, verified when used (the default for MX delivery)
+    May,
+    /// Plain text (a private link or loopback)
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct MtaRunArgs {
+    /// Address to accept SMTP on, e.g. 0.0.0.0:25 (repeatable)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// This server's name: greeting, Received headers, and finding itself in MX lists
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// A domain delivered here: local to the Maildirs with --maildir, else relayed (repeatable)
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Vec<String>,
+    /// A domain (and its subdomains) queued and relayed, like `To:DOMAIN RELAY` (repeatable)
+    #[arg(long, value_name = "DOMAIN")]
+    pub relay_domain: Vec<String>,
+    /// Root of the users' Maildirs: user U's mail goes to DIR/U/new, or a Dovecot-style
+    /// template such as /var/vmail/%u/Maildir
+    #[arg(long, value_name = "DIR")]
+    pub maildir: Option<PathBuf>,
+    /// The durable queue for relayed mail
+    #[arg(long, value_name = "DIR")]
+    pub queue: Option<PathBuf>,
+    /// Relay everything queued to this host instead of looking up MX records
+    #[arg(long, value_name = "HOST:PORT")]
+    pub relay_to: Option<String>,
+    /// TLS towards the next hop [default: require with --relay-to, may for MX delivery]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub relay_tls: Option<RelayTlsArg>,
+    /// Trust the CA certificates in this PEM file for the next hop, besides the system's
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Port of MX hosts (25; for tests)
+    #[arg(long, value_name = "PORT", hide = true)]
+    pub mx_port: Option<u16>,
+    /// sendmail's access file, as text
+    #[arg(long, value_name = "FILE")]
+    pub access: Option<PathBuf>,
+    /// sendmail's virtusertable, as text
+    #[arg(long, value_name = "FILE")]
+    pub virtusertable: Option<PathBuf>,
+    /// sendmail's local-host-names (class w)
+    #[arg(long, value_name = "FILE")]
+    pub local_host_names: Option<PathBuf>,
+    /// Valid recipients (user@domain or @domain per line): others get 550 at RCPT
+    #[arg(long, value_name = "FILE")]
+    pub recipients: Option<PathBuf>,
+    /// Serve the Maildirs over POP3 on this address (STLS offered with a certificate)
+    #[arg(long, value_name = "ADDR")]
+    pub pop3_listen: Vec<std::net::SocketAddr>,
+    /// Serve POP3 over implicit TLS (POP3S) on this address
+    #[arg(long, value_name = "ADDR")]
+    pub pop3s_listen: Vec<std::net::SocketAddr>,
+    /// POP3 users: user:{SHA512-CRYPT}hash lines (Dovecot passwd-file format), owner-only
+    #[arg(long, value_name = "FILE")]
+    pub pop3_users: Option<PathBuf>,
+    /// Certificate chain (PEM) for STARTTLS, STLS and POP3S
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM, owner-only) for --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest message accepted, in bytes [default: 52428800]
+    #[arg(long, value_name = "BYTES")]
+    pub max_message_size: Option<u64>,
+    /// Recipients per message [default: 100]
+    #[arg(long, value_name = "N")]
+    pub max_recipients: Option<usize>,
+    /// Simultaneous connections [default: 200]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Simultaneous connections from one address [default: 20]
+    #[arg(long, value_name = "N")]
+    pub max_per_ip: Option<usize>,
+    /// Time allowed for each command line [default: 5m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// First retry of a deferred message; doubles per attempt [default: 5m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retry_min: Option<std::time::Duration>,
+    /// Longest wait between retries [default: 1h6m40s, Postfix's 4000s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retry_max: Option<std::time::Duration>,
+    /// Give up and return the message to its sender after this [default: 5d]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lifetime: Option<std::time::Duration>,
+    /// Answer 452 to new mail when the spool's filesystem has less free space [default: 104857600]
+    #[arg(long, value_name = "BYTES")]
+    pub min_free: Option<u64>,
+}
+
+/// Administer the mta's queue: list, show, flush, hold, release, delete, export.
+///
+/// Works on the queue directory whether or not `posta mta` runs; flush asks the running mta
+/// (through the queue's control socket) to try everything now.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// The queue directory [default: the site file's [mta] queue]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub queue: Option<PathBuf>,
+    /// Print results as JSON
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: QueueCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List queued messages: id, age, size, sender, recipients, next attempt, last error
+    List,
+    /// Show one message's envelope, state and headers
+    Show {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Ask the running mta to deliver now (all, or one domain)
+    Flush {
+        #[arg(value_name = "DOMAIN")]
+        domain: Option<String>,
+    },
+    /// Stop delivery attempts for these messages (they also do not expire)
+    Hold {
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+    },
+    /// Put held messages back in the active queue
+    Release {
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+    },
+    /// Remove messages without delivering them or sending a DSN
+    Delete {
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+    },
+    /// Copy queued messages out for manual recovery, as an mbox file or a Maildir
+    Export {
+        /// mbox or maildir
+        #[arg(long, value_enum, default_value_t = ExportFormat::Mbox)]
+        format: ExportFormat,
+        /// The mbox file or Maildir directory to write (created)
+        #[arg(long, value_name = "PATH")]
+        to: PathBuf,
+        /// Messages to export [default: all, held ones included]
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Mbox,
+    Maildir,
 }
 
 /// Explain what sendmail's tables decide for one recipient, like `sendmail -bt`.

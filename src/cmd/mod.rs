@@ -8,6 +8,7 @@ mod completions;
 mod config;
 mod migrate;
 mod mta;
+mod queue;
 mod status;
 mod takeover;
 
@@ -33,7 +34,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Failback(args) => runtime().block_on(takeover::execute(config, args, true)),
         Command::Status(args) => runtime().block_on(status::execute(config, args)),
         Command::Config(cmd) => config::execute(&site_path(config), cmd),
-        Command::Mta(cmd) => mta::execute(cmd),
+        Command::Mta(args) => mta::execute(config, *args),
+        Command::Queue(args) => queue::execute(config, args),
         Command::Completions(args) => completions::execute(args),
     }
 }
@@ -65,7 +67,7 @@ fn runtime() -> tokio::runtime::Runtime {
 pub fn init_logging(cli: &Cli) {
     let (format, verbose) = (cli.log_format, cli.verbose);
     let level = match verbose {
-        0 if matches!(cli.command, Command::Migrate(_)) => "posta=info",
+        0 if matches!(cli.command, Command::Migrate(_) | Command::Mta(_)) => "posta=info",
         0 => "posta=warn",
         1 => "posta=debug",
         _ => "posta=trace",
@@ -73,6 +75,7 @@ pub fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_env("POSTA_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .with_writer(io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -1,17 +1,287 @@
-//! `posta mta explain`: load the tables, decide one recipient, print the verdict and trail.
+//! `posta mta`: run the mini-MTA (SMTP listener, queue runner, control socket, POP3), or
+//! `posta mta explain`: decide one recipient with the tables and print the trail.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
-use crate::cli::{ExplainArgs, MtaCommand};
-use crate::mta::policy::{Verdict, decide};
+use crate::cli::{ExplainArgs, MtaArgs, MtaCommand, MtaRunArgs, RelayTlsArg};
+use crate::mta::policy::{Domains, Verdict, decide};
+use crate::mta::recipients::Recipients;
+use crate::mta::relay::{RelayConfig, Runner};
+use crate::mta::server::{Mta, load_tables, serve};
+use crate::mta::settings::{NextHop, RelayTls, Settings};
+use crate::mta::spool::Spool;
 use crate::mta::tables::{Access, LocalHostNames, TableError, Tables, VirtUser, lint};
+use crate::mta::{control, tls};
 
-pub fn execute(cmd: MtaCommand) -> u8 {
-    match cmd {
-        MtaCommand::Explain(args) => explain(&args),
+pub fn execute(config: Option<PathBuf>, args: MtaArgs) -> u8 {
+    match args.command {
+        Some(MtaCommand::Explain(a)) => explain(&a),
+        None => {
+            let settings = match settings(config, &args.run) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("posta mta: {e}");
+                    return EXIT_USAGE;
+                }
+            };
+            super::runtime().block_on(run(settings))
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Settings from the command line.
+fn settings(_config: Option<PathBuf>, a: &MtaRunArgs) -> Result<Settings, String> {
+    let mut s = Settings::new(a.hostname.clone().unwrap_or_else(host_name));
+    s.listen = a.listen.clone();
+    let norm = |d: &String| d.trim_end_matches('.').to_ascii_lowercase();
+    if a.maildir.is_some() {
+        s.domains.local = a.domain.iter().map(norm).collect();
+    } else {
+        s.domains.relay = a.domain.iter().map(norm).collect();
+    }
+    s.domains.relay.extend(a.relay_domain.iter().map(norm));
+    s.maildir = a.maildir.clone();
+    s.queue = a.queue.clone();
+    if let Some(to) = &a.relay_to {
+        let (host, port) = to
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| format!("--relay-to {to:?}: expected HOST:PORT"))?;
+        s.next_hop = NextHop::Smarthost {
+            host: host.to_string(),
+            port,
+        };
+        s.relay_tls = RelayTls::Require;
+    } else if let Some(port) = a.mx_port
+        && let NextHop::Mx { port: p, .. } = &mut s.next_hop
+    {
+        *p = port;
+    }
+    if let Some(t) = a.relay_tls {
+        s.relay_tls = match t {
+            RelayTlsArg::Require => RelayTls::Require,
+            RelayTlsArg::May => RelayTls::May,
+            RelayTlsArg::None => RelayTls::None,
+        };
+    }
+    s.ca_file = a.ca_file.clone();
+    s.access = a.access.clone();
+    s.virtusertable = a.virtusertable.clone();
+    s.local_host_names = a.local_host_names.clone();
+    s.recipients = a.recipients.clone();
+    s.tls_cert = a.tls_cert.clone();
+    s.tls_key = a.tls_key.clone();
+    if !a.pop3_listen.is_empty() || !a.pop3s_listen.is_empty() {
+        let users = a
+            .pop3_users
+            .clone()
+            .ok_or("--pop3-listen needs --pop3-users FILE")?;
+        if !a.pop3s_listen.is_empty() && a.tls_cert.is_none() {
+            return Err("--pop3s-listen needs --tls-cert and --tls-key".into());
+        }
+        s.pop3 = Some(crate::mta::settings::Pop3 {
+            listen: a.pop3_listen.clone(),
+            listen_tls: a.pop3s_listen.clone(),
+            users,
+        });
+    }
+    if let Some(n) = a.max_message_size {
+        s.limits.max_message_size = n;
+    }
+    if let Some(n) = a.max_recipients {
+        s.limits.max_recipients = n.max(1);
+    }
+    if let Some(n) = a.max_connections {
+        s.max_connections = n.max(1);
+    }
+    if let Some(n) = a.max_per_ip {
+        s.max_per_ip = n.max(1);
+    }
+    if let Some(t) = a.timeout {
+        s.timeout = t;
+    }
+    if let Some(t) = a.retry_min {
+        s.retry.min_backoff = t.max(std::time::Duration::from_secs(1));
+    }
+    if let Some(t) = a.retry_max {
+        s.retry.max_backoff = t;
+    }
+    s.retry.max_backoff = s.retry.max_backoff.max(s.retry.min_backoff);
+    if let Some(t) = a.lifetime {
+        s.retry.lifetime = t;
+    }
+    if let Some(n) = a.min_free {
+        s.min_free = n;
+    }
+    s.validate()?;
+    Ok(s)
+}
+
+/// Owns the queue for the life of the process: one mta per queue.
+fn lock_queue(dir: &Path) -> Result<std::fs::File, String> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        format!(
+            "another posta mta is running on the queue {} (it holds {})",
+            dir.display(),
+            path.display()
+        )
+    })?;
+    Ok(file)
+}
+
+async fn run(settings: Settings) -> u8 {
+    match start(settings).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("posta mta: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+async fn start(settings: Settings) -> Result<u8, String> {
+    let tables = load_tables(&settings).map_err(|e| e.to_string())?;
+    let recipients = match &settings.recipients {
+        Some(p) => Some(Recipients::load(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    for w in lint(&tables, &settings.domains.relay) {
+        warn!("{w}");
+    }
+    if recipients.is_none() && !settings.domains.relay.is_empty() {
+        warn!(
+            "no --recipients list: mail for unknown users of the relay domains is accepted \
+             and bounced later (backscatter)"
+        );
+    }
+    let acceptor = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(c), Some(k)) => Some(tls::acceptor(c, k)?),
+        _ => None,
+    };
+    let (spool, _lock) = match &settings.queue {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create the queue {}: {e}", dir.display()))?;
+            let lock = lock_queue(dir)?;
+            let spool = Spool::open(dir).map_err(|e| format!("queue {}: {e}", dir.display()))?;
+            (Some(spool), Some(lock))
+        }
+        None => (None, None),
+    };
+    if let Some(root) = &settings.maildir {
+        let root = crate::mta::maildir::base(root);
+        std::fs::create_dir_all(&root)
+            .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    }
+    let mut listeners = Vec::new();
+    for addr in &settings.listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        listeners.push(l);
+    }
+    let (flush_tx, flush_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mta = Arc::new(
+        Mta::new(
+            settings.clone(),
+            tables,
+            recipients,
+            spool.clone(),
+            acceptor.clone(),
+            flush_tx.clone(),
+        )
+        .map_err(|e| format!("cannot start the store: {e}"))?,
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        tasks.spawn(serve(l, Arc::clone(&mta), stop_rx.clone()));
+    }
+    if let Some(spool) = spool {
+        let runner = Arc::new(Runner::new(
+            spool.clone(),
+            RelayConfig {
+                hostname: settings.limits.hostname.clone(),
+                next_hop: settings.next_hop.clone(),
+                tls: settings.relay_tls,
+                ca_file: settings.ca_file.clone(),
+                retry: settings.retry.clone(),
+                connections: settings.relay_connections,
+                timeout: std::time::Duration::from_secs(60),
+            },
+        ));
+        let stop = stop_rx.clone();
+        tasks.spawn(async move {
+            runner.run(flush_rx, stop).await;
+            Ok(())
+        });
+        let socket = spool.control_socket();
+        let stop = stop_rx.clone();
+        tasks.spawn(async move { control::serve(&socket, flush_tx, stop).await });
+    }
+    info!(listen = ?settings.listen, hostname = %settings.limits.hostname, "posta mta started");
+    let code = signals(&mta, &stop_tx, &mut tasks).await;
+    let _ = stop_tx.send(true);
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            error!(error = %e, "task failed");
+        }
+    }
+    info!("posta mta stopped");
+    Ok(code)
+}
+
+/// SIGHUP reloads the tables; SIGTERM and SIGINT stop. A task that dies is fatal.
+async fn signals(
+    mta: &Mta,
+    _stop: &watch::Sender<bool>,
+    tasks: &mut tokio::task::JoinSet<std::io::Result<()>>,
+) -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("cannot install signal handlers");
+        return EXIT_FAILURE;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match mta.reload() {
+                Ok(()) => info!("tables reloaded"),
+                Err(e) => error!("reload failed, keeping the old tables: {e}"),
+            },
+            _ = term.recv() => return 0,
+            _ = int.recv() => return 0,
+            done = tasks.join_next() => {
+                if let Some(Ok(Err(e))) = done {
+                    error!(error = %e, "a listener failed");
+                    return EXIT_FAILURE;
+                }
+            }
+        }
     }
 }
 
@@ -43,7 +313,7 @@ fn explain(args: &ExplainArgs) -> u8 {
         args.helo.as_deref(),
         &args.from,
         &args.rcpt,
-        &[],
+        &Domains::default(),
     );
     let warnings = lint(&tables, &[]);
     if args.json {

@@ -60,7 +60,16 @@ fn reject(code: u16, dsn: &str, text: &str) -> Verdict {
     })
 }
 
-/// Decides one SMTP transaction's recipient. `local_domains` adds to local-host-names.
+/// Domains configured outside the tables (the site file or `posta mta --domain`).
+#[derive(Debug, Clone, Default)]
+pub struct Domains {
+    /// Final delivery here, like names in local-host-names.
+    pub local: Vec<String>,
+    /// Relayed (backup MX), like `To:domain RELAY`: the domain and its subdomains.
+    pub relay: Vec<String>,
+}
+
+/// Decides one SMTP transaction's recipient. `domains` adds to the tables.
 /// `helo` is only reported: it is forgeable, so no access entry is ever matched on it.
 pub fn decide(
     tables: &Tables,
@@ -68,18 +77,10 @@ pub fn decide(
     helo: Option<&str>,
     from: &str,
     rcpt: &str,
-    local_domains: &[String],
+    domains: &Domains,
 ) -> Decision {
     let mut trail = Vec::new();
-    let verdict = decide_inner(
-        tables,
-        client_ip,
-        helo,
-        from,
-        rcpt,
-        local_domains,
-        &mut trail,
-    );
+    let verdict = decide_inner(tables, client_ip, helo, from, rcpt, domains, &mut trail);
     trail.push(format!("decided: {verdict}"));
     Decision { verdict, trail }
 }
@@ -103,7 +104,7 @@ fn decide_inner(
     helo: Option<&str>,
     from: &str,
     rcpt: &str,
-    local_domains: &[String],
+    domains: &Domains,
     trail: &mut Vec<String>,
 ) -> Verdict {
     // check_relay: without DNS the client has no name; the HELO name is never trusted.
@@ -169,7 +170,8 @@ fn decide_inner(
         }
         None => trail.push(format!("rcpt to {addr}: no access entry")),
     }
-    let listed = local_domains
+    let listed = domains
+        .local
         .iter()
         .any(|d| d.eq_ignore_ascii_case(&domain));
     let in_w = tables.hosts.contains(&domain) || listed;
@@ -205,6 +207,13 @@ fn decide_inner(
                 reject(550, "5.1.1", &format!("{addr}: user unknown"))
             }
         };
+    }
+    let parent_of = |d: &String| domain == *d || domain.ends_with(&format!(".{d}"));
+    if let Some(d) = domains.relay.iter().find(|d| parent_of(d)) {
+        trail.push(format!(
+            "rcpt to {addr}: relay allowed: {d} is a configured relay domain"
+        ));
+        return Verdict::Accept(Accept::Relay);
     }
     // Relay permission comes from domain keys only (ruleset D); `To:user@ RELAY` or a full
     // address would need FEATURE(relaytofulladdress), and `user@` would open every domain.
@@ -288,7 +297,15 @@ mod tests {
     }
 
     fn verdict(t: &Tables, ip: &str, from: &str, rcpt: &str) -> Verdict {
-        decide(t, ip.parse().unwrap(), Some("mx.example"), from, rcpt, &[]).verdict
+        decide(
+            t,
+            ip.parse().unwrap(),
+            Some("mx.example"),
+            from,
+            rcpt,
+            &Domains::default(),
+        )
+        .verdict
     }
 
     const OUT: &str = "203.0.113.50";
@@ -311,7 +328,7 @@ mod tests {
             None,
             "a@b.net",
             "ana@laorganizacion.org",
-            &[],
+            &Domains::default(),
         );
         assert!(
             d.trail

@@ -10,6 +10,7 @@
 //!   and APPENDUID, commands with literals (RFC 7888 LITERAL+) and UID sets.
 //! - [`mutf7`] modified UTF-7 mailbox names (RFC 3501 §5.1.3).
 //! - [`pop3`] status lines, multi-line responses with dot-unstuffing (RFC 1939), CAPA (RFC 2449).
+//! - [`smtp_server`] the commands an SMTP server receives (RFC 5321 §4.1), strictly parsed.
 //! - [`dotstuff`] message data both ways: RETR bodies un-stuffed, SMTP DATA stuffed with CRLF.
 //! - [`ether`], [`arp`], [`ndp`]: the link-layer frames of a virtual-IP takeover: RFC 5227 ARP
 //!   probes and gratuitous ARP (RFC 826), IPv6 duplicate address detection probes and unsolicited
@@ -29,6 +30,7 @@ pub mod mutf7;
 pub mod ndp;
 pub mod pop3;
 pub mod smtp;
+pub mod smtp_server;
 
 /// Longest line accepted from a server, terminator included. RFC 5321 §4.5.3.1.5 allows 512
 /// octets for an SMTP reply line and RFC 2449 §4 the same for POP3, but real servers overshoot

@@ -1,0 +1,93 @@
+//! The queue's control socket (`QUEUE/control.sock`): how `posta queue flush` (and the watch
+//! daemon after a failback) reaches the running `posta mta`. One request line, one answer:
+//! `flush` or `flush DOMAIN` → `ok`. The socket is owner-only, like the queue.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use super::server::Flush;
+
+/// Serves the socket until `shutdown`. A stale socket file (its owner died; the caller holds
+/// the queue lock, so no live mta owns it) is replaced.
+pub async fn serve(
+    path: &Path,
+    flush: mpsc::UnboundedSender<Flush>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    loop {
+        tokio::select! {
+            _ = super::server::stopped(&mut shutdown) => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let flush = flush.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(stream, flush).await {
+                        debug!(error = %e, "control request failed");
+                    }
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+async fn answer(stream: UnixStream, flush: mpsc::UnboundedSender<Flush>) -> io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(r.take(1024));
+    tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request"))??;
+    let mut words = line.split_whitespace();
+    let answer = match (words.next(), words.next(), words.next()) {
+        (Some("flush"), None, None) => {
+            let _ = flush.send(None);
+            "ok\n"
+        }
+        (Some("flush"), Some(d), None) => {
+            let _ = flush.send(Some(d.to_ascii_lowercase()));
+            "ok\n"
+        }
+        _ => {
+            warn!(request = %crate::proto::escape(line.as_bytes()), "unknown control request");
+            "error unknown request\n"
+        }
+    };
+    w.write_all(answer.as_bytes()).await
+}
+
+/// Asks the mta running on the queue at `queue_dir` to flush.
+pub async fn request_flush(socket: &Path, domain: Option<&str>) -> io::Result<()> {
+    let mut s = UnixStream::connect(socket).await?;
+    let req = match domain {
+        Some(d) => format!("flush {d}\n"),
+        None => "flush\n".to_string(),
+    };
+    s.write_all(req.as_bytes()).await?;
+    let mut answer = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        BufReader::new(s).read_line(&mut answer),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the mta did not answer"))??;
+    if answer.trim() == "ok" {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "the mta answered {:?}",
+            answer.trim()
+        )))
+    }
+}

@@ -1,0 +1,92 @@
+//! The valid-recipient list for backed-up and local domains (Postfix's relay_recipient_maps):
+//! one address per line, `#` comments, an optional second column ignored so a Postfix
+//! `relay_recipients` file works as it is. `@domain` accepts every user of the domain, which
+//! turns the list off for it (and brings back backscatter; the lint says so).
+//!
+//! Without this list a backup MX accepts mail for users that do not exist and must bounce it
+//! later, to forged senders; with it, unknown users get 550 at RCPT (notes §2).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::tables::{TableError, error, lines, norm_domain, read};
+
+#[derive(Debug, Clone, Default)]
+pub struct Recipients {
+    pub path: PathBuf,
+    addresses: BTreeSet<String>,
+    domains: BTreeSet<String>,
+}
+
+impl Recipients {
+    pub fn load(path: &Path) -> Result<Recipients, TableError> {
+        Recipients::parse(path, &read(path)?)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Recipients, TableError> {
+        let mut r = Recipients {
+            path: path.to_path_buf(),
+            ..Recipients::default()
+        };
+        for l in lines(path, text)? {
+            match l.key.rsplit_once('@') {
+                Some(("", d)) if !d.is_empty() => {
+                    r.domains.insert(norm_domain(d));
+                }
+                Some((local, d)) if !local.is_empty() && !d.is_empty() => {
+                    r.addresses.insert(format!(
+                        "{}@{}",
+                        local.to_ascii_lowercase(),
+                        norm_domain(d)
+                    ));
+                }
+                _ => return Err(error(path, l.line, 1, "expected user@domain or @domain")),
+            }
+        }
+        Ok(r)
+    }
+
+    /// Whether the list says anything about this domain (else it does not restrict it).
+    pub fn covers(&self, domain: &str) -> bool {
+        let d = norm_domain(domain);
+        self.domains.contains(&d) || self.addresses.iter().any(|a| a.ends_with(&format!("@{d}")))
+    }
+
+    /// Whether `local@domain` is a valid recipient.
+    pub fn contains(&self, address: &str) -> bool {
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return false;
+        };
+        let d = norm_domain(domain);
+        self.domains.contains(&d)
+            || self
+                .addresses
+                .contains(&format!("{}@{d}", local.to_ascii_lowercase()))
+    }
+
+    /// Domains accepted wholesale, for the lint.
+    pub fn wildcard_domains(&self) -> impl Iterator<Item = &str> {
+        self.domains.iter().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_domains_and_postfix_format() {
+        let r = Recipients::parse(
+            Path::new("rcpts"),
+            "# users\nAna@Example.org x\nbo@example.org\n@lists.example.org\n",
+        )
+        .unwrap();
+        assert!(r.contains("ana@EXAMPLE.ORG."));
+        assert!(r.contains("anyone@lists.example.org"));
+        assert!(!r.contains("carl@example.org"));
+        assert!(r.covers("example.org") && r.covers("lists.example.org"));
+        assert!(!r.covers("other.org"));
+        let e = Recipients::parse(Path::new("rcpts"), "ok@a.org\nnot-an-address\n").unwrap_err();
+        assert_eq!(e.to_string(), "rcpts:2:1: expected user@domain or @domain");
+    }
+}

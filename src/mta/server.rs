@@ -1,0 +1,493 @@
+//! The SMTP listener: accepts connections within the limits, drives a [`Session`] per
+//! connection, answers its questions (policy, storage) and owns the socket, TLS included.
+//!
+//! Limits for the public internet: total connections and connections per client address
+//! (421 beyond them), a deadline per command line and per connection however slowly bytes
+//! trickle in (slowloris), line lengths, a free-space watermark answered with 452.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, timeout_at};
+use tokio_rustls::TlsAcceptor;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::maildir;
+use super::policy::{Accept, Verdict, decide};
+use super::recipients::Recipients;
+use super::session::{Session, Step, StoreError, Transaction};
+use super::settings::Settings;
+use super::spool::{self, Envelope, QueuedRcpt, Spool};
+use super::store::{Store, Target};
+use super::tables::{Access, LocalHostNames, Reply, TableError, Tables, VirtUser};
+use crate::proto::dotstuff::MAX_DATA_LINE;
+use crate::proto::smtp_server::MAX_COMMAND_LINE;
+use crate::proto::{LineBuffer, ProtoError};
+
+/// A request to run the queue now: for one domain (ETRN) or all (`None`).
+pub type Flush = Option<String>;
+
+/// What every session shares.
+pub struct Mta {
+    pub settings: Settings,
+    tables: RwLock<Arc<Tables>>,
+    recipients: RwLock<Option<Arc<Recipients>>>,
+    store: Store,
+    spool: Option<Spool>,
+    flush: mpsc::UnboundedSender<Flush>,
+    tls: Option<TlsAcceptor>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    total: Mutex<usize>,
+}
+
+/// Loads the tables the settings name; a missing setting is an empty table.
+pub fn load_tables(s: &Settings) -> Result<Tables, TableError> {
+    Ok(Tables {
+        access: s
+            .access
+            .as_deref()
+            .map_or(Ok(Access::default()), Access::load)?,
+        virtuser: s
+            .virtusertable
+            .as_deref()
+            .map_or(Ok(VirtUser::default()), VirtUser::load)?,
+        hosts: s
+            .local_host_names
+            .as_deref()
+            .map_or(Ok(LocalHostNames::default()), LocalHostNames::load)?,
+    })
+}
+
+fn reject(code: u16, dsn: &str, text: &str) -> Verdict {
+    Verdict::Reject(Reply {
+        code,
+        dsn: Some(dsn.into()),
+        text: text.into(),
+    })
+}
+
+impl Mta {
+    /// Builds the shared state; `flush` receives ETRN requests for the queue runner.
+    pub fn new(
+        settings: Settings,
+        tables: Tables,
+        recipients: Option<Recipients>,
+        spool: Option<Spool>,
+        tls: Option<TlsAcceptor>,
+        flush: mpsc::UnboundedSender<Flush>,
+    ) -> std::io::Result<Mta> {
+        Ok(Mta {
+            settings,
+            tables: RwLock::new(Arc::new(tables)),
+            recipients: RwLock::new(recipients.map(Arc::new)),
+            store: Store::start()?,
+            spool,
+            flush,
+            tls,
+            per_ip: Mutex::new(HashMap::new()),
+            total: Mutex::new(0),
+        })
+    }
+
+    pub fn tables(&self) -> Arc<Tables> {
+        self.tables
+            .read()
+            .map(|t| Arc::clone(&t))
+            .unwrap_or_default()
+    }
+
+    /// SIGHUP: reads every table again; a broken file keeps the old tables and says why.
+    pub fn reload(&self) -> Result<(), TableError> {
+        let tables = load_tables(&self.settings)?;
+        let recipients = match &self.settings.recipients {
+            Some(p) => Some(Arc::new(Recipients::load(p)?)),
+            None => None,
+        };
+        if let Ok(mut t) = self.tables.write() {
+            *t = Arc::new(tables);
+        }
+        if let Ok(mut r) = self.recipients.write() {
+            *r = recipients;
+        }
+        Ok(())
+    }
+
+    /// The verdict for one recipient, from the tables and then what this server can do.
+    pub fn check_rcpt(&self, ip: IpAddr, helo: &str, from: &str, rcpt: &str) -> Verdict {
+        if self.low_on_disk() {
+            return reject(452, "4.3.1", "insufficient system storage");
+        }
+        let tables = self.tables();
+        let d = decide(&tables, ip, Some(helo), from, rcpt, &self.settings.domains);
+        for step in &d.trail {
+            debug!(%step, "policy");
+        }
+        let verdict = d.verdict;
+        let addr = rcpt.to_ascii_lowercase();
+        let recipients = self.recipients.read().ok().and_then(|r| r.clone());
+        let unknown = |r: &Recipients| {
+            let domain = addr.rsplit_once('@').map_or("", |(_, d)| d);
+            r.covers(domain) && !r.contains(&addr)
+        };
+        match &verdict {
+            Verdict::Accept(Accept::Local(user)) => {
+                if self.settings.maildir.is_none() {
+                    return reject(451, "4.3.5", "local delivery is not configured here");
+                }
+                if recipients.as_deref().is_some_and(unknown) {
+                    return reject(550, "5.1.1", "user unknown");
+                }
+                let root = self.settings.maildir.as_deref().unwrap_or(Path::new("."));
+                if maildir::user_dir(root, user).is_none() {
+                    return reject(550, "5.1.3", "mailbox name not allowed");
+                }
+            }
+            Verdict::Accept(Accept::Relay | Accept::Forward(_)) => {
+                if self.spool.is_none() {
+                    return reject(451, "4.3.5", "relaying is not configured here");
+                }
+                if matches!(verdict, Verdict::Accept(Accept::Relay))
+                    && recipients.as_deref().is_some_and(unknown)
+                {
+                    return reject(550, "5.1.1", "user unknown in relay recipient table");
+                }
+            }
+            Verdict::Reject(_) | Verdict::Discard => {}
+        }
+        verdict
+    }
+
+    fn low_on_disk(&self) -> bool {
+        let dirs = [
+            self.settings.queue.as_deref(),
+            self.settings.maildir.as_deref(),
+        ];
+        dirs.into_iter().flatten().any(|d| {
+            nix::sys::statvfs::statvfs(d).is_ok_and(|s| {
+                let free = u64::from(s.blocks_available()) * u64::from(s.fragment_size());
+                free < self.settings.min_free
+            })
+        })
+    }
+
+    /// Makes a transaction durable: one Maildir copy per local user, one queue file for
+    /// everything relayed. Ok only when all of it is on disk.
+    pub async fn store(&self, t: &Transaction) -> Result<(), StoreError> {
+        if self.low_on_disk() {
+            return Err(StoreError::DiskFull);
+        }
+        let mut targets = Vec::new();
+        let mut users: Vec<String> = Vec::new();
+        let mut relayed = Vec::new();
+        for r in &t.recipients {
+            match &r.accept {
+                Accept::Local(u) => {
+                    let u = u.to_ascii_lowercase();
+                    if !users.contains(&u) {
+                        users.push(u);
+                    }
+                }
+                Accept::Relay => relayed.push(QueuedRcpt {
+                    to: r.address.clone(),
+                    original: r.address.clone(),
+                }),
+                Accept::Forward(to) => relayed.push(QueuedRcpt {
+                    to: to.clone(),
+                    original: r.address.clone(),
+                }),
+            }
+        }
+        if let Some(root) = &self.settings.maildir {
+            for u in &users {
+                let dir = maildir::user_dir(root, u).ok_or(StoreError::Failed)?;
+                targets.push(Target {
+                    tmp_dir: dir.join("tmp"),
+                    dir: dir.join("new"),
+                    name: maildir::unique_name(&self.settings.limits.hostname, t.message.len()),
+                    prefix: Vec::new(),
+                    maildir: Some(dir),
+                });
+            }
+        }
+        if !relayed.is_empty() {
+            let spool = self.spool.as_ref().ok_or(StoreError::Failed)?;
+            let env = Envelope {
+                id: t.id.clone(),
+                from: t.from.clone(),
+                rcpts: relayed,
+                arrival: spool::unix_now(),
+                client: t.client.to_string(),
+                helo: t.helo.clone(),
+                size: t.message.len() as u64,
+            };
+            let mut prefix = Spool::encode(&env, b"");
+            prefix.shrink_to_fit();
+            targets.push(Target {
+                tmp_dir: spool.tmp_dir(),
+                dir: spool.active_dir(),
+                name: t.id.clone(),
+                prefix,
+                maildir: None,
+            });
+        }
+        if targets.is_empty() {
+            return Ok(()); // every recipient discarded
+        }
+        self.store
+            .store(Arc::new(t.message.clone()), targets)
+            .await?;
+        if self.spool.is_some() {
+            let _ = self.flush.send(Some(String::new()));
+        }
+        Ok(())
+    }
+
+    fn admit(&self, ip: IpAddr) -> Result<Admission<'_>, &'static str> {
+        let mut total = self.total.lock().map_err(|_| "internal error")?;
+        let mut per_ip = self.per_ip.lock().map_err(|_| "internal error")?;
+        if *total >= self.settings.max_connections {
+            return Err("too many connections, try again later");
+        }
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= self.settings.max_per_ip {
+            return Err("too many connections from your address");
+        }
+        *n += 1;
+        *total += 1;
+        Ok(Admission { mta: self, ip })
+    }
+}
+
+/// A connection slot, given back on drop.
+struct Admission<'a> {
+    mta: &'a Mta,
+    ip: IpAddr,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.mta.total.lock() {
+            *t = t.saturating_sub(1);
+        }
+        if let Ok(mut m) = self.mta.per_ip.lock()
+            && let Some(n) = m.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Accepts connections until `shutdown` turns true, then waits (bounded) for sessions.
+pub async fn serve(
+    listener: TcpListener,
+    mta: Arc<Mta>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let mta = Arc::clone(&mta);
+                let span = info_span!("smtp", client = %peer);
+                tasks.spawn(async move { connection(stream, peer, mta).await }.instrument(span));
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    drop(listener);
+    // Sessions that got no 250 lose nothing when cut: their clients retry.
+    let grace = tokio::time::sleep(Duration::from_secs(10));
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            _ = &mut grace => { tasks.abort_all(); break; }
+            next = tasks.join_next() => if next.is_none() { break },
+        }
+    }
+    Ok(())
+}
+
+async fn connection(mut stream: TcpStream, peer: SocketAddr, mta: Arc<Mta>) {
+    let ip = peer.ip();
+    let _slot = match mta.admit(ip) {
+        Ok(slot) => slot,
+        Err(why) => {
+            let _ = stream
+                .write_all(format!("421 4.7.0 {why}\r\n").as_bytes())
+                .await;
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + mta.settings.max_session;
+    let starttls = mta.tls.is_some();
+    let mut session = Session::new(mta.settings.limits.clone(), ip, starttls, spool::new_id);
+    if stream.write_all(&session.greeting()).await.is_err() {
+        return;
+    }
+    debug!("connected");
+    match drive(&mut stream, &mut session, &mta, deadline).await {
+        Ok(Ending::StartTls) => {}
+        Ok(Ending::Closed) => return,
+        Err(e) => {
+            debug!(error = %e, "session ended");
+            return;
+        }
+    }
+    let Some(acceptor) = mta.tls.clone() else {
+        return;
+    };
+    let mut tls = match timeout_at(
+        deadline.min(Instant::now() + mta.settings.timeout),
+        acceptor.accept(stream),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            info!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    session.tls_started();
+    if let Err(e) = drive(&mut tls, &mut session, &mta, deadline).await {
+        debug!(error = %e, "session ended");
+    }
+    let _ = tls.shutdown().await;
+}
+
+enum Ending {
+    Closed,
+    StartTls,
+}
+
+/// Runs the session over one stream until it closes or asks for TLS. Replies to pipelined
+/// commands are collected and written when the client has nothing more pending (RFC 2920).
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    session: &mut Session,
+    mta: &Mta,
+    deadline: Instant,
+) -> std::io::Result<Ending> {
+    let mut input = LineBuffer::new();
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut line_deadline = deadline.min(Instant::now() + mta.settings.timeout);
+    loop {
+        let limit = if session.in_data() {
+            MAX_DATA_LINE
+        } else {
+            MAX_COMMAND_LINE
+        };
+        let line = match input.next_line_limited(limit) {
+            Ok(Some(line)) => line,
+            Ok(None) => {
+                if !out.is_empty() {
+                    stream.write_all(&out).await?;
+                    out.clear();
+                }
+                let n = match timeout_at(line_deadline, stream.read(&mut chunk)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        let _ = stream
+                            .write_all(b"421 4.4.2 timeout exceeded, closing connection\r\n")
+                            .await;
+                        return Ok(Ending::Closed);
+                    }
+                };
+                if n == 0 {
+                    return Ok(Ending::Closed);
+                }
+                input.extend(&chunk[..n]);
+                continue;
+            }
+            Err(ProtoError::LineTooLong { .. }) | Err(_) => {
+                // The rest of an overlong line cannot be told from the next command: close.
+                let step = session.line_too_long();
+                let (Step::Reply(b) | Step::Close(b)) = step else {
+                    return Ok(Ending::Closed);
+                };
+                out.extend(b);
+                out.extend_from_slice(b"421 4.7.0 closing connection\r\n");
+                stream.write_all(&out).await?;
+                return Ok(Ending::Closed);
+            }
+        };
+        line_deadline = deadline.min(Instant::now() + mta.settings.timeout);
+        match session.line(&line) {
+            Step::Reply(b) => out.extend(b),
+            Step::Close(b) => {
+                out.extend(b);
+                stream.write_all(&out).await?;
+                return Ok(Ending::Closed);
+            }
+            Step::StartTls(b) => {
+                out.extend(b);
+                stream.write_all(&out).await?;
+                if input.pending() > 0 {
+                    // Commands sent before the handshake would be trusted afterwards
+                    // (CVE-2011-0411): refuse the connection instead.
+                    warn!("client pipelined commands after STARTTLS; closing");
+                    return Ok(Ending::Closed);
+                }
+                return Ok(Ending::StartTls);
+            }
+            Step::CheckRcpt { from, rcpt } => {
+                let v = mta.check_rcpt(session.client(), session.helo(), &from, &rcpt);
+                match &v {
+                    Verdict::Reject(r) => info!(%from, %rcpt, reply = %r, "recipient refused"),
+                    _ => debug!(%from, %rcpt, verdict = %v, "recipient accepted"),
+                }
+                out.extend(session.rcpt_checked(v));
+            }
+            Step::Store(t) => {
+                let result = mta.store(&t).await;
+                match &result {
+                    Ok(()) => info!(
+                        id = %t.id,
+                        from = %t.from,
+                        rcpts = t.recipients.len(),
+                        size = t.message.len(),
+                        "accepted"
+                    ),
+                    Err(e) => warn!(id = %t.id, error = ?e, "message not stored"),
+                }
+                out.extend(session.stored(result, &t.id));
+            }
+            Step::Etrn { domain, reply } => {
+                info!(%domain, "ETRN");
+                if mta.spool.is_some() {
+                    let _ = mta.flush.send(Some(domain));
+                    out.extend(reply);
+                } else {
+                    out.extend(super::session::reply(458, "4.3.0", "no queue here"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! The durable queue of the store-and-forward role (the seed's MX 30 "queues and retries").
+//!
+//! Layout under the queue directory:
+//! - `tmp/`      files being written; never read, swept at start.
+//! - `active/`   one file per message waiting for delivery: a magic line, the envelope as one
+//!   JSON line, then the message. The envelope records the message length, so a truncated file
+//!   is detected (Postfix's END record does the same) and moved to `corrupt/`.
+//! - `hold/`     messages an administrator held: no delivery attempts, no expiry.
+//! - `state/`    per message, what changed since it was queued: recipients done or failed
+//!   (written and fsync'd before the message is touched again, so a recipient that got 250 is
+//!   never sent twice) and the retry schedule (written without fsync: losing it only means an
+//!   early retry).
+//! - `corrupt/`  files that failed to parse, kept for a human.
+//! - `lock`      flock'd by the running `posta mta`; `control.sock` reaches it.
+//!
+//! A message file is written once, fsync'd, renamed into `active/`, and the directory fsync'd
+//! before the client hears 250; it is removed only when every recipient is done or failed.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::maildir::sync_dir;
+
+const MAGIC: &[u8] = b"posta-queue 1\n";
+
+/// One recipient of a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRcpt {
+    /// Where it goes (after any virtusertable rewrite).
+    pub to: String,
+    /// What the client wrote in RCPT TO, for the DSN's Original-Recipient.
+    pub original: String,
+}
+
+/// The envelope stored ahead of the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: String,
+    /// Sender without brackets; empty for the null sender (then no DSN is ever sent).
+    pub from: String,
+    pub rcpts: Vec<QueuedRcpt>,
+    /// Seconds since the epoch.
+    pub arrival: u64,
+    pub client: String,
+    pub helo: String,
+    /// Length of the message that follows the envelope line.
+    pub size: u64,
+}
+
+/// A recipient's final outcome, recorded in `state/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub rcpt: usize,
+    /// True when delivered, false when it failed for good (a DSN is due).
+    pub delivered: bool,
+    /// The reply or reason, for the DSN and `posta queue show`.
+    pub reply: String,
+    #[serde(default)]
+    pub remote: Option<String>,
+}
+
+/// What happened to a message since it was queued.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub attempts: u32,
+    /// Seconds since the epoch; 0 means now.
+    pub next_attempt: u64,
+    pub last_error: Option<String>,
+    pub outcomes: Vec<Outcome>,
+}
+
+impl State {
+    /// Recipient indexes still waiting for delivery.
+    pub fn pending(&self, env: &Envelope) -> Vec<usize> {
+        (0..env.rcpts.len())
+            .filter(|i| !self.outcomes.iter().any(|o| o.rcpt == *i))
+            .collect()
+    }
+}
+
+/// Which directory a message is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Place {
+    Active,
+    Hold,
+}
+
+impl Place {
+    fn dir(self) -> &'static str {
+        match self {
+            Place::Active => "active",
+            Place::Hold => "hold",
+        }
+    }
+}
+
+/// The queue directory.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+}
+
+/// A new queue id: time-ordered, unique within the process (only one `posta mta` owns a
+/// queue, enforced by its lock).
+pub fn new_id() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed) & 0xffff;
+    format!("{:09X}{:05X}{seq:04X}", now.as_secs(), now.subsec_micros())
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Spool {
+    /// Opens (creating) a queue directory.
+    pub fn open(root: &Path) -> io::Result<Spool> {
+        for sub in ["tmp", "active", "hold", "state", "corrupt"] {
+            fs::create_dir_all(root.join(sub))?;
+        }
+        Ok(Spool {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing queue without creating anything (for `posta queue`).
+    pub fn existing(root: &Path) -> io::Result<Spool> {
+        if !root.join("active").is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a posta queue directory", root.display()),
+            ));
+        }
+        Ok(Spool {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn active_dir(&self) -> PathBuf {
+        self.root.join("active")
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.root.join("control.sock")
+    }
+
+    /// The bytes of a queue file for this envelope and message.
+    pub fn encode(env: &Envelope, message: &[u8]) -> Vec<u8> {
+        let json = serde_json::to_vec(env).unwrap_or_default();
+        let mut out = Vec::with_capacity(MAGIC.len() + json.len() + 1 + message.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&json);
+        out.push(b'\n');
+        out.extend_from_slice(message);
+        out
+    }
+
+    /// Removes leftovers of writes a crash interrupted (never acknowledged to anyone).
+    pub fn sweep_tmp(&self) -> io::Result<usize> {
+        let mut n = 0;
+        for e in fs::read_dir(self.tmp_dir())? {
+            fs::remove_file(e?.path())?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Queue ids in a place, oldest first.
+    pub fn ids(&self, place: Place) -> io::Result<Vec<String>> {
+        let mut ids: Vec<String> = fs::read_dir(self.root.join(place.dir()))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| valid_id(n))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Where a message is, if it is queued.
+    pub fn find(&self, id: &str) -> Option<Place> {
+        if !valid_id(id) {
+            return None;
+        }
+        [Place::Active, Place::Hold]
+            .into_iter()
+            .find(|p| self.root.join(p.dir()).join(id).is_file())
+    }
+
+    fn path(&self, place: Place, id: &str) -> PathBuf {
+        self.root.join(place.dir()).join(id)
+    }
+
+    /// Reads a message's envelope and, when `with_message`, its bytes.
+    pub fn load(
+        &self,
+        place: Place,
+        id: &str,
+        with_message: bool,
+    ) -> io::Result<(Envelope, Vec<u8>)> {
+        let bytes = fs::read(self.path(place, id))?;
+        decode(&bytes, with_message).map_err(|why| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("queue file {id} is corrupt: {why}"),
+            )
+        })
+    }
+
+    /// Moves an unreadable file out of the way, keeping it for a human.
+    pub fn quarantine(&self, place: Place, id: &str) -> io::Result<()> {
+        fs::rename(self.path(place, id), self.root.join("corrupt").join(id))?;
+        sync_dir(&self.root.join(place.dir()))
+    }
+
+    pub fn state(&self, id: &str) -> State {
+        fs::read(self.state_path(id))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn state_path(&self, id: &str) -> PathBuf {
+        self.root.join("state").join(format!("{id}.json"))
+    }
+
+    /// Saves a message's state; `durable` fsyncs (recipient outcomes), otherwise the retry
+    /// schedule is written and left to the kernel.
+    pub fn save_state(&self, id: &str, state: &State, durable: bool) -> io::Result<()> {
+        let tmp = self.tmp_dir().join(format!("{id}.state"));
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(state).unwrap_or_default())?;
+        if durable {
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, self.state_path(id))?;
+        if durable {
+            sync_dir(&self.root.join("state"))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a message for good (delivered, bounced or deleted by an administrator).
+    pub fn remove(&self, place: Place, id: &str) -> io::Result<()> {
+        fs::remove_file(self.path(place, id))?;
+        sync_dir(&self.root.join(place.dir()))?;
+        match fs::remove_file(self.state_path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves a message between active and hold.
+    pub fn move_to(&self, id: &str, from: Place, to: Place) -> io::Result<()> {
+        fs::rename(self.path(from, id), self.path(to, id))?;
+        sync_dir(&self.root.join(to.dir()))?;
+        sync_dir(&self.root.join(from.dir()))
+    }
+
+    /// Age of a message for lifetime checks.
+    pub fn age(env: &Envelope) -> Duration {
+        Duration::from_secs(unix_now().saturating_sub(env.arrival))
+    }
+}
+
+fn decode(bytes: &[u8], with_message: bool) -> Result<(Envelope, Vec<u8>), String> {
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or("not a posta queue file (bad first line)")?;
+    let nl = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no envelope line")?;
+    let env: Envelope =
+        serde_json::from_slice(&rest[..nl]).map_err(|e| format!("bad envelope: {e}"))?;
+    let message = &rest[nl + 1..];
+    if message.len() as u64 != env.size {
+        return Err(format!(
+            "message is {} octets, the envelope says {} (truncated?)",
+            message.len(),
+            env.size
+        ));
+    }
+    if !valid_id(&env.id) {
+        return Err("bad id in envelope".into());
+    }
+    Ok((
+        env,
+        if with_message {
+            message.to_vec()
+        } else {
+            Vec::new()
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(id: &str, size: u64) -> Envelope {
+        Envelope {
+            id: id.into(),
+            from: "a@b.example".into(),
+            rcpts: vec![QueuedRcpt {
+                to: "x@laorganizacion.org".into(),
+                original: "x@laorganizacion.org".into(),
+            }],
+            arrival: unix_now(),
+            client: "192.0.2.1".into(),
+            helo: "c".into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn roundtrip_hold_state_remove() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Spool::open(tmp.path()).unwrap();
+        let id = new_id();
+        let msg = b"Subject: hi\r\n\r\nbody\r\n";
+        fs::write(
+            s.active_dir().join(&id),
+            Spool::encode(&envelope(&id, msg.len() as u64), msg),
+        )
+        .unwrap();
+        assert_eq!(s.ids(Place::Active).unwrap(), vec![id.clone()]);
+        let (env, m) = s.load(Place::Active, &id, true).unwrap();
+        assert_eq!((env.rcpts.len(), m.as_slice()), (1, &msg[..]));
+        s.move_to(&id, Place::Active, Place::Hold).unwrap();
+        assert_eq!(s.find(&id), Some(Place::Hold));
+        let st = State {
+            attempts: 2,
+            outcomes: vec![Outcome {
+                rcpt: 0,
+                delivered: true,
+                reply: "250 ok".into(),
+                remote: None,
+            }],
+            ..State::default()
+        };
+        s.save_state(&id, &st, true).unwrap();
+        assert_eq!(s.state(&id), st);
+        assert!(s.state(&id).pending(&env).is_empty());
+        s.remove(Place::Hold, &id).unwrap();
+        assert_eq!(s.find(&id), None);
+        assert_eq!(s.state(&id), State::default());
+    }
+
+    #[test]
+    fn truncated_and_foreign_files_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Spool::open(tmp.path()).unwrap();
+        let id = new_id();
+        let full = Spool::encode(&envelope(&id, 100), b"short");
+        fs::write(s.active_dir().join(&id), full).unwrap();
+        let e = s.load(Place::Active, &id, false).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        s.quarantine(Place::Active, &id).unwrap();
+        assert!(s.ids(Place::Active).unwrap().is_empty());
+        fs::write(s.active_dir().join("X1"), b"From nobody\n").unwrap();
+        assert!(s.load(Place::Active, "X1", false).is_err());
+        assert_eq!(s.find("../x"), None);
+    }
+
+    #[test]
+    fn ids_are_ordered_and_unique() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 1000);
+        assert!(ids.iter().all(|i| valid_id(i)));
+    }
+}
