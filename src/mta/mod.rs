@@ -1,6 +1,9 @@
-//! The mini-MTA for the backup-MX role (issue 5). For now only `tables`: sendmail's `access`,
-//! `virtusertable` and `local-host-names` files, and `policy`, the relay decision made from
-//! them, all sans-I/O so `posta mta explain` and the tests need no sockets.
+//! The mini-MTA for the backup-MX role (issue 5). `tables` parses sendmail's `access`,
+//! `virtusertable` and `local-host-names` files and `policy` makes the relay decision from
+//! them, all sans-I/O so `posta mta explain` and the tests need no sockets. For the
+//! store-and-forward role, `dsn` writes the RFC 3464 bounce or delay notice for mail the
+//! relay cannot deliver.
 
+pub mod dsn;
 pub mod policy;
 pub mod tables;
