@@ -143,12 +143,11 @@ pub struct DsnInput<'a> {
     /// The client's ENVID (RFC 3461 §4.4), already xtext-decoded.
     pub envelope_id: Option<&'a str>,
     pub arrival: OffsetDateTime,
-    /// The time the DSN is written (Date:, and part of Message-ID).
+    /// The time the DSN is written: Date:, part of Message-ID, and with `arrival` how long the
+    /// message was kept.
     pub now: OffsetDateTime,
     /// The message's queue id; makes Message-ID and the MIME boundary unique.
     pub queue_id: &'a str,
-    /// How long the message has been queued, for the human-readable part.
-    pub kept: Duration,
     pub recipients: Vec<RecipientReport>,
     /// The original message as queued (headers, empty line, body).
     pub message: &'a [u8],
@@ -295,7 +294,8 @@ fn human(input: &DsnInput, failed: bool) -> Vec<u8> {
         "This is the mail system at {}.\r\n\r\n",
         input.reporting_mta
     );
-    let kept = span(input.kept);
+    // How long it was queued: from arrival to now (a clock stepped back counts as zero).
+    let kept = span((input.now - input.arrival).try_into().unwrap_or_default());
     if failed {
         t.push_str(&format!(
             "Your message could not be delivered to one or more recipients.\r\n\

@@ -55,6 +55,8 @@ impl fmt::Display for Host {
 
 /// The names and addresses this host answers to: its MX host names and every address an MX
 /// record could lead to (behind NAT, the public one as well; Postfix's `proxy_interfaces`).
+/// List the names too: an MX host whose address lookup fails is skipped, so without its name
+/// a temporarily unresolvable self would not be recognised.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SelfIdentity {
     pub names: Vec<Name>,

@@ -40,7 +40,6 @@ fn input(recipients: Vec<RecipientReport>) -> DsnInput<'static> {
         arrival: datetime(2026, Month::November, 20, 10, 0),
         now: datetime(2026, Month::November, 25, 10, 0),
         queue_id: "4F2a9",
-        kept: Duration::from_secs(5 * 86_400),
         recipients,
         message: ORIGINAL,
     }
@@ -293,12 +292,16 @@ fn delayed_dsn_says_it_is_still_trying() {
     r.smtp_reply = None;
     r.will_retry_until = Some(datetime(2026, Month::November, 25, 10, 0));
     let mut i = input(vec![r]);
-    i.kept = Duration::from_secs(4 * 3600);
+    i.arrival = datetime(2026, Month::November, 25, 6, 0);
     let d = build(&i).unwrap();
     let t = text(&d);
     assert!(t.contains("\r\nSubject: Delayed Mail (still being retried)\r\n"));
     let p = parts(&t);
     assert!(p[0].1.contains("kept 4 hours so far"));
+    assert!(
+        p[1].1
+            .contains("\r\nArrival-Date: Wed, 25 Nov 2026 06:00:00 +0000\r\n")
+    );
     assert!(p[1].1.contains("\r\nAction: delayed\r\n"));
     assert!(
         p[1].1
