@@ -7,13 +7,19 @@
 //! - `session`  one SMTP session as a state machine with no I/O.
 //! - `server`   the tokio listener that drives sessions: limits, timeouts, STARTTLS.
 //! - `store`    group-committed fsyncs before 250; `maildir` and `spool` say where files go.
-//! - `relay`    the queue runner: routes, retries with backoff, per-destination down state.
+//! - `relay`    the queue runner: retries with backoff, per-destination down state, flush.
+//! - `route`    where a queued message goes next: a smarthost, or the domain's MX hosts more
+//!   preferred than us (never back to ourselves).
+//! - `dsn`      the RFC 3464 notice for mail the relay cannot deliver.
+//! - `control`  the queue's control socket (`posta queue flush`).
 
 pub mod control;
+pub mod dsn;
 pub mod maildir;
 pub mod policy;
 pub mod recipients;
 pub mod relay;
+pub mod route;
 pub mod server;
 pub mod session;
 pub mod settings;
