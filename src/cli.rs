@@ -499,6 +499,9 @@ pub struct MtaRunArgs {
     /// Port of MX hosts (25; for tests)
     #[arg(long, value_name = "PORT", hide = true)]
     pub mx_port: Option<u16>,
+    /// Ask this DNS server for MX records instead of the system's resolver (for tests)
+    #[arg(long, value_name = "ADDR", hide = true)]
+    pub dns_server: Option<std::net::SocketAddr>,
     /// sendmail's access file, as text
     #[arg(long, value_name = "FILE")]
     pub access: Option<PathBuf>,

@@ -13,6 +13,7 @@ use crate::cli::{ExplainArgs, MtaArgs, MtaCommand, MtaRunArgs, RelayTlsArg};
 use crate::mta::policy::{Domains, Verdict, decide};
 use crate::mta::recipients::Recipients;
 use crate::mta::relay::{RelayConfig, Runner};
+use crate::mta::route::{LookupOptions, Router, SelfIdentity};
 use crate::mta::server::{Mta, load_tables, serve};
 use crate::mta::settings::{NextHop, RelayTls, Settings};
 use crate::mta::spool::Spool;
@@ -79,6 +80,7 @@ fn settings(_config: Option<PathBuf>, a: &MtaRunArgs) -> Result<Settings, String
         };
     }
     s.ca_file = a.ca_file.clone();
+    s.nameserver = a.dns_server;
     s.access = a.access.clone();
     s.virtusertable = a.virtusertable.clone();
     s.local_host_names = a.local_host_names.clone();
@@ -219,9 +221,11 @@ async fn start(settings: Settings) -> Result<u8, String> {
         tasks.spawn(serve(l, Arc::clone(&mta), stop_rx.clone()));
     }
     if let Some(spool) = spool {
+        let router = router(&settings)?;
         let runner = Arc::new(Runner::new(
             spool.clone(),
             RelayConfig {
+                router,
                 hostname: settings.limits.hostname.clone(),
                 next_hop: settings.next_hop.clone(),
                 tls: settings.relay_tls,
@@ -250,6 +254,43 @@ async fn start(settings: Settings) -> Result<u8, String> {
     }
     info!("posta mta stopped");
     Ok(code)
+}
+
+/// The resolver and who we are, so MX delivery never hands mail back to us or to an MX
+/// host no better than us: our host names and every address on our interfaces.
+fn router(settings: &Settings) -> Result<Router, String> {
+    let (names, port) = match &settings.next_hop {
+        NextHop::Mx { me, port } => (me.clone(), *port),
+        NextHop::Smarthost { .. } => (vec![settings.limits.hostname.clone()], 25),
+    };
+    let names = names
+        .iter()
+        .filter_map(|n| hickory_resolver::proto::rr::Name::from_ascii(n).ok())
+        .collect();
+    let mut addrs: Vec<std::net::IpAddr> = nix::ifaddrs::getifaddrs()
+        .map(|ifs| {
+            ifs.filter_map(|i| {
+                let a = i.address?;
+                a.as_sockaddr_in()
+                    .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                    .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    addrs.extend(
+        settings
+            .listen
+            .iter()
+            .map(|l| l.ip())
+            .filter(|ip| !ip.is_unspecified()),
+    );
+    let opts = LookupOptions {
+        port,
+        nameserver: settings.nameserver,
+        ..LookupOptions::default()
+    };
+    Router::new(SelfIdentity { names, addrs }, &opts).map_err(|e| format!("{e:#}"))
 }
 
 /// SIGHUP reloads the tables; SIGTERM and SIGINT stop. A task that dies is fatal.

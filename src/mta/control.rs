@@ -12,13 +12,13 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
-use super::server::Flush;
+use super::server::Wake;
 
 /// Serves the socket until `shutdown`. A stale socket file (its owner died; the caller holds
 /// the queue lock, so no live mta owns it) is replaced.
 pub async fn serve(
     path: &Path,
-    flush: mpsc::UnboundedSender<Flush>,
+    flush: mpsc::UnboundedSender<Wake>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
@@ -42,7 +42,7 @@ pub async fn serve(
     Ok(())
 }
 
-async fn answer(stream: UnixStream, flush: mpsc::UnboundedSender<Flush>) -> io::Result<()> {
+async fn answer(stream: UnixStream, flush: mpsc::UnboundedSender<Wake>) -> io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(r.take(1024));
@@ -52,11 +52,11 @@ async fn answer(stream: UnixStream, flush: mpsc::UnboundedSender<Flush>) -> io::
     let mut words = line.split_whitespace();
     let answer = match (words.next(), words.next(), words.next()) {
         (Some("flush"), None, None) => {
-            let _ = flush.send(None);
+            let _ = flush.send(Wake::Flush(None));
             "ok\n"
         }
         (Some("flush"), Some(d), None) => {
-            let _ = flush.send(Some(d.to_ascii_lowercase()));
+            let _ = flush.send(Wake::Flush(Some(d.to_ascii_lowercase())));
             "ok\n"
         }
         _ => {

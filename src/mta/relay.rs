@@ -16,17 +16,20 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::server::Flush;
+use super::dsn::{self, Action, DsnInput, RecipientReport, Status};
+use super::route::{Candidate, Route, Router};
+use super::server::Wake;
 use super::settings::{NextHop, RelayTls, Retry};
-use super::spool::{Envelope, Outcome, Place, Spool, State, unix_now};
+use super::spool::{self, Envelope, Outcome, Place, QueuedRcpt, Spool, State, unix_now};
 use crate::client::endpoint::Endpoint;
 use crate::client::smtp::{Dialect, SmtpClient, SmtpError};
 use crate::health::{StartTls, TlsPolicy};
 use crate::proto::dotstuff::is_8bit;
 
 /// How the runner reaches next hops.
-#[derive(Debug, Clone)]
 pub struct RelayConfig {
+    /// Resolves MX hosts and the smarthost.
+    pub router: Router,
     pub hostname: String,
     pub next_hop: NextHop,
     pub tls: RelayTls,
@@ -49,7 +52,7 @@ struct Hop {
 struct HopError {
     reason: String,
     /// Permanent (no such domain, null MX, loops to us): recipients fail with this status.
-    permanent: Option<&'static str>,
+    permanent: Option<Status>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,10 +61,17 @@ struct Down {
     failures: u32,
 }
 
-/// The runner's memory of the queue: per message, when to try next.
+/// The runner's memory of a queued message: when to try next and, once read, the
+/// destinations it still has, so messages for a down destination cost nothing per pass.
+#[derive(Debug, Default, Clone)]
+struct Entry {
+    next: u64,
+    dests: Vec<String>,
+}
+
 #[derive(Debug, Default)]
 struct Index {
-    next: BTreeMap<String, u64>,
+    next: BTreeMap<String, Entry>,
 }
 
 pub struct Runner {
@@ -156,8 +166,8 @@ impl Runner {
         if let Ok(mut idx) = self.index.lock() {
             // A domain flush cannot tell which messages are for the domain without reading
             // them; resetting all retry times is cheap and errs on the side of delivering.
-            for t in idx.next.values_mut() {
-                *t = 0;
+            for e in idx.next.values_mut() {
+                e.next = 0;
             }
         }
     }
@@ -174,12 +184,11 @@ impl Runner {
         if let Ok(mut idx) = self.index.lock() {
             let mut next = BTreeMap::new();
             for id in ids {
-                let t = idx
-                    .next
-                    .get(&id)
-                    .copied()
-                    .unwrap_or_else(|| self.spool.state(&id).next_attempt);
-                next.insert(id, t);
+                let e = idx.next.remove(&id).unwrap_or_else(|| Entry {
+                    next: self.spool.state(&id).next_attempt,
+                    dests: Vec::new(),
+                });
+                next.insert(id, e);
             }
             idx.next = next;
         }
@@ -192,7 +201,10 @@ impl Runner {
             .map(|idx| {
                 idx.next
                     .iter()
-                    .filter(|(_, t)| **t <= now)
+                    .filter(|(_, e)| {
+                        e.next <= now
+                            && (e.dests.is_empty() || e.dests.iter().any(|d| !self.is_down(d)))
+                    })
                     .map(|(id, _)| id.clone())
                     .collect()
             })
@@ -203,7 +215,7 @@ impl Runner {
     /// new mail (an empty domain means "new mail arrived, look again").
     pub async fn run(
         self: Arc<Self>,
-        mut flush: mpsc::UnboundedReceiver<Flush>,
+        mut wake: mpsc::UnboundedReceiver<Wake>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         match self.spool.sweep_tmp() {
@@ -214,23 +226,25 @@ impl Runner {
         self.rescan();
         let mut tick = tokio::time::interval(self.cfg.retry.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_scan = Instant::now();
         loop {
             tokio::select! {
                 _ = super::server::stopped(&mut shutdown) => return,
                 _ = tick.tick() => {}
-                req = flush.recv() => {
-                    match req {
-                        Some(Some(d)) if d.is_empty() => {}
-                        Some(Some(d)) => { info!(domain = %d, "flush"); self.flush(&d) }
-                        Some(None) => { info!("flush"); self.flush("") }
-                        None => return,
-                    }
-                    while let Ok(more) = flush.try_recv() {
-                        if let Some(d) = more.filter(|d| !d.is_empty()) { self.flush(&d) }
+                w = wake.recv() => {
+                    let Some(w) = w else { return };
+                    self.woken(w);
+                    while let Ok(more) = wake.try_recv() {
+                        self.woken(more);
                     }
                 }
             }
-            self.rescan();
+            // `posta queue hold/release/delete` change the directory behind our back; a
+            // minute is soon enough to notice (a flush rescans at once).
+            if last_scan.elapsed() >= Duration::from_secs(60) {
+                self.rescan();
+                last_scan = Instant::now();
+            }
             let due = self.due();
             if due.is_empty() {
                 continue;
@@ -239,6 +253,21 @@ impl Runner {
             tokio::select! {
                 _ = pass => {}
                 _ = super::server::stopped(&mut shutdown) => return,
+            }
+        }
+    }
+
+    fn woken(&self, w: Wake) {
+        match w {
+            Wake::Queued(id) => {
+                if let Ok(mut idx) = self.index.lock() {
+                    idx.next.entry(id).or_default();
+                }
+            }
+            Wake::Flush(domain) => {
+                info!(domain = domain.as_deref().unwrap_or("all"), "flush");
+                self.rescan();
+                self.flush(domain.as_deref().unwrap_or(""));
             }
         }
     }
@@ -284,6 +313,11 @@ impl Runner {
                 .or_default()
                 .push(i);
         }
+        if let Ok(mut idx) = self.index.lock()
+            && let Some(e) = idx.next.get_mut(id)
+        {
+            e.dests = by_dest.keys().cloned().collect();
+        }
         let mut tried = false;
         for (dest, rcpts) in by_dest {
             if self.is_down(&dest) {
@@ -306,8 +340,9 @@ impl Runner {
                         let failed = rcpts.iter().map(|&i| Outcome {
                             rcpt: i,
                             delivered: false,
-                            reply: format!("{status} {}", e.reason),
+                            reply: e.reason.clone(),
                             remote: None,
+                            status: status.to_string(),
                         });
                         state.outcomes.extend(failed);
                         self.spool.save_state(id, &state, true)?;
@@ -348,8 +383,9 @@ impl Runner {
                 state.outcomes.push(Outcome {
                     rcpt: i,
                     delivered: false,
-                    reply: format!("4.4.7 delivery time expired; last error: {reason}"),
+                    reply: format!("delivery time expired; last error: {reason}"),
                     remote: None,
+                    status: "4.4.7".into(),
                 });
             }
             self.spool.save_state(id, &state, true)?;
@@ -361,7 +397,7 @@ impl Runner {
                 self.spool.save_state(id, &state, false)?;
             }
             if let Ok(mut idx) = self.index.lock() {
-                idx.next.insert(id.to_string(), state.next_attempt);
+                idx.next.entry(id.to_string()).or_default().next = state.next_attempt;
             }
             return Ok(());
         }
@@ -402,24 +438,31 @@ impl Runner {
     }
 
     async fn hops(&self, dest: &str) -> Result<Vec<Hop>, HopError> {
-        match &self.cfg.next_hop {
-            NextHop::Smarthost { host, port } => {
-                let addrs = tokio::net::lookup_host((host.as_str(), *port))
-                    .await
-                    .map_err(|e| HopError {
-                        reason: format!("cannot resolve {host}: {e}"),
-                        permanent: None,
-                    })?;
-                Ok(addrs
-                    .map(|addr| Hop {
-                        name: host.clone(),
-                        addr,
-                    })
-                    .collect())
-            }
-            NextHop::Mx { .. } => Err(HopError {
-                reason: format!("MX routing for {dest} is not available"),
-                permanent: None,
+        let route = match &self.cfg.next_hop {
+            NextHop::Smarthost { host, port } => Route::Smarthost {
+                host: match host.parse() {
+                    Ok(ip) => super::route::Host::Ip(ip),
+                    Err(_) => super::route::Host::Name(parse_name(host)?),
+                },
+                port: *port,
+            },
+            NextHop::Mx { .. } => Route::Mx,
+        };
+        let domain = match &route {
+            Route::Smarthost { .. } => parse_name("smarthost.invalid")?,
+            Route::Mx => parse_name(dest)?,
+        };
+        match self.cfg.router.route(&route, &domain).await {
+            Ok(c) => Ok(c
+                .into_iter()
+                .map(|Candidate { host, addr }| Hop {
+                    name: host.to_string(),
+                    addr,
+                })
+                .collect()),
+            Err(e) => Err(HopError {
+                reason: e.to_string(),
+                permanent: (!e.is_transient()).then(|| e.status()),
             }),
         }
     }
@@ -462,6 +505,7 @@ impl Runner {
             delivered: false,
             reply: reply.to_string(),
             remote: remote.clone(),
+            status: status_of(reply),
         };
         if envelope.mail.class() == 5 {
             // The sender is refused for every recipient.
@@ -485,6 +529,7 @@ impl Runner {
                         delivered: true,
                         reply: reply.to_string(),
                         remote: remote.clone(),
+                        status: status_of(&reply),
                     }),
                     5 => outcomes.push(refused(rcpts[k], &reply)),
                     _ => {}
@@ -502,7 +547,77 @@ impl Runner {
             info!(id = %env.id, "failed recipients of a null-sender message: no DSN (RFC 5321 §4.5.5)");
             return Ok(());
         }
-        let _ = (message, failed);
+        let now = time::OffsetDateTime::now_utc();
+        let arrival = time::OffsetDateTime::from_unix_timestamp(env.arrival as i64).unwrap_or(now);
+        let recipients = failed
+            .iter()
+            .map(|o| {
+                let r = &env.rcpts[o.rcpt];
+                RecipientReport {
+                    original: (r.original != r.to).then(|| r.original.clone()),
+                    final_recipient: r.to.clone(),
+                    action: Action::Failed,
+                    status: o.status.parse().unwrap_or(Status::new(5, 0, 0)),
+                    remote_mta: o
+                        .remote
+                        .as_ref()
+                        .map(|m| m.split_once(' ').map_or(m.as_str(), |(h, _)| h).to_string()),
+                    smtp_reply: o.remote.is_some().then(|| o.reply.clone()),
+                    last_attempt: Some(now),
+                    will_retry_until: None,
+                }
+            })
+            .collect();
+        let input = DsnInput {
+            reporting_mta: &self.cfg.hostname,
+            sender: &env.from,
+            envelope_id: None,
+            arrival,
+            now,
+            queue_id: &env.id,
+            recipients,
+            message,
+        };
+        let dsn = match dsn::build(&input) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(id = %env.id, error = %e, "cannot write a DSN; the failure is only logged");
+                return Ok(());
+            }
+        };
+        let id = spool::new_id();
+        let denv = Envelope {
+            id: id.clone(),
+            from: dsn.mail_from().to_string(),
+            rcpts: vec![QueuedRcpt {
+                to: dsn.rcpt_to.clone(),
+                original: dsn.rcpt_to.clone(),
+            }],
+            arrival: unix_now(),
+            client: "127.0.0.1".into(),
+            helo: self.cfg.hostname.clone(),
+            size: dsn.message.len() as u64,
+        };
+        self.spool.insert(&denv, &dsn.message)?;
+        info!(id = %env.id, dsn = %id, to = %dsn.rcpt_to, "DSN queued for the sender");
+        if let Ok(mut idx) = self.index.lock() {
+            idx.next.insert(id, Entry::default());
+        }
         Ok(())
     }
+}
+
+fn parse_name(s: &str) -> Result<hickory_resolver::proto::rr::Name, HopError> {
+    hickory_resolver::proto::rr::Name::from_ascii(s).map_err(|e| HopError {
+        reason: format!("{s} is not a domain name: {e}"),
+        permanent: Some(Status::new(5, 1, 2)),
+    })
+}
+
+/// The reply's enhanced code, else one derived from its class (RFC 3463 §3.1 x.0.0).
+fn status_of(reply: &crate::proto::smtp::Reply) -> String {
+    reply
+        .enhanced
+        .clone()
+        .unwrap_or_else(|| format!("{}.0.0", reply.class()))
 }

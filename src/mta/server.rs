@@ -30,8 +30,15 @@ use crate::proto::dotstuff::MAX_DATA_LINE;
 use crate::proto::smtp_server::MAX_COMMAND_LINE;
 use crate::proto::{LineBuffer, ProtoError};
 
-/// A request to run the queue now: for one domain (ETRN) or all (`None`).
-pub type Flush = Option<String>;
+/// What wakes the queue runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// A message was queued (its id): try it now.
+    Queued(String),
+    /// Run the queue now, for one domain (ETRN) or everything (`None`), forgetting down
+    /// states and retry times.
+    Flush(Option<String>),
+}
 
 /// What every session shares.
 pub struct Mta {
@@ -40,7 +47,7 @@ pub struct Mta {
     recipients: RwLock<Option<Arc<Recipients>>>,
     store: Store,
     spool: Option<Spool>,
-    flush: mpsc::UnboundedSender<Flush>,
+    flush: mpsc::UnboundedSender<Wake>,
     tls: Option<TlsAcceptor>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     total: Mutex<usize>,
@@ -80,7 +87,7 @@ impl Mta {
         recipients: Option<Recipients>,
         spool: Option<Spool>,
         tls: Option<TlsAcceptor>,
-        flush: mpsc::UnboundedSender<Flush>,
+        flush: mpsc::UnboundedSender<Wake>,
     ) -> std::io::Result<Mta> {
         Ok(Mta {
             settings,
@@ -215,6 +222,7 @@ impl Mta {
                 });
             }
         }
+        let relayed_none = relayed.is_empty();
         if !relayed.is_empty() {
             let spool = self.spool.as_ref().ok_or(StoreError::Failed)?;
             let env = Envelope {
@@ -242,8 +250,8 @@ impl Mta {
         self.store
             .store(Arc::new(t.message.clone()), targets)
             .await?;
-        if self.spool.is_some() {
-            let _ = self.flush.send(Some(String::new()));
+        if self.spool.is_some() && !relayed_none {
+            let _ = self.flush.send(Wake::Queued(t.id.clone()));
         }
         Ok(())
     }
@@ -482,7 +490,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             Step::Etrn { domain, reply } => {
                 info!(%domain, "ETRN");
                 if mta.spool.is_some() {
-                    let _ = mta.flush.send(Some(domain));
+                    let _ = mta.flush.send(Wake::Flush(Some(domain)));
                     out.extend(reply);
                 } else {
                     out.extend(super::session::reply(458, "4.3.0", "no queue here"));

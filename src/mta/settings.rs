@@ -79,6 +79,8 @@ pub struct Settings {
     pub relay_tls: RelayTls,
     /// Extra CA for the next hop's certificate (otherwise the system roots).
     pub ca_file: Option<PathBuf>,
+    /// Ask only this DNS server for MX records (tests); otherwise the system resolver.
+    pub nameserver: Option<SocketAddr>,
     pub access: Option<PathBuf>,
     pub virtusertable: Option<PathBuf>,
     pub local_host_names: Option<PathBuf>,
@@ -117,6 +119,7 @@ impl Settings {
             },
             relay_tls: RelayTls::May,
             ca_file: None,
+            nameserver: None,
             access: None,
             virtusertable: None,
             local_host_names: None,

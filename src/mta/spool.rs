@@ -62,6 +62,9 @@ pub struct Outcome {
     pub reply: String,
     #[serde(default)]
     pub remote: Option<String>,
+    /// RFC 3463 status (`5.1.1`, `4.4.7`) for the DSN.
+    #[serde(default)]
+    pub status: String,
 }
 
 /// What happened to a message since it was queued.
@@ -261,6 +264,20 @@ impl Spool {
         Ok(())
     }
 
+    /// Queues a message the mta itself wrote (a DSN): written, fsync'd, renamed into
+    /// `active/`, directory fsync'd, like mail from a client.
+    pub fn insert(&self, env: &Envelope, message: &[u8]) -> io::Result<()> {
+        let tmp = self.tmp_dir().join(&env.id);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(&Spool::encode(env, message))?;
+        f.sync_all()?;
+        fs::rename(&tmp, self.active_dir().join(&env.id))?;
+        sync_dir(&self.active_dir())
+    }
+
     /// Removes a message for good (delivered, bounced or deleted by an administrator).
     pub fn remove(&self, place: Place, id: &str) -> io::Result<()> {
         fs::remove_file(self.path(place, id))?;
@@ -357,6 +374,7 @@ mod tests {
                 delivered: true,
                 reply: "250 ok".into(),
                 remote: None,
+                status: "2.0.0".into(),
             }],
             ..State::default()
         };

@@ -21,6 +21,7 @@ pub mod fake;
 pub mod maildir;
 pub mod netns;
 pub mod ports;
+pub mod posta_mta;
 pub mod postfix;
 pub mod primary;
 pub mod run;

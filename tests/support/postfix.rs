@@ -175,6 +175,27 @@ impl Postfix {
         self.dir.path()
     }
 
+    /// Starts a stopped instance again with the same config, queue and ports (a primary
+    /// coming back), returning once both listeners accept.
+    pub fn start_again(&mut self) {
+        assert!(!self.running, "postfix is already running");
+        run_daemon(
+            Command::new(require_tool("postfix"))
+                .arg("-c")
+                .arg(self.conf())
+                .arg("start"),
+            &self.log(),
+        );
+        self.running = true;
+        if wait_until(START_DEADLINE, || self.ports.iter().all(|p| port_open(*p))).is_err() {
+            panic!(
+                "postfix did not listen again on {:?}; log tail:\n{}",
+                self.ports,
+                tail(&self.log(), 30)
+            );
+        }
+    }
+
     /// Stops Postfix and waits until its master process is gone; panics if it is not.
     /// Idempotent (`Drop` then does nothing).
     pub fn stop(&mut self) {

@@ -1,0 +1,204 @@
+//! A `posta mta` process for the tests, and a minimal blocking SMTP sender that records what
+//! the server answered (the tests decide from the replies what must have been stored).
+
+use super::ports::free_port;
+use super::sys::{port_open, tail, wait_until};
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `posta mta`; killed (SIGKILL) on drop.
+pub struct PostaMta {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    args: Vec<String>,
+    bin: String,
+}
+
+impl PostaMta {
+    /// Starts `bin mta --listen 127.0.0.1:PORT ARGS...` and waits until it accepts.
+    pub fn start(bin: &str, dir: &Path, args: &[String]) -> PostaMta {
+        let port = free_port();
+        PostaMta::start_on(bin, dir, port, args)
+    }
+
+    /// Same, on a given port (a restart keeps its port).
+    pub fn start_on(bin: &str, dir: &Path, port: u16, args: &[String]) -> PostaMta {
+        let log = dir.join(format!("posta-mta-{port}.log"));
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open mta log");
+        let child = Command::new(bin)
+            .args(["mta", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env_remove("POSTA_CONFIG")
+            .env("POSTA_LOG", "posta=debug")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup log"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn posta mta");
+        let mut m = PostaMta {
+            child,
+            port,
+            log,
+            args: args.to_vec(),
+            bin: bin.to_string(),
+        };
+        if wait_until(Duration::from_secs(20), || {
+            port_open(port) || m.child.try_wait().ok().flatten().is_some()
+        })
+        .is_err()
+            || m.child.try_wait().ok().flatten().is_some()
+        {
+            panic!("posta mta did not start; log:\n{}", tail(&m.log, 40));
+        }
+        m
+    }
+
+    /// SIGKILL now, then the same command line again on the same port.
+    pub fn kill_and_restart(&mut self, dir: &Path) {
+        self.kill();
+        let next = PostaMta::start_on(&self.bin, dir, self.port, &self.args);
+        *self = next;
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGHUP (reload tables).
+    pub fn hup(&self) {
+        let _ = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
+    }
+
+    pub fn log_tail(&self) -> String {
+        tail(&self.log, 60)
+    }
+}
+
+impl Drop for PostaMta {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One SMTP conversation, blocking, with every reply kept.
+pub struct Smtp {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Smtp {
+    pub fn connect(port: u16) -> Result<Smtp, String> {
+        let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let writer = s.try_clone().map_err(|e| e.to_string())?;
+        let mut c = Smtp {
+            reader: BufReader::new(s),
+            writer,
+        };
+        let greeting = c.reply()?;
+        if !greeting.starts_with("220") {
+            return Err(greeting);
+        }
+        Ok(c)
+    }
+
+    /// Reads one (possibly multi-line) reply; returns its last line.
+    pub fn reply(&mut self) -> Result<String, String> {
+        loop {
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed".into());
+            }
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return Ok(line.trim_end().to_string());
+            }
+        }
+    }
+
+    /// Sends one command line and reads its reply.
+    pub fn cmd(&mut self, line: &str) -> Result<String, String> {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+        self.reply()
+    }
+
+    /// Sends raw bytes (no reply read).
+    pub fn raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.writer.write_all(bytes).map_err(|e| e.to_string())
+    }
+
+    /// A whole transaction; Ok(reply to the final dot), Err(first refusal or I/O error).
+    /// `message` uses CRLF and is dot-stuffed here.
+    pub fn send(&mut self, from: &str, rcpts: &[&str], message: &[u8]) -> Result<String, String> {
+        let r = self.cmd(&format!("MAIL FROM:<{from}>"))?;
+        if !r.starts_with('2') {
+            return Err(r);
+        }
+        let mut accepted = 0;
+        let mut last = String::new();
+        for rcpt in rcpts {
+            last = self.cmd(&format!("RCPT TO:<{rcpt}>"))?;
+            if last.starts_with('2') {
+                accepted += 1;
+            }
+        }
+        if accepted == 0 {
+            let _ = self.cmd("RSET");
+            return Err(last);
+        }
+        let r = self.cmd("DATA")?;
+        if !r.starts_with("354") {
+            return Err(r);
+        }
+        let mut data = Vec::with_capacity(message.len() + 16);
+        for line in message.split_inclusive(|&b| b == b'\n') {
+            if line.starts_with(b".") {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line);
+        }
+        if !data.ends_with(b"\r\n") {
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        self.raw(&data)?;
+        self.reply()
+    }
+}
+
+/// EHLO then one transaction on a fresh connection.
+pub fn send_one(port: u16, from: &str, rcpts: &[&str], message: &[u8]) -> Result<String, String> {
+    let mut c = Smtp::connect(port)?;
+    let ehlo = c.cmd("EHLO client.test")?;
+    if !ehlo.starts_with("250") {
+        return Err(ehlo);
+    }
+    let r = c.send(from, rcpts, message);
+    let _ = c.cmd("QUIT");
+    r
+}
+
+/// A test message with a unique Message-ID, CRLF line ends.
+pub fn message(id: &str, from: &str, to: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: test {id}\r\nMessage-ID: <{id}@posta.test>\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
