@@ -12,6 +12,7 @@
 //!   preferred than us (never back to ourselves).
 //! - `dsn`      the RFC 3464 notice for mail the relay cannot deliver.
 //! - `control`  the queue's control socket (`posta queue flush`).
+//! - `users`    the POP3 users file (Dovecot passwd-file format, SHA512-CRYPT hashes).
 
 pub mod control;
 pub mod dsn;
@@ -27,3 +28,4 @@ pub mod spool;
 pub mod store;
 pub mod tables;
 pub mod tls;
+pub mod users;
