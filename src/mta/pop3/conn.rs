@@ -41,6 +41,24 @@ pub(super) async fn run(
     .await;
 }
 
+/// Ends a connection gently: shut down our side, then read and discard what the client still
+/// sends for a moment. Closing a socket with unread input makes the kernel send a RST, which
+/// can destroy our last reply (`-ERR line too long`) before the client reads it.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
+    let _ = timeout(Duration::from_secs(1), io.shutdown()).await;
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut total = 0usize;
+        while let Ok(n @ 1..) = io.read(&mut sink).await {
+            total += n;
+            if total > 1 << 20 {
+                break;
+            }
+        }
+    };
+    let _ = timeout(Duration::from_secs(2), drain).await;
+}
+
 /// Why `drive` returned.
 enum Next {
     Closed,
@@ -90,26 +108,40 @@ impl Conn {
         if self.shared.cfg.implicit_tls {
             let acceptor = acceptor.ok_or_else(|| anyhow::anyhow!("no TLS certificate"))?;
             let mut tls = self.handshake(&acceptor, tcp).await?;
-            self.write(&mut tls, &self.session.greeting()).await?;
-            self.drive(&mut tls).await?;
-            return Ok(());
+            let result = async {
+                self.write(&mut tls, &self.session.greeting()).await?;
+                self.drive(&mut tls).await
+            }
+            .await;
+            linger(&mut tls).await;
+            return result.map(drop);
         }
-        self.write(&mut tcp, &self.session.greeting()).await?;
-        match self.drive(&mut tcp).await? {
-            Next::Closed => Ok(()),
-            Next::StartTls => {
-                // Bytes that came before the handshake were not protected by it: a client (or
-                // an attacker in the middle) must not get them run as commands (CVE-2011-0411).
-                anyhow::ensure!(
-                    self.buf.pending() == 0,
+        let result = async {
+            self.write(&mut tcp, &self.session.greeting()).await?;
+            self.drive(&mut tcp).await
+        }
+        .await;
+        match result {
+            // Bytes that came before the handshake were not protected by it: a client (or an
+            // attacker in the middle) must not get them run as commands (CVE-2011-0411).
+            Ok(Next::StartTls) if self.buf.pending() > 0 => {
+                linger(&mut tcp).await;
+                anyhow::bail!(
                     "client sent {} bytes after STLS before the TLS handshake; closing",
                     self.buf.pending()
-                );
+                )
+            }
+            Ok(Next::StartTls) => {
                 let acceptor = acceptor.ok_or_else(|| anyhow::anyhow!("no TLS certificate"))?;
                 let mut tls = self.handshake(&acceptor, tcp).await?;
                 self.session.tls_started();
-                self.drive(&mut tls).await?;
-                Ok(())
+                let result = self.drive(&mut tls).await;
+                linger(&mut tls).await;
+                result.map(drop)
+            }
+            other => {
+                linger(&mut tcp).await;
+                other.map(drop)
             }
         }
     }
