@@ -519,3 +519,104 @@ fn doveadm_hash_verifies() {
     assert!(users.verify("carol", &Secret::new("secret")));
     assert!(!users.verify("carol", &Secret::new("Secret")));
 }
+
+/// Runs a server on its own thread and runtime, for tests that block on a child process.
+fn start_on_thread(cfg: Pop3Config) -> (u16, oneshot::Sender<()>, std::thread::JoinHandle<()>) {
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+            serve(listener, Arc::new(cfg), async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve failed");
+        });
+    });
+    let port = port_rx.recv().expect("server thread started");
+    (port, stop, thread)
+}
+
+/// The acceptance test of issue 5 item 4: `posta migrate --from pop3s://` drains posta's own
+/// POP3 server into a real mailserver1 (Postfix + Dovecot): every message arrives once, with
+/// its body intact, and the Maildir is empty afterwards (DELE then QUIT removed the files).
+#[test]
+fn posta_migrate_drains_the_pop3_server() {
+    use posta::migrate::message::{body_hash, message_id};
+    let ca = Ca::get();
+    let primary = support::Primary::start(ca, &[("alice", "pw")]);
+    let site = Site::new();
+    let mut seeded = Vec::new();
+    for i in 0..40 {
+        let mut m = format!(
+            "Delivered-To: alice@example.org\nMessage-ID: <pop3srv-{i}@example.net>\n\
+             From: s{i}@example.net\n\
+             To: alice@example.org\nSubject: message {i}\n\n"
+        );
+        for line in 0..50 {
+            m.push_str(if line % 7 == 0 {
+                ".dot line\n"
+            } else {
+                "body line\n"
+            });
+        }
+        let m = m.into_bytes();
+        site.deliver("alice", &format!("1700000{i:03}.M1P1.test"), &m);
+        seeded.push(m);
+    }
+    let (port, stop, thread) = start_on_thread(site.config(true));
+    let password = site.dir.path().join("password");
+    fs::write(&password, "pw").unwrap();
+    fs::set_permissions(&password, fs::Permissions::from_mode(0o600)).unwrap();
+    let path = |p: &Path| p.display().to_string();
+    let child = support::run::posta_command(env!("CARGO_BIN_EXE_posta"))
+        .args([
+            "migrate",
+            "--from",
+            &format!("pop3s://alice@127.0.0.1:{port}"),
+            "--password-file",
+            &path(&password),
+            "--to",
+            &format!("smtp://127.0.0.1:{}", primary.postfix.smtp_port()),
+            "--to-imap",
+            &format!("imaps://alice@127.0.0.1:{}", primary.dovecot.imaps_port()),
+            "--ca-file",
+            &path(&ca.ca_pem()),
+            "--state-dir",
+            &path(&site.dir.path().join("state")),
+            "--settle",
+            "45s",
+            "--json",
+        ])
+        .spawn()
+        .expect("run posta");
+    let run = support::run::Run::wait(child, Duration::from_secs(300));
+    let _ = stop.send(());
+    thread.join().expect("server thread");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(site.files("alice").is_empty(), "{:?}", site.files("alice"));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let got = primary.dovecot.messages("alice", None);
+        if got.len() >= seeded.len() || std::time::Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(stored.len(), seeded.len());
+    let mut got: Vec<(String, String)> = stored
+        .iter()
+        .map(|m| (message_id(&m.body).unwrap(), body_hash(&m.body)))
+        .collect();
+    let mut want: Vec<(String, String)> = seeded
+        .iter()
+        .map(|m| (message_id(m).unwrap(), body_hash(m)))
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}

@@ -273,9 +273,21 @@ impl Conn {
             let root = &shared.cfg.maildir_root;
             let lock = maildrop::lock(&shared.locks, root, &name)?;
             let dir = maildrop::maildir(root, &name);
-            let mut sizes = shared.sizes.lock().unwrap_or_else(|e| e.into_inner());
-            let cache = sizes.entry(name).or_default();
-            let entries = maildrop::scan(&dir, cache).map_err(|source| OpenError::Io {
+            // Taken out of the shared map for the scan, so other users' logins do not wait on
+            // this one's disk reads; the maildrop lock keeps this user's entry to us.
+            let mut cache = shared
+                .sizes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name)
+                .unwrap_or_default();
+            let scanned = maildrop::scan(&dir, &mut cache);
+            shared
+                .sizes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name, cache);
+            let entries = scanned.map_err(|source| OpenError::Io {
                 path: dir.clone(),
                 source,
             })?;

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -98,7 +99,13 @@ pub fn lock(locks: &Arc<Locks>, root: &Path, user: &str) -> Result<MaildropLock,
     };
     let file = ["tmp", "new", "cur"]
         .iter()
-        .try_for_each(|sub| fs::create_dir_all(dir.join(sub)))
+        .try_for_each(|sub| {
+            // Owner-only, as a mailbox should be; delivery creates them the same way.
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir.join(sub))
+        })
         .and_then(|()| {
             File::options()
                 .create(true)
