@@ -620,3 +620,37 @@ fn posta_migrate_drains_the_pop3_server() {
     want.sort();
     assert_eq!(got, want);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_sessions_are_logged_out_and_extra_connections_refused() {
+    let site = Site::new();
+    site.deliver("alice", "1700000001.M1P1.test", LF_MESSAGE);
+    let mut cfg = site.config(false);
+    cfg.timeout = Duration::from_millis(300);
+    cfg.max_connections = 1;
+    let server = Server::start(cfg).await;
+    let mut raw = Raw::connect(server.port).await;
+    raw.cmd("USER alice").await;
+    assert!(raw.cmd("PASS pw").await.starts_with("+OK"));
+    assert!(raw.cmd("DELE 1").await.starts_with("+OK"));
+
+    // The one slot is taken: the next client is told to come back later.
+    let mut extra = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), extra.read_to_end(&mut reply))
+        .await
+        .expect("refusal within 10 s")
+        .unwrap();
+    assert_eq!(
+        reply,
+        b"-ERR [SYS/TEMP] too many connections, try again later\r\n"
+    );
+
+    // Idle past the timeout: autologout, no UPDATE state, so the DELE is forgotten.
+    let rest = raw.rest().await;
+    assert_eq!(rest, b"-ERR autologout timer expired\r\n");
+    assert_eq!(site.files("alice").len(), 1);
+    server.stop().await;
+}
