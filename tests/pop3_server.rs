@@ -18,8 +18,6 @@ use posta::health::{StartTls, TlsPolicy};
 use posta::mta::pop3::{PlaintextAuth, Pop3Config, serve};
 use posta::mta::users::{Users, hash_password};
 use posta::secret::Secret;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use support::Ca;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -115,21 +113,10 @@ impl Site {
     }
 }
 
+/// The acceptor `posta mta` builds, from the test CA's leaf for 127.0.0.1.
 fn acceptor() -> tokio_rustls::TlsAcceptor {
     let ca = Ca::get();
-    let certs = CertificateDer::pem_file_iter(ca.cert_pem())
-        .expect("leaf cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("leaf cert PEM");
-    let key = PrivateKeyDer::from_pem_file(ca.key_pem()).expect("leaf key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server TLS config");
-    tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+    posta::mta::tls::acceptor(&ca.cert_pem(), &ca.key_pem()).expect("server TLS config")
 }
 
 fn endpoint(port: u16, implicit_tls: bool, starttls: StartTls) -> Endpoint {

@@ -6,8 +6,8 @@
 //! SHA512-CRYPT` and `mkpasswd -m sha-512` make. `{PLAIN}` and anything else is refused with
 //! its location: a backup server should not hold the users' passwords in clear.
 //!
-//! User names are lowercased (Maildirs are `DIR/<lowercased local part>`) and must be usable
-//! as one path component.
+//! User names are lowercased (Maildirs are `DIR/<lowercased local part>`) and must be names
+//! delivery accepts for a Maildir (`mta::maildir::user_dir`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -76,8 +76,14 @@ impl Users {
                 return Err(err(1, "expected user:{SCHEME}hash".into()));
             };
             let user = user.to_ascii_lowercase();
-            if let Some(why) = bad_user_name(&user) {
-                return Err(err(1, format!("user name {}", why)));
+            // The name is the Maildir's: refuse what delivery would refuse.
+            if crate::mta::maildir::user_dir(Path::new("/"), &user).is_none() {
+                return Err(err(
+                    1,
+                    "user name must be 1 to 64 characters from a-z 0-9 . _ - + = and not start \
+                     with a dot (it names the Maildir)"
+                        .into(),
+                ));
             }
             let column = user.len() + 2;
             let field = rest.split(':').next().unwrap_or_default();
@@ -116,24 +122,6 @@ impl Users {
 
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
-    }
-}
-
-/// Why a user name cannot name a Maildir directory, if it cannot.
-pub fn bad_user_name(user: &str) -> Option<&'static str> {
-    if user.is_empty() {
-        Some("is empty")
-    } else if user.starts_with('.') {
-        Some("starts with a dot")
-    } else if user.len() > 255 {
-        Some("is longer than 255 octets")
-    } else if user
-        .bytes()
-        .any(|b| b == b'/' || b.is_ascii_control() || b.is_ascii_whitespace())
-    {
-        Some("contains '/', white space or a control character")
-    } else {
-        None
     }
 }
 
@@ -234,8 +222,16 @@ mod tests {
             ("# x\nbob:{MD5}$1$x$y\n", "users:2:5:", "unsupported"),
             ("carol:$6$x$y\n", "users:1:7:", "{SCHEME}"),
             ("dave\n", "users:1:1:", "expected"),
-            ("../x:{SHA512-CRYPT}$6$a$b\n", "users:1:1:", "dot"),
-            ("e/f:{SHA512-CRYPT}$6$a$b\n", "users:1:1:", "'/'"),
+            (
+                "../x:{SHA512-CRYPT}$6$a$b\n",
+                "users:1:1:",
+                "names the Maildir",
+            ),
+            (
+                "e/f:{SHA512-CRYPT}$6$a$b\n",
+                "users:1:1:",
+                "names the Maildir",
+            ),
             (
                 "g:{SHA512-CRYPT}$5$a$b\n",
                 "users:1:3:",

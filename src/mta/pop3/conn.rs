@@ -3,6 +3,7 @@
 //! plain TCP and then, after STLS, over TLS (or TLS from the start).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +73,8 @@ struct Conn {
     stopped: watch::Receiver<bool>,
     /// Held from login to the end of the connection.
     lock: Option<MaildropLock>,
-    user: String,
+    /// The logged-in user's Maildir.
+    dir: PathBuf,
     entries: Vec<Entry>,
 }
 
@@ -94,7 +96,7 @@ impl Conn {
             buf: LineBuffer::new(),
             stopped,
             lock: None,
-            user: String::new(),
+            dir: PathBuf::new(),
             entries: Vec::new(),
         }
     }
@@ -271,8 +273,14 @@ impl Conn {
         let name = user.clone();
         let opened = tokio::task::spawn_blocking(move || {
             let root = &shared.cfg.maildir_root;
-            let lock = maildrop::lock(&shared.locks, root, &name)?;
-            let dir = maildrop::maildir(root, &name);
+            let dir = maildrop::maildir(root, &name).ok_or_else(|| OpenError::Io {
+                path: root.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("user name {name:?} cannot name a Maildir"),
+                ),
+            })?;
+            let lock = maildrop::lock(&shared.locks, &dir, &name)?;
             // Taken out of the shared map for the scan, so other users' logins do not wait on
             // this one's disk reads; the maildrop lock keeps this user's entry to us.
             let mut cache = shared
@@ -291,16 +299,16 @@ impl Conn {
                 path: dir.clone(),
                 source,
             })?;
-            Ok::<_, OpenError>((lock, entries))
+            Ok::<_, OpenError>((lock, dir, entries))
         })
         .await;
         match opened {
-            Ok(Ok((lock, entries))) => {
+            Ok(Ok((lock, dir, entries))) => {
                 tracing::Span::current().record("user", user.as_str());
                 tracing::info!(messages = entries.len(), "POP3 login");
                 let infos = entries.iter().map(|e| e.info.clone()).collect();
                 self.lock = Some(lock);
-                self.user = user;
+                self.dir = dir;
                 self.entries = entries;
                 LoginResult::Ok(infos)
             }
@@ -319,15 +327,11 @@ impl Conn {
         }
     }
 
-    fn maildir(&self) -> std::path::PathBuf {
-        maildrop::maildir(&self.shared.cfg.maildir_root, &self.user)
-    }
-
     async fn retrieve(&self, index: usize, top: Option<u64>) -> Vec<u8> {
         let Some(entry) = self.entries.get(index).cloned() else {
             return b"-ERR no such message\r\n".to_vec();
         };
-        let dir = self.maildir();
+        let dir = self.dir.clone();
         let read = tokio::task::spawn_blocking(move || maildrop::read(&dir, &entry)).await;
         match read {
             Ok(Ok(Some(data))) => render_message(&data, top),
@@ -348,7 +352,7 @@ impl Conn {
             .iter()
             .filter_map(|&i| self.entries.get(i).cloned())
             .collect();
-        let dir = self.maildir();
+        let dir = self.dir.clone();
         let count = entries.len();
         let result = tokio::task::spawn_blocking(move || {
             let refs: Vec<&Entry> = entries.iter().collect();

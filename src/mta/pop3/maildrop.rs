@@ -10,7 +10,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -68,19 +67,19 @@ pub enum OpenError {
     Io { path: PathBuf, source: io::Error },
 }
 
-/// The Maildir of `user` below `root`. `user` comes from the users file, which refuses names
-/// that are not one path component.
-pub fn maildir(root: &Path, user: &str) -> PathBuf {
-    root.join(user)
+/// The Maildir of `user`: the same directory delivery writes to (`mta::maildir::user_dir`:
+/// `root/user`, or `root` with `%u` replaced). `None` for a name that cannot be a directory;
+/// the users file refuses those already.
+pub fn maildir(root: &Path, user: &str) -> Option<PathBuf> {
+    crate::mta::maildir::user_dir(root, user)
 }
 
-/// Locks the maildrop of `user`: in this process (a set of users) and across processes (flock
-/// on a file in the Maildir root). Creates the Maildir if it does not exist yet, as delivery
-/// would.
-pub fn lock(locks: &Arc<Locks>, root: &Path, user: &str) -> Result<MaildropLock, OpenError> {
-    let dir = maildir(root, user);
+/// Locks the maildrop of `user` in `dir`: in this process (a set of users) and across
+/// processes (flock on a file in the Maildir). Creates the Maildir if it does not exist yet,
+/// as delivery would.
+pub fn lock(locks: &Arc<Locks>, dir: &Path, user: &str) -> Result<MaildropLock, OpenError> {
     let io_err = |source| OpenError::Io {
-        path: dir.clone(),
+        path: dir.to_owned(),
         source,
     };
     {
@@ -97,22 +96,13 @@ pub fn lock(locks: &Arc<Locks>, root: &Path, user: &str) -> Result<MaildropLock,
             .unwrap_or_else(|e| e.into_inner())
             .remove(user);
     };
-    let file = ["tmp", "new", "cur"]
-        .iter()
-        .try_for_each(|sub| {
-            // Owner-only, as a mailbox should be; delivery creates them the same way.
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir.join(sub))
-        })
-        .and_then(|()| {
-            File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(dir.join(LOCK_FILE))
-        });
+    let file = crate::mta::maildir::ensure(dir).and_then(|()| {
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+    });
     let file = match file {
         Ok(file) => file,
         Err(e) => {
@@ -337,12 +327,12 @@ mod tests {
     fn scan_locate_delete() {
         let dir = tempfile::tempdir().unwrap();
         let locks = Arc::new(Locks::default());
-        let lock = lock(&locks, dir.path(), "alice").unwrap();
+        let md = maildir(dir.path(), "alice").unwrap();
+        let lock = lock(&locks, &md, "alice").unwrap();
         assert!(matches!(
-            super::lock(&locks, dir.path(), "alice"),
+            super::lock(&locks, &md, "alice"),
             Err(OpenError::InUse(_))
         ));
-        let md = maildir(dir.path(), "alice");
         fs::write(md.join("new/2.M1P1.h"), "a\nb\n").unwrap();
         fs::write(md.join("cur/1.M1P1.h:2,S"), "x\r\n").unwrap();
         fs::write(md.join("new/.hidden"), "x").unwrap();
@@ -360,6 +350,7 @@ mod tests {
         assert_eq!(read(&md, &entries[1]).unwrap(), None);
         assert_eq!(scan(&md, &mut cache).unwrap().len(), 1);
         drop(lock);
-        assert!(super::lock(&locks, dir.path(), "alice").is_ok());
+        assert!(super::lock(&locks, &md, "alice").is_ok());
+        assert_eq!(maildir(dir.path(), "../x"), None);
     }
 }

@@ -44,7 +44,8 @@ pub enum PlaintextAuth {
 
 /// How the POP3 server runs. Build with [`Pop3Config::new`] and adjust the public fields.
 pub struct Pop3Config {
-    /// The Maildir root: user U's maildrop is `maildir_root/U/{new,cur}` (tmp/ is ignored).
+    /// The Maildir root, as delivery has it: user U's maildrop is `maildir_root/U/{new,cur}`,
+    /// or `%u` in the root replaced by U (`/var/vmail/%u/Maildir`). tmp/ is never read.
     pub maildir_root: PathBuf,
     /// Certificate for STLS (or for every connection with `implicit_tls`); `None`: no STLS.
     pub tls: Option<TlsAcceptor>,
