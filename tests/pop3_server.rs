@@ -641,3 +641,73 @@ async fn idle_sessions_are_logged_out_and_extra_connections_refused() {
     assert_eq!(site.files("alice").len(), 1);
     server.stop().await;
 }
+
+/// Mail that posta's own SMTP server delivered into the Maildirs is what POP3 serves: the
+/// two halves of `posta mta` agree on where a user's mail lives and on its bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_what_the_smtp_server_delivered() {
+    use posta::mta::server::{Mta, serve as smtp_serve};
+    use posta::mta::settings::Settings;
+    let site = Site::new();
+    let mut settings = Settings::new("mx2.example.org".into());
+    settings.maildir = Some(site.root());
+    settings.domains.local = vec!["example.org".into()];
+    let (flush, _flush_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mta = Mta::new(settings, Default::default(), None, None, None, flush).expect("mta");
+    let (smtp_stop, smtp_stopped) = tokio::sync::watch::channel(false);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let smtp_port = listener.local_addr().unwrap().port();
+    let smtp = tokio::spawn(smtp_serve(listener, Arc::new(mta), smtp_stopped));
+
+    let mut raw = BufReader::new(TcpStream::connect(("127.0.0.1", smtp_port)).await.unwrap());
+    let mut expect = async |send: &str, code: &str| {
+        if !send.is_empty() {
+            raw.get_mut().write_all(send.as_bytes()).await.unwrap();
+        }
+        // Multi-line replies: read until the line with a space after the code.
+        loop {
+            let mut line = String::new();
+            tokio::time::timeout(Duration::from_secs(10), raw.read_line(&mut line))
+                .await
+                .expect("SMTP reply within 10 s")
+                .unwrap();
+            assert!(line.starts_with(code), "{send:?} got {line:?}");
+            if line.as_bytes().get(3) == Some(&b' ') {
+                break;
+            }
+        }
+    };
+    expect("", "220").await;
+    expect("EHLO client.example.net\r\n", "250").await;
+    expect("MAIL FROM:<s@example.net>\r\n", "250").await;
+    expect("RCPT TO:<alice@example.org>\r\n", "250").await;
+    expect("DATA\r\n", "354").await;
+    let body = "Message-ID: <via-smtp@example.net>\r\nSubject: via smtp\r\n\r\n..dot\r\nend\r\n";
+    expect(&format!("{body}.\r\n"), "250").await;
+    expect("QUIT\r\n", "221").await;
+    let _ = smtp_stop.send(true);
+    smtp.await.unwrap().unwrap();
+
+    let files = site.files("alice");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let stored = fs::read(site.root().join("alice").join(&files[0])).unwrap();
+    let server = Server::start(site.config(false)).await;
+    let mut client = session(&endpoint(server.port, false, StartTls::Require), "alice").await;
+    let uidl = client.uidl().await.unwrap();
+    let base = files[0].trim_start_matches("new/");
+    assert_eq!(uidl, [(1, base.split(":2,").next().unwrap().to_owned())]);
+    let list = client.list().await.unwrap();
+    client.send_retr(1).await.unwrap();
+    let got = client.read_retr().await.unwrap();
+    assert_eq!(got, crlf(&stored));
+    assert_eq!(list, [(1, got.len() as u64)]);
+    let text = String::from_utf8(got).unwrap();
+    assert!(
+        text.ends_with("Subject: via smtp\r\n\r\n.dot\r\nend\r\n"),
+        "{text}"
+    );
+    client.dele(1).await.unwrap();
+    client.quit().await.unwrap();
+    assert!(site.files("alice").is_empty());
+    server.stop().await;
+}
