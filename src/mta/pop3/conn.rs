@@ -101,6 +101,13 @@ impl Conn {
         }
     }
 
+    /// The session is over: give the maildrop back at once (RFC 1939 §6 releases it with the
+    /// UPDATE state; a client reconnecting right after QUIT must not see IN-USE), then close.
+    async fn finish<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) {
+        self.lock = None;
+        linger(io).await;
+    }
+
     fn timeout(&self) -> Duration {
         self.shared.cfg.timeout
     }
@@ -115,7 +122,7 @@ impl Conn {
                 self.drive(&mut tls).await
             }
             .await;
-            linger(&mut tls).await;
+            self.finish(&mut tls).await;
             return result.map(drop);
         }
         let result = async {
@@ -127,7 +134,7 @@ impl Conn {
             // Bytes that came before the handshake were not protected by it: a client (or an
             // attacker in the middle) must not get them run as commands (CVE-2011-0411).
             Ok(Next::StartTls) if self.buf.pending() > 0 => {
-                linger(&mut tcp).await;
+                self.finish(&mut tcp).await;
                 anyhow::bail!(
                     "client sent {} bytes after STLS before the TLS handshake; closing",
                     self.buf.pending()
@@ -138,11 +145,11 @@ impl Conn {
                 let mut tls = self.handshake(&acceptor, tcp).await?;
                 self.session.tls_started();
                 let result = self.drive(&mut tls).await;
-                linger(&mut tls).await;
+                self.finish(&mut tls).await;
                 result.map(drop)
             }
             other => {
-                linger(&mut tcp).await;
+                self.finish(&mut tcp).await;
                 other.map(drop)
             }
         }
