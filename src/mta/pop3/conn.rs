@@ -252,6 +252,9 @@ impl Conn {
                 }
                 Action::Commit { deleted } => {
                     let result = self.commit(&deleted).await;
+                    // Released before the reply, so a client that reconnects as soon as it
+                    // reads +OK finds the maildrop free.
+                    self.lock = None;
                     self.session.committed(result)
                 }
             };
