@@ -222,13 +222,22 @@ async fn serves_maildir_over_stls_and_implicit_tls() {
         site.root().join("alice/cur/1700000001.M1P1.test:2,S"),
     )
     .unwrap();
-    let tls = Server::start(site.config(true)).await;
+    // The POP3S config is a clone of the STLS one, as `posta mta` makes it.
+    let base = site.config(false);
+    let mut cfg = base.clone();
+    cfg.implicit_tls = true;
+    let tls = Server::start(cfg).await;
     let ep = endpoint(tls.port, true, StartTls::Require);
     let mut client = session(&ep, "alice").await;
     assert_eq!(client.uidl().await.unwrap(), uidl);
     client.send_retr(1).await.unwrap();
     assert_eq!(client.read_retr().await.unwrap(), crlf(LF_MESSAGE));
     client.quit().await.unwrap();
+    // Reloading the users on the original config reaches the clone serving POP3S.
+    base.set_users(Users::default());
+    let mut client = Pop3Client::connect(&ep).await.unwrap();
+    let err = client.login(&login("alice", "pw")).await.unwrap_err();
+    assert!(matches!(err, Pop3Error::Rejected { .. }), "{err}");
     tls.stop().await;
 }
 

@@ -42,7 +42,10 @@ pub enum PlaintextAuth {
     Always,
 }
 
-/// How the POP3 server runs. Build with [`Pop3Config::new`] and adjust the public fields.
+/// How the POP3 server runs. Build with [`Pop3Config::new`] and adjust the public fields; for
+/// a POP3S listener next to a STLS one, clone and set `implicit_tls` (the clone shares the
+/// users, so [`Pop3Config::set_users`] on either reloads both).
+#[derive(Clone)]
 pub struct Pop3Config {
     /// The Maildir root, as delivery has it: user U's maildrop is `maildir_root/U/{new,cur}`,
     /// or `%u` in the root replaced by U (`/var/vmail/%u/Maildir`). tmp/ is never read.
@@ -59,7 +62,8 @@ pub struct Pop3Config {
     pub max_connections: usize,
     /// Added to every failed login, against password guessing.
     pub failed_login_delay: Duration,
-    users: RwLock<Arc<Users>>,
+    /// Shared by clones, so one `set_users` (SIGHUP) reaches the STLS and the POP3S listener.
+    users: Arc<RwLock<Arc<Users>>>,
 }
 
 impl Pop3Config {
@@ -74,7 +78,7 @@ impl Pop3Config {
             timeout: Duration::from_secs(600),
             max_connections: 100,
             failed_login_delay: Duration::from_secs(2),
-            users: RwLock::new(Arc::new(users)),
+            users: Arc::new(RwLock::new(Arc::new(users))),
         }
     }
 
