@@ -11,13 +11,21 @@
 //! connection is trusted anyway (`SessionOptions::plaintext_auth`: loopback by default, as
 //! Dovecot's `disable_plaintext_auth` treats localhost as secure). CAPA then omits USER and
 //! SASL, so a careful client (ours) does not even try.
+//!
+//! `command` parses lines, `message` renders RETR and TOP; this file is the state machine.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::dotstuff::Stuffer;
 use super::escape;
 use crate::secret::Secret;
+
+mod command;
+mod message;
+
+use command::line_body;
+pub use command::{Command, CommandError, parse_command};
+pub use message::{normalize, normalized_len, render_message};
 
 /// Longest command line accepted, CRLF included. RFC 2449 §4 allows 255 octets; be lenient
 /// (long user names, sloppy clients) but bounded.
@@ -31,147 +39,6 @@ pub const MAX_BAD_COMMANDS: u32 = 10;
 
 /// Failed logins before the server hangs up; the driver also delays each failure.
 pub const MAX_FAILED_LOGINS: u32 = 3;
-
-/// A parsed client command (RFC 1939 §4–§7, RFC 2449 §5, RFC 2595 §4, RFC 5034 §4).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    User(String),
-    Pass(Secret),
-    Apop,
-    /// AUTH with a mechanism and an optional initial response; bare AUTH lists mechanisms.
-    Auth {
-        mechanism: Option<String>,
-        initial: Option<String>,
-    },
-    Capa,
-    Stls,
-    Stat,
-    List(Option<u32>),
-    Uidl(Option<u32>),
-    Retr(u32),
-    Top(u32, u64),
-    Dele(u32),
-    Noop,
-    Rset,
-    Quit,
-}
-
-/// Why a command line was refused before it reached the state machine.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    #[error("line is not terminated by CRLF")]
-    Unterminated,
-    #[error("line contains NUL or is not UTF-8")]
-    Binary,
-    #[error("unknown command")]
-    Unknown,
-    #[error("{0}")]
-    Syntax(&'static str),
-}
-
-/// Parses one framed command line (terminator included; a bare LF is tolerated). Keywords are
-/// case-insensitive (RFC 1939 §3); arguments are separated by single spaces, leniently by runs.
-pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
-    let text = line_body(line)?;
-    let (keyword, rest) = text.split_once(' ').unwrap_or((text, ""));
-    let args: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let none = |cmd: Command| {
-        if args.is_empty() {
-            Ok(cmd)
-        } else {
-            Err(CommandError::Syntax("this command takes no arguments"))
-        }
-    };
-    match keyword.to_ascii_uppercase().as_str() {
-        "USER" => match args.as_slice() {
-            [name] => Ok(Command::User((*name).to_owned())),
-            _ => Err(CommandError::Syntax("usage: USER name")),
-        },
-        // The password is the rest of the line: RFC 1939 §7 lets it contain spaces.
-        "PASS" if !rest.is_empty() => Ok(Command::Pass(Secret::new(rest))),
-        "PASS" => Err(CommandError::Syntax("usage: PASS password")),
-        "APOP" => Ok(Command::Apop),
-        "AUTH" => match args.as_slice() {
-            [] => Ok(Command::Auth {
-                mechanism: None,
-                initial: None,
-            }),
-            [mech] => Ok(Command::Auth {
-                mechanism: Some(mech.to_ascii_uppercase()),
-                initial: None,
-            }),
-            [mech, initial] => Ok(Command::Auth {
-                mechanism: Some(mech.to_ascii_uppercase()),
-                initial: Some((*initial).to_owned()),
-            }),
-            _ => Err(CommandError::Syntax(
-                "usage: AUTH mechanism [initial-response]",
-            )),
-        },
-        "CAPA" => none(Command::Capa),
-        "STLS" => none(Command::Stls),
-        "STAT" => none(Command::Stat),
-        "NOOP" => none(Command::Noop),
-        "RSET" => none(Command::Rset),
-        "QUIT" => none(Command::Quit),
-        "LIST" | "UIDL" => {
-            let n = match args.as_slice() {
-                [] => None,
-                [n] => Some(message_number(n)?),
-                _ => return Err(CommandError::Syntax("usage: LIST|UIDL [msg]")),
-            };
-            Ok(if keyword.eq_ignore_ascii_case("LIST") {
-                Command::List(n)
-            } else {
-                Command::Uidl(n)
-            })
-        }
-        "RETR" | "DELE" => match args.as_slice() {
-            [n] => {
-                let n = message_number(n)?;
-                Ok(if keyword.eq_ignore_ascii_case("RETR") {
-                    Command::Retr(n)
-                } else {
-                    Command::Dele(n)
-                })
-            }
-            _ => Err(CommandError::Syntax("usage: RETR|DELE msg")),
-        },
-        "TOP" => match args.as_slice() {
-            [n, lines] => {
-                let lines = digits(lines)
-                    .and_then(|l| l.parse().ok())
-                    .ok_or(CommandError::Syntax("TOP line count must be a number"))?;
-                Ok(Command::Top(message_number(n)?, lines))
-            }
-            _ => Err(CommandError::Syntax("usage: TOP msg lines")),
-        },
-        _ => Err(CommandError::Unknown),
-    }
-}
-
-/// The text of a line without its terminator; refuses NUL and non-UTF-8.
-fn line_body(line: &[u8]) -> Result<&str, CommandError> {
-    let body = line.strip_suffix(b"\n").ok_or(CommandError::Unterminated)?;
-    let body = body.strip_suffix(b"\r").unwrap_or(body);
-    if body.contains(&0) {
-        return Err(CommandError::Binary);
-    }
-    std::str::from_utf8(body).map_err(|_| CommandError::Binary)
-}
-
-fn digits(word: &str) -> Option<&str> {
-    (!word.is_empty() && word.len() <= 20 && word.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(word)
-}
-
-/// A message number: decimal, from 1 (RFC 1939 §3).
-fn message_number(word: &str) -> Result<u32, CommandError> {
-    digits(word)
-        .and_then(|w| w.parse::<u32>().ok())
-        .filter(|&n| n > 0)
-        .ok_or(CommandError::Syntax("invalid message number"))
-}
 
 /// One message of the maildrop as the driver found it at login.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,7 +97,7 @@ impl Step {
     }
 }
 
-fn line(text: &str) -> Vec<u8> {
+pub(super) fn line(text: &str) -> Vec<u8> {
     format!("{text}\r\n").into_bytes()
 }
 
@@ -655,84 +522,6 @@ impl Session {
             .filter(|(_, d)| !**d)
             .map(|(m, _)| m)
     }
-}
-
-/// The stored bytes as RETR sends them before dot-stuffing: every bare LF becomes CRLF and a
-/// last line without a line end gets one (the `.` terminator must start a line). Maildir files
-/// from Postfix or Dovecot end lines with LF, posta's own deliveries with CRLF: both come out
-/// the same. A bare CR is data and stays (as `dotstuff::Stuffer` keeps it).
-pub fn normalize(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 32 + 2);
-    let mut prev = b'\n';
-    for &b in data {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    match prev {
-        b'\n' => {}
-        b'\r' => out.push(b'\n'),
-        _ => out.extend_from_slice(b"\r\n"),
-    }
-    out
-}
-
-/// `normalize(data).len()` without the copy: the octet count LIST and STAT report.
-pub fn normalized_len(data: &[u8]) -> u64 {
-    let mut len = data.len() as u64;
-    let mut prev = b'\n';
-    for &b in data {
-        if b == b'\n' && prev != b'\r' {
-            len += 1;
-        }
-        prev = b;
-    }
-    len + match prev {
-        b'\n' => 0,
-        b'\r' => 1,
-        _ => 2,
-    }
-}
-
-/// The whole reply to RETR (`top: None`) or TOP n k: `+OK`, the normalized message (or its
-/// header, the blank line and the first k body lines, RFC 1939 §7), dot-stuffed, then `.`.
-pub fn render_message(data: &[u8], top: Option<u64>) -> Vec<u8> {
-    let message = normalize(data);
-    let part = match top {
-        None => &message[..],
-        Some(k) => top_part(&message, k),
-    };
-    let status = match top {
-        None => format!("+OK {} octets", message.len()),
-        Some(_) => "+OK top of message follows".to_owned(),
-    };
-    let mut out = line(&status);
-    let mut stuffer = Stuffer::new();
-    stuffer.encode(part, &mut out);
-    stuffer.finish(&mut out);
-    out
-}
-
-/// The header, the empty line after it and up to `k` body lines of a normalized message; all
-/// of it when there is no body.
-fn top_part(message: &[u8], k: u64) -> &[u8] {
-    let mut end = 0;
-    let mut in_body = false;
-    let mut body_lines = 0;
-    for l in message.split_inclusive(|&b| b == b'\n') {
-        if in_body {
-            if body_lines == k {
-                break;
-            }
-            body_lines += 1;
-        } else if l == b"\r\n" {
-            in_body = true;
-        }
-        end += l.len();
-    }
-    &message[..end]
 }
 
 #[cfg(test)]
