@@ -12,11 +12,14 @@
 //!   preferred than us (never back to ourselves).
 //! - `dsn`      the RFC 3464 notice for mail the relay cannot deliver.
 //! - `control`  the queue's control socket (`posta queue flush`).
+//! - `users`    the POP3 users file (Dovecot passwd-file format, SHA512-CRYPT hashes).
+//! - `pop3`     the POP3 server over the same Maildirs (`proto::pop3_server` is its protocol).
 
 pub mod control;
 pub mod dsn;
 pub mod maildir;
 pub mod policy;
+pub mod pop3;
 pub mod recipients;
 pub mod relay;
 pub mod route;
@@ -27,3 +30,4 @@ pub mod spool;
 pub mod store;
 pub mod tables;
 pub mod tls;
+pub mod users;

@@ -10,6 +10,8 @@
 //!   and APPENDUID, commands with literals (RFC 7888 LITERAL+) and UID sets.
 //! - [`mutf7`] modified UTF-7 mailbox names (RFC 3501 §5.1.3).
 //! - [`pop3`] status lines, multi-line responses with dot-unstuffing (RFC 1939), CAPA (RFC 2449).
+//! - [`pop3_server`] the POP3 server side of `posta mta`: command parsing and the session state
+//!   machine (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH PLAIN), replies as bytes.
 //! - [`smtp_server`] the commands an SMTP server receives (RFC 5321 §4.1), strictly parsed.
 //! - [`dotstuff`] message data both ways: RETR bodies un-stuffed, SMTP DATA stuffed with CRLF.
 //! - [`ether`], [`arp`], [`ndp`]: the link-layer frames of a virtual-IP takeover: RFC 5227 ARP
@@ -29,6 +31,7 @@ pub mod imap_select;
 pub mod mutf7;
 pub mod ndp;
 pub mod pop3;
+pub mod pop3_server;
 pub mod smtp;
 pub mod smtp_server;
 
