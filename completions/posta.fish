@@ -36,7 +36,8 @@ complete -c posta -n "__fish_posta_needs_command" -f -a "takeover" -d 'Move mail
 complete -c posta -n "__fish_posta_needs_command" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
 complete -c posta -n "__fish_posta_needs_command" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
 complete -c posta -n "__fish_posta_needs_command" -f -a "config" -d 'Work with the site file'
-complete -c posta -n "__fish_posta_needs_command" -f -a "mta" -d 'The mini-MTA for the backup-MX role: sendmail\'s tables and their decisions'
+complete -c posta -n "__fish_posta_needs_command" -f -a "mta" -d 'Run the bundled mini-MTA: mailserver2\'s backup MX (MX 20) storing mail in Maildirs, or the friend\'s relay (MX 30) queueing and forwarding it'
+complete -c posta -n "__fish_posta_needs_command" -f -a "queue" -d 'Administer the mta\'s queue: list, show, flush, hold, release, delete, export'
 complete -c posta -n "__fish_posta_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c posta -n "__fish_posta_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand check" -l password-file -d 'File with the probe account\'s password, for URLs that name a user (owner-only mode)' -r -F
@@ -233,11 +234,42 @@ complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subc
 complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
 complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'
 complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l listen -d 'Address to accept SMTP on, e.g. 0.0.0.0:25 (repeatable)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l hostname -d 'This server\'s name: greeting, Received headers, and finding itself in MX lists' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l domain -d 'A domain delivered here: local to the Maildirs with --maildir, else relayed (repeatable)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l relay-domain -d 'A domain (and its subdomains) queued and relayed, like `To:DOMAIN RELAY` (repeatable)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l maildir -d 'Root of the users\' Maildirs: user U\'s mail goes to DIR/U/new, or a Dovecot-style template such as /var/vmail/%u/Maildir' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l queue -d 'The durable queue for relayed mail' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l relay-to -d 'Relay everything queued to this host instead of looking up MX records' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l relay-tls -d 'TLS towards the next hop [default: require with --relay-to, may for MX delivery]' -r -f -a "require\t'STARTTLS required and the certificate verified (the default with --relay-to)'
+may\t'STARTTLS when offered, verified when used (the default for MX delivery)'
+none\t'Plain text (a private link or loopback)'"
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l ca-file -d 'Trust the CA certificates in this PEM file for the next hop, besides the system\'s' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l mx-port -d 'Port of MX hosts (25; for tests)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l dns-server -d 'Ask this DNS server for MX records instead of the system\'s resolver (for tests)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l access -d 'sendmail\'s access file, as text' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l virtusertable -d 'sendmail\'s virtusertable, as text' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l local-host-names -d 'sendmail\'s local-host-names (class w)' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l recipients -d 'Valid recipients (user@domain or @domain per line): others get 550 at RCPT' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l pop3-listen -d 'Serve the Maildirs over POP3 on this address (STLS offered with a certificate)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l pop3s-listen -d 'Serve POP3 over implicit TLS (POP3S) on this address' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l pop3-users -d 'POP3 users: user:{SHA512-CRYPT}hash lines (Dovecot passwd-file format), owner-only' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l tls-cert -d 'Certificate chain (PEM) for STARTTLS, STLS and POP3S' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l tls-key -d 'Private key (PEM, owner-only) for --tls-cert' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-message-size -d 'Largest message accepted, in bytes [default: 52428800]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-recipients -d 'Recipients per message [default: 100]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-connections -d 'Simultaneous connections [default: 200]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-per-ip -d 'Simultaneous connections from one address [default: 20]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l timeout -d 'Time allowed for each command line [default: 5m]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l retry-min -d 'First retry of a deferred message; doubles per attempt [default: 5m]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l retry-max -d 'Longest wait between retries [default: 1h6m40s, Postfix\'s 4000s]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l lifetime -d 'Give up and return the message to its sender after this [default: 5d]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l min-free -d 'Answer 452 to new mail when the spool\'s filesystem has less free space [default: 104857600]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -257,21 +289,105 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcomm
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l json -d 'Print results as JSON'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "list" -d 'List queued messages: id, age, size, sender, recipients, next attempt, last error'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "show" -d 'Show one message\'s envelope, state and headers'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "flush" -d 'Ask the running mta to deliver now (all, or one domain)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "hold" -d 'Stop delivery attempts for these messages (they also do not expire)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "release" -d 'Put held messages back in the active queue'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "delete" -d 'Remove messages without delivering them or sending a DSN'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "export" -d 'Copy queued messages out for manual recovery, as an mbox file or a Maildir'
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -l json -d 'Print results as JSON'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -l json -d 'Print results as JSON'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -l json -d 'Print results as JSON'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -l json -d 'Print results as JSON'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -l json -d 'Print results as JSON'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -l json -d 'Print results as JSON'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l format -d 'mbox or maildir' -r -f -a "mbox\t''
+maildir\t''"
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l to -d 'The mbox file or Maildir directory to write (created)' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l json -d 'Print results as JSON'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "list" -d 'List queued messages: id, age, size, sender, recipients, next attempt, last error'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one message\'s envelope, state and headers'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "flush" -d 'Ask the running mta to deliver now (all, or one domain)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "hold" -d 'Stop delivery attempts for these messages (they also do not expire)'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "release" -d 'Put held messages back in the active queue'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Remove messages without delivering them or sending a DSN'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "export" -d 'Copy queued messages out for manual recovery, as an mbox file or a Maildir'
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand completions" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
 complete -c posta -n "__fish_posta_using_subcommand completions" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "takeover" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "config" -d 'Work with the site file'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "mta" -d 'The mini-MTA for the backup-MX role: sendmail\'s tables and their decisions'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "takeover" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "config" -d 'Work with the site file'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "mta" -d 'Run the bundled mini-MTA: mailserver2\'s backup MX (MX 20) storing mail in Maildirs, or the friend\'s relay (MX 30) queueing and forwarding it'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "queue" -d 'Administer the mta\'s queue: list, show, flush, hold, release, delete, export'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from takeover" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from takeover" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from failback" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
@@ -279,3 +395,10 @@ complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcom
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from mta" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "list" -d 'List queued messages: id, age, size, sender, recipients, next attempt, last error'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "show" -d 'Show one message\'s envelope, state and headers'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "flush" -d 'Ask the running mta to deliver now (all, or one domain)'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "hold" -d 'Stop delivery attempts for these messages (they also do not expire)'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "release" -d 'Put held messages back in the active queue'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "delete" -d 'Remove messages without delivering them or sending a DSN'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "export" -d 'Copy queued messages out for manual recovery, as an mbox file or a Maildir'

@@ -238,14 +238,22 @@ fn sighup_reloads_and_keeps_old_tables_on_error() {
 #[test]
 fn mx20_maildir_served_by_dovecot_and_migrated_home() {
     let ca = Ca::get();
-    let users = [("ana", "pw-ana-1")];
+    let users = [("ana", "pw-ana-1"), ("bo", "pw-bo-1")];
     let backup = Dovecot::start(ca, &users);
     let primary = Primary::start(ca, &users);
     let dir = tempfile::tempdir().unwrap();
     let root = backup.path().join("mail").join("%u").join("Maildir");
     let rcpts = dir.path().join("recipients");
-    fs::write(&rcpts, "ana@example.org\n").unwrap();
-    let mta = PostaMta::start(
+    fs::write(&rcpts, "ana@example.org\nbo@example.org\n").unwrap();
+    let pop3_users = dir.path().join("pop3-users");
+    fs::write(
+        &pop3_users,
+        format!("bo:{}\n", posta::mta::users::hash_password("pw-bo-1")),
+    )
+    .unwrap();
+    fs::set_permissions(&pop3_users, fs::Permissions::from_mode(0o600)).unwrap();
+    let pop3_port = support::ports::free_port();
+    let mut mta = PostaMta::start(
         BIN,
         dir.path(),
         &s(&[
@@ -261,6 +269,10 @@ fn mx20_maildir_served_by_dovecot_and_migrated_home() {
             &path(&ca.cert_pem()),
             "--tls-key",
             &path(&ca.key_pem()),
+            "--pop3-listen",
+            &format!("127.0.0.1:{pop3_port}"),
+            "--pop3-users",
+            &path(&pop3_users),
         ]),
     );
     let swaks = require_tool("swaks");
@@ -274,7 +286,7 @@ fn mx20_maildir_served_by_dovecot_and_migrated_home() {
                 "--to",
                 "ana@example.org",
             ])
-            .args(["--header", &format!("Message-ID: <mx20-{i}@posta.test>")])
+            .args(["--header", &format!("Message-Id: <mx20-{i}@posta.test>")])
             .args([
                 "--body",
                 &format!("while mailserver1 is down, message {i}\n.leading dot"),
@@ -300,7 +312,13 @@ fn mx20_maildir_served_by_dovecot_and_migrated_home() {
     assert_eq!(stored.len(), 3);
     for m in &stored {
         let text = String::from_utf8_lossy(&m.body);
-        assert!(text.starts_with("Received: from "), "{text}");
+        // The envelope on top, as Postfix's virtual(8) and Dovecot's LMTP leave it.
+        assert!(
+            text.starts_with(
+                "Return-Path: <carlos@laorganizacion.org>\r\nDelivered-To: ana@example.org\r\nReceived: from "
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("by mailserver2.example.org (posta) with ESMTPS"),
             "{text}"
@@ -354,6 +372,60 @@ fn mx20_maildir_served_by_dovecot_and_migrated_home() {
         backup.messages("ana", None).len(),
         0,
         "mailserver2 is drained"
+    );
+
+    // Without Dovecot: posta's own POP3 serves bo's mail, with UIDLs that survive a restart,
+    // and `posta migrate --from pop3://` drains it to the primary.
+    for i in 0..2 {
+        let m = message(
+            &format!("mx20-pop-{i}"),
+            "x@y.test",
+            "bo@example.org",
+            "for bo",
+        );
+        let r = send_one(mta.port, "x@y.test", &["bo@example.org"], &m).unwrap();
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let uidl = |port: u16| -> Vec<String> {
+        let mut c = Smtp::connect_pop3(port).unwrap();
+        assert!(c.cmd("USER bo").unwrap().starts_with("+OK"));
+        assert!(c.cmd("PASS pw-bo-1").unwrap().starts_with("+OK"));
+        let list = c.multiline("UIDL").unwrap();
+        let _ = c.cmd("QUIT");
+        list
+    };
+    let before = uidl(pop3_port);
+    assert_eq!(before.len(), 2, "{before:?}");
+    mta.kill_and_restart(dir.path());
+    wait_for("POP3 after the restart", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", pop3_port)).is_ok()
+    });
+    assert_eq!(uidl(pop3_port), before, "UIDLs are stable across restarts");
+    fs::write(&pw, "pw-bo-1").unwrap();
+    let run = posta(&s(&[
+        "migrate",
+        "--from",
+        &format!("pop3://bo@127.0.0.1:{pop3_port}"),
+        "--password-file",
+        &path(&pw),
+        "--to",
+        &format!("smtp://127.0.0.1:{}", primary.postfix.smtp_port()),
+        "--ca-file",
+        &path(&ca.ca_pem()),
+        "--state-dir",
+        &path(&dir.path().join("state-pop3")),
+        "--json",
+    ]));
+    assert_eq!(run.code, 0, "{run:?}");
+    wait_for("bo's mail at the primary", Duration::from_secs(60), || {
+        primary.dovecot.messages("bo", None).len() >= 2
+    });
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(primary.dovecot.messages("bo", None).len(), 2);
+    assert_eq!(
+        backup.messages("bo", None).len(),
+        0,
+        "the POP3 maildrop is drained"
     );
 }
 
@@ -440,7 +512,13 @@ fn mx30_store_and_forward_when_the_primary_returns() {
         let pos = got
             .iter()
             .position(|g| g.ends_with(&lf))
-            .unwrap_or_else(|| panic!("not delivered byte-exact:\n{}", String::from_utf8_lossy(m)));
+            .unwrap_or_else(|| {
+                panic!(
+                    "not delivered byte-exact:\n{}\ngot:\n{}",
+                    String::from_utf8_lossy(m),
+                    String::from_utf8_lossy(&got[0])
+                )
+            });
         let g = got.remove(pos);
         let head = String::from_utf8_lossy(&g[..g.len() - lf.len()]).into_owned();
         assert_eq!(

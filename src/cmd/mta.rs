@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::{ExplainArgs, MtaArgs, MtaCommand, MtaRunArgs, RelayTlsArg};
 use crate::mta::policy::{Domains, Verdict, decide};
+use crate::mta::pop3::{self, Pop3Config};
 use crate::mta::recipients::Recipients;
 use crate::mta::relay::{RelayConfig, Runner};
 use crate::mta::route::{LookupOptions, Router, SelfIdentity};
@@ -18,6 +19,7 @@ use crate::mta::server::{Mta, load_tables, serve};
 use crate::mta::settings::{NextHop, RelayTls, Settings};
 use crate::mta::spool::Spool;
 use crate::mta::tables::{Access, LocalHostNames, TableError, Tables, VirtUser, lint};
+use crate::mta::users::Users;
 use crate::mta::{control, tls};
 
 pub fn execute(config: Option<PathBuf>, args: MtaArgs) -> u8 {
@@ -244,8 +246,12 @@ async fn start(settings: Settings) -> Result<u8, String> {
         let stop = stop_rx.clone();
         tasks.spawn(async move { control::serve(&socket, flush_tx, stop).await });
     }
+    let pop3 = match &settings.pop3 {
+        Some(p) => Some(start_pop3(&settings, p, acceptor, &stop_rx, &mut tasks).await?),
+        None => None,
+    };
     info!(listen = ?settings.listen, hostname = %settings.limits.hostname, "posta mta started");
-    let code = signals(&mta, &stop_tx, &mut tasks).await;
+    let code = signals(&mta, pop3.as_deref(), &mut tasks).await;
     let _ = stop_tx.send(true);
     while let Some(r) = tasks.join_next().await {
         if let Ok(Err(e)) = r {
@@ -285,6 +291,13 @@ fn router(settings: &Settings) -> Result<Router, String> {
             .map(|l| l.ip())
             .filter(|ip| !ip.is_unspecified()),
     );
+    if let NextHop::Smarthost { port: hop_port, .. } = &settings.next_hop {
+        // A smarthost is "us" only on the port we listen on: a filter or the primary on
+        // another port of this host (127.0.0.1:10025) is a legitimate next hop.
+        if !settings.listen.iter().any(|l| l.port() == *hop_port) {
+            addrs.clear();
+        }
+    }
     let opts = LookupOptions {
         port,
         nameserver: settings.nameserver,
@@ -293,10 +306,47 @@ fn router(settings: &Settings) -> Result<Router, String> {
     Router::new(SelfIdentity { names, addrs }, &opts).map_err(|e| format!("{e:#}"))
 }
 
-/// SIGHUP reloads the tables; SIGTERM and SIGINT stop. A task that dies is fatal.
+/// The POP3 listeners (plain with STLS, and implicit TLS) over the Maildirs.
+async fn start_pop3(
+    settings: &Settings,
+    p: &crate::mta::settings::Pop3,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stop: &watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<std::io::Result<()>>,
+) -> Result<Arc<Pop3Config>, String> {
+    let users = Users::load(&p.users).map_err(|e| e.to_string())?;
+    let root = settings.maildir.clone().ok_or("POP3 needs --maildir")?;
+    let mut cfg = Pop3Config::new(root, users);
+    cfg.tls = acceptor;
+    let cfg = Arc::new(cfg);
+    let mut tls_cfg = (*cfg).clone();
+    tls_cfg.implicit_tls = true;
+    let tls_cfg = Arc::new(tls_cfg);
+    let listeners = p
+        .listen
+        .iter()
+        .map(|a| (a, &cfg))
+        .chain(p.listen_tls.iter().map(|a| (a, &tls_cfg)));
+    for (addr, c) in listeners {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} for POP3: {e}"))?;
+        let (c, mut stop) = (Arc::clone(c), stop.clone());
+        tasks.spawn(async move {
+            let shutdown = async move { crate::mta::server::stopped(&mut stop).await };
+            pop3::serve(l, c, shutdown)
+                .await
+                .map_err(|e| std::io::Error::other(format!("{e:#}")))
+        });
+    }
+    Ok(cfg)
+}
+
+/// SIGHUP reloads the tables (and the POP3 users); SIGTERM and SIGINT stop. A task that
+/// dies is fatal.
 async fn signals(
     mta: &Mta,
-    _stop: &watch::Sender<bool>,
+    pop3: Option<&Pop3Config>,
     tasks: &mut tokio::task::JoinSet<std::io::Result<()>>,
 ) -> u8 {
     use tokio::signal::unix::{SignalKind, signal};
@@ -310,10 +360,18 @@ async fn signals(
     };
     loop {
         tokio::select! {
-            _ = hup.recv() => match mta.reload() {
-                Ok(()) => info!("tables reloaded"),
-                Err(e) => error!("reload failed, keeping the old tables: {e}"),
-            },
+            _ = hup.recv() => {
+                match mta.reload() {
+                    Ok(()) => info!("tables reloaded"),
+                    Err(e) => error!("reload failed, keeping the old tables: {e}"),
+                }
+                if let (Some(p), Some(path)) = (pop3, mta.settings.pop3.as_ref().map(|p| &p.users)) {
+                    match Users::load(path) {
+                        Ok(u) => { p.set_users(u); info!("POP3 users reloaded") }
+                        Err(e) => error!("reload failed, keeping the old POP3 users: {e}"),
+                    }
+                }
+            }
             _ = term.recv() => return 0,
             _ = int.recv() => return 0,
             done = tasks.join_next() => {

@@ -132,11 +132,11 @@ impl Runner {
         down.is_some_and(|d| d.until > Instant::now())
     }
 
-    fn mark_down(&self, dest: &str) {
+    fn mark_down(&self, dest: &str, reason: &str) {
         if let Ok(mut map) = self.down.lock() {
             let failures = map.get(dest).map_or(0, |d| d.failures) + 1;
             let wait = backoff(&self.cfg.retry, failures);
-            info!(%dest, ?wait, "destination down; not trying it again before the wait");
+            info!(%dest, ?wait, %reason, "destination down; not trying it again before the wait");
             map.insert(
                 dest.to_string(),
                 Down {
@@ -348,7 +348,7 @@ impl Runner {
                         self.spool.save_state(id, &state, true)?;
                     } else {
                         state.last_error = Some(e.reason.clone());
-                        self.mark_down(&dest);
+                        self.mark_down(&dest, &e.reason);
                     }
                 }
             }

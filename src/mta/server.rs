@@ -177,7 +177,7 @@ impl Mta {
         ];
         dirs.into_iter().flatten().any(|d| {
             nix::sys::statvfs::statvfs(d).is_ok_and(|s| {
-                let free = u64::from(s.blocks_available()) * u64::from(s.fragment_size());
+                let free = s.blocks_available().saturating_mul(s.fragment_size());
                 free < self.settings.min_free
             })
         })
@@ -190,14 +190,15 @@ impl Mta {
             return Err(StoreError::DiskFull);
         }
         let mut targets = Vec::new();
-        let mut users: Vec<String> = Vec::new();
+        // Per local user: the first address that reached them, for Delivered-To.
+        let mut users: Vec<(String, String)> = Vec::new();
         let mut relayed = Vec::new();
         for r in &t.recipients {
             match &r.accept {
                 Accept::Local(u) => {
                     let u = u.to_ascii_lowercase();
-                    if !users.contains(&u) {
-                        users.push(u);
+                    if !users.iter().any(|(x, _)| *x == u) {
+                        users.push((u, r.address.clone()));
                     }
                 }
                 Accept::Relay => relayed.push(QueuedRcpt {
@@ -211,13 +212,18 @@ impl Mta {
             }
         }
         if let Some(root) = &self.settings.maildir {
-            for u in &users {
+            for (u, address) in &users {
                 let dir = maildir::user_dir(root, u).ok_or(StoreError::Failed)?;
+                // What Postfix's virtual(8) and Dovecot's LMTP put on top of a delivered copy:
+                // the envelope, which `posta migrate` later reads to send it home.
+                let prefix = format!("Return-Path: <{}>\r\nDelivered-To: {address}\r\n", t.from)
+                    .into_bytes();
+                let size = prefix.len() + t.message.len();
                 targets.push(Target {
                     tmp_dir: dir.join("tmp"),
                     dir: dir.join("new"),
-                    name: maildir::unique_name(&self.settings.limits.hostname, t.message.len()),
-                    prefix: Vec::new(),
+                    name: maildir::unique_name(&self.settings.limits.hostname, size),
+                    prefix,
                     maildir: Some(dir),
                 });
             }

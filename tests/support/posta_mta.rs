@@ -114,6 +114,47 @@ impl Smtp {
         Ok(c)
     }
 
+    /// A POP3 connection (the same line protocol): after its `+OK` greeting.
+    pub fn connect_pop3(port: u16) -> Result<Smtp, String> {
+        let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let writer = s.try_clone().map_err(|e| e.to_string())?;
+        let mut c = Smtp {
+            reader: BufReader::new(s),
+            writer,
+        };
+        let greeting = c.reply()?;
+        if !greeting.starts_with("+OK") {
+            return Err(greeting);
+        }
+        Ok(c)
+    }
+
+    /// A POP3 multi-line command: the lines between `+OK` and `.`.
+    pub fn multiline(&mut self, cmd: &str) -> Result<Vec<String>, String> {
+        let first = self.cmd(cmd)?;
+        if !first.starts_with("+OK") {
+            return Err(first);
+        }
+        let mut out = Vec::new();
+        loop {
+            let mut line = String::new();
+            if self
+                .reader
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?
+                == 0
+            {
+                return Err("connection closed".into());
+            }
+            let line = line.trim_end();
+            if line == "." {
+                return Ok(out);
+            }
+            out.push(line.to_string());
+        }
+    }
+
     /// Reads one (possibly multi-line) reply; returns its last line.
     pub fn reply(&mut self) -> Result<String, String> {
         loop {
@@ -198,7 +239,8 @@ pub fn send_one(port: u16, from: &str, rcpts: &[&str], message: &[u8]) -> Result
 /// A test message with a unique Message-ID, CRLF line ends.
 pub fn message(id: &str, from: &str, to: &str, body: &str) -> Vec<u8> {
     format!(
-        "From: <{from}>\r\nTo: <{to}>\r\nSubject: test {id}\r\nMessage-ID: <{id}@posta.test>\r\n\r\n{body}\r\n"
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: test {id}\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\
+         Message-ID: <{id}@posta.test>\r\n\r\n{body}\r\n"
     )
     .into_bytes()
 }
