@@ -268,6 +268,7 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_sub
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l verify-recipients -d 'Check relayed recipients that no --recipients list covers with the next hop (the primary) and cache the answers for 31 days: while the primary is down, known users are accepted and unknown ones get 450, never a late bounce'
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s V -l version -d 'Print version'

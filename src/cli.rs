@@ -466,7 +466,7 @@ pub enum RelayTlsArg {
     None,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct MtaRunArgs {
     /// Address to accept SMTP on, e.g. 0.0.0.0:25 (repeatable)
     #[arg(long, value_name = "ADDR")]
@@ -514,6 +514,11 @@ pub struct MtaRunArgs {
     /// Valid recipients (user@domain or @domain per line): others get 550 at RCPT
     #[arg(long, value_name = "FILE")]
     pub recipients: Option<PathBuf>,
+    /// Check relayed recipients that no --recipients list covers with the next hop (the
+    /// primary) and cache the answers for 31 days: while the primary is down, known users are
+    /// accepted and unknown ones get 450, never a late bounce
+    #[arg(long)]
+    pub verify_recipients: bool,
     /// Serve the Maildirs over POP3 on this address (STLS offered with a certificate)
     #[arg(long, value_name = "ADDR")]
     pub pop3_listen: Vec<std::net::SocketAddr>,

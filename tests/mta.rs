@@ -812,3 +812,54 @@ fn queue_administration() {
     let flush = q(&["flush"]);
     assert_eq!(flush.code, 0, "{flush:?}");
 }
+
+/// Without a recipient list, `--verify-recipients` asks the primary and caches its answers:
+/// known users stay accepted while the primary is down (also after a restart), unknown ones
+/// get 550 while it is up and 450 while it is down, never accept-then-bounce.
+#[test]
+fn recipients_verified_with_the_primary_and_cached() {
+    let ca = Ca::get();
+    let mut primary = Postfix::start(ca, "example.org", &["ana", "bo"], None);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    let mut mta = PostaMta::start(
+        BIN,
+        dir.path(),
+        &s(&[
+            "--relay-domain",
+            "example.org",
+            "--queue",
+            &path(&queue),
+            "--verify-recipients",
+            "--relay-to",
+            &format!("127.0.0.1:{}", primary.smtp_port()),
+            "--ca-file",
+            &path(&ca.ca_pem()),
+            "--retry-min",
+            "1h",
+        ]),
+    );
+    let rcpt = |port: u16, who: &str| {
+        let mut c = Smtp::connect(port).unwrap();
+        c.cmd("EHLO c").unwrap();
+        c.cmd("MAIL FROM:<a@b.net>").unwrap();
+        c.cmd(&format!("RCPT TO:<{who}>")).unwrap()
+    };
+    assert!(rcpt(mta.port, "ana@example.org").starts_with("250"));
+    let unknown = rcpt(mta.port, "nobody@example.org");
+    assert!(unknown.starts_with("550 5.1.1"), "{unknown}");
+    primary.stop();
+    assert!(
+        rcpt(mta.port, "ana@example.org").starts_with("250"),
+        "cached while down"
+    );
+    let unverified = rcpt(mta.port, "bo@example.org");
+    assert!(unverified.starts_with("450 4.1.1"), "{unverified}");
+    mta.kill_and_restart(dir.path());
+    assert!(
+        rcpt(mta.port, "ana@example.org").starts_with("250"),
+        "the cache survives a restart; log:\n{}",
+        mta.log_tail()
+    );
+    assert!(rcpt(mta.port, "bo@example.org").starts_with("450"));
+}

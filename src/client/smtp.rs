@@ -415,6 +415,26 @@ impl SmtpClient {
         Ok(replies)
     }
 
+    /// Asks whether `rcpt` exists without sending mail, as Postfix's address verification
+    /// does: `MAIL FROM:<>`, `RCPT TO:<rcpt>`, `RSET`. Returns the RCPT reply (or the MAIL
+    /// reply when the sender is refused).
+    pub async fn verify_rcpt(&mut self, rcpt: &str) -> Result<Reply, SmtpError> {
+        self.usable()?;
+        let mail = self
+            .command(Command::MailFrom {
+                from: "",
+                size: None,
+                eight_bit: false,
+            })
+            .await?;
+        if mail.class() != 2 {
+            return Ok(mail);
+        }
+        let reply = self.command(Command::RcptTo(rcpt)).await?;
+        self.reset().await?;
+        Ok(reply)
+    }
+
     /// RSET: abandons the transaction begun but not yet in DATA. After a 354 only the final dot
     /// (which delivers) or closing the connection (which does not) ends it, so RSET then fails
     /// and leaves the client unusable: drop it.

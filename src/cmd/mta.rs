@@ -10,6 +10,7 @@ use tracing::{error, info, warn};
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::{ExplainArgs, MtaArgs, MtaCommand, MtaRunArgs, RelayTlsArg};
+use crate::config::MtaSection;
 use crate::mta::policy::{Domains, Verdict, decide};
 use crate::mta::pop3::{self, Pop3Config};
 use crate::mta::recipients::Recipients;
@@ -20,6 +21,7 @@ use crate::mta::settings::{NextHop, RelayTls, Settings};
 use crate::mta::spool::Spool;
 use crate::mta::tables::{Access, LocalHostNames, TableError, Tables, VirtUser, lint};
 use crate::mta::users::Users;
+use crate::mta::verify::Verifier;
 use crate::mta::{control, tls};
 
 pub fn execute(config: Option<PathBuf>, args: MtaArgs) -> u8 {
@@ -46,8 +48,84 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Settings from the command line.
-fn settings(_config: Option<PathBuf>, a: &MtaRunArgs) -> Result<Settings, String> {
+/// The site file's `[mta]` when there is a site file: the one `--config`/`POSTA_CONFIG`
+/// names, else the default path if it exists. Without one, the flags alone decide.
+pub(super) fn site_section(
+    config: Option<PathBuf>,
+) -> Result<(Option<MtaSection>, Option<PathBuf>), String> {
+    let path = match config {
+        Some(p) => p,
+        None if Path::new(crate::config::DEFAULT_PATH).exists() => {
+            PathBuf::from(crate::config::DEFAULT_PATH)
+        }
+        None => return Ok((None, None)),
+    };
+    let site = crate::config::load(&path).map_err(|e| e.to_string())?;
+    Ok((site.mta, site.tls.ca_file))
+}
+
+/// The flags over the site file's `[mta]`: a flag given wins, a list flag given replaces the
+/// site's list.
+fn merge(site: MtaSection, site_ca: Option<PathBuf>, a: &MtaRunArgs) -> Result<MtaRunArgs, String> {
+    let list = |flag: &Vec<std::net::SocketAddr>, site: Vec<std::net::SocketAddr>| {
+        if flag.is_empty() { site } else { flag.clone() }
+    };
+    let strings = |flag: &Vec<String>, site: Vec<String>| {
+        if flag.is_empty() { site } else { flag.clone() }
+    };
+    let relay_tls = match (a.relay_tls, site.relay_tls) {
+        (Some(t), _) => Some(t),
+        (None, Some(t)) => Some(
+            <RelayTlsArg as clap::ValueEnum>::from_str(&t, true)
+                .map_err(|e| format!("[mta] relay_tls: {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    Ok(MtaRunArgs {
+        listen: list(&a.listen, site.listen),
+        hostname: a.hostname.clone().or(site.hostname),
+        domain: strings(&a.domain, site.domains),
+        relay_domain: strings(&a.relay_domain, site.relay_domains),
+        maildir: a.maildir.clone().or(site.maildir),
+        queue: a.queue.clone().or(site.queue),
+        relay_to: a.relay_to.clone().or(site.relay_to),
+        relay_tls,
+        ca_file: a.ca_file.clone().or(site_ca),
+        mx_port: a.mx_port,
+        dns_server: a.dns_server,
+        access: a.access.clone().or(site.access),
+        virtusertable: a.virtusertable.clone().or(site.virtusertable),
+        local_host_names: a.local_host_names.clone().or(site.local_host_names),
+        recipients: a.recipients.clone().or(site.recipients),
+        verify_recipients: a.verify_recipients || site.verify_recipients,
+        pop3_listen: list(&a.pop3_listen, site.pop3_listen),
+        pop3s_listen: list(&a.pop3s_listen, site.pop3s_listen),
+        pop3_users: a.pop3_users.clone().or(site.pop3_users),
+        tls_cert: a.tls_cert.clone().or(site.tls_cert),
+        tls_key: a.tls_key.clone().or(site.tls_key),
+        max_message_size: a.max_message_size.or(site.max_message_size),
+        max_recipients: a.max_recipients.or(site.max_recipients),
+        max_connections: a.max_connections.or(site.max_connections),
+        max_per_ip: a.max_per_ip.or(site.max_per_ip),
+        timeout: a.timeout.or(site.timeout),
+        retry_min: a.retry_min.or(site.retry_min),
+        retry_max: a.retry_max.or(site.retry_max),
+        lifetime: a.lifetime.or(site.lifetime),
+        min_free: a.min_free.or(site.min_free),
+    })
+}
+
+/// Settings from the site file's `[mta]` and the command line.
+fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, String> {
+    let (section, site_ca) = site_section(config)?;
+    let merged;
+    let a = match section {
+        Some(section) => {
+            merged = merge(section, site_ca, flags)?;
+            &merged
+        }
+        None => flags,
+    };
     let mut s = Settings::new(a.hostname.clone().unwrap_or_else(host_name));
     s.listen = a.listen.clone();
     let norm = |d: &String| d.trim_end_matches('.').to_ascii_lowercase();
@@ -87,6 +165,7 @@ fn settings(_config: Option<PathBuf>, a: &MtaRunArgs) -> Result<Settings, String
     s.virtusertable = a.virtusertable.clone();
     s.local_host_names = a.local_host_names.clone();
     s.recipients = a.recipients.clone();
+    s.verify_recipients = a.verify_recipients;
     s.tls_cert = a.tls_cert.clone();
     s.tls_key = a.tls_key.clone();
     if !a.pop3_listen.is_empty() || !a.pop3s_listen.is_empty() {
@@ -207,27 +286,12 @@ async fn start(settings: Settings) -> Result<u8, String> {
     }
     let (flush_tx, flush_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mta = Arc::new(
-        Mta::new(
-            settings.clone(),
-            tables,
-            recipients,
-            spool.clone(),
-            acceptor.clone(),
-            flush_tx.clone(),
-        )
-        .map_err(|e| format!("cannot start the store: {e}"))?,
-    );
     let mut tasks = tokio::task::JoinSet::new();
-    for l in listeners {
-        tasks.spawn(serve(l, Arc::clone(&mta), stop_rx.clone()));
-    }
-    if let Some(spool) = spool {
-        let router = router(&settings)?;
-        let runner = Arc::new(Runner::new(
+    let runner = match &spool {
+        Some(spool) => Some(Arc::new(Runner::new(
             spool.clone(),
             RelayConfig {
-                router,
+                router: router(&settings)?,
                 hostname: settings.limits.hostname.clone(),
                 next_hop: settings.next_hop.clone(),
                 tls: settings.relay_tls,
@@ -236,7 +300,29 @@ async fn start(settings: Settings) -> Result<u8, String> {
                 connections: settings.relay_connections,
                 timeout: std::time::Duration::from_secs(60),
             },
-        ));
+        ))),
+        None => None,
+    };
+    let verifier = match (&runner, &settings.queue) {
+        (Some(r), Some(q)) if settings.verify_recipients => Some(Verifier::open(q, Arc::clone(r))),
+        _ => None,
+    };
+    let mta = Arc::new(
+        Mta::new(
+            settings.clone(),
+            tables,
+            recipients,
+            spool.clone(),
+            verifier,
+            acceptor.clone(),
+            flush_tx.clone(),
+        )
+        .map_err(|e| format!("cannot start the store: {e}"))?,
+    );
+    for l in listeners {
+        tasks.spawn(serve(l, Arc::clone(&mta), stop_rx.clone()));
+    }
+    if let (Some(spool), Some(runner)) = (spool, runner) {
         let stop = stop_rx.clone();
         tasks.spawn(async move {
             runner.run(flush_rx, stop).await;

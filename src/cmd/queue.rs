@@ -11,9 +11,24 @@ use crate::cli::{ExportFormat, QueueArgs, QueueCommand};
 use crate::mta::control;
 use crate::mta::spool::{Place, Spool, unix_now};
 
-pub fn execute(_config: Option<PathBuf>, args: QueueArgs) -> u8 {
-    let Some(dir) = args.queue.clone() else {
-        eprintln!("posta queue: give --queue DIR (the directory posta mta --queue uses)");
+pub fn execute(config: Option<PathBuf>, args: QueueArgs) -> u8 {
+    let from_site = match args
+        .queue
+        .is_none()
+        .then(|| super::mta::site_section(config))
+    {
+        Some(Ok((section, _))) => section.and_then(|m| m.queue),
+        Some(Err(e)) => {
+            eprintln!("posta queue: {e}");
+            return EXIT_USAGE;
+        }
+        None => None,
+    };
+    let Some(dir) = args.queue.clone().or(from_site) else {
+        eprintln!(
+            "posta queue: give --queue DIR (the directory posta mta --queue uses) or set \
+             [mta] queue in the site file"
+        );
         return EXIT_USAGE;
     };
     let spool = match Spool::existing(&dir) {

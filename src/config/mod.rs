@@ -50,6 +50,45 @@ pub struct Site {
     /// Commands run before and after takeover and failback (`[hooks]`).
     #[serde(skip)]
     pub hooks: crate::takeover::hooks::Hooks,
+    /// `posta mta`'s settings (`[mta]`); its flags override them.
+    pub mta: Option<MtaSection>,
+}
+
+/// `[mta]`, typed: the same settings as `posta mta`'s flags, paths relative to the site file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MtaSection {
+    pub listen: Vec<std::net::SocketAddr>,
+    pub hostname: Option<String>,
+    pub domains: Vec<String>,
+    pub relay_domains: Vec<String>,
+    pub maildir: Option<PathBuf>,
+    pub queue: Option<PathBuf>,
+    pub relay_to: Option<String>,
+    /// `require`, `may` or `none`.
+    pub relay_tls: Option<String>,
+    pub access: Option<PathBuf>,
+    pub virtusertable: Option<PathBuf>,
+    pub local_host_names: Option<PathBuf>,
+    pub recipients: Option<PathBuf>,
+    pub verify_recipients: bool,
+    pub pop3_listen: Vec<std::net::SocketAddr>,
+    pub pop3s_listen: Vec<std::net::SocketAddr>,
+    pub pop3_users: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_message_size: Option<u64>,
+    pub max_recipients: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_per_ip: Option<usize>,
+    #[serde(serialize_with = "serialize_opt_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(serialize_with = "serialize_opt_duration")]
+    pub retry_min: Option<Duration>,
+    #[serde(serialize_with = "serialize_opt_duration")]
+    pub retry_max: Option<Duration>,
+    #[serde(serialize_with = "serialize_opt_duration")]
+    pub lifetime: Option<Duration>,
+    pub min_free: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -222,6 +261,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Site, ConfigError> {
 
 fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
+}
+
+fn serialize_opt_duration<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize_duration(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn serialize_scheme<S: serde::Serializer>(v: &Scheme, s: S) -> Result<S::Ok, S::Error> {

@@ -46,6 +46,39 @@ pub struct RawSite {
     pub tls: Option<Spanned<RawTls>>,
     pub migrate: Option<Spanned<RawMigrate>>,
     pub hooks: Option<Spanned<RawHooks>>,
+    pub mta: Option<Spanned<RawMta>>,
+}
+
+/// `[mta]`: the same settings as `posta mta`'s flags, which override them.
+#[derive(Debug, Deserialize)]
+pub struct RawMta {
+    pub listen: Option<Field<Vec<String>>>,
+    pub hostname: Option<Field<String>>,
+    pub domains: Option<Field<Vec<String>>>,
+    pub relay_domains: Option<Field<Vec<String>>>,
+    pub maildir: Option<Field<String>>,
+    pub queue: Option<Field<String>>,
+    pub relay_to: Option<Field<String>>,
+    pub relay_tls: Option<Field<String>>,
+    pub access: Option<Field<String>>,
+    pub virtusertable: Option<Field<String>>,
+    pub local_host_names: Option<Field<String>>,
+    pub recipients: Option<Field<String>>,
+    pub verify_recipients: Option<Field<bool>>,
+    pub pop3_listen: Option<Field<Vec<String>>>,
+    pub pop3s_listen: Option<Field<Vec<String>>>,
+    pub pop3_users: Option<Field<String>>,
+    pub tls_cert: Option<Field<String>>,
+    pub tls_key: Option<Field<String>>,
+    pub max_message_size: Option<Field<u64>>,
+    pub max_recipients: Option<Field<usize>>,
+    pub max_connections: Option<Field<usize>>,
+    pub max_per_ip: Option<Field<usize>>,
+    pub timeout: Option<Field<String>>,
+    pub retry_min: Option<Field<String>>,
+    pub retry_max: Option<Field<String>>,
+    pub lifetime: Option<Field<String>>,
+    pub min_free: Option<Field<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

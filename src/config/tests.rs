@@ -74,6 +74,36 @@ fn reports_three_mistakes_at_once_with_positions() {
 }
 
 #[test]
+fn mta_section_is_typed_and_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let site = parse(&path, &text).unwrap();
+    let mta = site.mta.expect("[mta]");
+    assert_eq!(mta.listen, vec!["0.0.0.0:25".parse().unwrap()]);
+    assert_eq!(mta.domains, vec!["laorganizacion.org".to_string()]);
+    assert_eq!(mta.lifetime, Some(Duration::from_secs(5 * 86_400)));
+    assert_eq!(mta.recipients, Some(dir.path().join("recipients")));
+    let bad = text
+        .replace("listen = [\"0.0.0.0:25\"]", "listen = [\"0.0.0.0\"]")
+        .replace("lifetime = \"5d\"", "lifetime = \"5 days\"")
+        .replace(
+            "retry_max = \"1h\"",
+            "retry_max = \"1h\"\nrelay_tls = \"sometimes\"",
+        );
+    let found = problems(&path, &bad);
+    let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert_eq!(found.len(), 3, "{lines:#?}");
+    let line_of = |needle: &str| bad.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert_eq!(found[0].line, line_of("listen = [\"0.0.0.0\"]"));
+    assert!(
+        found[0].message.contains("not an address with a port"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("`relay_tls`")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("`lifetime`")), "{lines:?}");
+}
+
+#[test]
 fn unknown_keys_are_located() {
     let dir = tempfile::tempdir().unwrap();
     let (path, text) = example_in(dir.path());

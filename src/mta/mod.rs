@@ -12,6 +12,7 @@
 //!   preferred than us (never back to ourselves).
 //! - `dsn`      the RFC 3464 notice for mail the relay cannot deliver.
 //! - `control`  the queue's control socket (`posta queue flush`).
+//! - `verify`   recipients of backed-up domains checked with the primary and cached.
 //! - `users`    the POP3 users file (Dovecot passwd-file format, SHA512-CRYPT hashes).
 //! - `pop3`     the POP3 server over the same Maildirs (`proto::pop3_server` is its protocol).
 
@@ -31,3 +32,4 @@ pub mod store;
 pub mod tables;
 pub mod tls;
 pub mod users;
+pub mod verify;

@@ -467,15 +467,8 @@ impl Runner {
         }
     }
 
-    /// One SMTP transaction with one next hop. Connection-level failures are errors (try the
-    /// next hop); per-recipient replies are outcomes.
-    async fn send(
-        &self,
-        hop: &Hop,
-        env: &Envelope,
-        message: &[u8],
-        rcpts: &[usize],
-    ) -> Result<Vec<Outcome>, SmtpError> {
+    /// An SMTP session with a next hop, TLS as configured.
+    async fn connect(&self, hop: &Hop, timeout: Duration) -> Result<SmtpClient, SmtpError> {
         let ep = Endpoint {
             host: hop.addr.ip().to_string(),
             port: hop.addr.port(),
@@ -490,9 +483,50 @@ impl Runner {
                 server_name: Some(hop.name.clone()),
                 ..TlsPolicy::default()
             },
-            timeout: self.cfg.timeout,
+            timeout,
         };
-        let mut client = SmtpClient::connect(&ep, Dialect::Smtp, &self.cfg.hostname, None).await?;
+        SmtpClient::connect(&ep, Dialect::Smtp, &self.cfg.hostname, None).await
+    }
+
+    /// Asks the next hop for `rcpt` (the primary, for a backup MX): `Ok(reply)` when a server
+    /// answered RCPT, `Err(reason)` when none could be asked (down, DNS trouble).
+    pub async fn probe_rcpt(
+        &self,
+        rcpt: &str,
+        timeout: Duration,
+    ) -> Result<crate::proto::smtp::Reply, String> {
+        let hops = self
+            .hops(&self.destination(rcpt))
+            .await
+            .map_err(|e| e.reason)?;
+        let mut last = "no next hop".to_string();
+        for hop in hops {
+            let attempt = async {
+                let mut c = self.connect(&hop, timeout).await?;
+                let reply = c.verify_rcpt(rcpt).await?;
+                let _ = c.quit().await;
+                Ok::<_, SmtpError>(reply)
+            };
+            match tokio::time::timeout(timeout, attempt).await {
+                Ok(Ok(reply)) if reply.class() != 4 => return Ok(reply),
+                Ok(Ok(reply)) => last = reply.to_string(),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = format!("{} did not answer within {timeout:?}", hop.addr),
+            }
+        }
+        Err(last)
+    }
+
+    /// One SMTP transaction with one next hop. Connection-level failures are errors (try the
+    /// next hop); per-recipient replies are outcomes.
+    async fn send(
+        &self,
+        hop: &Hop,
+        env: &Envelope,
+        message: &[u8],
+        rcpts: &[usize],
+    ) -> Result<Vec<Outcome>, SmtpError> {
+        let mut client = self.connect(hop, self.cfg.timeout).await?;
         let to: Vec<String> = rcpts.iter().map(|&i| env.rcpts[i].to.clone()).collect();
         let from = (!env.from.is_empty()).then_some(env.from.as_str());
         let envelope = client

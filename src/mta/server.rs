@@ -47,6 +47,7 @@ pub struct Mta {
     recipients: RwLock<Option<Arc<Recipients>>>,
     store: Store,
     spool: Option<Spool>,
+    verifier: Option<super::verify::Verifier>,
     flush: mpsc::UnboundedSender<Wake>,
     tls: Option<TlsAcceptor>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -86,6 +87,7 @@ impl Mta {
         tables: Tables,
         recipients: Option<Recipients>,
         spool: Option<Spool>,
+        verifier: Option<super::verify::Verifier>,
         tls: Option<TlsAcceptor>,
         flush: mpsc::UnboundedSender<Wake>,
     ) -> std::io::Result<Mta> {
@@ -95,6 +97,7 @@ impl Mta {
             recipients: RwLock::new(recipients.map(Arc::new)),
             store: Store::start()?,
             spool,
+            verifier,
             flush,
             tls,
             per_ip: Mutex::new(HashMap::new()),
@@ -125,8 +128,25 @@ impl Mta {
         Ok(())
     }
 
-    /// The verdict for one recipient, from the tables and then what this server can do.
-    pub fn check_rcpt(&self, ip: IpAddr, helo: &str, from: &str, rcpt: &str) -> Verdict {
+    /// The verdict for one recipient: the tables, what this server can do, and for a relayed
+    /// recipient no list covers, the primary's answer (or its cached one).
+    pub async fn check_rcpt(&self, ip: IpAddr, helo: &str, from: &str, rcpt: &str) -> Verdict {
+        let verdict = self.decide_rcpt(ip, helo, from, rcpt);
+        if verdict != Verdict::Accept(Accept::Relay) {
+            return verdict;
+        }
+        let listed = self.recipients.read().ok().and_then(|r| r.clone());
+        let domain = rcpt.rsplit_once('@').map_or("", |(_, d)| d);
+        if listed.is_some_and(|r| r.covers(domain)) {
+            return verdict;
+        }
+        match &self.verifier {
+            Some(v) => v.check(rcpt).await.unwrap_or(verdict),
+            None => verdict,
+        }
+    }
+
+    fn decide_rcpt(&self, ip: IpAddr, helo: &str, from: &str, rcpt: &str) -> Verdict {
         if self.low_on_disk() {
             return reject(452, "4.3.1", "insufficient system storage");
         }
@@ -472,7 +492,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok(Ending::StartTls);
             }
             Step::CheckRcpt { from, rcpt } => {
-                let v = mta.check_rcpt(session.client(), session.helo(), &from, &rcpt);
+                let v = mta
+                    .check_rcpt(session.client(), session.helo(), &from, &rcpt)
+                    .await;
                 match &v {
                     Verdict::Reject(r) => info!(%from, %rcpt, reply = %r, "recipient refused"),
                     _ => debug!(%from, %rcpt, verdict = %v, "recipient accepted"),

@@ -85,6 +85,8 @@ pub struct Settings {
     pub virtusertable: Option<PathBuf>,
     pub local_host_names: Option<PathBuf>,
     pub recipients: Option<PathBuf>,
+    /// Relayed recipients no list covers are checked with the next hop and cached.
+    pub verify_recipients: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub pop3: Option<Pop3>,
@@ -124,6 +126,7 @@ impl Settings {
             virtusertable: None,
             local_host_names: None,
             recipients: None,
+            verify_recipients: false,
             tls_cert: None,
             tls_key: None,
             pop3: None,
@@ -156,6 +159,11 @@ impl Settings {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("--tls-cert and --tls-key go together".into());
+        }
+        if self.verify_recipients && self.queue.is_none() {
+            return Err(
+                "--verify-recipients asks the next hop of the relay: it needs --queue".into(),
+            );
         }
         if self.pop3.is_some() && self.maildir.is_none() {
             return Err("the POP3 server reads the Maildirs: give --maildir".into());
