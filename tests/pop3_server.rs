@@ -664,7 +664,7 @@ async fn serves_what_the_smtp_server_delivered() {
     settings.maildir = Some(site.root());
     settings.domains.local = vec!["example.org".into()];
     let (flush, _flush_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mta = Mta::new(settings, Default::default(), None, None, None, flush).expect("mta");
+    let mta = Mta::new(settings, Default::default(), None, None, None, None, flush).expect("mta");
     let (smtp_stop, smtp_stopped) = tokio::sync::watch::channel(false);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let smtp_port = listener.local_addr().unwrap().port();
