@@ -438,7 +438,14 @@ fn a_primary_closing_connections_mid_run_loses_nothing() {
         .postfix
         .set_recipient_access("alice@example.org 421 4.3.2 service shutting down");
     kill_smtpd(&pid_file);
-    thread::sleep(Duration::from_secs(2));
+    // Keep answering 421 until Postfix has given it at least once: on a loaded machine the
+    // reconnect after the kill can take longer than any fixed pause.
+    let log = scene.primary.postfix.log();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fs::read_to_string(&log).is_ok_and(|l| l.contains("421 4.3.2")) {
+        assert!(Instant::now() < deadline, "postfix never answered 421");
+        thread::sleep(Duration::from_millis(100));
+    }
     scene.primary.postfix.set_recipient_access("");
     thread::sleep(Duration::from_millis(300));
     kill_smtpd(&pid_file);

@@ -47,11 +47,17 @@ pub fn execute(config: Option<PathBuf>, args: QueueArgs) -> u8 {
             Some(Place::Hold) => Ok(false),
             None => Err(not_found(id)),
         }),
-        QueueCommand::Release { ids } => each(&spool, &ids, "released", |s, id| match s.find(id) {
-            Some(Place::Hold) => s.move_to(id, Place::Hold, Place::Active).map(|()| true),
-            Some(Place::Active) => Ok(false),
-            None => Err(not_found(id)),
-        }),
+        QueueCommand::Release { ids } => {
+            let r = each(&spool, &ids, "released", |s, id| match s.find(id) {
+                Some(Place::Hold) => s.move_to(id, Place::Hold, Place::Active).map(|()| true),
+                Some(Place::Active) => Ok(false),
+                None => Err(not_found(id)),
+            });
+            // A running mta notices within a minute anyway; a flush makes it now.
+            let socket = spool.control_socket();
+            let _ = super::runtime().block_on(control::request_flush(&socket, None));
+            r
+        }
         QueueCommand::Delete { ids } => each(&spool, &ids, "deleted", |s, id| match s.find(id) {
             Some(p) => s.remove(p, id).map(|()| true),
             None => Err(not_found(id)),

@@ -79,6 +79,8 @@ pub struct Runner {
     cfg: RelayConfig,
     down: Mutex<HashMap<String, Down>>,
     index: Mutex<Index>,
+    /// Connections kept open between the messages of one pass, by next-hop address.
+    idle: Mutex<HashMap<SocketAddr, Vec<SmtpClient>>>,
 }
 
 /// Exponential backoff: `min · 2^(attempts-1)`, capped at `max`, ±25 % jitter so a queue
@@ -111,6 +113,7 @@ impl Runner {
             cfg,
             down: Mutex::new(HashMap::new()),
             index: Mutex::new(Index::default()),
+            idle: Mutex::new(HashMap::new()),
         }
     }
 
@@ -287,6 +290,7 @@ impl Runner {
             .buffer_unordered(n)
             .collect::<Vec<()>>()
             .await;
+        self.close_idle().await;
     }
 
     /// One delivery attempt for one message, every destination it still has.
@@ -526,12 +530,26 @@ impl Runner {
         message: &[u8],
         rcpts: &[usize],
     ) -> Result<Vec<Outcome>, SmtpError> {
-        let mut client = self.connect(hop, self.cfg.timeout).await?;
         let to: Vec<String> = rcpts.iter().map(|&i| env.rcpts[i].to.clone()).collect();
         let from = (!env.from.is_empty()).then_some(env.from.as_str());
-        let envelope = client
-            .begin(from, &to, message.len(), is_8bit(message))
-            .await?;
+        let (size, eight_bit) = (message.len(), is_8bit(message));
+        // A connection left open by an earlier message of this pass saves a handshake; if the
+        // server closed it meanwhile, nothing was sent yet, so a fresh one is safe.
+        let (mut client, envelope) = match self.take_idle(hop) {
+            Some(mut c) => match c.begin(from, &to, size, eight_bit).await {
+                Ok(e) => (c, e),
+                Err(_) => {
+                    let mut c = self.connect(hop, self.cfg.timeout).await?;
+                    let e = c.begin(from, &to, size, eight_bit).await?;
+                    (c, e)
+                }
+            },
+            None => {
+                let mut c = self.connect(hop, self.cfg.timeout).await?;
+                let e = c.begin(from, &to, size, eight_bit).await?;
+                (c, e)
+            }
+        };
         let remote = Some(format!("{} ({})", hop.name, hop.addr));
         let mut outcomes = Vec::new();
         let refused = |i: usize, reply: &crate::proto::smtp::Reply| Outcome {
@@ -543,6 +561,7 @@ impl Runner {
         };
         if envelope.mail.class() == 5 {
             // The sender is refused for every recipient.
+            self.put_idle(hop, client);
             return Ok(rcpts.iter().map(|&i| refused(i, &envelope.mail)).collect());
         }
         for (k, (_, reply)) in envelope.rcpts.iter().enumerate() {
@@ -570,8 +589,29 @@ impl Runner {
                 }
             }
         }
-        let _ = client.quit().await;
+        self.put_idle(hop, client);
         Ok(outcomes)
+    }
+
+    fn take_idle(&self, hop: &Hop) -> Option<SmtpClient> {
+        self.idle.lock().ok()?.get_mut(&hop.addr)?.pop()
+    }
+
+    fn put_idle(&self, hop: &Hop, client: SmtpClient) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.entry(hop.addr).or_default().push(client);
+        }
+    }
+
+    /// QUIT for the connections kept open during a pass.
+    async fn close_idle(&self) {
+        let clients: Vec<SmtpClient> = match self.idle.lock() {
+            Ok(mut idle) => idle.drain().flat_map(|(_, v)| v).collect(),
+            Err(_) => Vec::new(),
+        };
+        for c in clients {
+            let _ = c.quit().await;
+        }
     }
 
     /// Returns failed recipients to the sender with a DSN, queued like any message; never to
