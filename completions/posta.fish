@@ -259,7 +259,7 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_sub
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-message-size -d 'Largest message accepted, in bytes [default: 52428800]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-recipients -d 'Recipients per message [default: 100]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-connections -d 'Simultaneous connections [default: 200]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-per-ip -d 'Simultaneous connections from one address [default: 20]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-per-ip -d 'Simultaneous connections from one address [default: 50, as Postfix]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l timeout -d 'Time allowed for each command line [default: 5m]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l retry-min -d 'First retry of a deferred message; doubles per attempt [default: 5m]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l retry-max -d 'Longest wait between retries [default: 1h6m40s, Postfix\'s 4000s]' -r

@@ -543,7 +543,7 @@ pub struct MtaRunArgs {
     /// Simultaneous connections [default: 200]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
-    /// Simultaneous connections from one address [default: 20]
+    /// Simultaneous connections from one address [default: 50, as Postfix]
     #[arg(long, value_name = "N")]
     pub max_per_ip: Option<usize>,
     /// Time allowed for each command line [default: 5m]

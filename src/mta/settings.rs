@@ -131,7 +131,7 @@ impl Settings {
             tls_key: None,
             pop3: None,
             max_connections: 200,
-            max_per_ip: 20,
+            max_per_ip: 50,
             timeout: Duration::from_secs(300),
             max_session: Duration::from_secs(3600),
             min_free: 100 << 20,
