@@ -46,6 +46,9 @@ _posta() {
             posta,takeover)
                 cmd="posta__subcmd__takeover"
                 ;;
+            posta,watch)
+                cmd="posta__subcmd__watch"
+                ;;
             posta__subcmd__config,check)
                 cmd="posta__subcmd__config__subcmd__check"
                 ;;
@@ -111,6 +114,9 @@ _posta() {
                 ;;
             posta__subcmd__help,takeover)
                 cmd="posta__subcmd__help__subcmd__takeover"
+                ;;
+            posta__subcmd__help,watch)
+                cmd="posta__subcmd__help__subcmd__watch"
                 ;;
             posta__subcmd__help__subcmd__config,check)
                 cmd="posta__subcmd__help__subcmd__config__subcmd__check"
@@ -239,7 +245,7 @@ _posta() {
 
     case "${cmd}" in
         posta)
-            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback status config mta queue completions help"
+            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback status watch config mta queue completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -705,7 +711,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help)
-            opts="check migrate takeover failback status config mta queue completions help"
+            opts="check migrate takeover failback status watch config mta queue completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1043,6 +1049,20 @@ _posta() {
         posta__subcmd__help__subcmd__takeover__subcmd__vip)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__watch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1757,13 +1777,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__status)
-            opts="-c -v -h -V --json --state-file --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --json --state-file --watch-state-file --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --state-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch-state-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2002,6 +2026,40 @@ _posta() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__watch)
+            opts="-c -v -h -V --witness --listen --state-file --config --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

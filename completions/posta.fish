@@ -35,6 +35,7 @@ complete -c posta -n "__fish_posta_needs_command" -f -a "migrate" -d 'Bring mail
 complete -c posta -n "__fish_posta_needs_command" -f -a "takeover" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
 complete -c posta -n "__fish_posta_needs_command" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
 complete -c posta -n "__fish_posta_needs_command" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
+complete -c posta -n "__fish_posta_needs_command" -f -a "watch" -d 'Run the health-check daemon on mailserver2: probe mailserver1, decide, act'
 complete -c posta -n "__fish_posta_needs_command" -f -a "config" -d 'Work with the site file'
 complete -c posta -n "__fish_posta_needs_command" -f -a "mta" -d 'Run the bundled mini-MTA: mailserver2\'s backup MX (MX 20) storing mail in Maildirs, or the friend\'s relay (MX 30) queueing and forwarding it'
 complete -c posta -n "__fish_posta_needs_command" -f -a "queue" -d 'Administer the mta\'s queue: list, show, flush, hold, release, delete, export'
@@ -201,6 +202,7 @@ complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_su
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from help" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand status" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand status" -l watch-state-file -d 'The watch daemon\'s state file [default: the site\'s [watch] state_file, else /var/lib/posta/watch.json]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand status" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand status" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -208,6 +210,15 @@ complete -c posta -n "__fish_posta_using_subcommand status" -l json -d 'Print JS
 complete -c posta -n "__fish_posta_using_subcommand status" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand status" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand status" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand watch" -l listen -d 'Serve /metrics and /status here [default: the site\'s [watch] listen; none]' -r
+complete -c posta -n "__fish_posta_using_subcommand watch" -l state-file -d 'State file [default: the site\'s [watch] state_file, else /var/lib/posta/watch.json]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand watch" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand watch" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand watch" -l witness -d 'Only probe and report (for another host\'s witness): never take over or fail back'
+complete -c posta -n "__fish_posta_using_subcommand watch" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c posta -n "__fish_posta_using_subcommand watch" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand config; and not __fish_seen_subcommand_from check show help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -379,16 +390,17 @@ json\t''"
 complete -c posta -n "__fish_posta_using_subcommand completions" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "takeover" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "config" -d 'Work with the site file'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "mta" -d 'Run the bundled mini-MTA: mailserver2\'s backup MX (MX 20) storing mail in Maildirs, or the friend\'s relay (MX 30) queueing and forwarding it'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "queue" -d 'Administer the mta\'s queue: list, show, flush, hold, release, delete, export'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status config mta queue completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "check" -d 'Probe mail servers: SMTP, submission, SMTPS, IMAP(S), POP3(S) and the domain\'s DNS'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "migrate" -d 'Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "takeover" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "failback" -d 'Move mailserver1\'s address to this host (takeover) or give it back (failback)'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "status" -d 'Show who holds mailserver1\'s address or record, and the recent takeovers and failbacks'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "watch" -d 'Run the health-check daemon on mailserver2: probe mailserver1, decide, act'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "config" -d 'Work with the site file'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "mta" -d 'Run the bundled mini-MTA: mailserver2\'s backup MX (MX 20) storing mail in Maildirs, or the friend\'s relay (MX 30) queueing and forwarding it'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "queue" -d 'Administer the mta\'s queue: list, show, flush, hold, release, delete, export'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c posta -n "__fish_posta_using_subcommand help; and not __fish_seen_subcommand_from check migrate takeover failback status watch config mta queue completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from takeover" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from takeover" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from failback" -f -a "vip" -d 'Virtual IP: mailserver2 takes mailserver1\'s address as an alias'

@@ -30,3 +30,4 @@ pub mod mta;
 pub mod proto;
 pub mod secret;
 pub mod takeover;
+pub mod watch;

@@ -158,7 +158,11 @@ fn load(config: Option<PathBuf>) -> Result<Site, String> {
     })
 }
 
-fn role_jobs(site: &Site, role: &str, defaults: &UrlDefaults) -> Result<Vec<Job>, String> {
+pub(super) fn role_jobs(
+    site: &Site,
+    role: &str,
+    defaults: &UrlDefaults,
+) -> Result<Vec<Job>, String> {
     let role = match role {
         "dns" => return Ok(vec![Job::Dns(dns_check(site, defaults.timeout))]),
         "primary" => Role::Primary,

@@ -11,6 +11,7 @@ mod mta;
 mod queue;
 mod status;
 mod takeover;
+mod watch;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Takeover(args) => runtime().block_on(takeover::execute(config, args, false)),
         Command::Failback(args) => runtime().block_on(takeover::execute(config, args, true)),
         Command::Status(args) => runtime().block_on(status::execute(config, args)),
+        Command::Watch(args) => runtime().block_on(watch::execute(config, args)),
         Command::Config(cmd) => config::execute(&site_path(config), cmd),
         Command::Mta(args) => mta::execute(config, *args),
         Command::Queue(args) => queue::execute(config, args),
@@ -67,7 +69,13 @@ fn runtime() -> tokio::runtime::Runtime {
 pub fn init_logging(cli: &Cli) {
     let (format, verbose) = (cli.log_format, cli.verbose);
     let level = match verbose {
-        0 if matches!(cli.command, Command::Migrate(_) | Command::Mta(_)) => "posta=info",
+        0 if matches!(
+            cli.command,
+            Command::Migrate(_) | Command::Mta(_) | Command::Watch(_)
+        ) =>
+        {
+            "posta=info"
+        }
         0 => "posta=warn",
         1 => "posta=debug",
         _ => "posta=trace",

@@ -5,7 +5,44 @@ use std::path::PathBuf;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::StatusArgs;
+use crate::mta::spool::unix_now;
 use crate::takeover::state::State;
+use crate::watch::snapshot::Snapshot;
+
+/// The running watch daemon's view, from its state file.
+fn watch_lines(w: &Snapshot, path: &std::path::Path) -> String {
+    let now = unix_now();
+    let alive = std::path::Path::new(&format!("/proc/{}", w.pid)).exists();
+    let mut out = format!(
+        "watch: {} for {}s{} (pid {}{}, updated {}s ago, {})\n",
+        w.state,
+        now.saturating_sub(w.state_since),
+        w.grace_left_seconds
+            .map(|g| format!(", takeover grace left {g:.0}s"))
+            .unwrap_or_default(),
+        w.pid,
+        if alive { "" } else { ", not running" },
+        now.saturating_sub(w.updated),
+        path.display()
+    );
+    for p in &w.probes {
+        out.push_str(&format!(
+            "  {} {}: {} ({:.0} ms)\n",
+            p.status,
+            p.probe,
+            p.summary,
+            p.latency_seconds * 1000.0
+        ));
+    }
+    if let Some(t) = w.transitions.last() {
+        out.push_str(&format!(
+            "  last transition: {} -> {}: {}\n",
+            t.from, t.to, t.reason
+        ));
+    }
+    out.push('\n');
+    out
+}
 
 /// Events shown in the table (the JSON has the whole history).
 const RECENT: usize = 10;
@@ -19,6 +56,12 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         }
     };
     let path = super::takeover::state_file(args.state_file, site.as_ref());
+    let watch_path = args
+        .watch_state_file
+        .clone()
+        .or(site.as_ref().and_then(|s| s.watch.state_file.clone()))
+        .unwrap_or_else(|| PathBuf::from(crate::watch::DEFAULT_STATE_FILE));
+    let daemon = Snapshot::load(&watch_path);
     let state = match State::load(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -27,7 +70,8 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         }
     };
     if args.json {
-        match serde_json::to_string_pretty(&state) {
+        let both = serde_json::json!({"takeover": state, "watch": daemon});
+        match serde_json::to_string_pretty(&both) {
             Ok(j) => print(&format!("{j}\n")),
             Err(e) => {
                 eprintln!("posta: cannot encode the state: {e}");
@@ -37,6 +81,9 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         return 0;
     }
     let mut out = String::new();
+    if let Some(w) = &daemon {
+        out.push_str(&watch_lines(w, &watch_path));
+    }
     if state.holdings.is_empty() {
         out.push_str(&format!(
             "no takeover recorded in {}: mailserver1 holds its own address and record\n",

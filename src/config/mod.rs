@@ -52,6 +52,71 @@ pub struct Site {
     pub hooks: crate::takeover::hooks::Hooks,
     /// `posta mta`'s settings (`[mta]`); its flags override them.
     pub mta: Option<MtaSection>,
+    /// `posta watch`'s settings (`[watch]`).
+    pub watch: WatchSettings,
+}
+
+/// `[watch]`, typed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WatchSettings {
+    /// Take over by itself when the grace ends (default: tell the operator and wait).
+    pub auto_takeover: bool,
+    /// Fail back by itself after the rise window (default: tell the operator and wait).
+    pub auto_failback: bool,
+    /// Other vantage points that must agree the primary is down before a takeover.
+    pub witnesses: Vec<Witness>,
+    /// Where to serve `/metrics` (Prometheus) and `/status` (for other hosts' witnesses).
+    pub listen: Option<SocketAddr>,
+    /// Where the daemon writes its state for `posta status`.
+    pub state_file: Option<PathBuf>,
+}
+
+/// A witness: another host that also probes the primary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "target")]
+pub enum Witness {
+    /// `http://host:port`: a `posta watch` serving `/status`.
+    Http(SocketAddr),
+    /// `ssh://[user@]host`: runs `posta check --nagios primary` there.
+    Ssh(String),
+}
+
+impl Witness {
+    /// `http://ADDR:PORT` or `ssh://[user@]host`.
+    pub fn parse(text: &str) -> Result<Witness, String> {
+        if let Some(rest) = text.strip_prefix("http://") {
+            let addr = rest.trim_end_matches('/');
+            return addr.parse().map(Witness::Http).map_err(|_| {
+                format!(
+                    "{text:?}: an http witness is http://ADDRESS:PORT (an IP address, not a name)"
+                )
+            });
+        }
+        if let Some(rest) = text.strip_prefix("ssh://") {
+            let ok = !rest.is_empty()
+                && !rest.starts_with('-')
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"@.-_:[]".contains(&b));
+            return if ok {
+                Ok(Witness::Ssh(rest.to_string()))
+            } else {
+                Err(format!("{text:?}: an ssh witness is ssh://[user@]host"))
+            };
+        }
+        Err(format!(
+            "{text:?}: a witness is http://ADDRESS:PORT or ssh://[user@]host"
+        ))
+    }
+}
+
+impl std::fmt::Display for Witness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Witness::Http(a) => write!(f, "http://{a}"),
+            Witness::Ssh(t) => write!(f, "ssh://{t}"),
+        }
+    }
 }
 
 /// `[mta]`, typed: the same settings as `posta mta`'s flags, paths relative to the site file.

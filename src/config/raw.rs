@@ -47,6 +47,17 @@ pub struct RawSite {
     pub migrate: Option<Spanned<RawMigrate>>,
     pub hooks: Option<Spanned<RawHooks>>,
     pub mta: Option<Spanned<RawMta>>,
+    pub watch: Option<Spanned<RawWatch>>,
+}
+
+/// `[watch]`: what `posta watch` may do by itself, who else must agree, where it reports.
+#[derive(Debug, Deserialize)]
+pub struct RawWatch {
+    pub auto_takeover: Option<Field<bool>>,
+    pub auto_failback: Option<Field<bool>>,
+    pub witnesses: Option<Field<Vec<String>>>,
+    pub listen: Option<Field<String>>,
+    pub state_file: Option<Field<String>>,
 }
 
 /// `[mta]`: the same settings as `posta mta`'s flags, which override them.
@@ -106,6 +117,7 @@ pub enum RawHook {
 
 #[derive(Debug, Deserialize)]
 pub struct RawHooks {
+    pub on_transition: Option<Field<Vec<RawHook>>>,
     pub pre_takeover: Option<Field<Vec<RawHook>>>,
     pub post_takeover: Option<Field<Vec<RawHook>>>,
     pub pre_failback: Option<Field<Vec<RawHook>>>,

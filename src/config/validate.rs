@@ -11,7 +11,7 @@ use toml::de::{DeTable, DeValue};
 use super::raw::{Field, RawAccount, RawHook, RawServer, RawSite};
 use super::{
     DnsRecord, MigrateAccount, MtaSection, ProbeAccount, ProbeSettings, Problem, Role, Server,
-    Service, Site, TakeoverMode, TlsSettings, Vip, duration,
+    Service, Site, TakeoverMode, TlsSettings, Vip, WatchSettings, Witness, duration,
 };
 use crate::health::{Scheme, StartTls};
 use crate::secret;
@@ -314,6 +314,7 @@ impl Validator<'_> {
         });
         let hooks = self.hooks(&raw);
         let mta = self.mta(&raw);
+        let watch = self.watch(&raw);
         let migrate_state_dir = raw.migrate.as_ref().and_then(|m| {
             let text = self.get(&m.get_ref().state_dir, "state_dir")?;
             Some(self.path(&text))
@@ -334,7 +335,38 @@ impl Validator<'_> {
             takeover_state_file,
             hooks: hooks?,
             mta: mta?,
+            watch: watch?,
         })
+    }
+
+    fn watch(&mut self, raw: &RawSite) -> Option<WatchSettings> {
+        let Some(t) = &raw.watch else {
+            return Some(WatchSettings::default());
+        };
+        let t = t.get_ref();
+        let before = self.problems.len();
+        let witnesses = self.get(&t.witnesses, "witnesses").unwrap_or_default();
+        let witnesses = self
+            .parsed(&t.witnesses, "witnesses", Some(witnesses), |w| {
+                w.iter()
+                    .map(|x| Witness::parse(x))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap_or_default();
+        let listen = self.get(&t.listen, "listen");
+        let listen = self.parsed(&t.listen, "listen", listen, |l| {
+            l.parse::<SocketAddr>()
+                .map_err(|_| format!("{l:?} is not an address with a port (127.0.0.1:9725)"))
+        });
+        let state_file = self.get(&t.state_file, "state_file").map(|p| self.path(&p));
+        let settings = WatchSettings {
+            auto_takeover: self.get(&t.auto_takeover, "auto_takeover").unwrap_or(false),
+            auto_failback: self.get(&t.auto_failback, "auto_failback").unwrap_or(false),
+            witnesses,
+            listen,
+            state_file,
+        };
+        (self.problems.len() == before).then_some(settings)
     }
 
     /// `[mta]`: every key typed and checked here, so `posta config check` finds mistakes
@@ -585,6 +617,7 @@ impl Validator<'_> {
             }
             argvs
         };
+        hooks.on_transition = list(&h.on_transition, "on_transition");
         hooks.pre_takeover = list(&h.pre_takeover, "pre_takeover");
         hooks.post_takeover = list(&h.post_takeover, "post_takeover");
         hooks.pre_failback = list(&h.pre_failback, "pre_failback");

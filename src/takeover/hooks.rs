@@ -17,6 +17,8 @@ use tokio::process::Command;
 /// The hooks of one site.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hooks {
+    /// Run by `posta watch` on every state change (POSTA_OLD/POSTA_NEW are the states).
+    pub on_transition: Vec<Vec<String>>,
     pub pre_takeover: Vec<Vec<String>>,
     pub post_takeover: Vec<Vec<String>>,
     pub pre_failback: Vec<Vec<String>>,
@@ -28,6 +30,7 @@ pub struct Hooks {
 /// When a hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Moment {
+    Transition,
     PreTakeover,
     PostTakeover,
     PreFailback,
@@ -37,6 +40,7 @@ pub enum Moment {
 impl Moment {
     pub fn name(self) -> &'static str {
         match self {
+            Moment::Transition => "transition",
             Moment::PreTakeover => "pre-takeover",
             Moment::PostTakeover => "post-takeover",
             Moment::PreFailback => "pre-failback",
@@ -81,6 +85,7 @@ pub enum HookError {
 impl Hooks {
     fn list(&self, moment: Moment) -> &[Vec<String>] {
         match moment {
+            Moment::Transition => &self.on_transition,
             Moment::PreTakeover => &self.pre_takeover,
             Moment::PostTakeover => &self.post_takeover,
             Moment::PreFailback => &self.pre_failback,

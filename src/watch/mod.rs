@@ -1,0 +1,18 @@
+//! `posta watch` (issue 6): the daemon on mailserver2 that probes mailserver1 and decides.
+//!
+//! - `policy`    the decision as a pure state machine (fall, grace, rise, witnesses).
+//! - `daemon`    the loop: probes, policy, actions as posta's own commands, hooks, reports.
+//! - `witness`   other vantage points that must agree before a takeover.
+//! - `snapshot`  the state file `posta status` reads, and the Prometheus metrics.
+//! - `http`      `/metrics` and `/status`.
+//! - `sdnotify`  systemd's readiness and watchdog protocol.
+
+pub mod daemon;
+pub mod http;
+pub mod policy;
+pub mod sdnotify;
+pub mod snapshot;
+pub mod witness;
+
+/// Where the daemon writes its state unless `[watch] state_file` says otherwise.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/posta/watch.json";

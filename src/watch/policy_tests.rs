@@ -1,0 +1,166 @@
+use super::*;
+
+const I: Duration = Duration::from_secs(10);
+
+fn tuning(auto: bool) -> Tuning {
+    Tuning {
+        fall: 3,
+        rise: 4,
+        grace: Duration::from_secs(300),
+        auto_takeover: auto,
+        auto_failback: auto,
+    }
+}
+
+/// Feeds probes every `I` from `start` (in intervals); returns every action with the
+/// interval number it came at, and the transitions' target states.
+fn run(p: &mut Policy, start: u32, probes: &[bool]) -> (Vec<(u32, Action)>, Vec<&'static str>) {
+    let mut actions = Vec::new();
+    let mut states = Vec::new();
+    for (k, up) in probes.iter().enumerate() {
+        let n = start + k as u32;
+        let (t, a) = p.step(Event::Probe { at: I * n, up: *up });
+        if let Some(t) = t {
+            states.push(t.to.name());
+        }
+        actions.extend(a.into_iter().map(|a| (n, a)));
+    }
+    (actions, states)
+}
+
+#[test]
+fn detection_after_fall_then_takeover_right_after_the_grace() {
+    let mut p = Policy::new(tuning(true), false);
+    let (a, states) = run(&mut p, 0, &[true, false, false]);
+    assert!(a.is_empty());
+    assert_eq!(states, ["suspect"]);
+    let (a, states) = run(&mut p, 3, &[false]);
+    assert_eq!(states, ["down"], "down at the third failure");
+    assert!(a.is_empty());
+    assert_eq!(p.grace_left(I * 3), Some(Duration::from_secs(300)));
+    // 300 s of grace at 10 s per probe: nothing until interval 3 + 30.
+    let (a, _) = run(&mut p, 4, &[false; 29]);
+    assert!(a.is_empty(), "no takeover inside the grace: {a:?}");
+    let (a, _) = run(&mut p, 33, &[false]);
+    assert_eq!(a, vec![(33, Action::AskWitnesses)]);
+    let (_, a) = p.step(Event::Witnesses {
+        agree: true,
+        detail: String::new(),
+    });
+    assert_eq!(a, vec![Action::Takeover]);
+    // Probes while the takeover runs ask for nothing more.
+    let (a, _) = run(&mut p, 34, &[false, false]);
+    assert!(a.is_empty());
+    let (t, _) = p.step(Event::TakeoverDone {
+        ok: true,
+        detail: "vip".into(),
+    });
+    assert_eq!(t.unwrap().to, State::TakenOver);
+}
+
+#[test]
+fn a_flapping_primary_never_causes_takeover() {
+    let mut p = Policy::new(tuning(true), false);
+    // Down for 4 probes, up for 1, for an hour: each good probe restarts the grace.
+    let pattern: Vec<bool> = (0..360).map(|k| k % 5 == 4).collect();
+    let (a, states) = run(&mut p, 0, &pattern);
+    assert!(a.is_empty(), "{a:?}");
+    assert!(states.contains(&"down") && states.contains(&"healthy"));
+}
+
+#[test]
+fn witnesses_that_see_the_primary_veto_and_say_so_once() {
+    let mut p = Policy::new(tuning(true), false);
+    // Down at the third failure (interval 2); the grace ends at interval 32.
+    let (a, _) = run(&mut p, 0, &[false; 32]);
+    assert!(a.is_empty());
+    let (a, _) = run(&mut p, 32, &[false]);
+    assert_eq!(a, vec![(32, Action::AskWitnesses)]);
+    let (_, a) = p.step(Event::Witnesses {
+        agree: false,
+        detail: "relay sees it up".into(),
+    });
+    assert!(matches!(&a[..], [Action::Notify(m)] if m.contains("vetoed")));
+    // Asked again at the next probe, but the operator is not told twice.
+    let (a, _) = run(&mut p, 33, &[false]);
+    assert_eq!(a, vec![(33, Action::AskWitnesses)]);
+    let (_, a) = p.step(Event::Witnesses {
+        agree: false,
+        detail: String::new(),
+    });
+    assert!(a.is_empty());
+    assert_eq!(p.state.name(), "down");
+}
+
+#[test]
+fn manual_mode_notifies_and_waits_for_the_operator() {
+    let mut p = Policy::new(tuning(false), false);
+    let (a, _) = run(&mut p, 0, &[false; 40]);
+    let notes: Vec<_> = a
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Notify(_)))
+        .collect();
+    assert_eq!(notes.len(), 1, "{a:?}");
+    assert_eq!(notes[0].0, 32, "at the end of the grace");
+    let (t, _) = p.step(Event::External { taken_over: true });
+    assert_eq!(t.unwrap().to, State::TakenOver);
+    // The primary comes back: after the rise window the operator is told to fail back.
+    let (a, states) = run(&mut p, 40, &[true, true, true, true, true]);
+    assert_eq!(states, ["primary_back"]);
+    assert_eq!(a.len(), 1);
+    assert!(matches!(&a[0], (43, Action::Notify(m)) if m.contains("posta failback")));
+    let (t, a) = p.step(Event::External { taken_over: false });
+    assert_eq!(t.unwrap().to, State::Healthy);
+    assert_eq!(a, vec![Action::BringMailHome]);
+}
+
+#[test]
+fn failback_only_after_the_whole_rise_window() {
+    let mut p = Policy::new(tuning(true), true);
+    // Good, good, bad: the window starts over.
+    let (a, states) = run(&mut p, 0, &[true, true, false]);
+    assert!(a.is_empty());
+    assert_eq!(states, ["primary_back", "taken_over"]);
+    let (a, _) = run(&mut p, 3, &[true, true, true]);
+    assert!(a.is_empty());
+    let (a, _) = run(&mut p, 6, &[true]);
+    assert_eq!(a, vec![(6, Action::Failback)]);
+    let (a, _) = run(&mut p, 7, &[false, true]);
+    assert!(a.is_empty(), "nothing more while the failback runs");
+    let (t, a) = p.step(Event::FailbackDone {
+        ok: true,
+        detail: "vip released".into(),
+    });
+    assert_eq!(t.unwrap().to, State::Healthy);
+    assert_eq!(a, vec![Action::BringMailHome]);
+}
+
+#[test]
+fn failures_of_actions_are_retried() {
+    let mut p = Policy::new(
+        Tuning {
+            grace: Duration::ZERO,
+            fall: 1,
+            ..tuning(true)
+        },
+        false,
+    );
+    let (a, states) = run(&mut p, 0, &[false]);
+    assert_eq!(states, ["down"]);
+    assert_eq!(
+        a,
+        vec![(0, Action::AskWitnesses)],
+        "a zero grace ends at once"
+    );
+    p.step(Event::Witnesses {
+        agree: true,
+        detail: String::new(),
+    });
+    let (_, a) = p.step(Event::TakeoverDone {
+        ok: false,
+        detail: "address in use".into(),
+    });
+    assert!(matches!(&a[..], [Action::Notify(m)] if m.contains("address in use")));
+    let (a, _) = run(&mut p, 1, &[false]);
+    assert_eq!(a, vec![(1, Action::AskWitnesses)]);
+}

@@ -1,0 +1,194 @@
+//! What the running daemon knows, as a file (`posta status` reads it) and as Prometheus
+//! metrics (`/metrics`) and JSON (`/status`, which other hosts' witnesses ask).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Transitions kept in the snapshot.
+const HISTORY: usize = 20;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub probe: String,
+    pub protocol: String,
+    pub status: String,
+    pub latency_seconds: f64,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    /// Seconds since the epoch, with milliseconds.
+    pub at: f64,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub pid: u32,
+    /// Witness-only: probes and reports, never acts.
+    pub witness: bool,
+    pub started: u64,
+    pub updated: u64,
+    pub state: String,
+    pub state_since: u64,
+    /// The last probe round's verdict; `None` before the first.
+    pub primary_up: Option<bool>,
+    pub probes: Vec<ProbeResult>,
+    pub grace_left_seconds: Option<f64>,
+    pub last_takeover: Option<f64>,
+    pub transitions_total: u64,
+    pub transitions: Vec<TransitionRecord>,
+    /// Messages waiting in the local mta's queue, when there is one.
+    pub queue_depth: Option<u64>,
+}
+
+impl Snapshot {
+    pub fn record(&mut self, t: TransitionRecord) {
+        self.transitions_total += 1;
+        self.state_since = t.at as u64;
+        self.transitions.push(t);
+        if self.transitions.len() > HISTORY {
+            self.transitions.remove(0);
+        }
+    }
+
+    /// Written to a temporary file and renamed, so a reader never sees half of it.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(self).unwrap_or_default())?;
+        std::fs::rename(&tmp, path)
+    }
+
+    pub fn load(path: &Path) -> Option<Snapshot> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn metrics(&self) -> String {
+        let mut m = String::new();
+        let mut gauge = |name: &str, help: &str, kind: &str, lines: Vec<(String, f64)>| {
+            let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in lines {
+                let _ = writeln!(m, "{name}{labels} {v}");
+            }
+        };
+        let states = ["healthy", "suspect", "down", "taken_over", "primary_back"];
+        gauge(
+            "posta_watch_state",
+            "1 for the state the watch is in",
+            "gauge",
+            states
+                .iter()
+                .map(|s| {
+                    (
+                        format!("{{state=\"{s}\"}}"),
+                        f64::from(u8::from(self.state == *s)),
+                    )
+                })
+                .collect(),
+        );
+        gauge(
+            "posta_watch_transitions_total",
+            "State changes since the daemon started",
+            "counter",
+            vec![(String::new(), self.transitions_total as f64)],
+        );
+        gauge(
+            "posta_watch_primary_up",
+            "1 when the last probe round found the primary up",
+            "gauge",
+            vec![(
+                String::new(),
+                self.primary_up.map_or(f64::NAN, |u| f64::from(u8::from(u))),
+            )],
+        );
+        gauge(
+            "posta_watch_probe_latency_seconds",
+            "Latency of the last probe, by protocol",
+            "gauge",
+            self.probes
+                .iter()
+                .map(|p| {
+                    let label = p.probe.replace(['"', '\\', '\n'], "_");
+                    (
+                        format!("{{protocol=\"{}\",probe=\"{label}\"}}", p.protocol),
+                        p.latency_seconds,
+                    )
+                })
+                .collect(),
+        );
+        gauge(
+            "posta_watch_grace_remaining_seconds",
+            "Takeover grace left while the primary is down",
+            "gauge",
+            vec![(String::new(), self.grace_left_seconds.unwrap_or(0.0))],
+        );
+        gauge(
+            "posta_watch_last_takeover_timestamp_seconds",
+            "When this host last took over (0: never since start)",
+            "gauge",
+            vec![(String::new(), self.last_takeover.unwrap_or(0.0))],
+        );
+        if let Some(q) = self.queue_depth {
+            gauge(
+                "posta_mta_queue_depth",
+                "Messages waiting in the mta's queue",
+                "gauge",
+                vec![(String::new(), q as f64)],
+            );
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_and_history() {
+        let mut s = Snapshot {
+            state: "down".into(),
+            primary_up: Some(false),
+            grace_left_seconds: Some(12.5),
+            probes: vec![ProbeResult {
+                probe: "primary smtp://192.0.2.10:25".into(),
+                protocol: "smtp".into(),
+                status: "CRITICAL".into(),
+                latency_seconds: 0.25,
+                summary: "connection refused".into(),
+            }],
+            ..Snapshot::default()
+        };
+        for i in 0..30 {
+            s.record(TransitionRecord {
+                at: f64::from(i),
+                ..TransitionRecord::default()
+            });
+        }
+        assert_eq!((s.transitions.len(), s.transitions_total), (HISTORY, 30));
+        let m = s.metrics();
+        assert!(m.contains("posta_watch_state{state=\"down\"} 1"), "{m}");
+        assert!(m.contains("posta_watch_state{state=\"healthy\"} 0"), "{m}");
+        assert!(m.contains("posta_watch_primary_up 0"), "{m}");
+        assert!(
+            m.contains("posta_watch_grace_remaining_seconds 12.5"),
+            "{m}"
+        );
+        assert!(m.contains("protocol=\"smtp\""), "{m}");
+        assert!(
+            m.contains("# TYPE posta_watch_transitions_total counter"),
+            "{m}"
+        );
+    }
+}

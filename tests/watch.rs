@@ -1,0 +1,315 @@
+//! `posta watch` in network namespaces (tests/support/netns.rs): mailserver1, mailserver2 and
+//! a client on one bridge, mailserver1 holding the virtual IP, SMTP greeters that name their
+//! host. The watch runs on mailserver2 with short intervals; what is asserted comes from its
+//! state file (transitions with times) and from the client (whose greeting the VIP gives).
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::netns::{Host, Lan};
+
+const BIN: &str = env!("CARGO_BIN_EXE_posta");
+
+/// Interval 300 ms, fall 2, rise 3, grace 2 s: detection in ~0.6 s, takeover after 2 s more.
+fn site(lan: &Lan, dir: &Path, grace: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"domain = "example.org"
+[primary]
+name = "mailserver1.example.org"
+address = "{ms1}"
+services = ["smtp:25?starttls=no"]
+[backup]
+name = "mailserver2.example.org"
+address = "{ms2}"
+services = ["smtp:25?starttls=no"]
+[takeover]
+mode = "vip"
+state_file = "{dir}/takeover.json"
+[vip]
+address = "{vip}/24"
+interface = "{dev}"
+[probe]
+interval = "300ms"
+timeout = "250ms"
+fall = 2
+rise = 3
+takeover_grace = "{grace}"
+[watch]
+auto_takeover = true
+auto_failback = true
+state_file = "{dir}/watch.json"
+{extra}
+"#,
+        ms1 = lan.ms1.ipv4,
+        ms2 = lan.ms2.ipv4,
+        vip = lan.vip4,
+        dev = Host::INTERFACE,
+        dir = dir.display(),
+    );
+    let path = dir.join("site.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// `posta ARGS` inside `host`'s namespace, in the background, output to `log`.
+fn spawn(host: &Host, args: &[&str], log: &Path) -> Child {
+    let out = fs::File::create(log).unwrap();
+    Command::new("ip")
+        .args(["netns", "exec", host.ns.name(), BIN])
+        .args(args)
+        .env_remove("POSTA_CONFIG")
+        .env("POSTA_LOG", "posta=info")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap()
+}
+
+fn run(host: &Host, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", host.ns.name(), BIN])
+        .args(args)
+        .env_remove("POSTA_CONFIG")
+        .output()
+        .unwrap()
+}
+
+struct Watch {
+    child: Child,
+    state: PathBuf,
+    log: PathBuf,
+}
+
+impl Watch {
+    fn start(host: &Host, site: &Path, dir: &Path, extra: &[&str]) -> Watch {
+        let log = dir.join(format!("watch-{}.log", host.role));
+        let state = dir.join(format!("watch-{}.json", host.role));
+        let mut args = vec!["--config", site.to_str().unwrap(), "watch", "--state-file"];
+        args.push(state.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let child = spawn(host, &args, &log);
+        let w = Watch { child, state, log };
+        w.wait("the first round", Duration::from_secs(20), |s| {
+            !s["primary_up"].is_null()
+        });
+        w
+    }
+
+    fn snapshot(&self) -> Value {
+        fs::read(&self.state)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    fn wait(&self, what: &str, limit: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = self.snapshot();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; state {s}\nlog:\n{}",
+                fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// When the watch entered `state` (the last such transition).
+    fn entered(s: &Value, state: &str) -> Option<f64> {
+        s["transitions"]
+            .as_array()?
+            .iter()
+            .rev()
+            .find(|t| t["to"] == state)
+            .and_then(|t| t["at"].as_f64())
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn holds_vip(lan: &Lan, host: &Host) -> bool {
+    let out = host.ns.ip(&["-4", "addr", "show", "dev", Host::INTERFACE]);
+    String::from_utf8_lossy(&out.stdout).contains(&format!("{}/24", lan.vip4))
+}
+
+fn greeting(lan: &Lan) -> String {
+    lan.client
+        .smtp_greeting(lan.vip4.into())
+        .unwrap_or_else(|e| e)
+}
+
+#[test]
+fn host_death_is_detected_taken_over_after_the_grace_and_failed_back_after_the_rise() {
+    let lan = Lan::new();
+    let _g1 = lan.ms1.greeter();
+    let _g2 = lan.ms2.greeter();
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(&lan, dir.path(), "2s", "");
+    lan.ms1.ns.ip(&[
+        "addr",
+        "add",
+        &format!("{}/24", lan.vip4),
+        "dev",
+        Host::INTERFACE,
+    ]);
+    assert!(greeting(&lan).starts_with("220 ms1 "), "{}", greeting(&lan));
+    let watch = Watch::start(&lan.ms2, &site, dir.path(), &[]);
+    assert_eq!(watch.snapshot()["state"], "healthy");
+
+    // mailserver1 dies (its link goes down with it).
+    lan.ms1.link_down();
+    let s = watch.wait("takeover", Duration::from_secs(60), |s| {
+        s["state"] == "taken_over"
+    });
+    let down = Watch::entered(&s, "down").expect("went down");
+    let taken = Watch::entered(&s, "taken_over").expect("took over");
+    assert!(
+        taken - down >= 2.0,
+        "no takeover before the grace ended: {s}"
+    );
+    assert!(taken - down < 30.0, "takeover right after the grace: {s}");
+    assert!(holds_vip(&lan, &lan.ms2));
+    assert!(greeting(&lan).starts_with("220 ms2 "), "{}", greeting(&lan));
+
+    // mailserver1 comes back without its address (mailserver2 holds it now).
+    lan.ms1.ns.ip(&[
+        "addr",
+        "del",
+        &format!("{}/24", lan.vip4),
+        "dev",
+        Host::INTERFACE,
+    ]);
+    lan.ms1.link_up();
+    let s = watch.wait("failback", Duration::from_secs(60), |s| {
+        s["state"] == "healthy" && Watch::entered(s, "healthy").is_some()
+    });
+    let back = Watch::entered(&s, "primary_back").expect("primary back");
+    let healthy = Watch::entered(&s, "healthy").expect("healthy");
+    assert!(
+        healthy - back >= 0.6,
+        "failback only after the rise window: {s}"
+    );
+    assert!(
+        !holds_vip(&lan, &lan.ms2),
+        "mailserver2 released the address"
+    );
+    // mailserver1 takes its address back, as its post-failback hook or its operator would.
+    let vip = format!("{}/24", lan.vip4);
+    let reclaim = run(
+        &lan.ms1,
+        &[
+            "failback",
+            "vip",
+            "--reclaim",
+            "--address",
+            &vip,
+            "--dev",
+            Host::INTERFACE,
+            "--state-file",
+            dir.path().join("ms1.json").to_str().unwrap(),
+        ],
+    );
+    assert!(reclaim.status.success(), "{reclaim:?}");
+    assert!(greeting(&lan).starts_with("220 ms1 "), "{}", greeting(&lan));
+
+    // posta status reads the daemon's state.
+    let status = run(
+        &lan.ms2,
+        &[
+            "--config",
+            site.to_str().unwrap(),
+            "status",
+            "--watch-state-file",
+            watch.state.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("watch: healthy"), "{text}");
+}
+
+#[test]
+fn a_flapping_primary_never_causes_takeover() {
+    let lan = Lan::new();
+    let _g1 = lan.ms1.greeter();
+    let _g2 = lan.ms2.greeter();
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(&lan, dir.path(), "3s", "");
+    let watch = Watch::start(&lan.ms2, &site, dir.path(), &[]);
+    // Down 1.5 s, up 0.6 s, for 15 s: detected down every time, never for the whole grace.
+    let end = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < end {
+        lan.ms1.link_down();
+        thread::sleep(Duration::from_millis(1500));
+        lan.ms1.link_up();
+        thread::sleep(Duration::from_millis(600));
+    }
+    let s = watch.snapshot();
+    let to: Vec<&str> = s["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["to"].as_str())
+        .collect();
+    assert!(to.contains(&"down"), "the outages were detected: {s}");
+    assert!(!to.contains(&"taken_over"), "no takeover: {s}");
+    assert!(!holds_vip(&lan, &lan.ms2));
+}
+
+#[test]
+fn a_witness_that_still_sees_the_primary_vetoes_the_takeover() {
+    let lan = Lan::new();
+    let _g1 = lan.ms1.greeter();
+    let _g2 = lan.ms2.greeter();
+    let dir = tempfile::tempdir().unwrap();
+    let witness_addr = format!("{}:9725", lan.client.ipv4);
+    let site = site(
+        &lan,
+        dir.path(),
+        "1s",
+        &format!("witnesses = [\"http://{witness_addr}\"]"),
+    );
+    let witness = Watch::start(
+        &lan.client,
+        &site,
+        dir.path(),
+        &["--witness", "--listen", &witness_addr],
+    );
+    let watch = Watch::start(&lan.ms2, &site, dir.path(), &[]);
+    // Only mailserver2 loses its way to mailserver1.
+    lan.ms2
+        .ns
+        .ip(&["route", "add", "blackhole", &format!("{}/32", lan.ms1.ipv4)]);
+    watch.wait("down", Duration::from_secs(30), |s| s["state"] == "down");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        assert_ne!(watch.snapshot()["state"], "taken_over");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!holds_vip(&lan, &lan.ms2));
+    let log = fs::read_to_string(&watch.log).unwrap();
+    assert!(log.contains("takeover vetoed"), "{log}");
+    assert_eq!(witness.snapshot()["primary_up"], true);
+}
