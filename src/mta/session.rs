@@ -138,8 +138,20 @@ pub struct Session {
     next_id: fn() -> String,
 }
 
-/// Renders a one-line reply with its enhanced status code (RFC 2034).
+/// Renders a one-line reply with its enhanced status code (RFC 2034). Reply text is printable
+/// ASCII (RFC 5321 §4.2.1 `textstring`; SMTPUTF8 is not offered), but texts quote what the
+/// client sent (the policy's "invalid domain" names it), so anything else becomes `?`.
 pub fn reply(code: u16, dsn: &str, text: &str) -> Vec<u8> {
+    let text: String = text
+        .chars()
+        .map(|c| {
+            if c == '\t' || c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
     format!("{code} {dsn} {text}\r\n").into_bytes()
 }
 

@@ -237,3 +237,36 @@ fn etrn_and_odd_commands() {
     assert!(text(s.line(b"AUTH PLAIN\r\n")).starts_with("502"));
     assert!(matches!(s.line(b"QUIT\r\n"), Step::Close(_)));
 }
+
+/// Found by `fuzz/fuzz_targets/smtp_session.rs`: the policy quotes an invalid recipient domain
+/// in its 553, and a UTF-8 domain came back to the client as non-ASCII reply text.
+#[test]
+fn replies_quoting_the_client_stay_ascii() {
+    use crate::mta::policy::{Domains, decide};
+    use crate::mta::tables::Tables;
+    let mut s = session();
+    text(s.line(b"EHLO client.example\r\n"));
+    text(s.line(b"MAIL FROM:<a@b.example>\r\n"));
+    let Step::CheckRcpt { from, rcpt } = s.line("RCPT TO:<x@a\u{492}rg>\r\n".as_bytes()) else {
+        panic!("rcpt check")
+    };
+    let ip = s.client();
+    let d = decide(
+        &Tables::default(),
+        ip,
+        None,
+        &from,
+        &rcpt,
+        &Domains::default(),
+    );
+    let r = String::from_utf8(s.rcpt_checked(d.verdict)).unwrap();
+    assert!(
+        r.starts_with("553 5.1.3 recipient has an invalid domain"),
+        "{r}"
+    );
+    assert!(
+        r.is_ascii() && !r.trim_end_matches("\r\n").contains(['\r', '\n']),
+        "{r:?}"
+    );
+    assert!(r.contains("\"a?rg\""), "{r:?}");
+}
