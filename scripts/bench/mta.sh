@@ -23,7 +23,7 @@
 # posta run its Maildir / queue must hold exactly COUNT messages, or the script fails.
 #
 # Limits that would refuse the benchmark's own sessions are lifted on both sides: posta gets
-# --max-per-ip 1000 (its default of 20 equals the session count, and a slot is freed a moment
+# --max-per-ip 1000 (its default of 50 leaves little headroom over 20 sessions: a slot is freed a moment
 # after the client has read 221 and reconnected), Postfix gets loopback exempted from anvil's
 # per-client limits (see UNTHROTTLE in examples/mta_bench.rs). Both log every message at their
 # default level (posta: info to a file; Postfix: postlogd to maillog_file).

@@ -94,8 +94,24 @@ impl Daemon {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_dog = Instant::now();
         loop {
+            // While down, wake exactly when the grace ends rather than at the next round.
+            let grace = self
+                .policy
+                .grace_left(self.now())
+                .filter(|g| !g.is_zero() && *g < self.plan.interval);
+            let grace_end = async {
+                match grace {
+                    Some(g) => tokio::time::sleep(g).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = crate::mta::server::stopped(&mut shutdown) => break,
+                _ = grace_end => {
+                    self.feed(Event::Tick { at: self.now() }).await;
+                    self.publish();
+                    continue;
+                }
                 Some(plan) = reload.recv() => {
                     info!("site file reloaded");
                     self.policy.tuning = plan.tuning.clone();

@@ -77,6 +77,9 @@ impl State {
 pub enum Event {
     /// One probe round of the primary at `at`.
     Probe { at: Duration, up: bool },
+    /// The clock reached `at` with no new probe (the grace ends between two rounds): the
+    /// last round's verdict stands.
+    Tick { at: Duration },
     /// The witnesses' answer to [`Action::AskWitnesses`]: true when they all agree the
     /// primary is down (or there are none).
     Witnesses { agree: bool, detail: String },
@@ -185,7 +188,7 @@ impl Policy {
                 "the primary answered again before the grace ended: no takeover".into(),
                 Vec::new(),
             ),
-            (s @ State::Down { .. }, Event::Probe { at, up: false }) => {
+            (s @ State::Down { .. }, Event::Probe { at, up: false } | Event::Tick { at }) => {
                 self.down_tick(s, at, String::new())
             }
             (

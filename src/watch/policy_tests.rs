@@ -164,3 +164,24 @@ fn failures_of_actions_are_retried() {
     let (a, _) = run(&mut p, 1, &[false]);
     assert_eq!(a, vec![(1, Action::AskWitnesses)]);
 }
+
+#[test]
+fn the_grace_ends_on_time_between_two_probes() {
+    let mut p = Policy::new(tuning(true), false);
+    run(&mut p, 0, &[false, false, false]);
+    // Down at 20 s; the grace ends at 320 s, between the probes at 320 and 330.
+    let (_, a) = p.step(Event::Tick {
+        at: Duration::from_secs(319),
+    });
+    assert!(a.is_empty());
+    let (_, a) = p.step(Event::Tick {
+        at: Duration::from_secs(320),
+    });
+    assert_eq!(a, vec![Action::AskWitnesses]);
+    // A tick never moves a healthy watch.
+    let mut h = Policy::new(tuning(true), false);
+    let (t, a) = h.step(Event::Tick {
+        at: Duration::from_secs(999),
+    });
+    assert!(t.is_none() && a.is_empty());
+}
