@@ -70,7 +70,11 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         }
     };
     if args.json {
-        let both = serde_json::json!({"takeover": state, "watch": daemon});
+        // The takeover state's fields stay at the top, as before; the daemon's view is added.
+        let mut both = serde_json::to_value(&state).unwrap_or_default();
+        if let Some(obj) = both.as_object_mut() {
+            obj.insert("watch".into(), serde_json::to_value(&daemon).unwrap_or_default());
+        }
         match serde_json::to_string_pretty(&both) {
             Ok(j) => print(&format!("{j}\n")),
             Err(e) => {
