@@ -73,7 +73,10 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         // The takeover state's fields stay at the top, as before; the daemon's view is added.
         let mut both = serde_json::to_value(&state).unwrap_or_default();
         if let Some(obj) = both.as_object_mut() {
-            obj.insert("watch".into(), serde_json::to_value(&daemon).unwrap_or_default());
+            obj.insert(
+                "watch".into(),
+                serde_json::to_value(&daemon).unwrap_or_default(),
+            );
         }
         match serde_json::to_string_pretty(&both) {
             Ok(j) => print(&format!("{j}\n")),
