@@ -31,6 +31,9 @@ _posta() {
             posta,help)
                 cmd="posta__subcmd__help"
                 ;;
+            posta,keepalived)
+                cmd="posta__subcmd__keepalived"
+                ;;
             posta,migrate)
                 cmd="posta__subcmd__migrate"
                 ;;
@@ -100,6 +103,9 @@ _posta() {
             posta__subcmd__help,help)
                 cmd="posta__subcmd__help__subcmd__help"
                 ;;
+            posta__subcmd__help,keepalived)
+                cmd="posta__subcmd__help__subcmd__keepalived"
+                ;;
             posta__subcmd__help,migrate)
                 cmd="posta__subcmd__help__subcmd__migrate"
                 ;;
@@ -130,6 +136,12 @@ _posta() {
             posta__subcmd__help__subcmd__failback,vip)
                 cmd="posta__subcmd__help__subcmd__failback__subcmd__vip"
                 ;;
+            posta__subcmd__help__subcmd__keepalived,config)
+                cmd="posta__subcmd__help__subcmd__keepalived__subcmd__config"
+                ;;
+            posta__subcmd__help__subcmd__keepalived,notify)
+                cmd="posta__subcmd__help__subcmd__keepalived__subcmd__notify"
+                ;;
             posta__subcmd__help__subcmd__mta,explain)
                 cmd="posta__subcmd__help__subcmd__mta__subcmd__explain"
                 ;;
@@ -159,6 +171,24 @@ _posta() {
                 ;;
             posta__subcmd__help__subcmd__takeover,vip)
                 cmd="posta__subcmd__help__subcmd__takeover__subcmd__vip"
+                ;;
+            posta__subcmd__keepalived,config)
+                cmd="posta__subcmd__keepalived__subcmd__config"
+                ;;
+            posta__subcmd__keepalived,help)
+                cmd="posta__subcmd__keepalived__subcmd__help"
+                ;;
+            posta__subcmd__keepalived,notify)
+                cmd="posta__subcmd__keepalived__subcmd__notify"
+                ;;
+            posta__subcmd__keepalived__subcmd__help,config)
+                cmd="posta__subcmd__keepalived__subcmd__help__subcmd__config"
+                ;;
+            posta__subcmd__keepalived__subcmd__help,help)
+                cmd="posta__subcmd__keepalived__subcmd__help__subcmd__help"
+                ;;
+            posta__subcmd__keepalived__subcmd__help,notify)
+                cmd="posta__subcmd__keepalived__subcmd__help__subcmd__notify"
                 ;;
             posta__subcmd__mta,explain)
                 cmd="posta__subcmd__mta__subcmd__explain"
@@ -245,7 +275,7 @@ _posta() {
 
     case "${cmd}" in
         posta)
-            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback status watch config mta queue completions help"
+            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback status watch keepalived config mta queue completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -711,7 +741,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help)
-            opts="check migrate takeover failback status watch config mta queue completions help"
+            opts="check migrate takeover failback status watch keepalived config mta queue completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -839,6 +869,48 @@ _posta() {
         posta__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__keepalived)
+            opts="config notify"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__keepalived__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__keepalived__subcmd__notify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1067,6 +1139,152 @@ _posta() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__keepalived)
+            opts="-c -v -h -V --config --log-format --verbose --help --version config notify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__keepalived__subcmd__config)
+            opts="-c -v -h -V --role --router-id --config --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -W "primary backup" -- "${cur}"))
+                    return 0
+                    ;;
+                --router-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__keepalived__subcmd__help)
+            opts="config notify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__keepalived__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__keepalived__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__keepalived__subcmd__help__subcmd__notify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__keepalived__subcmd__notify)
+            opts="-c -v -h -V --role --config --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -W "primary backup" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -58,6 +58,8 @@ pub enum Command {
     Status(StatusArgs),
     Watch(WatchArgs),
     #[command(subcommand)]
+    Keepalived(KeepalivedCommand),
+    #[command(subcommand)]
     Config(ConfigCommand),
     Mta(Box<MtaArgs>),
     Queue(QueueArgs),
@@ -426,6 +428,47 @@ pub struct WatchArgs {
     /// State file [default: the site's [watch] state_file, else /var/lib/posta/watch.json]
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
+}
+
+/// posta under keepalived (VRRP): keepalived elects who holds the address, posta checks the
+/// primary for it and does the mail work around each change.
+#[derive(Debug, Subcommand)]
+pub enum KeepalivedCommand {
+    /// Print a keepalived.conf for this host from the site file: a vrrp_script running
+    /// `posta check --nagios primary` on mailserver1 (its fall covers the takeover grace),
+    /// the VIP, and `posta keepalived notify` as the notify script
+    Config {
+        /// Which of the pair this configuration is for
+        #[arg(long, value_enum)]
+        role: PairRole,
+        /// VRRP router id shared by the pair (1-255)
+        #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u8).range(1..))]
+        router_id: u8,
+    },
+    /// keepalived's notify script: `notify "posta keepalived notify"`. On mailserver2 becoming
+    /// MASTER: takeover hooks, recorded; leaving MASTER: failback hooks, recorded, then the mta
+    /// queue flushed and `posta migrate` run. One notification at a time, in arrival order.
+    Notify {
+        /// Which of the pair this host is
+        #[arg(long, value_enum)]
+        role: PairRole,
+        /// GROUP or INSTANCE (keepalived's first argument)
+        kind: String,
+        /// The group's or instance's name
+        name: String,
+        /// MASTER, BACKUP, FAULT, STOP or DELETED
+        state: String,
+        /// The priority (keepalived's fourth argument; unused)
+        priority: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PairRole {
+    /// mailserver1 (MASTER, priority 150, tracks its own services)
+    Primary,
+    /// mailserver2 (BACKUP, priority 100)
+    Backup,
 }
 
 /// How INBOX mail reaches mailserver1.

@@ -6,9 +6,11 @@
 //! - `snapshot`  the state file `posta status` reads, and the Prometheus metrics.
 //! - `http`      `/metrics` and `/status`.
 //! - `sdnotify`  systemd's readiness and watchdog protocol.
+//! - `keepalived` posta as keepalived's check and notify script, and its config.
 
 pub mod daemon;
 pub mod http;
+pub mod keepalived;
 pub mod policy;
 pub mod sdnotify;
 pub mod snapshot;
