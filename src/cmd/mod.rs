@@ -44,6 +44,24 @@ pub fn run(cli: Cli) -> u8 {
     }
 }
 
+/// Takes an exclusive lock on `path` (created, with its directory) for as long as the file is
+/// held: one daemon per queue or site. `busy` says who holds it when it is taken.
+fn exclusive_lock(path: &std::path::Path, busy: &str) -> Result<std::fs::File, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    file.try_lock()
+        .map_err(|_| format!("{busy} (it holds {})", path.display()))?;
+    Ok(file)
+}
+
 /// The site file named by `--config`/`POSTA_CONFIG`, else the default location.
 fn site_path(config: Option<PathBuf>) -> PathBuf {
     config.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH))

@@ -216,21 +216,11 @@ fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, Str
 
 /// Owns the queue for the life of the process: one mta per queue.
 fn lock_queue(dir: &Path) -> Result<std::fs::File, String> {
-    let path = dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    file.try_lock().map_err(|_| {
-        format!(
-            "another posta mta is running on the queue {} (it holds {})",
-            dir.display(),
-            path.display()
-        )
-    })?;
-    Ok(file)
+    let busy = format!(
+        "another posta mta is running on the queue {}",
+        dir.display()
+    );
+    super::exclusive_lock(&dir.join("lock"), &busy)
 }
 
 async fn run(settings: Settings) -> u8 {

@@ -74,24 +74,10 @@ pub async fn execute(config: Option<PathBuf>, args: WatchArgs) -> u8 {
 
 /// Holds `STATE.lock` for the life of the process: one watch per site.
 fn lock(state_file: &Path) -> Result<std::fs::File, String> {
-    let path = state_file.with_extension("lock");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    f.try_lock().map_err(|_| {
-        format!(
-            "another posta watch runs for this site (it holds {})",
-            path.display()
-        )
-    })?;
-    Ok(f)
+    super::exclusive_lock(
+        &state_file.with_extension("lock"),
+        "another posta watch runs for this site",
+    )
 }
 
 /// SIGHUP: a new plan from the site file, or the old one kept with the reason logged.

@@ -355,8 +355,8 @@ fn host_name(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// A resolver that asks only `server` (UDP, then TCP for truncated answers), without caching.
-fn direct(server: SocketAddr, timeout: Duration) -> Result<TokioResolver, String> {
+/// A configuration that asks only `server`: UDP, then TCP for truncated answers.
+pub(crate) fn single_server(server: SocketAddr) -> ResolverConfig {
     let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
         .into_iter()
         .map(|mut c| {
@@ -364,11 +364,16 @@ fn direct(server: SocketAddr, timeout: Duration) -> Result<TokioResolver, String
             c
         })
         .collect();
-    let config = ResolverConfig::from_parts(
+    ResolverConfig::from_parts(
         None,
         Vec::new(),
         vec![NameServerConfig::new(server.ip(), true, connections)],
-    );
+    )
+}
+
+/// A resolver that asks only `server`, without caching.
+fn direct(server: SocketAddr, timeout: Duration) -> Result<TokioResolver, String> {
+    let config = single_server(server);
     let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
     tune(builder.options_mut(), timeout);
     builder

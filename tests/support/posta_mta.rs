@@ -100,22 +100,15 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn connect(port: u16) -> Result<Smtp, String> {
-        let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-        let writer = s.try_clone().map_err(|e| e.to_string())?;
-        let mut c = Smtp {
-            reader: BufReader::new(s),
-            writer,
-        };
-        let greeting = c.reply()?;
-        if !greeting.starts_with("220") {
-            return Err(greeting);
-        }
-        Ok(c)
+        Smtp::open(port, "220")
     }
 
     /// A POP3 connection (the same line protocol): after its `+OK` greeting.
     pub fn connect_pop3(port: u16) -> Result<Smtp, String> {
+        Smtp::open(port, "+OK")
+    }
+
+    fn open(port: u16, greeting: &str) -> Result<Smtp, String> {
         let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(30))).ok();
         let writer = s.try_clone().map_err(|e| e.to_string())?;
@@ -123,9 +116,9 @@ impl Smtp {
             reader: BufReader::new(s),
             writer,
         };
-        let greeting = c.reply()?;
-        if !greeting.starts_with("+OK") {
-            return Err(greeting);
+        let got = c.reply()?;
+        if !got.starts_with(greeting) {
+            return Err(got);
         }
         Ok(c)
     }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::join_all;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
@@ -55,21 +54,10 @@ pub struct Router {
 impl Router {
     pub fn new(me: SelfIdentity, opts: &LookupOptions) -> anyhow::Result<Router> {
         let mut builder = match opts.nameserver {
-            Some(server) => {
-                let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-                    .into_iter()
-                    .map(|mut c| {
-                        c.port = server.port();
-                        c
-                    })
-                    .collect();
-                let config = ResolverConfig::from_parts(
-                    None,
-                    Vec::new(),
-                    vec![NameServerConfig::new(server.ip(), true, connections)],
-                );
-                Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-            }
+            Some(server) => Resolver::builder_with_config(
+                crate::health::dns::single_server(server),
+                TokioRuntimeProvider::default(),
+            ),
             None => Resolver::builder_tokio()
                 .context("failed to read the system resolver configuration")?,
         };
