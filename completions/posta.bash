@@ -145,6 +145,9 @@ _posta() {
             posta__subcmd__help__subcmd__mta,explain)
                 cmd="posta__subcmd__help__subcmd__mta__subcmd__explain"
                 ;;
+            posta__subcmd__help__subcmd__mta,passwd)
+                cmd="posta__subcmd__help__subcmd__mta__subcmd__passwd"
+                ;;
             posta__subcmd__help__subcmd__queue,delete)
                 cmd="posta__subcmd__help__subcmd__queue__subcmd__delete"
                 ;;
@@ -196,11 +199,17 @@ _posta() {
             posta__subcmd__mta,help)
                 cmd="posta__subcmd__mta__subcmd__help"
                 ;;
+            posta__subcmd__mta,passwd)
+                cmd="posta__subcmd__mta__subcmd__passwd"
+                ;;
             posta__subcmd__mta__subcmd__help,explain)
                 cmd="posta__subcmd__mta__subcmd__help__subcmd__explain"
                 ;;
             posta__subcmd__mta__subcmd__help,help)
                 cmd="posta__subcmd__mta__subcmd__help__subcmd__help"
+                ;;
+            posta__subcmd__mta__subcmd__help,passwd)
+                cmd="posta__subcmd__mta__subcmd__help__subcmd__passwd"
                 ;;
             posta__subcmd__queue,delete)
                 cmd="posta__subcmd__queue__subcmd__delete"
@@ -937,7 +946,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help__subcmd__mta)
-            opts="explain"
+            opts="explain passwd"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -951,6 +960,20 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help__subcmd__mta__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__mta__subcmd__passwd)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1383,7 +1406,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__mta)
-            opts="-c -v -h -V --listen --hostname --domain --relay-domain --maildir --queue --relay-to --relay-tls --ca-file --mx-port --dns-server --access --virtusertable --local-host-names --recipients --verify-recipients --pop3-listen --pop3s-listen --pop3-users --tls-cert --tls-key --max-message-size --max-recipients --max-connections --max-per-ip --timeout --retry-min --retry-max --lifetime --min-free --config --log-format --verbose --help --version explain help"
+            opts="-c -v -h -V --listen --hostname --domain --relay-domain --maildir --queue --relay-to --relay-tls --ca-file --mx-port --dns-server --access --virtusertable --local-host-names --recipients --verify-recipients --pop3-listen --pop3s-listen --pop3-users --tls-cert --tls-key --max-message-size --max-recipients --max-connections --max-per-ip --timeout --retry-min --retry-max --lifetime --min-free --config --log-format --verbose --help --version explain passwd help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1579,7 +1602,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__mta__subcmd__help)
-            opts="explain help"
+            opts="explain passwd help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1613,6 +1636,46 @@ _posta() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__mta__subcmd__help__subcmd__passwd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__mta__subcmd__passwd)
+            opts="-c -v -h -V --config --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -275,46 +275,47 @@ complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subc
 complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
 complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'
 complete -c posta -n "__fish_posta_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l listen -d 'Address to accept SMTP on, e.g. 0.0.0.0:25 (repeatable)' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l hostname -d 'This server\'s name: greeting, Received headers, and finding itself in MX lists' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l domain -d 'A domain delivered here: local to the Maildirs with --maildir, else relayed (repeatable)' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l relay-domain -d 'A domain (and its subdomains) queued and relayed, like `To:DOMAIN RELAY` (repeatable)' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l maildir -d 'Root of the users\' Maildirs: user U\'s mail goes to DIR/U/new, or a Dovecot-style template such as /var/vmail/%u/Maildir' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l queue -d 'The durable queue for relayed mail' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l relay-to -d 'Relay everything queued to this host instead of looking up MX records' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l relay-tls -d 'TLS towards the next hop [default: require with --relay-to, may for MX delivery]' -r -f -a "require\t'STARTTLS required and the certificate verified (the default with --relay-to)'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l listen -d 'Address to accept SMTP on, e.g. 0.0.0.0:25 (repeatable)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l hostname -d 'This server\'s name: greeting, Received headers, and finding itself in MX lists' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l domain -d 'A domain delivered here: local to the Maildirs with --maildir, else relayed (repeatable)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l relay-domain -d 'A domain (and its subdomains) queued and relayed, like `To:DOMAIN RELAY` (repeatable)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l maildir -d 'Root of the users\' Maildirs: user U\'s mail goes to DIR/U/new, or a Dovecot-style template such as /var/vmail/%u/Maildir' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l queue -d 'The durable queue for relayed mail' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l relay-to -d 'Relay everything queued to this host instead of looking up MX records' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l relay-tls -d 'TLS towards the next hop [default: require with --relay-to, may for MX delivery]' -r -f -a "require\t'STARTTLS required and the certificate verified (the default with --relay-to)'
 may\t'STARTTLS when offered, verified when used (the default for MX delivery)'
 none\t'Plain text (a private link or loopback)'"
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l ca-file -d 'Trust the CA certificates in this PEM file for the next hop, besides the system\'s' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l mx-port -d 'Port of MX hosts (25; for tests)' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l dns-server -d 'Ask this DNS server for MX records instead of the system\'s resolver (for tests)' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l access -d 'sendmail\'s access file, as text' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l virtusertable -d 'sendmail\'s virtusertable, as text' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l local-host-names -d 'sendmail\'s local-host-names (class w)' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l recipients -d 'Valid recipients (user@domain or @domain per line): others get 550 at RCPT' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l pop3-listen -d 'Serve the Maildirs over POP3 on this address (STLS offered with a certificate)' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l pop3s-listen -d 'Serve POP3 over implicit TLS (POP3S) on this address' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l pop3-users -d 'POP3 users: user:{SHA512-CRYPT}hash lines (Dovecot passwd-file format), owner-only' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l tls-cert -d 'Certificate chain (PEM) for STARTTLS, STLS and POP3S' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l tls-key -d 'Private key (PEM, owner-only) for --tls-cert' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-message-size -d 'Largest message accepted, in bytes [default: 52428800]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-recipients -d 'Recipients per message [default: 100]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-connections -d 'Simultaneous connections [default: 200]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l max-per-ip -d 'Simultaneous connections from one address [default: 50, as Postfix]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l timeout -d 'Time allowed for each command line [default: 5m]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l retry-min -d 'First retry of a deferred message; doubles per attempt [default: 5m]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l retry-max -d 'Longest wait between retries [default: 1h6m40s, Postfix\'s 4000s]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l lifetime -d 'Give up and return the message to its sender after this [default: 5d]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l min-free -d 'Answer 452 to new mail when the spool\'s filesystem has less free space [default: 104857600]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l ca-file -d 'Trust the CA certificates in this PEM file for the next hop, besides the system\'s' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l mx-port -d 'Port of MX hosts (25; for tests)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l dns-server -d 'Ask this DNS server for MX records instead of the system\'s resolver (for tests)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l access -d 'sendmail\'s access file, as text' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l virtusertable -d 'sendmail\'s virtusertable, as text' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l local-host-names -d 'sendmail\'s local-host-names (class w)' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l recipients -d 'Valid recipients (user@domain or @domain per line): others get 550 at RCPT' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-listen -d 'Serve the Maildirs over POP3 on this address (STLS offered with a certificate)' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3s-listen -d 'Serve POP3 over implicit TLS (POP3S) on this address' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-users -d 'POP3 users: user:{SHA512-CRYPT}hash lines (Dovecot passwd-file format), owner-only' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l tls-cert -d 'Certificate chain (PEM) for STARTTLS, STLS and POP3S' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l tls-key -d 'Private key (PEM, owner-only) for --tls-cert' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-message-size -d 'Largest message accepted, in bytes [default: 52428800]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-recipients -d 'Recipients per message [default: 100]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-connections -d 'Simultaneous connections [default: 200]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-per-ip -d 'Simultaneous connections from one address [default: 50, as Postfix]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l timeout -d 'Time allowed for each command line [default: 5m]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l retry-min -d 'First retry of a deferred message; doubles per attempt [default: 5m]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l retry-max -d 'Longest wait between retries [default: 1h6m40s, Postfix\'s 4000s]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l lifetime -d 'Give up and return the message to its sender after this [default: 5d]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l min-free -d 'Answer 452 to new mail when the spool\'s filesystem has less free space [default: 104857600]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -l verify-recipients -d 'Check relayed recipients that no --recipients list covers with the next hop (the primary) and cache the answers for 31 days: while the primary is down, known users are accepted and unknown ones get 450, never a late bounce'
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -s V -l version -d 'Print version'
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l verify-recipients -d 'Check relayed recipients that no --recipients list covers with the next hop (the primary) and cache the answers for 31 days: while the primary is down, known users are accepted and unknown ones get 450, never a late bounce'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -f -a "passwd" -d 'Print a POP3 users-file line for USER: the password is read from stdin (one line, never from the command line) and hashed with SHA512-CRYPT, as `doveadm pw` does'
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l access -d 'The access table (FEATURE access_db), as text' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l virtusertable -d 'The virtusertable, as text' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -l local-host-names -d 'The local-host-names file (class w)' -r -F
@@ -329,7 +330,14 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcomm
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from explain" -s V -l version -d 'Print version'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from passwd" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from passwd" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
+json\t''"
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from passwd" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from passwd" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'
+complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Print a POP3 users-file line for USER: the password is read from stdin (one line, never from the command line) and hashed with SHA512-CRYPT, as `doveadm pw` does'
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
@@ -441,6 +449,7 @@ complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcom
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Validate the site file, reporting every problem with file:line:column (exit 2 if any)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the validated site with all defaults filled in (secrets are never printed)'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from mta" -f -a "explain" -d 'Explain what sendmail\'s tables decide for one recipient, like `sendmail -bt`'
+complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from mta" -f -a "passwd" -d 'Print a POP3 users-file line for USER: the password is read from stdin (one line, never from the command line) and hashed with SHA512-CRYPT, as `doveadm pw` does'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "list" -d 'List queued messages: id, age, size, sender, recipients, next attempt, last error'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "show" -d 'Show one message\'s envelope, state and headers'
 complete -c posta -n "__fish_posta_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "flush" -d 'Ask the running mta to deliver now (all, or one domain)'

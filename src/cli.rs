@@ -526,6 +526,12 @@ pub struct MtaArgs {
 #[derive(Debug, Subcommand)]
 pub enum MtaCommand {
     Explain(ExplainArgs),
+    /// Print a POP3 users-file line for USER: the password is read from stdin (one line,
+    /// never from the command line) and hashed with SHA512-CRYPT, as `doveadm pw` does
+    Passwd {
+        /// The user name (the Maildir under --maildir)
+        user: String,
+    },
 }
 
 /// How the relay role reaches the next hop.

@@ -873,3 +873,31 @@ fn recipients_verified_with_the_primary_and_cached() {
     );
     assert!(rcpt(mta.port, "bo@example.org").starts_with("450"));
 }
+
+/// `posta mta passwd` reads the password from stdin and prints a users-file line that the
+/// POP3 server's loader accepts and verifies.
+#[test]
+fn passwd_prints_a_users_line_that_verifies() {
+    use std::io::Write as _;
+    let mut child = posta_command(BIN)
+        .args(["mta", "passwd", "ana"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pw with spaces\n")
+        .unwrap();
+    let run = Run::from_output(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("ana:{SHA512-CRYPT}$6$"), "{run:?}");
+    assert!(!run.stdout.contains("pw with spaces"));
+    let users = posta::mta::users::Users::parse(Path::new("users"), &run.stdout).unwrap();
+    let good = posta::secret::Secret::new("pw with spaces");
+    assert!(users.verify("ana", &good));
+    assert!(!users.verify("ana", &posta::secret::Secret::new("pw")));
+    let empty = posta(&s(&["mta", "passwd", "ana"]));
+    assert_eq!(empty.code, 2, "an empty stdin is refused: {empty:?}");
+}

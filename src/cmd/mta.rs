@@ -27,6 +27,7 @@ use crate::mta::{control, tls};
 pub fn execute(config: Option<PathBuf>, args: MtaArgs) -> u8 {
     match args.command {
         Some(MtaCommand::Explain(a)) => explain(&a),
+        Some(MtaCommand::Passwd { user }) => passwd(&user),
         None => {
             let settings = match settings(config, &args.run) {
                 Ok(s) => s,
@@ -458,6 +459,29 @@ async fn signals(
             }
         }
     }
+}
+
+/// `user:{SHA512-CRYPT}...` for the POP3 users file; the password comes from stdin.
+fn passwd(user: &str) -> u8 {
+    if crate::mta::maildir::user_dir(Path::new("/"), user).is_none() {
+        eprintln!("posta mta passwd: {user:?} is not a usable user name");
+        return EXIT_USAGE;
+    }
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("posta mta passwd: cannot read the password from stdin");
+        return EXIT_FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("posta mta passwd: empty password on stdin");
+        return EXIT_USAGE;
+    }
+    print(&format!(
+        "{user}:{}\n",
+        crate::mta::users::hash_password(password)
+    ));
+    0
 }
 
 fn load<T: Default>(
