@@ -25,6 +25,9 @@ _posta() {
             posta,config)
                 cmd="posta__subcmd__config"
                 ;;
+            posta,drill)
+                cmd="posta__subcmd__drill"
+                ;;
             posta,failback)
                 cmd="posta__subcmd__failback"
                 ;;
@@ -96,6 +99,9 @@ _posta() {
                 ;;
             posta__subcmd__help,config)
                 cmd="posta__subcmd__help__subcmd__config"
+                ;;
+            posta__subcmd__help,drill)
+                cmd="posta__subcmd__help__subcmd__drill"
                 ;;
             posta__subcmd__help,failback)
                 cmd="posta__subcmd__help__subcmd__failback"
@@ -284,7 +290,7 @@ _posta() {
 
     case "${cmd}" in
         posta)
-            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback status watch keepalived config mta queue completions help"
+            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback status watch drill keepalived config mta queue completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -492,6 +498,40 @@ _posta() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__drill)
+            opts="-c -v -h -V --fast --messages --dir --config --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --messages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -750,7 +790,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help)
-            opts="check migrate takeover failback status watch keepalived config mta queue completions help"
+            opts="check migrate takeover failback status watch drill keepalived config mta queue completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -822,6 +862,20 @@ _posta() {
         posta__subcmd__help__subcmd__config__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__drill)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

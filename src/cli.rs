@@ -57,6 +57,7 @@ pub enum Command {
     Failback(TakeoverArgs),
     Status(StatusArgs),
     Watch(WatchArgs),
+    Drill(DrillArgs),
     #[command(subcommand)]
     Keepalived(KeepalivedCommand),
     #[command(subcommand)]
@@ -428,6 +429,28 @@ pub struct WatchArgs {
     /// State file [default: the site's [watch] state_file, else /var/lib/posta/watch.json]
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
+}
+
+/// Rehearse the whole failover on this machine, with posta's own parts.
+///
+/// Builds the seed's network in namespaces (a client; mailserver1 holding the virtual IP;
+/// mailserver2 with POP3 and `posta watch`; the friend's relay, MX 30), sends mail, stops
+/// mailserver1, and prints each phase as it happens: the watch detecting it, the grace, the
+/// takeover, mail accepted by mailserver2 and queued by the relay during the outage,
+/// mailserver1 returning, the failback, the migration home. It ends with a reconciliation by
+/// Message-ID: sent, in mailserver1's mailbox, lost, duplicated (exit 1 if anything is lost
+/// or duplicated). Needs root (network namespaces).
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Short intervals and grace (seconds instead of minutes), for a demonstration
+    #[arg(long)]
+    pub fast: bool,
+    /// Messages sent in each phase
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub messages: usize,
+    /// Keep the drill's files (logs, Maildirs, site file) here [default: a temporary directory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// posta under keepalived (VRRP): keepalived elects who holds the address, posta checks the

@@ -24,6 +24,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod docs;
+pub mod drill;
 pub mod health;
 pub mod migrate;
 pub mod mta;

@@ -6,6 +6,7 @@
 mod check;
 mod completions;
 mod config;
+mod drill;
 mod keepalived;
 mod migrate;
 mod mta;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Failback(args) => runtime().block_on(takeover::execute(config, args, true)),
         Command::Status(args) => runtime().block_on(status::execute(config, args)),
         Command::Watch(args) => runtime().block_on(watch::execute(config, args)),
+        Command::Drill(args) => drill::execute(args),
         Command::Keepalived(cmd) => runtime().block_on(keepalived::execute(config, cmd)),
         Command::Config(cmd) => config::execute(&site_path(config), cmd),
         Command::Mta(args) => mta::execute(config, *args),

@@ -1,0 +1,180 @@
+//! The drill's network: network namespaces on one bridge, built and torn down with `ip`.
+
+use std::process::{Child, Command, Stdio};
+
+/// One namespace on the LAN.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub role: &'static str,
+    pub ns: String,
+    pub ip: String,
+}
+
+/// The client, mailserver1, mailserver2 and the friend's relay (MX 30), and the bridge.
+#[derive(Debug)]
+pub struct Lan {
+    pub client: Node,
+    pub ms1: Node,
+    pub ms2: Node,
+    pub relay: Node,
+    pub vip: String,
+    hub: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ip: {e} (install iproute2)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Lan {
+    /// Builds the LAN on 10.77.252.0/24; the VIP (mailserver1's service address) is .100.
+    pub fn build() -> Result<Lan, String> {
+        let tag = format!("posta-drill-{}", std::process::id());
+        let hub = format!("{tag}-hub");
+        let node = |role: &'static str, n: u8| Node {
+            role,
+            ns: format!("{tag}-{role}"),
+            ip: format!("10.77.252.{n}"),
+        };
+        let lan = Lan {
+            client: node("client", 10),
+            ms1: node("ms1", 11),
+            ms2: node("ms2", 12),
+            relay: node("relay", 13),
+            vip: "10.77.252.100".into(),
+            hub: hub.clone(),
+        };
+        ip(&["netns", "add", &hub])?;
+        ip(&[
+            "-n",
+            &hub,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ])?;
+        ip(&["-n", &hub, "link", "set", "br0", "up"])?;
+        for (k, n) in lan.nodes().into_iter().enumerate() {
+            let veth = format!("v{k}");
+            ip(&["netns", "add", &n.ns])?;
+            ip(&["-n", &n.ns, "link", "set", "lo", "up"])?;
+            ip(&[
+                "-n", &hub, "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns",
+                &n.ns,
+            ])?;
+            ip(&["-n", &hub, "link", "set", &veth, "master", "br0", "up"])?;
+            ip(&[
+                "-n",
+                &n.ns,
+                "addr",
+                "add",
+                &format!("{}/24", n.ip),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &n.ns, "link", "set", "eth0", "up"])?;
+        }
+        Ok(lan)
+    }
+
+    pub fn nodes(&self) -> Vec<&Node> {
+        vec![&self.client, &self.ms1, &self.ms2, &self.relay]
+    }
+
+    pub fn set_link(&self, n: &Node, up: bool) -> Result<(), String> {
+        ip(&[
+            "-n",
+            &n.ns,
+            "link",
+            "set",
+            "eth0",
+            if up { "up" } else { "down" },
+        ])
+    }
+
+    pub fn vip_on(&self, n: &Node, add: bool) -> Result<(), String> {
+        let cidr = format!("{}/24", self.vip);
+        ip(&[
+            "-n",
+            &n.ns,
+            "addr",
+            if add { "add" } else { "del" },
+            &cidr,
+            "dev",
+            "eth0",
+        ])
+    }
+
+    /// Starts `program args` inside `n`, output appended to `log`.
+    pub fn spawn(
+        &self,
+        n: &Node,
+        program: &std::path::Path,
+        args: &[String],
+        log: &std::path::Path,
+    ) -> Result<Child, String> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        Command::new("ip")
+            .args(["netns", "exec", &n.ns])
+            .arg(program)
+            .args(args)
+            .env_remove("POSTA_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start {} in {}: {e}", program.display(), n.role))
+    }
+
+    /// Runs `program args` inside `n` to completion: (success, stdout, stderr).
+    pub fn run(
+        &self,
+        n: &Node,
+        program: &std::path::Path,
+        args: &[String],
+    ) -> Result<(bool, String, String), String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &n.ns])
+            .arg(program)
+            .args(args)
+            .env_remove("POSTA_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for n in self.nodes() {
+            let _ = ip(&["netns", "del", &n.ns]);
+        }
+        let _ = ip(&["netns", "del", &self.hub]);
+    }
+}
