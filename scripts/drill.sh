@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: rehearse the whole failover on this machine with `posta drill` (network
-# namespaces: mailserver1, mailserver2, the friend's relay and a client; needs root and
-# iproute2, nothing else). Extra arguments go to posta drill, e.g. `--messages 100`, or
+# namespaces: mailserver1, mailserver2, the friend's relay and a client). As root it uses them
+# directly; as any other user it enters an unprivileged user namespace (unshare -Urnm) first.
+# Needs iproute2 and util-linux, nothing else. Extra arguments go to posta drill, e.g. `--messages 100`, or
 # `--slow` for the realistic pace instead of --fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."

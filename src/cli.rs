@@ -439,7 +439,8 @@ pub struct WatchArgs {
 /// takeover, mail accepted by mailserver2 and queued by the relay during the outage,
 /// mailserver1 returning, the failback, the migration home. It ends with a reconciliation by
 /// Message-ID: sent, in mailserver1's mailbox, lost, duplicated (exit 1 if anything is lost
-/// or duplicated). Needs root (network namespaces).
+/// or duplicated). As root it uses network namespaces directly; otherwise it enters an
+/// unprivileged user namespace (`unshare -Urnm`) and runs there.
 #[derive(Debug, Args)]
 pub struct DrillArgs {
     /// Short intervals and grace (seconds instead of minutes), for a demonstration

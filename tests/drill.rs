@@ -46,3 +46,33 @@ fn the_drill_runs_every_phase_and_loses_nothing() {
         "{run:?}"
     );
 }
+
+/// Not as root: the drill enters an unprivileged user namespace by itself and passes the same.
+#[test]
+fn the_drill_runs_without_root_in_a_user_namespace() {
+    require_root(); // to become an unprivileged user for the test
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::sys::require_tool("setpriv"))
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_posta"))
+        .args(["drill", "--fast", "--messages", "3", "--dir"])
+        .arg(dir.path().join("drill"))
+        .env_remove("POSTA_CONFIG")
+        .output()
+        .unwrap();
+    let run = Run::from_output(out);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("in mailserver1's mailbox    9"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("nothing lost, nothing duplicated"),
+        "{run:?}"
+    );
+}

@@ -6,7 +6,57 @@ use super::{EXIT_FAILURE, print};
 use crate::cli::DrillArgs;
 use crate::drill::{self, Pace};
 
+/// Set in the drill re-run inside a user namespace, so it does not try again.
+const INNER: &str = "POSTA_DRILL_USERNS";
+
+/// Without root: the same drill in an unprivileged user namespace (`unshare -Urnm`), where
+/// it is root over its own network namespaces, with a private /run for `ip netns`.
+fn rerun_in_user_namespace(args: &DrillArgs, exe: &std::path::Path) -> u8 {
+    use std::os::unix::process::CommandExt;
+    let mut inner: Vec<String> = vec![
+        "drill".into(),
+        "--messages".into(),
+        args.messages.to_string(),
+    ];
+    if args.fast {
+        inner.push("--fast".into());
+    }
+    if let Some(d) = &args.dir {
+        inner.push("--dir".into());
+        inner.push(d.display().to_string());
+    }
+    let err = std::process::Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--mount",
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg("mount -t tmpfs tmpfs /run && exec \"$0\" \"$@\"")
+        .arg(exe)
+        .args(&inner)
+        .env(INNER, "1")
+        .exec();
+    eprintln!(
+        "posta drill: not root, and cannot enter a user namespace with unshare ({err}); run it \
+         as root, or enable unprivileged user namespaces"
+    );
+    EXIT_FAILURE
+}
+
 pub fn execute(args: DrillArgs) -> u8 {
+    if !nix::unistd::Uid::effective().is_root() && std::env::var_os(INNER).is_none() {
+        return match std::env::current_exe() {
+            Ok(exe) => rerun_in_user_namespace(&args, &exe),
+            Err(e) => {
+                eprintln!("posta drill: cannot find this program: {e}");
+                EXIT_FAILURE
+            }
+        };
+    }
     let pace = if args.fast {
         Pace {
             interval: Duration::from_millis(500),

@@ -145,8 +145,8 @@ deliver_to = "ana@example.org"
 pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err(
-            "posta drill builds the scenario in network namespaces and needs root \
-             (the loopback DNS mode for unprivileged users is not built yet)"
+            "posta drill builds the scenario in network namespaces: it needs root, or an \
+             unprivileged user namespace (unshare -Urnm), which it enters by itself"
                 .into(),
         );
     }
@@ -205,7 +205,7 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
     procs
         .0
         .push(lan.spawn(&lan.relay, exe, &relay_args, &log(&lan.relay, "mta"))?);
-    let mut ms1_proc = Procs(vec![ms1]);
+    let ms1_proc = Procs(vec![ms1]);
     for n in [&lan.ms1, &lan.ms2, &lan.relay] {
         let ip = n.ip.clone();
         wait(
@@ -234,8 +234,7 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
     clock.say(&format!("{n} messages sent to mailserver1 through the VIP"));
 
     // mailserver1 fails.
-    drop(ms1_proc.0.pop());
-    drop(ms1_proc);
+    drop(ms1_proc); // kills mailserver1's mta
     lan.set_link(&lan.ms1, false)?;
     let down_at = Instant::now();
     clock.say("mailserver1 stops (its mta killed, its link down)");
@@ -276,6 +275,12 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
     lan.set_link(&lan.ms1, true)?;
     let ms1 = lan.spawn(&lan.ms1, exe, &ms1_args, &log(&lan.ms1, "mta"))?;
     procs.0.push(ms1);
+    let ms1_ip = lan.ms1.ip.clone();
+    wait(
+        "mailserver1's mta to accept again",
+        Duration::from_secs(20),
+        || send::greeting(&lan.client.ns, &ms1_ip).is_ok(),
+    )?;
     clock.say("mailserver1 is back");
     wait("the failback", Duration::from_secs(120), || {
         let s = watch_state(&state_path);
