@@ -180,12 +180,19 @@ fn host_death_is_detected_taken_over_after_the_grace_and_failed_back_after_the_r
     assert_eq!(watch.snapshot()["state"], "healthy");
 
     // mailserver1 dies (its link goes down with it).
+    let killed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     lan.ms1.link_down();
     let s = watch.wait("takeover", Duration::from_secs(60), |s| {
         s["state"] == "taken_over"
     });
     let down = Watch::entered(&s, "down").expect("went down");
     let taken = Watch::entered(&s, "taken_over").expect("took over");
+    // fall = 2 failed rounds at 300 ms: at least one interval after the death, and promptly.
+    assert!(down - killed >= 0.3, "down only after fall x interval: {s}");
+    assert!(down - killed < 10.0, "detected promptly: {s}");
     assert!(
         taken - down >= 2.0,
         "no takeover before the grace ended: {s}"
@@ -312,4 +319,140 @@ fn a_witness_that_still_sees_the_primary_vetoes_the_takeover() {
     let log = fs::read_to_string(&watch.log).unwrap();
     assert!(log.contains("takeover vetoed"), "{log}");
     assert_eq!(witness.snapshot()["primary_up"], true);
+}
+
+/// Service hygiene without namespaces: one watch per site, /metrics and /status served,
+/// SIGHUP with a broken site file keeps the old one, SIGTERM stops cleanly.
+#[test]
+fn one_instance_metrics_reload_and_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::ports::free_port();
+    let http = support::ports::free_port();
+    let site = dir.path().join("site.toml");
+    let text = format!(
+        r#"domain = "example.org"
+[primary]
+name = "mailserver1.example.org"
+address = "127.0.0.1"
+services = ["smtp:{port}?starttls=no"]
+[backup]
+name = "mailserver2.example.org"
+address = "127.0.0.2"
+[takeover]
+mode = "dns"
+state_file = "{d}/takeover.json"
+[dns]
+server = "127.0.0.1:53"
+zone = "example.org"
+name = "mail.example.org"
+tsig_key_file = "{d}/key"
+[probe]
+interval = "200ms"
+timeout = "150ms"
+fall = 2
+takeover_grace = "1h"
+[watch]
+listen = "127.0.0.1:{http}"
+state_file = "{d}/watch.json"
+"#,
+        d = dir.path().display()
+    );
+    fs::write(
+        dir.path().join("key"),
+        "key k { algorithm hmac-sha256; secret \"c2VjcmV0\"; };\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        dir.path().join("key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    fs::write(&site, &text).unwrap();
+    let log = dir.path().join("watch.log");
+    let start = |log: &Path| {
+        let out = fs::File::create(log).unwrap();
+        Command::new(BIN)
+            .args(["--config", site.to_str().unwrap(), "watch"])
+            .env_remove("POSTA_CONFIG")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap()
+    };
+    let mut first = start(&log);
+    let state = dir.path().join("watch.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !fs::read_to_string(&state).is_ok_and(|s| s.contains("\"down\"")) {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // A second watch for the same site refuses to start.
+    let second = Command::new(BIN)
+        .args(["--config", site.to_str().unwrap(), "watch"])
+        .env_remove("POSTA_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another posta watch"));
+    // /metrics and /status.
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    let metrics = get("/metrics");
+    assert!(metrics.starts_with("HTTP/1.0 200"), "{metrics}");
+    assert!(
+        metrics.contains("posta_watch_state{state=\"down\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("posta_watch_grace_remaining_seconds"),
+        "{metrics}"
+    );
+    assert!(get("/status").contains("\"primary_up\":false"));
+    assert!(get("/nothing").starts_with("HTTP/1.0 404"));
+    // A broken site file on SIGHUP is refused and the old one kept.
+    fs::write(&site, text.replace("fall = 2", "fall = \"two\"")).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &first.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fs::read_to_string(&log)
+        .is_ok_and(|l| l.contains("reload failed, keeping the old site file"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(first.try_wait().unwrap().is_none(), "still running");
+    // SIGTERM: stops after the current round.
+    let _ = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = first.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        fs::read_to_string(&log)
+            .unwrap()
+            .contains("posta watch stopped")
+    );
 }
