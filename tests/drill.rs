@@ -57,9 +57,13 @@ fn the_drill_runs_without_root_in_a_user_namespace() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
+    // A copy the unprivileged user can surely reach (the checkout may sit under /root).
+    let exe = dir.path().join("posta");
+    std::fs::copy(env!("CARGO_BIN_EXE_posta"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = std::process::Command::new(support::sys::require_tool("setpriv"))
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_posta"))
+        .arg(&exe)
         .args(["drill", "--fast", "--messages", "3", "--dir"])
         .arg(dir.path().join("drill"))
         .env_remove("POSTA_CONFIG")
