@@ -430,24 +430,23 @@ fn a_452_until_the_primary_recovers_loses_nothing() {
 fn a_primary_closing_connections_mid_run_loses_nothing() {
     let scene = Scene::start();
     let inbox = seed_inbox(&scene, 1500, 2_000);
-    let child = spawn(&scene.args(&scene.imaps(), &["--retry-for", "3m"]));
     let pid_file = scene.primary.postfix.path().join("spool/pid/master.pid");
-    thread::sleep(Duration::from_millis(700));
+    // 421 from the first RCPT on, so the run meets it however fast or slow the machine is.
     scene
         .primary
         .postfix
         .set_recipient_access("alice@example.org 421 4.3.2 service shutting down");
-    kill_smtpd(&pid_file);
-    // Keep answering 421 until Postfix has given it at least once: on a loaded machine the
-    // reconnect after the kill can take longer than any fixed pause.
+    let child = spawn(&scene.args(&scene.imaps(), &["--retry-for", "3m"]));
     let log = scene.primary.postfix.log();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !fs::read_to_string(&log).is_ok_and(|l| l.contains("421 4.3.2")) {
         assert!(Instant::now() < deadline, "postfix never answered 421");
         thread::sleep(Duration::from_millis(100));
     }
+    kill_smtpd(&pid_file);
     scene.primary.postfix.set_recipient_access("");
-    thread::sleep(Duration::from_millis(300));
+    // Once the run is under way again, its smtpd processes die under open transactions.
+    thread::sleep(Duration::from_millis(1500));
     kill_smtpd(&pid_file);
     let run = Run::from_output(child.wait_with_output().unwrap());
     assert_eq!(run.code, 0, "{run:?}");
