@@ -29,6 +29,7 @@ pub mod health;
 pub mod migrate;
 pub mod mta;
 pub mod proto;
+pub mod routes;
 pub mod secret;
 pub mod takeover;
 pub mod watch;
