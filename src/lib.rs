@@ -14,10 +14,16 @@
 //! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only), the
 //!   IMAP, POP3 and SMTP/LMTP sessions migrate uses.
-//! - `mta`      the backup-MX mini-MTA: `tables` parses sendmail's access, virtusertable and
-//!   local-host-names; `policy` decides relay/local/reject from them, sans-I/O.
+//! - `mta`      the backup-MX mini-MTA: sendmail's tables and the relay policy, the SMTP session
+//!   (sans-I/O) and server, group-committed Maildir and queue storage, the queue runner with
+//!   MX routing and DSNs, the POP3 server.
 //! - `takeover` moving mailserver1's service to mailserver2 and back: `vip` probes, adds, removes
 //!   and announces a virtual IP (netlink, ARP, neighbour discovery).
+//! - `watch`    the daemon that decides: a pure fall/grace/rise policy, witnesses, metrics,
+//!   systemd notify, and posta under keepalived.
+//! - `drill`    the whole scenario rehearsed in network namespaces from posta's own parts.
+//! - `routes`   one domain over regional servers: tables generated from the offices' lists and
+//!   proven by hop-by-hop evaluation.
 
 pub mod cli;
 pub mod client;
