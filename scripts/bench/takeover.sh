@@ -24,6 +24,8 @@
 # keepalived run waits out its second GARP burst (5 s), so those take ~12 s each. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/bench/lan.sh
+. scripts/bench/lan.sh
 scripts/install-test-deps.sh >/dev/null
 cargo build --release --locked --bin posta --example vip_bench >/dev/null 2>&1
 
@@ -40,31 +42,13 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for ns in "$client" "$ms1" "$ms2" "$hub"; do ip netns del "$ns" 2>/dev/null || true; done
+  lan_down
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # The LAN, as tests/support/netns.rs builds it (IPv4 only here).
-ip netns add "$hub"
-ip -n "$hub" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
-ip -n "$hub" link set br0 up
-n=10
-for ns in "$client" "$ms1" "$ms2"; do
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  ip -n "$hub" link add "v$n" type veth peer name eth0 netns "$ns"
-  ip -n "$hub" link set "v$n" master br0 up
-  ip -n "$ns" link set eth0 address "02:77:fa:00:00:$n"
-  ip -n "$ns" addr add "10.77.250.$n/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  n=$((n + 1))
-done
-
-for server in ms1 ms2; do
-  ip netns exec "${!server}" "$bench" greet "$server" &
-  pids+=($!)
-done
+lan_up 250 fa
 
 # The one place that runs posta's takeover, in ms2's namespace: the real command, with its
 # SMTP check through the address and its state file, without the probe (measured apart) and

@@ -15,6 +15,8 @@
 # Needs root. On a 2-core machine, run nothing else meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/bench/lan.sh
+. scripts/bench/lan.sh
 scripts/install-test-deps.sh >/dev/null
 cargo build --release --locked --bin posta --example vip_bench >/dev/null 2>&1
 
@@ -33,29 +35,12 @@ cleanup() {
   [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null || true
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for ns in "$client" "$ms1" "$ms2" "$hub"; do ip netns del "$ns" 2>/dev/null || true; done
+  lan_down
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-ip netns add "$hub"
-ip -n "$hub" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
-ip -n "$hub" link set br0 up
-n=10
-for ns in "$client" "$ms1" "$ms2"; do
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  ip -n "$hub" link add "v$n" type veth peer name eth0 netns "$ns"
-  ip -n "$hub" link set "v$n" master br0 up
-  ip -n "$ns" link set eth0 address "02:77:fb:00:00:$n"
-  ip -n "$ns" addr add "10.77.251.$n/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  n=$((n + 1))
-done
-for server in ms1 ms2; do
-  ip netns exec "${!server}" "$bench" greet "$server" &
-  pids+=($!)
-done
+lan_up 251 fb
 
 site() { # INTERVAL TIMEOUT GRACE AUTO
   cat > "$work/site.toml" <<EOF

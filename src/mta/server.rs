@@ -52,6 +52,8 @@ pub struct Mta {
     tls: Option<TlsAcceptor>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     total: Mutex<usize>,
+    /// The last free-space check: when, and whether it was below the watermark.
+    disk: Mutex<Option<(std::time::Instant, bool)>>,
 }
 
 /// Loads the tables the settings name; a missing setting is an empty table.
@@ -102,6 +104,7 @@ impl Mta {
             tls,
             per_ip: Mutex::new(HashMap::new()),
             total: Mutex::new(0),
+            disk: Mutex::new(None),
         })
     }
 
@@ -190,13 +193,27 @@ impl Mta {
         verdict
     }
 
+    /// Whether free space is below the watermark; statvfs at most once a second, not per
+    /// RCPT and message.
     fn low_on_disk(&self) -> bool {
-        let dirs = [
-            self.settings.queue.as_deref(),
-            self.settings.maildir.as_deref(),
-        ];
-        dirs.into_iter().flatten().any(|d| {
-            nix::sys::statvfs::statvfs(d).is_ok_and(|s| {
+        if let Ok(mut last) = self.disk.lock() {
+            if let Some((at, low)) = *last
+                && at.elapsed() < Duration::from_secs(1)
+            {
+                return low;
+            }
+            let low = self.measure_disk();
+            *last = Some((std::time::Instant::now(), low));
+            return low;
+        }
+        self.measure_disk()
+    }
+
+    fn measure_disk(&self) -> bool {
+        let maildir = self.settings.maildir.as_deref().map(maildir::base);
+        let dirs = [self.settings.queue.clone(), maildir];
+        dirs.iter().flatten().any(|d| {
+            nix::sys::statvfs::statvfs(d.as_path()).is_ok_and(|s| {
                 let free = s.blocks_available().saturating_mul(s.fragment_size());
                 free < self.settings.min_free
             })
@@ -204,8 +221,9 @@ impl Mta {
     }
 
     /// Makes a transaction durable: one Maildir copy per local user, one queue file for
-    /// everything relayed. Ok only when all of it is on disk.
-    pub async fn store(&self, t: &Transaction) -> Result<(), StoreError> {
+    /// everything relayed. Ok only when all of it is on disk. `message` is the transaction's
+    /// message, moved out of it so it is never copied.
+    pub async fn store(&self, t: &Transaction, message: Arc<Vec<u8>>) -> Result<(), StoreError> {
         if self.low_on_disk() {
             return Err(StoreError::DiskFull);
         }
@@ -238,7 +256,7 @@ impl Mta {
                 // the envelope, which `posta migrate` later reads to send it home.
                 let prefix = format!("Return-Path: <{}>\r\nDelivered-To: {address}\r\n", t.from)
                     .into_bytes();
-                let size = prefix.len() + t.message.len();
+                let size = prefix.len() + message.len();
                 targets.push(Target {
                     tmp_dir: dir.join("tmp"),
                     dir: dir.join("new"),
@@ -258,7 +276,7 @@ impl Mta {
                 arrival: spool::unix_now(),
                 client: t.client.to_string(),
                 helo: t.helo.clone(),
-                size: t.message.len() as u64,
+                size: message.len() as u64,
             };
             let mut prefix = Spool::encode(&env, b"");
             prefix.shrink_to_fit();
@@ -273,9 +291,7 @@ impl Mta {
         if targets.is_empty() {
             return Ok(()); // every recipient discarded
         }
-        self.store
-            .store(Arc::new(t.message.clone()), targets)
-            .await?;
+        self.store.store(message, targets).await?;
         if self.spool.is_some() && !relayed_none {
             let _ = self.flush.send(Wake::Queued(t.id.clone()));
         }
@@ -502,13 +518,16 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 out.extend(session.rcpt_checked(v));
             }
             Step::Store(t) => {
-                let result = mta.store(&t).await;
+                let mut t = t;
+                let message = Arc::new(std::mem::take(&mut t.message));
+                let size = message.len();
+                let result = mta.store(&t, message).await;
                 match &result {
                     Ok(()) => info!(
                         id = %t.id,
                         from = %t.from,
                         rcpts = t.recipients.len(),
-                        size = t.message.len(),
+                        size,
                         "accepted"
                     ),
                     Err(e) => warn!(id = %t.id, error = ?e, "message not stored"),

@@ -8,7 +8,7 @@
 //! writer at ~1,300 msg/s on this disk). A job is answered only after everything of its batch
 //! it depends on is on disk; a failure fails that job alone, and its files are removed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -52,10 +52,12 @@ impl Store {
         std::thread::Builder::new()
             .name("posta-store".into())
             .spawn(move || {
+                // Maildirs known to exist: checked once, not with three stats per message.
+                let mut known = HashSet::new();
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter().take(511));
-                    commit(batch);
+                    commit(batch, &mut known);
                 }
             })?;
         Ok(Store { tx })
@@ -93,12 +95,12 @@ fn classify(e: &io::Error) -> StoreError {
     }
 }
 
-fn commit(batch: Vec<Job>) {
+fn commit(batch: Vec<Job>, known: &mut HashSet<PathBuf>) {
     // Phase 1: write every file of every job (page cache only).
     let mut staged: Vec<(Job, Result<Vec<Written>, io::Error>)> = batch
         .into_iter()
         .map(|job| {
-            let written = write_all(&job);
+            let written = write_all(&job, known);
             (job, written)
         })
         .collect();
@@ -195,12 +197,15 @@ fn sync_files(files: &[&fs::File]) -> Vec<io::Result<()>> {
     })
 }
 
-fn write_all(job: &Job) -> Result<Vec<Written>, io::Error> {
+fn write_all(job: &Job, known: &mut HashSet<PathBuf>) -> Result<Vec<Written>, io::Error> {
     let mut out: Vec<Written> = Vec::with_capacity(job.targets.len());
     for t in &job.targets {
-        let res = (|| {
-            if let Some(m) = &t.maildir {
+        let mut res = || {
+            if let Some(m) = &t.maildir
+                && !known.contains(m)
+            {
                 maildir::ensure(m)?;
+                known.insert(m.clone());
             }
             let tmp = t.tmp_dir.join(&t.name);
             let mut file = fs::OpenOptions::new()
@@ -219,10 +224,14 @@ fn write_all(job: &Job) -> Result<Vec<Written>, io::Error> {
                 tmp,
                 target: t.clone(),
             })
-        })();
-        match res {
+        };
+        match res() {
             Ok(w) => out.push(w),
             Err(e) => {
+                // A Maildir removed behind our back is made again next time.
+                if let Some(m) = &t.maildir {
+                    known.remove(m);
+                }
                 cleanup(&out);
                 return Err(e);
             }

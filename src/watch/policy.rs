@@ -304,27 +304,21 @@ impl Policy {
         if !over || acting {
             return (s, reason, Vec::new());
         }
-        if self.tuning.auto_takeover {
-            let s = State::Down {
+        let (acting, told, actions) = act_or_tell(
+            self.tuning.auto_takeover,
+            told,
+            Action::AskWitnesses,
+            "the primary has been down for the whole grace: run `posta takeover`",
+        );
+        (
+            State::Down {
                 since,
-                acting: true,
+                acting,
                 told,
-            };
-            return (s, reason, vec![Action::AskWitnesses]);
-        }
-        let s = State::Down {
-            since,
-            acting: false,
-            told: true,
-        };
-        let actions = if told {
-            Vec::new()
-        } else {
-            vec![Action::Notify(
-                "the primary has been down for the whole grace: run `posta takeover`".into(),
-            )]
-        };
-        (s, reason, actions)
+            },
+            reason,
+            actions,
+        )
     }
 
     fn back_tick(&self, successes: u32, acting: bool, told: bool) -> (State, String, Vec<Action>) {
@@ -344,29 +338,33 @@ impl Policy {
             };
             return (s, reason, Vec::new());
         }
-        if self.tuning.auto_failback {
-            let s = State::PrimaryBack {
-                successes,
-                acting: true,
-                told,
-            };
-            return (s, reason, vec![Action::Failback]);
-        }
+        let (acting, told, actions) = act_or_tell(
+            self.tuning.auto_failback,
+            told,
+            Action::Failback,
+            "the primary has been healthy for the whole rise window: run `posta failback`",
+        );
         let s = State::PrimaryBack {
             successes,
-            acting: false,
-            told: true,
-        };
-        let actions = if told {
-            Vec::new()
-        } else {
-            vec![Action::Notify(
-                "the primary has been healthy for the whole rise window: run `posta failback`"
-                    .into(),
-            )]
+            acting,
+            told,
         };
         (s, reason, actions)
     }
+}
+
+/// A window has ended: act when allowed to (acting from now on), else tell the operator
+/// once. Returns the new (acting, told) flags and the actions.
+fn act_or_tell(auto: bool, told: bool, act: Action, tell: &str) -> (bool, bool, Vec<Action>) {
+    if auto {
+        return (true, told, vec![act]);
+    }
+    let actions = if told {
+        Vec::new()
+    } else {
+        vec![Action::Notify(tell.into())]
+    };
+    (false, true, actions)
 }
 
 #[cfg(test)]
