@@ -11,6 +11,7 @@ mod keepalived;
 mod migrate;
 mod mta;
 mod queue;
+mod routes;
 mod status;
 mod takeover;
 mod watch;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Config(cmd) => config::execute(&site_path(config), cmd),
         Command::Mta(args) => mta::execute(config, *args),
         Command::Queue(args) => queue::execute(config, args),
+        Command::Routes(args) => routes::execute(args),
         Command::Completions(args) => completions::execute(args),
     }
 }

@@ -57,85 +57,111 @@ impl Host {
     }
 }
 
+/// The host that receives mail for `name`: the one called that, else one that lists it in its
+/// local-host-names (a switch sharing a server with an office answers to both names). The
+/// shared domain goes to `mx`.
+fn find<'a>(hosts: &'a [Host], domain: &str, mx: &str, name: &str) -> Option<&'a Host> {
+    let name = if name.eq_ignore_ascii_case(domain) {
+        mx
+    } else {
+        name
+    };
+    hosts
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .or_else(|| hosts.iter().find(|h| h.tables.hosts.contains(name)))
+}
+
 /// Follows `addr` from host `start`. Mail for `domain` from outside goes to `mx` (the switch).
 pub fn route(hosts: &[Host], domain: &str, mx: &str, start: &str, addr: &str) -> Route {
-    let find = |name: &str| hosts.iter().find(|h| h.name.eq_ignore_ascii_case(name));
     let mut hops = vec![start.to_string()];
     let mut seen: Vec<(String, String)> = Vec::new();
     let (mut here, mut addr) = (start.to_string(), addr.to_ascii_lowercase());
+    let end = |hops: Vec<String>, end: End| Route { hops, end };
     for _ in 0..20 {
         if seen.contains(&(here.clone(), addr.clone())) {
-            return Route {
-                hops,
-                end: End::Loop,
-            };
+            return end(hops, End::Loop);
         }
         seen.push((here.clone(), addr.clone()));
-        let Some(host) = find(&here) else {
-            return Route {
-                hops,
-                end: End::Left(addr),
-            };
+        let Some(host) = hosts.iter().find(|h| h.name.eq_ignore_ascii_case(&here)) else {
+            return end(hops, End::Left(addr));
         };
         let t = &host.tables;
-        let r = t.virtuser.resolve(&addr, &t.hosts);
-        let next = match r.outcome {
+        let next = match t.virtuser.resolve(&addr, &t.hosts).outcome {
             Outcome::Local(user) => {
-                return Route {
-                    hops,
-                    end: End::Delivered { host: here, user },
-                };
+                return end(hops, End::Delivered { host: here, user });
             }
-            Outcome::Error(reply) => {
-                return Route {
-                    hops,
-                    end: End::Refused(reply.to_string()),
-                };
-            }
-            Outcome::Loop(_) => {
-                return Route {
-                    hops,
-                    end: End::Loop,
-                };
-            }
+            Outcome::Error(reply) => return end(hops, End::Refused(reply.to_string())),
+            Outcome::Loop(_) => return end(hops, End::Loop),
             Outcome::NoMatch => {
                 let (local, d) = addr.rsplit_once('@').unwrap_or((addr.as_str(), ""));
                 if t.hosts.contains(d) {
-                    return Route {
-                        hops,
-                        end: End::Delivered {
-                            host: here,
-                            user: local.to_string(),
-                        },
-                    };
+                    let user = local.to_string();
+                    return end(hops, End::Delivered { host: here, user });
                 }
                 addr.clone()
             }
             Outcome::Forward(next) => next,
         };
         let d = next.rsplit_once('@').map_or("", |(_, d)| d).to_string();
-        // The domain's MX is the switch; a host name is that host.
-        here = if d.eq_ignore_ascii_case(domain) {
-            mx.to_string()
-        } else {
-            d
+        here = match find(hosts, domain, mx, &d) {
+            Some(h) => h.name.clone(),
+            None => d,
         };
         addr = next;
         hops.push(here.clone());
     }
-    Route {
-        hops,
-        end: End::Loop,
-    }
+    end(hops, End::Loop)
 }
 
-/// Checks every user of every office from outside and from every office: delivered exactly
-/// at their office; from their own office without visiting the switch; an unknown user is
-/// refused, never looped.
-pub fn check(hosts: &[Host], domain: &str, mx: &str, users: &[(String, String)]) -> Vec<Finding> {
+/// The users each host's own tables deliver locally: `(name, host)`. A switch maps names
+/// on, so only a switch that is also an office has users here.
+pub fn office_users(hosts: &[Host], domain: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for h in hosts {
+        let t = &h.tables;
+        for key in t.virtuser.keys() {
+            let Some((user, d)) = key.rsplit_once('@') else {
+                continue;
+            };
+            if user.is_empty() || !d.eq_ignore_ascii_case(domain) {
+                continue;
+            }
+            if let Outcome::Local(_) = t.virtuser.resolve(key, &t.hosts).outcome {
+                out.push((user.to_string(), h.name.clone()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Checks every user each office delivers locally ([`office_users`]), from outside (the
+/// switch) and from every office: delivered exactly at their office; from their own office
+/// without visiting the switch; an unknown user refused where it arrives, never looped
+/// or accepted to bounce later.
+pub fn check(hosts: &[Host], domain: &str, mx: &str) -> Vec<Finding> {
     let mut out = Vec::new();
     let starts: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-    for (user, office) in users {
+    let users = office_users(hosts, domain);
+    let mut claimed: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (u, h) in &users {
+        match claimed.iter_mut().find(|(x, _)| x == u) {
+            Some((_, hs)) => hs.push(h),
+            None => claimed.push((u, vec![h])),
+        }
+    }
+    for (u, hs) in claimed.iter().filter(|(_, hs)| hs.len() > 1) {
+        out.push(Finding {
+            address: format!("{u}@{domain}"),
+            from: hs.join(", "),
+            problem: format!(
+                "delivered locally by {}: one address, two users",
+                hs.join(" and ")
+            ),
+        });
+    }
+    for (user, office) in &users {
         let addr = format!("{user}@{domain}");
         for from in &starts {
             let r = route(hosts, domain, mx, from, &addr);
@@ -147,9 +173,10 @@ pub fn check(hosts: &[Host], domain: &str, mx: &str, users: &[(String, String)])
                         None
                     }
                 }
-                End::Delivered { host, .. } => {
-                    Some(format!("delivered at {host}, not at {office}"))
-                }
+                End::Delivered { host, .. } => Some(format!(
+                    "delivered at {host}, not at {office} ({})",
+                    r.hops.join(" -> ")
+                )),
                 End::Refused(reply) => Some(format!("refused: {reply}")),
                 End::Loop => Some(format!("loops: {}", r.hops.join(" -> "))),
                 End::Left(a) => Some(format!("leaves the organization as {a}")),
@@ -166,96 +193,54 @@ pub fn check(hosts: &[Host], domain: &str, mx: &str, users: &[(String, String)])
     let unknown = format!("posta-check-unknown-user@{domain}");
     for from in &starts {
         let r = route(hosts, domain, mx, from, &unknown);
-        if !matches!(r.end, End::Refused(_)) {
-            let how = match r.end {
-                End::Loop => format!("loops: {}", r.hops.join(" -> ")),
-                other => format!("{other:?}"),
-            };
-            out.push(Finding {
-                address: unknown.clone(),
-                from: from.to_string(),
-                problem: format!("an unknown user is not refused: {how}"),
-            });
-        }
+        let how = match r.end {
+            End::Refused(_) => continue,
+            End::Loop => format!("loops: {}", r.hops.join(" -> ")),
+            End::Delivered { host, .. } => format!(
+                "accepted at {host} ({}), to bounce later from there",
+                r.hops.join(" -> ")
+            ),
+            End::Left(a) => format!("leaves the organization as {a}"),
+        };
+        out.push(Finding {
+            address: unknown.clone(),
+            from: from.to_string(),
+            problem: format!("an unknown user is not refused: {how}"),
+        });
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Layout, Office, build};
+    use super::super::{Owners, build};
     use super::*;
+    use crate::mta::tables::fixtures::{REGION, SWITCH};
 
-    fn seed_layout() -> Layout {
-        let office = |name: &str, users: &[&str]| Office {
-            name: name.into(),
-            host: format!("{name}.inkacoca.org"),
-            users: users.iter().map(|u| u.to_string()).collect(),
-        };
-        Layout {
-            domain: "inkacoca.org".into(),
-            switch: "switch.inkacoca.org".into(),
-            offices: vec![
-                office("lima", &["diego", "ana", "rosa"]),
-                office("trujillo", &["luis"]),
-                office("cuzco", &["diego", "inti"]),
-                office("iquitos", &["maria"]),
-                office("puertomaldonado", &["jose"]),
-            ],
-        }
-    }
+    const D: &str = "inkacoca.org";
+    const SW: &str = "switch.inkacoca.org";
 
     fn hosts(g: &super::super::Generated) -> Vec<Host> {
-        std::iter::once(&g.switch)
-            .chain(&g.offices)
-            .map(|t| Host::parse(&t.host, &t.virtusertable, &t.local_host_names).unwrap())
+        g.hosts()
+            .map(|t| {
+                Host::parse(&t.host, t.file("virtusertable"), t.file("local-host-names")).unwrap()
+            })
             .collect()
     }
 
     #[test]
     fn generated_tables_route_everyone_home_and_refuse_strangers() {
-        let layout = seed_layout();
-        let g = build(&layout);
-        assert_eq!(g.conflicts.len(), 1);
-        assert_eq!(g.conflicts[0].user, "diego");
-        assert!(
-            g.conflicts[0]
-                .advice("inkacoca.org")
-                .contains("diego1@inkacoca.org (lima)")
-        );
+        let g = build(&super::super::build::tests::seed(), &Owners::new(), "t");
         let hs = hosts(&g);
-        let users: Vec<(String, String)> = layout
-            .offices
-            .iter()
-            .flat_map(|o| o.users.iter().map(move |u| (u.clone(), o.host.clone())))
-            .filter(|(u, _)| u != "diego")
-            .collect();
-        let found = check(&hs, "inkacoca.org", "switch.inkacoca.org", &users);
+        let users = office_users(&hs, D);
+        assert_eq!(users.len(), 6, "{users:?}"); // the two diegos wait for a choice
+        let found = check(&hs, D, SW);
         assert!(found.is_empty(), "{found:#?}");
         // Office-local: one hop. Across offices: office -> switch -> office.
-        let r = route(
-            &hs,
-            "inkacoca.org",
-            "switch.inkacoca.org",
-            "lima.inkacoca.org",
-            "ana@inkacoca.org",
-        );
+        let r = route(&hs, D, SW, "lima.inkacoca.org", "ana@inkacoca.org");
         assert_eq!(r.hops, ["lima.inkacoca.org"]);
-        let r = route(
-            &hs,
-            "inkacoca.org",
-            "switch.inkacoca.org",
-            "lima.inkacoca.org",
-            "inti@inkacoca.org",
-        );
-        assert_eq!(
-            r.hops,
-            [
-                "lima.inkacoca.org",
-                "switch.inkacoca.org",
-                "cuzco.inkacoca.org"
-            ]
-        );
+        let r = route(&hs, D, SW, "lima.inkacoca.org", "inti@inkacoca.org");
+        assert_eq!(r.hops, ["lima.inkacoca.org", SW, "cuzco.inkacoca.org"]);
         assert_eq!(
             r.end,
             End::Delivered {
@@ -263,18 +248,14 @@ mod tests {
                 user: "inti".into()
             }
         );
+        let r = route(&hs, D, SW, SW, "diego@inkacoca.org");
+        assert!(matches!(r.end, End::Refused(_)), "{r:?}");
     }
 
     #[test]
-    fn the_seeds_own_tables_lose_independence_and_do_not_refuse_strangers() {
-        use crate::mta::tables::fixtures::{REGION, SWITCH};
+    fn the_seeds_own_tables_lose_independence_and_accept_strangers() {
         let hs = vec![
-            Host::parse(
-                "switch.inkacoca.org",
-                SWITCH,
-                "inkacoca.org\nswitch.inkacoca.org\n",
-            )
-            .unwrap(),
+            Host::parse(SW, SWITCH, "inkacoca.org\nswitch.inkacoca.org\n").unwrap(),
             Host::parse(
                 "iquitos.inkacoca.org",
                 REGION,
@@ -282,19 +263,38 @@ mod tests {
             )
             .unwrap(),
         ];
-        let users = vec![("usuario_x".to_string(), "iquitos.inkacoca.org".to_string())];
-        let found = check(&hs, "inkacoca.org", "switch.inkacoca.org", &users);
-        // The switch's administrator was never told about usuario_x: mail from outside stays
-        // at the switch, which has no mailbox for it (the seed's "loss of independence").
+        let found = check(&hs, D, SW);
+        // Nobody told the switch's administrator about usuario_x: mail from outside stays at
+        // the switch, which has no mailbox for it (the seed's "loss of independence").
         assert!(
             found.iter().any(|f| f.address.starts_with("usuario_x")
                 && f.problem.contains("delivered at switch.inkacoca.org")),
             "{found:#?}"
         );
         assert!(
+            found.iter().any(|f| f.from == "iquitos.inkacoca.org"
+                && f.problem
+                    .contains("an unknown user is not refused: accepted at switch")),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn the_seeds_catch_all_pair_loops_on_a_switch_that_is_also_an_office() {
+        // "aunque podría ser cualquiera de los otros": Iquitos's server is also the switch.
+        let hs = vec![
+            Host::parse(
+                "iquitos.inkacoca.org",
+                &format!("{REGION}{SWITCH}"),
+                "inkacoca.org\niquitos.inkacoca.org\nswitch.inkacoca.org\n",
+            )
+            .unwrap(),
+        ];
+        let found = check(&hs, D, "iquitos.inkacoca.org");
+        assert!(
             found
                 .iter()
-                .any(|f| f.problem.contains("an unknown user is not refused")),
+                .any(|f| f.problem == "an unknown user is not refused: loops: iquitos.inkacoca.org"),
             "{found:#?}"
         );
     }

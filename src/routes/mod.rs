@@ -1,30 +1,49 @@
 //! One domain over many regional servers, the seed's §11.2 (inkacoca): each office owns its
-//! user list; posta writes every server's sendmail tables from those lists, so no local
-//! administrator has to tell the switch's administrator about each new user (the seed's
-//! "loss of independence"), and proves the result routes as intended.
+//! user list; posta writes every server's tables from those lists, so no local administrator
+//! has to tell the switch's administrator about each new user (the seed's "loss of
+//! independence"), and proves the result routes as intended.
 //!
-//! - `build` turns the offices' lists into the switch's and each office's `virtusertable` and
-//!   `local-host-names`, reporting users two offices both claim instead of letting one shadow
-//!   the other.
-//! - `check` evaluates the generated tables with sendmail's semantics (`mta::tables`), hop by
-//!   hop between the hosts: every user reaches exactly their office, office-local mail never
+//! - `layout` reads the layout file: the domain, the switch, the offices and their lists.
+//! - `lists` reads each office's list in the format it already keeps, and the rename map.
+//! - `build` turns the lists into the switch's and each office's tables, in sendmail's format
+//!   (`virtusertable`, `local-host-names`, `mailertable`) and Postfix's (`virtual`,
+//!   `transport`, a `main.cf` fragment), reporting users two offices both claim instead of
+//!   letting one shadow the other.
+//! - `output` writes them atomically, says what changed since the last build, and reloads
+//!   the servers whose tables changed.
+//! - `check` evaluates sendmail tables with sendmail's semantics (`mta::tables`), hop by hop
+//!   between the hosts: every user reaches exactly their office, office-local mail never
 //!   visits the switch, and no address loops.
 
 mod build;
 mod check;
+pub mod layout;
+pub mod lists;
+pub mod output;
 
-pub use build::{Conflict, Generated, HostTables, build};
-pub use check::{End, Finding, Host, Route, check, route};
+pub use build::{Claim, Conflict, Generated, HostTables, Owners, build};
+pub use check::{End, Finding, Host, Route, check, office_users, route};
 
-/// One office: its server's name and the users it keeps.
+/// One user of an office: the name in the shared domain, and the office's mailbox for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// `diego2` in `diego2@inkacoca.org`.
+    pub name: String,
+    /// The account at the office: `diego`.
+    pub mailbox: String,
+}
+
+/// One office: its mail domain, how the switch reaches it, and the users it keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Office {
     /// A short name: `lima`.
     pub name: String,
-    /// Its server's mail name: `lima.inkacoca.org`.
-    pub host: String,
-    /// Local parts, lowercased.
-    pub users: Vec<String>,
+    /// Its own mail domain: `lima.inkacoca.org`.
+    pub domain: String,
+    /// Where the switch hands it mail, in Postfix's nexthop form: `[lima-mail.inkacoca.org]`
+    /// or `[127.0.0.1]:2526`.
+    pub next_hop: String,
+    pub users: Vec<User>,
 }
 
 /// The whole organization.
@@ -34,5 +53,45 @@ pub struct Layout {
     pub domain: String,
     /// The switch's own name: `switch.inkacoca.org`.
     pub switch: String,
+    /// Where the offices hand the switch mail (nexthop form).
+    pub switch_next_hop: String,
     pub offices: Vec<Office>,
+    /// Old names that keep delivering: (old, new).
+    pub renames: Vec<(String, String)>,
+}
+
+impl Layout {
+    /// Reads every office's list and the rename map named by the layout file.
+    pub fn read(file: &layout::LayoutFile) -> Result<Layout, lists::ListError> {
+        let mut offices = Vec::new();
+        for o in &file.offices {
+            let users = lists::read(&o.users, o.format, &[&file.domain, &o.domain])?;
+            offices.push(Office {
+                name: o.name.clone(),
+                domain: o.domain.clone(),
+                next_hop: next_hop(&o.node),
+                users,
+            });
+        }
+        let renames = match &file.renames {
+            Some(p) => lists::read_renames(p)?,
+            None => Vec::new(),
+        };
+        Ok(Layout {
+            domain: file.domain.clone(),
+            switch: file.switch.server.clone(),
+            switch_next_hop: next_hop(&file.switch),
+            offices,
+            renames,
+        })
+    }
+}
+
+/// `[server]`, or `[address]:port` when the layout says where its SMTP listens.
+fn next_hop(node: &layout::Node) -> String {
+    match node.smtp {
+        Some(a) if a.port() == 25 => format!("[{}]", a.ip()),
+        Some(a) => format!("[{}]:{}", a.ip(), a.port()),
+        None => format!("[{}]", node.server),
+    }
 }

@@ -92,6 +92,11 @@ impl VirtUser {
         self.domains.contains(&norm_domain(domain))
     }
 
+    /// Every key, lowercased: `user@domain`, `@domain`.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
     /// Domains named by keys.
     pub fn domains(&self) -> impl Iterator<Item = &str> {
         self.domains.iter().map(String::as_str)
