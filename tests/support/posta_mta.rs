@@ -2,10 +2,10 @@
 //! the server answered (the tests decide from the replies what must have been stored).
 
 use super::ports::free_port;
-use super::sys::{port_open, tail, wait_until};
+use super::sys::{tail, wait_until};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -28,14 +28,21 @@ impl PostaMta {
 
     /// Same, on a given port (a restart keeps its port).
     pub fn start_on(bin: &str, dir: &Path, port: u16, args: &[String]) -> PostaMta {
-        let log = dir.join(format!("posta-mta-{port}.log"));
+        PostaMta::start_at(bin, dir, SocketAddr::from(([127, 0, 0, 1], port)), args)
+    }
+
+    /// Same, on any local address: `127.0.0.11:2525` for one of several servers sharing a
+    /// port the way real ones share 25.
+    pub fn start_at(bin: &str, dir: &Path, addr: SocketAddr, args: &[String]) -> PostaMta {
+        let port = addr.port();
+        let log = dir.join(format!("posta-mta-{}-{port}.log", addr.ip()));
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("open mta log");
         let child = Command::new(bin)
-            .args(["mta", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["mta", "--listen", &addr.to_string()])
             .args(args)
             .env_remove("POSTA_CONFIG")
             .env("POSTA_LOG", "posta=debug")
@@ -51,8 +58,9 @@ impl PostaMta {
             args: args.to_vec(),
             bin: bin.to_string(),
         };
+        let open = || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
         if wait_until(Duration::from_secs(20), || {
-            port_open(port) || m.child.try_wait().ok().flatten().is_some()
+            open() || m.child.try_wait().ok().flatten().is_some()
         })
         .is_err()
             || m.child.try_wait().ok().flatten().is_some()
@@ -108,8 +116,17 @@ impl Smtp {
         Smtp::open(port, "+OK")
     }
 
+    /// An SMTP connection to any address, after its greeting.
+    pub fn connect_at(addr: SocketAddr) -> Result<Smtp, String> {
+        Smtp::open_at(addr, "220")
+    }
+
     fn open(port: u16, greeting: &str) -> Result<Smtp, String> {
-        let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        Smtp::open_at(SocketAddr::from(([127, 0, 0, 1], port)), greeting)
+    }
+
+    fn open_at(addr: SocketAddr, greeting: &str) -> Result<Smtp, String> {
+        let s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(30))).ok();
         let writer = s.try_clone().map_err(|e| e.to_string())?;
         let mut c = Smtp {

@@ -47,6 +47,11 @@ pub struct Options<'a> {
     /// A Dovecot LMTP port on 127.0.0.1 (see `Dovecot::lmtp_port`): deliver the domain's mail
     /// there instead of into this instance's own Maildirs.
     pub lmtp: Option<u16>,
+    /// Lines appended to main.cf; a parameter set here overrides the one above it.
+    pub main_cf: Option<&'a str>,
+    /// Listen on these ports (SMTP, submission) instead of two free ones: for instances whose
+    /// maps must name each other before they start.
+    pub ports: Option<[u16; 2]>,
 }
 
 impl Postfix {
@@ -54,7 +59,15 @@ impl Postfix {
     /// Dovecot auth socket, see `Dovecot::auth_socket`) it offers SMTP AUTH through Dovecot.
     /// Returns once both listeners accept connections.
     pub fn start(ca: &Ca, domain: &str, users: &[&str], sasl: Option<&Path>) -> Postfix {
-        Postfix::start_with(ca, domain, users, Options { sasl, lmtp: None })
+        Postfix::start_with(
+            ca,
+            domain,
+            users,
+            Options {
+                sasl,
+                ..Options::default()
+            },
+        )
     }
 
     /// [`Postfix::start`] with every option, e.g. delivery over LMTP into a Dovecot.
@@ -65,7 +78,7 @@ impl Postfix {
         let mut p = Postfix {
             dir: server_dir("posta-postfix-"),
             domain: domain.to_owned(),
-            ports: free_ports::<2>(),
+            ports: options.ports.unwrap_or_else(free_ports::<2>),
             running: false,
             recipient_access: SocketMap::start(),
         };
@@ -292,6 +305,9 @@ lmtp_tls_security_level = none
                 "smtpd_sasl_type = dovecot\nsmtpd_sasl_path = {}\nsmtpd_sasl_auth_enable = yes\n",
                 socket.display()
             ));
+        }
+        if let Some(extra) = options.main_cf {
+            cf.push_str(extra);
         }
         cf
     }

@@ -25,6 +25,7 @@ impl Primary {
         let options = Options {
             sasl: Some(&dovecot.auth_socket()),
             lmtp: Some(dovecot.lmtp_port()),
+            ..Options::default()
         };
         let postfix = Postfix::start_with(ca, DOMAIN, &names, options);
         Primary { postfix, dovecot }
