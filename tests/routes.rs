@@ -489,3 +489,84 @@ fn posta_mta_servers_route_every_user_to_their_office_by_the_planned_zone() {
         },
     );
 }
+
+/// The guide's own tables (its `incakoca.com` typos fixed), as it says to set them up: the
+/// switch's local-host-names holds switch.inkacoca.org, the domain is known to it through the
+/// virtusertable. `posta routes check` reports the loop for users the switch was not told
+/// about, and the loop when the switch is also one of the offices, as the guide allows.
+#[test]
+fn check_reports_the_seeds_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = |name: &str, vt: &str, lhn: &str| {
+        let d = dir.path().join("separate").join(name);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("virtusertable"), vt).unwrap();
+        fs::write(d.join("local-host-names"), lhn).unwrap();
+    };
+    let switch_vt = "diego1@inkacoca.org  diego1@lima.inkacoca.org\n\
+                     diego2@inkacoca.org  diego2@cuzco.inkacoca.org\n\
+                     # Linea agregada:\n@switch.inkacoca.org %1@inkacoca.org\n";
+    let region_vt = "usuario_x@inkacoca.org usuario_x@localhost\n\
+                     usuario_y@inkacoca.org usuario_y@localhost\n\
+                     @inkacoca.org %1@switch.inkacoca.org\n";
+    host(SWITCH, switch_vt, "switch.inkacoca.org\n");
+    host(
+        "iquitos.inkacoca.org",
+        region_vt,
+        "inkacoca.org\niquitos.inkacoca.org\nlocalhost\n",
+    );
+    let tables = dir.path().join("separate");
+    let args = [
+        "routes",
+        "check",
+        "--tables",
+        tables.to_str().unwrap(),
+        "--domain",
+        DOMAIN,
+        "--switch",
+        SWITCH,
+    ];
+    let r = posta(&args);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains(
+            "usuario_x@inkacoca.org from outside (at switch.inkacoca.org): loops: \
+             switch.inkacoca.org -> switch.inkacoca.org"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(
+            "from iquitos.inkacoca.org: an unknown user is not refused: loops: \
+             iquitos.inkacoca.org -> switch.inkacoca.org -> switch.inkacoca.org"
+        ),
+        "{}",
+        r.stdout
+    );
+
+    // Iquitos's server is also the switch: the catch-all pair passes a stranger back and forth.
+    let both = dir.path().join("cohosted").join("iquitos.inkacoca.org");
+    fs::create_dir_all(&both).unwrap();
+    fs::write(
+        both.join("virtusertable"),
+        format!("{region_vt}{switch_vt}"),
+    )
+    .unwrap();
+    fs::write(
+        both.join("local-host-names"),
+        "inkacoca.org\niquitos.inkacoca.org\nswitch.inkacoca.org\nlocalhost\n",
+    )
+    .unwrap();
+    let tables = dir.path().join("cohosted");
+    let mut args = args;
+    args[3] = tables.to_str().unwrap();
+    let r = posta(&args);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("an unknown user is not refused: loops: iquitos.inkacoca.org\n"),
+        "{}",
+        r.stdout
+    );
+}

@@ -104,12 +104,17 @@ pub fn route(hosts: &[Host], domain: &str, mx: &str, start: &str, addr: &str) ->
             Outcome::Forward(next) => next,
         };
         let d = next.rsplit_once('@').map_or("", |(_, d)| d).to_string();
-        here = match find(hosts, domain, mx, &d) {
+        let there = match find(hosts, domain, mx, &d) {
             Some(h) => h.name.clone(),
             None => d,
         };
+        hops.push(there.clone());
+        if there == here {
+            // Routed onward, to itself: sendmail's "MX list points back to" this host.
+            return end(hops, End::Loop);
+        }
+        here = there;
         addr = next;
-        hops.push(here.clone());
     }
     end(hops, End::Loop)
 }
@@ -143,6 +148,14 @@ pub fn office_users(hosts: &[Host], domain: &str) -> Vec<(String, String)> {
 pub fn check(hosts: &[Host], domain: &str, mx: &str) -> Vec<Finding> {
     let mut out = Vec::new();
     let starts: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    // Mail from outside arrives at the switch.
+    let origin = |from: &str| {
+        if from.eq_ignore_ascii_case(mx) {
+            format!("outside (at {from})")
+        } else {
+            from.to_string()
+        }
+    };
     let users = office_users(hosts, domain);
     let mut claimed: Vec<(&str, Vec<&str>)> = Vec::new();
     for (u, h) in &users {
@@ -184,7 +197,7 @@ pub fn check(hosts: &[Host], domain: &str, mx: &str) -> Vec<Finding> {
             if let Some(problem) = problem {
                 out.push(Finding {
                     address: addr.clone(),
-                    from: from.to_string(),
+                    from: origin(from),
                     problem,
                 });
             }
@@ -204,7 +217,7 @@ pub fn check(hosts: &[Host], domain: &str, mx: &str) -> Vec<Finding> {
         };
         out.push(Finding {
             address: unknown.clone(),
-            from: from.to_string(),
+            from: origin(from),
             problem: format!("an unknown user is not refused: {how}"),
         });
     }
