@@ -25,7 +25,7 @@ const DOMAIN: &str = "inkacoca.org";
 const SWITCH: &str = "switch.inkacoca.org";
 
 /// The offices, in the seed's order, and their lists: `NAME [MAILBOX]` (Trujillo keeps a
-/// Dovecot passwd-file instead). Both Lima and Cuzco have a "diego", both Iquitos and Puerto
+/// Dovecot passwd-file instead; Puerto Maldonado's is read by a command). Both Lima and Cuzco have a "diego", both Iquitos and Puerto
 /// Maldonado a "maria": the org-wide names tell them apart, the mailboxes keep their names.
 const OFFICES: [(&str, &str); 5] = [
     ("lima", "diego1 diego\nana\nrosa\n"),
@@ -74,9 +74,18 @@ fn write_layout(dir: &Path, smtp: &[SocketAddr]) -> PathBuf {
             (format!("{name}.txt"), "text")
         };
         fs::write(dir.join(&file), list).unwrap();
+        // Puerto Maldonado's list is read from its server, as `ssh pto-mail cat ...` would.
+        let source = if *name == "pmaldonado" {
+            format!(
+                "users_command = [\"cat\", \"{}\"]",
+                dir.join(&file).display()
+            )
+        } else {
+            format!("users = \"{file}\"")
+        };
         layout.push_str(&format!(
             "\n[[office]]\nname = \"{name}\"\naddress = \"{}\"\nsmtp = \"{}\"\n\
-             users = \"{file}\"\nusers_format = \"{format}\"\n",
+             {source}\nusers_format = \"{format}\"\n",
             smtp[i + 1].ip(),
             smtp[i + 1]
         ));

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::{RoutesArgs, RoutesBuildArgs, RoutesCheckArgs, RoutesCommand};
-use crate::routes::layout::{DEFAULT_PATH, LayoutFile};
+use crate::routes::layout::{DEFAULT_PATH, LayoutFile, ListSource};
+use crate::routes::lists;
 use crate::routes::{self, End, Generated, Host, Layout, output};
 
 pub fn execute(args: RoutesArgs) -> u8 {
@@ -128,16 +129,35 @@ fn report_conflicts(domain: &str, g: &Generated) {
     }
 }
 
-/// What `--watch` looks at: each file's modification time and length.
-fn fingerprint(path: &Path) -> Vec<Option<(SystemTime, u64)>> {
+/// What `--watch` compares between rounds: each file's modification time and length, and a
+/// command's output (a hash of it, or its failure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    File(Option<(SystemTime, u64)>),
+    Output(Option<u64>),
+}
+
+fn fingerprint(path: &Path) -> Vec<Seen> {
     let stat = |p: &Path| {
-        fs::metadata(p)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())))
+        Seen::File(
+            fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len()))),
+        )
     };
     let mut out = vec![stat(path)];
     if let Ok(file) = LayoutFile::load(path) {
-        out.extend(file.offices.iter().map(|o| stat(&o.users)));
+        out.extend(file.offices.iter().map(|o| match &o.users {
+            ListSource::File(p) => stat(p),
+            source @ ListSource::Command(_) => {
+                Seen::Output(lists::fetch(source).ok().map(|(_, t)| {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    t.hash(&mut h);
+                    h.finish()
+                }))
+            }
+        }));
         out.extend(file.renames.iter().map(|r| stat(r)));
     }
     out

@@ -16,7 +16,8 @@
 //! name = "lima"                        # its domain defaults to lima.inkacoca.org
 //! server = "lima-mail.inkacoca.org"    # defaults to its domain
 //! address = "18.1.3.40"
-//! users = "/srv/lists/lima.txt"
+//! users = "/srv/lists/lima.txt"        # or read from the office's server:
+//! # users_command = ["ssh", "lima-mail", "cat", "/etc/dovecot/users"]
 //! users_format = "text"                # text | recipients | passwd
 //!
 //! [dns]
@@ -70,8 +71,18 @@ pub struct OfficeNode {
     /// The office's own mail domain (`lima.inkacoca.org`).
     pub domain: String,
     pub node: Node,
-    pub users: PathBuf,
+    pub users: ListSource,
     pub format: ListFormat,
+}
+
+/// Where an office's list comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListSource {
+    /// A file on this host (kept by the office, or copied from its server).
+    File(PathBuf),
+    /// A command (argv, no shell) that prints the list: read from the office's own server,
+    /// `ssh lima-mail cat /etc/dovecot/users`. A command that fails keeps the last tables.
+    Command(Vec<String>),
 }
 
 /// How an office's user list is written.
@@ -135,7 +146,8 @@ struct RawOffice {
     smtp: Option<Spanned<String>>,
     #[serde(default)]
     reload: Vec<String>,
-    users: Spanned<String>,
+    users: Option<Spanned<String>>,
+    users_command: Option<Spanned<Vec<String>>>,
     users_format: Option<ListFormat>,
 }
 
@@ -314,11 +326,35 @@ impl Validator {
                 smtp: self.smtp(&o.smtp),
                 reload: o.reload.clone(),
             };
+            let users = match (&o.users, &o.users_command) {
+                (Some(f), None) => ListSource::File(self.path(f.get_ref())),
+                (None, Some(c)) if !c.get_ref().is_empty() => {
+                    ListSource::Command(c.get_ref().clone())
+                }
+                (None, Some(c)) => {
+                    self.fail(
+                        c.span(),
+                        "users_command is an argv list: [\"ssh\", \"host\", \"cat\", \"FILE\"]",
+                    );
+                    ListSource::Command(Vec::new())
+                }
+                (Some(f), Some(_)) => {
+                    self.fail(f.span(), "give users or users_command, not both");
+                    ListSource::File(PathBuf::new())
+                }
+                (None, None) => {
+                    self.fail(
+                        span.clone(),
+                        format!("office {name:?} has no users (a file) or users_command"),
+                    );
+                    ListSource::File(PathBuf::new())
+                }
+            };
             offices.push(OfficeNode {
                 name,
                 domain: office_domain,
                 node,
-                users: self.path(o.users.get_ref()),
+                users,
                 format: o.users_format.unwrap_or(ListFormat::Text),
             });
         }

@@ -6,9 +6,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use super::User;
-use super::layout::ListFormat;
+use super::layout::{ListFormat, ListSource};
 
 /// A list that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum ListError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{command} failed ({message}); the last tables stay")]
+    Command { command: PathBuf, message: String },
     #[error("{path}:{line}:{column}: {message}")]
     Parse {
         path: PathBuf,
@@ -63,12 +66,56 @@ fn column(line: &str, word: &str) -> usize {
 /// Reads an office's list. `domains` are the names that make `user@domain` one of this
 /// office's users in the formats that carry a domain (the shared domain, the office's own);
 /// entries for other domains are skipped, as they are not users of this layout.
-pub fn read(path: &Path, format: ListFormat, domains: &[&str]) -> Result<Vec<User>, ListError> {
-    let text = fs::read_to_string(path).map_err(|source| ListError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse(path, &text, format, domains)
+pub fn read(
+    source: &ListSource,
+    format: ListFormat,
+    domains: &[&str],
+) -> Result<Vec<User>, ListError> {
+    let (name, text) = fetch(source)?;
+    parse(&name, &text, format, domains)
+}
+
+/// The list's text, and the name its problems are reported under.
+pub fn fetch(source: &ListSource) -> Result<(PathBuf, String), ListError> {
+    match source {
+        ListSource::File(path) => {
+            let text = fs::read_to_string(path).map_err(|source| ListError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            Ok((path.clone(), text))
+        }
+        ListSource::Command(argv) => {
+            let shown = PathBuf::from(format!("`{}`", argv.join(" ")));
+            let (program, args) = argv.split_first().ok_or_else(|| ListError::Command {
+                command: shown.clone(),
+                message: "empty command".into(),
+            })?;
+            let out = Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| ListError::Command {
+                    command: shown.clone(),
+                    message: e.to_string(),
+                })?;
+            if !out.status.success() {
+                return Err(ListError::Command {
+                    command: shown,
+                    message: format!(
+                        "{}: {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                });
+            }
+            let text = String::from_utf8(out.stdout).map_err(|_| ListError::Command {
+                command: shown.clone(),
+                message: "printed something that is not UTF-8".into(),
+            })?;
+            Ok((shown, text))
+        }
+    }
 }
 
 pub fn parse(
@@ -212,6 +259,22 @@ mod tests {
         assert_eq!(names(&u), [("ana", "ana"), ("rosa", "rosa")]);
         let e = parse(Path::new("r"), "ana\n", ListFormat::Recipients, &d).unwrap_err();
         assert!(e.to_string().contains("user@domain"), "{e}");
+    }
+
+    #[test]
+    fn lists_from_commands() {
+        let src = ListSource::Command(vec!["printf".into(), "ana\\nrosa\\n".into()]);
+        let u = read(&src, ListFormat::Text, &[]).unwrap();
+        assert_eq!(names(&u), [("ana", "ana"), ("rosa", "rosa")]);
+        let src = ListSource::Command(vec!["false".into()]);
+        let e = read(&src, ListFormat::Text, &[]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("`false` failed (exit status: 1"),
+            "{e}"
+        );
+        let src = ListSource::Command(vec!["printf".into(), "a/b\\n".into()]);
+        let e = read(&src, ListFormat::Text, &[]).unwrap_err();
+        assert!(e.to_string().starts_with("`printf a/b\\n`:1:1:"), "{e}");
     }
 
     #[test]
