@@ -18,7 +18,7 @@ pub fn execute(args: RoutesArgs) -> u8 {
     match args.command {
         RoutesCommand::Build(b) if b.watch => watch(&path, &b),
         RoutesCommand::Build(b) => match build_once(&path, &b) {
-            Ok(Built { ok: true, .. }) => 0,
+            Ok(Built { unreloaded }) if unreloaded.is_empty() => 0,
             Ok(_) => EXIT_FAILURE,
             Err(Failure::Usage(e)) => {
                 eprintln!("posta routes build: {e}");
@@ -40,8 +40,8 @@ enum Failure {
 }
 
 struct Built {
-    /// No reload failed.
-    ok: bool,
+    /// The servers whose tables changed but whose reload failed.
+    unreloaded: Vec<String>,
 }
 
 fn load(path: &Path) -> Result<(LayoutFile, Layout), Failure> {
@@ -85,7 +85,9 @@ fn build_once(path: &Path, a: &RoutesBuildArgs) -> Result<Built, Failure> {
             out.display()
         ));
         print(&text);
-        return Ok(Built { ok: true });
+        return Ok(Built {
+            unreloaded: Vec::new(),
+        });
     }
     let changed = output::write(out, &g)
         .map_err(|e| Failure::Other(format!("cannot write {}: {e}", out.display())))?;
@@ -102,22 +104,30 @@ fn build_once(path: &Path, a: &RoutesBuildArgs) -> Result<Built, Failure> {
         }
     ));
     print(&text);
-    let mut ok = true;
-    if !a.no_reload {
-        for (name, node) in file.nodes() {
-            if !changed.iter().any(|c| c == name) || node.reload.is_empty() {
-                continue;
-            }
-            match output::reload(&node.reload) {
-                Ok(()) => tracing::info!(server = name, "reloaded"),
-                Err(e) => {
-                    eprintln!("posta routes build: reloading {name}: {e}");
-                    ok = false;
-                }
+    let unreloaded = if a.no_reload {
+        Vec::new()
+    } else {
+        reload(&file, &changed)
+    };
+    Ok(Built { unreloaded })
+}
+
+/// Runs the reload command of each named server; returns those whose reload failed.
+fn reload(file: &LayoutFile, names: &[String]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (name, node) in file.nodes() {
+        if !names.iter().any(|c| c == name) || node.reload.is_empty() {
+            continue;
+        }
+        match output::reload(&node.reload) {
+            Ok(()) => tracing::info!(server = name, "reloaded"),
+            Err(e) => {
+                eprintln!("posta routes build: reloading {name}: {e}");
+                failed.push(name.to_string());
             }
         }
     }
-    Ok(Built { ok })
+    failed
 }
 
 fn report_conflicts(domain: &str, g: &Generated) {
@@ -169,15 +179,24 @@ fn watch(path: &Path, a: &RoutesBuildArgs) -> u8 {
     let interval = a.interval.max(Duration::from_millis(100));
     let mut applied = None;
     let mut seen = fingerprint(path);
+    // Servers whose new tables are written but not yet loaded: retried every round.
+    let mut unreloaded: Vec<String> = Vec::new();
     loop {
         if applied.as_ref() != Some(&seen) {
             match build_once(path, a) {
-                Ok(_) => {}
+                Ok(b) => {
+                    unreloaded.retain(|n| !b.unreloaded.contains(n));
+                    unreloaded.extend(b.unreloaded);
+                }
                 Err(Failure::Usage(e) | Failure::Other(e)) => {
                     eprintln!("posta routes build: {e} (keeping the last tables)");
                 }
             }
             applied = Some(seen.clone());
+        } else if !unreloaded.is_empty()
+            && let Ok(file) = LayoutFile::load(path)
+        {
+            unreloaded = reload(&file, &unreloaded);
         }
         std::thread::sleep(interval);
         let now = fingerprint(path);
