@@ -518,6 +518,15 @@ mx = ["20 mailserver2 18.1.3.42", "30 mx.laorganizacion.org"]
     }
 
     #[test]
+    fn the_example_is_valid() {
+        let text = include_str!("../../examples/routes.toml");
+        let l = LayoutFile::parse(Path::new("examples/routes.toml"), text).unwrap();
+        assert_eq!(l.offices.len(), 5);
+        assert!(matches!(l.offices[1].users, ListSource::Command(_)));
+        assert_eq!(l.dns.mx.len(), 2);
+    }
+
+    #[test]
     fn problems_are_located() {
         let text = SEED
             .replace("\"18.1.3.40\"", "\"18.1.3\"")
