@@ -65,6 +65,7 @@ pub enum Command {
     Mta(Box<MtaArgs>),
     Queue(QueueArgs),
     Routes(RoutesArgs),
+    Dns(ZoneArgs),
     Completions(CompletionsArgs),
 }
 

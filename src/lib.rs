@@ -24,6 +24,8 @@
 //! - `drill`    the whole scenario rehearsed in network namespaces from posta's own parts.
 //! - `routes`   one domain over regional servers: tables generated from the offices' lists and
 //!   proven by hop-by-hop evaluation.
+//! - `zone`     the routes layout's DNS zone: planned from the layout and rendered as a zone
+//!   file, compared with what the authoritative server holds (AXFR, else queries).
 
 pub mod cli;
 pub mod client;
@@ -39,3 +41,4 @@ pub mod routes;
 pub mod secret;
 pub mod takeover;
 pub mod watch;
+pub mod zone;

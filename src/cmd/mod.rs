@@ -6,6 +6,7 @@
 mod check;
 mod completions;
 mod config;
+mod dns;
 mod drill;
 mod keepalived;
 mod migrate;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Mta(args) => mta::execute(config, *args),
         Command::Queue(args) => queue::execute(config, args),
         Command::Routes(args) => routes::execute(args),
+        Command::Dns(args) => dns::execute(args),
         Command::Completions(args) => completions::execute(args),
     }
 }

@@ -405,7 +405,7 @@ impl Validator {
         d.ttl = raw.ttl.unwrap_or(d.ttl);
         d.switch_preference = raw.switch_preference.unwrap_or(d.switch_preference);
         if let Some(h) = &raw.hostmaster {
-            d.hostmaster = self.host(h, domain);
+            d.hostmaster = self.mailbox(h, domain);
         }
         for ns in &raw.ns {
             let mut words = ns.get_ref().split_whitespace();
@@ -444,6 +444,28 @@ impl Validator {
         }
         d.server = self.smtp_or_53(&raw.server);
         d
+    }
+
+    /// The SOA's mailbox as a name (RFC 1035 §8): `john.doe@inkacoca.org` is
+    /// `john\\.doe.inkacoca.org`; without an `@` it is a host name like any other.
+    fn mailbox(&mut self, s: &Spanned<String>, domain: &str) -> String {
+        let Some((local, at)) = s.get_ref().split_once('@') else {
+            return self.host(s, domain);
+        };
+        let local_ok = !local.is_empty()
+            && local.len() <= 63
+            && local
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+        if !local_ok {
+            self.fail(
+                s.span(),
+                format!("{:?}: the hostmaster's mailbox is letters, digits, '-', '_', '.' and '+' before the '@'", s.get_ref()),
+            );
+            return String::new();
+        }
+        let at = self.domain(&Spanned::new(s.span(), at.to_string()));
+        format!("{}.{at}", local.to_ascii_lowercase().replace('.', "\\."))
     }
 
     fn smtp_or_53(&mut self, s: &Option<Spanned<String>>) -> Option<SocketAddr> {
@@ -513,6 +535,13 @@ mx = ["20 mailserver2 18.1.3.42", "30 mx.laorganizacion.org"]
         );
         assert_eq!(l.dns.mx[1], (30, "mx.laorganizacion.org".to_string(), None));
         assert_eq!(l.dns.ns[0].0, "ns1.inkacoca.org");
+        assert_eq!(l.dns.hostmaster, "hostmaster.inkacoca.org");
+        let text = SEED.replace(
+            "[dns]\n",
+            "[dns]\nhostmaster = \"Juan.Perez@inkacoca.org\"\n",
+        );
+        let l = LayoutFile::parse(Path::new("r.toml"), &text).unwrap();
+        assert_eq!(l.dns.hostmaster, "juan\\.perez.inkacoca.org");
         let names: Vec<&str> = l.nodes().map(|(n, _)| n).collect();
         assert_eq!(names, ["switch", "lima", "pmaldonado"]);
     }

@@ -6,7 +6,8 @@
 //! from `tsig-keygen -a hmac-sha256` may update the zone, as posta's DNS takeover does; a second
 //! key is known to named but not allowed to update (REFUSED). [`Bind::start_static`] serves a
 //! zone that takes no updates, as a hand-edited zone file is, and [`Bind::reload_command`]
-//! reloads it.
+//! reloads it. [`Bind::start_static_transfer`] says explicitly whether loopback may transfer
+//! the zone (AXFR); the others leave named's default.
 
 use super::ports::free_port;
 use super::sys::{
@@ -34,16 +35,21 @@ impl Bind {
     /// Starts named serving `zone` (e.g. `example.test`) from `zone_body`, the complete zone
     /// file text (see [`Bind::minimal_zone`]). Returns once named answers the zone's SOA.
     pub fn start(zone: &str, zone_body: &str) -> Bind {
-        Bind::launch(zone, zone_body, true)
+        Bind::launch(zone, zone_body, true, None)
     }
 
     /// Like [`Bind::start`], but the zone takes no dynamic updates: named reads its file on
     /// start and on [`Bind::reload_command`], as for a hand-edited static zone.
     pub fn start_static(zone: &str, zone_body: &str) -> Bind {
-        Bind::launch(zone, zone_body, false)
+        Bind::launch(zone, zone_body, false, None)
     }
 
-    fn launch(zone: &str, zone_body: &str, dynamic: bool) -> Bind {
+    /// Like [`Bind::start_static`], with zone transfers (AXFR) to 127.0.0.1 allowed or refused.
+    pub fn start_static_transfer(zone: &str, zone_body: &str, allow_transfer: bool) -> Bind {
+        Bind::launch(zone, zone_body, false, Some(allow_transfer))
+    }
+
+    fn launch(zone: &str, zone_body: &str, dynamic: bool, transfer: Option<bool>) -> Bind {
         require_root();
         let named = require_tool("named");
         let keygen = require_tool("tsig-keygen");
@@ -68,7 +74,7 @@ impl Bind {
             chown(&key_file, Some(uid), Some(gid)).expect("failed to chown key file");
         }
         let conf = root.join("named.conf");
-        fs::write(&conf, named_conf(root, zone, port, dynamic))
+        fs::write(&conf, named_conf(root, zone, port, dynamic, transfer))
             .expect("failed to write named.conf");
         chown(root, Some(uid), Some(gid)).expect("failed to chown bind dir");
 
@@ -181,12 +187,17 @@ impl Drop for Bind {
     }
 }
 
-fn named_conf(dir: &Path, zone: &str, port: u16, dynamic: bool) -> String {
+fn named_conf(dir: &Path, zone: &str, port: u16, dynamic: bool, transfer: Option<bool>) -> String {
     let dir = dir.display();
     let update = if dynamic {
         format!("allow-update {{ key \"{KEY_NAME}\"; }};")
     } else {
         String::new()
+    };
+    let transfer = match transfer {
+        Some(true) => "allow-transfer { 127.0.0.1; };",
+        Some(false) => "allow-transfer { none; };",
+        None => "",
     };
     format!(
         r#"// Private test instance written by tests/support/bind.rs
@@ -209,6 +220,7 @@ zone "{zone}" {{
     type primary;
     file "{dir}/zones/{zone}.db";
     {update}
+    {transfer}
 }};
 "#
     )

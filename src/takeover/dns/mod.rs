@@ -18,7 +18,7 @@ mod key;
 mod snapshot;
 mod update;
 mod verify;
-mod wire;
+pub(crate) mod wire;
 pub mod zonefile;
 
 use std::net::IpAddr;
@@ -27,6 +27,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 
 pub use error::DnsError;
+pub(crate) use error::mnemonic;
 pub use key::{FUDGE, TsigKey, parse_key_file, read_key_file};
 pub use snapshot::Snapshot;
 pub use update::swap;

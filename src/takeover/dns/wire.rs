@@ -161,6 +161,90 @@ pub(crate) async fn query(
     })
 }
 
+/// Most records a zone transfer reads: a server that never sends the closing SOA must not
+/// fill memory (a routes zone has tens of records).
+const TRANSFER_LIMIT: usize = 100_000;
+
+/// A zone transfer (AXFR, RFC 5936) over TCP: every reply message until the one that closes the
+/// zone with its SOA, or the first one whose rcode is not NOERROR (REFUSED when the server does
+/// not allow transfers), which is returned last for the caller to read.
+pub(crate) async fn transfer(
+    server: SocketAddr,
+    zone: &Name,
+    deadline: Deadline,
+) -> Result<Vec<Message>, DnsError> {
+    let what = format!("AXFR of {zone}");
+    let mut msg = Message::query();
+    msg.add_query(hickory_proto::op::Query::query(
+        zone.clone(),
+        RecordType::AXFR,
+    ));
+    msg.metadata.recursion_desired = false;
+    let request = msg
+        .to_vec()
+        .map_err(|e| DnsError::Invalid(format!("{what}: {e}")))?;
+    let id = msg.metadata.id.to_be_bytes();
+    let io = |source| DnsError::Io {
+        server,
+        what: what.clone(),
+        source,
+    };
+    let read = async {
+        let len = u16::try_from(request.len())
+            .map_err(|_| io(std::io::Error::other("request longer than 65535 bytes")))?;
+        let mut stream = TcpStream::connect(server).await.map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(&request);
+        stream.write_all(&framed).await.map_err(io)?;
+        let (mut messages, mut records, mut soas) = (Vec::new(), 0usize, 0usize);
+        loop {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await.map_err(io)?;
+            let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            stream.read_exact(&mut reply).await.map_err(io)?;
+            if !is_reply_to(&reply, id) {
+                continue;
+            }
+            let m = Message::from_vec(&reply).map_err(|e| DnsError::Malformed {
+                server,
+                what: what.clone(),
+                reason: e.to_string(),
+            })?;
+            let failed = m.metadata.response_code != hickory_proto::op::ResponseCode::NoError;
+            // The transfer opens and closes with the zone's SOA (RFC 5936 §2.2); a first
+            // message that does not open with it is not a transfer.
+            let opens = records > 0
+                || m.answers
+                    .first()
+                    .is_some_and(|r| r.record_type() == RecordType::SOA);
+            records += m.answers.len();
+            soas += m
+                .answers
+                .iter()
+                .filter(|r| r.record_type() == RecordType::SOA)
+                .count();
+            messages.push(m);
+            if failed || !opens || soas >= 2 {
+                return Ok(messages);
+            }
+            if records > TRANSFER_LIMIT {
+                return Err(DnsError::Invalid(format!(
+                    "{what} from {server}: more than {TRANSFER_LIMIT} records without the \
+                     closing SOA"
+                )));
+            }
+        }
+    };
+    tokio::time::timeout_at(deadline.at, read)
+        .await
+        .map_err(|_| DnsError::Timeout {
+            server,
+            what: what.clone(),
+            after: deadline.total,
+        })?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
