@@ -23,6 +23,10 @@
 //! [dns]
 //! ns = ["ns1.inkacoca.org 18.1.3.2"]   # name, and its address when inside the zone
 //! mx = ["20 mailserver2.inkacoca.org 18.1.3.42", "30 mx.laorganizacion.org"]
+//! hostmaster = "hostmaster@inkacoca.org"  # the SOA mailbox, a name or an address
+//! ttl = 3600                           # every record's TTL
+//! switch_preference = 10               # the switch's MX preference
+//! server = "18.1.3.2:53"               # what `posta dns verify` asks (default: first NS)
 //! ```
 //!
 //! Typed by serde (unknown keys refused), then validated; every problem is reported with
