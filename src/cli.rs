@@ -887,8 +887,8 @@ pub enum ZoneCommand {
         #[arg(long, value_name = "N")]
         serial: Option<u32>,
     },
-    /// Compare the live zone with the plan (AXFR when the server allows it, otherwise one
-    /// query per planned name) and list every difference; exit 1 when there is drift
+    /// Compare the live zone with the plan (AXFR when the server allows it, otherwise queries
+    /// for each planned name) and list every difference; exit 1 when there is drift
     Verify {
         /// The authoritative server to ask [default: [dns] server, else the first NS address]
         #[arg(long, value_name = "ADDR[:PORT]")]

@@ -248,6 +248,7 @@ pub(crate) async fn transfer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::op::ResponseCode;
 
     #[test]
     fn reply_must_match_id_and_be_a_response() {
@@ -261,6 +262,67 @@ mod tests {
             !is_reply_to(&reply[..11], [0x12, 0x34]),
             "shorter than a header"
         );
+    }
+
+    /// A TCP server that reads one request and answers with `replies` built for its id.
+    async fn tcp_server(
+        replies: Vec<Vec<hickory_proto::rr::Record>>,
+        rcode: ResponseCode,
+    ) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await.unwrap();
+            let mut req = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut req).await.unwrap();
+            let id = Message::from_vec(&req).unwrap().metadata.id;
+            for answers in replies {
+                let mut m = Message::response(id, hickory_proto::op::OpCode::Query);
+                m.metadata.response_code = rcode;
+                m.add_answers(answers);
+                let bytes = m.to_vec().unwrap();
+                let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+                framed.extend_from_slice(&bytes);
+                s.write_all(&framed).await.unwrap();
+            }
+            // Hold the connection open: the reader must stop at the closing SOA by itself.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_transfer_ends_at_the_closing_soa_or_the_first_error() {
+        use hickory_proto::rr::rdata::{A, SOA};
+        use hickory_proto::rr::{RData, Record};
+        let zone = Name::from_ascii("example.test.").unwrap();
+        let soa = Record::from_rdata(
+            zone.clone(),
+            60,
+            RData::SOA(SOA::new(zone.clone(), zone.clone(), 1, 60, 60, 600, 60)),
+        );
+        let a = Record::from_rdata(zone.clone(), 60, RData::A(A::new(192, 0, 2, 1)));
+        let deadline = || Deadline::after(Duration::from_secs(3));
+        let server = tcp_server(
+            vec![vec![soa.clone(), a], vec![soa.clone()]],
+            ResponseCode::NoError,
+        )
+        .await;
+        let messages = transfer(server, &zone, deadline()).await.unwrap();
+        assert_eq!(messages.len(), 2);
+        let server = tcp_server(vec![vec![]], ResponseCode::Refused).await;
+        let messages = transfer(server, &zone, deadline()).await.unwrap();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].metadata.response_code, ResponseCode::Refused);
+        // Never closed: the deadline ends it.
+        let server = tcp_server(vec![vec![soa]], ResponseCode::NoError).await;
+        let e = transfer(server, &zone, Deadline::after(Duration::from_millis(300)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DnsError::Timeout { .. }), "{e}");
+        assert!(e.to_string().contains("AXFR of example.test."), "{e}");
     }
 
     #[tokio::test]
