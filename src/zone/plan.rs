@@ -404,6 +404,21 @@ users = "trujillo.txt"
     }
 
     #[test]
+    fn the_example_layout_plans() {
+        let text = include_str!("../../examples/routes.toml");
+        let l = LayoutFile::parse(Path::new("examples/routes.toml"), text).unwrap();
+        let p = plan(&l, 1).unwrap();
+        assert!(
+            p.records()
+                .any(|r| r.data == Data::Ns("ns1.inkacoca.org.".into()))
+        );
+        assert_eq!(
+            p.records().filter(|r| r.data.rtype() == "MX").count(),
+            3 + l.offices.len()
+        );
+    }
+
+    #[test]
     fn serial_is_a_date() {
         let s = today_serial();
         assert_eq!(s % 100, 1);
