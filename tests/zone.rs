@@ -67,7 +67,7 @@ fn plan(dir: &Path) -> String {
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.stdout.starts_with("wrote zone inkacoca.org. to "),
+        r.stdout.starts_with("wrote zone inkacoca.org. in "),
         "{r:?}"
     );
     let check =

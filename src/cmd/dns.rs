@@ -1,9 +1,6 @@
 //! `posta dns plan` and `posta dns verify`: the routes layout's zone (issue 7, item 5).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print, runtime};
@@ -29,10 +26,11 @@ pub fn execute(args: ZoneArgs) -> u8 {
                     print(&text);
                     0
                 }
-                Some(out) => match write_atomically(&out, &text) {
-                    Ok(()) => {
+                Some(out) => match crate::routes::output::replace(&out, &text) {
+                    Ok(written) => {
                         print(&format!(
-                            "wrote zone {} to {}: {} records, serial {serial}\n",
+                            "{} zone {} in {}: {} records, serial {serial}\n",
+                            if written { "wrote" } else { "unchanged:" },
                             plan.origin,
                             out.display(),
                             plan.entries.len()
@@ -166,34 +164,4 @@ fn server_to_ask(layout: &LayoutFile, flag: Option<&str>) -> Result<SocketAddr, 
         )),
         None => Err("no name server to ask: pass --server or set [dns] server".to_string()),
     }
-}
-
-/// Replaces `path` with `text`: a temporary file beside it, fsync'd, renamed over it, then
-/// the directory fsync'd, so named never reads half a zone. Mode 0644: named reads it as bind.
-fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("not a file name"))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.posta-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }

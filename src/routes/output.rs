@@ -100,12 +100,17 @@ pub fn write(output: &Path, g: &Generated) -> io::Result<Vec<String>> {
     Ok(changed)
 }
 
-/// Replaces `path` with `text` unless it already says that; whether it was replaced.
-fn replace(path: &Path, text: &str) -> io::Result<bool> {
+/// Replaces `path` with `text` unless it already says that; whether it was replaced. A
+/// temporary file beside it (mode 0644: servers read it as their own users), fsync'd, renamed
+/// over it, then the directory fsync'd: a reader sees the old file or the new, never half.
+pub fn replace(path: &Path, text: &str) -> io::Result<bool> {
     if fs::read_to_string(path).is_ok_and(|old| old == text) {
         return Ok(false);
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
