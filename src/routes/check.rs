@@ -157,12 +157,9 @@ pub fn check(hosts: &[Host], domain: &str, mx: &str) -> Vec<Finding> {
         }
     };
     let users = office_users(hosts, domain);
-    let mut claimed: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut claimed: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for (u, h) in &users {
-        match claimed.iter_mut().find(|(x, _)| x == u) {
-            Some((_, hs)) => hs.push(h),
-            None => claimed.push((u, vec![h])),
-        }
+        claimed.entry(u).or_default().push(h);
     }
     for (u, hs) in claimed.iter().filter(|(_, hs)| hs.len() > 1) {
         out.push(Finding {
