@@ -579,3 +579,72 @@ fn check_reports_the_seeds_loops() {
         r.stdout
     );
 }
+
+/// What an administrator meets when something is wrong: a bad list line named by
+/// file:line:column (exit 2, nothing written), a truncated list refused until confirmed,
+/// `--dry-run` writing nothing.
+#[test]
+fn build_refuses_bad_and_truncated_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp: Vec<SocketAddr> = (0..6u8)
+        .map(|i| SocketAddr::from(([127, 0, 0, 10 + i], 25)))
+        .collect();
+    let layout = write_layout(dir.path(), &smtp);
+    let layout_arg = layout.to_str().unwrap();
+    let lima = dir.path().join("lima.txt");
+    fs::write(&lima, "ana\nrosa maria/x\n").unwrap();
+    let r = posta(&["routes", "build", "--layout", layout_arg]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "{}:2:6: \"maria/x\" is not a user name",
+            lima.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.path().join("out").exists());
+
+    let names: String = (0..8).map(|i| format!("user{i}\n")).collect();
+    fs::write(&lima, &names).unwrap();
+    let r = posta(&["routes", "build", "--layout", layout_arg]);
+    assert_eq!(r.code, 0, "{r:?}");
+    fs::write(&lima, "user0\n").unwrap();
+    let dry = posta(&["routes", "build", "--dry-run", "--layout", layout_arg]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout.contains("- user7@inkacoca.org (lima)"),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stdout.contains("dry run: 7 change(s), nothing written"),
+        "{dry:?}"
+    );
+    let r = posta(&["routes", "build", "--layout", layout_arg]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("not applied: office lima would lose 7 of its 8 users"),
+        "{}",
+        r.stderr
+    );
+    let switch = dir.path().join("out/switch/virtusertable");
+    assert!(
+        fs::read_to_string(&switch)
+            .unwrap()
+            .contains("user7@inkacoca.org")
+    );
+    let r = posta(&[
+        "routes",
+        "build",
+        "--allow-removals",
+        "--layout",
+        layout_arg,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        !fs::read_to_string(&switch)
+            .unwrap()
+            .contains("user7@inkacoca.org")
+    );
+}
