@@ -22,7 +22,7 @@ use serde::Serialize;
 
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use location::{Located, Problem, line_column};
-pub use validate::{default_helo, in_zone, parse_domain};
+pub use validate::{default_helo, in_zone, parse_domain, parse_socket_addr_53};
 
 use crate::health::{Scheme, StartTls};
 

@@ -755,7 +755,7 @@ fn parse_prefixed(text: String) -> Result<(IpAddr, u8), String> {
 }
 
 /// `192.0.2.53`, `192.0.2.53:5353` or `[2001:db8::53]:53`; port 53 by default.
-fn parse_socket_addr_53(text: String) -> Result<SocketAddr, String> {
+pub fn parse_socket_addr_53(text: String) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }

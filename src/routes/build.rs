@@ -189,19 +189,17 @@ pub fn build(layout: &Layout, previous: &Owners, source: &str) -> Generated {
              # Do not edit: change the offices' lists and build again.\n"
         )
     };
-    let office_domain = |name: &str| {
-        layout
-            .offices
-            .iter()
-            .find(|o| o.name == name)
-            .map_or(String::new(), |o| o.domain.to_ascii_lowercase())
-    };
+    let office_domain: BTreeMap<&str, String> = layout
+        .offices
+        .iter()
+        .map(|o| (o.name.as_str(), o.domain.to_ascii_lowercase()))
+        .collect();
 
     // The switch.
     let what = format!("the switch of {d}");
     let (mut vt, mut virt) = (header(&what), header(&what));
     for (name, c) in &owners {
-        let to = format!("{}@{}", c.mailbox, office_domain(&c.office));
+        let to = format!("{}@{}", c.mailbox, office_domain[c.office.as_str()]);
         // Neither makemap nor Postfix allows a comment after a value.
         let note = c.renamed_to.as_ref().map_or(String::new(), |n| {
             format!("# {name}@{d} was renamed {n}@{d}\n")

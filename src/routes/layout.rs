@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{Located, Problem, parse_domain};
+use crate::config::{Located, Problem, parse_domain, parse_socket_addr_53};
 
 /// Where `posta routes` looks for the layout when `--layout` does not name one.
 pub const DEFAULT_PATH: &str = "/etc/posta/routes.toml";
@@ -474,22 +474,9 @@ impl Validator {
 
     fn smtp_or_53(&mut self, s: &Option<Spanned<String>>) -> Option<SocketAddr> {
         let s = s.as_ref()?;
-        let text = s.get_ref();
-        if let Ok(a) = text.parse::<SocketAddr>() {
-            return Some(a);
-        }
-        match text.parse::<IpAddr>() {
-            Ok(ip) => Some(SocketAddr::new(ip, 53)),
-            Err(_) => {
-                self.fail(
-                    s.span(),
-                    format!(
-                        "{text:?} is not an address like \"192.0.2.53\" or \"192.0.2.53:5353\""
-                    ),
-                );
-                None
-            }
-        }
+        parse_socket_addr_53(s.get_ref().clone())
+            .map_err(|e| self.fail(s.span(), e))
+            .ok()
     }
 }
 

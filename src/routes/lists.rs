@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::User;
 use super::layout::{ListFormat, ListSource};
@@ -87,32 +86,13 @@ pub fn fetch(source: &ListSource) -> Result<(PathBuf, String), ListError> {
         }
         ListSource::Command(argv) => {
             let shown = PathBuf::from(format!("`{}`", argv.join(" ")));
-            let (program, args) = argv.split_first().ok_or_else(|| ListError::Command {
+            let fail = |message: String| ListError::Command {
                 command: shown.clone(),
-                message: "empty command".into(),
-            })?;
-            let out = Command::new(program)
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| ListError::Command {
-                    command: shown.clone(),
-                    message: e.to_string(),
-                })?;
-            if !out.status.success() {
-                return Err(ListError::Command {
-                    command: shown,
-                    message: format!(
-                        "{}: {}",
-                        out.status,
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                });
-            }
-            let text = String::from_utf8(out.stdout).map_err(|_| ListError::Command {
-                command: shown.clone(),
-                message: "printed something that is not UTF-8".into(),
-            })?;
+                message,
+            };
+            let out = super::run(argv).map_err(fail)?;
+            let text = String::from_utf8(out)
+                .map_err(|_| fail("printed something that is not UTF-8".into()))?;
             Ok((shown, text))
         }
     }

@@ -87,6 +87,26 @@ impl Layout {
     }
 }
 
+/// Runs `argv` (no shell) to completion: its standard output, or why it failed (its
+/// standard error included). Office lists are read and servers reloaded this way.
+fn run(argv: &[String]) -> Result<Vec<u8>, String> {
+    let (program, args) = argv.split_first().ok_or("empty command")?;
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// `[server]`, or `[address]:port` when the layout says where its SMTP listens.
 fn next_hop(node: &layout::Node) -> String {
     match node.smtp {

@@ -8,7 +8,6 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::{Claim, Generated, Owners};
 
@@ -136,24 +135,12 @@ pub fn replace(path: &Path, text: &str) -> io::Result<bool> {
 
 /// Runs a server's reload command (argv, no shell); its output is part of the error.
 pub fn reload(argv: &[String]) -> Result<(), String> {
-    let Some((program, args)) = argv.split_first() else {
+    if argv.is_empty() {
         return Ok(());
-    };
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} exited with {}: {}{}",
-            argv.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
     }
+    super::run(argv)
+        .map(drop)
+        .map_err(|e| format!("`{}`: {e}", argv.join(" ")))
 }
 
 #[cfg(test)]

@@ -176,9 +176,7 @@ pub fn absolute(name: &str) -> String {
 }
 
 /// Whether `name` is `zone` or below it (both absolute).
-pub fn in_zone(name: &str, zone: &str) -> bool {
-    name == zone || name.ends_with(&format!(".{zone}"))
-}
+pub use crate::config::in_zone;
 
 /// `name` relative to `origin` (`@` for the origin itself); absolute when outside it or when
 /// `origin` is empty.
