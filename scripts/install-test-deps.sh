@@ -49,7 +49,9 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   chmod 755 /usr/sbin/policy-rc.d
   created_policy=yes
 fi
-cleanup() { [ "$created_policy" = yes ] && rm -f /usr/sbin/policy-rc.d; }
+# An `if`, not `[ ] &&`: under set -e a false test as the last command of an EXIT trap
+# becomes the script's exit status, failing an install that succeeded.
+cleanup() { if [ "$created_policy" = yes ]; then rm -f /usr/sbin/policy-rc.d; fi; }
 trap cleanup EXIT
 
 # "No configuration": no /etc/postfix/main.cf, which is what private instances want.

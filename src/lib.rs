@@ -7,6 +7,7 @@
 //! - `cmd`      one file per subcommand, orchestration only; maps results to exit codes.
 //! - `config`   the site file: raw serde types, validated once into typed config with located errors.
 //! - `secret`   secrets read from owner-only files; never printed.
+//! - `durable`  the one atomic, fsync'd file replacement every writer uses.
 //! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
 //! - `takeover` mailserver2 takes mailserver1's place: `dns` moves its A/AAAA record (RFC 2136
 //!   UPDATE signed with TSIG, or a static zone file) and verifies every authoritative server.
@@ -33,6 +34,7 @@ pub mod cmd;
 pub mod config;
 pub mod docs;
 pub mod drill;
+pub mod durable;
 pub mod health;
 pub mod migrate;
 pub mod mta;

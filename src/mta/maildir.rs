@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::durable::sync_dir;
+
 /// A user name fit for a directory name: what the policy resolved (lowercased local part or
 /// the virtusertable's local user). Anything that could leave `ROOT` is refused.
 pub fn user_dir(root: &Path, user: &str) -> Option<PathBuf> {
@@ -80,11 +82,6 @@ pub fn unique_name(hostname: &str, size: usize) -> String {
         now.subsec_micros(),
         std::process::id()
     )
-}
-
-/// fsync a directory, making the names created or removed in it durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::maildir::sync_dir;
+use crate::durable::sync_dir;
 
 const MAGIC: &[u8] = b"posta-queue 1\n";
 

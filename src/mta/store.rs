@@ -136,7 +136,7 @@ fn commit(batch: Vec<Job>, known: &mut HashSet<PathBuf>) {
     }
     let failed_dirs: BTreeSet<PathBuf> = dirs
         .into_iter()
-        .filter(|d| maildir::sync_dir(d).is_err())
+        .filter(|d| crate::durable::sync_dir(d).is_err())
         .collect();
     for (job, result) in staged {
         let answer = match result {

@@ -4,10 +4,9 @@
 //! it is written last, and the next build reads it to say what changed and to keep names
 //! with the office that had them first.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
 
 use super::{Claim, Generated, Owners};
 
@@ -99,38 +98,11 @@ pub fn write(output: &Path, g: &Generated) -> io::Result<Vec<String>> {
     Ok(changed)
 }
 
-/// Replaces `path` with `text` unless it already says that; whether it was replaced. A
-/// temporary file beside it (mode 0644: servers read it as their own users), fsync'd, renamed
-/// over it, then the directory fsync'd: a reader sees the old file or the new, never half.
+/// Replaces `path` with `text` unless it already says that; whether it was replaced. Mode
+/// 0644: servers read the tables as their own users. A reader sees the old file or the new,
+/// never half ([`crate::durable::replace`]).
 pub fn replace(path: &Path, text: &str) -> io::Result<bool> {
-    if fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(false);
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(".{name}.posta-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map(|()| true)
+    crate::durable::replace_if_changed(path, text.as_bytes(), 0o644)
 }
 
 /// Runs a server's reload command (argv, no shell); its output is part of the error.
