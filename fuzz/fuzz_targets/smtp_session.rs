@@ -5,8 +5,9 @@
 //!
 //! Checked beyond "no panic": every reply is CRLF-terminated lines of `NNN[ -]text` in
 //! printable ASCII (RFC 5321 §4.2: no SMTPUTF8 is offered); the message handed to the store is
-//! our Received header followed by exactly the client's data, dot-unstuffed, ended only by
-//! CRLF.CRLF; its recipients are exactly the ones accepted; STARTTLS is never offered twice;
+//! our Received header followed by exactly the client's data, dot-unstuffed, bare CR and LF
+//! stored as CRLF, ended only by a dot line after CRLF; its recipients are exactly the ones
+//! accepted; STARTTLS is never offered twice;
 //! the policy never relays for a domain the tables do not allow.
 
 #![no_main]
@@ -108,6 +109,23 @@ fn check_reply(bytes: &[u8]) {
     );
 }
 
+/// Every line ending as CRLF: CRLF, bare CR and bare LF each become one CRLF.
+fn crlf_only(bytes: &[u8]) -> Vec<u8> {
+    let text: Vec<u8> = bytes
+        .split(|&b| b == b'\n')
+        .map(|part| part.strip_suffix(b"\r").unwrap_or(part).to_vec())
+        .collect::<Vec<_>>()
+        .join(&b'\n');
+    let mut out = Vec::new();
+    for b in text {
+        match b {
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+    }
+    out
+}
+
 fn code(bytes: &[u8]) -> Option<&[u8]> {
     bytes.get(..3)
 }
@@ -155,6 +173,7 @@ fuzz_target!(|data: &[u8]| {
             max_recipients: 3,
             max_hops: 2,
             max_errors: 4,
+            max_junk: 3,
         }
     } else {
         Limits::default()
@@ -176,6 +195,8 @@ fuzz_target!(|data: &[u8]| {
     let mut accepted: Vec<String> = Vec::new();
     let mut discarded = 0usize;
     let mut body: Option<(Vec<u8>, u64)> = None;
+    // Whether the last data line ended in CRLF: only then can a dot line end the data.
+    let mut at_line_start = true;
     loop {
         let in_data = session.in_data();
         assert_eq!(in_data, body.is_some(), "DATA state diverged");
@@ -197,12 +218,19 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         let parsed = smtp_server::parse(&line);
+        let ended = in_data && at_line_start && line == b".\r\n";
         if let Some((data, size)) = body.as_mut()
-            && line != b".\r\n"
+            && !ended
         {
-            let content = line.strip_prefix(b".").unwrap_or(&line);
+            let content = if at_line_start {
+                line.strip_prefix(b".").unwrap_or(&line)
+            } else {
+                &line[..]
+            };
+            let content = crlf_only(content);
             *size += content.len() as u64;
-            data.extend_from_slice(content);
+            data.extend_from_slice(&content);
+            at_line_start = line.ends_with(b"\r\n");
         }
         let step = session.line(&line);
         if !in_data {
@@ -220,7 +248,6 @@ fuzz_target!(|data: &[u8]| {
                 _ => {}
             }
         }
-        let ended = in_data && line == b".\r\n";
         match step {
             Step::Reply(r) => {
                 check_reply(&r);
@@ -230,6 +257,7 @@ fuzz_target!(|data: &[u8]| {
                         "DATA without recipients"
                     );
                     body = Some((Vec::new(), 0));
+                    at_line_start = true;
                 }
                 if in_data && !ended {
                     assert!(r.is_empty(), "reply to a data line: {r:?}");

@@ -4,9 +4,19 @@
 //! back through [`Session::rcpt_checked`] and [`Session::stored`], so every reply the server
 //! can give is tested here with byte strings.
 //!
-//! Message data ends only at CRLF.CRLF; a bare-LF `.` line is data, never the end, so a client
-//! cannot smuggle a second message past a downstream server (the 2023 "SMTP smuggling"
-//! attacks). The Received header is ours to add (§4.4), with a hop count as the loop guard.
+//! Message data ends only at `<CR><LF>.<CR><LF>`: the dot line must follow a line that ended in
+//! CRLF, so `<LF>.<CR><LF>` and `<CR>.<CR><LF>` are data, never the end, and a client cannot
+//! smuggle a second transaction past us or a downstream server (CVE-2023-51764 and its
+//! siblings). Bare LF and bare CR in the data are normalised to CRLF, as Postfix's default
+//! `smtpd_forbid_bare_newline = normalize` does, so what we store and relay has no line ending
+//! another server could read differently. The Received header is ours to add (§4.4), with a
+//! hop count as the loop guard.
+//!
+//! Abuse limits follow Postfix's: commands that cost us and deliver nothing (NOOP, VRFY, ETRN,
+//! RSET, Postfix's `smtpd_junk_command_limit` of 100) start counting as errors past the junk
+//! limit; bad commands, refused and excess recipients are errors; at the error limit
+//! (`smtpd_hard_error_limit`, 20) the session is closed with 421. A delivered message clears
+//! the error count, as Postfix's does.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -26,8 +36,12 @@ pub struct Limits {
     /// Received headers beyond this mean a loop: 554 5.4.6 (sendmail's MaxHopCount is 25,
     /// Postfix's hopcount_limit 50).
     pub max_hops: usize,
-    /// Bad commands before the session is closed with 421.
+    /// Errors (bad commands, refused or excess recipients, junk past `max_junk`) before the
+    /// session is closed with 421 (Postfix's `smtpd_hard_error_limit`, 20).
     pub max_errors: usize,
+    /// NOOP, VRFY, ETRN and RSET allowed before each one counts as an error (Postfix's
+    /// `smtpd_junk_command_limit`, 100).
+    pub max_junk: usize,
 }
 
 impl Default for Limits {
@@ -37,7 +51,8 @@ impl Default for Limits {
             max_message_size: 50 << 20,
             max_recipients: 100,
             max_hops: 50,
-            max_errors: 10,
+            max_errors: 20,
+            max_junk: 100,
         }
     }
 }
@@ -113,6 +128,9 @@ struct Data {
     too_big: bool,
     in_header: bool,
     hops: usize,
+    /// The previous line ended in CRLF (or this is the first line): only then may a `.` line
+    /// end the data or be dot-unstuffed.
+    at_line_start: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -135,6 +153,7 @@ pub struct Session {
     data: Option<Data>,
     waiting: Waiting,
     errors: usize,
+    junk: usize,
     next_id: fn() -> String,
 }
 
@@ -170,6 +189,7 @@ impl Session {
             data: None,
             waiting: Waiting::Nothing,
             errors: 0,
+            junk: 0,
             next_id,
         }
     }
@@ -218,6 +238,9 @@ impl Session {
         if self.data.is_some() {
             return self.data_line(line);
         }
+        if self.errors >= self.limits.max_errors {
+            return Step::Close(reply(421, "4.7.0", "too many errors, closing connection"));
+        }
         match parse(line) {
             Ok(cmd) => self.command(cmd),
             Err(e) => {
@@ -243,6 +266,15 @@ impl Session {
             let mut out = r;
             out.extend(reply(421, "4.7.0", "too many errors, closing connection"));
             return Step::Close(out);
+        }
+        Step::Reply(r)
+    }
+
+    /// A command that delivers nothing: free up to the junk limit, an error past it.
+    fn junk(&mut self, r: Vec<u8>) -> Step {
+        self.junk += 1;
+        if self.junk > self.limits.max_junk {
+            return self.error(r);
         }
         Step::Reply(r)
     }
@@ -277,12 +309,12 @@ impl Session {
             Command::Data => self.start_data(),
             Command::Rset => {
                 self.mail = None;
-                Step::Reply(reply(250, "2.0.0", "ok"))
+                self.junk(reply(250, "2.0.0", "ok"))
             }
-            Command::Noop => Step::Reply(reply(250, "2.0.0", "ok")),
+            Command::Noop => self.junk(reply(250, "2.0.0", "ok")),
             Command::Quit => Step::Close(reply(221, "2.0.0", "bye")),
             // §3.5.3: 252 is the honest answer when we will not verify (harvesting).
-            Command::Vrfy => Step::Reply(reply(252, "2.5.2", "cannot verify, send some mail")),
+            Command::Vrfy => self.junk(reply(252, "2.5.2", "cannot verify, send some mail")),
             Command::Expn => Step::Reply(reply(502, "5.5.1", "EXPN not available")),
             Command::Help => Step::Reply(reply(214, "2.0.0", "see RFC 5321")),
             Command::StartTls if !self.starttls_offered => {
@@ -297,6 +329,9 @@ impl Session {
                     return self.error(reply(503, "5.5.1", "send EHLO first"));
                 }
                 let domain = arg.trim_start_matches(['@', '#']).to_ascii_lowercase();
+                if let Step::Close(r) = self.junk(Vec::new()) {
+                    return Step::Close(r);
+                }
                 Step::Etrn {
                     domain,
                     reply: reply(250, "2.0.0", "queuing for the domain started"),
@@ -337,7 +372,7 @@ impl Session {
             return self.error(reply(503, "5.5.1", "need MAIL before RCPT"));
         };
         if mail.recipients.len() + mail.discarded >= self.limits.max_recipients {
-            return Step::Reply(reply(452, "4.5.3", "too many recipients"));
+            return self.error(reply(452, "4.5.3", "too many recipients"));
         }
         let from = mail.from.clone();
         self.waiting = Waiting::Rcpt(to.clone());
@@ -366,6 +401,9 @@ impl Session {
                     .dsn
                     .clone()
                     .unwrap_or_else(|| if r.code >= 500 { "5.0.0" } else { "4.0.0" }.to_string());
+                // A refused recipient is an error, as in Postfix: a dictionary attack ends
+                // at the error limit (the next command gets the 421).
+                self.errors += 1;
                 reply(r.code, &dsn, &r.text)
             }
         }
@@ -381,6 +419,7 @@ impl Session {
             Some(_) => {
                 self.data = Some(Data {
                     in_header: true,
+                    at_line_start: true,
                     ..Data::default()
                 });
                 Step::Reply(b"354 end data with <CR><LF>.<CR><LF>\r\n".to_vec())
@@ -392,12 +431,19 @@ impl Session {
         let Some(data) = self.data.as_mut() else {
             return Step::Reply(Vec::new());
         };
-        if line == b".\r\n" {
+        // Only a dot line that follows CRLF ends the data; after a bare LF it is content.
+        if data.at_line_start && line == b".\r\n" {
             return self.end_data();
         }
-        let content = line.strip_prefix(b".").unwrap_or(line);
+        let content = if data.at_line_start {
+            line.strip_prefix(b".").unwrap_or(line)
+        } else {
+            line
+        };
+        let content = normalize_line(content);
+        data.at_line_start = line.ends_with(b"\r\n");
         if data.in_header {
-            if content == b"\r\n" || content == b"\n" {
+            if content.as_ref() == b"\r\n" {
                 data.in_header = false;
             } else if content.len() >= 9 && content[..9].eq_ignore_ascii_case(b"received:") {
                 data.hops += 1;
@@ -408,7 +454,7 @@ impl Session {
             data.too_big = true;
             data.message = Vec::new();
         } else {
-            data.message.extend_from_slice(content);
+            data.message.extend_from_slice(&content);
         }
         Step::Reply(Vec::new())
     }
@@ -483,11 +529,38 @@ impl Session {
     pub fn stored(&mut self, result: Result<(), StoreError>, id: &str) -> Vec<u8> {
         self.waiting = Waiting::Nothing;
         match result {
-            Ok(()) => reply(250, "2.0.0", &format!("ok: queued as {id}")),
+            Ok(()) => {
+                self.errors = 0;
+                reply(250, "2.0.0", &format!("ok: queued as {id}"))
+            }
             Err(StoreError::DiskFull) => reply(452, "4.3.1", "insufficient system storage"),
             Err(StoreError::Failed) => reply(451, "4.3.0", "local error, try again later"),
         }
     }
+}
+
+/// One data line with every bare CR and bare LF made a CRLF (Postfix's `normalize`), so the
+/// stored message has one kind of line ending only. Borrowed when there is nothing to change.
+fn normalize_line(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let body = line.strip_suffix(b"\r\n").unwrap_or(line);
+    let clean = !body.contains(&b'\r') && !body.contains(&b'\n') && line.ends_with(b"\r\n");
+    if clean {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = Vec::with_capacity(line.len() + 2);
+    let mut i = 0;
+    while i < line.len() {
+        match line[i] {
+            b'\r' if line.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 1;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ fn session() -> Session {
         max_recipients: 2,
         max_hops: 3,
         max_errors: 3,
+        max_junk: 5,
     };
     Session::new(limits, "192.0.2.7".parse().unwrap(), true, || {
         "Q1".to_string()
@@ -75,7 +76,10 @@ fn full_transaction_adds_received_and_unstuffs() {
         b"\r\n",
         b"..leading dot\r\n",
         b"bare lf\n",
+        b".\r\n",
+        b"bare\rcr\r\n",
         b".\n",
+        b"end\r\n",
     ] {
         assert_eq!(text(s.line(l)), "");
     }
@@ -84,9 +88,10 @@ fn full_transaction_adds_received_and_unstuffs() {
     };
     let m = String::from_utf8(t.message.clone()).unwrap();
     assert!(m.starts_with("Received: from client.example ([192.0.2.7])\r\n\tby mx2.example.org (posta) with ESMTP id Q1\r\n\tfor <ana@example.org>; "), "{m}");
-    // A bare-LF "." line is data (never the end), unstuffed like any other line.
+    // A "." line after a bare LF is data, not the end (smuggling); bare LF and bare CR are
+    // stored as CRLF (Postfix's normalize); a dot-stuffed line after CRLF is unstuffed.
     assert!(
-        m.ends_with("Subject: x\r\n\r\n.leading dot\r\nbare lf\n\n"),
+        m.ends_with("Subject: x\r\n\r\n.leading dot\r\nbare lf\r\n.\r\nbare\r\ncr\r\n\r\nend\r\n"),
         "{m}"
     );
     assert_eq!(t.recipients.len(), 1);
@@ -269,4 +274,130 @@ fn replies_quoting_the_client_stay_ascii() {
         "{r:?}"
     );
     assert!(r.contains("\"a?rg\""), "{r:?}");
+}
+
+/// CVE-2023-51764 and its siblings: every way a client can put a bare LF or bare CR before the
+/// dot. Each must end in exactly one stored message whose data holds the would-be second
+/// transaction as text; only the final CRLF.CRLF ends it.
+#[test]
+fn no_smuggling_past_a_bare_line_ending() {
+    let variants: [&[u8]; 7] = [
+        b"body\n.\r\n",
+        b"body\r\n.\n",
+        b"body\n.\n",
+        b"body\r.\r\n",
+        b"body\r\n.\r",
+        b"body\r.\r",
+        b"body\n\r.\r\n",
+    ];
+    for v in variants {
+        let mut s = session();
+        transaction(&mut s);
+        text(s.line(b"DATA\r\n"));
+        let mut stream = b"Subject: outer\r\n\r\n".to_vec();
+        stream.extend_from_slice(v);
+        stream.extend_from_slice(
+            b"MAIL FROM:<ceo@example.org>\r\nRCPT TO:<bo@example.org>\r\nDATA\r\nx\r\n.\r\n",
+        );
+        let mut buf = crate::proto::LineBuffer::new();
+        buf.extend(&stream);
+        let mut stored = Vec::new();
+        while let Ok(Some(line)) = buf.next_line_limited(1000) {
+            match s.line(&line) {
+                Step::Store(t) => stored.push(t),
+                Step::Reply(r) => assert!(r.is_empty(), "{v:?}: a reply inside DATA: {r:?}"),
+                other => panic!("{v:?}: {other:?}"),
+            }
+        }
+        assert_eq!(stored.len(), 1, "{v:?}: one message, not two");
+        let m = &stored[0].message;
+        assert!(
+            m.windows(17).any(|w| w == b"MAIL FROM:<ceo@ex"),
+            "{v:?}: the smuggled commands are data"
+        );
+        assert!(
+            !m.windows(2).enumerate().any(|(i, w)| {
+                (w[0] == b'\r' && w[1] != b'\n') || (w[1] == b'\n' && w[0] != b'\r' && i > 0)
+            }),
+            "{v:?}: only CRLF line endings are stored: {:?}",
+            String::from_utf8_lossy(m)
+        );
+    }
+}
+
+/// Postfix's smtpd_junk_command_limit: NOOP, VRFY, ETRN and RSET are free up to the limit,
+/// errors after it, and the session ends at the error limit.
+#[test]
+fn junk_commands_past_the_limit_close_the_session() {
+    let mut s = session();
+    text(s.line(b"EHLO c\r\n"));
+    for _ in 0..5 {
+        assert!(text(s.line(b"NOOP\r\n")).starts_with("250"));
+    }
+    assert!(text(s.line(b"VRFY x\r\n")).starts_with("252"));
+    assert!(text(s.line(b"RSET\r\n")).starts_with("250"));
+    let Step::Close(r) = s.line(b"NOOP\r\n") else {
+        panic!("the third junk command past the limit reaches the error limit")
+    };
+    let r = String::from_utf8(r).unwrap();
+    assert!(
+        r.ends_with("421 4.7.0 too many errors, closing connection\r\n"),
+        "{r}"
+    );
+}
+
+/// A dictionary attack (refused recipients) and excess recipients count as errors; the next
+/// command after the limit gets 421 and the connection closes. A delivered message resets it.
+#[test]
+fn refused_and_excess_recipients_are_errors() {
+    let refuse = || {
+        Verdict::Reject(Reply {
+            code: 550,
+            dsn: Some("5.1.1".into()),
+            text: "user unknown".into(),
+        })
+    };
+    let mut s = session();
+    transaction(&mut s);
+    assert!(matches!(
+        s.line(b"RCPT TO:<x@example.org>\r\n"),
+        Step::CheckRcpt { .. }
+    ));
+    assert!(s.rcpt_checked(refuse()).starts_with(b"550"));
+    assert!(matches!(
+        s.line(b"RCPT TO:<y@example.org>\r\n"),
+        Step::CheckRcpt { .. }
+    ));
+    assert!(s.rcpt_checked(refuse()).starts_with(b"550"));
+    // Two errors so far; a delivered message forgives them.
+    text(s.line(b"DATA\r\n"));
+    let Step::Store(t) = s.line(b".\r\n") else {
+        panic!("store")
+    };
+    assert!(s.stored(Ok(()), &t.id).starts_with(b"250"));
+    transaction(&mut s);
+    assert!(matches!(
+        s.line(b"RCPT TO:<b@example.org>\r\n"),
+        Step::CheckRcpt { .. }
+    ));
+    s.rcpt_checked(accept_local());
+    assert!(text(s.line(b"RCPT TO:<c@example.org>\r\n")).starts_with("452 4.5.3"));
+    assert!(text(s.line(b"RCPT TO:<d@example.org>\r\n")).starts_with("452 4.5.3"));
+    let Step::Close(r) = s.line(b"RCPT TO:<e@example.org>\r\n") else {
+        panic!("the third excess recipient reaches the error limit")
+    };
+    assert!(String::from_utf8(r).unwrap().contains("421 4.7.0"));
+    // Refused recipients alone: the command after the limit is answered 421.
+    let mut s = session();
+    transaction(&mut s);
+    for _ in 0..3 {
+        let Step::CheckRcpt { .. } = s.line(b"RCPT TO:<x@example.org>\r\n") else {
+            panic!("rcpt")
+        };
+        s.rcpt_checked(refuse());
+    }
+    let Step::Close(r) = s.line(b"RCPT TO:<x@example.org>\r\n") else {
+        panic!("closed at the limit")
+    };
+    assert_eq!(r, b"421 4.7.0 too many errors, closing connection\r\n");
 }
