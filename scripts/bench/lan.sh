@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # $hub, $client, $ms1, $ms2, $bench: set by the caller
 # Sourced by the namespace benchmarks: the LAN tests/support/netns.rs builds (IPv4 only).
 # lan_up SUBNET MACBYTE: namespaces $hub, $client, $ms1, $ms2 (set by the caller) on a bridge,
 # as 10.77.SUBNET.10/.11/.12 with MACs 02:77:MACBYTE:00:00:10/11/12, then a vip_bench

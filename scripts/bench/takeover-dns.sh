@@ -42,6 +42,7 @@ else
   posta_via="target/release/examples/dns_bench takeover"
 fi
 
+# shellcheck disable=SC2153  # SERVER, ZONE, NAME come from the sourced $vars
 run_posta_dns_takeover() { # EXPECT TO
   $posta_via --server "$SERVER" --zone "$ZONE" --name "$NAME" --expect "$1" --to "$2" \
     --key-file "$KEY_FILE" --ttl 60 >/dev/null

@@ -171,6 +171,7 @@ if [ -x "$ka" ]; then
     await_greeting_bg ms2 20000
     random_phase
     t0=$(now_ns)
+    # shellcheck disable=SC2154  # ka_ms1 is set by start_keepalived (eval)
     kill -TERM "$ka_ms1"
     elapsed_ms >> "$work/ka_term"
     wait "$ka_ms1" 2>/dev/null || true
