@@ -196,6 +196,37 @@ pub fn trace_offset(message: &[u8]) -> usize {
     0
 }
 
+/// The header name a `Delivered-To:` field is renamed to before the message is delivered again.
+pub const ORIGINAL_DELIVERED_TO: &str = "X-Original-Delivered-To:";
+
+/// Renames every `Delivered-To:` field of the header to `X-Original-Delivered-To:`.
+///
+/// mailserver2's delivery wrote `Delivered-To: alice@...`; Postfix's local(8) on mailserver1
+/// takes a Delivered-To naming the recipient it delivers to as a forwarding loop and bounces
+/// the message after its 250 (`mail forwarding loop for alice@...`): a loss the SMTP dialogue
+/// never shows. fetchmail's `dropdelivered` drops these fields; renaming keeps what they said.
+/// Every Delivered-To goes, not only the recipient's: the name local(8) compares with is the
+/// address after mailserver1's own aliasing, which posta cannot know.
+pub fn rename_delivered_to(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let header = &message[..body_offset(message)];
+    let is_field =
+        |line: &[u8]| line.len() >= 13 && line[..13].eq_ignore_ascii_case(b"delivered-to:");
+    if !header.split_inclusive(|&b| b == b'\n').any(is_field) {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = Vec::with_capacity(message.len() + 64);
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if is_field(line) {
+            out.extend_from_slice(ORIGINAL_DELIVERED_TO.as_bytes());
+            out.extend_from_slice(&line[13..]);
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(&message[header.len()..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// The current time as an RFC 5322 date-time in UTC.
 pub fn now_rfc5322() -> String {
     time::OffsetDateTime::now_utc()
@@ -281,5 +312,23 @@ account alice folder Entw&APw-rfe uid 7/42 id posta.0011.2233)\r\n\tfor <alice@e
         assert_eq!(short_hash(&["a", "b"]), short_hash(&["a", "b"]));
         assert_ne!(short_hash(&["a", "b"]), short_hash(&["ab"]));
         assert_eq!(short_hash(&["x"]).len(), 16);
+    }
+
+    #[test]
+    fn delivered_to_is_renamed_in_the_header_only() {
+        let m = b"Return-Path: <b@x>\r\nDelivered-To: alice@example.org\r\ndelivered-to: \r\n\tfolded@example.org\r\n\
+Subject: hi\r\n\r\nDelivered-To: in the body stays\r\n";
+        let r = rename_delivered_to(m);
+        assert_eq!(
+            String::from_utf8_lossy(&r),
+            "Return-Path: <b@x>\r\nX-Original-Delivered-To: alice@example.org\r\n\
+X-Original-Delivered-To: \r\n\tfolded@example.org\r\nSubject: hi\r\n\r\n\
+Delivered-To: in the body stays\r\n"
+        );
+        let plain = b"Subject: x\r\n\r\nbody\r\n";
+        assert!(matches!(
+            rename_delivered_to(plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -84,7 +84,9 @@ impl Ctx {
         }
     }
 
-    /// The message as it is relayed: byte-exact, plus the one trace header.
+    /// The message as it is relayed: byte-exact plus the one trace header, and for SMTP/LMTP
+    /// delivery its Delivered-To fields renamed ([`message::rename_delivered_to`]) so that
+    /// mailserver1's delivery does not take it for a loop and bounce it after its 250.
     pub fn with_trace(&self, job: &Job, rcpt: Option<&str>) -> Vec<u8> {
         let tracking_id = self.tracking_id(&job.key);
         let uid = self.label(&job.key);
@@ -101,11 +103,15 @@ impl Ctx {
             date: &message::now_rfc5322(),
         }
         .render();
-        let at = message::trace_offset(&job.message);
-        let mut out = Vec::with_capacity(job.message.len() + trace.len());
-        out.extend_from_slice(&job.message[..at]);
+        let original = match job.target {
+            Target::Deliver => message::rename_delivered_to(&job.message),
+            Target::Append { .. } => std::borrow::Cow::Borrowed(&job.message[..]),
+        };
+        let at = message::trace_offset(&original);
+        let mut out = Vec::with_capacity(original.len() + trace.len());
+        out.extend_from_slice(&original[..at]);
         out.extend_from_slice(&trace);
-        out.extend_from_slice(&job.message[at..]);
+        out.extend_from_slice(&original[at..]);
         out
     }
 
