@@ -299,7 +299,7 @@ impl Session {
                 let domain = arg.trim_start_matches(['@', '#']).to_ascii_lowercase();
                 Step::Etrn {
                     domain,
-                    reply: reply(250, "2.0.0", "queuing for the domain started"),
+                    reply: reply(250, "2.0.0", "Queuing started"),
                 }
             }
             Command::NotImplemented(v) => {
