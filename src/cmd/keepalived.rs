@@ -149,9 +149,10 @@ async fn notify(
     }
     if step == Step::Failback {
         if let Some(mta) = site.mta.as_ref().filter(|m| m.queue.is_some()) {
-            let socket = mta.control_socket.clone().unwrap_or_else(|| {
-                PathBuf::from(crate::mta::settings::DEFAULT_CONTROL_SOCKET)
-            });
+            let socket = mta
+                .control_socket
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::mta::settings::DEFAULT_CONTROL_SOCKET));
             match crate::mta::control::request_flush(&socket, None).await {
                 Ok(()) => info!("mta queue flush requested"),
                 Err(e) => warn!(error = %e, "cannot reach the mta to flush its queue"),

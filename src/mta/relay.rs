@@ -454,7 +454,10 @@ impl Runner {
                 if now {
                     self.flush(key.as_deref());
                 } else {
-                    debug!(destination = key.as_deref().unwrap_or("all"), "flush coalesced");
+                    debug!(
+                        destination = key.as_deref().unwrap_or("all"),
+                        "flush coalesced"
+                    );
                 }
             }
         }
@@ -1021,7 +1024,10 @@ mod tests {
         let (n, wait) = t.failed("[mx]:25", 2, now, &r).unwrap();
         assert_eq!(n, 2);
         // 2 s · 2, ±25 %.
-        assert!(wait >= Duration::from_secs(3) && wait <= Duration::from_secs(5), "{wait:?}");
+        assert!(
+            wait >= Duration::from_secs(3) && wait <= Duration::from_secs(5),
+            "{wait:?}"
+        );
         assert!(t.is_down("[mx]:25", now));
         assert!(!t.is_down("[mx]:25", now + Duration::from_secs(6)));
         assert!(!t.is_down("other.example", now));

@@ -562,8 +562,11 @@ fn etrn(mta: &Mta, session: &Session, domain: String, reply: Vec<u8>) -> Vec<u8>
     );
     if d.verdict != Verdict::Accept(Accept::Relay) {
         info!(%domain, "ETRN for a domain not relayed here");
-        return format!("459 <{}>: service unavailable\r\n", crate::proto::escape(domain.as_bytes()))
-            .into_bytes();
+        return format!(
+            "459 <{}>: service unavailable\r\n",
+            crate::proto::escape(domain.as_bytes())
+        )
+        .into_bytes();
     }
     let _ = mta.flush.send(Wake::Flush(Some(domain)));
     reply
