@@ -195,9 +195,11 @@ struct Index {
 
 /// What reading a message for an attempt found.
 enum Loaded {
-    /// Removed meanwhile (delivered, deleted by an administrator).
+    /// Removed meanwhile (delivered, deleted by an administrator) or quarantined.
     Gone,
-    Ready(Envelope, Vec<u8>, State),
+    /// Its state cannot be read or written: the error is logged, the message waits.
+    Stopped,
+    Ready(Box<(Envelope, Vec<u8>, State)>),
 }
 
 pub struct Runner {
@@ -518,7 +520,7 @@ impl Runner {
 
     /// Reads the message and what happened to it so far: the state this process could not
     /// write yet wins over the file, and is written first.
-    async fn load(&self, id: &str) -> std::io::Result<Option<Loaded>> {
+    async fn load(&self, id: &str) -> std::io::Result<Loaded> {
         let (spool, sid) = (self.spool.clone(), id.to_string());
         let read = blocking(move || match spool.load(Place::Active, &sid, true) {
             Ok((env, msg)) => Ok(Some((env, msg))),
@@ -532,13 +534,13 @@ impl Runner {
         })
         .await?;
         let Some((env, message)) = read else {
-            return Ok(Some(Loaded::Gone));
+            return Ok(Loaded::Gone);
         };
         let unsaved = self.unsaved.lock().ok().and_then(|u| u.get(id).cloned());
         let state = match unsaved {
             Some(state) => {
                 if !self.persist(id, &state).await {
-                    return Ok(None);
+                    return Ok(Loaded::Stopped);
                 }
                 state
             }
@@ -549,23 +551,26 @@ impl Runner {
                     Err(e) => {
                         error!(%id, error = %e, "message stopped");
                         self.defer(id, 32);
-                        return Ok(None);
+                        return Ok(Loaded::Stopped);
                     }
                 }
             }
         };
-        Ok(Some(Loaded::Ready(env, message, state)))
+        Ok(Loaded::Ready(Box::new((env, message, state))))
     }
 
     /// One delivery attempt for one message, every destination it still has.
     async fn attempt(&self, id: &str, round: u64) -> std::io::Result<()> {
         let (env, message, mut state) = match self.load(id).await? {
-            None => return Ok(()),
-            Some(Loaded::Gone) => {
+            Loaded::Stopped => return Ok(()),
+            Loaded::Gone => {
+                if let Ok(mut u) = self.unsaved.lock() {
+                    u.remove(id);
+                }
                 self.forget(id);
                 return Ok(());
             }
-            Some(Loaded::Ready(env, message, state)) => (env, message, state),
+            Loaded::Ready(m) => *m,
         };
         let mut by_dest: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for i in state.pending(&env) {
