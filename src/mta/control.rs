@@ -16,13 +16,24 @@ use tracing::{debug, warn};
 
 use super::server::Wake;
 
-/// Binds the socket, creating its directory. A stale socket file (its owner died; the caller
-/// holds the queue lock, so no live mta owns it) is replaced.
+/// Binds the socket, creating its directory. A stale socket file (its owner died) is replaced;
+/// one a live mta answers on is not: two mtas on different queues must not share a path (the
+/// second would silently take the first one's flushes).
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
         })?;
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "another posta mta serves the control socket {}: give this one its own \
+                 --control-socket",
+                path.display()
+            ),
+        ));
     }
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path).map_err(|e| {
@@ -107,5 +118,38 @@ pub async fn request_flush(socket: &Path, domain: Option<&str>) -> io::Result<()
             "the mta answered {:?}",
             answer.trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_mta_per_socket_and_a_flush_reaches_the_runner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run").join("mta.sock");
+        let listener = bind(&path).unwrap();
+        let e = bind(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop) = watch::channel(false);
+        let served = {
+            let path = path.clone();
+            tokio::spawn(async move { serve(listener, &path, tx, stop).await })
+        };
+        request_flush(&path, Some("Example.ORG")).await.unwrap();
+        assert_eq!(
+            rx.recv().await,
+            Some(Wake::Flush(Some("example.org".into())))
+        );
+        stop_tx.send(true).unwrap();
+        served.await.unwrap().unwrap();
+        assert!(!path.exists(), "removed at shutdown");
+        // A socket file its owner left behind (kill -9) is replaced.
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        assert!(path.exists());
+        bind(&path).unwrap();
     }
 }
