@@ -359,6 +359,72 @@ fn etrn_and_flush_domain_reach_the_smarthost() {
     );
 }
 
+/// A next hop in the middle of a restart: accepts connections, holds each `hold`, closes it
+/// without a greeting. Counts the connections.
+fn restarting_next_hop(hold: Duration) -> (u16, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&seen);
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            *counter.lock().unwrap() += 1;
+            thread::spawn(move || {
+                thread::sleep(hold);
+                drop(stream);
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Issue 13 item 6: one next-hop restart with 8 deliveries in flight took the down state's
+/// backoff from 1.9 s to 262 s, one step per failed connection. Fix: the count rises once per
+/// attempt round, so eight connections failing together are one failure.
+#[test]
+fn deliveries_failing_together_count_as_one_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    let (hop, connections) = restarting_next_hop(Duration::from_millis(500));
+    let mta = relay(dir.path(), &queue, hop, &["--retry-min", "1h"]);
+    for i in 0..8 {
+        let m = message(
+            &format!("round-{i}"),
+            "a@sender.test",
+            "ana@example.test",
+            "b",
+        );
+        let r = send_one(mta.port, "a@sender.test", &["ana@example.test"], &m).unwrap();
+        assert!(r.starts_with("250"), "{r}");
+    }
+    wait_mta(
+        &mta,
+        "the next hop to be found down",
+        Duration::from_secs(30),
+        || log_has(&mta, "destination down"),
+    );
+    let before = *connections.lock().unwrap();
+    // The flush forgets the down state: all eight are tried in one round.
+    let flush = queue_cmd(&queue, &mta, &["flush"]);
+    assert_eq!(flush.code, 0, "{flush:?}");
+    wait_mta(&mta, "the round to fail", Duration::from_secs(30), || {
+        fs::read_to_string(&mta.log).is_ok_and(|l| l.matches("destination down").count() >= 2)
+    });
+    wait_mta(
+        &mta,
+        "eight failed deliveries",
+        Duration::from_secs(30),
+        || fs::read_to_string(&mta.log).is_ok_and(|l| l.matches("next hop failed").count() >= 9),
+    );
+    let in_round = *connections.lock().unwrap() - before;
+    let log = fs::read_to_string(&mta.log).unwrap();
+    eprintln!("{in_round} connections failed in one round");
+    assert!(in_round >= 8, "the round tried every message ({in_round})");
+    assert_eq!(log.matches("failures=1").count(), 2, "{}", mta.log_tail());
+    assert!(!log.contains("failures=2"), "{}", mta.log_tail());
+    assert_eq!(queue_len(&queue), 8);
+}
+
 /// Issue 13 item 7: 2,000 pipelined ETRNs cost ~30 CPU-seconds, each rescanning the queue.
 /// Fix: flushes are coalesced per next hop (one now, at most one per interval after) and a
 /// domain flush reads no directory; the log shows how many ran.
