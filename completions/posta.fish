@@ -293,6 +293,7 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_sub
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l relay-domain -d 'A domain (and its subdomains) queued and relayed, like `To:DOMAIN RELAY` (repeatable)' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l maildir -d 'Root of the users\' Maildirs: user U\'s mail goes to DIR/U/new, or a Dovecot-style template such as /var/vmail/%u/Maildir' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l queue -d 'The durable queue for relayed mail' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l control-socket -d 'The control socket `posta queue flush` reaches this mta by, kept out of the queue directory [default: /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l relay-to -d 'Relay everything queued to this host instead of looking up MX records' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l relay-tls -d 'TLS towards the next hop [default: require with --relay-to, may for MX delivery]' -r -f -a "require\t'STARTTLS required and the certificate verified (the default with --relay-to)'
 may\t'STARTTLS when offered, verified when used (the default for MX delivery)'
@@ -352,6 +353,7 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcomm
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Print a POP3 users-file line for USER: the password is read from stdin (one line, never from the command line) and hashed with SHA512-CRYPT, as `doveadm pw` does'
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -368,6 +370,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_s
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "export" -d 'Copy queued messages out for manual recovery, as an mbox file or a Maildir'
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -376,6 +379,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -384,6 +388,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -392,6 +397,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -400,6 +406,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -408,6 +415,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -419,6 +427,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 maildir\t''"
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l to -d 'The mbox file or Maildir directory to write (created)' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"

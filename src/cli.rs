@@ -592,6 +592,10 @@ pub struct MtaRunArgs {
     /// The durable queue for relayed mail
     #[arg(long, value_name = "DIR")]
     pub queue: Option<PathBuf>,
+    /// The control socket `posta queue flush` reaches this mta by, kept out of the queue
+    /// directory [default: /run/posta/mta.sock]
+    #[arg(long, env = "POSTA_CONTROL_SOCKET", value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
     /// Relay everything queued to this host instead of looking up MX records
     #[arg(long, value_name = "HOST:PORT")]
     pub relay_to: Option<String>,
@@ -671,12 +675,16 @@ pub struct MtaRunArgs {
 /// Administer the mta's queue: list, show, flush, hold, release, delete, export.
 ///
 /// Works on the queue directory whether or not `posta mta` runs; flush asks the running mta
-/// (through the queue's control socket) to try everything now.
+/// (through its control socket) to try everything now.
 #[derive(Debug, Args)]
 pub struct QueueArgs {
     /// The queue directory [default: the site file's [mta] queue]
     #[arg(long, global = true, value_name = "DIR")]
     pub queue: Option<PathBuf>,
+    /// The running mta's control socket [default: the site file's [mta] control_socket, else
+    /// /run/posta/mta.sock]
+    #[arg(long, global = true, env = "POSTA_CONTROL_SOCKET", value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
     /// Print results as JSON
     #[arg(long, global = true)]
     pub json: bool,

@@ -487,7 +487,14 @@ fn mx30_store_and_forward_when_the_primary_returns() {
     assert_eq!(listed, 10);
 
     primary.start_again();
-    let flush = posta(&s(&["queue", "flush", "--queue", &path(&queue)]));
+    let flush = posta(&s(&[
+        "queue",
+        "flush",
+        "--queue",
+        &path(&queue),
+        "--control-socket",
+        &path(&mta.control),
+    ]));
     assert_eq!(flush.code, 0, "{flush:?}");
     wait_mta(&mta, "the queue to drain", Duration::from_secs(60), || {
         queue_len(&queue) == 0
@@ -699,7 +706,14 @@ fn sigkill_under_load_loses_nothing_that_got_250() {
     );
     mta.kill_and_restart(dir.path());
     primary.start_again();
-    let flush = posta(&s(&["queue", "flush", "--queue", &path(&queue)]));
+    let flush = posta(&s(&[
+        "queue",
+        "flush",
+        "--queue",
+        &path(&queue),
+        "--control-socket",
+        &path(&mta.control),
+    ]));
     assert_eq!(flush.code, 0, "{flush:?}");
     let local: Vec<&String> = acked
         .iter()
@@ -776,7 +790,13 @@ fn queue_administration() {
         );
     }
     let q = |args: &[&str]| {
-        let mut a = s(&["queue", "--queue", &path(&queue)]);
+        let mut a = s(&[
+            "queue",
+            "--queue",
+            &path(&queue),
+            "--control-socket",
+            &path(&mta.control),
+        ]);
         a.extend(s(args));
         posta(&a)
     };

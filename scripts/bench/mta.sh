@@ -142,7 +142,7 @@ echo "load: $COUNT x $SIZE bytes, $SESSIONS sessions, $mode; $(nproc) cores"
 mkdir -p "$work/maildir" "$work/queue"
 run_posta "posta maildir" "$work/maildir/rcpt/new" --domain bench.test --maildir "$work/maildir"
 run_posta "posta queue" "$work/queue/active" --relay-domain bench.test --queue "$work/queue" \
-  --relay-to 127.0.0.1:9 --relay-tls none --retry-min 1h
+  --control-socket "$work/queue.sock" --relay-to 127.0.0.1:9 --relay-tls none --retry-min 1h
 
 # Postfix: acceptance when smtp-source exits, delivery when its Maildir holds COUNT.
 start=$(date +%s.%N)

@@ -65,8 +65,15 @@ async fn notify(
     to: VrrpState,
 ) -> u8 {
     let state_file = super::takeover::state_file(None, Some(site));
-    // keepalived may start notifications concurrently: one at a time, in arrival order.
-    let _lock = match Lock::acquire(&state_file, Duration::from_secs(600)) {
+    // keepalived may start notifications concurrently: one at a time, in arrival order. The
+    // wait polls with sleeps, so it runs on the blocking pool, not on the runtime.
+    let lock_path = state_file.clone();
+    let locked = tokio::task::spawn_blocking(move || {
+        Lock::acquire(&lock_path, Duration::from_secs(600)).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the lock task failed: {e}")));
+    let _lock = match locked {
         Ok(l) => l,
         Err(e) => {
             eprintln!("posta keepalived notify: {e}");
@@ -141,8 +148,11 @@ async fn notify(
         code = EXIT_FAILURE;
     }
     if step == Step::Failback {
-        if let Some(queue) = site.mta.as_ref().and_then(|m| m.queue.clone()) {
-            let socket = queue.join("control.sock");
+        if let Some(mta) = site.mta.as_ref().filter(|m| m.queue.is_some()) {
+            let socket = mta
+                .control_socket
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::mta::settings::DEFAULT_CONTROL_SOCKET));
             match crate::mta::control::request_flush(&socket, None).await {
                 Ok(()) => info!("mta queue flush requested"),
                 Err(e) => warn!(error = %e, "cannot reach the mta to flush its queue"),

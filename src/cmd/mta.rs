@@ -89,6 +89,7 @@ fn merge(site: MtaSection, site_ca: Option<PathBuf>, a: &MtaRunArgs) -> Result<M
         relay_domain: strings(&a.relay_domain, site.relay_domains),
         maildir: a.maildir.clone().or(site.maildir),
         queue: a.queue.clone().or(site.queue),
+        control_socket: a.control_socket.clone().or(site.control_socket),
         relay_to: a.relay_to.clone().or(site.relay_to),
         relay_tls,
         ca_file: a.ca_file.clone().or(site_ca),
@@ -138,6 +139,9 @@ fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, Str
     s.domains.relay.extend(a.relay_domain.iter().map(norm));
     s.maildir = a.maildir.clone();
     s.queue = a.queue.clone();
+    if let Some(p) = &a.control_socket {
+        s.control_socket = p.clone();
+    }
     if let Some(to) = &a.relay_to {
         let (host, port) = to
             .rsplit_once(':')
@@ -253,15 +257,16 @@ async fn start(settings: Settings) -> Result<u8, String> {
         (Some(c), Some(k)) => Some(tls::acceptor(c, k)?),
         _ => None,
     };
-    let (spool, _lock) = match &settings.queue {
+    let (spool, _lock, control) = match &settings.queue {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create the queue {}: {e}", dir.display()))?;
             let lock = lock_queue(dir)?;
             let spool = Spool::open(dir).map_err(|e| format!("queue {}: {e}", dir.display()))?;
-            (Some(spool), Some(lock))
+            let control = control::bind(&settings.control_socket).map_err(|e| e.to_string())?;
+            (Some(spool), Some(lock), Some(control))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     if let Some(root) = &settings.maildir {
         let root = crate::mta::maildir::base(root);
@@ -313,15 +318,15 @@ async fn start(settings: Settings) -> Result<u8, String> {
     for l in listeners {
         tasks.spawn(serve(l, Arc::clone(&mta), stop_rx.clone()));
     }
-    if let (Some(spool), Some(runner)) = (spool, runner) {
+    if let (Some(runner), Some(control)) = (runner, control) {
         let stop = stop_rx.clone();
         tasks.spawn(async move {
             runner.run(flush_rx, stop).await;
             Ok(())
         });
-        let socket = spool.control_socket();
+        let socket = settings.control_socket.clone();
         let stop = stop_rx.clone();
-        tasks.spawn(async move { control::serve(&socket, flush_tx, stop).await });
+        tasks.spawn(async move { control::serve(control, &socket, flush_tx, stop).await });
     }
     let pop3 = match &settings.pop3 {
         Some(p) => Some(start_pop3(&settings, p, acceptor, &stop_rx, &mut tasks).await?),

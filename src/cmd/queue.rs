@@ -2,29 +2,34 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::{ExportFormat, QueueArgs, QueueCommand};
+use crate::config::MtaSection;
 use crate::mta::control;
-use crate::mta::spool::{Place, Spool, unix_now};
+use crate::mta::settings::DEFAULT_CONTROL_SOCKET;
+use crate::mta::spool::{Place, Spool, State, unix_now};
 
 pub fn execute(config: Option<PathBuf>, args: QueueArgs) -> u8 {
-    let from_site = match args
-        .queue
-        .is_none()
-        .then(|| super::mta::site_section(config))
-    {
-        Some(Ok((section, _))) => section.and_then(|m| m.queue),
+    let need_site = args.queue.is_none() || args.control_socket.is_none();
+    let site = match need_site.then(|| super::mta::site_section(config)) {
+        Some(Ok((section, _))) => section.unwrap_or_default(),
         Some(Err(e)) => {
             eprintln!("posta queue: {e}");
             return EXIT_USAGE;
         }
-        None => None,
+        None => MtaSection::default(),
     };
-    let Some(dir) = args.queue.clone().or(from_site) else {
+    // Found the way `posta mta` finds it: flag or environment, the site file, the default.
+    let socket = args
+        .control_socket
+        .clone()
+        .or(site.control_socket)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET));
+    let Some(dir) = args.queue.clone().or(site.queue) else {
         eprintln!(
             "posta queue: give --queue DIR (the directory posta mta --queue uses) or set \
              [mta] queue in the site file"
@@ -41,7 +46,7 @@ pub fn execute(config: Option<PathBuf>, args: QueueArgs) -> u8 {
     let result = match args.command {
         QueueCommand::List => list(&spool, args.json),
         QueueCommand::Show { id } => show(&spool, &id, args.json),
-        QueueCommand::Flush { domain } => flush(&spool, domain.as_deref()),
+        QueueCommand::Flush { domain } => flush(&socket, domain.as_deref()),
         QueueCommand::Hold { ids } => each(&spool, &ids, "held", |s, id| match s.find(id) {
             Some(Place::Active) => s.move_to(id, Place::Active, Place::Hold).map(|()| true),
             Some(Place::Hold) => Ok(false),
@@ -54,7 +59,6 @@ pub fn execute(config: Option<PathBuf>, args: QueueArgs) -> u8 {
                 None => Err(not_found(id)),
             });
             // A running mta notices within a minute anyway; a flush makes it now.
-            let socket = spool.control_socket();
             let _ = super::runtime().block_on(control::request_flush(&socket, None));
             r
         }
@@ -109,7 +113,10 @@ fn list(spool: &Spool, as_json: bool) -> std::io::Result<u8> {
                 continue;
             }
         };
-        let state = spool.state(&id);
+        let (state, state_error) = match spool.state(&id) {
+            Ok(s) => (s, None),
+            Err(e) => (State::default(), Some(e.to_string())),
+        };
         let pending: Vec<&str> = state
             .pending(&env)
             .into_iter()
@@ -123,6 +130,7 @@ fn list(spool: &Spool, as_json: bool) -> std::io::Result<u8> {
                 "id": id, "place": place, "arrival": env.arrival, "size": env.size,
                 "from": env.from, "pending": pending, "attempts": state.attempts,
                 "next_attempt": state.next_attempt, "last_error": state.last_error,
+                "state_error": state_error,
             }));
         } else {
             let held = if place == Place::Hold { " (held)" } else { "" };
@@ -137,6 +145,9 @@ fn list(spool: &Spool, as_json: bool) -> std::io::Result<u8> {
             );
             if let Some(e) = &state.last_error {
                 let _ = writeln!(text, "    last error: {e}");
+            }
+            if let Some(e) = &state_error {
+                let _ = writeln!(text, "    error: {e}");
             }
         }
     }
@@ -153,14 +164,22 @@ fn list(spool: &Spool, as_json: bool) -> std::io::Result<u8> {
 fn show(spool: &Spool, id: &str, as_json: bool) -> std::io::Result<u8> {
     let place = spool.find(id).ok_or_else(|| not_found(id))?;
     let (env, message) = spool.load(place, id, true)?;
-    let state = spool.state(id);
+    // A state that cannot be read is shown as such, with the envelope and headers: the
+    // administrator needs them to decide what was delivered.
+    let (state, state_error) = match spool.state(id) {
+        Ok(s) => (s, None),
+        Err(e) => (State::default(), Some(e.to_string())),
+    };
     let end = message
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(message.len(), |p| p + 2);
     let headers = String::from_utf8_lossy(&message[..end]);
     if as_json {
-        let v = json!({"place": place, "envelope": env, "state": state, "headers": headers});
+        let v = json!({
+            "place": place, "envelope": env, "state": state, "state_error": state_error,
+            "headers": headers,
+        });
         print(&format!("{v}\n"));
     } else {
         let mut t = format!("id: {id}\nplace: {place:?}\nfrom: <{}>\n", env.from);
@@ -168,6 +187,7 @@ fn show(spool: &Spool, id: &str, as_json: bool) -> std::io::Result<u8> {
             let status = match state.outcomes.iter().find(|o| o.rcpt == i) {
                 Some(o) if o.delivered => format!("delivered: {}", o.reply),
                 Some(o) => format!("failed: {}", o.reply),
+                None if state_error.is_some() => "unknown: the state is unreadable".into(),
                 None => "pending".into(),
             };
             let _ = writeln!(t, "to: <{}> ({status})", r.to);
@@ -181,6 +201,9 @@ fn show(spool: &Spool, id: &str, as_json: bool) -> std::io::Result<u8> {
         if let Some(e) = &state.last_error {
             let _ = writeln!(t, "last error: {e}");
         }
+        if let Some(e) = &state_error {
+            let _ = writeln!(t, "error: {e}");
+        }
         t.push('\n');
         t.push_str(&headers);
         print(&t);
@@ -188,10 +211,9 @@ fn show(spool: &Spool, id: &str, as_json: bool) -> std::io::Result<u8> {
     Ok(0)
 }
 
-fn flush(spool: &Spool, domain: Option<&str>) -> std::io::Result<u8> {
-    let socket = spool.control_socket();
+fn flush(socket: &Path, domain: Option<&str>) -> std::io::Result<u8> {
     let rt = super::runtime();
-    match rt.block_on(control::request_flush(&socket, domain)) {
+    match rt.block_on(control::request_flush(socket, domain)) {
         Ok(()) => {
             print("flush requested\n");
             Ok(0)

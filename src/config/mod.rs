@@ -128,6 +128,8 @@ pub struct MtaSection {
     pub relay_domains: Vec<String>,
     pub maildir: Option<PathBuf>,
     pub queue: Option<PathBuf>,
+    /// The queue's control socket [default: /run/posta/mta.sock].
+    pub control_socket: Option<PathBuf>,
     pub relay_to: Option<String>,
     /// `require`, `may` or `none`.
     pub relay_tls: Option<String>,

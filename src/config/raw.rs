@@ -69,6 +69,7 @@ pub struct RawMta {
     pub relay_domains: Option<Field<Vec<String>>>,
     pub maildir: Option<Field<String>>,
     pub queue: Option<Field<String>>,
+    pub control_socket: Option<Field<String>>,
     pub relay_to: Option<Field<String>>,
     pub relay_tls: Option<Field<String>>,
     pub access: Option<Field<String>>,

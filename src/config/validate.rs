@@ -411,6 +411,7 @@ impl Validator<'_> {
                 .unwrap_or_default(),
             maildir: path(self, &t.maildir, "maildir"),
             queue: path(self, &t.queue, "queue"),
+            control_socket: path(self, &t.control_socket, "control_socket"),
             relay_to: self.get(&t.relay_to, "relay_to"),
             relay_tls,
             access: path(self, &t.access, "access"),

@@ -201,7 +201,14 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
         "--relay-tls",
         "none",
     ]));
-    relay_args.extend(s(&["--retry-min", "1s", "--retry-max", "2s"]));
+    relay_args.extend(s(&[
+        "--retry-min",
+        "1s",
+        "--retry-max",
+        "2s",
+        "--control-socket",
+    ]));
+    relay_args.push(dir.join("relay-mta.sock").display().to_string());
     procs
         .0
         .push(lan.spawn(&lan.relay, exe, &relay_args, &log(&lan.relay, "mta"))?);

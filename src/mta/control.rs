@@ -1,6 +1,8 @@
-//! The queue's control socket (`QUEUE/control.sock`): how `posta queue flush` (and the watch
-//! daemon after a failback) reaches the running `posta mta`. One request line, one answer:
-//! `flush` or `flush DOMAIN` → `ok`. The socket is owner-only, like the queue.
+//! The queue's control socket (`/run/posta/mta.sock` unless `--control-socket` says
+//! otherwise): how `posta queue flush` (and keepalived's notify after a failback) reaches the
+//! running `posta mta`. One request line, one answer: `flush` or `flush DOMAIN` → `ok`. The
+//! socket is owner-only. It lives outside the queue directory, so the queue holds only mail
+//! and state (and can sit on a file system that cannot hold sockets, such as LazyFS).
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -14,16 +16,43 @@ use tracing::{debug, warn};
 
 use super::server::Wake;
 
-/// Serves the socket until `shutdown`. A stale socket file (its owner died; the caller holds
-/// the queue lock, so no live mta owns it) is replaced.
+/// Binds the socket, creating its directory. A stale socket file (its owner died) is replaced;
+/// one a live mta answers on is not: two mtas on different queues must not share a path (the
+/// second would silently take the first one's flushes).
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "another posta mta serves the control socket {}: give this one its own \
+                 --control-socket",
+                path.display()
+            ),
+        ));
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot serve the control socket {}: {e}", path.display()),
+        )
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves the socket until `shutdown`, then removes it.
 pub async fn serve(
+    listener: UnixListener,
     path: &Path,
     flush: mpsc::UnboundedSender<Wake>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     loop {
         tokio::select! {
             _ = super::server::stopped(&mut shutdown) => break,
@@ -67,7 +96,7 @@ async fn answer(stream: UnixStream, flush: mpsc::UnboundedSender<Wake>) -> io::R
     w.write_all(answer.as_bytes()).await
 }
 
-/// Asks the mta running on the queue at `queue_dir` to flush.
+/// Asks the mta serving the control socket `socket` to flush.
 pub async fn request_flush(socket: &Path, domain: Option<&str>) -> io::Result<()> {
     let mut s = UnixStream::connect(socket).await?;
     let req = match domain {
@@ -89,5 +118,38 @@ pub async fn request_flush(socket: &Path, domain: Option<&str>) -> io::Result<()
             "the mta answered {:?}",
             answer.trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_mta_per_socket_and_a_flush_reaches_the_runner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run").join("mta.sock");
+        let listener = bind(&path).unwrap();
+        let e = bind(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop) = watch::channel(false);
+        let served = {
+            let path = path.clone();
+            tokio::spawn(async move { serve(listener, &path, tx, stop).await })
+        };
+        request_flush(&path, Some("Example.ORG")).await.unwrap();
+        assert_eq!(
+            rx.recv().await,
+            Some(Wake::Flush(Some("example.org".into())))
+        );
+        stop_tx.send(true).unwrap();
+        served.await.unwrap().unwrap();
+        assert!(!path.exists(), "removed at shutdown");
+        // A socket file its owner left behind (kill -9) is replaced.
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        assert!(path.exists());
+        bind(&path).unwrap();
     }
 }

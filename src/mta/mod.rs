@@ -11,7 +11,8 @@
 //! - `route`    where a queued message goes next: a smarthost, or the domain's MX hosts more
 //!   preferred than us (never back to ourselves).
 //! - `dsn`      the RFC 3464 notice for mail the relay cannot deliver.
-//! - `control`  the queue's control socket (`posta queue flush`).
+//! - `control`  the control socket `posta queue flush` reaches (under /run/posta, never in
+//!   the queue directory).
 //! - `verify`   recipients of backed-up domains checked with the primary and cached.
 //! - `users`    the POP3 users file (Dovecot passwd-file format, SHA512-CRYPT hashes).
 //! - `pop3`     the POP3 server over the same Maildirs (`proto::pop3_server` is its protocol).

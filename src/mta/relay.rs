@@ -3,18 +3,34 @@
 //! ten thousand messages for a dead primary cost one connection attempt per interval, and
 //! flushes everything at once when asked (ETRN, `posta queue flush`, the watch daemon).
 //!
-//! No loss, no duplicates: a recipient's outcome is fsync'd in the message's state before
-//! anything else happens to it, so a restarted runner never sends a delivered recipient again;
-//! the queue file goes only when every recipient is delivered or returned to its sender.
+//! No loss, no duplicates: a recipient's outcome is written durably in the message's state
+//! before anything else happens to the message, so a restarted runner never sends a delivered
+//! recipient again; the queue file goes only when every recipient is delivered or returned to
+//! its sender. When that write fails (a full disk), the outcome is kept in memory, the message
+//! stops with a logged error and waits with backoff, and the write is retried before anything
+//! else: this process never sends those recipients again (before the fix, a full queue file
+//! system delivered each message 36 times). A state file that cannot be read stops its message
+//! the same way: it may record deliveries.
+//!
+//! Down states are kept per next hop as a flush names it: the recipient domain for MX
+//! delivery, the smarthost for `--relay-to`, so `ETRN example.org` and `posta queue flush
+//! example.org` reach the smarthost that serves the domain. A down state's backoff rises once
+//! per attempt round, not once per failed connection: eight deliveries in flight when the next
+//! hop went away are one failure, not eight. Flushes are coalesced per next hop (at most one
+//! per [`FLUSH_INTERVAL`]), and a domain flush touches only the runner's memory, never the
+//! queue directory, so pipelined ETRNs cost nothing per command.
+//!
+//! All file I/O runs on tokio's blocking pool, never on the runtime's worker threads.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::dsn::{self, Action, DsnInput, RecipientReport, Status};
 use super::route::{Candidate, Route, Router};
@@ -55,10 +71,113 @@ struct HopError {
     permanent: Option<Status>,
 }
 
+/// At most one flush per next hop in this interval; requests within it are coalesced into
+/// one flush when it ends. RFC 1985 says when a queue run may start, not how often; a flush
+/// costs memory only here, but the pass it triggers opens connections, and anyone may ETRN.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy)]
 struct Down {
     until: Instant,
     failures: u32,
+    /// The attempt round that counted the last failure.
+    round: u64,
+}
+
+/// Next hops known to be down, counted in attempt rounds: time is an input, so the rules are
+/// unit tests.
+#[derive(Debug, Default)]
+pub struct DownTable {
+    map: HashMap<String, Down>,
+}
+
+impl DownTable {
+    /// Records a failed connection to `dest` in attempt round `round`; the wait when this
+    /// counted as a new failure, `None` when the round already counted one (the other
+    /// deliveries that were in flight when the next hop went away).
+    pub fn failed(
+        &mut self,
+        dest: &str,
+        round: u64,
+        now: Instant,
+        retry: &Retry,
+    ) -> Option<(u32, Duration)> {
+        let old = self.map.get(dest).copied();
+        if old.is_some_and(|d| d.round == round) {
+            return None;
+        }
+        let failures = old.map_or(0, |d| d.failures) + 1;
+        let wait = backoff(retry, failures);
+        self.map.insert(
+            dest.to_string(),
+            Down {
+                until: now + wait,
+                failures,
+                round,
+            },
+        );
+        Some((failures, wait))
+    }
+
+    pub fn is_down(&self, dest: &str, now: Instant) -> bool {
+        self.map.get(dest).is_some_and(|d| d.until > now)
+    }
+
+    /// Failures counted for `dest` since it was last up.
+    pub fn failures(&self, dest: &str) -> u32 {
+        self.map.get(dest).map_or(0, |d| d.failures)
+    }
+
+    pub fn up(&mut self, dest: &str) {
+        self.map.remove(dest);
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+/// Flush requests per next hop (`None`: everything), coalesced: the first runs at once, later
+/// ones within [`FLUSH_INTERVAL`] become one flush when the interval ends.
+#[derive(Debug, Default)]
+pub struct FlushLimiter {
+    last: HashMap<Option<String>, Instant>,
+    pending: BTreeMap<Option<String>, Instant>,
+}
+
+impl FlushLimiter {
+    /// Whether to flush `key` now; otherwise it is pending.
+    pub fn request(&mut self, key: Option<String>, now: Instant) -> bool {
+        match self.last.get(&key) {
+            Some(at) if now.duration_since(*at) < FLUSH_INTERVAL => {
+                let when = *at + FLUSH_INTERVAL;
+                self.pending.insert(key, when);
+                false
+            }
+            _ => {
+                self.last.insert(key, now);
+                true
+            }
+        }
+    }
+
+    /// Pending flushes whose interval has ended; they count as run now.
+    pub fn due(&mut self, now: Instant) -> Vec<Option<String>> {
+        let due: Vec<Option<String>> = self
+            .pending
+            .iter()
+            .filter(|(_, when)| **when <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &due {
+            self.pending.remove(k);
+            self.last.insert(k.clone(), now);
+        }
+        // Keys an attacker names (subdomains in ETRN) are forgotten once they cannot matter.
+        self.last
+            .retain(|_, at| now.duration_since(*at) < FLUSH_INTERVAL);
+        due
+    }
 }
 
 /// The runner's memory of a queued message: when to try next and, once read, the
@@ -74,11 +193,27 @@ struct Index {
     next: BTreeMap<String, Entry>,
 }
 
+/// What reading a message for an attempt found.
+enum Loaded {
+    /// Removed meanwhile (delivered, deleted by an administrator) or quarantined.
+    Gone,
+    /// Its state cannot be read or written: the error is logged, the message waits.
+    Stopped,
+    Ready(Box<(Envelope, Vec<u8>, State)>),
+}
+
 pub struct Runner {
     spool: Spool,
     cfg: RelayConfig,
-    down: Mutex<HashMap<String, Down>>,
+    down: Mutex<DownTable>,
     index: Mutex<Index>,
+    /// States that could not be written (a full disk): they hold outcomes this process must
+    /// never undo by sending those recipients again, and are written before anything else
+    /// happens to their message.
+    unsaved: Mutex<HashMap<String, State>>,
+    flushes: Mutex<FlushLimiter>,
+    /// The attempt round (one per pass): a down state rises once per round.
+    round: AtomicU64,
     /// Connections kept open between the messages of one pass, by next-hop address.
     idle: Mutex<HashMap<SocketAddr, Vec<SmtpClient>>>,
 }
@@ -106,76 +241,93 @@ fn domain_of(addr: &str) -> String {
         .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
 }
 
+/// Runs blocking file work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("file task failed: {e}"))))
+}
+
 impl Runner {
     pub fn new(spool: Spool, cfg: RelayConfig) -> Runner {
         Runner {
             spool,
             cfg,
-            down: Mutex::new(HashMap::new()),
+            down: Mutex::new(DownTable::default()),
             index: Mutex::new(Index::default()),
+            unsaved: Mutex::new(HashMap::new()),
+            flushes: Mutex::new(FlushLimiter::default()),
+            round: AtomicU64::new(0),
             idle: Mutex::new(HashMap::new()),
         }
     }
 
     /// The destination key a recipient is grouped and marked down by.
     fn destination(&self, rcpt: &str) -> String {
+        self.destination_of_domain(&domain_of(rcpt))
+    }
+
+    /// The next hop that serves `domain`: the smarthost when there is one, else the domain
+    /// (its MX hosts). What ETRN and `posta queue flush DOMAIN` flush.
+    fn destination_of_domain(&self, domain: &str) -> String {
         match &self.cfg.next_hop {
             NextHop::Smarthost { host, port } => format!("[{host}]:{port}"),
-            NextHop::Mx { .. } => domain_of(rcpt),
+            NextHop::Mx { .. } => domain.to_ascii_lowercase(),
         }
     }
 
     fn is_down(&self, dest: &str) -> bool {
-        let down = self
-            .down
+        self.down
             .lock()
-            .map(|d| d.get(dest).copied())
-            .ok()
-            .flatten();
-        down.is_some_and(|d| d.until > Instant::now())
+            .is_ok_and(|d| d.is_down(dest, Instant::now()))
     }
 
-    fn mark_down(&self, dest: &str, reason: &str) {
-        if let Ok(mut map) = self.down.lock() {
-            let failures = map.get(dest).map_or(0, |d| d.failures) + 1;
-            let wait = backoff(&self.cfg.retry, failures);
-            info!(%dest, ?wait, %reason, "destination down; not trying it again before the wait");
-            map.insert(
-                dest.to_string(),
-                Down {
-                    until: Instant::now() + wait,
-                    failures,
-                },
-            );
+    fn mark_down(&self, dest: &str, round: u64, reason: &str) {
+        if let Ok(mut table) = self.down.lock()
+            && let Some((failures, wait)) =
+                table.failed(dest, round, Instant::now(), &self.cfg.retry)
+        {
+            info!(%dest, failures, ?wait, %reason, "destination down; not trying it again before the wait");
         }
     }
 
     fn mark_up(&self, dest: &str) {
-        if let Ok(mut map) = self.down.lock() {
-            map.remove(dest);
+        if let Ok(mut table) = self.down.lock() {
+            table.up(dest);
         }
     }
 
-    /// Forgets every down state and retry time for `domain` (all when empty): the next pass
-    /// tries everything.
-    fn flush(&self, domain: &str) {
-        if let Ok(mut map) = self.down.lock() {
-            if domain.is_empty() {
-                map.clear();
-            } else {
-                map.retain(|k, _| !k.eq_ignore_ascii_case(domain));
+    /// Forgets the down state and retry times of one next hop (`None`: all, after reading the
+    /// queue directory again, which `posta queue hold/release` change behind our back). A
+    /// next hop's flush reads nothing: messages whose destinations are not known yet are
+    /// tried too, which errs on the side of delivering.
+    fn flush(&self, dest: Option<&str>) {
+        info!(destination = dest.unwrap_or("all"), "flush");
+        match dest {
+            None => {
+                self.rescan();
+                if let Ok(mut table) = self.down.lock() {
+                    table.clear();
+                }
+            }
+            Some(d) => {
+                if let Ok(mut table) = self.down.lock() {
+                    table.up(d);
+                }
             }
         }
         if let Ok(mut idx) = self.index.lock() {
-            // A domain flush cannot tell which messages are for the domain without reading
-            // them; resetting all retry times is cheap and errs on the side of delivering.
             for e in idx.next.values_mut() {
-                e.next = 0;
+                if dest.is_none_or(|d| e.dests.is_empty() || e.dests.iter().any(|x| x == d)) {
+                    e.next = 0;
+                }
             }
         }
     }
 
-    /// Reads the queue directory into the index (at start and after new mail arrives).
+    /// Reads the queue directory into the index (at start, on a full flush and every minute).
     fn rescan(&self) {
         let ids = match self.spool.ids(Place::Active) {
             Ok(ids) => ids,
@@ -187,8 +339,9 @@ impl Runner {
         if let Ok(mut idx) = self.index.lock() {
             let mut next = BTreeMap::new();
             for id in ids {
+                // An unreadable state is reported by the attempt, which stops the message.
                 let e = idx.next.remove(&id).unwrap_or_else(|| Entry {
-                    next: self.spool.state(&id).next_attempt,
+                    next: self.spool.state(&id).map_or(0, |s| s.next_attempt),
                     dests: Vec::new(),
                 });
                 next.insert(id, e);
@@ -215,18 +368,20 @@ impl Runner {
     }
 
     /// Runs until `shutdown`; `flush` brings requests from ETRN, the control socket and
-    /// new mail (an empty domain means "new mail arrived, look again").
+    /// new mail.
     pub async fn run(
         self: Arc<Self>,
         mut wake: mpsc::UnboundedReceiver<Wake>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        match self.spool.sweep_tmp() {
+        let spool = self.spool.clone();
+        match blocking(move || spool.sweep_tmp()).await {
             Ok(0) => {}
             Ok(n) => info!(files = n, "removed unfinished queue files left by a crash"),
             Err(e) => warn!(error = %e, "cannot sweep the queue's tmp directory"),
         }
-        self.rescan();
+        let me = Arc::clone(&self);
+        let _ = tokio::task::spawn_blocking(move || me.rescan()).await;
         let mut tick = tokio::time::interval(self.cfg.retry.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_scan = Instant::now();
@@ -236,17 +391,41 @@ impl Runner {
                 _ = tick.tick() => {}
                 w = wake.recv() => {
                     let Some(w) = w else { return };
-                    self.woken(w);
+                    let mut all = vec![w];
                     while let Ok(more) = wake.try_recv() {
-                        self.woken(more);
+                        all.push(more);
                     }
+                    let me = Arc::clone(&self);
+                    let _ = tokio::task::spawn_blocking(move || {
+                        for w in all {
+                            me.woken(w);
+                        }
+                    })
+                    .await;
                 }
             }
+            let pending = self
+                .flushes
+                .lock()
+                .map(|mut f| f.due(Instant::now()))
+                .unwrap_or_default();
             // `posta queue hold/release/delete` change the directory behind our back; a
-            // minute is soon enough to notice (a flush rescans at once).
-            if last_scan.elapsed() >= Duration::from_secs(60) {
-                self.rescan();
-                last_scan = Instant::now();
+            // minute is soon enough to notice (a full flush rescans at once).
+            let rescan = last_scan.elapsed() >= Duration::from_secs(60);
+            if rescan || !pending.is_empty() {
+                let me = Arc::clone(&self);
+                let _ = tokio::task::spawn_blocking(move || {
+                    for key in pending {
+                        me.flush(key.as_deref());
+                    }
+                    if rescan {
+                        me.rescan();
+                    }
+                })
+                .await;
+                if rescan {
+                    last_scan = Instant::now();
+                }
             }
             let due = self.due();
             if due.is_empty() {
@@ -260,6 +439,7 @@ impl Runner {
         }
     }
 
+    /// Runs on the blocking pool: a full flush reads the queue directory.
     fn woken(&self, w: Wake) {
         match w {
             Wake::Queued(id) => {
@@ -268,22 +448,35 @@ impl Runner {
                 }
             }
             Wake::Flush(domain) => {
-                info!(domain = domain.as_deref().unwrap_or("all"), "flush");
-                self.rescan();
-                self.flush(domain.as_deref().unwrap_or(""));
+                let key = domain.map(|d| self.destination_of_domain(&d));
+                let now = self
+                    .flushes
+                    .lock()
+                    .is_ok_and(|mut f| f.request(key.clone(), Instant::now()));
+                if now {
+                    self.flush(key.as_deref());
+                } else {
+                    debug!(
+                        destination = key.as_deref().unwrap_or("all"),
+                        "flush coalesced"
+                    );
+                }
             }
         }
     }
 
-    /// One delivery pass over the due messages, `connections` at a time.
+    /// One delivery pass (attempt round) over the due messages, `connections` at a time.
     async fn pass(self: Arc<Self>, due: Vec<String>) {
+        let round = self.round.fetch_add(1, Ordering::Relaxed) + 1;
         let n = self.cfg.connections.max(1);
         futures::stream::iter(due)
             .map(|id| {
                 let me = Arc::clone(&self);
                 async move {
-                    if let Err(e) = me.attempt(&id).await {
+                    if let Err(e) = me.attempt(&id, round).await {
+                        // Not delivered, nothing lost: the message waits like a deferred one.
                         warn!(%id, error = %e, "queue entry skipped");
+                        me.defer(&id, 1);
                     }
                 }
             })
@@ -293,23 +486,92 @@ impl Runner {
         self.close_idle().await;
     }
 
-    /// One delivery attempt for one message, every destination it still has.
-    async fn attempt(&self, id: &str) -> std::io::Result<()> {
-        let (env, message) = match self.spool.load(Place::Active, id, true) {
-            Ok(x) => x,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.forget(id);
-                return Ok(());
+    /// Sets the next try of a message the runner could not work on, with backoff.
+    fn defer(&self, id: &str, attempts: u32) {
+        let wait = backoff(&self.cfg.retry, attempts.max(1));
+        if let Ok(mut idx) = self.index.lock() {
+            idx.next.entry(id.to_string()).or_default().next = unix_now() + wait.as_secs().max(1);
+        }
+    }
+
+    /// Writes a message's state on the blocking pool. On failure the state is kept in memory
+    /// (its outcomes must hold for the rest of this process's life) and the message stops
+    /// with a logged error; Ok(false) then.
+    async fn persist(&self, id: &str, state: &State) -> bool {
+        let (spool, sid, st) = (self.spool.clone(), id.to_string(), state.clone());
+        match blocking(move || spool.save_state(&sid, &st)).await {
+            Ok(()) => {
+                if let Ok(mut u) = self.unsaved.lock() {
+                    u.remove(id);
+                }
+                true
             }
+            Err(e) => {
+                error!(%id, error = %e, "cannot write the message's state; it stops until the \
+                       write succeeds, and recipients already delivered are not sent again");
+                if let Ok(mut u) = self.unsaved.lock() {
+                    u.insert(id.to_string(), state.clone());
+                }
+                self.defer(id, state.attempts + 1);
+                false
+            }
+        }
+    }
+
+    /// Reads the message and what happened to it so far: the state this process could not
+    /// write yet wins over the file, and is written first.
+    async fn load(&self, id: &str) -> std::io::Result<Loaded> {
+        let (spool, sid) = (self.spool.clone(), id.to_string());
+        let read = blocking(move || match spool.load(Place::Active, &sid, true) {
+            Ok((env, msg)) => Ok(Some((env, msg))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                warn!(%id, error = %e, "moving a corrupt queue file to corrupt/");
-                self.spool.quarantine(Place::Active, id)?;
+                warn!(id = %sid, error = %e, "moving a corrupt queue file to corrupt/");
+                spool.quarantine(Place::Active, &sid)?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        })
+        .await?;
+        let Some((env, message)) = read else {
+            return Ok(Loaded::Gone);
+        };
+        let unsaved = self.unsaved.lock().ok().and_then(|u| u.get(id).cloned());
+        let state = match unsaved {
+            Some(state) => {
+                if !self.persist(id, &state).await {
+                    return Ok(Loaded::Stopped);
+                }
+                state
+            }
+            None => {
+                let (spool, sid) = (self.spool.clone(), id.to_string());
+                match blocking(move || spool.state(&sid)).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        error!(%id, error = %e, "message stopped");
+                        self.defer(id, 32);
+                        return Ok(Loaded::Stopped);
+                    }
+                }
+            }
+        };
+        Ok(Loaded::Ready(Box::new((env, message, state))))
+    }
+
+    /// One delivery attempt for one message, every destination it still has.
+    async fn attempt(&self, id: &str, round: u64) -> std::io::Result<()> {
+        let (env, message, mut state) = match self.load(id).await? {
+            Loaded::Stopped => return Ok(()),
+            Loaded::Gone => {
+                if let Ok(mut u) = self.unsaved.lock() {
+                    u.remove(id);
+                }
                 self.forget(id);
                 return Ok(());
             }
-            Err(e) => return Err(e),
+            Loaded::Ready(m) => *m,
         };
-        let mut state = self.spool.state(id);
         let mut by_dest: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for i in state.pending(&env) {
             by_dest
@@ -330,14 +592,11 @@ impl Runner {
             }
             tried = true;
             let outcomes = self.deliver(&dest, &env, &message, &rcpts).await;
+            let before = state.outcomes.len();
             match outcomes {
                 Ok(o) => {
                     self.mark_up(&dest);
-                    if !o.is_empty() {
-                        state.outcomes.extend(o);
-                        // Durable before anything else: a delivered recipient is never resent.
-                        self.spool.save_state(id, &state, true)?;
-                    }
+                    state.outcomes.extend(o);
                 }
                 Err(e) => {
                     if let Some(status) = e.permanent {
@@ -349,15 +608,39 @@ impl Runner {
                             status: status.to_string(),
                         });
                         state.outcomes.extend(failed);
-                        self.spool.save_state(id, &state, true)?;
                     } else {
                         state.last_error = Some(e.reason.clone());
-                        self.mark_down(&dest, &e.reason);
+                        self.mark_down(&dest, round, &e.reason);
                     }
                 }
             }
+            // Durable before anything else: a delivered recipient is never resent.
+            if state.outcomes.len() > before && !self.persist(id, &state).await {
+                return self.remove_if_delivered(id, &env, &state).await;
+            }
         }
-        self.settle(id, &env, &message, state, tried)
+        self.settle(id, &env, message, state, tried).await
+    }
+
+    /// When the state cannot be written but every recipient is delivered, removing the
+    /// message records that as well (an unlink needs no space, and it frees some).
+    async fn remove_if_delivered(
+        &self,
+        id: &str,
+        env: &Envelope,
+        state: &State,
+    ) -> std::io::Result<()> {
+        if !state.pending(env).is_empty() || state.outcomes.iter().any(|o| !o.delivered) {
+            return Ok(());
+        }
+        let (spool, sid) = (self.spool.clone(), id.to_string());
+        blocking(move || spool.remove(Place::Active, &sid)).await?;
+        if let Ok(mut u) = self.unsaved.lock() {
+            u.remove(id);
+        }
+        self.forget(id);
+        info!(%id, delivered = state.outcomes.len(), failed = 0, "done");
+        Ok(())
     }
 
     fn forget(&self, id: &str) {
@@ -368,11 +651,11 @@ impl Runner {
 
     /// After an attempt: finished messages leave the queue (with a DSN when something
     /// failed), expired ones are returned, the others get their next retry time.
-    fn settle(
+    async fn settle(
         &self,
         id: &str,
         env: &Envelope,
-        message: &[u8],
+        message: Vec<u8>,
         mut state: State,
         tried: bool,
     ) -> std::io::Result<()> {
@@ -392,24 +675,49 @@ impl Runner {
                     status: "4.4.7".into(),
                 });
             }
-            self.spool.save_state(id, &state, true)?;
+            if !self.persist(id, &state).await {
+                return Ok(());
+            }
         } else if !pending.is_empty() {
             if tried {
                 state.attempts += 1;
                 let wait = backoff(&self.cfg.retry, state.attempts);
                 state.next_attempt = unix_now() + wait.as_secs().max(1);
-                self.spool.save_state(id, &state, false)?;
+                if !self.persist(id, &state).await {
+                    return Ok(());
+                }
             }
             if let Ok(mut idx) = self.index.lock() {
                 idx.next.entry(id.to_string()).or_default().next = state.next_attempt;
             }
             return Ok(());
         }
-        let failed: Vec<&Outcome> = state.outcomes.iter().filter(|o| !o.delivered).collect();
-        if !failed.is_empty() {
-            self.bounce(env, message, &failed)?;
+        let failed: Vec<Outcome> = state
+            .outcomes
+            .iter()
+            .filter(|o| !o.delivered)
+            .cloned()
+            .collect();
+        let dsn = if failed.is_empty() {
+            None
+        } else {
+            self.bounce(env, &message, &failed)
+        };
+        let (spool, sid) = (self.spool.clone(), id.to_string());
+        let queued_dsn = blocking(move || {
+            if let Some((denv, bytes)) = &dsn {
+                spool.insert(denv, bytes)?;
+            }
+            spool.remove(Place::Active, &sid)?;
+            Ok(dsn.map(|(denv, _)| denv))
+        })
+        .await?;
+        if let Some(denv) = queued_dsn {
+            info!(id = %env.id, dsn = %denv.id, to = %denv.rcpts[0].to, "DSN queued for the sender");
+            if let Ok(mut idx) = self.index.lock() {
+                idx.next.insert(denv.id, Entry::default());
+            }
         }
-        self.spool.remove(Place::Active, id)?;
         self.forget(id);
         info!(%id, delivered = state.outcomes.len() - failed.len(), failed = failed.len(), "done");
         Ok(())
@@ -614,12 +922,17 @@ impl Runner {
         }
     }
 
-    /// Returns failed recipients to the sender with a DSN, queued like any message; never to
-    /// the null sender (RFC 5321 §4.5.5: that would loop).
-    fn bounce(&self, env: &Envelope, message: &[u8], failed: &[&Outcome]) -> std::io::Result<()> {
+    /// The DSN returning failed recipients to the sender, to be queued like any message;
+    /// never to the null sender (RFC 5321 §4.5.5: that would loop).
+    fn bounce(
+        &self,
+        env: &Envelope,
+        message: &[u8],
+        failed: &[Outcome],
+    ) -> Option<(Envelope, Vec<u8>)> {
         if env.from.is_empty() {
             info!(id = %env.id, "failed recipients of a null-sender message: no DSN (RFC 5321 §4.5.5)");
-            return Ok(());
+            return None;
         }
         let now = time::OffsetDateTime::now_utc();
         let arrival = time::OffsetDateTime::from_unix_timestamp(env.arrival as i64).unwrap_or(now);
@@ -656,12 +969,11 @@ impl Runner {
             Ok(d) => d,
             Err(e) => {
                 warn!(id = %env.id, error = %e, "cannot write a DSN; the failure is only logged");
-                return Ok(());
+                return None;
             }
         };
-        let id = spool::new_id();
         let denv = Envelope {
-            id: id.clone(),
+            id: spool::new_id(),
             from: dsn.mail_from().to_string(),
             rcpts: vec![QueuedRcpt {
                 to: dsn.rcpt_to.clone(),
@@ -672,12 +984,7 @@ impl Runner {
             helo: self.cfg.hostname.clone(),
             size: dsn.message.len() as u64,
         };
-        self.spool.insert(&denv, &dsn.message)?;
-        info!(id = %env.id, dsn = %id, to = %dsn.rcpt_to, "DSN queued for the sender");
-        if let Ok(mut idx) = self.index.lock() {
-            idx.next.insert(id, Entry::default());
-        }
-        Ok(())
+        Some((denv, dsn.message))
     }
 }
 
@@ -694,4 +1001,59 @@ fn status_of(reply: &crate::proto::smtp::Reply) -> String {
         .enhanced
         .clone()
         .unwrap_or_else(|| format!("{}.0.0", reply.class()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry() -> Retry {
+        Retry {
+            min_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(4000),
+            ..Retry::default()
+        }
+    }
+
+    /// Issue 13 item 6: eight deliveries in flight when the next hop restarted took its
+    /// backoff from 1.9 s to 262 s; the count now rises once per attempt round.
+    #[test]
+    fn a_down_state_rises_once_per_round_not_per_connection() {
+        let (mut t, r, now) = (DownTable::default(), retry(), Instant::now());
+        let first = t.failed("[mx]:25", 1, now, &r);
+        assert_eq!(first.map(|(n, _)| n), Some(1));
+        for _ in 0..7 {
+            assert_eq!(t.failed("[mx]:25", 1, now, &r), None, "same round");
+        }
+        assert_eq!(t.failures("[mx]:25"), 1);
+        let (n, wait) = t.failed("[mx]:25", 2, now, &r).unwrap();
+        assert_eq!(n, 2);
+        // 2 s · 2, ±25 %.
+        assert!(
+            wait >= Duration::from_secs(3) && wait <= Duration::from_secs(5),
+            "{wait:?}"
+        );
+        assert!(t.is_down("[mx]:25", now));
+        assert!(!t.is_down("[mx]:25", now + Duration::from_secs(6)));
+        assert!(!t.is_down("other.example", now));
+        t.up("[mx]:25");
+        assert_eq!(t.failures("[mx]:25"), 0);
+    }
+
+    /// Issue 13 item 7: pipelined ETRNs for one next hop make one flush now and at most one
+    /// more when the interval ends, however many arrive.
+    #[test]
+    fn flushes_are_coalesced_per_next_hop() {
+        let (mut f, now) = (FlushLimiter::default(), Instant::now());
+        let hop = Some("[mx]:25".to_string());
+        assert!(f.request(hop.clone(), now));
+        for i in 0..2000 {
+            assert!(!f.request(hop.clone(), now + Duration::from_millis(i)));
+        }
+        assert!(f.request(None, now), "a full flush is its own key");
+        assert!(f.due(now + Duration::from_secs(1)).is_empty());
+        assert_eq!(f.due(now + FLUSH_INTERVAL), vec![hop.clone()]);
+        assert!(f.due(now + FLUSH_INTERVAL * 3).is_empty(), "ran once");
+        assert!(f.request(hop, now + FLUSH_INTERVAL * 3));
+    }
 }

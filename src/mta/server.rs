@@ -536,13 +536,38 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Step::Etrn { domain, reply } => {
                 info!(%domain, "ETRN");
-                if mta.spool.is_some() {
-                    let _ = mta.flush.send(Wake::Flush(Some(domain)));
-                    out.extend(reply);
-                } else {
-                    out.extend(super::session::reply(458, "4.3.0", "no queue here"));
-                }
+                out.extend(etrn(mta, session, domain, reply));
             }
         }
     }
+}
+
+/// ETRN (RFC 1985) with Postfix's replies: `250 Queuing started` for a domain we relay for
+/// (the runner coalesces repeated flushes of one next hop), `459 <domain>: service
+/// unavailable` for any other (Postfix's `fast_flush_domains`, by default the relay domains),
+/// `458 Unable to queue messages` without a queue.
+fn etrn(mta: &Mta, session: &Session, domain: String, reply: Vec<u8>) -> Vec<u8> {
+    if mta.spool.is_none() {
+        return b"458 Unable to queue messages\r\n".to_vec();
+    }
+    let tables = mta.tables();
+    let probe = format!("postmaster@{domain}");
+    let d = decide(
+        &tables,
+        session.client(),
+        Some(session.helo()),
+        "",
+        &probe,
+        &mta.settings.domains,
+    );
+    if d.verdict != Verdict::Accept(Accept::Relay) {
+        info!(%domain, "ETRN for a domain not relayed here");
+        return format!(
+            "459 <{}>: service unavailable\r\n",
+            crate::proto::escape(domain.as_bytes())
+        )
+        .into_bytes();
+    }
+    let _ = mta.flush.send(Wake::Flush(Some(domain)));
+    reply
 }

@@ -334,7 +334,7 @@ impl Session {
                 }
                 Step::Etrn {
                     domain,
-                    reply: reply(250, "2.0.0", "queuing for the domain started"),
+                    reply: reply(250, "2.0.0", "Queuing started"),
                 }
             }
             Command::NotImplemented(v) => {

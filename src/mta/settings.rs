@@ -8,6 +8,10 @@ use std::time::Duration;
 use super::policy::Domains;
 use super::session::Limits;
 
+/// Where `posta mta` serves its control socket and `posta queue` looks for it: systemd's
+/// `RuntimeDirectory=posta`, so the queue directory holds only mail and state.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/posta/mta.sock";
+
 /// Where the relay role sends queued mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextHop {
@@ -75,6 +79,8 @@ pub struct Settings {
     pub maildir: Option<PathBuf>,
     /// Store-and-forward: the queue directory.
     pub queue: Option<PathBuf>,
+    /// The queue's control socket (`posta queue flush`), outside the queue directory.
+    pub control_socket: PathBuf,
     pub next_hop: NextHop,
     pub relay_tls: RelayTls,
     /// Extra CA for the next hop's certificate (otherwise the system roots).
@@ -115,6 +121,7 @@ impl Settings {
             domains: Domains::default(),
             maildir: None,
             queue: None,
+            control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             next_hop: NextHop::Mx {
                 me: vec![hostname],
                 port: 25,

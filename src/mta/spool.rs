@@ -7,24 +7,30 @@
 //!   is detected (Postfix's END record does the same) and moved to `corrupt/`.
 //! - `hold/`     messages an administrator held: no delivery attempts, no expiry.
 //! - `state/`    per message, what changed since it was queued: recipients done or failed
-//!   (written and fsync'd before the message is touched again, so a recipient that got 250 is
-//!   never sent twice) and the retry schedule (written without fsync: losing it only means an
-//!   early retry).
+//!   and the retry schedule. Written before the message is touched again, so a recipient that
+//!   got 250 is never sent twice. A state file that cannot be read is an error that stops its
+//!   message, never "nothing delivered yet".
 //! - `corrupt/`  files that failed to parse, kept for a human.
-//! - `lock`      flock'd by the running `posta mta`; `control.sock` reaches it.
+//! - `lock`      flock'd by the running `posta mta`.
 //!
-//! A message file is written once, fsync'd, renamed into `active/`, and the directory fsync'd
-//! before the client hears 250; it is removed only when every recipient is done or failed.
+//! The directory holds mail and state only: the control socket lives elsewhere (under
+//! `/run/posta` by default), so the queue can sit on any file system, one that simulates
+//! power failures included.
+//!
+//! Every write is atomic and durable through [`crate::durable::replace`] (temporary file,
+//! fsync, rename, directory fsync), or through the store's committer for mail from clients,
+//! which does the same in batches; a message is acknowledged only then, and removed only when
+//! every recipient is done or failed.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable::sync_dir;
+use crate::durable::{replace, sync_dir};
 
 const MAGIC: &[u8] = b"posta-queue 1\n";
 
@@ -166,10 +172,6 @@ impl Spool {
         self.root.join("active")
     }
 
-    pub fn control_socket(&self) -> PathBuf {
-        self.root.join("control.sock")
-    }
-
     /// The bytes of a queue file for this envelope and message.
     pub fn encode(env: &Envelope, message: &[u8]) -> Vec<u8> {
         let json = serde_json::to_vec(env).unwrap_or_default();
@@ -181,12 +183,24 @@ impl Spool {
         out
     }
 
-    /// Removes leftovers of writes a crash interrupted (never acknowledged to anyone).
+    /// Removes leftovers of writes a crash interrupted (never acknowledged to anyone): files
+    /// in `tmp/`, and the hidden temporaries `durable::replace` leaves beside a target.
     pub fn sweep_tmp(&self) -> io::Result<usize> {
         let mut n = 0;
         for e in fs::read_dir(self.tmp_dir())? {
             fs::remove_file(e?.path())?;
             n += 1;
+        }
+        for dir in ["active", "state"] {
+            for e in fs::read_dir(self.root.join(dir))? {
+                let e = e?;
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    fs::remove_file(e.path())?;
+                    n += 1;
+                }
+            }
         }
         Ok(n)
     }
@@ -237,45 +251,54 @@ impl Spool {
         sync_dir(&self.root.join(place.dir()))
     }
 
-    pub fn state(&self, id: &str) -> State {
-        fs::read(self.state_path(id))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+    /// What happened to a message so far; no state file means nothing yet. A file that
+    /// cannot be read or parsed (a 0-byte file after a crash of a writer that did not fsync,
+    /// a disk error) is an error: taking it as "nothing delivered" would send delivered
+    /// recipients again.
+    pub fn state(&self, id: &str) -> io::Result<State> {
+        let path = self.state_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot read the state file {}: {e}", path.display()),
+                ));
+            }
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the state file {} is unreadable ({} octets: {e}); the message is \
+                     stopped, as some recipients may have been delivered: check them, then \
+                     fix or remove the file",
+                    path.display(),
+                    bytes.len()
+                ),
+            )
+        })
     }
 
     fn state_path(&self, id: &str) -> PathBuf {
         self.root.join("state").join(format!("{id}.json"))
     }
 
-    /// Saves a message's state; `durable` fsyncs (recipient outcomes), otherwise the retry
-    /// schedule is written and left to the kernel.
-    pub fn save_state(&self, id: &str, state: &State, durable: bool) -> io::Result<()> {
-        let tmp = self.tmp_dir().join(format!("{id}.state"));
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(state).unwrap_or_default())?;
-        if durable {
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, self.state_path(id))?;
-        if durable {
-            sync_dir(&self.root.join("state"))?;
-        }
-        Ok(())
+    /// Saves a message's state, outcomes and retry schedule alike, atomically and durably:
+    /// the old state or the new one survives a crash or a power failure, never an empty file.
+    pub fn save_state(&self, id: &str, state: &State) -> io::Result<()> {
+        let bytes = serde_json::to_vec(state).map_err(io::Error::other)?;
+        replace(&self.state_path(id), &bytes, 0o600)
     }
 
-    /// Queues a message the mta itself wrote (a DSN): written, fsync'd, renamed into
-    /// `active/`, directory fsync'd, like mail from a client.
+    /// Queues a message the mta itself wrote (a DSN), as durably as mail from a client.
     pub fn insert(&self, env: &Envelope, message: &[u8]) -> io::Result<()> {
-        let tmp = self.tmp_dir().join(&env.id);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(&Spool::encode(env, message))?;
-        f.sync_all()?;
-        fs::rename(&tmp, self.active_dir().join(&env.id))?;
-        sync_dir(&self.active_dir())
+        replace(
+            &self.active_dir().join(&env.id),
+            &Spool::encode(env, message),
+            0o600,
+        )
     }
 
     /// Removes a message for good (delivered, bounced or deleted by an administrator).
@@ -378,12 +401,27 @@ mod tests {
             }],
             ..State::default()
         };
-        s.save_state(&id, &st, true).unwrap();
-        assert_eq!(s.state(&id), st);
-        assert!(s.state(&id).pending(&env).is_empty());
+        s.save_state(&id, &st).unwrap();
+        assert_eq!(s.state(&id).unwrap(), st);
+        assert!(s.state(&id).unwrap().pending(&env).is_empty());
         s.remove(Place::Hold, &id).unwrap();
         assert_eq!(s.find(&id), None);
-        assert_eq!(s.state(&id), State::default());
+        assert_eq!(s.state(&id).unwrap(), State::default());
+    }
+
+    #[test]
+    fn an_unreadable_state_is_an_error_not_nothing_delivered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Spool::open(tmp.path()).unwrap();
+        let id = new_id();
+        fs::write(s.state_path(&id), b"").unwrap();
+        let e = s.state(&id).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("0 octets"), "{e}");
+        // Leftovers of a replace a crash interrupted go at start; real state stays.
+        fs::write(s.root().join("state").join(".x.json.posta-1-0.tmp"), b"{").unwrap();
+        assert_eq!(s.sweep_tmp().unwrap(), 1);
+        assert!(s.state_path(&id).exists());
     }
 
     #[test]

@@ -248,11 +248,16 @@ async fn post_hooks(common: &Common, outcome: &mut Outcome, moment: Moment, ev: 
     }
 }
 
-fn lock(common: &Common) -> Result<Option<Lock>, String> {
+/// The state file's lock. Waiting for it polls with sleeps, so it runs on the blocking pool,
+/// never on the runtime's worker threads.
+async fn lock(common: &Common) -> Result<Option<Lock>, String> {
     if common.dry_run {
         return Ok(None);
     }
-    Lock::acquire(&common.state_file, common.step_timeout)
+    let (path, wait) = (common.state_file.clone(), common.step_timeout);
+    tokio::task::spawn_blocking(move || Lock::acquire(&path, wait))
+        .await
+        .map_err(|e| format!("the lock task failed: {e}"))?
         .map(Some)
         .map_err(|e| e.to_string())
 }
@@ -282,7 +287,7 @@ pub async fn vip_take(
         Action::Reclaim => ("on mailserver2 or nowhere", "on mailserver1 (this host)"),
         _ => ("on mailserver1", "on mailserver2 (this host)"),
     };
-    let _lock = match lock(common) {
+    let _lock = match lock(common).await {
         Ok(l) => l,
         Err(e) => return (outcome.fail(e), None),
     };
@@ -475,7 +480,7 @@ async fn verify_smtp(
 /// Gives the virtual IP back (on mailserver2): removes it.
 pub async fn vip_release(job: &VipJob, common: &Common) -> Outcome {
     let mut outcome = Outcome::new(Action::Failback, "vip", job.vip.to_string(), common.dry_run);
-    let _lock = match lock(common) {
+    let _lock = match lock(common).await {
         Ok(l) => l,
         Err(e) => return outcome.fail(e),
     };
@@ -559,7 +564,7 @@ fn addrs(a: &[IpAddr]) -> String {
 pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome {
     let resource = format!("{} A/AAAA", job.record.name);
     let mut outcome = Outcome::new(action, "dns", resource, common.dry_run);
-    let _lock = match lock(common) {
+    let _lock = match lock(common).await {
         Ok(l) => l,
         Err(e) => return outcome.fail(e),
     };

@@ -15,6 +15,8 @@ pub struct PostaMta {
     pub child: Child,
     pub port: u16,
     pub log: PathBuf,
+    /// Its control socket (with a queue): under the test's directory, never /run/posta.
+    pub control: PathBuf,
     args: Vec<String>,
     bin: String,
 }
@@ -36,6 +38,7 @@ impl PostaMta {
     pub fn start_at(bin: &str, dir: &Path, addr: SocketAddr, args: &[String]) -> PostaMta {
         let port = addr.port();
         let log = dir.join(format!("posta-mta-{}-{port}.log", addr.ip()));
+        let control = dir.join(format!("mta-{}-{port}.sock", addr.ip()));
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -46,6 +49,7 @@ impl PostaMta {
             .args(args)
             .env_remove("POSTA_CONFIG")
             .env("POSTA_LOG", "posta=debug")
+            .env("POSTA_CONTROL_SOCKET", &control)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup log"))
             .stderr(out)
@@ -55,6 +59,7 @@ impl PostaMta {
             child,
             port,
             log,
+            control,
             args: args.to_vec(),
             bin: bin.to_string(),
         };
