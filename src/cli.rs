@@ -651,7 +651,8 @@ pub struct MtaRunArgs {
     /// Simultaneous connections from one address [default: 50, as Postfix]
     #[arg(long, value_name = "N")]
     pub max_per_ip: Option<usize>,
-    /// Time allowed for each command line [default: 5m]
+    /// Time allowed for each command line, and for the client to take each reply (POP3
+    /// replies too; POP3's idle limit stays RFC 1939's 10 minutes) [default: 5m]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// First retry of a deferred message; doubles per attempt [default: 5m]

@@ -395,6 +395,7 @@ async fn start_pop3(
     let root = settings.maildir.clone().ok_or("POP3 needs --maildir")?;
     let mut cfg = Pop3Config::new(root, users);
     cfg.tls = acceptor;
+    cfg.write_timeout = settings.timeout;
     let cfg = Arc::new(cfg);
     let mut tls_cfg = (*cfg).clone();
     tls_cfg.implicit_tls = true;

@@ -3,7 +3,8 @@
 //!
 //! Limits for the public internet: total connections and connections per client address
 //! (421 beyond them), a deadline per command line and per connection however slowly bytes
-//! trickle in (slowloris), line lengths, a free-space watermark answered with 452.
+//! trickle in (slowloris), the same deadlines on every write (a client that never reads),
+//! line lengths, a free-space watermark answered with 452.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -386,9 +387,9 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, mta: Arc<Mta>) {
     let _slot = match mta.admit(ip) {
         Ok(slot) => slot,
         Err(why) => {
-            let _ = stream
-                .write_all(format!("421 4.7.0 {why}\r\n").as_bytes())
-                .await;
+            let refusal = format!("421 4.7.0 {why}\r\n");
+            let until = Instant::now() + mta.settings.timeout;
+            let _ = send(&mut stream, refusal.as_bytes(), until, mta.settings.timeout).await;
             return;
         }
     };
@@ -396,7 +397,15 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, mta: Arc<Mta>) {
     let deadline = Instant::now() + mta.settings.max_session;
     let starttls = mta.tls.is_some();
     let mut session = Session::new(mta.settings.limits.clone(), ip, starttls, spool::new_id);
-    if stream.write_all(&session.greeting()).await.is_err() {
+    if send(
+        &mut stream,
+        &session.greeting(),
+        deadline,
+        mta.settings.timeout,
+    )
+    .await
+    .is_err()
+    {
         return;
     }
     debug!("connected");
@@ -428,12 +437,35 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, mta: Arc<Mta>) {
     if let Err(e) = drive(&mut tls, &mut session, &mta, deadline).await {
         debug!(error = %e, "session ended");
     }
-    let _ = tls.shutdown().await;
+    // close_notify is a write too: bounded like the others.
+    let _ = tokio::time::timeout(mta.settings.timeout, tls.shutdown()).await;
 }
 
 enum Ending {
     Closed,
     StartTls,
+}
+
+/// Writes `bytes` within `timeout` and before the session `deadline`. Postfix's
+/// smtpd_timeout bounds sending a reply as well as reading a command: a client that pipelines
+/// without ever reading fills the socket buffers and would otherwise hold its slot for good.
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    deadline: Instant,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match timeout_at(deadline.min(Instant::now() + timeout), write).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "client did not read its replies in time",
+        )),
+    }
 }
 
 /// Runs the session over one stream until it closes or asks for TLS. Replies to pipelined
@@ -458,15 +490,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Some(line)) => line,
             Ok(None) => {
                 if !out.is_empty() {
-                    stream.write_all(&out).await?;
+                    send(stream, &out, deadline, mta.settings.timeout).await?;
                     out.clear();
                 }
                 let n = match timeout_at(line_deadline, stream.read(&mut chunk)).await {
                     Ok(r) => r?,
                     Err(_) => {
-                        let _ = stream
-                            .write_all(b"421 4.4.2 timeout exceeded, closing connection\r\n")
-                            .await;
+                        let bye = b"421 4.4.2 timeout exceeded, closing connection\r\n";
+                        let _ = send(stream, bye, deadline, mta.settings.timeout).await;
                         return Ok(Ending::Closed);
                     }
                 };
@@ -484,7 +515,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 };
                 out.extend(b);
                 out.extend_from_slice(b"421 4.7.0 closing connection\r\n");
-                stream.write_all(&out).await?;
+                send(stream, &out, deadline, mta.settings.timeout).await?;
                 return Ok(Ending::Closed);
             }
         };
@@ -493,12 +524,12 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             Step::Reply(b) => out.extend(b),
             Step::Close(b) => {
                 out.extend(b);
-                stream.write_all(&out).await?;
+                send(stream, &out, deadline, mta.settings.timeout).await?;
                 return Ok(Ending::Closed);
             }
             Step::StartTls(b) => {
                 out.extend(b);
-                stream.write_all(&out).await?;
+                send(stream, &out, deadline, mta.settings.timeout).await?;
                 if input.pending() > 0 {
                     // Commands sent before the handshake would be trusted afterwards
                     // (CVE-2011-0411): refuse the connection instead.

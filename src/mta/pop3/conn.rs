@@ -178,9 +178,10 @@ impl Conn {
             io.write_all(bytes).await?;
             io.flush().await
         };
-        match timeout(self.timeout(), write).await {
+        let limit = self.shared.cfg.write_timeout;
+        match timeout(limit, write).await {
             Ok(result) => Ok(result?),
-            Err(_) => anyhow::bail!("client did not read a reply within {:?}", self.timeout()),
+            Err(_) => anyhow::bail!("client did not read a reply within {limit:?}"),
         }
     }
 

@@ -56,8 +56,12 @@ pub struct Pop3Config {
     pub implicit_tls: bool,
     pub plaintext_auth: PlaintextAuth,
     /// Idle time before the server hangs up: RFC 1939 §3 asks for at least 10 minutes. Also the
-    /// bound on a TLS handshake and on writing one reply.
+    /// bound on a TLS handshake.
     pub timeout: Duration,
+    /// Time the client has to take each reply (each piece of a long RETR): a client that sends
+    /// commands and never reads fills the socket buffers and would hold its slot for good, so
+    /// writes are bounded as Postfix's smtpd_timeout bounds them (`posta mta --timeout`).
+    pub write_timeout: Duration,
     /// Sessions at once; more are refused with `-ERR [SYS/TEMP]`.
     pub max_connections: usize,
     /// Added to every failed login, against password guessing.
@@ -67,7 +71,7 @@ pub struct Pop3Config {
 }
 
 impl Pop3Config {
-    /// RFC 1939's 10-minute autologout, 100 connections, 2 s per failed login, no TLS,
+    /// RFC 1939's 10-minute autologout, 5 minutes to take a reply, 100 connections, 2 s per failed login, no TLS,
     /// cleartext passwords only from loopback.
     pub fn new(maildir_root: PathBuf, users: Users) -> Pop3Config {
         Pop3Config {
@@ -76,6 +80,7 @@ impl Pop3Config {
             implicit_tls: false,
             plaintext_auth: PlaintextAuth::default(),
             timeout: Duration::from_secs(600),
+            write_timeout: Duration::from_secs(300),
             max_connections: 100,
             failed_login_delay: Duration::from_secs(2),
             users: Arc::new(RwLock::new(Arc::new(users))),
@@ -101,6 +106,7 @@ impl std::fmt::Debug for Pop3Config {
             .field("implicit_tls", &self.implicit_tls)
             .field("plaintext_auth", &self.plaintext_auth)
             .field("timeout", &self.timeout)
+            .field("write_timeout", &self.write_timeout)
             .field("max_connections", &self.max_connections)
             .field("failed_login_delay", &self.failed_login_delay)
             .field("users", &self.users().len())
