@@ -307,6 +307,7 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_sub
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-listen -d 'Serve the Maildirs over POP3 on this address (STLS offered with a certificate)' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3s-listen -d 'Serve POP3 over implicit TLS (POP3S) on this address' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-users -d 'POP3 users: user:{SHA512-CRYPT}hash lines (Dovecot passwd-file format), owner-only' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-max-per-ip -d 'Simultaneous POP3 sessions from one address, of the 100 POP3 slots [default: 20]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l tls-cert -d 'Certificate chain (PEM) for STARTTLS, STLS and POP3S' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l tls-key -d 'Private key (PEM, owner-only) for --tls-cert' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-message-size -d 'Largest message accepted, in bytes [default: 52428800]' -r

@@ -633,6 +633,9 @@ pub struct MtaRunArgs {
     /// POP3 users: user:{SHA512-CRYPT}hash lines (Dovecot passwd-file format), owner-only
     #[arg(long, value_name = "FILE")]
     pub pop3_users: Option<PathBuf>,
+    /// Simultaneous POP3 sessions from one address, of the 100 POP3 slots [default: 20]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pop3_max_per_ip: Option<u64>,
     /// Certificate chain (PEM) for STARTTLS, STLS and POP3S
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
