@@ -401,3 +401,54 @@ fn twenty_40mb_messages_at_once_stay_under_64mib_of_memory() {
         peak >> 20
     );
 }
+
+/// Issue 13 item 8: RETR of a 45 MB message cost ~130 MB of memory (the file read whole at
+/// login to count its octets, then whole again and rendered whole). Fix: both read the file in
+/// pieces and RETR streams it, so memory stays far below the message size.
+#[test]
+fn pop3_retr_of_a_45mb_message_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = dir.path().join("mail/ana");
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(ana.join(sub)).unwrap();
+    }
+    let line = ".a line that starts with a dot, LF-terminated as Postfix stores it\n";
+    let lines = 45 * 1024 * 1024 / line.len();
+    {
+        let mut f = fs::File::create(ana.join("new/1700000000.M1P1.mx2")).unwrap();
+        f.write_all(b"Subject: big\n\n").unwrap();
+        let block = line.repeat(1024);
+        for _ in 0..lines / 1024 {
+            f.write_all(block.as_bytes()).unwrap();
+        }
+    }
+    let (mta, port) = pop3_mta(dir.path(), &[]);
+    let tcp = pop3_login(Ipv4Addr::new(127, 0, 0, 2), port, "ana");
+    (&tcp).write_all(b"RETR 1\r\n").unwrap();
+    let mut reader = BufReader::with_capacity(1 << 16, tcp);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let size: usize = status
+        .strip_prefix("+OK ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("RETR answered {status:?}"));
+    let (mut octets, mut got_lines) = (0, 0);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        assert!(reader.read_until(b'\n', &mut buf).unwrap() > 0, "closed");
+        if buf == b".\r\n" {
+            break;
+        }
+        assert!(buf.ends_with(b"\r\n"));
+        let data = buf.strip_prefix(b".").unwrap_or(&buf);
+        octets += data.len();
+        got_lines += 1;
+    }
+    assert_eq!(octets, size, "octets sent match the +OK count");
+    assert_eq!(got_lines, 2 + lines / 1024 * 1024);
+    let peak = peak_rss(&mta);
+    println!("peak RSS after RETR of a 45 MB message: {} MiB", peak >> 20);
+    assert!(peak < 32 << 20, "peak RSS {} MiB", peak >> 20);
+}
