@@ -380,6 +380,14 @@ fn twenty_40mb_messages_at_once_stay_under_64mib_of_memory() {
         .expect("the client's header")
         + 16;
     assert_eq!(data.len() - start, chunk.len() * times);
+    // The name carries the POP3 size (`,W=`), so a POP3 login lists it without reading it.
+    let name = one.file_name().into_string().unwrap();
+    let w = posta::mta::pop3::maildrop::virtual_size(&name).expect(",W= in the name");
+    assert_eq!(
+        w,
+        posta::proto::pop3_server::normalized_len(&data),
+        "{name}"
+    );
     assert!(data[start..].chunks(chunk.len()).all(|c| c == &chunk[..]));
     drop(data);
     let spill = mail.join(".posta-spill");

@@ -277,12 +277,13 @@ impl Mta {
                 // the envelope, which `posta migrate` later reads to send it home.
                 let prefix = format!("Return-Path: <{}>\r\nDelivered-To: {address}\r\n", t.from)
                     .into_bytes();
-                let size =
-                    usize::try_from(prefix.len() as u64 + message.len()).unwrap_or(usize::MAX);
+                let size = prefix.len() as u64 + message.len();
+                let crlf_size = message.crlf_len(&prefix);
+                let host = &self.settings.limits.hostname;
                 targets.push(Target {
                     tmp_dir: dir.join("tmp"),
                     dir: dir.join("new"),
-                    name: maildir::unique_name(&self.settings.limits.hostname, size),
+                    name: maildir::delivery_name(host, size, crlf_size),
                     prefix,
                     maildir: Some(dir),
                 });

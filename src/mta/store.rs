@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::maildir;
 use super::session::StoreError;
+use crate::proto::pop3_server::CrlfLen;
 
 /// Where one copy of a message goes.
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub enum Body {
         head: Vec<u8>,
         file: PathBuf,
         spilled: u64,
+        /// The CRLF-normalized size of the file's part, counted as it was written.
+        spilled_crlf: CrlfLen,
         tail: Vec<u8>,
     },
 }
@@ -64,6 +67,32 @@ impl Body {
                 tail,
                 ..
             } => head.len() as u64 + spilled + tail.len() as u64,
+        }
+    }
+
+    /// The size of `prefix` and the message with every line ending in CRLF (POP3's count,
+    /// Maildir's `,W=`), without reading the spill file.
+    pub fn crlf_len(&self, prefix: &[u8]) -> u64 {
+        let mut len = CrlfLen::default();
+        len.feed(prefix);
+        match self {
+            Body::Memory(m) => {
+                len.feed(m);
+                len.finish()
+            }
+            Body::Spilled {
+                head,
+                spilled_crlf,
+                tail,
+                ..
+            } => {
+                // The head is our Received header, ending in CRLF: the spilled part's count,
+                // which began at a line start, continues from there unchanged.
+                len.feed(head);
+                let mut rest = spilled_crlf.clone();
+                rest.feed(tail);
+                len.finish() + rest.finish()
+            }
         }
     }
 
@@ -97,6 +126,7 @@ pub struct Spill {
     path: PathBuf,
     file: Option<fs::File>,
     len: u64,
+    crlf: CrlfLen,
 }
 
 /// Spill file names start with this; nothing else in a spill directory does.
@@ -125,6 +155,7 @@ impl Spill {
             path,
             file: Some(file),
             len: 0,
+            crlf: CrlfLen::default(),
         })
     }
 
@@ -135,15 +166,18 @@ impl Spill {
             .take()
             .ok_or_else(|| io::Error::other("spill file lost after an earlier error"))?;
         let n = bytes.len() as u64;
-        let (file, wrote) = tokio::task::spawn_blocking(move || {
+        let mut crlf = self.crlf.clone();
+        let (file, crlf, wrote) = tokio::task::spawn_blocking(move || {
             let wrote = file.write_all(&bytes);
-            (file, wrote)
+            crlf.feed(&bytes);
+            (file, crlf, wrote)
         })
         .await
         .map_err(io::Error::other)?;
         wrote?;
         self.file = Some(file);
         self.len += n;
+        self.crlf = crlf;
         Ok(())
     }
 
@@ -155,6 +189,7 @@ impl Spill {
             head: message,
             file: self.path.clone(),
             spilled: self.len,
+            spilled_crlf: self.crlf.clone(),
             tail,
         }
     }
@@ -479,8 +514,9 @@ mod tests {
         spill.append(b"body 2\r\n".to_vec()).await.unwrap();
         let file = fs::read_dir(&spill_dir).unwrap().next().unwrap().unwrap();
         assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600);
-        let body = spill.body(b"Received: x\r\n\tby y\r\n\ttail\r\n".to_vec(), 20);
-        assert_eq!(body.len(), 20 + 16 + 7);
+        let body = spill.body(b"Received: x\r\n\tby y\r\n\ttail\n".to_vec(), 20);
+        assert_eq!(body.len(), 20 + 16 + 6);
+        assert_eq!(body.crlf_len(b"P: 1\n"), 6 + 20 + 16 + 7);
         let targets = vec![
             maildir_target(tmp.path(), "ana", 1),
             maildir_target(tmp.path(), "bo", 1),
@@ -489,7 +525,7 @@ mod tests {
         for user in ["ana", "bo"] {
             assert_eq!(
                 fs::read(tmp.path().join(user).join("new/m1")).unwrap(),
-                b"Received: x\r\n\tby y\r\nbody 1\r\nbody 2\r\n\ttail\r\n".to_vec()
+                b"Received: x\r\n\tby y\r\nbody 1\r\nbody 2\r\n\ttail\n".to_vec()
             );
         }
         drop(spill);
