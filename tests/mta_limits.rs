@@ -276,6 +276,25 @@ fn pop3_connections_per_address_are_limited() {
     assert!(again.starts_with("+OK"), "slots not given back: {again:?}");
 }
 
+/// Whether `dir` ends up holding no spill file: each goes once its message is stored
+/// (unlinked off the runtime, so allow it a moment).
+fn no_spills_left(dir: &Path) -> bool {
+    let spills = || {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("spill.")
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while spills() > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+    }
+    spills() == 0
+}
+
 /// The mta's peak resident memory (VmHWM), in bytes.
 fn peak_rss(mta: &PostaMta) -> u64 {
     let status = fs::read_to_string(format!("/proc/{}/status", mta.child.id())).unwrap();
@@ -300,9 +319,9 @@ fn smtp_reply(reader: &mut impl BufRead) -> String {
     }
 }
 
-/// One transaction to ana@example.org whose body is `chunk` `times` times (dot-safe lines),
-/// streamed; the reply to the final dot.
-fn send_big(port: u16, chunk: &[u8], times: usize) -> String {
+/// One transaction to `rcpt` whose body is `chunk` `times` times (dot-safe lines), streamed;
+/// the reply to the final dot.
+fn send_big(port: u16, rcpt: &str, chunk: &[u8], times: usize) -> String {
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(120))).ok();
     let mut reader = BufReader::new(tcp.try_clone().unwrap());
@@ -311,7 +330,7 @@ fn send_big(port: u16, chunk: &[u8], times: usize) -> String {
     for cmd in [
         "EHLO big.test",
         "MAIL FROM:<big@sender.test>",
-        "RCPT TO:<ana@example.org>",
+        &format!("RCPT TO:<{rcpt}>"),
         "DATA",
     ] {
         w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
@@ -352,7 +371,7 @@ fn twenty_40mb_messages_at_once_stay_under_64mib_of_memory() {
     let senders: Vec<_> = (0..20)
         .map(|_| {
             let chunk = std::sync::Arc::clone(&chunk);
-            thread::spawn(move || send_big(port, &chunk, times))
+            thread::spawn(move || send_big(port, "ana@example.org", &chunk, times))
         })
         .collect();
     for s in senders {
@@ -395,12 +414,7 @@ fn twenty_40mb_messages_at_once_stay_under_64mib_of_memory() {
         fs::metadata(&spill).unwrap().permissions().mode() & 0o777,
         0o700
     );
-    // Each spill file goes once its message is stored (unlinked off the runtime: wait a bit).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fs::read_dir(&spill).unwrap().count() > 0 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(fs::read_dir(&spill).unwrap().count(), 0, "spill files left");
+    assert!(no_spills_left(&spill), "spill files left");
     let peak = peak_rss(&mta);
     println!("peak RSS with 20 x 40 MB sessions: {} MiB", peak >> 20);
     assert!(
@@ -459,4 +473,57 @@ fn pop3_retr_of_a_45mb_message_streams() {
     let peak = peak_rss(&mta);
     println!("peak RSS after RETR of a 45 MB message: {} MiB", peak >> 20);
     assert!(peak < 32 << 20, "peak RSS {} MiB", peak >> 20);
+}
+
+/// A big message for a relayed domain is spooled the same way and lands in the queue whole:
+/// the envelope, our Received header, then every body octet in order.
+#[test]
+fn a_big_relayed_message_is_queued_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    let mta = PostaMta::start(
+        BIN,
+        dir.path(),
+        &s(&[
+            "--hostname",
+            "mx.friend.org",
+            "--relay-domain",
+            "relayed.org",
+            "--queue",
+            &path(&queue),
+            "--relay-to",
+            "127.0.0.1:9",
+            "--retry-min",
+            "1h",
+        ]),
+    );
+    let chunk = b"\tdata line of a relayed message\r\n".repeat(2048);
+    let reply = send_big(mta.port, "bo@relayed.org", &chunk, 40);
+    let id = reply
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .filter(|_| reply.starts_with("250"))
+        .unwrap_or_else(|| panic!("not queued: {reply}"));
+    let spool = posta::mta::spool::Spool::existing(&queue).unwrap();
+    let (env, message) = spool
+        .load(posta::mta::spool::Place::Active, id, true)
+        .unwrap();
+    assert_eq!(env.size, message.len() as u64);
+    assert!(message.starts_with(b"Received: from big.test"));
+    let start = message
+        .windows(16)
+        .position(|w| w == b"Subject: big\r\n\r\n")
+        .unwrap()
+        + 16;
+    assert_eq!(message.len() - start, chunk.len() * 40);
+    assert!(
+        message[start..]
+            .chunks(chunk.len())
+            .all(|c| c == &chunk[..])
+    );
+    assert!(
+        no_spills_left(&queue.join("tmp")),
+        "spill file left in the queue's tmp/"
+    );
 }
