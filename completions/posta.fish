@@ -308,13 +308,14 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_sub
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-listen -d 'Serve the Maildirs over POP3 on this address (STLS offered with a certificate)' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3s-listen -d 'Serve POP3 over implicit TLS (POP3S) on this address' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-users -d 'POP3 users: user:{SHA512-CRYPT}hash lines (Dovecot passwd-file format), owner-only' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-max-per-ip -d 'Simultaneous POP3 sessions from one address, of the 100 POP3 slots [default: 20]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l tls-cert -d 'Certificate chain (PEM) for STARTTLS, STLS and POP3S' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l tls-key -d 'Private key (PEM, owner-only) for --tls-cert' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-message-size -d 'Largest message accepted, in bytes [default: 52428800]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-recipients -d 'Recipients per message [default: 100]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-connections -d 'Simultaneous connections [default: 200]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-per-ip -d 'Simultaneous connections from one address [default: 50, as Postfix]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l timeout -d 'Time allowed for each command line [default: 5m]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l timeout -d 'Time allowed for each command line, and for the client to take each reply (POP3 replies too; POP3\'s idle limit stays RFC 1939\'s 10 minutes) [default: 5m]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l retry-min -d 'First retry of a deferred message; doubles per attempt [default: 5m]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l retry-max -d 'Longest wait between retries [default: 1h6m40s, Postfix\'s 4000s]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l lifetime -d 'Give up and return the message to its sender after this [default: 5d]' -r

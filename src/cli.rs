@@ -637,6 +637,9 @@ pub struct MtaRunArgs {
     /// POP3 users: user:{SHA512-CRYPT}hash lines (Dovecot passwd-file format), owner-only
     #[arg(long, value_name = "FILE")]
     pub pop3_users: Option<PathBuf>,
+    /// Simultaneous POP3 sessions from one address, of the 100 POP3 slots [default: 20]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pop3_max_per_ip: Option<u64>,
     /// Certificate chain (PEM) for STARTTLS, STLS and POP3S
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -655,7 +658,8 @@ pub struct MtaRunArgs {
     /// Simultaneous connections from one address [default: 50, as Postfix]
     #[arg(long, value_name = "N")]
     pub max_per_ip: Option<usize>,
-    /// Time allowed for each command line [default: 5m]
+    /// Time allowed for each command line, and for the client to take each reply (POP3
+    /// replies too; POP3's idle limit stays RFC 1939's 10 minutes) [default: 5m]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// First retry of a deferred message; doubles per attempt [default: 5m]

@@ -103,6 +103,7 @@ fn merge(site: MtaSection, site_ca: Option<PathBuf>, a: &MtaRunArgs) -> Result<M
         pop3_listen: list(&a.pop3_listen, site.pop3_listen),
         pop3s_listen: list(&a.pop3s_listen, site.pop3s_listen),
         pop3_users: a.pop3_users.clone().or(site.pop3_users),
+        pop3_max_per_ip: a.pop3_max_per_ip,
         tls_cert: a.tls_cert.clone().or(site.tls_cert),
         tls_key: a.tls_key.clone().or(site.tls_key),
         max_message_size: a.max_message_size.or(site.max_message_size),
@@ -185,6 +186,9 @@ fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, Str
             listen: a.pop3_listen.clone(),
             listen_tls: a.pop3s_listen.clone(),
             users,
+            max_per_ip: a
+                .pop3_max_per_ip
+                .map_or(20, |n| usize::try_from(n).unwrap_or(usize::MAX)),
         });
     }
     if let Some(n) = a.max_message_size {
@@ -400,6 +404,8 @@ async fn start_pop3(
     let root = settings.maildir.clone().ok_or("POP3 needs --maildir")?;
     let mut cfg = Pop3Config::new(root, users);
     cfg.tls = acceptor;
+    cfg.write_timeout = settings.timeout;
+    cfg.max_per_ip = p.max_per_ip;
     let cfg = Arc::new(cfg);
     let mut tls_cfg = (*cfg).clone();
     tls_cfg.implicit_tls = true;

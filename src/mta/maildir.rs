@@ -84,6 +84,13 @@ pub fn unique_name(hostname: &str, size: usize) -> String {
     )
 }
 
+/// [`unique_name`] with `,W=`, the size with every line ending in CRLF (what POP3 RETR
+/// sends), as Dovecot names its files: the POP3 server lists such a message without reading it.
+pub fn delivery_name(hostname: &str, size: u64, crlf_size: u64) -> String {
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    format!("{},W={crlf_size}", unique_name(hostname, size))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +126,7 @@ mod tests {
         let (a, b) = (unique_name("mx2", 10), unique_name("mx2", 10));
         assert_ne!(a, b);
         assert!(a.ends_with(".mx2,S=10"), "{a}");
+        let d = delivery_name("mx2", 10, 12);
+        assert!(d.ends_with(".mx2,S=10,W=12"), "{d}");
     }
 }

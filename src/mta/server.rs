@@ -3,11 +3,12 @@
 //!
 //! Limits for the public internet: total connections and connections per client address
 //! (421 beyond them), a deadline per command line and per connection however slowly bytes
-//! trickle in (slowloris), line lengths, a free-space watermark answered with 452.
+//! trickle in (slowloris), the same deadlines on every write (a client that never reads),
+//! line lengths, a free-space watermark answered with 452.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -21,10 +22,10 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::maildir;
 use super::policy::{Accept, Verdict, decide};
 use super::recipients::Recipients;
-use super::session::{Session, Step, StoreError, Transaction};
+use super::session::{Session, Step, StoreError, Transaction, trace_len};
 use super::settings::Settings;
 use super::spool::{self, Envelope, QueuedRcpt, Spool};
-use super::store::{Store, Target};
+use super::store::{Body, Spill, Store, Target, sweep_spills};
 use super::tables::{Access, LocalHostNames, Reply, TableError, Tables, VirtUser};
 use crate::proto::dotstuff::MAX_DATA_LINE;
 use crate::proto::smtp_server::MAX_COMMAND_LINE;
@@ -54,7 +55,15 @@ pub struct Mta {
     total: Mutex<usize>,
     /// The last free-space check: when, and whether it was below the watermark.
     disk: Mutex<Option<(std::time::Instant, bool)>>,
+    /// Where big messages are spooled while they arrive: the queue's tmp/ (swept at start),
+    /// or `.posta-spill` in the Maildir root (no user is named with a leading dot).
+    spill_dir: Option<PathBuf>,
 }
+
+/// A message body beyond this is spooled to disk while it arrives, not held in memory.
+const SPILL_AT: usize = 1 << 20;
+/// Once spooling, the buffer is written out whenever it holds this much.
+const SPILL_CHUNK: usize = 256 << 10;
 
 /// Loads the tables the settings name; a missing setting is an empty table.
 pub fn load_tables(s: &Settings) -> Result<Tables, TableError> {
@@ -93,7 +102,19 @@ impl Mta {
         tls: Option<TlsAcceptor>,
         flush: mpsc::UnboundedSender<Wake>,
     ) -> std::io::Result<Mta> {
+        let spill_dir = match (&spool, &settings.maildir) {
+            (Some(spool), _) => Some(spool.tmp_dir()),
+            (None, Some(root)) => Some(maildir::base(root).join(".posta-spill")),
+            (None, None) => None,
+        };
+        if let Some(dir) = &spill_dir {
+            let swept = sweep_spills(dir)?;
+            if swept > 0 {
+                info!(swept, dir = %dir.display(), "removed spill files left by a crash");
+            }
+        }
         Ok(Mta {
+            spill_dir,
             settings,
             tables: RwLock::new(Arc::new(tables)),
             recipients: RwLock::new(recipients.map(Arc::new)),
@@ -222,8 +243,8 @@ impl Mta {
 
     /// Makes a transaction durable: one Maildir copy per local user, one queue file for
     /// everything relayed. Ok only when all of it is on disk. `message` is the transaction's
-    /// message, moved out of it so it is never copied.
-    pub async fn store(&self, t: &Transaction, message: Arc<Vec<u8>>) -> Result<(), StoreError> {
+    /// message, moved out of it so it is never copied, or mostly in a spill file.
+    pub async fn store(&self, t: &Transaction, message: Body) -> Result<(), StoreError> {
         if self.low_on_disk() {
             return Err(StoreError::DiskFull);
         }
@@ -256,11 +277,13 @@ impl Mta {
                 // the envelope, which `posta migrate` later reads to send it home.
                 let prefix = format!("Return-Path: <{}>\r\nDelivered-To: {address}\r\n", t.from)
                     .into_bytes();
-                let size = prefix.len() + message.len();
+                let size = prefix.len() as u64 + message.len();
+                let crlf_size = message.crlf_len(&prefix);
+                let host = &self.settings.limits.hostname;
                 targets.push(Target {
                     tmp_dir: dir.join("tmp"),
                     dir: dir.join("new"),
-                    name: maildir::unique_name(&self.settings.limits.hostname, size),
+                    name: maildir::delivery_name(host, size, crlf_size),
                     prefix,
                     maildir: Some(dir),
                 });
@@ -276,7 +299,7 @@ impl Mta {
                 arrival: spool::unix_now(),
                 client: t.client.to_string(),
                 helo: t.helo.clone(),
-                size: message.len() as u64,
+                size: message.len(),
             };
             let mut prefix = Spool::encode(&env, b"");
             prefix.shrink_to_fit();
@@ -386,9 +409,9 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, mta: Arc<Mta>) {
     let _slot = match mta.admit(ip) {
         Ok(slot) => slot,
         Err(why) => {
-            let _ = stream
-                .write_all(format!("421 4.7.0 {why}\r\n").as_bytes())
-                .await;
+            let refusal = format!("421 4.7.0 {why}\r\n");
+            let until = Instant::now() + mta.settings.timeout;
+            let _ = send(&mut stream, refusal.as_bytes(), until, mta.settings.timeout).await;
             return;
         }
     };
@@ -396,7 +419,15 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, mta: Arc<Mta>) {
     let deadline = Instant::now() + mta.settings.max_session;
     let starttls = mta.tls.is_some();
     let mut session = Session::new(mta.settings.limits.clone(), ip, starttls, spool::new_id);
-    if stream.write_all(&session.greeting()).await.is_err() {
+    if send(
+        &mut stream,
+        &session.greeting(),
+        deadline,
+        mta.settings.timeout,
+    )
+    .await
+    .is_err()
+    {
         return;
     }
     debug!("connected");
@@ -428,12 +459,35 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, mta: Arc<Mta>) {
     if let Err(e) = drive(&mut tls, &mut session, &mta, deadline).await {
         debug!(error = %e, "session ended");
     }
-    let _ = tls.shutdown().await;
+    // close_notify is a write too: bounded like the others.
+    let _ = tokio::time::timeout(mta.settings.timeout, tls.shutdown()).await;
 }
 
 enum Ending {
     Closed,
     StartTls,
+}
+
+/// Writes `bytes` within `timeout` and before the session `deadline`. Postfix's
+/// smtpd_timeout bounds sending a reply as well as reading a command: a client that pipelines
+/// without ever reading fills the socket buffers and would otherwise hold its slot for good.
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    deadline: Instant,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match timeout_at(deadline.min(Instant::now() + timeout), write).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "client did not read its replies in time",
+        )),
+    }
 }
 
 /// Runs the session over one stream until it closes or asks for TLS. Replies to pipelined
@@ -448,6 +502,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     let mut out = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
     let mut line_deadline = deadline.min(Instant::now() + mta.settings.timeout);
+    // A big message's body so far, on disk; and the body octets buffered since.
+    let mut spill: Option<Result<Spill, StoreError>> = None;
+    let mut pending = 0;
     loop {
         let limit = if session.in_data() {
             MAX_DATA_LINE
@@ -458,15 +515,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Some(line)) => line,
             Ok(None) => {
                 if !out.is_empty() {
-                    stream.write_all(&out).await?;
+                    send(stream, &out, deadline, mta.settings.timeout).await?;
                     out.clear();
                 }
                 let n = match timeout_at(line_deadline, stream.read(&mut chunk)).await {
                     Ok(r) => r?,
                     Err(_) => {
-                        let _ = stream
-                            .write_all(b"421 4.4.2 timeout exceeded, closing connection\r\n")
-                            .await;
+                        let bye = b"421 4.4.2 timeout exceeded, closing connection\r\n";
+                        let _ = send(stream, bye, deadline, mta.settings.timeout).await;
                         return Ok(Ending::Closed);
                     }
                 };
@@ -484,7 +540,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 };
                 out.extend(b);
                 out.extend_from_slice(b"421 4.7.0 closing connection\r\n");
-                stream.write_all(&out).await?;
+                send(stream, &out, deadline, mta.settings.timeout).await?;
                 return Ok(Ending::Closed);
             }
         };
@@ -493,12 +549,12 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             Step::Reply(b) => out.extend(b),
             Step::Close(b) => {
                 out.extend(b);
-                stream.write_all(&out).await?;
+                send(stream, &out, deadline, mta.settings.timeout).await?;
                 return Ok(Ending::Closed);
             }
             Step::StartTls(b) => {
                 out.extend(b);
-                stream.write_all(&out).await?;
+                send(stream, &out, deadline, mta.settings.timeout).await?;
                 if input.pending() > 0 {
                     // Commands sent before the handshake would be trusted afterwards
                     // (CVE-2011-0411): refuse the connection instead.
@@ -519,9 +575,19 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Step::Store(t) => {
                 let mut t = t;
-                let message = Arc::new(std::mem::take(&mut t.message));
-                let size = message.len();
-                let result = mta.store(&t, message).await;
+                let message = std::mem::take(&mut t.message);
+                let spilled = spill.take();
+                let result = match &spilled {
+                    None => Ok(Body::Memory(Arc::new(message))),
+                    Some(Err(e)) => Err(e.clone()),
+                    Some(Ok(file)) => spilled_body(file, message, pending),
+                };
+                let size = result.as_ref().map_or(0, Body::len);
+                let result = match result {
+                    Ok(body) => mta.store(&t, body).await,
+                    Err(e) => Err(e),
+                };
+                drop(spilled);
                 match &result {
                     Ok(()) => info!(
                         id = %t.id,
@@ -538,6 +604,73 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 info!(%domain, "ETRN");
                 out.extend(etrn(mta, session, domain, reply));
             }
+        }
+        if session.in_data() {
+            let buffered = session.buffered_body();
+            let threshold = if spill.is_some() {
+                SPILL_CHUNK
+            } else {
+                SPILL_AT
+            };
+            if buffered >= threshold
+                && let Some(dir) = &mta.spill_dir
+            {
+                spill = Some(spill_more(spill.take(), dir, session).await);
+            }
+            pending = session.buffered_body();
+        } else {
+            // A transaction that ended without Store (too big, a loop) leaves no file.
+            spill = None;
+            pending = 0;
+        }
+    }
+}
+
+/// Moves the session's buffered body to its spill file (made on first use). After a failure
+/// the body is still taken, and dropped: the client hears 451 or 452 at the end of DATA.
+async fn spill_more(
+    spill: Option<Result<Spill, StoreError>>,
+    dir: &Path,
+    session: &mut Session,
+) -> Result<Spill, StoreError> {
+    let body = session.take_body();
+    let mut file = match spill {
+        Some(Ok(file)) => file,
+        Some(Err(e)) => return Err(e),
+        None => Spill::create(dir.to_path_buf(), &spool::new_id())
+            .await
+            .map_err(|e| spill_failed(&e))?,
+    };
+    file.append(body).await.map_err(|e| spill_failed(&e))?;
+    Ok(file)
+}
+
+fn spill_failed(e: &std::io::Error) -> StoreError {
+    warn!(error = %e, "cannot spool a big message to disk");
+    match e.raw_os_error() {
+        // ENOSPC, EDQUOT: temporary, 452.
+        Some(28) | Some(122) => StoreError::DiskFull,
+        _ => StoreError::Failed,
+    }
+}
+
+/// The store's view of a spilled message: the session's `message` is our Received header
+/// followed by the `pending` body octets buffered after the last spill. The split is checked
+/// against the header's shape; a mismatch fails the message (451, the client retries) rather
+/// than store it out of order.
+fn spilled_body(file: &Spill, message: Vec<u8>, pending: usize) -> Result<Body, StoreError> {
+    let head = message.len().checked_sub(pending);
+    match head {
+        Some(head) if head > 0 && trace_len(&message[..head]) == head => {
+            Ok(file.body(message, head))
+        }
+        _ => {
+            warn!(
+                pending,
+                len = message.len(),
+                "spilled message does not split after its Received header"
+            );
+            Err(StoreError::Failed)
         }
     }
 }

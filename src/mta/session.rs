@@ -563,6 +563,36 @@ fn normalize_line(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Spooling a big message while it arrives: the driver takes the body buffered so far and
+/// writes it to disk, so a session never holds a whole big message (issue 13 item 8). Kept
+/// apart from `data_line`/`end_data`, which only ever see the part not yet taken.
+impl Session {
+    /// Octets of message body buffered and not yet taken (0 outside DATA).
+    pub fn buffered_body(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.message.len())
+    }
+
+    /// Takes the body buffered so far; the transaction's message then holds our Received
+    /// header and only what was buffered after the last take.
+    pub fn take_body(&mut self) -> Vec<u8> {
+        self.data
+            .as_mut()
+            .map(|d| std::mem::take(&mut d.message))
+            .unwrap_or_default()
+    }
+}
+
+/// The length of the Received header a transaction's message starts with: up to the first
+/// CRLF not followed by the TAB of a continuation line (`received` folds only that way, and
+/// nothing in it carries a CR or LF of the client's). Body bytes right after it may begin
+/// with a TAB too, so the driver checks a split it computed rather than finding one here.
+pub fn trace_len(message: &[u8]) -> usize {
+    message
+        .windows(3)
+        .position(|w| w[0] == b'\r' && w[1] == b'\n' && w[2] != b'\t')
+        .map_or(message.len(), |i| i + 2)
+}
+
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;

@@ -400,4 +400,25 @@ fn refused_and_excess_recipients_are_errors() {
         panic!("closed at the limit")
     };
     assert_eq!(r, b"421 4.7.0 too many errors, closing connection\r\n");
+
+#[test]
+fn a_taken_body_leaves_the_received_header_and_the_rest() {
+    let mut s = session();
+    transaction(&mut s);
+    assert_eq!(s.buffered_body(), 0);
+    assert!(text(s.line(b"DATA\r\n")).starts_with("354"));
+    s.line(b"Subject: big\r\n");
+    s.line(b"\r\n");
+    assert_eq!(s.take_body(), b"Subject: big\r\n\r\n".to_vec());
+    assert_eq!(s.buffered_body(), 0);
+    s.line(b"\tlast line\r\n");
+    assert_eq!(s.buffered_body(), 12);
+    let Step::Store(t) = s.line(b".\r\n") else {
+        panic!("no store step")
+    };
+    let head = t.message.len() - 12;
+    assert!(t.message.starts_with(b"Received: "));
+    assert_eq!(trace_len(&t.message[..head]), head);
+    assert_eq!(&t.message[head..], b"\tlast line\r\n");
+    assert_eq!(s.take_body(), Vec::<u8>::new());
 }

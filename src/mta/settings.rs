@@ -68,6 +68,8 @@ pub struct Pop3 {
     pub users: PathBuf,
     /// Implicit TLS (RFC 8314, POP3S) on these.
     pub listen_tls: Vec<SocketAddr>,
+    /// Sessions at once from one client address.
+    pub max_per_ip: usize,
 }
 
 #[derive(Debug, Clone)]

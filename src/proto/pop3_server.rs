@@ -25,7 +25,7 @@ mod message;
 
 use command::line_body;
 pub use command::{Command, CommandError, parse_command};
-pub use message::{normalize, normalized_len, render_message};
+pub use message::{CrlfLen, Render, normalize, normalized_len, render_message, retr_status};
 
 /// Longest command line accepted, CRLF included. RFC 2449 §4 allows 255 octets; be lenient
 /// (long user names, sloppy clients) but bounded.

@@ -2,6 +2,7 @@
 //! check, maildrop lock and snapshot, message reads, deletions) and writes the replies, over
 //! plain TCP and then, after STLS, over TLS (or TLS from the start).
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use tracing::Instrument;
 use super::maildrop::{self, Entry, MaildropLock, OpenError};
 use super::{PlaintextAuth, Shared};
 use crate::proto::pop3_server::{
-    Action, LoginResult, MESSAGE_GONE, Session, SessionOptions, Step, render_message,
+    Action, LoginResult, MESSAGE_GONE, Render, Session, SessionOptions, Step, retr_status,
 };
 use crate::proto::{LineBuffer, escape};
 use crate::secret::Secret;
+
+const CANNOT_READ: &[u8] = b"-ERR [SYS/TEMP] cannot read the message\r\n";
 
 /// Serves one connection to its end; errors are logged, never returned: one client's trouble
 /// is not the server's.
@@ -178,9 +181,10 @@ impl Conn {
             io.write_all(bytes).await?;
             io.flush().await
         };
-        match timeout(self.timeout(), write).await {
+        let limit = self.shared.cfg.write_timeout;
+        match timeout(limit, write).await {
             Ok(result) => Ok(result?),
-            Err(_) => anyhow::bail!("client did not read a reply within {:?}", self.timeout()),
+            Err(_) => anyhow::bail!("client did not read a reply within {limit:?}"),
         }
     }
 
@@ -246,8 +250,7 @@ impl Conn {
                     self.session.authenticated(result)
                 }
                 Action::Retrieve { index, top } => {
-                    let reply = self.retrieve(index, top).await;
-                    self.write(io, &reply).await?;
+                    self.retrieve(io, index, top).await?;
                     return Ok(None);
                 }
                 Action::Commit { deleted } => {
@@ -337,23 +340,53 @@ impl Conn {
         }
     }
 
-    async fn retrieve(&self, index: usize, top: Option<u64>) -> Vec<u8> {
+    /// Streams message `index` (RETR, or TOP with `top`) a piece at a time, each piece under
+    /// the write deadline, so neither a big message nor a slow reader costs its size in memory.
+    /// An error once `+OK` is out cannot be told to the client: the connection is dropped.
+    async fn retrieve<S: AsyncWrite + Unpin>(
+        &self,
+        io: &mut S,
+        index: usize,
+        top: Option<u64>,
+    ) -> anyhow::Result<()> {
         let Some(entry) = self.entries.get(index).cloned() else {
-            return b"-ERR no such message\r\n".to_vec();
+            return self.write(io, b"-ERR no such message\r\n").await;
         };
         let dir = self.dir.clone();
-        let read = tokio::task::spawn_blocking(move || maildrop::read(&dir, &entry)).await;
-        match read {
-            Ok(Ok(Some(data))) => render_message(&data, top),
-            Ok(Ok(None)) => MESSAGE_GONE.to_vec(),
+        let size = entry.info.size;
+        let opened = tokio::task::spawn_blocking(move || maildrop::open(&dir, &entry)).await;
+        let mut file = match opened {
+            Ok(Ok(Some(file))) => file,
+            Ok(Ok(None)) => return self.write(io, MESSAGE_GONE).await,
             Ok(Err(e)) => {
                 tracing::error!("cannot read message {}: {e}", index + 1);
-                b"-ERR [SYS/TEMP] cannot read the message\r\n".to_vec()
+                return self.write(io, CANNOT_READ).await;
             }
             Err(e) => {
                 tracing::error!("message read failed: {e}");
-                b"-ERR [SYS/TEMP] cannot read the message\r\n".to_vec()
+                return self.write(io, CANNOT_READ).await;
             }
+        };
+        let mut render = Render::new(top);
+        let mut out = retr_status(size, top);
+        let mut buf = vec![0u8; maildrop::READ_PIECE];
+        loop {
+            let (back, piece) = tokio::task::spawn_blocking(move || {
+                let n = file.read(&mut buf);
+                (file, n.map(|n| (n, buf)))
+            })
+            .await?;
+            file = back;
+            let (n, piece) = piece
+                .map_err(|e| anyhow::anyhow!("message {} unreadable after +OK: {e}", index + 1))?;
+            if n == 0 {
+                render.finish(&mut out);
+                return self.write(io, &out).await;
+            }
+            render.feed(&piece[..n], &mut out);
+            buf = piece;
+            self.write(io, &out).await?;
+            out.clear();
         }
     }
 

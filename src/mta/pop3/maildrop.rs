@@ -1,5 +1,5 @@
 //! A user's maildrop on disk: the Maildir `ROOT/<user>/` read as a snapshot at login, its
-//! exclusive lock, message bytes for RETR, and the deletions at QUIT. Blocking file I/O: the
+//! exclusive lock, message files for RETR, and the deletions at QUIT. Blocking file I/O: the
 //! driver calls these from `spawn_blocking`.
 //!
 //! UIDL (RFC 1939 §7) is the Maildir unique name, the part of the file name before `:2,`: it
@@ -9,13 +9,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::proto::pop3_server::{MessageInfo, normalized_len};
+use crate::proto::pop3_server::{CrlfLen, MessageInfo};
 
 /// The lock file in each Maildir root, so two posta processes do not serve one maildrop.
 const LOCK_FILE: &str = ".posta-pop3.lock";
@@ -159,10 +159,11 @@ pub fn scan(dir: &Path, cache: &mut HashMap<String, (u64, u64)>) -> io::Result<V
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let size = match cache.get(&base) {
-            Some(&(cached_raw, size)) if cached_raw == raw => size,
-            _ => match fs::read(&path) {
-                Ok(data) => normalized_len(&data),
+        let size = match (virtual_size(&base), cache.get(&base)) {
+            (Some(size), _) => size,
+            (None, Some(&(cached_raw, size))) if cached_raw == raw => size,
+            (None, _) => match crlf_size(&path) {
+                Ok(size) => size,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             },
@@ -181,6 +182,35 @@ pub fn scan(dir: &Path, cache: &mut HashMap<String, (u64, u64)>) -> io::Result<V
     entries.sort_by_cached_key(|e| delivery_order(&e.base));
     Ok(entries)
 }
+
+/// The octets RETR sends, from the name: Dovecot's `,W=` (and posta's) is the size with CRLF
+/// line ends, so a login after a restart lists 27,000 messages without reading one. `,S=`
+/// alone is the size on disk, exact for POP3 only if every line ends in CRLF (Postfix and
+/// Dovecot store LF), so it is not trusted: such a file is read once per process.
+pub fn virtual_size(base: &str) -> Option<u64> {
+    base.split(',')
+        .skip(1)
+        .find_map(|field| field.strip_prefix("W="))
+        .and_then(|n| n.parse().ok())
+}
+
+/// The CRLF-normalized size of a file, read in pieces (never whole: a message may be big).
+fn crlf_size(path: &Path) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    let mut len = CrlfLen::default();
+    let mut buf = vec![0u8; READ_PIECE];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(len.finish()),
+            Ok(n) => len.feed(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How much of a message file is read at once, for sizes and for RETR.
+pub const READ_PIECE: usize = 64 * 1024;
 
 /// The Maildir unique name: the file name up to its `:2,` info, if any.
 pub fn base_name(name: &str) -> &str {
@@ -240,20 +270,31 @@ pub fn locate(dir: &Path, entry: &Entry) -> io::Result<Option<PathBuf>> {
     Ok(None)
 }
 
-/// The message's stored bytes, `None` if the file is gone.
-pub fn read(dir: &Path, entry: &Entry) -> io::Result<Option<Vec<u8>>> {
-    // Two tries: a file renamed between `locate` and the read is found again on the second.
+/// The message file, open for reading, `None` if it is gone.
+pub fn open(dir: &Path, entry: &Entry) -> io::Result<Option<File>> {
+    // Two tries: a file renamed between `locate` and the open is found again on the second.
     for _ in 0..2 {
         let Some(path) = locate(dir, entry)? else {
             return Ok(None);
         };
-        match fs::read(&path) {
-            Ok(data) => return Ok(Some(data)),
+        match File::open(&path) {
+            Ok(file) => return Ok(Some(file)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         }
     }
     Ok(None)
+}
+
+/// The message's stored bytes, `None` if the file is gone.
+#[cfg(test)]
+fn read(dir: &Path, entry: &Entry) -> io::Result<Option<Vec<u8>>> {
+    let Some(mut file) = open(dir, entry)? else {
+        return Ok(None);
+    };
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)?;
+    Ok(Some(data))
 }
 
 /// Removes the messages durably (RFC 1939 §6 UPDATE): unlink each file (one already gone is
@@ -311,6 +352,22 @@ mod tests {
         assert_eq!(hashed, unique_id(&long));
         assert_ne!(unique_id("has space"), "has space");
         assert_eq!(unique_id("has space").len(), 40);
+    }
+
+    #[test]
+    fn sizes_come_from_w_in_the_name_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("ana");
+        crate::mta::maildir::ensure(&md).unwrap();
+        // The content does not match the name: proof the file was not read.
+        fs::write(md.join("new/1.M1P1.h,S=3,W=1234"), "a\n").unwrap();
+        fs::write(md.join("new/2.M1P1.h,S=3"), "a\nb").unwrap();
+        let entries = scan(&md, &mut HashMap::new()).unwrap();
+        let sizes: Vec<_> = entries.iter().map(|e| e.info.size).collect();
+        assert_eq!(sizes, [1234, 6]);
+        assert_eq!(virtual_size("1.M1P1.h,S=3,W=5"), Some(5));
+        assert_eq!(virtual_size("1.M1P1.h,W=x"), None);
+        assert_eq!(virtual_size("1.M1P1.W=5"), None);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! without Dovecot still lets users fetch their mail and `posta migrate --from pop3://` drain it.
 //!
 //! [`serve`] is a function of (listener, config, shutdown), as in mini-redis: one task per
-//! connection, at most `max_connections` at once (the next is told `-ERR [SYS/TEMP]` and closed),
+//! connection, at most `max_connections` at once and `max_per_ip` from one address (the next is
+//! told `-ERR [SYS/TEMP]` and closed),
 //! and on shutdown no new connections, open sessions told to go and awaited. A session ended by
 //! shutdown, timeout or a lost connection deletes nothing (RFC 1939 §6: only QUIT does).
 //!
@@ -16,9 +17,11 @@
 mod conn;
 pub mod maildrop;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -56,18 +59,28 @@ pub struct Pop3Config {
     pub implicit_tls: bool,
     pub plaintext_auth: PlaintextAuth,
     /// Idle time before the server hangs up: RFC 1939 §3 asks for at least 10 minutes. Also the
-    /// bound on a TLS handshake and on writing one reply.
+    /// bound on a TLS handshake.
     pub timeout: Duration,
+    /// Time the client has to take each reply (each piece of a long RETR): a client that sends
+    /// commands and never reads fills the socket buffers and would hold its slot for good, so
+    /// writes are bounded as Postfix's smtpd_timeout bounds them (`posta mta --timeout`).
+    pub write_timeout: Duration,
     /// Sessions at once; more are refused with `-ERR [SYS/TEMP]`.
     pub max_connections: usize,
+    /// Sessions at once from one client address (the STLS and POP3S listeners together), so
+    /// one address cannot take every slot; more are refused with `-ERR [SYS/TEMP]`.
+    pub max_per_ip: usize,
     /// Added to every failed login, against password guessing.
     pub failed_login_delay: Duration,
     /// Shared by clones, so one `set_users` (SIGHUP) reaches the STLS and the POP3S listener.
     users: Arc<RwLock<Arc<Users>>>,
+    /// Open sessions per client address, shared by clones like `users`.
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl Pop3Config {
-    /// RFC 1939's 10-minute autologout, 100 connections, 2 s per failed login, no TLS,
+    /// RFC 1939's 10-minute autologout, 5 minutes to take a reply, 100 connections (20 per
+    /// address), 2 s per failed login, no TLS,
     /// cleartext passwords only from loopback.
     pub fn new(maildir_root: PathBuf, users: Users) -> Pop3Config {
         Pop3Config {
@@ -76,9 +89,12 @@ impl Pop3Config {
             implicit_tls: false,
             plaintext_auth: PlaintextAuth::default(),
             timeout: Duration::from_secs(600),
+            write_timeout: Duration::from_secs(300),
             max_connections: 100,
+            max_per_ip: 20,
             failed_login_delay: Duration::from_secs(2),
             users: Arc::new(RwLock::new(Arc::new(users))),
+            per_ip: Arc::default(),
         }
     }
 
@@ -101,10 +117,46 @@ impl std::fmt::Debug for Pop3Config {
             .field("implicit_tls", &self.implicit_tls)
             .field("plaintext_auth", &self.plaintext_auth)
             .field("timeout", &self.timeout)
+            .field("write_timeout", &self.write_timeout)
             .field("max_connections", &self.max_connections)
+            .field("max_per_ip", &self.max_per_ip)
             .field("failed_login_delay", &self.failed_login_delay)
             .field("users", &self.users().len())
             .finish()
+    }
+}
+
+/// A session's place in the per-address count, given back on drop.
+struct IpSlot {
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    /// A place for one more session from `ip`, or `None` when it has `max_per_ip` already.
+    fn take(cfg: &Pop3Config, ip: IpAddr) -> Option<IpSlot> {
+        let mut map = cfg.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= cfg.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            per_ip: Arc::clone(&cfg.per_ip),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -128,8 +180,8 @@ pub async fn serve(
         "POP3 with implicit TLS needs a certificate"
     );
     anyhow::ensure!(
-        cfg.max_connections > 0,
-        "POP3 max_connections must be at least 1"
+        cfg.max_connections > 0 && cfg.max_per_ip > 0,
+        "POP3 max_connections and max_per_ip must be at least 1"
     );
     let shared = Arc::new(Shared {
         cfg: Arc::clone(&cfg),
@@ -154,24 +206,31 @@ pub async fn serve(
                         continue;
                     }
                 };
-                match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(permit) => {
+                let admitted = match Arc::clone(&slots).try_acquire_owned() {
+                    Err(_) => Err("too many connections, try again later"),
+                    Ok(permit) => IpSlot::take(&cfg, peer.ip().to_canonical())
+                        .map(|slot| (permit, slot))
+                        .ok_or("too many connections from your address"),
+                };
+                match admitted {
+                    Ok(held) => {
                         let shared = Arc::clone(&shared);
                         let stopped = stopped.clone();
                         tasks.spawn(async move {
                             conn::run(shared, tcp, peer, stopped).await;
-                            drop(permit);
+                            drop(held);
                         });
                     }
-                    Err(_) => {
-                        tracing::warn!(%peer, "POP3 connection refused: {} sessions open", cfg.max_connections);
+                    Err(why) => {
+                        tracing::warn!(%peer, "POP3 connection refused: {why}");
                         let implicit = cfg.implicit_tls;
+                        let limit = cfg.write_timeout.min(Duration::from_secs(5));
                         tasks.spawn(async move {
                             // Over implicit TLS a plain reply would be noise: just close.
                             if !implicit {
                                 let mut tcp = tcp;
-                                let reply = b"-ERR [SYS/TEMP] too many connections, try again later\r\n";
-                                let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(reply)).await;
+                                let reply = format!("-ERR [SYS/TEMP] {why}\r\n");
+                                let _ = tokio::time::timeout(limit, tcp.write_all(reply.as_bytes())).await;
                             }
                         });
                     }

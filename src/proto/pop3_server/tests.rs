@@ -354,3 +354,91 @@ fn top_sends_header_and_k_lines() {
         b"+OK top of message follows\r\nA: 1\r\nB: 2\r\n.\r\n"
     );
 }
+
+/// Unstuffs a multi-line reply as a strict client does (lines end at CRLF, `.` CRLF alone
+/// ends the data): the data and what followed the terminator.
+fn client_reads(wire: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut data = Vec::new();
+    let mut rest = wire;
+    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+        let (line, after) = rest.split_at(i + 2);
+        rest = after;
+        if line == b".\r\n" {
+            return (data, rest.to_vec());
+        }
+        data.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+    }
+    panic!("no terminator in {}", escape(wire));
+}
+
+#[test]
+fn bare_lf_and_cr_before_a_dot_never_end_the_data_early() {
+    let cases: &[&[u8]] = &[
+        b"a\n.\r\nb",
+        b"a\r.\r\nb",
+        b"a\n.\nb\n",
+        b"a\r.\rb\r",
+        b"a\r\n.\r\n.\n.\r",
+        b"\n.\n",
+        b".\r",
+        b"x\r\r\n.\n\r.",
+        b"..\n.\r\n..",
+    ];
+    for &data in cases {
+        let wire = render_message(data, None);
+        let body = &wire[wire.iter().position(|&b| b == b'\n').unwrap() + 1..];
+        // Only CRLF line ends on the wire: no bare CR or LF for any client to split on.
+        for (i, &b) in body.iter().enumerate() {
+            if b == b'\r' {
+                assert_eq!(
+                    body.get(i + 1),
+                    Some(&b'\n'),
+                    "bare CR in {}",
+                    escape(&wire)
+                );
+            }
+            if b == b'\n' {
+                assert_eq!(body[i - 1], b'\r', "bare LF in {}", escape(&wire));
+            }
+        }
+        // Every line beginning with '.' is stuffed, so the one terminator is the last line.
+        let (got, after) = client_reads(body);
+        assert!(
+            after.is_empty(),
+            "data after the terminator: {}",
+            escape(&wire)
+        );
+        assert_eq!(got, normalize(data), "{}", escape(data));
+        assert_eq!(got.len() as u64, normalized_len(data));
+        // Fed in pieces of any size, the same bytes.
+        for piece in 1..4 {
+            let mut render = Render::new(None);
+            let mut streamed = retr_status(normalized_len(data), None);
+            for chunk in data.chunks(piece) {
+                render.feed(chunk, &mut streamed);
+            }
+            render.finish(&mut streamed);
+            assert_eq!(streamed, wire, "pieces of {piece}: {}", escape(data));
+        }
+    }
+    assert_eq!(normalize(b"a\rb"), b"a\r\nb\r\n");
+}
+
+#[test]
+fn top_in_pieces_matches_top_whole() {
+    let data = b"A: 1\nB: 2\n\nl1\n.l2\rl3\r\nl4";
+    for k in 0..6 {
+        let whole = render_message(data, Some(k));
+        let mut render = Render::new(Some(k));
+        let mut streamed = retr_status(0, Some(k));
+        for chunk in data.chunks(3) {
+            render.feed(chunk, &mut streamed);
+        }
+        render.finish(&mut streamed);
+        assert_eq!(streamed, whole, "TOP 1 {k}");
+    }
+    assert_eq!(
+        render_message(data, Some(2)),
+        b"+OK top of message follows\r\nA: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\n.\r\n"
+    );
+}
