@@ -13,9 +13,11 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use support::posta_mta::{PostaMta, Smtp};
+use support::maildir::{count, messages};
+use support::posta_mta::{PostaMta, Smtp, send_one};
 use support::postfix::Options;
 use support::run::{Run, posta_command};
 use support::{Ca, Postfix};
@@ -224,11 +226,32 @@ fn maildir_role_answers_as_postfix_and_invents_no_maildir() {
 }
 
 /// A relay-only server whose local-host-names lists localhost has no local mailboxes: every
-/// user there is unknown. It said 451 (senders retry for days); Postfix with localhost in
-/// mydestination and a local_recipient_maps that lists nobody answers 550 5.1.1 "User unknown
-/// in local recipient table", and so does posta now.
+/// user there is unknown. It said 451 (senders retry for days); with no Maildirs a local user is
+/// now unknown: 550 5.1.1, as Postfix with localhost in mydestination and a
+/// local_recipient_maps that lists nobody ("User unknown in local recipient table").
 #[test]
 fn relay_only_server_refuses_local_users_with_550() {
+    let ca = Ca::get();
+    let maps = readable_dir();
+    let nobody = maps.path().join("local_recipients");
+    fs::write(&nobody, "").unwrap();
+    fs::set_permissions(&nobody, fs::Permissions::from_mode(0o644)).unwrap();
+    // Only what this role needs: every overridden main.cf line is a warning logged by every
+    // Postfix process, and with four overrides here the instance never greeted (its smtpd sat
+    // blocked writing to the postlog socket).
+    let cf = format!(
+        "mydestination = localhost\nlocal_recipient_maps = texthash:{}\n",
+        nobody.display()
+    );
+    let postfix = Postfix::start_with(
+        ca,
+        "example.test",
+        &[],
+        Options {
+            main_cf: Some(&cf),
+            ..Options::default()
+        },
+    );
     let dir = tempfile::tempdir().unwrap();
     let hosts = dir.path().join("local-host-names");
     fs::write(&hosts, "localhost\n").unwrap();
@@ -246,8 +269,57 @@ fn relay_only_server_refuses_local_users_with_550() {
             "127.0.0.1:9",
         ]),
     );
-    let r = dialogue(mta.port, FROM, "anything@localhost");
-    assert_eq!(code(&r), "550 5.1.1", "{r}");
+    same_as_postfix(
+        postfix.smtp_port(),
+        &mta,
+        &[
+            (FROM, "anything@localhost", "550 5.1.1"),
+            (FROM, "ana@other.test", "554 5.7.1"),
+        ],
+    );
+}
+
+/// Item 9: a bare `postmaster` at a relay-only server goes to the primary's postmaster
+/// through the queue (there is no local mailbox to read it): it arrives there once.
+#[test]
+fn bare_postmaster_reaches_the_primarys_postmaster() {
+    let ca = Ca::get();
+    let primary = Postfix::start(ca, "example.test", &["postmaster"], None);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    let mta = PostaMta::start(
+        BIN,
+        dir.path(),
+        &s(&[
+            "--hostname",
+            "mx2.example.test",
+            "--relay-domain",
+            "example.test",
+            "--queue",
+            &path(&queue),
+            "--relay-to",
+            &format!("127.0.0.1:{}", primary.smtp_port()),
+            "--ca-file",
+            &path(&ca.ca_pem()),
+        ]),
+    );
+    let body = b"Subject: abuse report\r\n\r\nfor the postmaster\r\n";
+    let r = send_one(mta.port, "\"john smith\"@x.example", &["PostMaster"], body);
+    assert!(matches!(&r, Ok(ok) if ok.starts_with("250")), "{r:?}");
+    let inbox = primary.maildir("postmaster");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&inbox, None) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "not delivered to the primary's postmaster; mta log:\n{}",
+            mta.log_tail()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let got = messages(&inbox, None);
+    assert_eq!(got.len(), 1);
+    let text = String::from_utf8_lossy(&got[0].body).into_owned();
+    assert!(text.contains("for the postmaster"), "{text}");
 }
 
 fn refused(args: &[&str]) -> Run {
