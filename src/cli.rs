@@ -528,9 +528,11 @@ pub enum ConfigCommand {
 /// access, virtusertable and local-host-names files read as text, and answers 250 only once
 /// the message is fsync'd: in the user's Maildir (--maildir) or in the queue (--queue), from
 /// which it is relayed to --relay-to or to the domain's better MX hosts, retried with backoff
-/// for --lifetime and then returned to its sender with a DSN. SIGHUP reloads the tables (a
-/// broken file keeps the old ones); SIGTERM stops accepting and exits. With no flags the
-/// site file's [mta] section is used.
+/// for --lifetime and then returned to its sender with a DSN. `RCPT TO:<postmaster>` without a
+/// domain is always accepted (RFC 5321 §4.5.1): into the postmaster's Maildir with --maildir,
+/// else relayed to postmaster@ the first relay domain. SIGHUP reloads the tables (a broken
+/// file keeps the old ones); SIGTERM stops accepting and exits. With no flags the site file's
+/// [mta] section is used.
 #[derive(Debug, Args)]
 #[command(
     args_conflicts_with_subcommands = true,
@@ -579,10 +581,12 @@ pub struct MtaRunArgs {
     /// This server's name: greeting, Received headers, and finding itself in MX lists
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
-    /// A domain delivered here: local to the Maildirs with --maildir, else relayed (repeatable)
+    /// A domain delivered here: local to the Maildirs with --maildir, else relayed (repeatable).
+    /// `localhost` is not one unless given here or in local-host-names
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Vec<String>,
-    /// A domain (and its subdomains) queued and relayed, like `To:DOMAIN RELAY` (repeatable)
+    /// A domain (and its subdomains) queued and relayed, like `To:DOMAIN RELAY` (repeatable);
+    /// a top-level domain (one label, such as `com`) is refused
     #[arg(long, value_name = "DOMAIN")]
     pub relay_domain: Vec<String>,
     /// Root of the users' Maildirs: user U's mail goes to DIR/U/new, or a Dovecot-style
@@ -620,7 +624,9 @@ pub struct MtaRunArgs {
     /// sendmail's local-host-names (class w)
     #[arg(long, value_name = "FILE")]
     pub local_host_names: Option<PathBuf>,
-    /// Valid recipients (user@domain or @domain per line): others get 550 at RCPT
+    /// Valid recipients (user@domain or @domain per line): others get 550 at RCPT. The list
+    /// covers every --domain, --relay-domain (subdomains included), local-host-names name and
+    /// every domain it names (subdomains included), as Postfix's relay_recipient_maps
     #[arg(long, value_name = "FILE")]
     pub recipients: Option<PathBuf>,
     /// Check relayed recipients that no --recipients list covers with the next hop (the
@@ -646,16 +652,16 @@ pub struct MtaRunArgs {
     /// Private key (PEM, owner-only) for --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Largest message accepted, in bytes [default: 52428800]
+    /// Largest message accepted, in bytes, at least 1 [default: 52428800]
     #[arg(long, value_name = "BYTES")]
     pub max_message_size: Option<u64>,
-    /// Recipients per message [default: 100]
+    /// Recipients per message, at least 1 [default: 100]
     #[arg(long, value_name = "N")]
     pub max_recipients: Option<usize>,
-    /// Simultaneous connections [default: 200]
+    /// Simultaneous connections, at least 1 [default: 200]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
-    /// Simultaneous connections from one address [default: 50, as Postfix]
+    /// Simultaneous connections from one address, at least 1 [default: 50, as Postfix]
     #[arg(long, value_name = "N")]
     pub max_per_ip: Option<usize>,
     /// Time allowed for each command line, and for the client to take each reply (POP3

@@ -17,7 +17,7 @@ use crate::mta::recipients::Recipients;
 use crate::mta::relay::{RelayConfig, Runner};
 use crate::mta::route::{LookupOptions, Router, SelfIdentity};
 use crate::mta::server::{Mta, load_tables, serve};
-use crate::mta::settings::{NextHop, RelayTls, Settings};
+use crate::mta::settings::{self, NextHop, RelayTls, Settings, SettingsError};
 use crate::mta::spool::Spool;
 use crate::mta::tables::{Access, LocalHostNames, TableError, Tables, VirtUser, lint};
 use crate::mta::users::Users;
@@ -131,13 +131,20 @@ fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, Str
     };
     let mut s = Settings::new(a.hostname.clone().unwrap_or_else(host_name));
     s.listen = a.listen.clone();
-    let norm = |d: &String| d.trim_end_matches('.').to_ascii_lowercase();
+    let domains =
+        |f: fn(&'static str, &str) -> Result<String, SettingsError>, flag, list: &[String]| {
+            list.iter()
+                .map(|d| f(flag, d))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        };
     if a.maildir.is_some() {
-        s.domains.local = a.domain.iter().map(norm).collect();
+        s.domains.local = domains(settings::domain, "--domain", &a.domain)?;
     } else {
-        s.domains.relay = a.domain.iter().map(norm).collect();
+        s.domains.relay = domains(settings::relay_domain, "--domain", &a.domain)?;
     }
-    s.domains.relay.extend(a.relay_domain.iter().map(norm));
+    let relay = domains(settings::relay_domain, "--relay-domain", &a.relay_domain)?;
+    s.domains.relay.extend(relay);
     s.maildir = a.maildir.clone();
     s.queue = a.queue.clone();
     if let Some(p) = &a.control_socket {
@@ -195,13 +202,13 @@ fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, Str
         s.limits.max_message_size = n;
     }
     if let Some(n) = a.max_recipients {
-        s.limits.max_recipients = n.max(1);
+        s.limits.max_recipients = n;
     }
     if let Some(n) = a.max_connections {
-        s.max_connections = n.max(1);
+        s.max_connections = n;
     }
     if let Some(n) = a.max_per_ip {
-        s.max_per_ip = n.max(1);
+        s.max_per_ip = n;
     }
     if let Some(t) = a.timeout {
         s.timeout = t;
@@ -219,7 +226,7 @@ fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, Str
     if let Some(n) = a.min_free {
         s.min_free = n;
     }
-    s.validate()?;
+    s.validate().map_err(|e| e.to_string())?;
     Ok(s)
 }
 

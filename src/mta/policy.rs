@@ -3,8 +3,14 @@
 //!
 //! Never an open relay: a recipient is accepted only for a local domain (local-host-names or
 //! `local_domains`), a virtusertable domain, an access `To:` RELAY, or a client with a
-//! `Connect:` RELAY. Addresses that hide another destination (percent hack, bang path, source
-//! route, quoted local part, address literal) are refused before any lookup.
+//! `Connect:` RELAY; anything else gets Postfix's `reject_unauth_destination` answer, 554 5.7.1
+//! (`relay_domains_reject_code`). `localhost` is not ours unless configured: Postfix's
+//! `mydestination` decides the same way, and a backup MX that took `x@localhost` from anyone
+//! made a Maildir per invented name. Recipients that hide another destination (percent hack,
+//! bang path, source route, quoted local part, address literal) are refused before any lookup.
+//! The one recipient without a domain is `postmaster`, which RFC 5321 §4.5.1 says must be
+//! accepted. Senders are only looked up, never routed to here, so a quoted local part or an
+//! address literal is accepted from them, as Postfix does.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -128,7 +134,7 @@ fn decide_inner(
     }
 
     // check_mail
-    let sender = match normalize(from) {
+    let sender = match normalize(from, Role::Sender) {
         _ if matches!(from.trim(), "" | "<>") => {
             trail.push("mail from: null sender <>".into());
             "<>".to_string()
@@ -151,7 +157,13 @@ fn decide_inner(
     }
 
     // check_rcpt
-    let (local, domain) = match normalize(rcpt) {
+    if is_postmaster(rcpt) {
+        trail.push(format!(
+            "rcpt to {rcpt}: the postmaster, accepted without a domain (RFC 5321 §4.5.1)"
+        ));
+        return Verdict::Accept(Accept::Local(POSTMASTER.into()));
+    }
+    let (local, domain) = match normalize(rcpt, Role::Recipient) {
         Ok(p) => p,
         Err(why) => {
             trail.push(format!("rcpt to: {rcpt:?} refused: {why}"));
@@ -235,11 +247,34 @@ fn decide_inner(
     trail.push(format!(
         "rcpt to {addr}: {domain} is not ours and nothing allows relaying"
     ));
-    reject(550, "5.7.1", "relaying denied")
+    reject(554, "5.7.1", &format!("<{addr}>: relay access denied"))
+}
+
+/// The local part of the reserved mailbox (RFC 5321 §4.5.1).
+pub const POSTMASTER: &str = "postmaster";
+
+/// Whether `rcpt` is the postmaster without a domain, in any case (`<Postmaster>`).
+pub fn is_postmaster(rcpt: &str) -> bool {
+    let s = rcpt.trim();
+    let s = s
+        .strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .unwrap_or(s);
+    s.eq_ignore_ascii_case(POSTMASTER)
+}
+
+/// Which side of the envelope an address is on: a recipient decides where mail goes, so
+/// nothing in it may hide another destination; a sender is only looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Sender,
+    Recipient,
 }
 
 /// `<local@domain>` → (local part, lowercased domain without a trailing dot), or why not.
-fn normalize(raw: &str) -> Result<(String, String), String> {
+/// A sender may have a quoted local part (RFC 5321 §4.1.2 Quoted-string) and an address
+/// literal (§4.1.3); both come back as written, the literal lowercased.
+fn normalize(raw: &str, role: Role) -> Result<(String, String), String> {
     let s = raw.trim();
     let s = s
         .strip_prefix('<')
@@ -247,6 +282,10 @@ fn normalize(raw: &str) -> Result<(String, String), String> {
         .unwrap_or(s);
     if s.starts_with('@') {
         return Err("source routes are not accepted".into());
+    }
+    if s.starts_with('"') && role == Role::Sender {
+        let (local, domain) = quoted_local(s).ok_or("has an invalid quoted local part")?;
+        return Ok((local.to_string(), sender_domain(domain)?));
     }
     if s.contains('"') {
         return Err("quoted local parts are not accepted".into());
@@ -265,8 +304,52 @@ fn normalize(raw: &str) -> Result<(String, String), String> {
         return Err("has an invalid local part".into());
     }
     if domain.starts_with('[') {
+        if role == Role::Sender {
+            return Ok((local.to_string(), sender_domain(domain)?));
+        }
         return Err("address literals are not accepted".into());
     }
+    Ok((local.to_string(), domain_name(domain)?))
+}
+
+/// `"quoted string"@domain` → (the quoted string with its quotes, domain): printable ASCII
+/// and spaces inside, `\x` pairs allowed (RFC 5321 §4.1.2 qtextSMTP / quoted-pairSMTP).
+fn quoted_local(s: &str) -> Option<(&str, &str)> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices().skip(1) {
+        match c {
+            _ if !(c == ' ' || c.is_ascii_graphic()) => return None,
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => {
+                let (local, rest) = s.split_at(i + 1);
+                return rest.strip_prefix('@').map(|domain| (local, domain));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A sender's domain: a name, or an address literal holding a real IPv4 or IPv6 address.
+fn sender_domain(domain: &str) -> Result<String, String> {
+    let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) else {
+        return domain_name(domain);
+    };
+    let ip = match literal.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+            literal[5..].parse::<std::net::Ipv6Addr>().is_ok()
+        }
+        _ => literal.parse::<std::net::Ipv4Addr>().is_ok(),
+    };
+    if !ip {
+        return Err(format!("has an invalid address literal {domain:?}"));
+    }
+    Ok(domain.to_ascii_lowercase())
+}
+
+/// A domain name: LDH labels, lowercased, one trailing dot dropped.
+fn domain_name(domain: &str) -> Result<String, String> {
     let d = super::tables::norm_domain(domain);
     let label_ok = |l: &str| {
         !l.is_empty()
@@ -278,7 +361,7 @@ fn normalize(raw: &str) -> Result<(String, String), String> {
     if d.len() > 253 || !d.split('.').all(label_ok) {
         return Err(format!("has an invalid domain {domain:?}"));
     }
-    Ok((local.to_string(), d))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -320,7 +403,7 @@ mod tests {
             relay
         );
         assert!(
-            matches!(verdict(&t, OUT, "a@b.net", "ana@other.com"), Verdict::Reject(r) if r.code == 550)
+            matches!(verdict(&t, OUT, "a@b.net", "ana@other.com"), Verdict::Reject(r) if r.code == 554)
         );
         let d = decide(
             &t,
@@ -407,6 +490,108 @@ mod tests {
             panic!("reject")
         };
         assert_eq!((r.code, r.text.as_str()), (550, "gone"));
+    }
+
+    fn code(v: &Verdict) -> Option<(u16, &str)> {
+        match v {
+            Verdict::Reject(r) => Some((r.code, r.dsn.as_deref().unwrap_or(""))),
+            _ => None,
+        }
+    }
+
+    /// Postfix's reject_unauth_destination: 554 5.7.1 for a domain that is not ours;
+    /// `localhost` is ours only when local-host-names lists it (Postfix's mydestination).
+    #[test]
+    fn localhost_is_foreign_unless_listed() {
+        let t = tables("", "", "ours.org\n");
+        for rcpt in ["anything@localhost", "postmaster@LOCALHOST.", "x@other.com"] {
+            assert_eq!(
+                code(&verdict(&t, OUT, "a@b.net", rcpt)),
+                Some((554, "5.7.1")),
+                "{rcpt}"
+            );
+        }
+        let t = tables("", "", "ours.org\nlocalhost\n");
+        assert_eq!(
+            verdict(&t, OUT, "a@b.net", "ana@localhost"),
+            Verdict::Accept(Accept::Local("ana".into()))
+        );
+        // A virtusertable value at localhost still means this host's user.
+        let t = tables("", REGION_LOCAL, "inkacoca.org\n");
+        assert_eq!(
+            verdict(&t, OUT, "a@b.net", "usuario_x@inkacoca.org"),
+            Verdict::Accept(Accept::Local("usuario_x".into()))
+        );
+    }
+
+    const REGION_LOCAL: &str = "usuario_x@inkacoca.org usuario_x@localhost\n";
+
+    /// RFC 5321 §4.5.1: `postmaster` without a domain is accepted, in any case; every other
+    /// local part without a domain is not.
+    #[test]
+    fn bare_postmaster_is_accepted() {
+        let t = tables("", "", "ours.org\n");
+        for rcpt in ["postmaster", "PostMaster", "<postmaster>"] {
+            assert_eq!(
+                verdict(&t, OUT, "a@b.net", rcpt),
+                Verdict::Accept(Accept::Local(POSTMASTER.into())),
+                "{rcpt}"
+            );
+        }
+        for rcpt in ["root", "postmaster2", "post master", "\"postmaster\""] {
+            assert_eq!(
+                code(&verdict(&t, OUT, "a@b.net", rcpt)),
+                Some((553, "5.1.3")),
+                "{rcpt}"
+            );
+        }
+        // The access table still applies to the client.
+        let t = tables("Connect:203.0.113 REJECT\n", "", "ours.org\n");
+        assert!(matches!(
+            verdict(&t, OUT, "a@b.net", "postmaster"),
+            Verdict::Reject(_)
+        ));
+    }
+
+    /// Senders are looked up, never routed to: quoted local parts and address literals are
+    /// accepted from them (Postfix does), never in recipients.
+    #[test]
+    fn quoted_and_literal_senders() {
+        let t = tables("From:spam.example REJECT\n", "", "ours.org\n");
+        let ok = Verdict::Accept(Accept::Local("ana".into()));
+        for from in [
+            "u@[192.0.2.1]",
+            "u@[IPv6:2001:db8::1]",
+            "\"a\\\"b@c\"@x.example",
+            "\"jane doe\"@X.Example.",
+        ] {
+            assert_eq!(verdict(&t, OUT, from, "ana@ours.org"), ok, "{from}");
+        }
+        assert!(matches!(
+            verdict(&t, OUT, "\"john smith\"@spam.example", "ana@ours.org"),
+            Verdict::Reject(r) if r.code == 550
+        ));
+        for from in [
+            "u@[192.0.2.300]",
+            "u@[IPv6:nonsense]",
+            "u@[mx.example]",
+            "\"unterminated@x.example",
+            "\"a\"b@x.example",
+            "\"tab\there\"@x.example",
+            "\"q\"@",
+        ] {
+            assert_eq!(
+                code(&verdict(&t, OUT, from, "ana@ours.org")),
+                Some((553, "5.1.7")),
+                "{from}"
+            );
+        }
+        for rcpt in ["ana@[192.0.2.1]", "\"ana\"@ours.org"] {
+            assert!(
+                matches!(verdict(&t, OUT, "a@b.net", rcpt), Verdict::Reject(r) if r.code == 553),
+                "{rcpt}"
+            );
+        }
     }
 
     #[test]

@@ -4,12 +4,17 @@
 //! turns the list off for it (and brings back backscatter).
 //!
 //! Without this list a backup MX accepts mail for users that do not exist and must bounce it
-//! later, to forged senders; with it, unknown users get 550 at RCPT (notes §2).
+//! later, to forged senders; with it, unknown users get 550 at RCPT, as Postfix's
+//! relay_recipient_maps answers for everything relay_domains matches.
+//!
+//! A domain the list names covers its subdomains too: with `ana@example.org` listed,
+//! `ana@sub.example.org` and `root@mx2.example.org` are unknown users, not unrestricted ones
+//! (Postfix's `parent_domain_matches_subdomains`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::tables::{TableError, error, lines, norm_domain, read};
+use super::tables::{TableError, error, lines, norm_domain, read, within};
 
 #[derive(Debug, Clone, Default)]
 pub struct Recipients {
@@ -46,10 +51,11 @@ impl Recipients {
         Ok(r)
     }
 
-    /// Whether the list says anything about this domain (else it does not restrict it).
+    /// Whether the list says anything about this domain or a parent of it (else it does not
+    /// restrict it).
     pub fn covers(&self, domain: &str) -> bool {
-        let d = norm_domain(domain);
-        self.domains.contains(&d) || self.addresses.iter().any(|a| a.ends_with(&format!("@{d}")))
+        let mut named = self.addresses.iter().filter_map(|a| a.rsplit_once('@'));
+        self.domains.iter().any(|z| within(domain, z)) || named.any(|(_, z)| within(domain, z))
     }
 
     /// Whether `local@domain` is a valid recipient.
@@ -80,7 +86,12 @@ mod tests {
         assert!(r.contains("anyone@lists.example.org"));
         assert!(!r.contains("carl@example.org"));
         assert!(r.covers("example.org") && r.covers("lists.example.org"));
-        assert!(!r.covers("other.org"));
+        assert!(!r.covers("other.org") && !r.covers("badexample.org"));
+        // Subdomains of a listed domain are covered, and their users are not on the list.
+        assert!(r.covers("sub.example.org") && r.covers("mx2.example.org"));
+        assert!(!r.contains("ana@sub.example.org") && !r.contains("root@mx2.example.org"));
+        // `@domain` accepts that domain only.
+        assert!(!r.contains("x@sub.lists.example.org"));
         let e = Recipients::parse(Path::new("rcpts"), "ok@a.org\nnot-an-address\n").unwrap_err();
         assert_eq!(e.to_string(), "rcpts:2:1: expected user@domain or @domain");
     }

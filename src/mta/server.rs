@@ -20,13 +20,15 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::maildir;
-use super::policy::{Accept, Verdict, decide};
+use super::policy::{Accept, POSTMASTER, Verdict, decide, is_postmaster};
 use super::recipients::Recipients;
 use super::session::{Session, Step, StoreError, Transaction, trace_len};
 use super::settings::Settings;
 use super::spool::{self, Envelope, QueuedRcpt, Spool};
 use super::store::{Body, Spill, Store, Target, sweep_spills};
-use super::tables::{Access, LocalHostNames, Reply, TableError, Tables, VirtUser};
+use super::tables::{
+    Access, LocalHostNames, Reply, TableError, Tables, VirtUser, norm_domain, within,
+};
 use crate::proto::dotstuff::MAX_DATA_LINE;
 use crate::proto::smtp_server::MAX_COMMAND_LINE;
 use crate::proto::{LineBuffer, ProtoError};
@@ -156,18 +158,31 @@ impl Mta {
     /// recipient no list covers, the primary's answer (or its cached one).
     pub async fn check_rcpt(&self, ip: IpAddr, helo: &str, from: &str, rcpt: &str) -> Verdict {
         let verdict = self.decide_rcpt(ip, helo, from, rcpt);
-        if verdict != Verdict::Accept(Accept::Relay) {
-            return verdict;
-        }
-        let listed = self.recipients.read().ok().and_then(|r| r.clone());
-        let domain = rcpt.rsplit_once('@').map_or("", |(_, d)| d);
-        if listed.is_some_and(|r| r.covers(domain)) {
+        if verdict != Verdict::Accept(Accept::Relay) || self.listed(rcpt).is_some() {
             return verdict;
         }
         match &self.verifier {
             Some(v) => v.check(rcpt).await.unwrap_or(verdict),
             None => verdict,
         }
+    }
+
+    /// What the recipient list says about `rcpt`: `None` when there is no list or it does not
+    /// cover the domain, else whether the address is on it. Like Postfix's relay_recipient_maps
+    /// (every address relay_domains matches) and virtual_mailbox_maps, a list covers every
+    /// configured domain (`--domain`, `--relay-domain` with its subdomains, local-host-names),
+    /// and any domain it names, subdomains included.
+    fn listed(&self, rcpt: &str) -> Option<bool> {
+        let list = self.recipients.read().ok().and_then(|r| r.clone())?;
+        let (_, domain) = rcpt.rsplit_once('@')?;
+        let d = &self.settings.domains;
+        let covered = list.covers(domain)
+            || d.relay.iter().any(|z| within(domain, z))
+            || d.local
+                .iter()
+                .any(|z| norm_domain(z) == norm_domain(domain))
+            || self.tables().hosts.contains(domain);
+        covered.then(|| list.contains(rcpt))
     }
 
     fn decide_rcpt(&self, ip: IpAddr, helo: &str, from: &str, rcpt: &str) -> Verdict {
@@ -180,38 +195,49 @@ impl Mta {
             debug!(%step, "policy");
         }
         let verdict = d.verdict;
-        let addr = rcpt.to_ascii_lowercase();
-        let recipients = self.recipients.read().ok().and_then(|r| r.clone());
-        let unknown = |r: &Recipients| {
-            let domain = addr.rsplit_once('@').map_or("", |(_, d)| d);
-            r.covers(domain) && !r.contains(&addr)
-        };
         match &verdict {
+            Verdict::Accept(Accept::Local(_)) if is_postmaster(rcpt) => {
+                self.postmaster().unwrap_or(verdict)
+            }
             Verdict::Accept(Accept::Local(user)) => {
-                if self.settings.maildir.is_none() {
-                    return reject(451, "4.3.5", "local delivery is not configured here");
+                // No Maildirs: nobody is a local user here. Postfix with a domain in
+                // mydestination and nobody in local_recipient_maps answers 550 5.1.1; a 451
+                // would have senders retry for days.
+                let Some(root) = self.settings.maildir.as_deref() else {
+                    return reject(550, "5.1.1", "user unknown in local recipient table");
+                };
+                if self.listed(rcpt) == Some(false) {
+                    return reject(550, "5.1.1", "user unknown in local recipient table");
                 }
-                if recipients.as_deref().is_some_and(unknown) {
-                    return reject(550, "5.1.1", "user unknown");
-                }
-                let root = self.settings.maildir.as_deref().unwrap_or(Path::new("."));
                 if maildir::user_dir(root, user).is_none() {
                     return reject(550, "5.1.3", "mailbox name not allowed");
                 }
+                verdict
             }
-            Verdict::Accept(Accept::Relay | Accept::Forward(_)) => {
-                if self.spool.is_none() {
-                    return reject(451, "4.3.5", "relaying is not configured here");
-                }
-                if matches!(verdict, Verdict::Accept(Accept::Relay))
-                    && recipients.as_deref().is_some_and(unknown)
-                {
-                    return reject(550, "5.1.1", "user unknown in relay recipient table");
-                }
+            Verdict::Accept(Accept::Relay | Accept::Forward(_)) if self.spool.is_none() => {
+                // A Maildir-only server cannot relay: refused as Postfix's
+                // reject_unauth_destination does, not deferred.
+                reject(554, "5.7.1", "relay access denied: no queue here")
             }
-            Verdict::Reject(_) | Verdict::Discard => {}
+            Verdict::Accept(Accept::Relay) if self.listed(rcpt) == Some(false) => {
+                reject(550, "5.1.1", "user unknown in relay recipient table")
+            }
+            _ => verdict,
         }
-        verdict
+    }
+
+    /// Where a bare `postmaster` goes (RFC 5321 §4.5.1): the local postmaster's Maildir when
+    /// there are Maildirs (`None`: the policy's local verdict stands), else the postmaster of
+    /// the first relay domain, the primary, through the queue. With neither, nobody here can
+    /// read it: 550.
+    fn postmaster(&self) -> Option<Verdict> {
+        if self.settings.maildir.is_some() {
+            return None;
+        }
+        Some(match (&self.spool, self.settings.domains.relay.first()) {
+            (Some(_), Some(d)) => Verdict::Accept(Accept::Forward(format!("{POSTMASTER}@{d}"))),
+            _ => reject(550, "5.1.1", "no postmaster mailbox here"),
+        })
     }
 
     /// Whether free space is below the watermark; statvfs at most once a second, not per

@@ -150,36 +150,180 @@ impl Settings {
     }
 
     /// Refuses settings that cannot work or would make an open relay.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let conflict = |why| Err(SettingsError::Conflict(why));
         if self.listen.is_empty() {
-            return Err("nothing to listen on: give --listen or [mta] listen".into());
+            return conflict("nothing to listen on: give --listen or [mta] listen");
         }
         if self.maildir.is_none() && self.queue.is_none() {
-            return Err(
-                "mail has nowhere to go: give --maildir (local delivery) and/or --queue (relay)"
-                    .into(),
+            return conflict(
+                "mail has nowhere to go: give --maildir (local delivery) and/or --queue (relay)",
             );
         }
         if !self.domains.relay.is_empty() && self.queue.is_none() {
-            return Err("relay domains need a queue (--queue DIR)".into());
+            return conflict("relay domains need a queue (--queue DIR)");
         }
         if !self.domains.local.is_empty() && self.maildir.is_none() {
-            return Err("local domains need Maildirs (--maildir DIR)".into());
+            return conflict("local domains need Maildirs (--maildir DIR)");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err("--tls-cert and --tls-key go together".into());
+            return conflict("--tls-cert and --tls-key go together");
         }
         if self.verify_recipients && self.queue.is_none() {
-            return Err(
-                "--verify-recipients asks the next hop of the relay: it needs --queue".into(),
+            return conflict(
+                "--verify-recipients asks the next hop of the relay: it needs --queue",
             );
         }
         if self.pop3.is_some() && self.maildir.is_none() {
-            return Err("the POP3 server reads the Maildirs: give --maildir".into());
+            return conflict("the POP3 server reads the Maildirs: give --maildir");
         }
-        if self.domains.relay.iter().any(|d| d.is_empty() || d == ".") {
-            return Err("an empty relay domain would relay everything".into());
+        for d in &self.domains.relay {
+            relay_domain("--relay-domain", d)?;
+        }
+        // Postfix refuses a zero for these too (a limit of 0 is "no mail" or "no clients",
+        // never what was meant); taking it silently, or as 1, hides the mistake.
+        for (flag, n, why) in [
+            (
+                "--max-connections",
+                self.max_connections,
+                "0 would refuse every client",
+            ),
+            (
+                "--max-per-ip",
+                self.max_per_ip,
+                "0 would refuse every client",
+            ),
+            (
+                "--max-recipients",
+                self.limits.max_recipients,
+                "0 would refuse every recipient",
+            ),
+            (
+                "--max-message-size",
+                self.limits.max_message_size as usize,
+                "0 would refuse every message",
+            ),
+        ] {
+            if n == 0 {
+                return Err(SettingsError::Zero { flag, why });
+            }
         }
         Ok(())
+    }
+}
+
+/// Settings that cannot work; each names the flag to fix (the site file's `[mta]` key has
+/// the same name with underscores).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{flag} must be at least 1: {why}")]
+    Zero {
+        flag: &'static str,
+        why: &'static str,
+    },
+    #[error("{flag} {domain:?}: {why}")]
+    Domain {
+        flag: &'static str,
+        domain: String,
+        why: &'static str,
+    },
+}
+
+/// A domain as given to `flag`, lowercased without its trailing dot, or why it is no domain:
+/// LDH labels (RFC 1035 §2.3.1), at most 253 characters.
+pub fn domain(flag: &'static str, raw: &str) -> Result<String, SettingsError> {
+    let d = raw.strip_suffix('.').unwrap_or(raw).to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if d.is_empty() || d.len() > 253 || !d.split('.').all(label_ok) {
+        return Err(SettingsError::Domain {
+            flag,
+            domain: raw.to_string(),
+            why: "not a domain name",
+        });
+    }
+    Ok(d)
+}
+
+/// [`domain`] for a domain whose mail is relayed: one label (`com`, `org`) is a whole
+/// top-level domain, and relaying for it makes this server an open relay for every domain
+/// under it. Public suffixes of two labels (`co.uk`) cannot be told from `example.org`
+/// without the public suffix list; one label can.
+pub fn relay_domain(flag: &'static str, raw: &str) -> Result<String, SettingsError> {
+    let d = domain(flag, raw)?;
+    if !d.contains('.') {
+        return Err(SettingsError::Domain {
+            flag,
+            domain: raw.to_string(),
+            why: "a top-level domain: relaying for it would relay for every domain under it",
+        });
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay_only() -> Settings {
+        let mut s = Settings::new("mx2.example.test".into());
+        s.listen = vec!["127.0.0.1:25".parse().unwrap()];
+        s.queue = Some(PathBuf::from("/var/spool/posta"));
+        s.domains.relay = vec!["example.test".into()];
+        s
+    }
+
+    #[test]
+    fn zero_limits_are_refused_by_flag() {
+        assert_eq!(relay_only().validate(), Ok(()));
+        let mut s = relay_only();
+        s.max_connections = 0;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.starts_with("--max-connections must be at least 1"), "{e}");
+        let mut s = relay_only();
+        s.limits.max_message_size = 0;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("--max-message-size must be at least 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn relay_domains_must_be_below_a_top_level_domain() {
+        assert_eq!(
+            relay_domain("--relay-domain", "Example.TEST."),
+            Ok("example.test".into())
+        );
+        for bad in [
+            "com",
+            "COM.",
+            "",
+            ".",
+            "exa mple.test",
+            "a..b",
+            "-a.test",
+            "a_b.test",
+        ] {
+            assert!(relay_domain("--relay-domain", bad).is_err(), "{bad:?}");
+        }
+        let e = relay_domain("--relay-domain", "com")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--relay-domain \"com\": a top-level domain"),
+            "{e}"
+        );
+        assert_eq!(domain("--domain", "localhost"), Ok("localhost".into()));
+        let mut s = relay_only();
+        s.domains.relay.push("org".into());
+        assert!(s.validate().is_err());
     }
 }

@@ -143,10 +143,12 @@ fn mail(rest: &str) -> Result<Command, CommandError> {
         let (key, value) = p.split_once('=').unwrap_or((p, ""));
         match key.to_ascii_uppercase().as_str() {
             "SIZE" if size.is_none() => {
-                let n = value
-                    .parse::<u64>()
-                    .map_err(|_| CommandError::Syntax("SIZE needs a number"))?;
-                size = Some(n);
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(CommandError::Syntax("SIZE needs a number"));
+                }
+                // A size too large for 64 bits is simply too large: the session answers
+                // 552 5.3.4 as for any size over the limit (Postfix does the same), not 501.
+                size = Some(value.parse::<u64>().unwrap_or(u64::MAX));
             }
             "BODY" if body.is_none() => {
                 body = Some(match value.to_ascii_uppercase().as_str() {
@@ -302,6 +304,32 @@ mod tests {
             parse(b"MAIL FROM:<a@b> SIZE=x\r\n"),
             Err(CommandError::Syntax(_))
         ));
+        assert_eq!(
+            parse(b"MAIL FROM:<a@b> SIZE=99999999999999999999\r\n"),
+            Ok(Command::Mail {
+                from: "a@b".into(),
+                size: Some(u64::MAX),
+                body: None
+            })
+        );
+        for bad in ["SIZE=", "SIZE=-1", "SIZE=+5", "SIZE=1e9", "SIZE=12 SIZE=13"] {
+            let line = format!("MAIL FROM:<a@b> {bad}\r\n");
+            assert!(parse(line.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse(b"MAIL FROM:<\"john smith\"@x.example>\r\n"),
+            Ok(Command::Mail {
+                from: "\"john smith\"@x.example".into(),
+                size: None,
+                body: None
+            })
+        );
+        assert_eq!(
+            parse(b"RCPT TO:<Postmaster>\r\n"),
+            Ok(Command::Rcpt {
+                to: "Postmaster".into()
+            })
+        );
         assert!(matches!(
             parse(b"MAIL FROM:<a@b> RET=FULL\r\n"),
             Err(CommandError::Parameter(_))

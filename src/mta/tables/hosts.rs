@@ -46,10 +46,19 @@ impl LocalHostNames {
         }
     }
 
-    /// Whether `domain` is local; `localhost` always is (proto.m4 adds `Cwlocalhost`).
+    /// Whether `domain` is listed. `localhost` is not, unless the file says so: sendmail's
+    /// proto.m4 always adds `Cwlocalhost`, but a server facing the internet that takes
+    /// `anything@localhost` from anyone makes a mailbox per invented name; Postfix's
+    /// `mydestination` holds only what is configured. (A virtusertable value `user@localhost`
+    /// still means a local user: see [`LocalHostNames::is_local_target`].)
     pub fn contains(&self, domain: &str) -> bool {
-        let d = norm_domain(domain);
-        d == "localhost" || self.names.contains_key(&d)
+        self.names.contains_key(&norm_domain(domain))
+    }
+
+    /// Whether an address an admin wrote (a virtusertable value) at `domain` is delivered here:
+    /// a listed name, or `localhost`, the sendmail idiom for "this host's user".
+    pub fn is_local_target(&self, domain: &str) -> bool {
+        norm_domain(domain) == "localhost" || self.contains(domain)
     }
 
     /// The line that lists `domain`, when it came from a file.
@@ -74,7 +83,14 @@ mod tests {
         .unwrap();
         assert!(h.contains("inkacoca.ORG"));
         assert!(h.contains("switch.inkacoca.org."));
-        assert!(h.contains("localhost"));
+        assert!(
+            !h.contains("localhost"),
+            "localhost is ours only when listed"
+        );
+        assert!(h.is_local_target("localhost") && h.is_local_target("inkacoca.org"));
+        assert!(!h.is_local_target("lima.inkacoca.org"));
+        let l = LocalHostNames::parse(Path::new("lhn"), "LocalHost.\n").unwrap();
+        assert!(l.contains("localhost"));
         assert!(!h.contains("lima.inkacoca.org"));
         assert_eq!(h.line("inkacoca.org"), Some(2));
         let err = LocalHostNames::parse(Path::new("lhn"), "a.org b.org\n").unwrap_err();

@@ -1,6 +1,6 @@
 //! sendmail's text tables as admins write them before `makemap`: `#` comments, blank lines,
 //! a key and a value separated by whitespace, case-insensitive keys, values kept verbatim
-//! (docs: /work/shared/notes/mta-semantics.md §1.1–1.3).
+//! (cf/README, FEATURE access_db, virtusertable and use_cw_file).
 //!
 //! A bad line fails the whole file, so a caller reloading tables keeps the old ones.
 
@@ -152,6 +152,16 @@ pub(crate) fn norm_domain(domain: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Whether `domain` is `zone` or one of its subdomains (both normalised): what Postfix's
+/// `parent_domain_matches_subdomains` gives relay_domains and its recipient maps.
+pub(crate) fn within(domain: &str, zone: &str) -> bool {
+    let (d, z) = (norm_domain(domain), norm_domain(zone));
+    !z.is_empty()
+        && (d == z
+            || d.strip_suffix(&z)
+                .is_some_and(|head| head.ends_with('.') && head.len() > 1))
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures {
     /// Seed §11.2.2 with the `incakoca.com` typos fixed: the switch, and a region (Iquitos).
@@ -176,6 +186,16 @@ mod tests {
         assert_eq!(parse_reply("550 go away").unwrap().code, 550);
         assert!(parse_reply("250 fine").is_err());
         assert!(parse_reply("nope").is_err());
+    }
+
+    #[test]
+    fn subdomains_are_within_their_parent() {
+        assert!(within("example.test", "Example.Test."));
+        assert!(within("mx2.sub.example.test", "example.test"));
+        assert!(!within("badexample.test", "example.test"));
+        assert!(!within("example.test", "sub.example.test"));
+        assert!(!within(".example.test", "example.test"));
+        assert!(!within("example.test", ""));
     }
 
     #[test]

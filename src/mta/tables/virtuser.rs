@@ -120,7 +120,7 @@ impl VirtUser {
             let Some((key, entry, result)) = self.lookup(local, domain) else {
                 let outcome = if steps.is_empty() {
                     Outcome::NoMatch
-                } else if hosts.contains(domain) {
+                } else if hosts.is_local_target(domain) {
                     Outcome::Local(local.to_string())
                 } else {
                     Outcome::Forward(cur)
@@ -144,7 +144,7 @@ impl VirtUser {
             seen.push(next.clone());
             match next.rsplit_once('@') {
                 None => return done(Outcome::Local(next), line, steps),
-                Some((_, d)) if !(hosts.contains(d) || self.has_domain(d)) => {
+                Some((_, d)) if !(hosts.is_local_target(d) || self.has_domain(d)) => {
                     return done(Outcome::Forward(next), line, steps);
                 }
                 Some(_) => cur = next,
