@@ -400,6 +400,7 @@ fn refused_and_excess_recipients_are_errors() {
         panic!("closed at the limit")
     };
     assert_eq!(r, b"421 4.7.0 too many errors, closing connection\r\n");
+}
 
 #[test]
 fn a_taken_body_leaves_the_received_header_and_the_rest() {
