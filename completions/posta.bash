@@ -1762,7 +1762,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__mta)
-            opts="-c -v -h -V --listen --hostname --domain --relay-domain --maildir --queue --relay-to --relay-tls --ca-file --mx-port --dns-server --access --virtusertable --local-host-names --recipients --verify-recipients --pop3-listen --pop3s-listen --pop3-users --pop3-max-per-ip --tls-cert --tls-key --max-message-size --max-recipients --max-connections --max-per-ip --timeout --retry-min --retry-max --lifetime --min-free --config --log-format --verbose --help --version explain passwd help"
+            opts="-c -v -h -V --listen --hostname --domain --relay-domain --maildir --queue --control-socket --relay-to --relay-tls --ca-file --mx-port --dns-server --access --virtusertable --local-host-names --recipients --verify-recipients --pop3-listen --pop3s-listen --pop3-users --pop3-max-per-ip --tls-cert --tls-key --max-message-size --max-recipients --max-connections --max-per-ip --timeout --retry-min --retry-max --lifetime --min-free --config --log-format --verbose --help --version explain passwd help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1789,6 +1789,10 @@ _posta() {
                     return 0
                     ;;
                 --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2044,13 +2048,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__queue)
-            opts="-c -v -h -V --queue --json --config --log-format --verbose --help --version list show flush hold release delete export help"
+            opts="-c -v -h -V --queue --control-socket --json --config --log-format --verbose --help --version list show flush hold release delete export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2074,13 +2082,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__queue__subcmd__delete)
-            opts="-c -v -h -V --queue --json --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --queue --control-socket --json --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2104,7 +2116,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__queue__subcmd__export)
-            opts="-c -v -h -V --format --to --queue --json --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --format --to --queue --control-socket --json --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2119,6 +2131,10 @@ _posta() {
                     return 0
                     ;;
                 --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2142,13 +2158,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__queue__subcmd__flush)
-            opts="-c -v -h -V --queue --json --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --queue --control-socket --json --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2298,13 +2318,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__queue__subcmd__hold)
-            opts="-c -v -h -V --queue --json --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --queue --control-socket --json --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2328,13 +2352,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__queue__subcmd__list)
-            opts="-c -v -h -V --queue --json --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --queue --control-socket --json --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2358,13 +2386,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__queue__subcmd__release)
-            opts="-c -v -h -V --queue --json --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --queue --control-socket --json --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2388,13 +2420,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__queue__subcmd__show)
-            opts="-c -v -h -V --queue --json --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --queue --control-socket --json --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -293,6 +293,7 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_sub
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l relay-domain -d 'A domain (and its subdomains) queued and relayed, like `To:DOMAIN RELAY` (repeatable); a top-level domain (one label, such as `com`) is refused' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l maildir -d 'Root of the users\' Maildirs: user U\'s mail goes to DIR/U/new, or a Dovecot-style template such as /var/vmail/%u/Maildir' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l queue -d 'The durable queue for relayed mail' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l control-socket -d 'The control socket `posta queue flush` reaches this mta by, kept out of the queue directory [default: /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l relay-to -d 'Relay everything queued to this host instead of looking up MX records' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l relay-tls -d 'TLS towards the next hop [default: require with --relay-to, may for MX delivery]' -r -f -a "require\t'STARTTLS required and the certificate verified (the default with --relay-to)'
 may\t'STARTTLS when offered, verified when used (the default for MX delivery)'
@@ -307,13 +308,14 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_sub
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-listen -d 'Serve the Maildirs over POP3 on this address (STLS offered with a certificate)' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3s-listen -d 'Serve POP3 over implicit TLS (POP3S) on this address' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-users -d 'POP3 users: user:{SHA512-CRYPT}hash lines (Dovecot passwd-file format), owner-only' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l pop3-max-per-ip -d 'Simultaneous POP3 sessions from one address, of the 100 POP3 slots [default: 20]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l tls-cert -d 'Certificate chain (PEM) for STARTTLS, STLS and POP3S' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l tls-key -d 'Private key (PEM, owner-only) for --tls-cert' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-message-size -d 'Largest message accepted, in bytes, at least 1 [default: 52428800]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-recipients -d 'Recipients per message, at least 1 [default: 100]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-connections -d 'Simultaneous connections, at least 1 [default: 200]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l max-per-ip -d 'Simultaneous connections from one address, at least 1 [default: 50, as Postfix]' -r
-complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l timeout -d 'Time allowed for each command line [default: 5m]' -r
+complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l timeout -d 'Time allowed for each command line, and for the client to take each reply (POP3 replies too; POP3\'s idle limit stays RFC 1939\'s 10 minutes) [default: 5m]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l retry-min -d 'First retry of a deferred message; doubles per attempt [default: 5m]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l retry-max -d 'Longest wait between retries [default: 1h6m40s, Postfix\'s 4000s]' -r
 complete -c posta -n "__fish_posta_using_subcommand mta; and not __fish_seen_subcommand_from explain passwd help" -l lifetime -d 'Give up and return the message to its sender after this [default: 5d]' -r
@@ -352,6 +354,7 @@ complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcomm
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Print a POP3 users-file line for USER: the password is read from stdin (one line, never from the command line) and hashed with SHA512-CRYPT, as `doveadm pw` does'
 complete -c posta -n "__fish_posta_using_subcommand mta; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -368,6 +371,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_s
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "export" -d 'Copy queued messages out for manual recovery, as an mbox file or a Maildir'
 complete -c posta -n "__fish_posta_using_subcommand queue; and not __fish_seen_subcommand_from list show flush hold release delete export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -376,6 +380,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -384,6 +389,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -392,6 +398,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from flush" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -400,6 +407,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from hold" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -408,6 +416,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s h -l help -d 'Print help'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from release" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from delete" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
@@ -419,6 +428,7 @@ complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subco
 maildir\t''"
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l to -d 'The mbox file or Maildir directory to write (created)' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l queue -d 'The queue directory [default: the site file\'s [mta] queue]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l control-socket -d 'The running mta\'s control socket [default: the site file\'s [mta] control_socket, else /run/posta/mta.sock]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand queue; and __fish_seen_subcommand_from export" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
