@@ -18,6 +18,7 @@ pub mod bind;
 pub mod ca;
 pub mod dovecot;
 pub mod fake;
+pub mod lazyfs;
 pub mod maildir;
 pub mod netns;
 pub mod ports;
