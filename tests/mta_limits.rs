@@ -527,3 +527,35 @@ fn a_big_relayed_message_is_queued_byte_exact() {
         "spill file left in the queue's tmp/"
     );
 }
+
+/// When a big message cannot be spooled (here the spill directory is replaced by a file), the
+/// client hears a temporary failure at the end of DATA, never 250, and nothing is stored.
+#[test]
+fn a_big_message_that_cannot_be_spooled_gets_451() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    fs::create_dir_all(&mail).unwrap();
+    let mta = PostaMta::start(
+        BIN,
+        dir.path(),
+        &s(&[
+            "--hostname",
+            "mx2.example.org",
+            "--domain",
+            "example.org",
+            "--maildir",
+            &path(&mail),
+        ]),
+    );
+    let spill = mail.join(".posta-spill");
+    let _ = fs::remove_dir_all(&spill);
+    fs::write(&spill, "not a directory").unwrap();
+    let chunk = b"a line of a big message\r\n".repeat(4096);
+    let reply = send_big(mta.port, "ana@example.org", &chunk, 20);
+    assert!(reply.starts_with("451"), "got {reply}");
+    let stored = fs::read_dir(mail.join("ana/new")).map_or(0, |d| d.count());
+    assert_eq!(stored, 0);
+    // A small message still goes through.
+    let small = send_big(mta.port, "ana@example.org", b"small\r\n", 1);
+    assert!(small.starts_with("250"), "got {small}");
+}

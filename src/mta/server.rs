@@ -25,7 +25,7 @@ use super::recipients::Recipients;
 use super::session::{Session, Step, StoreError, Transaction, trace_len};
 use super::settings::Settings;
 use super::spool::{self, Envelope, QueuedRcpt, Spool};
-use super::store::{Body, Spill, Store, Target, sweep_spills};
+use super::store::{Body, Spill, Store, Target, classify, sweep_spills};
 use super::tables::{
     Access, LocalHostNames, Reply, TableError, Tables, VirtUser, norm_domain, within,
 };
@@ -673,11 +673,7 @@ async fn spill_more(
 
 fn spill_failed(e: &std::io::Error) -> StoreError {
     warn!(error = %e, "cannot spool a big message to disk");
-    match e.raw_os_error() {
-        // ENOSPC, EDQUOT: temporary, 452.
-        Some(28) | Some(122) => StoreError::DiskFull,
-        _ => StoreError::Failed,
-    }
+    classify(e)
 }
 
 /// The store's view of a spilled message: the session's `message` is our Received header

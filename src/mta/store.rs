@@ -288,7 +288,8 @@ struct Written {
     target: Target,
 }
 
-fn classify(e: &io::Error) -> StoreError {
+/// What a failed write means for the client: 452 for a full disk, else 451.
+pub(super) fn classify(e: &io::Error) -> StoreError {
     // ENOSPC and EDQUOT: a full disk is a temporary condition, never a 5xx (Haraka #1263).
     match e.raw_os_error() {
         Some(28) | Some(122) => StoreError::DiskFull,

@@ -153,16 +153,28 @@ pub fn scan(dir: &Path, cache: &mut HashMap<String, (u64, u64)>) -> io::Result<V
     let mut sizes = HashMap::with_capacity(found.len());
     let mut entries = Vec::with_capacity(found.len());
     for (base, path) in found {
+        // Named with its size: not even a stat (a file removed since read_dir is found gone
+        // by RETR, which says so).
+        if let Some(size) = virtual_size(&base) {
+            entries.push(Entry {
+                info: MessageInfo {
+                    size,
+                    uid: unique_id(&base),
+                },
+                base,
+                path,
+            });
+            continue;
+        }
         let raw = match fs::metadata(&path) {
             Ok(meta) => meta.len(),
             // Removed by another reader since read_dir: not part of the snapshot.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let size = match (virtual_size(&base), cache.get(&base)) {
-            (Some(size), _) => size,
-            (None, Some(&(cached_raw, size))) if cached_raw == raw => size,
-            (None, _) => match crlf_size(&path) {
+        let size = match cache.get(&base) {
+            Some(&(cached_raw, size)) if cached_raw == raw => size,
+            _ => match crlf_size(&path) {
                 Ok(size) => size,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
