@@ -155,6 +155,7 @@ impl FlushLimiter {
                 false
             }
             _ => {
+                self.pending.remove(&key);
                 self.last.insert(key, now);
                 true
             }
@@ -1054,6 +1055,11 @@ mod tests {
         assert!(f.due(now + Duration::from_secs(1)).is_empty());
         assert_eq!(f.due(now + FLUSH_INTERVAL), vec![hop.clone()]);
         assert!(f.due(now + FLUSH_INTERVAL * 3).is_empty(), "ran once");
-        assert!(f.request(hop, now + FLUSH_INTERVAL * 3));
+        assert!(f.request(hop.clone(), now + FLUSH_INTERVAL * 3));
+        // A request that runs at once replaces one pending from before.
+        let later = now + FLUSH_INTERVAL * 5;
+        assert!(!f.request(hop.clone(), now + FLUSH_INTERVAL * 3 + FLUSH_INTERVAL / 2));
+        assert!(f.request(hop, later));
+        assert!(f.due(later + FLUSH_INTERVAL).is_empty());
     }
 }
