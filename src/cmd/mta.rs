@@ -274,6 +274,14 @@ async fn start(settings: Settings) -> Result<u8, String> {
                 .map_err(|e| format!("cannot create the queue {}: {e}", dir.display()))?;
             let lock = lock_queue(dir)?;
             let spool = Spool::open(dir).map_err(|e| format!("queue {}: {e}", dir.display()))?;
+            // Before any session runs: the sweep would take the files it is writing.
+            let sweep = spool.clone();
+            match tokio::task::spawn_blocking(move || sweep.sweep_tmp()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => info!(files = n, "removed unfinished queue files left by a crash"),
+                Ok(Err(e)) => warn!(error = %e, "cannot sweep the queue's tmp directory"),
+                Err(e) => warn!(error = %e, "cannot sweep the queue's tmp directory"),
+            }
             let control = control::bind(&settings.control_socket).map_err(|e| e.to_string())?;
             (Some(spool), Some(lock), Some(control))
         }

@@ -155,6 +155,7 @@ impl FlushLimiter {
                 false
             }
             _ => {
+                self.pending.remove(&key);
                 self.last.insert(key, now);
                 true
             }
@@ -368,18 +369,13 @@ impl Runner {
     }
 
     /// Runs until `shutdown`; `flush` brings requests from ETRN, the control socket and
-    /// new mail.
+    /// new mail. The caller sweeps the queue's leftovers ([`Spool::sweep_tmp`]) before any
+    /// session can write to it.
     pub async fn run(
         self: Arc<Self>,
         mut wake: mpsc::UnboundedReceiver<Wake>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let spool = self.spool.clone();
-        match blocking(move || spool.sweep_tmp()).await {
-            Ok(0) => {}
-            Ok(n) => info!(files = n, "removed unfinished queue files left by a crash"),
-            Err(e) => warn!(error = %e, "cannot sweep the queue's tmp directory"),
-        }
         let me = Arc::clone(&self);
         let _ = tokio::task::spawn_blocking(move || me.rescan()).await;
         let mut tick = tokio::time::interval(self.cfg.retry.tick);
@@ -395,13 +391,21 @@ impl Runner {
                     while let Ok(more) = wake.try_recv() {
                         all.push(more);
                     }
-                    let me = Arc::clone(&self);
-                    let _ = tokio::task::spawn_blocking(move || {
+                    // New mail and domain flushes touch memory only; a full flush reads the
+                    // queue directory, off the runtime.
+                    if all.contains(&Wake::Flush(None)) {
+                        let me = Arc::clone(&self);
+                        let _ = tokio::task::spawn_blocking(move || {
+                            for w in all {
+                                me.woken(w);
+                            }
+                        })
+                        .await;
+                    } else {
                         for w in all {
-                            me.woken(w);
+                            self.woken(w);
                         }
-                    })
-                    .await;
+                    }
                 }
             }
             let pending = self
@@ -439,7 +443,7 @@ impl Runner {
         }
     }
 
-    /// Runs on the blocking pool: a full flush reads the queue directory.
+    /// A full flush reads the queue directory: call it on the blocking pool then.
     fn woken(&self, w: Wake) {
         match w {
             Wake::Queued(id) => {
@@ -1054,6 +1058,11 @@ mod tests {
         assert!(f.due(now + Duration::from_secs(1)).is_empty());
         assert_eq!(f.due(now + FLUSH_INTERVAL), vec![hop.clone()]);
         assert!(f.due(now + FLUSH_INTERVAL * 3).is_empty(), "ran once");
-        assert!(f.request(hop, now + FLUSH_INTERVAL * 3));
+        assert!(f.request(hop.clone(), now + FLUSH_INTERVAL * 3));
+        // A request that runs at once replaces one pending from before.
+        let later = now + FLUSH_INTERVAL * 5;
+        assert!(!f.request(hop.clone(), now + FLUSH_INTERVAL * 3 + FLUSH_INTERVAL / 2));
+        assert!(f.request(hop, later));
+        assert!(f.due(later + FLUSH_INTERVAL).is_empty());
     }
 }
