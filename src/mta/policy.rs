@@ -263,6 +263,19 @@ pub fn is_postmaster(rcpt: &str) -> bool {
     s.eq_ignore_ascii_case(POSTMASTER)
 }
 
+/// Where a bare `postmaster` goes when the server has no Maildirs (`None`: the local verdict
+/// stands, the `postmaster` Maildir): the first relay domain's postmaster, the primary,
+/// through the queue. With neither, nobody here could read it: 550.
+pub fn postmaster(domains: &Domains, maildir: bool, queue: bool) -> Option<Verdict> {
+    if maildir {
+        return None;
+    }
+    Some(match domains.relay.first() {
+        Some(d) if queue => Verdict::Accept(Accept::Forward(format!("{POSTMASTER}@{d}"))),
+        _ => reject(550, "5.1.1", "no postmaster mailbox here"),
+    })
+}
+
 /// Which side of the envelope an address is on: a recipient decides where mail goes, so
 /// nothing in it may hide another destination; a sender is only looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -550,6 +563,25 @@ mod tests {
         assert!(matches!(
             verdict(&t, OUT, "a@b.net", "postmaster"),
             Verdict::Reject(_)
+        ));
+    }
+
+    #[test]
+    fn bare_postmaster_goes_to_the_maildir_or_the_primary() {
+        let relay = Domains {
+            local: vec![],
+            relay: vec!["example.test".into(), "other.test".into()],
+        };
+        assert_eq!(postmaster(&relay, true, true), None);
+        assert_eq!(
+            postmaster(&relay, false, true),
+            Some(Verdict::Accept(Accept::Forward(
+                "postmaster@example.test".into()
+            )))
+        );
+        assert!(matches!(
+            postmaster(&Domains::default(), false, true),
+            Some(Verdict::Reject(r)) if r.code == 550
         ));
     }
 
