@@ -1,5 +1,6 @@
 //! The relay decision for one recipient, as sendmail's check_relay, check_mail and check_rcpt
-//! make it from the tables (notes §1.1–1.3), with a trail like `sendmail -bt`.
+//! make it from the tables (cf/README: access_db, virtusertable, use_cw_file), with a trail
+//! like `sendmail -bt`.
 //!
 //! Never an open relay: a recipient is accepted only for a local domain (local-host-names or
 //! `local_domains`), a virtusertable domain, an access `To:` RELAY, or a client with a

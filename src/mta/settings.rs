@@ -26,7 +26,7 @@ pub enum NextHop {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayTls {
     /// STARTTLS required, certificate verified: a backup must not hand queued mail to a spoofed
-    /// primary (notes §7 item 15). The default for a smarthost.
+    /// primary. The default for a smarthost.
     Require,
     /// STARTTLS when offered, verified when used; plain otherwise (opportunistic, the MX default).
     May,
