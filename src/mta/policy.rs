@@ -1,5 +1,6 @@
 //! The relay decision for one recipient, as sendmail's check_relay, check_mail and check_rcpt
-//! make it from the tables (notes §1.1–1.3), with a trail like `sendmail -bt`.
+//! make it from the tables (cf/README: access_db, virtusertable, use_cw_file), with a trail
+//! like `sendmail -bt`.
 //!
 //! Never an open relay: a recipient is accepted only for a local domain (local-host-names or
 //! `local_domains`), a virtusertable domain, an access `To:` RELAY, or a client with a
@@ -261,6 +262,19 @@ pub fn is_postmaster(rcpt: &str) -> bool {
         .and_then(|s| s.strip_suffix('>'))
         .unwrap_or(s);
     s.eq_ignore_ascii_case(POSTMASTER)
+}
+
+/// Where a bare `postmaster` goes when the server has no Maildirs (`None`: the local verdict
+/// stands, the `postmaster` Maildir): the first relay domain's postmaster, the primary,
+/// through the queue. With neither, nobody here could read it: 550.
+pub fn postmaster(domains: &Domains, maildir: bool, queue: bool) -> Option<Verdict> {
+    if maildir {
+        return None;
+    }
+    Some(match domains.relay.first() {
+        Some(d) if queue => Verdict::Accept(Accept::Forward(format!("{POSTMASTER}@{d}"))),
+        _ => reject(550, "5.1.1", "no postmaster mailbox here"),
+    })
 }
 
 /// Which side of the envelope an address is on: a recipient decides where mail goes, so
@@ -550,6 +564,25 @@ mod tests {
         assert!(matches!(
             verdict(&t, OUT, "a@b.net", "postmaster"),
             Verdict::Reject(_)
+        ));
+    }
+
+    #[test]
+    fn bare_postmaster_goes_to_the_maildir_or_the_primary() {
+        let relay = Domains {
+            local: vec![],
+            relay: vec!["example.test".into(), "other.test".into()],
+        };
+        assert_eq!(postmaster(&relay, true, true), None);
+        assert_eq!(
+            postmaster(&relay, false, true),
+            Some(Verdict::Accept(Accept::Forward(
+                "postmaster@example.test".into()
+            )))
+        );
+        assert!(matches!(
+            postmaster(&Domains::default(), false, true),
+            Some(Verdict::Reject(r)) if r.code == 550
         ));
     }
 

@@ -14,7 +14,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::tables::{TableError, error, lines, norm_domain, read, within};
+use super::policy::Domains;
+use super::tables::{LocalHostNames, TableError, error, lines, norm_domain, read, within};
 
 #[derive(Debug, Clone, Default)]
 pub struct Recipients {
@@ -58,6 +59,23 @@ impl Recipients {
         self.domains.iter().any(|z| within(domain, z)) || named.any(|(_, z)| within(domain, z))
     }
 
+    /// What the list says about `rcpt`: `None` when it does not cover the domain, else whether
+    /// the address is on it. Like Postfix's relay_recipient_maps (every address relay_domains
+    /// matches) and virtual_mailbox_maps, a list covers every configured domain (local ones,
+    /// relay ones with their subdomains, local-host-names) and every domain it names, with
+    /// its subdomains.
+    pub fn judge(&self, rcpt: &str, domains: &Domains, hosts: &LocalHostNames) -> Option<bool> {
+        let (_, domain) = rcpt.rsplit_once('@')?;
+        let covered = self.covers(domain)
+            || domains.relay.iter().any(|z| within(domain, z))
+            || domains
+                .local
+                .iter()
+                .any(|z| norm_domain(z) == norm_domain(domain))
+            || hosts.contains(domain);
+        covered.then(|| self.contains(rcpt))
+    }
+
     /// Whether `local@domain` is a valid recipient.
     pub fn contains(&self, address: &str) -> bool {
         let Some((local, domain)) = address.rsplit_once('@') else {
@@ -94,5 +112,33 @@ mod tests {
         assert!(!r.contains("x@sub.lists.example.org"));
         let e = Recipients::parse(Path::new("rcpts"), "ok@a.org\nnot-an-address\n").unwrap_err();
         assert_eq!(e.to_string(), "rcpts:2:1: expected user@domain or @domain");
+    }
+
+    /// Postfix's relay_recipient_maps covers everything relay_domains matches, subdomains
+    /// included; the list also covers local domains and local-host-names.
+    #[test]
+    fn judged_for_every_configured_domain() {
+        let r = Recipients::parse(Path::new("rcpts"), "ana@example.test\n").unwrap();
+        let domains = Domains {
+            local: vec!["ours.test".into()],
+            relay: vec!["example.test".into(), "friend.test".into()],
+        };
+        let hosts = LocalHostNames::from_names(["localhost"]);
+        let judge = |a: &str| r.judge(a, &domains, &hosts);
+        assert_eq!(judge("Ana@Example.Test."), Some(true));
+        for unknown in [
+            "nobody@example.test",
+            "ana@sub.example.test",
+            "root@mx2.example.test",
+            "ana@friend.test",
+            "x@ours.test",
+            "x@localhost",
+        ] {
+            assert_eq!(judge(unknown), Some(false), "{unknown}");
+        }
+        // Not configured and not named: the list says nothing (the verifier may ask).
+        for free in ["x@sub.ours.test", "x@other.test", "postmaster"] {
+            assert_eq!(judge(free), None, "{free}");
+        }
     }
 }

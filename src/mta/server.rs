@@ -20,15 +20,13 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::maildir;
-use super::policy::{Accept, POSTMASTER, Verdict, decide, is_postmaster};
+use super::policy::{Accept, Verdict, decide, is_postmaster, postmaster};
 use super::recipients::Recipients;
 use super::session::{Session, Step, StoreError, Transaction, trace_len};
 use super::settings::Settings;
 use super::spool::{self, Envelope, QueuedRcpt, Spool};
 use super::store::{Body, Spill, Store, Target, classify, sweep_spills};
-use super::tables::{
-    Access, LocalHostNames, Reply, TableError, Tables, VirtUser, norm_domain, within,
-};
+use super::tables::{Access, LocalHostNames, Reply, TableError, Tables, VirtUser};
 use crate::proto::dotstuff::MAX_DATA_LINE;
 use crate::proto::smtp_server::MAX_COMMAND_LINE;
 use crate::proto::{LineBuffer, ProtoError};
@@ -158,31 +156,16 @@ impl Mta {
     /// recipient no list covers, the primary's answer (or its cached one).
     pub async fn check_rcpt(&self, ip: IpAddr, helo: &str, from: &str, rcpt: &str) -> Verdict {
         let verdict = self.decide_rcpt(ip, helo, from, rcpt);
-        if verdict != Verdict::Accept(Accept::Relay) || self.listed(rcpt).is_some() {
+        let list = self.recipients.read().ok().and_then(|r| r.clone());
+        let tables = self.tables();
+        let listed = list.and_then(|l| l.judge(rcpt, &self.settings.domains, &tables.hosts));
+        if verdict != Verdict::Accept(Accept::Relay) || listed.is_some() {
             return verdict;
         }
         match &self.verifier {
             Some(v) => v.check(rcpt).await.unwrap_or(verdict),
             None => verdict,
         }
-    }
-
-    /// What the recipient list says about `rcpt`: `None` when there is no list or it does not
-    /// cover the domain, else whether the address is on it. Like Postfix's relay_recipient_maps
-    /// (every address relay_domains matches) and virtual_mailbox_maps, a list covers every
-    /// configured domain (`--domain`, `--relay-domain` with its subdomains, local-host-names),
-    /// and any domain it names, subdomains included.
-    fn listed(&self, rcpt: &str) -> Option<bool> {
-        let list = self.recipients.read().ok().and_then(|r| r.clone())?;
-        let (_, domain) = rcpt.rsplit_once('@')?;
-        let d = &self.settings.domains;
-        let covered = list.covers(domain)
-            || d.relay.iter().any(|z| within(domain, z))
-            || d.local
-                .iter()
-                .any(|z| norm_domain(z) == norm_domain(domain))
-            || self.tables().hosts.contains(domain);
-        covered.then(|| list.contains(rcpt))
     }
 
     fn decide_rcpt(&self, ip: IpAddr, helo: &str, from: &str, rcpt: &str) -> Verdict {
@@ -195,10 +178,15 @@ impl Mta {
             debug!(%step, "policy");
         }
         let verdict = d.verdict;
+        let list = self.recipients.read().ok().and_then(|r| r.clone());
+        let listed = list.and_then(|l| l.judge(rcpt, &self.settings.domains, &tables.hosts));
         match &verdict {
-            Verdict::Accept(Accept::Local(_)) if is_postmaster(rcpt) => {
-                self.postmaster().unwrap_or(verdict)
-            }
+            Verdict::Accept(Accept::Local(_)) if is_postmaster(rcpt) => postmaster(
+                &self.settings.domains,
+                self.settings.maildir.is_some(),
+                self.spool.is_some(),
+            )
+            .unwrap_or(verdict),
             Verdict::Accept(Accept::Local(user)) => {
                 // No Maildirs: nobody is a local user here. Postfix with a domain in
                 // mydestination and nobody in local_recipient_maps answers 550 5.1.1; a 451
@@ -206,7 +194,7 @@ impl Mta {
                 let Some(root) = self.settings.maildir.as_deref() else {
                     return reject(550, "5.1.1", "user unknown in local recipient table");
                 };
-                if self.listed(rcpt) == Some(false) {
+                if listed == Some(false) {
                     return reject(550, "5.1.1", "user unknown in local recipient table");
                 }
                 if maildir::user_dir(root, user).is_none() {
@@ -219,25 +207,11 @@ impl Mta {
                 // reject_unauth_destination does, not deferred.
                 reject(554, "5.7.1", "relay access denied: no queue here")
             }
-            Verdict::Accept(Accept::Relay) if self.listed(rcpt) == Some(false) => {
+            Verdict::Accept(Accept::Relay) if listed == Some(false) => {
                 reject(550, "5.1.1", "user unknown in relay recipient table")
             }
             _ => verdict,
         }
-    }
-
-    /// Where a bare `postmaster` goes (RFC 5321 §4.5.1): the local postmaster's Maildir when
-    /// there are Maildirs (`None`: the policy's local verdict stands), else the postmaster of
-    /// the first relay domain, the primary, through the queue. With neither, nobody here can
-    /// read it: 550.
-    fn postmaster(&self) -> Option<Verdict> {
-        if self.settings.maildir.is_some() {
-            return None;
-        }
-        Some(match (&self.spool, self.settings.domains.relay.first()) {
-            (Some(_), Some(d)) => Verdict::Accept(Accept::Forward(format!("{POSTMASTER}@{d}"))),
-            _ => reject(550, "5.1.1", "no postmaster mailbox here"),
-        })
     }
 
     /// Whether free space is below the watermark; statvfs at most once a second, not per

@@ -30,7 +30,7 @@ pub enum NextHop {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayTls {
     /// STARTTLS required, certificate verified: a backup must not hand queued mail to a spoofed
-    /// primary (notes §7 item 15). The default for a smarthost.
+    /// primary. The default for a smarthost.
     Require,
     /// STARTTLS when offered, verified when used; plain otherwise (opportunistic, the MX default).
     May,
@@ -180,8 +180,9 @@ impl Settings {
         for d in &self.domains.relay {
             relay_domain("--relay-domain", d)?;
         }
-        // Postfix refuses a zero for these too (a limit of 0 is "no mail" or "no clients",
-        // never what was meant); taking it silently, or as 1, hides the mistake.
+        // A 0 here would mean "no clients" or "no mail"; in Postfix's message_size_limit and
+        // smtpd_client_connection_count_limit it means "no limit". Either reading may be what
+        // the admin expected, so neither is guessed (taking it as 1 hid the mistake).
         for (flag, n, why) in [
             (
                 "--max-connections",

@@ -6,7 +6,9 @@
 //! `QUEUE/verified`, one `address seconds` line each, appended and fsync'd; a negative one for
 //! an hour, in memory. When the primary cannot be asked, a cached positive answer accepts and
 //! anything else gets 450: the sender retries later, and nothing is accepted that might have
-//! to bounce to a forged sender (notes §2, mailcow #2981).
+//! to bounce to a forged sender (Postfix's ADDRESS_VERIFICATION_README; mailcow #2981: live
+//! verification alone "defeats the point of a backup MX", as it tempfails while the primary
+//! is down).
 
 use std::collections::HashMap;
 use std::fs;
@@ -21,6 +23,7 @@ use super::policy::Verdict;
 use super::relay::Runner;
 use super::spool::unix_now;
 use super::tables::Reply;
+use crate::durable::{parent, sync_dir};
 
 const POSITIVE_TTL: u64 = 31 * 86_400;
 const NEGATIVE_TTL: u64 = 3600;
@@ -31,6 +34,23 @@ pub struct Verifier {
     file: PathBuf,
     /// Address → (valid, when learned).
     cache: Mutex<HashMap<String, (bool, u64)>>,
+}
+
+/// Appends one line, fsync'd; a file made here has its directory entry fsync'd too. (An
+/// append, not a replacement: the cache only grows between restarts, and a torn last line is
+/// skipped when it is read back.)
+fn append(file: &Path, line: &[u8]) -> std::io::Result<()> {
+    let created = !file.exists();
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?;
+    f.write_all(line)?;
+    f.sync_data()?;
+    if created {
+        sync_dir(parent(file))?;
+    }
+    Ok(())
 }
 
 impl Verifier {
@@ -65,18 +85,17 @@ impl Verifier {
         (now.saturating_sub(at) < ttl).then_some(valid)
     }
 
-    fn remember(&self, addr: &str, valid: bool) {
+    async fn remember(&self, addr: &str, valid: bool) {
         let now = unix_now();
         if let Ok(mut c) = self.cache.lock() {
             c.insert(addr.to_string(), (valid, now));
         }
         if valid {
-            let line = format!("{addr} {now}\n");
-            let res = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.file)
-                .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data()));
+            // The append and its fsync block: off the runtime, which serves every session.
+            let (file, line) = (self.file.clone(), format!("{addr} {now}\n"));
+            let res = tokio::task::spawn_blocking(move || append(&file, line.as_bytes()))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
             if let Err(e) = res {
                 warn!(error = %e, file = %self.file.display(), "cannot record a verified recipient");
             }
@@ -101,11 +120,11 @@ impl Verifier {
         match self.runner.probe_rcpt(&addr, PROBE_TIMEOUT).await {
             Ok(reply) if reply.class() == 2 => {
                 debug!(%addr, "recipient verified with the primary");
-                self.remember(&addr, true);
+                self.remember(&addr, true).await;
                 None
             }
             Ok(reply) => {
-                self.remember(&addr, false);
+                self.remember(&addr, false).await;
                 refuse(550, "5.1.1", format!("{addr}: the primary said: {reply}"))
             }
             Err(why) => {

@@ -1,6 +1,6 @@
 //! `virtusertable` (FEATURE(virtusertable); proto.m4 ~1113-1170): lookup order for
 //! `user+detail@dom`, `%1 %2 %3` substitution, `error:` entries, and recursion on the result
-//! with explicit loop detection (sendmail only has MaxHopCount, notes §1.2).
+//! with explicit loop detection (sendmail only has MaxHopCount, 25 Received hops by default).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
