@@ -43,15 +43,18 @@ fi
 
 # Package postinst scripts try to start system-wide daemons through invoke-rc.d; a policy-rc.d
 # that exits 101 stops them. Create it only if missing, and remove only what we created.
+# POSTA_POLICY_RC_D moves it for tests/install.rs, which runs this script with stub packaging
+# tools and must not touch the machine's own.
+policy=${POSTA_POLICY_RC_D:-/usr/sbin/policy-rc.d}
 created_policy=no
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-  chmod 755 /usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
   created_policy=yes
 fi
 # An `if`, not `[ ] &&`: under set -e a false test as the last command of an EXIT trap
 # becomes the script's exit status, failing an install that succeeded.
-cleanup() { if [ "$created_policy" = yes ]; then rm -f /usr/sbin/policy-rc.d; fi; }
+cleanup() { if [ "$created_policy" = yes ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 
 # "No configuration": no /etc/postfix/main.cf, which is what private instances want.
