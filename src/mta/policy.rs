@@ -365,14 +365,7 @@ fn sender_domain(domain: &str) -> Result<String, String> {
 /// A domain name: LDH labels, lowercased, one trailing dot dropped.
 fn domain_name(domain: &str) -> Result<String, String> {
     let d = super::tables::norm_domain(domain);
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if d.len() > 253 || !d.split('.').all(label_ok) {
+    if !super::tables::is_ldh_domain(&d) {
         return Err(format!("has an invalid domain {domain:?}"));
     }
     Ok(d)

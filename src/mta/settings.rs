@@ -236,14 +236,7 @@ pub enum SettingsError {
 /// LDH labels (RFC 1035 §2.3.1), at most 253 characters.
 pub fn domain(flag: &'static str, raw: &str) -> Result<String, SettingsError> {
     let d = raw.strip_suffix('.').unwrap_or(raw).to_ascii_lowercase();
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if d.is_empty() || d.len() > 253 || !d.split('.').all(label_ok) {
+    if !super::tables::is_ldh_domain(&d) {
         return Err(SettingsError::Domain {
             flag,
             domain: raw.to_string(),

@@ -144,6 +144,20 @@ pub(crate) fn read(path: &Path) -> Result<String, TableError> {
     std::fs::read_to_string(path).map_err(|e| error(path, 0, 0, &format!("cannot read: {e}")))
 }
 
+/// Whether `d` (already lowercased, without its trailing dot) is a host name of LDH labels
+/// (RFC 1035 §2.3.1, RFC 5321 §4.1.2): 1-63 letters, digits and inner hyphens each, at most
+/// 253 characters in all.
+pub(crate) fn is_ldh_domain(d: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    !d.is_empty() && d.len() <= 253 && d.split('.').all(label_ok)
+}
+
 /// Lowercases a domain and drops one trailing dot (`OURS.ORG.` is `ours.org`).
 pub(crate) fn norm_domain(domain: &str) -> String {
     domain
