@@ -267,7 +267,9 @@ fn from_site(
         if !args.accounts.is_empty() && !args.accounts.contains(&a.user) {
             continue;
         }
-        let password = read_secret(&a.password_file)?;
+        let needed_by = |key: &str| format!("`{key}` in [[migrate.accounts]] user {:?}", a.user);
+        let password = read_secret(&a.password_file)
+            .map_err(|e| format!("{e} ({})", needed_by("password_file")))?;
         let dest_imap = match (&a.dest_user, dest_svc) {
             (Some(user), Some(svc)) => {
                 let file = a.dest_password_file.as_deref().unwrap_or(&a.password_file);
@@ -275,7 +277,8 @@ fn from_site(
                     endpoint: site_endpoint(&site.primary, svc),
                     login: Login {
                         user: user.clone(),
-                        password: read_secret(file)?,
+                        password: read_secret(file)
+                            .map_err(|e| format!("{e} ({})", needed_by("dest_password_file")))?,
                     },
                 })
             }

@@ -127,7 +127,17 @@ fn plan(path: &Path, witness_only: bool) -> Result<Plan, String> {
         helo: site.probe.helo.clone(),
         password: None,
     };
-    let jobs = super::check::role_jobs(&site, "primary", &defaults)?;
+    let mut jobs = super::check::role_jobs(&site, "primary", &defaults)?;
+    // The watch runs on mailserver2 (or a witness): a greeting with this host's own name is
+    // its own answer, never mailserver1's.
+    let own = config::default_helo();
+    if !own.eq_ignore_ascii_case(&site.primary.name) {
+        for job in &mut jobs {
+            if let crate::health::run::Job::Service(t) = job {
+                t.foreign_names.push(own.clone());
+            }
+        }
+    }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     Ok(Plan {
         jobs,
