@@ -243,8 +243,10 @@ fn from_site(
             .find_map(|s| server.services.iter().find(|x| x.scheme == *s))
             .copied()
     };
+    // Each server at its own address: just after failback the VIP may still answer from
+    // mailserver2, and mail "brought home" there would land where it came from.
     let site_endpoint = |server: &config::Server, svc: config::Service| Endpoint {
-        host: server.address.to_string(),
+        host: server.probe_target().to_string(),
         port: svc.port,
         implicit_tls: svc.scheme.implicit_tls(),
         starttls: svc.starttls,

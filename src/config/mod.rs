@@ -207,8 +207,8 @@ pub struct Server {
     /// Its service address: what clients and the DNS A record use (for mailserver1 in
     /// mode "vip", usually the VIP itself).
     pub address: IpAddr,
-    /// The server's own address, which stays with it when the VIP moves. The probes connect
-    /// here; without it, to `address`.
+    /// The server's own address, which stays with it when the VIP moves. The probes and
+    /// `posta migrate` connect here; without it, to `address`.
     pub probe_address: Option<IpAddr>,
     pub services: Vec<Service>,
     pub probe_account: Option<ProbeAccount>,
