@@ -257,6 +257,15 @@ fn config_check_looks_for_the_vip_interface_on_mailserver2() {
         "{config:?}"
     );
 
+    // A watch that may take over by itself refuses to start there, rather than failing at
+    // the takeover.
+    let watch = posta(&site, &["watch"]);
+    assert_eq!(watch.code, 2, "{watch:?}");
+    assert!(
+        watch.stderr.contains("has no interface \"nosuch0\""),
+        "{watch:?}"
+    );
+
     // Elsewhere (mailserver1, a laptop) it says why it did not look.
     let site = example(dir.path(), |t| t);
     let config = posta(&site, &["config", "check"]);

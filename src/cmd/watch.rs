@@ -32,6 +32,14 @@ pub async fn execute(config: Option<PathBuf>, args: WatchArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    // A takeover onto an interface this host lacks would fail only when it is needed.
+    if !args.witness && site.watch.auto_takeover {
+        let problems = config::check_vip_interface(&site).problems;
+        if let Some(p) = problems.first() {
+            eprintln!("posta watch: {p}");
+            return EXIT_USAGE;
+        }
+    }
     let state_file = args
         .state_file
         .clone()

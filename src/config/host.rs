@@ -19,7 +19,7 @@ pub struct HostCheck {
 
 /// Checks the site's secret files and, when this host is mailserver2, its VIP interface.
 pub fn check_host(site: &Site) -> HostCheck {
-    let mut out = HostCheck::default();
+    let mut out = check_vip_interface(site);
     for s in &site.secrets {
         let readable = secret::check_permissions(&s.path).and_then(|()| {
             File::open(&s.path)
@@ -36,6 +36,13 @@ pub fn check_host(site: &Site) -> HostCheck {
             });
         }
     }
+    out
+}
+
+/// On mailserver2 (the host with the [backup] address), whether the [vip] interface exists;
+/// elsewhere a note saying why it was not looked for.
+pub fn check_vip_interface(site: &Site) -> HostCheck {
+    let mut out = HostCheck::default();
     if let (TakeoverMode::Vip, Some(vip), Some(at)) =
         (site.takeover, &site.vip, &site.vip_interface_at)
     {
