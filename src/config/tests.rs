@@ -88,8 +88,8 @@ fn mta_section_is_typed_and_located() {
         .replace("listen = [\"0.0.0.0:25\"]", "listen = [\"0.0.0.0\"]")
         .replace("lifetime = \"5d\"", "lifetime = \"5 days\"")
         .replace(
-            "retry_max = \"1h\"",
-            "retry_max = \"1h\"\nrelay_tls = \"sometimes\"",
+            "retry_max = \"1h6m40s\"",
+            "retry_max = \"1h6m40s\"\nrelay_tls = \"sometimes\"",
         );
     let found = problems(&path, &bad);
     let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
@@ -238,6 +238,16 @@ fn the_example_states_the_code_defaults() {
         (d.cert_warning_days, d.cert_critical_days)
     );
     assert_eq!(example.hooks.timeout, minimal.hooks.timeout);
+    let mta = example.mta.as_ref().unwrap();
+    let retry = crate::mta::settings::Retry::default();
+    assert_eq!(
+        (mta.retry_min, mta.retry_max, mta.lifetime),
+        (
+            Some(retry.min_backoff),
+            Some(retry.max_backoff),
+            Some(retry.lifetime)
+        )
+    );
     assert!(text.contains(&format!("Default: {}.", minimal.dns.as_ref().unwrap().ttl)));
     assert_eq!(
         example.watch.state_file.as_deref(),
