@@ -327,7 +327,7 @@ fn site_file(dir: &Path, m: &Mail, bind: Option<&Bind>, grace: &str) -> PathBuf 
             )
         }
         None => {
-            "[takeover]\nmode = \"vip\"\n[vip]\naddress = \"127.0.0.1/8\"\ninterface = \"lo\"\n"
+            "[takeover]\nmode = \"vip\"\n[vip]\naddress = \"127.0.0.9/8\"\ninterface = \"lo\"\n"
                 .into()
         }
     };

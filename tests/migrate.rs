@@ -584,7 +584,7 @@ services = ["imaps:{src}"]
 [takeover]
 mode = "vip"
 [vip]
-address = "127.0.0.1/8"
+address = "127.0.0.9/8"
 interface = "lo"
 [tls]
 ca_file = "{ca}"

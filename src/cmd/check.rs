@@ -180,11 +180,14 @@ pub(super) fn role_jobs(
     let account = match &server.probe_account {
         Some(a) => Some(Account {
             user: a.user.clone(),
-            password: secret::read_password(&a.password_file).map_err(|e| e.to_string())?,
+            password: secret::read_password(&a.password_file)
+                .map_err(|e| format!("{e} (`probe_password_file` in [{}])", role.name()))?,
             mechanism: Default::default(),
         }),
         None => None,
     };
+    let foreign_names = foreign_names(site, server);
+    let address = server.probe_target();
     Ok(server
         .services
         .iter()
@@ -197,19 +200,41 @@ pub(super) fn role_jobs(
                     "{} {}://{}",
                     role.name(),
                     svc.scheme,
-                    std::net::SocketAddr::new(server.address, svc.port)
+                    std::net::SocketAddr::new(address, svc.port)
                 ),
                 scheme: svc.scheme,
-                host: server.address.to_string(),
+                host: address.to_string(),
                 port: svc.port,
                 starttls: svc.starttls,
                 tls,
                 account: account.clone(),
                 timeout: defaults.timeout,
                 helo: defaults.helo.clone(),
+                foreign_names: foreign_names.clone(),
             })
         })
         .collect())
+}
+
+/// The names of the site's other mail hosts: a greeting from `server` that names one of them
+/// is that host answering in its place (see `health::smtp`).
+fn foreign_names(site: &Site, server: &config::Server) -> Vec<String> {
+    let mut names: Vec<String> = [&site.primary, &site.backup]
+        .into_iter()
+        .chain(site.relay.as_ref())
+        .map(|s| s.name.clone())
+        // `[mta]` is mailserver2's mini-MTA, which answers for the primary after a takeover.
+        .chain(
+            site.mta
+                .as_ref()
+                .filter(|_| server.role == Role::Primary)
+                .and_then(|m| m.hostname.clone()),
+        )
+        .filter(|n| !n.eq_ignore_ascii_case(&server.name))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn dns_check(site: &Site, timeout: Duration) -> DnsCheck {

@@ -243,8 +243,10 @@ fn from_site(
             .find_map(|s| server.services.iter().find(|x| x.scheme == *s))
             .copied()
     };
+    // Each server at its own address: just after failback the VIP may still answer from
+    // mailserver2, and mail "brought home" there would land where it came from.
     let site_endpoint = |server: &config::Server, svc: config::Service| Endpoint {
-        host: server.address.to_string(),
+        host: server.probe_target().to_string(),
         port: svc.port,
         implicit_tls: svc.scheme.implicit_tls(),
         starttls: svc.starttls,
@@ -267,7 +269,9 @@ fn from_site(
         if !args.accounts.is_empty() && !args.accounts.contains(&a.user) {
             continue;
         }
-        let password = read_secret(&a.password_file)?;
+        let needed_by = |key: &str| format!("`{key}` in [[migrate.accounts]] user {:?}", a.user);
+        let password = read_secret(&a.password_file)
+            .map_err(|e| format!("{e} ({})", needed_by("password_file")))?;
         let dest_imap = match (&a.dest_user, dest_svc) {
             (Some(user), Some(svc)) => {
                 let file = a.dest_password_file.as_deref().unwrap_or(&a.password_file);
@@ -275,7 +279,8 @@ fn from_site(
                     endpoint: site_endpoint(&site.primary, svc),
                     login: Login {
                         user: user.clone(),
-                        password: read_secret(file)?,
+                        password: read_secret(file)
+                            .map_err(|e| format!("{e} ({})", needed_by("dest_password_file")))?,
                     },
                 })
             }

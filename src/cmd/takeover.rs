@@ -275,12 +275,12 @@ fn dns_job(d: &DnsArgs, site: Option<&Site>, failback: bool) -> Result<DnsJob, S
             DnsWhere::ZoneFile { path, reload }
         }
         None => {
-            let key_file = d
-                .key_file
-                .clone()
-                .or_else(|| sd.map(|s| s.tsig_key_file.clone()))
-                .ok_or("--key-file is needed (no [dns] in a site file)")?;
-            let key = dns::read_key_file(&key_file).map_err(|e| e.to_string())?;
+            let (key_file, from) = match (&d.key_file, sd) {
+                (Some(f), _) => (f.clone(), "--key-file"),
+                (None, Some(s)) => (s.tsig_key_file.clone(), "`tsig_key_file` in [dns]"),
+                (None, None) => return Err("--key-file is needed (no [dns] in a site file)".into()),
+            };
+            let key = dns::read_key_file(&key_file).map_err(|e| format!("{e} ({from})"))?;
             DnsWhere::Update { key }
         }
     };

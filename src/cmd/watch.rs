@@ -32,6 +32,14 @@ pub async fn execute(config: Option<PathBuf>, args: WatchArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    // A takeover onto an interface this host lacks would fail only when it is needed.
+    if !args.witness && site.watch.auto_takeover {
+        let problems = config::check_vip_interface(&site).problems;
+        if let Some(p) = problems.first() {
+            eprintln!("posta watch: {p}");
+            return EXIT_USAGE;
+        }
+    }
     let state_file = args
         .state_file
         .clone()
@@ -127,7 +135,17 @@ fn plan(path: &Path, witness_only: bool) -> Result<Plan, String> {
         helo: site.probe.helo.clone(),
         password: None,
     };
-    let jobs = super::check::role_jobs(&site, "primary", &defaults)?;
+    let mut jobs = super::check::role_jobs(&site, "primary", &defaults)?;
+    // The watch runs on mailserver2 (or a witness): a greeting with this host's own name is
+    // its own answer, never mailserver1's.
+    let own = config::default_helo();
+    if !own.eq_ignore_ascii_case(&site.primary.name) {
+        for job in &mut jobs {
+            if let crate::health::run::Job::Service(t) = job {
+                t.foreign_names.push(own.clone());
+            }
+        }
+    }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     Ok(Plan {
         jobs,

@@ -9,8 +9,10 @@
 //! is reported at once with `file:line:column`.
 
 mod duration;
+mod host;
 mod location;
 mod raw;
+mod show;
 mod validate;
 
 use std::fs;
@@ -21,7 +23,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use duration::{format as format_duration, parse as parse_duration};
+pub use host::{HostCheck, check_host, check_vip_interface};
 pub use location::{Located, Problem, line_column};
+pub use show::to_site_file;
 pub use validate::{default_helo, in_zone, parse_domain, parse_socket_addr_53};
 
 use crate::health::{Scheme, StartTls};
@@ -54,6 +58,24 @@ pub struct Site {
     pub mta: Option<MtaSection>,
     /// `posta watch`'s settings (`[watch]`).
     pub watch: WatchSettings,
+    /// Every secret file the site names, with the section that needs it. Loading the site
+    /// never opens them: each is read only by the feature that uses it, so one user's loose
+    /// migration password cannot stop a takeover; `posta config check` checks them all.
+    #[serde(skip)]
+    pub secrets: Vec<SecretFile>,
+    /// Where `[vip] interface` is written, for `posta config check`'s look at this host.
+    #[serde(skip)]
+    pub vip_interface_at: Option<Located>,
+}
+
+/// A secret file named by the site file, and who needs it.
+#[derive(Debug, Clone)]
+pub struct SecretFile {
+    pub path: PathBuf,
+    /// The key and its table, as an operator finds them: "`password_file` in [[migrate.accounts]]".
+    pub needed_by: String,
+    /// Where the key is written.
+    pub at: Located,
 }
 
 /// `[watch]`, typed.
@@ -182,8 +204,12 @@ pub struct Server {
     pub role: Role,
     /// Host name: what the MX record names and what its TLS certificate is for.
     pub name: String,
-    /// Where to connect (the probes don't depend on DNS being right).
+    /// Its service address: what clients and the DNS A record use (for mailserver1 in
+    /// mode "vip", usually the VIP itself).
     pub address: IpAddr,
+    /// The server's own address, which stays with it when the VIP moves. The probes and
+    /// `posta migrate` connect here; without it, to `address`.
+    pub probe_address: Option<IpAddr>,
     pub services: Vec<Service>,
     pub probe_account: Option<ProbeAccount>,
 }
@@ -279,6 +305,13 @@ pub struct MigrateAccount {
     pub dest_password_file: Option<PathBuf>,
 }
 
+impl Server {
+    /// Where the probes connect: the server's own address, never one that may move away.
+    pub fn probe_target(&self) -> IpAddr {
+        self.probe_address.unwrap_or(self.address)
+    }
+}
+
 impl Site {
     pub fn server(&self, role: Role) -> Option<&Server> {
         match role {
@@ -317,8 +350,7 @@ pub fn load(path: &Path) -> Result<Site, ConfigError> {
 
 /// Validates site-file `text`; `path` locates problems and anchors relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Site, ConfigError> {
-    let base = path.parent().unwrap_or(Path::new("."));
-    validate::site(text, base).map_err(|problems| ConfigError::Invalid {
+    validate::site(text, path).map_err(|problems| ConfigError::Invalid {
         problems: problems
             .iter()
             .map(|p| Located::resolve(path, text, p))

@@ -97,6 +97,7 @@ pub struct RawMta {
 pub struct RawServer {
     pub name: Option<Field<String>>,
     pub address: Option<Field<String>>,
+    pub probe_address: Option<Field<String>>,
     pub services: Option<Field<Vec<String>>>,
     pub probe_user: Option<Field<String>>,
     pub probe_password_file: Option<Field<String>>,

@@ -41,6 +41,7 @@ fn example_is_valid() {
     let site = parse(&path, &text).unwrap();
     assert_eq!(site.domain, "laorganizacion.org");
     assert_eq!(site.primary.address.to_string(), "192.0.2.10");
+    assert_eq!(site.primary.probe_target().to_string(), "192.0.2.11");
     assert_eq!(site.primary.services.len(), 4);
     assert_eq!(site.primary.services[1].starttls, StartTls::Require);
     assert_eq!(site.backup.services[1].port, 143);
@@ -87,8 +88,8 @@ fn mta_section_is_typed_and_located() {
         .replace("listen = [\"0.0.0.0:25\"]", "listen = [\"0.0.0.0\"]")
         .replace("lifetime = \"5d\"", "lifetime = \"5 days\"")
         .replace(
-            "retry_max = \"1h\"",
-            "retry_max = \"1h\"\nrelay_tls = \"sometimes\"",
+            "retry_max = \"1h6m40s\"",
+            "retry_max = \"1h6m40s\"\nrelay_tls = \"sometimes\"",
         );
     let found = problems(&path, &bad);
     let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
@@ -130,15 +131,186 @@ fn syntax_errors_are_located() {
 }
 
 #[test]
-fn world_readable_secret_is_refused() {
+fn a_loose_secret_never_blocks_loading_and_host_check_names_its_section() {
     let dir = tempfile::tempdir().unwrap();
     let (path, text) = example_in(dir.path());
-    let secret = dir.path().join("secrets/tsig.key");
+    let secret = dir.path().join("secrets/alice.password");
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    // Loading reads no secret: takeover, failback, check and watch still have their site.
+    let site = parse(&path, &text).unwrap();
+    let found = check_host(&site).problems;
+    assert_eq!(found.len(), 1, "{found:?}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("alice.password"))
+        .unwrap()
+        + 1;
+    assert_eq!(
+        (found[0].file.as_path(), found[0].line),
+        (path.as_path(), line)
+    );
+    let message = &found[0].message;
+    assert!(
+        message.contains("`password_file` in [[migrate.accounts]]"),
+        "{message}"
+    );
+    assert!(message.contains("mode 0644"), "{message}");
+    assert!(message.contains(&secret.display().to_string()), "{message}");
+}
+
+#[test]
+fn every_secret_file_is_known_with_its_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let site = parse(&path, &text).unwrap();
+    let named: Vec<&str> = site.secrets.iter().map(|s| s.needed_by.as_str()).collect();
+    assert_eq!(
+        named,
+        [
+            "`probe_password_file` in [primary]",
+            "`tsig_key_file` in [dns]",
+            "`password_file` in [[migrate.accounts]]",
+        ]
+    );
+    let missing = dir.path().join("secrets/tsig.key");
+    fs::remove_file(&missing).unwrap();
+    let found = check_host(&site).problems;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .message
+            .starts_with("`tsig_key_file` in [dns]: cannot read"),
+        "{}",
+        found[0]
+    );
+}
+
+#[test]
+fn probing_only_the_vip_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let text = text.replace("probe_address = \"192.0.2.11\"\n", "");
     let found = problems(&path, &text);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].message.contains("mode 0644"), "{}", found[0]);
-    assert!(found[0].message.contains("chmod 600"), "{}", found[0]);
+    let line = text
+        .lines()
+        .position(|l| l == "address = \"192.0.2.10\"")
+        .unwrap()
+        + 1;
+    assert_eq!(found[0].line, line);
+    let message = &found[0].message;
+    assert!(message.contains("the [vip] address"), "{message}");
+    assert!(message.contains("would probe itself"), "{message}");
+    assert!(message.contains("`probe_address`"), "{message}");
+    // The same probe address given explicitly is refused at that key.
+    let text = text.replace(
+        "address = \"192.0.2.10\"\n",
+        "address = \"192.0.2.10\"\nprobe_address = \"192.0.2.10\"\n",
+    );
+    let found = problems(&path, &text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].line, line + 1);
+    // In DNS mode the VIP is not used and the address never moves to mailserver2.
+    let text = text.replace("mode = \"vip\"", "mode = \"dns\"");
+    assert!(parse(&path, &text).is_ok());
+}
+
+#[test]
+fn the_example_states_the_code_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let example = parse(&path, &text).unwrap();
+    let minimal = parse(
+        &path,
+        "domain = \"a.org\"\n[primary]\nname = \"m1.a.org\"\naddress = \"192.0.2.11\"\n\
+         [backup]\nname = \"m2.a.org\"\naddress = \"192.0.2.20\"\n[takeover]\nmode = \"dns\"\n\
+         [dns]\nserver = \"192.0.2.53\"\nzone = \"a.org\"\nname = \"m1.a.org\"\ntsig_key_file = \"k\"\n",
+    )
+    .unwrap();
+    let (e, d) = (&example.probe, &minimal.probe);
+    assert_eq!(
+        (e.interval, e.timeout, e.fall, e.rise, e.takeover_grace),
+        (d.interval, d.timeout, d.fall, d.rise, d.takeover_grace)
+    );
+    let (e, d) = (&example.tls, &minimal.tls);
+    assert_eq!(
+        (e.cert_warning_days, e.cert_critical_days),
+        (d.cert_warning_days, d.cert_critical_days)
+    );
+    assert_eq!(example.hooks.timeout, minimal.hooks.timeout);
+    let mta = example.mta.as_ref().unwrap();
+    let retry = crate::mta::settings::Retry::default();
+    assert_eq!(
+        (mta.retry_min, mta.retry_max, mta.lifetime),
+        (
+            Some(retry.min_backoff),
+            Some(retry.max_backoff),
+            Some(retry.lifetime)
+        )
+    );
+    assert!(text.contains(&format!("Default: {}.", minimal.dns.as_ref().unwrap().ttl)));
+    assert_eq!(
+        example.watch.state_file.as_deref(),
+        Some(Path::new(crate::watch::DEFAULT_STATE_FILE))
+    );
+    assert_eq!(minimal.watch.state_file, None);
+    assert!(!minimal.watch.auto_takeover && !minimal.watch.auto_failback);
+    assert!(text.contains("auto_takeover = true") && text.contains("Default: false"));
+    assert_eq!(example.watch.witnesses, minimal.watch.witnesses);
+    assert_eq!(
+        example.takeover_state_file.as_deref(),
+        Some(Path::new(crate::takeover::state::DEFAULT_PATH))
+    );
+    // Every table the site file knows is in the example.
+    for table in [
+        "[primary]",
+        "[backup]",
+        "[relay]",
+        "[takeover]",
+        "[hooks]",
+        "[vip]",
+        "[dns]",
+        "[probe]",
+        "[tls]",
+        "[watch]",
+        "[migrate]",
+        "[[migrate.accounts]]",
+        "[mta]",
+    ] {
+        assert!(text.lines().any(|l| l == table), "{table} missing");
+    }
+    for event in [
+        "on_transition",
+        "pre_takeover",
+        "post_takeover",
+        "pre_failback",
+        "post_failback",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{event} = "))),
+            "{event}"
+        );
+    }
+}
+
+#[test]
+fn show_prints_a_site_file_that_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let site = parse(&path, &text).unwrap();
+    let shown = to_site_file(&site);
+    let again = parse(&dir.path().join("elsewhere/shown.toml"), &shown)
+        .unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    assert_eq!(to_site_file(&again), shown);
+    assert_eq!(
+        serde_json::to_value(&again).unwrap(),
+        serde_json::to_value(&site).unwrap()
+    );
+    assert_eq!(again.hooks, site.hooks);
+    assert!(
+        shown.contains("[hooks]") && shown.contains("on_transition = []"),
+        "{shown}"
+    );
 }
 
 #[test]

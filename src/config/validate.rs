@@ -10,14 +10,15 @@ use toml::de::{DeTable, DeValue};
 
 use super::raw::{Field, RawAccount, RawHook, RawServer, RawSite};
 use super::{
-    DnsRecord, MigrateAccount, MtaSection, ProbeAccount, ProbeSettings, Problem, Role, Server,
-    Service, Site, TakeoverMode, TlsSettings, Vip, WatchSettings, Witness, duration,
+    DnsRecord, Located, MigrateAccount, MtaSection, ProbeAccount, ProbeSettings, Problem, Role,
+    SecretFile, Server, Service, Site, TakeoverMode, TlsSettings, Vip, WatchSettings, Witness,
+    duration,
 };
 use crate::health::{Scheme, StartTls};
-use crate::secret;
 
-/// Validates the whole file; `Err` holds every problem found, in file order.
-pub fn site(text: &str, base: &Path) -> Result<Site, Vec<Problem>> {
+/// Validates the whole file at `file`; `Err` holds every problem found, in file order.
+pub fn site(text: &str, file: &Path) -> Result<Site, Vec<Problem>> {
+    let base = file.parent().unwrap_or(Path::new("."));
     let (tree, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         return Err(syntax.iter().map(problem_of).collect());
@@ -32,6 +33,8 @@ pub fn site(text: &str, base: &Path) -> Result<Site, Vec<Problem>> {
     let mut v = Validator {
         problems: Vec::new(),
         base,
+        secrets: Vec::new(),
+        vip_interface: None,
     };
     for path in &unknown {
         v.problems.push(Problem::new(
@@ -39,13 +42,69 @@ pub fn site(text: &str, base: &Path) -> Result<Site, Vec<Problem>> {
             format!("unknown key `{}`", path.join(".")),
         ));
     }
+    let headers = headers(&raw);
     let site = v.site(raw);
     let mut problems = v.problems;
-    if let (true, Some(site)) = (problems.is_empty(), site) {
+    if let (true, Some(mut site)) = (problems.is_empty(), site) {
+        let at = |span: &Range<usize>, message: String| {
+            Located::resolve(file, text, &Problem::new(span.clone(), message))
+        };
+        site.secrets = v
+            .secrets
+            .iter()
+            .map(|(span, key, path)| {
+                let needed_by = format!("`{key}` in {}", section_of(&headers, span));
+                SecretFile {
+                    path: path.clone(),
+                    at: at(span, needed_by.clone()),
+                    needed_by,
+                }
+            })
+            .collect();
+        site.vip_interface_at = v
+            .vip_interface
+            .as_ref()
+            .map(|span| at(span, "`interface` in [vip]".into()));
         return Ok(site);
     }
     problems.sort_by_key(|p| p.span.start);
     Err(problems)
+}
+
+/// The table headers of the file, by position: a key belongs to the last header before it.
+fn headers(raw: &RawSite) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut add = |span: Option<Range<usize>>, name: &str| {
+        if let Some(span) = span {
+            out.push((span.start, name.to_string()));
+        }
+    };
+    add(raw.primary.as_ref().map(Spanned::span), "[primary]");
+    add(raw.backup.as_ref().map(Spanned::span), "[backup]");
+    add(raw.relay.as_ref().map(Spanned::span), "[relay]");
+    add(raw.takeover.as_ref().map(Spanned::span), "[takeover]");
+    add(raw.vip.as_ref().map(Spanned::span), "[vip]");
+    add(raw.dns.as_ref().map(Spanned::span), "[dns]");
+    add(raw.probe.as_ref().map(Spanned::span), "[probe]");
+    add(raw.tls.as_ref().map(Spanned::span), "[tls]");
+    add(raw.hooks.as_ref().map(Spanned::span), "[hooks]");
+    add(raw.mta.as_ref().map(Spanned::span), "[mta]");
+    add(raw.watch.as_ref().map(Spanned::span), "[watch]");
+    if let Some(m) = &raw.migrate {
+        add(Some(m.span()), "[migrate]");
+        for a in m.get_ref().accounts.iter().flatten() {
+            add(Some(a.span()), "[[migrate.accounts]]");
+        }
+    }
+    out
+}
+
+fn section_of(headers: &[(usize, String)], span: &Range<usize>) -> String {
+    headers
+        .iter()
+        .filter(|(start, _)| *start <= span.start)
+        .max_by_key(|(start, _)| *start)
+        .map_or_else(|| "the top level".to_string(), |(_, name)| name.clone())
 }
 
 fn problem_of(e: &toml::de::Error) -> Problem {
@@ -114,6 +173,10 @@ fn locate_key(tree: &Spanned<DeTable<'_>>, path: &[String]) -> Range<usize> {
 struct Validator<'a> {
     problems: Vec<Problem>,
     base: &'a Path,
+    /// Secret files named so far: where, which key, the path.
+    secrets: Vec<(Range<usize>, String, PathBuf)>,
+    /// Where `[vip] interface` is written.
+    vip_interface: Option<Range<usize>>,
 }
 
 impl Validator<'_> {
@@ -173,18 +236,14 @@ impl Validator<'_> {
         self.base.join(text)
     }
 
-    /// A secret file: must exist and be readable by its owner only.
+    /// A secret file's path, remembered for `posta config check`. It is not opened here:
+    /// only the feature that needs the secret reads it (and refuses loose permissions then).
     fn secret_file(&mut self, field: &Option<Field<String>>, key: &str) -> Option<PathBuf> {
         let text = self.get(field, key)?;
         let path = self.path(&text);
         let span = field.as_ref().map(|f| f.span.clone()).unwrap_or(0..0);
-        match secret::check_permissions(&path) {
-            Ok(()) => Some(path),
-            Err(e) => {
-                self.problem(span, format!("`{key}`: {e}"));
-                None
-            }
-        }
+        self.secrets.push((span, key.to_string(), path.clone()));
+        Some(path)
     }
 
     fn site(&mut self, raw: RawSite) -> Option<Site> {
@@ -198,7 +257,7 @@ impl Validator<'_> {
             .as_ref()
             .map(|_| self.server(&raw.relay, Role::Relay));
         if let (Some(p), Some(b)) = (&primary, &backup)
-            && p.address == b.address
+            && (p.address == b.address || p.probe_target() == b.address)
         {
             let span = raw.backup.as_ref().map_or(0..0, Spanned::span);
             self.problem(
@@ -213,6 +272,7 @@ impl Validator<'_> {
             let address = self.required(&t.address, "address", "vip", &span);
             let address = self.parsed(&t.address, "address", address, parse_prefixed);
             let interface = self.required(&t.interface, "interface", "vip", &span);
+            self.vip_interface = t.interface.as_ref().map(|f| f.span.clone());
             let label = self.get(&t.label, "label");
             if let Some(label) = &label {
                 // The kernel limits labels to IFNAMSIZ-1 and wants them to start with the
@@ -292,6 +352,22 @@ impl Validator<'_> {
             None if raw.dns.is_some() && raw.vip.is_none() => Some(TakeoverMode::Dns),
             None => Some(TakeoverMode::Vip),
         };
+        if let (Some(TakeoverMode::Vip), Some(vip), Some(p), Some(raw_primary)) =
+            (takeover, &vip, &primary, &raw.primary)
+            && p.probe_target() == vip.address
+        {
+            let t = raw_primary.get_ref();
+            let field = t.probe_address.as_ref().or(t.address.as_ref());
+            self.problem(
+                field.map_or(raw_primary.span(), |f| f.span.clone()),
+                format!(
+                    "[primary] is probed at {}, the [vip] address: after a takeover mailserver2 \
+                     holds it and would probe itself, see the primary answer and fail back while \
+                     mailserver1 is down; set `probe_address` to mailserver1's own address",
+                    vip.address
+                ),
+            );
+        }
         let mode_span = raw.takeover.as_ref().map_or(0..0, Spanned::span);
         match takeover {
             Some(TakeoverMode::Vip) if raw.vip.is_none() => self.problem(
@@ -336,6 +412,8 @@ impl Validator<'_> {
             hooks: hooks?,
             mta: mta?,
             watch: watch?,
+            secrets: Vec::new(),
+            vip_interface_at: None,
         })
     }
 
@@ -423,9 +501,9 @@ impl Validator<'_> {
                 .unwrap_or(false),
             pop3_listen: addrs(self, &t.pop3_listen, "pop3_listen"),
             pop3s_listen: addrs(self, &t.pop3s_listen, "pop3s_listen"),
-            pop3_users: path(self, &t.pop3_users, "pop3_users"),
+            pop3_users: self.secret_file(&t.pop3_users, "pop3_users"),
             tls_cert: path(self, &t.tls_cert, "tls_cert"),
-            tls_key: path(self, &t.tls_key, "tls_key"),
+            tls_key: self.secret_file(&t.tls_key, "tls_key"),
             max_message_size: self.get(&t.max_message_size, "max_message_size"),
             max_recipients: self.get(&t.max_recipients, "max_recipients"),
             max_connections: self.get(&t.max_connections, "max_connections"),
@@ -450,10 +528,13 @@ impl Validator<'_> {
         let name = self.required(&raw.name, "name", table, &span);
         let name = self.parsed(&raw.name, "name", name, parse_domain);
         let address = self.required(&raw.address, "address", table, &span);
-        let address = self.parsed(&raw.address, "address", address, |a| {
+        let ip = |a: String| {
             a.parse::<IpAddr>()
                 .map_err(|_| format!("{a:?} is not an IP address"))
-        });
+        };
+        let address = self.parsed(&raw.address, "address", address, ip);
+        let probe_address = self.get(&raw.probe_address, "probe_address");
+        let probe_address = self.parsed(&raw.probe_address, "probe_address", probe_address, ip);
         let default: &[&str] = match role {
             Role::Relay => &["smtp"],
             Role::Primary | Role::Backup => &["smtp", "imap", "pop3"],
@@ -501,10 +582,14 @@ impl Validator<'_> {
                 None
             }
         };
+        if raw.probe_address.is_some() && probe_address.is_none() {
+            return None;
+        }
         Some(Server {
             role,
             name: name?,
             address: address?,
+            probe_address,
             services,
             probe_account,
         })

@@ -23,6 +23,21 @@ async fn session(rec: &mut Recorder<'_>) -> Result<(), Failure> {
     if greeting.code != 220 {
         return Err(rec.critical(format!("server refused the session: greeting {greeting}")));
     }
+    // RFC 5321 §4.3.1/§4.2: the greeting's first word is the server's own domain. One that
+    // names another host of the site is that host answering (mailserver2 holding the
+    // address, or a probe that reached itself): counting it as the server up would make the
+    // watch fail back to a server that is still down.
+    if let Some(name) = greeting_domain(&greeting)
+        && let Some(ours) = target
+            .foreign_names
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(name))
+    {
+        return Err(rec.critical(format!(
+            "the greeting names {ours}, not this server: another host of the site answered \
+             ({greeting})"
+        )));
+    }
     rec.ok(greeting.to_string());
     rec.highlight("220 greeting");
 
@@ -55,6 +70,11 @@ async fn session(rec: &mut Recorder<'_>) -> Result<(), Failure> {
     rec.begin("quit");
     quit(rec, &mut conn).await;
     Ok(())
+}
+
+/// The domain a 220 greeting announces (its first word).
+fn greeting_domain(greeting: &Reply) -> Option<&str> {
+    greeting.lines.first()?.split_whitespace().next()
 }
 
 async fn read_reply(conn: &mut Conn) -> Result<Reply, ConnError> {

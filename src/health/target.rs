@@ -154,6 +154,9 @@ pub struct Target {
     pub timeout: Duration,
     /// Name given in EHLO.
     pub helo: String,
+    /// Names that belong to other hosts (mailserver2, this host): an SMTP greeting that names
+    /// one came from them, not from the server probed, so it never counts as that server up.
+    pub foreign_names: Vec<String>,
 }
 
 impl Target {

@@ -143,6 +143,7 @@ pub fn parse(text: &str, defaults: &UrlDefaults) -> Result<Target, UrlError> {
         account,
         timeout: defaults.timeout,
         helo: defaults.helo.clone(),
+        foreign_names: Vec::new(),
     })
 }
 

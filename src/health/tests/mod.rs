@@ -74,6 +74,7 @@ pub(super) fn target(scheme: Scheme, port: u16, starttls: StartTls, account: boo
         }),
         timeout: Duration::from_millis(500),
         helo: "probe.test".into(),
+        foreign_names: Vec::new(),
     }
 }
 

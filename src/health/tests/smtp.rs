@@ -46,6 +46,28 @@ async fn greeting_554_is_critical() {
 }
 
 #[tokio::test]
+async fn a_greeting_naming_another_host_of_the_site_is_critical() {
+    // mailserver2 answering at an address it took over must never read as mailserver1 up.
+    let (port, _srv) = serve(vec![Say("220 MX2.test ESMTP posta\r\n"), Hang]).await;
+    let mut t = target(Scheme::Smtp, port, StartTls::No, false);
+    t.foreign_names = vec!["mx2.test".into()];
+    let r = probe(&t).await;
+    assert_eq!(r.status, Status::Critical);
+    assert_eq!(
+        r.summary,
+        "the greeting names mx2.test, not this server: another host of the site answered \
+         (220 MX2.test ESMTP posta)"
+    );
+    // The same name later in the text is not the server's domain.
+    let (port, _srv) = serve(vec![Say("220 mx1.test ESMTP mx2.test\r\n"), Hang]).await;
+    let mut t = target(Scheme::Smtp, port, StartTls::No, false);
+    t.foreign_names = vec!["mx2.test".into()];
+    let r = probe(&t).await;
+    let greeting = r.steps.iter().find(|s| s.name == "greeting").unwrap();
+    assert_eq!(greeting.status, Status::Ok, "{:?}", r.steps);
+}
+
+#[tokio::test]
 async fn garbage_is_critical() {
     let (port, _srv) = serve(vec![Say("HTTP/1.1 400 Bad Request\r\n"), Hang]).await;
     let r = probe(&target(Scheme::Smtp, port, StartTls::Auto, false)).await;
