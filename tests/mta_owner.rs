@@ -1,0 +1,186 @@
+//! Mail private on disk (issue 14 item 7): `posta mta` started as root with
+//! `--maildir-owner` binds its port, drops to that user, and writes Maildirs a real Dovecot,
+//! running mail as that user, serves and modifies: files 0600, directories 0700.
+//!
+//! The failure it reproduces: the mta ran as root and made `root:root 0755` Maildirs with
+//! `0644` files, readable by every local user, and Dovecot (as vmail) could not create its
+//! `dovecot-uidlist` in them (`file_dotlock_create(...) failed: Permission denied`).
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use support::posta_mta::{PostaMta, Smtp, message, send_one};
+use support::sys::{VMAIL_USER, server_dir, vmail_ids};
+use support::{Ca, Dovecot};
+
+const BIN: &str = env!("CARGO_BIN_EXE_posta");
+
+/// Every entry under `root` (itself included) as (path, mode bits, uid, gid, is a directory).
+fn tree(root: &Path) -> Vec<(String, u32, u32, u32, bool)> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let m = fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            for e in fs::read_dir(&p).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+        }
+        out.push((
+            p.display().to_string(),
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid(),
+            m.is_dir(),
+        ));
+    }
+    out.sort();
+    out
+}
+
+/// The `Uid:` or `Gid:` line of /proc/PID/status: real, effective, saved, filesystem.
+fn ids(pid: u32, key: &str) -> Vec<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// Logs in to Dovecot's POP3, takes every message (their bodies) and deletes them all.
+fn pop3_take_all(dovecot: &Dovecot, user: &str, password: &str) -> Vec<String> {
+    let mut c = Smtp::connect_pop3(dovecot.pop3_port()).unwrap();
+    assert!(c.cmd(&format!("USER {user}")).unwrap().starts_with("+OK"));
+    let r = c.cmd(&format!("PASS {password}")).unwrap();
+    assert!(r.starts_with("+OK"), "{r}\n{}", dovecot_log(dovecot));
+    let list = c.multiline("LIST").unwrap();
+    let mut bodies = Vec::new();
+    for n in 1..=list.len() {
+        bodies.push(c.multiline(&format!("RETR {n}")).unwrap().join("\n"));
+        let r = c.cmd(&format!("DELE {n}")).unwrap();
+        assert!(r.starts_with("+OK"), "DELE {n}: {r}");
+    }
+    let r = c.cmd("QUIT").unwrap();
+    assert!(r.starts_with("+OK"), "QUIT (the expunge): {r}");
+    bodies
+}
+
+fn dovecot_log(d: &Dovecot) -> String {
+    fs::read_to_string(d.log()).unwrap_or_default()
+}
+
+/// Fixed by `--maildir-owner`: the mta binds, then setgroups/setgid/setuid to posta-vmail
+/// (as Postfix's set_ugid does), and creates Maildir files 0600 and directories 0700, so
+/// they are that user's alone and Dovecot, running as it, reads and rewrites them.
+#[test]
+fn maildirs_belong_to_the_owner_and_dovecot_serves_and_expunges_them() {
+    let (uid, gid) = vmail_ids();
+    let ca = Ca::get();
+    let base = server_dir("posta-mta-owner-");
+    // The mta makes the root itself: it must come out the owner's too.
+    let root = base.path().join("vmail");
+    let dovecot = Dovecot::start_on(ca, &[("ana", "pw-ana")], &root);
+    let mta = PostaMta::start(
+        BIN,
+        base.path(),
+        &[
+            "--hostname".into(),
+            "mailserver2.example.org".into(),
+            "--domain".into(),
+            "example.org".into(),
+            "--maildir".into(),
+            root.display().to_string(),
+            "--maildir-owner".into(),
+            VMAIL_USER.into(),
+        ],
+    );
+
+    // Sessions never run as root: real, effective, saved and filesystem ids are the owner's,
+    // and no supplementary group of root's is kept.
+    let pid = mta.child.id();
+    assert_eq!(ids(pid, "Uid:"), vec![uid; 4], "{}", mta.log_tail());
+    assert_eq!(ids(pid, "Gid:"), vec![gid; 4], "{}", mta.log_tail());
+    let groups = ids(pid, "Groups:");
+    assert!(groups.iter().all(|g| *g == gid), "groups {groups:?}");
+
+    for i in 0..2 {
+        let m = message(
+            &format!("owner-{i}"),
+            "carlos@example.net",
+            "ana@example.org",
+            "hi",
+        );
+        let r = send_one(mta.port, "carlos@example.net", &["ana@example.org"], &m);
+        assert!(
+            r.as_ref().is_ok_and(|r| r.starts_with("250")),
+            "{r:?}\n{}",
+            mta.log_tail()
+        );
+    }
+    let written = tree(&root);
+    assert!(
+        written.len() >= 7,
+        "root, ana, cur/new/tmp, 2 files: {written:#?}"
+    );
+    for (path, mode, u, g, is_dir) in &written {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(
+            (*mode, *u, *g),
+            (want, uid, gid),
+            "{path}: mode {mode:o} owner {u}:{g}, want {want:o} {uid}:{gid}"
+        );
+    }
+
+    let first = pop3_take_all(&dovecot, "ana", "pw-ana");
+    assert_eq!(first.len(), 2, "{}", dovecot_log(&dovecot));
+    assert!(
+        first.iter().any(|b| b.contains("owner-0@posta.test")),
+        "{first:?}"
+    );
+    assert!(
+        root.join("ana/dovecot-uidlist").is_file(),
+        "{}",
+        dovecot_log(&dovecot)
+    );
+
+    // Delivered after Dovecot made its uidlist: Dovecot must still be able to update it.
+    let m = message(
+        "owner-late",
+        "carlos@example.net",
+        "ana@example.org",
+        "late",
+    );
+    let r = send_one(mta.port, "carlos@example.net", &["ana@example.org"], &m);
+    assert!(
+        r.as_ref().is_ok_and(|r| r.starts_with("250")),
+        "{r:?}\n{}",
+        mta.log_tail()
+    );
+    let late: Vec<_> = fs::read_dir(root.join("ana/new")).unwrap().collect();
+    assert_eq!(late.len(), 1);
+    let meta = late[0].as_ref().unwrap().metadata().unwrap();
+    assert_eq!(
+        (meta.mode() & 0o777, meta.uid(), meta.gid()),
+        (0o600, uid, gid)
+    );
+    let second = pop3_take_all(&dovecot, "ana", "pw-ana");
+    assert_eq!(second.len(), 1, "{}", dovecot_log(&dovecot));
+    assert!(second[0].contains("owner-late@posta.test"), "{second:?}");
+
+    // Expunged: nothing left in the mailbox, and Dovecot logged no error doing it.
+    for sub in ["new", "cur"] {
+        let left: Vec<_> = fs::read_dir(root.join("ana").join(sub)).unwrap().collect();
+        assert!(left.is_empty(), "{sub}/ still holds {left:?}");
+    }
+    let log = dovecot_log(&dovecot);
+    assert!(log.contains("expunge"), "no expunge logged:\n{log}");
+    for bad in ["Error:", "Fatal:", "Permission denied"] {
+        assert!(!log.contains(bad), "Dovecot logged {bad:?}:\n{log}");
+    }
+}
