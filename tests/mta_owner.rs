@@ -101,8 +101,11 @@ fn maildirs_belong_to_the_owner_and_dovecot_serves_and_expunges_them() {
         ],
     );
 
-    // Sessions never run as root: real, effective, saved and filesystem ids are the owner's,
-    // and no supplementary group of root's is kept.
+    // Sessions never run as root: the port accepts as soon as it is bound, but the first
+    // session (its 220) starts only after the drop. From then on real, effective, saved and
+    // filesystem ids are the owner's, and no supplementary group of root's is kept.
+    let greeted = Smtp::connect(mta.port);
+    assert!(greeted.is_ok(), "{}", mta.log_tail());
     let pid = mta.child.id();
     assert_eq!(ids(pid, "Uid:"), vec![uid; 4], "{}", mta.log_tail());
     assert_eq!(ids(pid, "Gid:"), vec![gid; 4], "{}", mta.log_tail());
@@ -183,4 +186,78 @@ fn maildirs_belong_to_the_owner_and_dovecot_serves_and_expunges_them() {
     for bad in ["Error:", "Fatal:", "Permission denied"] {
         assert!(!log.contains(bad), "Dovecot logged {bad:?}:\n{log}");
     }
+}
+
+/// A queue an earlier run left as root (its lock, a state file) becomes the owner's before the
+/// drop, so the relay role runs unprivileged too; relayed mail is queued 0600, the owner's,
+/// in 0700 directories, and `posta queue flush` (run by root) still reaches the control socket.
+#[test]
+fn a_root_owned_queue_is_handed_to_the_owner_before_the_drop() {
+    let (uid, gid) = vmail_ids();
+    let base = server_dir("posta-mta-owner-q-");
+    let queue = base.path().join("queue");
+    fs::create_dir_all(queue.join("state")).unwrap();
+    fs::write(queue.join("lock"), b"").unwrap();
+    fs::write(queue.join("state/left-by-root.json"), b"{}").unwrap();
+    let mta = PostaMta::start(
+        BIN,
+        base.path(),
+        &[
+            "--hostname".into(),
+            "mx.friend.test".into(),
+            "--relay-domain".into(),
+            "example.org".into(),
+            "--queue".into(),
+            queue.display().to_string(),
+            "--relay-to".into(),
+            "127.0.0.1:9".into(),
+            "--relay-tls".into(),
+            "none".into(),
+            "--retry-min".into(),
+            "1h".into(),
+            "--maildir-owner".into(),
+            VMAIL_USER.into(),
+        ],
+    );
+    assert!(Smtp::connect(mta.port).is_ok(), "{}", mta.log_tail());
+    assert_eq!(
+        ids(mta.child.id(), "Uid:"),
+        vec![uid; 4],
+        "{}",
+        mta.log_tail()
+    );
+    let m = message("owner-q", "carlos@example.net", "ana@example.org", "queued");
+    let r = send_one(mta.port, "carlos@example.net", &["ana@example.org"], &m);
+    assert!(
+        r.as_ref().is_ok_and(|r| r.starts_with("250")),
+        "{r:?}\n{}",
+        mta.log_tail()
+    );
+    let queued: Vec<_> = fs::read_dir(queue.join("active")).unwrap().collect();
+    assert_eq!(queued.len(), 1, "{}", mta.log_tail());
+    for (path, mode, u, g, is_dir) in tree(&queue) {
+        assert_eq!((u, g), (uid, gid), "{path} is {u}:{g}");
+        let new = path.contains("/active") || path.ends_with("/tmp") || path.ends_with("/hold");
+        if is_dir && new {
+            assert_eq!(mode, 0o700, "{path}: {mode:o}");
+        }
+        if path.contains("/active/") {
+            assert_eq!(mode, 0o600, "{path}: {mode:o}");
+        }
+    }
+    let flush = std::process::Command::new(BIN)
+        .args(["queue", "--queue"])
+        .arg(&queue)
+        .arg("--control-socket")
+        .arg(&mta.control)
+        .arg("flush")
+        .env_remove("POSTA_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        flush.status.success(),
+        "posta queue flush: {}\n{}",
+        String::from_utf8_lossy(&flush.stderr),
+        mta.log_tail()
+    );
 }
