@@ -10,6 +10,7 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use support::posta_mta::{PostaMta, Smtp, message, send_one};
@@ -259,5 +260,74 @@ fn a_root_owned_queue_is_handed_to_the_owner_before_the_drop() {
         "posta queue flush: {}\n{}",
         String::from_utf8_lossy(&flush.stderr),
         mta.log_tail()
+    );
+}
+
+/// The systemd unit's model: started as the owner itself (never root), the mta goes on as it
+/// and writes the same private Maildirs into a root the administrator gave that user.
+#[test]
+fn started_as_the_owner_it_runs_as_it_and_writes_private_maildirs() {
+    let (uid, gid) = vmail_ids();
+    let base = server_dir("posta-mta-owner-u-");
+    let root = base.path().join("vmail");
+    fs::create_dir(&root).unwrap();
+    std::os::unix::fs::chown(&root, Some(uid), Some(gid)).unwrap();
+    let mta = PostaMta::start_as(
+        BIN,
+        base.path(),
+        &[
+            "--hostname".into(),
+            "mailserver2.example.org".into(),
+            "--domain".into(),
+            "example.org".into(),
+            "--maildir".into(),
+            root.display().to_string(),
+            "--maildir-owner".into(),
+            VMAIL_USER.into(),
+        ],
+        (uid, gid),
+    );
+    let m = message("owner-u", "carlos@example.net", "ana@example.org", "hi");
+    let r = send_one(mta.port, "carlos@example.net", &["ana@example.org"], &m);
+    assert!(
+        r.as_ref().is_ok_and(|r| r.starts_with("250")),
+        "{r:?}\n{}",
+        mta.log_tail()
+    );
+    assert_eq!(ids(mta.child.id(), "Uid:"), vec![uid; 4]);
+    for (path, mode, u, g, is_dir) in tree(&root.join("ana")) {
+        let want = if is_dir { 0o700 } else { 0o600 };
+        assert_eq!((mode, u, g), (want, uid, gid), "{path}: {mode:o} {u}:{g}");
+    }
+}
+
+/// Started as some other unprivileged user, the mta cannot write as the owner: it refuses to
+/// start and says how to run it, rather than answer 451 to every message.
+#[test]
+fn started_as_another_user_it_refuses_to_start() {
+    vmail_ids();
+    let (uid, gid) = support::sys::user_ids("nobody");
+    let base = server_dir("posta-mta-owner-n-");
+    let out = std::process::Command::new(BIN)
+        .args(["mta", "--listen", "127.0.0.1:0", "--domain", "example.org"])
+        .arg("--maildir")
+        .arg(base.path().join("vmail"))
+        .args(["--maildir-owner", VMAIL_USER])
+        .env_remove("POSTA_CONFIG")
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "runs as uid {uid} gid {gid}, not as the Maildir owner {VMAIL_USER}"
+        )),
+        "{err}"
+    );
+    assert!(
+        !base.path().join("vmail").exists(),
+        "nothing made before the refusal"
     );
 }

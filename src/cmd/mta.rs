@@ -255,6 +255,14 @@ async fn run(settings: Settings) -> u8 {
 }
 
 async fn start(settings: Settings) -> Result<u8, String> {
+    // Before anything is made on disk: who runs this cannot become the owner or write as it.
+    let drop_root = match &settings.owner {
+        Some(owner) => {
+            let (uid, gid) = (nix::unistd::Uid::effective(), nix::unistd::Gid::effective());
+            owner.must_drop(uid, gid).map_err(|e| e.to_string())?
+        }
+        None => false,
+    };
     let tables = load_tables(&settings).map_err(|e| e.to_string())?;
     let recipients = match &settings.recipients {
         Some(p) => Some(Recipients::load(p).map_err(|e| e.to_string())?),
@@ -314,7 +322,7 @@ async fn start(settings: Settings) -> Result<u8, String> {
     // Every port is bound and every root-only file read (TLS key, POP3 users): no session
     // ever runs as root.
     match &settings.owner {
-        Some(owner) => become_owner(&settings, owner, control.is_some())?,
+        Some(owner) => become_owner(&settings, owner, drop_root, control.is_some())?,
         None if nix::unistd::Uid::effective().is_root() && settings.maildir.is_some() => warn!(
             "running as root without --maildir-owner: the Maildirs are root's, and a Dovecot \
              running mail as another user cannot use them"
@@ -434,10 +442,14 @@ fn router(settings: &Settings) -> Result<Router, String> {
 /// Once every port is bound: the queue (posta's own, perhaps left by a run as root) and the
 /// control socket become the owner's, then the process does for good. Either way the owner
 /// must be able to write where mail goes, or nothing starts.
-fn become_owner(settings: &Settings, owner: &Owner, control: bool) -> Result<(), String> {
+fn become_owner(
+    settings: &Settings,
+    owner: &Owner,
+    drop_root: bool,
+    control: bool,
+) -> Result<(), String> {
     let err = |e: crate::mta::owner::OwnerError| e.to_string();
-    let (uid, gid) = (nix::unistd::Uid::effective(), nix::unistd::Gid::effective());
-    if owner.must_drop(uid, gid).map_err(err)? {
+    if drop_root {
         if let Some(queue) = &settings.queue {
             owner.claim_tree(queue).map_err(err)?;
         }
