@@ -1762,7 +1762,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__mta)
-            opts="-c -v -h -V --listen --hostname --domain --relay-domain --maildir --queue --control-socket --relay-to --relay-tls --ca-file --mx-port --dns-server --access --virtusertable --local-host-names --recipients --verify-recipients --pop3-listen --pop3s-listen --pop3-users --pop3-max-per-ip --tls-cert --tls-key --max-message-size --max-recipients --max-connections --max-per-ip --timeout --retry-min --retry-max --lifetime --min-free --config --log-format --verbose --help --version explain passwd help"
+            opts="-c -v -h -V --listen --hostname --domain --relay-domain --maildir --maildir-owner --queue --control-socket --relay-to --relay-tls --ca-file --mx-port --dns-server --access --virtusertable --local-host-names --recipients --verify-recipients --pop3-listen --pop3s-listen --pop3-users --pop3-max-per-ip --tls-cert --tls-key --max-message-size --max-recipients --max-connections --max-per-ip --timeout --retry-min --retry-max --lifetime --min-free --config --log-format --verbose --help --version explain passwd help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1785,6 +1785,10 @@ _posta() {
                     return 0
                     ;;
                 --maildir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --maildir-owner)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

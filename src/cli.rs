@@ -597,6 +597,11 @@ pub struct MtaRunArgs {
     /// template such as /var/vmail/%u/Maildir
     #[arg(long, value_name = "DIR")]
     pub maildir: Option<PathBuf>,
+    /// Who the Maildirs belong to (Dovecot's mail user, e.g. vmail): started as root, the mta
+    /// binds its ports, then runs as this user and group for good, so files are 0600 and
+    /// directories 0700, its own; started as that user, it goes on as it is
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub maildir_owner: Option<String>,
     /// The durable queue for relayed mail
     #[arg(long, value_name = "DIR")]
     pub queue: Option<PathBuf>,

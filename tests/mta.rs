@@ -271,6 +271,9 @@ fn mx20_maildir_served_by_dovecot_and_migrated_home() {
             "example.org",
             "--maildir",
             &path(&root),
+            // Dovecot runs mail as posta-vmail: the Maildirs must be that user's.
+            "--maildir-owner",
+            support::sys::VMAIL_USER,
             "--recipients",
             &path(&rcpts),
             "--tls-cert",

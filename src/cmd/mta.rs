@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::{ExplainArgs, MtaArgs, MtaCommand, MtaRunArgs, RelayTlsArg};
 use crate::config::MtaSection;
+use crate::mta::owner::Owner;
 use crate::mta::policy::{Domains, Verdict, decide};
 use crate::mta::pop3::{self, Pop3Config};
 use crate::mta::recipients::Recipients;
@@ -22,7 +23,7 @@ use crate::mta::spool::Spool;
 use crate::mta::tables::{Access, LocalHostNames, TableError, Tables, VirtUser, lint};
 use crate::mta::users::Users;
 use crate::mta::verify::Verifier;
-use crate::mta::{control, tls};
+use crate::mta::{control, maildir, tls};
 
 pub fn execute(config: Option<PathBuf>, args: MtaArgs) -> u8 {
     match args.command {
@@ -88,6 +89,7 @@ fn merge(site: MtaSection, site_ca: Option<PathBuf>, a: &MtaRunArgs) -> Result<M
         domain: strings(&a.domain, site.domains),
         relay_domain: strings(&a.relay_domain, site.relay_domains),
         maildir: a.maildir.clone().or(site.maildir),
+        maildir_owner: a.maildir_owner.clone().or(site.maildir_owner),
         queue: a.queue.clone().or(site.queue),
         control_socket: a.control_socket.clone().or(site.control_socket),
         relay_to: a.relay_to.clone().or(site.relay_to),
@@ -146,6 +148,9 @@ fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, Str
     let relay = domains(settings::relay_domain, "--relay-domain", &a.relay_domain)?;
     s.domains.relay.extend(relay);
     s.maildir = a.maildir.clone();
+    if let Some(spec) = &a.maildir_owner {
+        s.owner = Some(Owner::resolve(spec).map_err(|e| e.to_string())?);
+    }
     s.queue = a.queue.clone();
     if let Some(p) = &a.control_socket {
         s.control_socket = p.clone();
@@ -250,6 +255,14 @@ async fn run(settings: Settings) -> u8 {
 }
 
 async fn start(settings: Settings) -> Result<u8, String> {
+    // Before anything is made on disk: who runs this cannot become the owner or write as it.
+    let drop_root = match &settings.owner {
+        Some(owner) => {
+            let (uid, gid) = (nix::unistd::Uid::effective(), nix::unistd::Gid::effective());
+            owner.must_drop(uid, gid).map_err(|e| e.to_string())?
+        }
+        None => false,
+    };
     let tables = load_tables(&settings).map_err(|e| e.to_string())?;
     let recipients = match &settings.recipients {
         Some(p) => Some(Recipients::load(p).map_err(|e| e.to_string())?),
@@ -288,9 +301,12 @@ async fn start(settings: Settings) -> Result<u8, String> {
         None => (None, None, None),
     };
     if let Some(root) = &settings.maildir {
-        let root = crate::mta::maildir::base(root);
-        std::fs::create_dir_all(&root)
-            .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        let root = maildir::base(root);
+        match &settings.owner {
+            Some(owner) => owner.claim_dir(&root).map_err(|e| e.to_string())?,
+            None => std::fs::create_dir_all(&root)
+                .map_err(|e| format!("cannot create {}: {e}", root.display()))?,
+        }
     }
     let mut listeners = Vec::new();
     for addr in &settings.listen {
@@ -298,6 +314,20 @@ async fn start(settings: Settings) -> Result<u8, String> {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         listeners.push(l);
+    }
+    let pop3 = match &settings.pop3 {
+        Some(p) => Some(bind_pop3(p).await?),
+        None => None,
+    };
+    // Every port is bound and every root-only file read (TLS key, POP3 users): no session
+    // ever runs as root.
+    match &settings.owner {
+        Some(owner) => become_owner(&settings, owner, drop_root, control.is_some())?,
+        None if nix::unistd::Uid::effective().is_root() && settings.maildir.is_some() => warn!(
+            "running as root without --maildir-owner: the Maildirs are root's, and a Dovecot \
+             running mail as another user cannot use them"
+        ),
+        None => {}
     }
     let (flush_tx, flush_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -347,8 +377,10 @@ async fn start(settings: Settings) -> Result<u8, String> {
         let stop = stop_rx.clone();
         tasks.spawn(async move { control::serve(control, &socket, flush_tx, stop).await });
     }
-    let pop3 = match &settings.pop3 {
-        Some(p) => Some(start_pop3(&settings, p, acceptor, &stop_rx, &mut tasks).await?),
+    let pop3 = match pop3 {
+        Some(bound) => Some(start_pop3(
+            &settings, bound, acceptor, &stop_rx, &mut tasks,
+        )?),
         None => None,
     };
     info!(listen = ?settings.listen, hostname = %settings.limits.hostname, "posta mta started");
@@ -407,15 +439,80 @@ fn router(settings: &Settings) -> Result<Router, String> {
     Router::new(SelfIdentity { names, addrs }, &opts).map_err(|e| format!("{e:#}"))
 }
 
-/// The POP3 listeners (plain with STLS, and implicit TLS) over the Maildirs.
-async fn start_pop3(
+/// Once every port is bound: the queue (posta's own, perhaps left by a run as root) and the
+/// control socket become the owner's, then the process does for good. Either way the owner
+/// must be able to write where mail goes, or nothing starts.
+fn become_owner(
     settings: &Settings,
-    p: &crate::mta::settings::Pop3,
+    owner: &Owner,
+    drop_root: bool,
+    control: bool,
+) -> Result<(), String> {
+    let err = |e: crate::mta::owner::OwnerError| e.to_string();
+    if drop_root {
+        if let Some(queue) = &settings.queue {
+            owner.claim_tree(queue).map_err(err)?;
+        }
+        if control {
+            owner.claim_file(&settings.control_socket).map_err(err)?;
+        }
+        if let Some(root) = &settings.maildir
+            && settings.queue.is_none()
+        {
+            let spill = maildir::spill_dir(root);
+            if spill.exists() {
+                owner.claim_tree(&spill).map_err(err)?;
+            }
+        }
+        owner.become_owner().map_err(err)?;
+        info!(user = %owner.user, uid = %owner.uid, gid = %owner.gid, "dropped root");
+    }
+    for dir in [
+        settings.maildir.as_deref().map(maildir::base),
+        settings.queue.clone(),
+    ]
+    .iter()
+    .flatten()
+    {
+        owner.check_writable(dir).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The POP3 listeners (plain with STLS, and implicit TLS), bound, and the users file, read:
+/// both before the drop from root.
+struct Pop3Bound {
+    users: Users,
+    listeners: Vec<(tokio::net::TcpListener, bool)>,
+}
+
+async fn bind_pop3(p: &crate::mta::settings::Pop3) -> Result<Pop3Bound, String> {
+    let users = Users::load(&p.users).map_err(|e| e.to_string())?;
+    let addrs = p
+        .listen
+        .iter()
+        .map(|a| (a, false))
+        .chain(p.listen_tls.iter().map(|a| (a, true)));
+    let mut listeners = Vec::new();
+    for (addr, tls) in addrs {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} for POP3: {e}"))?;
+        listeners.push((l, tls));
+    }
+    Ok(Pop3Bound { users, listeners })
+}
+
+/// Serves POP3 over the Maildirs on the listeners [`bind_pop3`] bound.
+fn start_pop3(
+    settings: &Settings,
+    bound: Pop3Bound,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     stop: &watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<std::io::Result<()>>,
 ) -> Result<Arc<Pop3Config>, String> {
-    let users = Users::load(&p.users).map_err(|e| e.to_string())?;
+    let p = settings.pop3.as_ref().ok_or("POP3 needs --pop3-listen")?;
+    let users = bound.users;
     let root = settings.maildir.clone().ok_or("POP3 needs --maildir")?;
     let mut cfg = Pop3Config::new(root, users);
     cfg.tls = acceptor;
@@ -425,15 +522,8 @@ async fn start_pop3(
     let mut tls_cfg = (*cfg).clone();
     tls_cfg.implicit_tls = true;
     let tls_cfg = Arc::new(tls_cfg);
-    let listeners = p
-        .listen
-        .iter()
-        .map(|a| (a, &cfg))
-        .chain(p.listen_tls.iter().map(|a| (a, &tls_cfg)));
-    for (addr, c) in listeners {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} for POP3: {e}"))?;
+    for (l, implicit_tls) in bound.listeners {
+        let c = if implicit_tls { &tls_cfg } else { &cfg };
         let (c, mut stop) = (Arc::clone(c), stop.clone());
         tasks.spawn(async move {
             let shutdown = async move { crate::mta::server::stopped(&mut stop).await };
@@ -489,7 +579,7 @@ async fn signals(
 
 /// `user:{SHA512-CRYPT}...` for the POP3 users file; the password comes from stdin.
 fn passwd(user: &str) -> u8 {
-    if crate::mta::maildir::user_dir(Path::new("/"), user).is_none() {
+    if maildir::user_dir(Path::new("/"), user).is_none() {
         eprintln!("posta mta passwd: {user:?} is not a usable user name");
         return EXIT_USAGE;
     }

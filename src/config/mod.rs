@@ -149,6 +149,8 @@ pub struct MtaSection {
     pub domains: Vec<String>,
     pub relay_domains: Vec<String>,
     pub maildir: Option<PathBuf>,
+    /// `USER` or `USER:GROUP`: whose the Maildirs are and who the mta runs as.
+    pub maildir_owner: Option<String>,
     pub queue: Option<PathBuf>,
     /// The queue's control socket [default: /run/posta/mta.sock].
     pub control_socket: Option<PathBuf>,

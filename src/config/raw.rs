@@ -68,6 +68,7 @@ pub struct RawMta {
     pub domains: Option<Field<Vec<String>>>,
     pub relay_domains: Option<Field<Vec<String>>>,
     pub maildir: Option<Field<String>>,
+    pub maildir_owner: Option<Field<String>>,
     pub queue: Option<Field<String>>,
     pub control_socket: Option<Field<String>>,
     pub relay_to: Option<Field<String>>,

@@ -84,6 +84,7 @@ fn mta_section_is_typed_and_located() {
     assert_eq!(mta.domains, vec!["laorganizacion.org".to_string()]);
     assert_eq!(mta.lifetime, Some(Duration::from_secs(5 * 86_400)));
     assert_eq!(mta.recipients, Some(dir.path().join("recipients")));
+    assert_eq!(mta.maildir_owner.as_deref(), Some("vmail"));
     let bad = text
         .replace("listen = [\"0.0.0.0:25\"]", "listen = [\"0.0.0.0\"]")
         .replace("lifetime = \"5d\"", "lifetime = \"5 days\"")

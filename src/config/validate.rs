@@ -488,6 +488,7 @@ impl Validator<'_> {
                 .get(&t.relay_domains, "relay_domains")
                 .unwrap_or_default(),
             maildir: path(self, &t.maildir, "maildir"),
+            maildir_owner: self.get(&t.maildir_owner, "maildir_owner"),
             queue: path(self, &t.queue, "queue"),
             control_socket: path(self, &t.control_socket, "control_socket"),
             relay_to: self.get(&t.relay_to, "relay_to"),

@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -43,6 +44,12 @@ pub fn base(root: &Path) -> PathBuf {
     }
 }
 
+/// Where a Maildir-only mta spools big messages while they arrive: in the root, under a name
+/// no user can have (a leading dot), so on the same file system as the Maildirs.
+pub fn spill_dir(root: &Path) -> PathBuf {
+    base(root).join(".posta-spill")
+}
+
 /// Creates `dir/{tmp,new,cur}` when missing, fsyncing the parents so a new mailbox survives
 /// a crash along with the message put in it.
 pub fn ensure(dir: &Path) -> io::Result<()> {
@@ -50,8 +57,13 @@ pub fn ensure(dir: &Path) -> io::Result<()> {
         return Ok(());
     }
     let created = !dir.exists();
+    // 0700, the user's directory and a `%u/Maildir` template's `%u` (Dovecot's home) too: a
+    // mailbox is its owner's alone, as Postfix's virtual(8) makes its Maildir directories.
     for sub in ["tmp", "new", "cur"] {
-        fs::create_dir_all(dir.join(sub))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir.join(sub))?;
     }
     sync_dir(dir)?;
     if created {
@@ -94,6 +106,7 @@ pub fn delivery_name(hostname: &str, size: u64, crlf_size: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn user_names_stay_inside_the_root() {
@@ -122,6 +135,8 @@ mod tests {
         ensure(&dir).unwrap();
         for sub in ["tmp", "new", "cur"] {
             assert!(dir.join(sub).is_dir());
+            let mode = fs::metadata(dir.join(sub)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{sub}");
         }
         let (a, b) = (unique_name("mx2", 10), unique_name("mx2", 10));
         assert_ne!(a, b);

@@ -7,6 +7,7 @@
 //! - `session`  one SMTP session as a state machine with no I/O.
 //! - `server`   the tokio listener that drives sessions: limits, timeouts, STARTTLS.
 //! - `store`    group-committed fsyncs before 250; `maildir` and `spool` say where files go.
+//! - `owner`    whose the Maildirs are, and dropping root to that user after binding.
 //! - `relay`    the queue runner: retries with backoff, per-destination down state, flush.
 //! - `route`    where a queued message goes next: a smarthost, or the domain's MX hosts more
 //!   preferred than us (never back to ourselves).
@@ -20,6 +21,7 @@
 pub mod control;
 pub mod dsn;
 pub mod maildir;
+pub mod owner;
 pub mod policy;
 pub mod pop3;
 pub mod recipients;

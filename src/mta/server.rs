@@ -104,7 +104,7 @@ impl Mta {
     ) -> std::io::Result<Mta> {
         let spill_dir = match (&spool, &settings.maildir) {
             (Some(spool), _) => Some(spool.tmp_dir()),
-            (None, Some(root)) => Some(maildir::base(root).join(".posta-spill")),
+            (None, Some(root)) => Some(maildir::spill_dir(root)),
             (None, None) => None,
         };
         if let Some(dir) = &spill_dir {

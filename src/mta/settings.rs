@@ -79,6 +79,8 @@ pub struct Settings {
     pub domains: Domains,
     /// Local delivery: users' Maildirs under this root.
     pub maildir: Option<PathBuf>,
+    /// Whose the Maildirs are, and who the mta runs as once its ports are bound.
+    pub owner: Option<super::owner::Owner>,
     /// Store-and-forward: the queue directory.
     pub queue: Option<PathBuf>,
     /// The queue's control socket (`posta queue flush`), outside the queue directory.
@@ -122,6 +124,7 @@ impl Settings {
             },
             domains: Domains::default(),
             maildir: None,
+            owner: None,
             queue: None,
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             next_hop: NextHop::Mx {

@@ -24,6 +24,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -139,8 +140,12 @@ fn valid_id(id: &str) -> bool {
 impl Spool {
     /// Opens (creating) a queue directory.
     pub fn open(root: &Path) -> io::Result<Spool> {
+        // Owner-only, like the mail in it.
         for sub in ["tmp", "active", "hold", "state", "corrupt"] {
-            fs::create_dir_all(root.join(sub))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root.join(sub))?;
         }
         Ok(Spool {
             root: root.to_path_buf(),

@@ -410,9 +410,11 @@ fn write_all(job: &Job, known: &mut HashSet<PathBuf>) -> Result<Vec<Written>, io
                 known.insert(m.clone());
             }
             let tmp = t.tmp_dir.join(&t.name);
+            // Mail is its owner's alone (Postfix's virtual(8) writes 0600 too).
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&tmp)?;
             let wrote = file
                 .write_all(&t.prefix)

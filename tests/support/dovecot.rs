@@ -27,12 +27,27 @@ pub struct Dovecot {
     dir: tempfile::TempDir,
     ports: [u16; 5],
     running: bool,
+    /// `mail_location`'s root: user U's Maildir is `ROOT/U` (see [`Dovecot::start_on`]);
+    /// None for the default `DIR/mail/U/Maildir`.
+    mail_root: Option<PathBuf>,
 }
 
 impl Dovecot {
     /// Starts Dovecot serving `users` (name, password) with `ca`'s leaf certificate; returns
     /// once all five listeners accept connections.
     pub fn start(ca: &Ca, users: &[(&str, &str)]) -> Dovecot {
+        Dovecot::start_with(ca, users, None)
+    }
+
+    /// Starts Dovecot serving the Maildirs someone else writes: user U's is `mail_root/U`
+    /// (`mail_location = maildir:ROOT/%u`, `posta mta --maildir ROOT`'s layout). Nothing is
+    /// created there: whoever delivers makes the Maildirs, and their owner and modes are what
+    /// the test checks.
+    pub fn start_on(ca: &Ca, users: &[(&str, &str)], mail_root: &Path) -> Dovecot {
+        Dovecot::start_with(ca, users, Some(mail_root.to_path_buf()))
+    }
+
+    fn start_with(ca: &Ca, users: &[(&str, &str)], mail_root: Option<PathBuf>) -> Dovecot {
         require_root();
         let dovecot = require_tool("dovecot");
         require_tool("doveadm");
@@ -43,6 +58,7 @@ impl Dovecot {
             dir,
             ports,
             running: false,
+            mail_root,
         };
 
         let mail = d.path().join("mail");
@@ -51,6 +67,9 @@ impl Dovecot {
         let mut passwd = String::new();
         for (user, password) in users {
             passwd.push_str(&format!("{user}:{{PLAIN}}{password}\n"));
+            if d.mail_root.is_some() {
+                continue;
+            }
             // Pre-create the Maildir so tests can seed messages before the first login.
             let maildir = d.maildir(user);
             for sub in ["cur", "new", "tmp"] {
@@ -103,7 +122,10 @@ impl Dovecot {
 
     /// `user`'s Maildir (Maildir++: IMAP folder `Projects` is the subdir `.Projects`).
     pub fn maildir(&self, user: &str) -> PathBuf {
-        self.path().join("mail").join(user).join("Maildir")
+        match &self.mail_root {
+            Some(root) => root.join(user),
+            None => self.path().join("mail").join(user).join("Maildir"),
+        }
     }
 
     /// Puts a raw message into `user`'s INBOX (`new/`) as posta-vmail, as a delivery would.
@@ -214,6 +236,10 @@ impl Dovecot {
     fn config(&self, ca: &Ca, uid: u32, gid: u32) -> String {
         let dir = self.path().display();
         let [imap, imaps, pop3, pop3s, lmtp] = self.ports;
+        let mail_location = match &self.mail_root {
+            Some(root) => format!("maildir:{}/%u", root.display()),
+            None => format!("maildir:{dir}/mail/%u/Maildir"),
+        };
         format!(
             r#"# Private test instance written by tests/support/dovecot.rs
 instance_name = {instance}
@@ -232,7 +258,7 @@ auth_mechanisms = plain login
 auth_verbose = yes
 first_valid_uid = {uid}
 first_valid_gid = {gid}
-mail_location = maildir:{dir}/mail/%u/Maildir
+mail_location = {mail_location}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {dir}/users

@@ -36,6 +36,24 @@ impl PostaMta {
     /// Same, on any local address: `127.0.0.11:2525` for one of several servers sharing a
     /// port the way real ones share 25.
     pub fn start_at(bin: &str, dir: &Path, addr: SocketAddr, args: &[String]) -> PostaMta {
+        PostaMta::spawn(bin, dir, addr, args, None)
+    }
+
+    /// Same, started as `uid:gid` instead of root (as systemd's `User=` would), on a free port
+    /// above 1024.
+    pub fn start_as(bin: &str, dir: &Path, args: &[String], (uid, gid): (u32, u32)) -> PostaMta {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        PostaMta::spawn(bin, dir, addr, args, Some((uid, gid)))
+    }
+
+    fn spawn(
+        bin: &str,
+        dir: &Path,
+        addr: SocketAddr,
+        args: &[String],
+        user: Option<(u32, u32)>,
+    ) -> PostaMta {
+        use std::os::unix::process::CommandExt;
         let port = addr.port();
         let log = dir.join(format!("posta-mta-{}-{port}.log", addr.ip()));
         let control = dir.join(format!("mta-{}-{port}.sock", addr.ip()));
@@ -44,7 +62,11 @@ impl PostaMta {
             .append(true)
             .open(&log)
             .expect("open mta log");
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some((uid, gid)) = user {
+            cmd.uid(uid).gid(gid);
+        }
+        let child = cmd
             .args(["mta", "--listen", &addr.to_string()])
             .args(args)
             .env_remove("POSTA_CONFIG")
