@@ -8,11 +8,12 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::raw::{Field, RawAccount, RawHook, RawServer, RawSite};
+use super::raw::{Field, RawAccount, RawAdmin, RawHook, RawServer, RawSite};
 use super::{
-    DnsRecord, MigrateAccount, MtaSection, ProbeAccount, ProbeSettings, Problem, Role, Server,
-    Service, Site, TakeoverMode, TlsSettings, Vip, WatchSettings, Witness, duration,
+    DnsRecord, MigrateAccount, MigrateAdmin, MtaSection, ProbeAccount, ProbeSettings, Problem,
+    Role, Server, Service, Site, TakeoverMode, TlsSettings, Vip, WatchSettings, Witness, duration,
 };
+use crate::client::AdminForm;
 use crate::health::{Scheme, StartTls};
 use crate::secret;
 
@@ -319,6 +320,17 @@ impl Validator<'_> {
             let text = self.get(&m.get_ref().state_dir, "state_dir")?;
             Some(self.path(&text))
         });
+        let admin = |v: &mut Self, key| {
+            let m = raw.migrate.as_ref()?.get_ref();
+            let field = if key == "source_admin" {
+                &m.source_admin
+            } else {
+                &m.dest_admin
+            };
+            v.admin(field.as_ref()?, key)
+        };
+        let migrate_source_admin = admin(self, "source_admin");
+        let migrate_dest_admin = admin(self, "dest_admin");
 
         Some(Site {
             domain: domain?,
@@ -332,6 +344,8 @@ impl Validator<'_> {
             tls: tls?,
             migrate,
             migrate_state_dir,
+            migrate_source_admin,
+            migrate_dest_admin,
             takeover_state_file,
             hooks: hooks?,
             mta: mta?,
@@ -635,24 +649,60 @@ impl Validator<'_> {
         let Some(m) = &raw.migrate else {
             return Vec::new();
         };
+        let admin = m.get_ref().source_admin.is_some();
         let accounts = m.get_ref().accounts.as_deref().unwrap_or(&[]);
-        accounts.iter().filter_map(|a| self.account(a)).collect()
+        accounts
+            .iter()
+            .filter_map(|a| self.account(a, admin))
+            .collect()
     }
 
-    fn account(&mut self, raw: &Spanned<RawAccount>) -> Option<MigrateAccount> {
+    /// `source_admin` / `dest_admin = { user, password_file, login }`.
+    fn admin(&mut self, raw: &Spanned<RawAdmin>, key: &str) -> Option<MigrateAdmin> {
+        let span = raw.span();
+        let raw = raw.get_ref();
+        let table = format!("migrate.{key}");
+        let user = self.required(&raw.user, "user", &table, &span);
+        let password_file = match &raw.password_file {
+            None => {
+                self.problem(span, format!("missing key `password_file` in [{table}]"));
+                None
+            }
+            Some(_) => self.secret_file(&raw.password_file, "password_file"),
+        };
+        let login = match self.get(&raw.login, "login") {
+            None => Some(AdminForm::Auto),
+            text => self.parsed(&raw.login, "login", text, |t| {
+                AdminForm::parse(&t)
+                    .ok_or_else(|| format!("{t:?} is not one of auto, plain, separator"))
+            }),
+        };
+        Some(MigrateAdmin {
+            user: user?,
+            password_file: password_file?,
+            login: login?,
+        })
+    }
+
+    fn account(&mut self, raw: &Spanned<RawAccount>, admin: bool) -> Option<MigrateAccount> {
         let span = raw.span();
         let raw = raw.get_ref();
         let table = "[migrate.accounts]";
         let user = self.required(&raw.user, "user", table, &span);
         let password_file = match &raw.password_file {
-            None => {
+            None if !admin => {
                 self.problem(
                     span.clone(),
-                    format!("missing key `password_file` in {table}"),
+                    format!(
+                        "missing key `password_file` in {table} (or set [migrate] source_admin)"
+                    ),
                 );
                 None
             }
-            Some(_) => self.secret_file(&raw.password_file, "password_file"),
+            None => Some(None),
+            Some(_) => self
+                .secret_file(&raw.password_file, "password_file")
+                .map(Some),
         };
         let deliver_to = self.required(&raw.deliver_to, "deliver_to", table, &span);
         let deliver_to = self.parsed(&raw.deliver_to, "deliver_to", deliver_to, |a| {
