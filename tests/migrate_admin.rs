@@ -36,12 +36,15 @@ fn posta(args: &[String], log: &Path) -> Run {
     run
 }
 
+/// One user's messages on mailserver2: INBOX, then the `Projects` folder.
+type Seeded = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 struct Scene {
     source: Dovecot,
     primary: Primary,
     dir: tempfile::TempDir,
-    /// Per user: INBOX messages and `Projects` messages seeded on mailserver2.
-    seeded: HashMap<&'static str, (Vec<Vec<u8>>, Vec<Vec<u8>>)>,
+    /// Per user: what was seeded on mailserver2.
+    seeded: HashMap<&'static str, Seeded>,
 }
 
 impl Scene {

@@ -246,8 +246,13 @@ impl Pop3Client {
                 status,
             });
         }
-        self.command_ok(Command::SaslResponse(&response)).await?;
-        Ok(())
+        match self.command_ok(Command::SaslResponse(&response)).await {
+            Err(Pop3Error::Rejected { status, .. }) => Err(Pop3Error::Rejected {
+                command: during,
+                status,
+            }),
+            other => other.map(drop),
+        }
     }
 
     /// UIDL (RFC 1939 §7): message numbers and their unique ids, validated and free of
