@@ -140,7 +140,9 @@ or site-file error.\n\n\
 Examples:\n  posta migrate --dry-run\n  posta migrate alice bob\n  \
 posta migrate --from imaps://alice@mailserver2 --password-file /etc/posta/alice.pw \\\n    \
 --to smtp://mailserver1:25 --rcpt alice@example.org \\\n    \
---to-imap imaps://alice@mailserver1 --to-password-file /etc/posta/alice.pw"
+--to-imap imaps://alice@mailserver1 --to-password-file /etc/posta/alice.pw\n  \
+posta migrate --source-admin admin --source-admin-password-file /etc/posta/admin.pw \\\n    \
+--dest-admin admin --dest-admin-password-file /etc/posta/admin-primary.pw"
 )]
 pub struct MigrateArgs {
     /// Site-file accounts to migrate (source user names) [default: all]
