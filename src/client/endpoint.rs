@@ -47,6 +47,8 @@ pub struct Login {
     pub user: String,
     /// The password of whoever authenticates: `user` itself, or the admin when `admin` is set.
     pub password: Secret,
+    /// Honoured by the IMAP and POP3 clients; SMTP AUTH (delivery needs none) takes only a
+    /// user's own login.
     pub admin: Option<Admin>,
 }
 

@@ -320,17 +320,13 @@ impl Validator<'_> {
             let text = self.get(&m.get_ref().state_dir, "state_dir")?;
             Some(self.path(&text))
         });
-        let admin = |v: &mut Self, key| {
-            let m = raw.migrate.as_ref()?.get_ref();
-            let field = if key == "source_admin" {
-                &m.source_admin
-            } else {
-                &m.dest_admin
-            };
-            v.admin(field.as_ref()?, key)
-        };
-        let migrate_source_admin = admin(self, "source_admin");
-        let migrate_dest_admin = admin(self, "dest_admin");
+        let m = raw.migrate.as_ref().map(|m| m.get_ref());
+        let migrate_source_admin = m
+            .and_then(|m| m.source_admin.as_ref())
+            .and_then(|a| self.admin(a, "source_admin"));
+        let migrate_dest_admin = m
+            .and_then(|m| m.dest_admin.as_ref())
+            .and_then(|a| self.admin(a, "dest_admin"));
 
         Some(Site {
             domain: domain?,
