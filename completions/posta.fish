@@ -63,7 +63,14 @@ complete -c posta -n "__fish_posta_using_subcommand migrate" -l password-file -d
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l to -d 'Where INBOX mail goes: smtp://mailserver1[:port] or lmtp://host:port' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l rcpt -d 'Envelope recipient at mailserver1 [default: each message\'s Delivered-To / X-Original-To]' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l to-imap -d 'IMAP login on mailserver1 (imap:// or imaps://user@host) for folders, for checking unknown outcomes after a crash, and for reading the result back' -r
-complete -c posta -n "__fish_posta_using_subcommand migrate" -l to-password-file -d 'File with the password for --to-imap [default: --password-file]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l to-password-file -d 'File with the password for --to-imap [default: --dest-admin, else --password-file]' -r -F
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l source-admin -d 'Admin identity on mailserver2 (a Dovecot master user) that logs in as every source user, so no user\'s password is needed; accounts with their own password file still use it [default: the site file\'s source_admin]' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l source-admin-password-file -d 'File with the --source-admin password (owner-only mode)' -r -F
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l dest-admin -d 'Admin identity on mailserver1 for the IMAP login (--to-imap, folders, the read-back) [default: the site file\'s dest_admin]' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l dest-admin-password-file -d 'File with the --dest-admin password (owner-only mode)' -r -F
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l admin-login -d 'How an admin identity logs in: auto (SASL PLAIN with the user as authorization identity when the server offers PLAIN, else LOGIN user*admin), plain, or separator (LOGIN user*admin: Dovecot\'s auth_master_user_separator = *) [default: the site file\'s login, else auto]' -r -f -a "auto\t''
+plain\t''
+separator\t''"
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l inbox -d 'How INBOX reaches mailserver1: deliver (SMTP/LMTP; filters apply) or append (IMAP; flags and dates survive)' -r -f -a "deliver\t''
 append\t''"
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l folder -d 'Migrate only this folder (repeatable; decoded name, e.g. INBOX or Entwürfe)' -r

@@ -140,7 +140,9 @@ or site-file error.\n\n\
 Examples:\n  posta migrate --dry-run\n  posta migrate alice bob\n  \
 posta migrate --from imaps://alice@mailserver2 --password-file /etc/posta/alice.pw \\\n    \
 --to smtp://mailserver1:25 --rcpt alice@example.org \\\n    \
---to-imap imaps://alice@mailserver1 --to-password-file /etc/posta/alice.pw"
+--to-imap imaps://alice@mailserver1 --to-password-file /etc/posta/alice.pw\n  \
+posta migrate --source-admin admin --source-admin-password-file /etc/posta/admin.pw \\\n    \
+--dest-admin admin --dest-admin-password-file /etc/posta/admin-primary.pw"
 )]
 pub struct MigrateArgs {
     /// Site-file accounts to migrate (source user names) [default: all]
@@ -152,7 +154,12 @@ pub struct MigrateArgs {
     pub from: Option<String>,
 
     /// File with the source user's password (owner-only mode)
-    #[arg(long, value_name = "FILE", requires = "from")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "from",
+        conflicts_with = "source_admin"
+    )]
     pub password_file: Option<PathBuf>,
 
     /// Where INBOX mail goes: smtp://mailserver1[:port] or lmtp://host:port
@@ -168,9 +175,35 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "URL", requires = "from")]
     pub to_imap: Option<String>,
 
-    /// File with the password for --to-imap [default: --password-file]
+    /// File with the password for --to-imap [default: --dest-admin, else --password-file]
     #[arg(long, value_name = "FILE", requires = "to_imap")]
     pub to_password_file: Option<PathBuf>,
+
+    /// Admin identity on mailserver2 (a Dovecot master user) that logs in as every source
+    /// user, so no user's password is needed; accounts with their own password file still use
+    /// it [default: the site file's source_admin]
+    #[arg(long, value_name = "USER", requires = "source_admin_password_file")]
+    pub source_admin: Option<String>,
+
+    /// File with the --source-admin password (owner-only mode)
+    #[arg(long, value_name = "FILE", requires = "source_admin")]
+    pub source_admin_password_file: Option<PathBuf>,
+
+    /// Admin identity on mailserver1 for the IMAP login (--to-imap, folders, the read-back)
+    /// [default: the site file's dest_admin]
+    #[arg(long, value_name = "USER", requires = "dest_admin_password_file")]
+    pub dest_admin: Option<String>,
+
+    /// File with the --dest-admin password (owner-only mode)
+    #[arg(long, value_name = "FILE", requires = "dest_admin")]
+    pub dest_admin_password_file: Option<PathBuf>,
+
+    /// How an admin identity logs in: auto (SASL PLAIN with the user as authorization identity
+    /// when the server offers PLAIN, else LOGIN user*admin), plain, or separator (LOGIN
+    /// user*admin: Dovecot's auth_master_user_separator = *) [default: the site file's login,
+    /// else auto]
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub admin_login: Option<AdminVia>,
 
     /// How INBOX reaches mailserver1: deliver (SMTP/LMTP; filters apply) or append (IMAP;
     /// flags and dates survive)
@@ -495,6 +528,14 @@ pub enum PairRole {
     Primary,
     /// mailserver2 (BACKUP, priority 100)
     Backup,
+}
+
+/// How an admin identity logs in (`client::AdminForm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdminVia {
+    Auto,
+    Plain,
+    Separator,
 }
 
 /// How INBOX mail reaches mailserver1.

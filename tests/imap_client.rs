@@ -29,10 +29,7 @@ fn endpoint(port: u16, implicit_tls: bool, starttls: StartTls, ca: &Path) -> End
 }
 
 fn alice(password: &str) -> Login {
-    Login {
-        user: "alice".into(),
-        password: Secret::new(password),
-    }
+    Login::own("alice", Secret::new(password))
 }
 
 /// A logged-in STARTTLS session.

@@ -9,8 +9,10 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use posta::client::pop3::{Pop3Client, Pop3Error};
-use posta::client::{ConnError, Endpoint, Login};
+use posta::client::{Admin, AdminForm, ConnError, Endpoint, Login};
 use posta::health::{StartTls, TlsPolicy};
 use posta::secret::Secret;
 use support::{Ca, Dovecot};
@@ -30,10 +32,7 @@ fn endpoint(port: u16, implicit_tls: bool, starttls: StartTls, ca: &Ca) -> Endpo
 }
 
 fn login(password: &str) -> Login {
-    Login {
-        user: "alice".into(),
-        password: Secret::new(password),
-    }
+    Login::own("alice", Secret::new(password))
 }
 
 async fn session(ep: &Endpoint) -> Pop3Client {
@@ -128,10 +127,13 @@ async fn wrong_password_is_a_permanent_rejection() {
     let err = client.login(&login("wrong-pw")).await.unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(&err, Pop3Error::Rejected { command, .. } if command == "PASS <redacted>"),
+        matches!(&err, Pop3Error::Auth { command, .. } if command == "PASS <redacted>"),
         "{text}"
     );
-    assert!(text.starts_with("POP3 PASS <redacted> got -ERR"), "{text}");
+    assert!(
+        text.starts_with("POP3 login as alice failed: PASS <redacted> got -ERR"),
+        "{text}"
+    );
     assert!(!text.contains("wrong-pw"));
     assert!(!err.is_transient(), "{text}");
 }
@@ -342,5 +344,97 @@ async fn hostile_listings_and_lines_fail_clearly() {
     assert!(matches!(client.dele(1).await, Err(Pop3Error::Broken)));
     let err = client.quit().await.unwrap_err();
     assert!(err.to_string().contains("deletions not confirmed"), "{err}");
+    server.await.expect("fake server");
+}
+
+fn admin_login(user: &str, form: AdminForm) -> Login {
+    Login {
+        user: user.into(),
+        password: Secret::new("admin-pw"),
+        admin: Some(Admin {
+            user: "admin".into(),
+            form,
+        }),
+    }
+}
+
+/// An admin identity sends AUTH PLAIN with the user as authorization identity (RFC 5034 §4):
+/// the response on the command line, or after `+` when the line would pass 255 octets.
+#[tokio::test]
+async fn an_admin_authenticates_with_auth_plain() {
+    let long_user = "a".repeat(200);
+    let short = format!("AUTH PLAIN {}", B64.encode("alice\0admin\0admin-pw"));
+    let (port, server) = peer::serve(move |mut p| async move {
+        p.send(GREETING).await;
+        p.expect("CAPA").await;
+        p.send("+OK\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n").await;
+        assert_eq!(p.line().await, Some(short));
+        p.send("+OK logged in\r\n").await;
+        p.expect("CAPA").await;
+        p.send("+OK\r\nUSER\r\n.\r\n").await;
+    })
+    .await;
+    let ca = Ca::get();
+    let ep = endpoint(port, false, StartTls::No, ca);
+    let mut client = Pop3Client::connect(&ep).await.expect("connect");
+    client
+        .login(&admin_login("alice", AdminForm::Auto))
+        .await
+        .expect("AUTH PLAIN");
+    drop(client);
+    server.await.expect("fake server");
+
+    let response = B64.encode(format!("{long_user}\0admin\0admin-pw"));
+    let (port, server) = peer::serve(move |mut p| async move {
+        p.send(GREETING).await;
+        p.expect("CAPA").await;
+        p.send("+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n").await;
+        assert_eq!(p.line().await.as_deref(), Some("AUTH PLAIN"));
+        p.send("+ \r\n").await;
+        assert_eq!(p.line().await, Some(response));
+        p.send("-ERR [AUTH] Authentication failed.\r\n").await;
+    })
+    .await;
+    let mut client = Pop3Client::connect(&endpoint(port, false, StartTls::No, ca))
+        .await
+        .expect("connect");
+    let err = client
+        .login(&admin_login(&long_user, AdminForm::Plain))
+        .await
+        .unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "POP3 login as {long_user} with admin identity admin failed: AUTH PLAIN got -ERR [AUTH]"
+        )),
+        "{text}"
+    );
+    server.await.expect("fake server");
+}
+
+/// Without `SASL PLAIN` in CAPA (or when told so) an admin logs in as `alice*admin`.
+#[tokio::test]
+async fn an_admin_falls_back_to_user_star_admin() {
+    let (port, server) = peer::serve(|mut p| async move {
+        plain_start(&mut p).await;
+        for (cmd, reply) in [
+            ("USER alice*admin", "+OK\r\n"),
+            ("PASS admin-pw", "+OK\r\n"),
+            ("CAPA", "+OK\r\nUSER\r\n.\r\n"),
+        ] {
+            assert_eq!(p.line().await.as_deref(), Some(cmd));
+            p.send(reply).await;
+        }
+    })
+    .await;
+    let ca = Ca::get();
+    let mut client = Pop3Client::connect(&endpoint(port, false, StartTls::No, ca))
+        .await
+        .expect("connect");
+    client
+        .login(&admin_login("alice", AdminForm::Auto))
+        .await
+        .expect("USER alice*admin");
     server.await.expect("fake server");
 }

@@ -134,10 +134,7 @@ fn endpoint(port: u16, implicit_tls: bool, starttls: StartTls) -> Endpoint {
 }
 
 fn login(user: &str, password: &str) -> Login {
-    Login {
-        user: user.into(),
-        password: Secret::new(password),
-    }
+    Login::own(user, Secret::new(password))
 }
 
 /// Connects and logs in, retrying while the previous session of this user still holds the
@@ -147,7 +144,7 @@ async fn session(ep: &Endpoint, user: &str) -> Pop3Client {
         let mut client = Pop3Client::connect(ep).await.expect("connect");
         match client.login(&login(user, "pw")).await {
             Ok(()) => return client,
-            Err(Pop3Error::Rejected { status, .. }) if status.text.starts_with("[IN-USE]") => {
+            Err(Pop3Error::Auth { status, .. }) if status.text.starts_with("[IN-USE]") => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("login as {user}: {e}"),
@@ -237,7 +234,7 @@ async fn serves_maildir_over_stls_and_implicit_tls() {
     base.set_users(Users::default());
     let mut client = Pop3Client::connect(&ep).await.unwrap();
     let err = client.login(&login("alice", "pw")).await.unwrap_err();
-    assert!(matches!(err, Pop3Error::Rejected { .. }), "{err}");
+    assert!(matches!(err, Pop3Error::Auth { .. }), "{err}");
     tls.stop().await;
 }
 
@@ -288,19 +285,19 @@ async fn logins_refused() {
     let mut client = Pop3Client::connect(&ep).await.unwrap();
     let err = client.login(&login("alice", "wrong")).await.unwrap_err();
     assert!(
-        matches!(&err, Pop3Error::Rejected { status, .. } if status.text.starts_with("[AUTH]")),
+        matches!(&err, Pop3Error::Auth { status, .. } if status.text.starts_with("[AUTH]")),
         "{err}"
     );
     let mut client = Pop3Client::connect(&ep).await.unwrap();
     let err = client.login(&login("mallory", "pw")).await.unwrap_err();
-    assert!(matches!(err, Pop3Error::Rejected { .. }), "{err}");
+    assert!(matches!(err, Pop3Error::Auth { .. }), "{err}");
 
     // A second session for a locked maildrop: IN-USE, which the client calls transient.
     let first = session(&ep, "alice").await;
     let mut second = Pop3Client::connect(&ep).await.unwrap();
     let err = second.login(&login("alice", "pw")).await.unwrap_err();
     assert!(
-        matches!(&err, Pop3Error::Rejected { status, .. } if status.text.starts_with("[IN-USE]")),
+        matches!(&err, Pop3Error::Auth { status, .. } if status.text.starts_with("[IN-USE]")),
         "{err}"
     );
     assert!(err.is_transient());

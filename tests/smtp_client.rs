@@ -78,10 +78,7 @@ async fn delivers_byte_exact_over_starttls_with_auth() {
     let ca = Ca::get();
     let dovecot = Dovecot::start(ca, &[("alice", "pw")]);
     let postfix = Postfix::start(ca, DOMAIN, &["alice", "bob"], Some(&dovecot.auth_socket()));
-    let login = Login {
-        user: "alice".into(),
-        password: Secret::new("pw"),
-    };
+    let login = Login::own("alice", Secret::new("pw"));
     let ep = endpoint(postfix.submission_port(), StartTls::Require);
     let mut client = SmtpClient::connect(&ep, Dialect::Smtp, "relay.example.net", Some(&login))
         .await
@@ -462,10 +459,7 @@ async fn auth_login_and_no_password_in_clear() {
         p.send("235 2.7.0 ok\r\n").await;
     })
     .await;
-    let login = Login {
-        user: "alice".into(),
-        password: Secret::new("pw"),
-    };
+    let login = Login::own("alice", Secret::new("pw"));
     SmtpClient::connect(&plain(port), Dialect::Smtp, "relay", Some(&login))
         .await
         .expect("AUTH LOGIN in clear, as starttls = no allows");

@@ -38,9 +38,76 @@ impl Endpoint {
     }
 }
 
-/// A user name and password for IMAP LOGIN, POP3 USER/PASS or SMTP AUTH.
+/// A user name and password for IMAP LOGIN, POP3 USER/PASS or SMTP AUTH; or, with `admin`, an
+/// admin identity (a Dovecot master user) whose one password opens `user`'s mailbox, so a site
+/// migrates every account without knowing any user's password.
 #[derive(Debug, Clone)]
 pub struct Login {
+    /// The mailbox to open.
     pub user: String,
+    /// The password of whoever authenticates: `user` itself, or the admin when `admin` is set.
     pub password: Secret,
+    /// Honoured by the IMAP and POP3 clients; SMTP AUTH (delivery needs none) takes only a
+    /// user's own login.
+    pub admin: Option<Admin>,
+}
+
+impl Login {
+    /// A user's own login.
+    pub fn own(user: impl Into<String>, password: Secret) -> Login {
+        Login {
+            user: user.into(),
+            password,
+            admin: None,
+        }
+    }
+
+    /// Who is logging in, for error messages: `alice`, or `alice with admin identity admin`.
+    pub fn identity(&self) -> String {
+        match &self.admin {
+            None => self.user.clone(),
+            Some(a) => format!("{} with admin identity {}", self.user, a.user),
+        }
+    }
+}
+
+/// An identity allowed to log in as other users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub user: String,
+    pub form: AdminForm,
+}
+
+/// How an admin identity presents itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AdminForm {
+    /// SASL PLAIN with an authorization identity when the server offers PLAIN (IMAP
+    /// `AUTH=PLAIN`, POP3 `SASL PLAIN`), else the `user*admin` login name.
+    #[default]
+    Auto,
+    /// Only SASL PLAIN with an authorization identity (RFC 4616).
+    Plain,
+    /// Only `LOGIN user*admin password` (POP3: `USER user*admin`), Dovecot's
+    /// `auth_master_user_separator = *`.
+    Separator,
+}
+
+impl AdminForm {
+    /// The site file's and the flag's spelling: `auto`, `plain` or `separator`.
+    pub fn parse(text: &str) -> Option<AdminForm> {
+        match text {
+            "auto" => Some(AdminForm::Auto),
+            "plain" => Some(AdminForm::Plain),
+            "separator" => Some(AdminForm::Separator),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminForm::Auto => "auto",
+            AdminForm::Plain => "plain",
+            AdminForm::Separator => "separator",
+        }
+    }
 }

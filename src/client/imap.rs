@@ -24,7 +24,7 @@ pub use self::error::ImapError;
 pub use self::fetch::MAX_MESSAGE;
 use self::fetch::Streaming;
 use self::wire::{Limits, timed};
-use super::{Conn, ConnError, Endpoint, Login, TlsSetup};
+use super::{AdminForm, Conn, ConnError, Endpoint, Login, TlsSetup};
 use crate::health::{StartTls, TlsInfo};
 use crate::proto::escape;
 use crate::proto::imap::{self, Cond, has_capability};
@@ -33,6 +33,7 @@ use crate::proto::imap_data::Data;
 pub use crate::proto::imap_data::MailboxInfo;
 pub use crate::proto::imap_fetch::{FetchedMessage, MessageMeta};
 pub use crate::proto::imap_select::Selected;
+use crate::proto::sasl;
 
 /// An authenticated (after [`ImapClient::login`]) IMAP session.
 pub struct ImapClient {
@@ -131,9 +132,12 @@ impl ImapClient {
         self.tls.as_ref()
     }
 
-    /// LOGIN (RFC 3501 §6.2.3), with the password quoted or, when it has CR, LF or non-ASCII,
-    /// sent as a literal. Capabilities are refreshed afterwards: servers announce more once
-    /// authenticated (Dovecot adds them in the `[CAPABILITY ...]` code of its OK).
+    /// Logs in as `login.user`. Its own password goes by LOGIN (RFC 3501 §6.2.3), quoted or,
+    /// with CR, LF or non-ASCII, as a literal. An admin identity goes by AUTHENTICATE PLAIN
+    /// with `user` as the authorization identity (RFC 4616, with SASL-IR when offered) or by
+    /// `LOGIN user*admin`, as [`AdminForm`] says. Capabilities are refreshed afterwards:
+    /// servers announce more once authenticated (Dovecot adds them in the `[CAPABILITY ...]`
+    /// code of its OK).
     pub async fn login(&mut self, login: &Login) -> Result<(), ImapError> {
         if self.preauth {
             return Ok(());
@@ -141,27 +145,50 @@ impl ImapClient {
         if self.tls.is_none() && !self.clear_login_ok {
             return Err(ImapError::Cleartext {
                 server: self.server.clone(),
-                user: login.user.clone(),
+                user: login.identity(),
             });
         }
-        if self.has_capability("LOGINDISABLED") {
-            return Err(ImapError::LoginDisabled {
-                server: self.server.clone(),
-            });
-        }
+        let plain = login.admin.as_ref().is_some_and(|a| match a.form {
+            AdminForm::Plain => true,
+            AdminForm::Separator => false,
+            AdminForm::Auto => self.has_capability("AUTH=PLAIN"),
+        });
         let tag = self.tags.next_tag();
-        let non_sync = self.has_capability("LITERAL+");
-        let rendered = imap::login(&tag, &login.user, login.password.expose(), non_sync).map_err(
-            |reason| ImapError::Argument {
-                command: "LOGIN".into(),
-                reason,
-            },
-        )?;
-        let shown = format!("{tag} LOGIN {} <redacted>", escape(login.user.as_bytes()));
-        let cmd = Command::from_login(&tag, rendered, shown);
+        let argument = |command: &str, reason| ImapError::Argument {
+            command: command.into(),
+            reason,
+        };
+        let (cmd, command) = match &login.admin {
+            Some(admin) if plain => {
+                let command = "AUTHENTICATE PLAIN";
+                let password = login.password.expose();
+                let response = sasl::plain(&login.user, &admin.user, password)
+                    .map_err(|e| argument(command, e))?;
+                let sasl_ir = self.has_capability("SASL-IR");
+                let cmd = Command::authenticate_plain(&tag, &response, sasl_ir);
+                (cmd, command)
+            }
+            _ => {
+                if self.has_capability("LOGINDISABLED") {
+                    return Err(ImapError::LoginDisabled {
+                        server: self.server.clone(),
+                    });
+                }
+                let user = match &login.admin {
+                    Some(admin) => sasl::master_login(&login.user, &admin.user)
+                        .map_err(|e| argument("LOGIN", e))?,
+                    None => login.user.clone(),
+                };
+                let non_sync = self.has_capability("LITERAL+");
+                let rendered = imap::login(&tag, &user, login.password.expose(), non_sync)
+                    .map_err(|e| argument("LOGIN", e))?;
+                let shown = format!("{tag} LOGIN {} <redacted>", escape(user.as_bytes()));
+                (Command::from_login(&tag, rendered, shown), "LOGIN")
+            }
+        };
         let mut caps = None;
         let done = self
-            .run(cmd, "LOGIN", Limits::SMALL, |d| {
+            .run(cmd, command, Limits::SMALL, |d| {
                 if let Data::Capability(c) = d {
                     caps = Some(c);
                 }
@@ -170,7 +197,8 @@ impl ImapClient {
             .await?;
         if done.cond != Cond::Ok {
             return Err(ImapError::Auth {
-                user: login.user.clone(),
+                command,
+                identity: login.identity(),
                 resp: done,
             });
         }

@@ -12,6 +12,6 @@ pub mod smtp;
 pub mod tls;
 
 pub use conn::{Conn, ConnError};
-pub use endpoint::{Endpoint, Login};
+pub use endpoint::{Admin, AdminForm, Endpoint, Login};
 pub use imap::{ImapClient, ImapError};
 pub use tls::{TlsSetup, TlsSetupError};

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use tokio::time::{error::Elapsed, timeout};
 
-use super::{Conn, ConnError, Endpoint, Login, TlsSetup, TlsSetupError};
+use super::{AdminForm, Conn, ConnError, Endpoint, Login, TlsSetup, TlsSetupError};
 use crate::health::StartTls;
-use crate::proto::ProtoError;
 use crate::proto::dotstuff::{MAX_DATA_LINE, Unstuffer};
 use crate::proto::pop3::{
     self, Capability, Command, MAX_LISTING, MultiLine, StatusLine, has_capability,
 };
+use crate::proto::{ProtoError, sasl};
 
 /// What went wrong, naming the command; [`Pop3Error::is_transient`] says whether to retry.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,14 @@ pub enum Pop3Error {
     Greeting { server: String, status: StatusLine },
     #[error("POP3 {command} got {status}")]
     Rejected { command: String, status: StatusLine },
+    /// The login was refused. `identity` names the mailbox and any admin identity, so the
+    /// operator knows whose password (or master-user setup) to check.
+    #[error("POP3 login as {identity} failed: {command} got {status}")]
+    Auth {
+        command: String,
+        identity: String,
+        status: StatusLine,
+    },
     #[error("POP3 server {server} does not offer STLS, but TLS is required")]
     NoStls { server: String },
     #[error(
@@ -73,9 +81,11 @@ impl Pop3Error {
             | Pop3Error::Greeting { .. }
             | Pop3Error::Broken
             | Pop3Error::QuitFailed(_) => true,
-            Pop3Error::Rejected { status, .. } => ["[IN-USE]", "[LOGIN-DELAY]", "[SYS/TEMP]"]
-                .iter()
-                .any(|code| status.text.starts_with(code)),
+            Pop3Error::Rejected { status, .. } | Pop3Error::Auth { status, .. } => {
+                ["[IN-USE]", "[LOGIN-DELAY]", "[SYS/TEMP]"]
+                    .iter()
+                    .any(|code| status.text.starts_with(code))
+            }
             _ => false,
         }
     }
@@ -150,9 +160,11 @@ impl Pop3Client {
         Ok(client)
     }
 
-    /// USER/PASS (RFC 1939 §7), only over TLS unless the endpoint says `starttls = no`.
-    /// Capabilities are read again afterwards: RFC 2449 §5 lets them change after login, and
-    /// PIPELINING may only be announced then.
+    /// Logs in as `login.user`, only over TLS unless the endpoint says `starttls = no`. Its own
+    /// password goes by USER/PASS (RFC 1939 §7). An admin identity goes by AUTH PLAIN with
+    /// `user` as the authorization identity (RFC 5034, RFC 4616) or by `USER user*admin`, as
+    /// [`AdminForm`] says. Capabilities are read again afterwards: RFC 2449 §5 lets them change
+    /// after login, and PIPELINING may only be announced then.
     pub async fn login(&mut self, login: &Login) -> Result<(), Pop3Error> {
         self.usable()?;
         if !self.conn.is_tls() && self.starttls != StartTls::No {
@@ -160,6 +172,37 @@ impl Pop3Client {
                 server: self.server.clone(),
             });
         }
+        let plain = login.admin.as_ref().is_some_and(|a| match a.form {
+            AdminForm::Plain => true,
+            AdminForm::Separator => false,
+            // RFC 2449 §6.3: `SASL PLAIN ...` lists the mechanisms AUTH accepts.
+            AdminForm::Auto => self.caps.as_ref().is_some_and(|c| {
+                c.iter().any(|cap| {
+                    cap.name == "SASL" && cap.params.iter().any(|m| m.eq_ignore_ascii_case("PLAIN"))
+                })
+            }),
+        });
+        let result = match &login.admin {
+            Some(admin) if plain => self.auth_plain(login, &admin.user).await,
+            _ => self.user_pass(login).await,
+        };
+        result.map_err(|e| match e {
+            Pop3Error::Rejected { command, status } => Pop3Error::Auth {
+                command,
+                identity: login.identity(),
+                status,
+            },
+            other => other,
+        })?;
+        if self.caps.is_some() {
+            self.caps = self.capa().await?;
+        }
+        Ok(())
+    }
+
+    /// USER/PASS, with `user*admin` as the name for an admin identity (Dovecot's
+    /// `auth_master_user_separator`).
+    async fn user_pass(&mut self, login: &Login) -> Result<(), Pop3Error> {
         // RFC 2449 §6.3: a server that answers CAPA lists USER when it accepts USER/PASS.
         if self
             .caps
@@ -170,13 +213,46 @@ impl Pop3Client {
                 server: self.server.clone(),
             });
         }
-        self.command_ok(Command::User(&login.user)).await?;
+        let user = match &login.admin {
+            Some(admin) => {
+                sasl::master_login(&login.user, &admin.user).map_err(Pop3Error::Argument)?
+            }
+            None => login.user.clone(),
+        };
+        self.command_ok(Command::User(&user)).await?;
         self.command_ok(Command::Pass(login.password.expose()))
             .await?;
-        if self.caps.is_some() {
-            self.caps = self.capa().await?;
-        }
         Ok(())
+    }
+
+    /// AUTH PLAIN as `admin` for `login.user`: the response on the command line when the line
+    /// stays within 255 octets (RFC 5034 §4), else after the server's `+`.
+    async fn auth_plain(&mut self, login: &Login, admin: &str) -> Result<(), Pop3Error> {
+        let response = sasl::plain(&login.user, admin, login.password.expose())
+            .map_err(Pop3Error::Argument)?;
+        if "AUTH PLAIN \r\n".len() + response.len() <= pop3::MAX_AUTH_LINE {
+            self.command_ok(Command::AuthPlain(Some(&response))).await?;
+            return Ok(());
+        }
+        let cmd = Command::AuthPlain(None);
+        self.send(cmd).await?;
+        let during = cmd.redacted();
+        let result = timeout(self.timeout, self.conn.read_line()).await;
+        let line = self.settle(result, &during)?;
+        if !pop3::is_continuation(&line) {
+            let status = pop3::parse_status(&line).map_err(|e| self.malformed(&during, e))?;
+            return Err(Pop3Error::Rejected {
+                command: during,
+                status,
+            });
+        }
+        match self.command_ok(Command::SaslResponse(&response)).await {
+            Err(Pop3Error::Rejected { status, .. }) => Err(Pop3Error::Rejected {
+                command: during,
+                status,
+            }),
+            other => other.map(drop),
+        }
     }
 
     /// UIDL (RFC 1939 §7): message numbers and their unique ids, validated and free of

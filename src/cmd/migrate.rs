@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
-use crate::cli::{InboxVia, MigrateArgs};
+use crate::cli::{AdminVia, InboxVia, MigrateArgs};
 use crate::client::smtp::Dialect;
-use crate::client::{Endpoint, Login};
+use crate::client::{Admin, AdminForm, Endpoint, Login};
 use crate::config::{self, Site};
 use crate::health::url::{self, UrlDefaults};
 use crate::health::{Scheme, Target, TlsPolicy};
@@ -57,11 +57,15 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<(Vec<Account>, Op
         InboxVia::Append => InboxRoute::Append,
     };
     let (accounts, site_state) = match &args.from {
-        Some(from) => (vec![ad_hoc(from, args, &tls, &helo, inbox)?], None),
+        Some(from) => {
+            let admins = Admins::new(args, None)?;
+            (vec![ad_hoc(from, args, &admins, &tls, &helo, inbox)?], None)
+        }
         None => {
             let path = config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
             let site = config::load(&path).map_err(|e| e.to_string())?;
-            let accounts = from_site(&site, args, &tls, &helo, inbox)?;
+            let admins = Admins::new(args, Some(&site))?;
+            let accounts = from_site(&site, args, &admins, &tls, &helo, inbox)?;
             (accounts, site.migrate_state_dir.clone())
         }
     };
@@ -89,6 +93,77 @@ fn read_secret(path: &Path) -> Result<Secret, String> {
     secret::read_password(path).map_err(|e| e.to_string())
 }
 
+/// An admin identity with its password, read once for every account.
+struct AdminLogin {
+    admin: Admin,
+    password: Secret,
+}
+
+impl AdminLogin {
+    /// The flags' identity, else the site file's; `--admin-login` overrides how it logs in.
+    fn pick(
+        flag: Option<(&String, &PathBuf)>,
+        site: Option<&config::MigrateAdmin>,
+        via: Option<AdminVia>,
+    ) -> Result<Option<AdminLogin>, String> {
+        let (user, file, site_form) = match (flag, site) {
+            (Some((user, file)), _) => (user.clone(), file.clone(), AdminForm::Auto),
+            (None, Some(a)) => (a.user.clone(), a.password_file.clone(), a.login),
+            (None, None) => return Ok(None),
+        };
+        let form = match via {
+            None => site_form,
+            Some(AdminVia::Auto) => AdminForm::Auto,
+            Some(AdminVia::Plain) => AdminForm::Plain,
+            Some(AdminVia::Separator) => AdminForm::Separator,
+        };
+        Ok(Some(AdminLogin {
+            admin: Admin { user, form },
+            password: read_secret(&file)?,
+        }))
+    }
+
+    /// Logs in as `user` with this identity.
+    fn login_as(&self, user: &str) -> Login {
+        Login {
+            user: user.to_owned(),
+            password: self.password.clone(),
+            admin: Some(self.admin.clone()),
+        }
+    }
+}
+
+/// The admin identities of mailserver2 (source) and mailserver1 (dest), if any.
+struct Admins {
+    source: Option<AdminLogin>,
+    dest: Option<AdminLogin>,
+}
+
+impl Admins {
+    fn new(args: &MigrateArgs, site: Option<&Site>) -> Result<Admins, String> {
+        let source = args
+            .source_admin
+            .as_ref()
+            .zip(args.source_admin_password_file.as_ref());
+        let dest = args
+            .dest_admin
+            .as_ref()
+            .zip(args.dest_admin_password_file.as_ref());
+        Ok(Admins {
+            source: AdminLogin::pick(
+                source,
+                site.and_then(|s| s.migrate_source_admin.as_ref()),
+                args.admin_login,
+            )?,
+            dest: AdminLogin::pick(
+                dest,
+                site.and_then(|s| s.migrate_dest_admin.as_ref()),
+                args.admin_login,
+            )?,
+        })
+    }
+}
+
 fn endpoint(t: &Target, timeout: std::time::Duration) -> Endpoint {
     Endpoint {
         host: t.host.clone(),
@@ -105,24 +180,31 @@ fn login(t: &Target, what: &str) -> Result<Login, String> {
         .account
         .as_ref()
         .ok_or_else(|| format!("{what} {} names no user (user@host)", t.label))?;
-    Ok(Login {
-        user: a.user.clone(),
-        password: a.password.clone(),
-    })
+    Ok(Login::own(a.user.clone(), a.password.clone()))
 }
 
 fn ad_hoc(
     from: &str,
     args: &MigrateArgs,
+    admins: &Admins,
     tls: &TlsPolicy,
     helo: &str,
     inbox: InboxRoute,
 ) -> Result<Account, String> {
-    let password_file = args
-        .password_file
-        .as_deref()
-        .ok_or("--from needs --password-file with the source user's password")?;
-    let password = read_secret(password_file)?;
+    // With an admin identity its password rides in the URL's place and the login becomes the
+    // admin's below.
+    let own = args.password_file.as_deref().map(read_secret).transpose()?;
+    let password = match (&own, &admins.source) {
+        (Some(p), _) => p.clone(),
+        (None, Some(a)) => a.password.clone(),
+        (None, None) => {
+            return Err(
+                "--from needs --password-file with the source user's password, or \
+                        --source-admin"
+                    .into(),
+            );
+        }
+    };
     let defaults = |password: Option<Secret>| UrlDefaults {
         tls: tls.clone(),
         timeout: args.timeout,
@@ -147,17 +229,27 @@ fn ad_hoc(
     let dest_imap = match &args.to_imap {
         None => None,
         Some(u) => {
-            let password = match &args.to_password_file {
-                Some(f) => read_secret(f)?,
-                None => password.clone(),
+            let (password, admin) = match (&args.to_password_file, &admins.dest, &own) {
+                (Some(f), _, _) => (read_secret(f)?, None),
+                (None, Some(a), _) => (a.password.clone(), Some(a)),
+                (None, None, Some(p)) => (p.clone(), None),
+                (None, None, None) => {
+                    return Err(format!(
+                        "--to-imap {u} needs --to-password-file or --dest-admin"
+                    ));
+                }
             };
             let t = url::parse(u, &defaults(Some(password))).map_err(|e| e.to_string())?;
             if !matches!(t.scheme, Scheme::Imap | Scheme::Imaps) {
                 return Err(format!("--to-imap {u}: use imap:// or imaps://"));
             }
+            let login = login(&t, "--to-imap")?;
             Some(DestImap {
                 endpoint: endpoint(&t, args.timeout),
-                login: login(&t, "--to-imap")?,
+                login: match admin {
+                    Some(a) => a.login_as(&login.user),
+                    None => login,
+                },
             })
         }
     };
@@ -165,6 +257,10 @@ fn ad_hoc(
         return Err("--inbox append needs --to-imap".into());
     }
     let source_login = login(&src, "--from")?;
+    let source_login = match (&own, &admins.source) {
+        (None, Some(a)) => a.login_as(&source_login.user),
+        _ => source_login,
+    };
     Ok(Account {
         name: source_login.user.clone(),
         source: Source {
@@ -221,6 +317,7 @@ fn delivery(
 fn from_site(
     site: &Site,
     args: &MigrateArgs,
+    admins: &Admins,
     tls: &TlsPolicy,
     helo: &str,
     inbox: InboxRoute,
@@ -269,19 +366,53 @@ fn from_site(
         if !args.accounts.is_empty() && !args.accounts.contains(&a.user) {
             continue;
         }
+        // An account's own password file comes first; the admin identity covers the rest.
         let needed_by = |key: &str| format!("`{key}` in [[migrate.accounts]] user {:?}", a.user);
-        let password = read_secret(&a.password_file)
+        let own = a
+            .password_file
+            .as_deref()
+            .map(read_secret)
+            .transpose()
             .map_err(|e| format!("{e} ({})", needed_by("password_file")))?;
-        let dest_imap = match (&a.dest_user, dest_svc) {
+        let source_login = match (&own, &admins.source) {
+            (Some(p), _) => Login::own(a.user.clone(), p.clone()),
+            (None, Some(admin)) => admin.login_as(&a.user),
+            (None, None) => {
+                return Err(format!(
+                    "account {:?} has no password_file and there is no source admin \
+                     ([migrate] source_admin or --source-admin)",
+                    a.user
+                ));
+            }
+        };
+        // With a dest admin every account gets its IMAP session on mailserver1 (dest_user,
+        // else the same user name), so folders and the read-back need no user's password.
+        let dest_user = a
+            .dest_user
+            .clone()
+            .or_else(|| admins.dest.as_ref().map(|_| a.user.clone()));
+        let dest_imap = match (dest_user, dest_svc) {
             (Some(user), Some(svc)) => {
-                let file = a.dest_password_file.as_deref().unwrap_or(&a.password_file);
+                let own_file = a.dest_password_file.as_deref();
+                let login = match (own_file, &admins.dest, &own) {
+                    (Some(f), _, _) => Login::own(
+                        user,
+                        read_secret(f)
+                            .map_err(|e| format!("{e} ({})", needed_by("dest_password_file")))?,
+                    ),
+                    (None, Some(admin), _) => admin.login_as(&user),
+                    (None, None, Some(p)) => Login::own(user, p.clone()),
+                    (None, None, None) => {
+                        return Err(format!(
+                            "account {:?}: dest_user needs dest_password_file or a dest admin \
+                             ([migrate] dest_admin or --dest-admin)",
+                            a.user
+                        ));
+                    }
+                };
                 Some(DestImap {
                     endpoint: site_endpoint(&site.primary, svc),
-                    login: Login {
-                        user: user.clone(),
-                        password: read_secret(file)
-                            .map_err(|e| format!("{e} ({})", needed_by("dest_password_file")))?,
-                    },
+                    login,
                 })
             }
             _ => None,
@@ -300,10 +431,7 @@ fn from_site(
                     _ => SourceKind::Imap,
                 },
                 endpoint: site_endpoint(&site.backup, src_svc),
-                login: Login {
-                    user: a.user.clone(),
-                    password,
-                },
+                login: source_login,
             },
             rcpt: Some(a.deliver_to.clone()),
             delivery: Delivery {

@@ -49,6 +49,10 @@ pub struct Site {
     pub migrate: Vec<MigrateAccount>,
     /// Where `migrate` keeps journals and the quarantine (`[migrate] state_dir`).
     pub migrate_state_dir: Option<PathBuf>,
+    /// Logs in as every account on mailserver2 (`[migrate] source_admin`).
+    pub migrate_source_admin: Option<MigrateAdmin>,
+    /// Logs in as every account on mailserver1 (`[migrate] dest_admin`).
+    pub migrate_dest_admin: Option<MigrateAdmin>,
     /// Where takeover and failback record who holds what (`[takeover] state_file`).
     pub takeover_state_file: Option<PathBuf>,
     /// Commands run before and after takeover and failback (`[hooks]`).
@@ -295,15 +299,35 @@ pub struct TlsSettings {
     pub cert_critical_days: u32,
 }
 
+/// An admin identity (a Dovecot master user) that logs in as any account, so no user's
+/// password is needed.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateAdmin {
+    pub user: String,
+    pub password_file: PathBuf,
+    /// `auto`, `plain` (SASL PLAIN with an authorization identity) or `separator`
+    /// (`user*admin`).
+    #[serde(serialize_with = "admin_form")]
+    pub login: crate::client::AdminForm,
+}
+
+fn admin_form<S: serde::Serializer>(
+    form: &crate::client::AdminForm,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(form.name())
+}
+
 /// A mailbox on mailserver2 whose mail `migrate` brings home.
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrateAccount {
     pub user: String,
-    pub password_file: PathBuf,
+    /// The user's own password on mailserver2; without it, `[migrate] source_admin` logs in.
+    pub password_file: Option<PathBuf>,
     pub deliver_to: String,
     /// IMAP login on mailserver1, for folders and for checking unknown outcomes.
     pub dest_user: Option<String>,
-    /// Its password file [default: `password_file`].
+    /// Its password file [default: `[migrate] dest_admin`, else `password_file`].
     pub dest_password_file: Option<PathBuf>,
 }
 

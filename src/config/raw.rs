@@ -166,7 +166,16 @@ pub struct RawTls {
 #[derive(Debug, Deserialize)]
 pub struct RawMigrate {
     pub state_dir: Option<Field<String>>,
+    pub source_admin: Option<Spanned<RawAdmin>>,
+    pub dest_admin: Option<Spanned<RawAdmin>>,
     pub accounts: Option<Vec<Spanned<RawAccount>>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAdmin {
+    pub user: Option<Field<String>>,
+    pub password_file: Option<Field<String>>,
+    pub login: Option<Field<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -78,9 +78,25 @@ pub fn to_site_file(site: &Site) -> String {
         i64::from(site.tls.cert_critical_days).into(),
     );
     top.insert("tls".into(), tls.into());
-    if site.migrate_state_dir.is_some() || !site.migrate.is_empty() {
+    if site.migrate_state_dir.is_some()
+        || !site.migrate.is_empty()
+        || site.migrate_source_admin.is_some()
+        || site.migrate_dest_admin.is_some()
+    {
         let mut t = Table::new();
         put_path(&mut t, "state_dir", site.migrate_state_dir.as_deref());
+        for (key, admin) in [
+            ("source_admin", &site.migrate_source_admin),
+            ("dest_admin", &site.migrate_dest_admin),
+        ] {
+            if let Some(a) = admin {
+                let mut at = Table::new();
+                at.insert("user".into(), a.user.clone().into());
+                put_path(&mut at, "password_file", Some(&a.password_file));
+                at.insert("login".into(), a.login.name().into());
+                t.insert(key.into(), at.into());
+            }
+        }
         if !site.migrate.is_empty() {
             let accounts = site.migrate.iter().map(account).map(Value::Table);
             t.insert("accounts".into(), Value::Array(accounts.collect()));
@@ -154,7 +170,7 @@ fn hooks(site: &Site) -> Table {
 fn account(a: &MigrateAccount) -> Table {
     let mut t = Table::new();
     t.insert("user".into(), a.user.clone().into());
-    put_path(&mut t, "password_file", Some(&a.password_file));
+    put_path(&mut t, "password_file", a.password_file.as_deref());
     t.insert("deliver_to".into(), a.deliver_to.clone().into());
     if let Some(u) = &a.dest_user {
         t.insert("dest_user".into(), u.clone().into());
@@ -191,6 +207,9 @@ fn mta_table(m: &MtaSection) -> Table {
     }
     if let Some(r) = &m.relay_tls {
         t.insert("relay_tls".into(), r.clone().into());
+    }
+    if let Some(o) = &m.maildir_owner {
+        t.insert("maildir_owner".into(), o.clone().into());
     }
     for (key, path) in [
         ("maildir", &m.maildir),

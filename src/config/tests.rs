@@ -355,3 +355,79 @@ fn services_parse() {
     assert!(validate::parse_service("smtp:0").is_err());
     assert!(validate::parse_service("smtp?tls=1").is_err());
 }
+
+#[test]
+fn admin_identities_replace_per_account_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let pw = |name: &str, mode| {
+        let p = dir.path().join(name);
+        fs::write(&p, "x\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p.display().to_string()
+    };
+    let (good, loose) = (pw("admin.pw", 0o600), pw("loose.pw", 0o644));
+    let alice_pw = format!(
+        "password_file = \"{}/secrets/alice.password\"\n",
+        dir.path().display()
+    );
+    let without_password = text.replace(&alice_pw, "");
+    assert_ne!(
+        without_password, text,
+        "the example names alice's password file"
+    );
+    let found = problems(&path, &without_password);
+    assert!(
+        found[0].message.contains("(or set [migrate] source_admin)"),
+        "{}",
+        found[0]
+    );
+
+    let admins = |source_login: &str, dest_file: &str| {
+        without_password.replace(
+            "[migrate]\n",
+            &format!(
+                "[migrate]\nsource_admin = {{ user = \"admin\", password_file = \"{good}\", \
+                 login = \"{source_login}\" }}\n\
+                 dest_admin = {{ user = \"admin\", password_file = \"{dest_file}\" }}\n"
+            ),
+        )
+    };
+    let site = parse(&path, &admins("separator", &good)).unwrap();
+    let source = site.migrate_source_admin.as_ref().unwrap();
+    assert_eq!(
+        (source.user.as_str(), source.login),
+        ("admin", crate::client::AdminForm::Separator)
+    );
+    assert_eq!(
+        site.migrate_dest_admin.unwrap().login,
+        crate::client::AdminForm::Auto
+    );
+    assert_eq!(site.migrate[0].password_file, None);
+
+    let found = problems(&path, &admins("sideways", &loose));
+    let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert_eq!(found.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].contains("`login`: \"sideways\" is not one of auto, plain, separator"),
+        "{shown:?}"
+    );
+    // A loose admin password blocks only migrate: loading reads no secret, the host check
+    // names the file and its section.
+    let site = parse(&path, &admins("auto", &loose)).unwrap();
+    let host: Vec<String> = check_host(&site)
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(host.len(), 1, "{host:?}");
+    assert!(
+        host[0].contains("mode 0644") && host[0].contains("[migrate]"),
+        "{host:?}"
+    );
+    let line = text.lines().position(|l| l == "[migrate]").unwrap() + 2;
+    assert!(
+        shown[0].contains(&format!("site.toml:{line}:")),
+        "{shown:?}"
+    );
+}

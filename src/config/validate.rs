@@ -8,12 +8,13 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::raw::{Field, RawAccount, RawHook, RawServer, RawSite};
+use super::raw::{Field, RawAccount, RawAdmin, RawHook, RawServer, RawSite};
 use super::{
-    DnsRecord, Located, MigrateAccount, MtaSection, ProbeAccount, ProbeSettings, Problem, Role,
-    SecretFile, Server, Service, Site, TakeoverMode, TlsSettings, Vip, WatchSettings, Witness,
-    duration,
+    DnsRecord, Located, MigrateAccount, MigrateAdmin, MtaSection, ProbeAccount, ProbeSettings,
+    Problem, Role, SecretFile, Server, Service, Site, TakeoverMode, TlsSettings, Vip,
+    WatchSettings, Witness, duration,
 };
+use crate::client::AdminForm;
 use crate::health::{Scheme, StartTls};
 
 /// Validates the whole file at `file`; `Err` holds every problem found, in file order.
@@ -395,6 +396,13 @@ impl Validator<'_> {
             let text = self.get(&m.get_ref().state_dir, "state_dir")?;
             Some(self.path(&text))
         });
+        let m = raw.migrate.as_ref().map(|m| m.get_ref());
+        let migrate_source_admin = m
+            .and_then(|m| m.source_admin.as_ref())
+            .and_then(|a| self.admin(a, "source_admin"));
+        let migrate_dest_admin = m
+            .and_then(|m| m.dest_admin.as_ref())
+            .and_then(|a| self.admin(a, "dest_admin"));
 
         Some(Site {
             domain: domain?,
@@ -408,6 +416,8 @@ impl Validator<'_> {
             tls: tls?,
             migrate,
             migrate_state_dir,
+            migrate_source_admin,
+            migrate_dest_admin,
             takeover_state_file,
             hooks: hooks?,
             mta: mta?,
@@ -721,24 +731,60 @@ impl Validator<'_> {
         let Some(m) = &raw.migrate else {
             return Vec::new();
         };
+        let admin = m.get_ref().source_admin.is_some();
         let accounts = m.get_ref().accounts.as_deref().unwrap_or(&[]);
-        accounts.iter().filter_map(|a| self.account(a)).collect()
+        accounts
+            .iter()
+            .filter_map(|a| self.account(a, admin))
+            .collect()
     }
 
-    fn account(&mut self, raw: &Spanned<RawAccount>) -> Option<MigrateAccount> {
+    /// `source_admin` / `dest_admin = { user, password_file, login }`.
+    fn admin(&mut self, raw: &Spanned<RawAdmin>, key: &str) -> Option<MigrateAdmin> {
+        let span = raw.span();
+        let raw = raw.get_ref();
+        let table = format!("migrate.{key}");
+        let user = self.required(&raw.user, "user", &table, &span);
+        let password_file = match &raw.password_file {
+            None => {
+                self.problem(span, format!("missing key `password_file` in [{table}]"));
+                None
+            }
+            Some(_) => self.secret_file(&raw.password_file, "password_file"),
+        };
+        let login = match self.get(&raw.login, "login") {
+            None => Some(AdminForm::Auto),
+            text => self.parsed(&raw.login, "login", text, |t| {
+                AdminForm::parse(&t)
+                    .ok_or_else(|| format!("{t:?} is not one of auto, plain, separator"))
+            }),
+        };
+        Some(MigrateAdmin {
+            user: user?,
+            password_file: password_file?,
+            login: login?,
+        })
+    }
+
+    fn account(&mut self, raw: &Spanned<RawAccount>, admin: bool) -> Option<MigrateAccount> {
         let span = raw.span();
         let raw = raw.get_ref();
         let table = "[migrate.accounts]";
         let user = self.required(&raw.user, "user", table, &span);
         let password_file = match &raw.password_file {
-            None => {
+            None if !admin => {
                 self.problem(
                     span.clone(),
-                    format!("missing key `password_file` in {table}"),
+                    format!(
+                        "missing key `password_file` in {table} (or set [migrate] source_admin)"
+                    ),
                 );
                 None
             }
-            Some(_) => self.secret_file(&raw.password_file, "password_file"),
+            None => Some(None),
+            Some(_) => self
+                .secret_file(&raw.password_file, "password_file")
+                .map(Some),
         };
         let deliver_to = self.required(&raw.deliver_to, "deliver_to", table, &span);
         let deliver_to = self.parsed(&raw.deliver_to, "deliver_to", deliver_to, |a| {

@@ -93,6 +93,38 @@ impl<'a> Command<'a> {
     }
 }
 
+impl Command<'static> {
+    /// `AUTHENTICATE PLAIN` (RFC 3501 §6.2.2) with the base64 `response` from
+    /// [`super::sasl::plain`]: on the command line with SASL-IR (RFC 4959 §3), else as the
+    /// answer to the server's empty `+` challenge. The log shows neither.
+    pub fn authenticate_plain(tag: &str, response: &str, sasl_ir: bool) -> Command<'static> {
+        let head = format!("{tag} AUTHENTICATE PLAIN");
+        let line = |text: String| Cow::Owned(format!("{text}\r\n").into_bytes());
+        let parts = if sasl_ir {
+            vec![Part {
+                wait: false,
+                bytes: line(format!("{head} {response}")),
+            }]
+        } else {
+            vec![
+                Part {
+                    wait: false,
+                    bytes: line(head.clone()),
+                },
+                Part {
+                    wait: true,
+                    bytes: line(response.to_owned()),
+                },
+            ]
+        };
+        Command {
+            tag: tag.to_owned(),
+            parts,
+            shown: format!("{head} <redacted>"),
+        }
+    }
+}
+
 /// Adds arguments to a command; each starts with a space.
 pub struct Builder<'a> {
     cmd: Command<'a>,

@@ -140,3 +140,23 @@ fn header_search() {
     assert!(check_criteria("UNSEEN\r\nA1 LOGOUT").is_err());
     assert_eq!(check_criteria("UNSEEN").unwrap(), "UNSEEN");
 }
+
+#[test]
+fn authenticate_plain_inline_or_after_the_challenge() {
+    let ir = Command::authenticate_plain("p2", "AGFkbWluAHB3", true);
+    assert_eq!(
+        wire(&ir),
+        [(false, b"p2 AUTHENTICATE PLAIN AGFkbWluAHB3\r\n".to_vec())]
+    );
+    let two = Command::authenticate_plain("p2", "AGFkbWluAHB3", false);
+    assert_eq!(
+        wire(&two),
+        [
+            (false, b"p2 AUTHENTICATE PLAIN\r\n".to_vec()),
+            (true, b"AGFkbWluAHB3\r\n".to_vec())
+        ]
+    );
+    for cmd in [ir, two] {
+        assert_eq!(cmd.shown, "p2 AUTHENTICATE PLAIN <redacted>");
+    }
+}

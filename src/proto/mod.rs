@@ -12,6 +12,8 @@
 //! - [`pop3`] status lines, multi-line responses with dot-unstuffing (RFC 1939), CAPA (RFC 2449).
 //! - [`pop3_server`] the POP3 server side of `posta mta`: command parsing and the session state
 //!   machine (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH PLAIN), replies as bytes.
+//! - [`sasl`] SASL PLAIN with an authorization identity (RFC 4616) and Dovecot's `user*admin`
+//!   master-user login name: how an admin identity logs in as each mailbox.
 //! - [`smtp_server`] the commands an SMTP server receives (RFC 5321 §4.1), strictly parsed.
 //! - [`dotstuff`] message data both ways: RETR bodies un-stuffed, SMTP DATA stuffed with CRLF.
 //! - [`ether`], [`arp`], [`ndp`]: the link-layer frames of a virtual-IP takeover: RFC 5227 ARP
@@ -32,6 +34,7 @@ pub mod mutf7;
 pub mod ndp;
 pub mod pop3;
 pub mod pop3_server;
+pub mod sasl;
 pub mod smtp;
 pub mod smtp_server;
 

@@ -125,6 +125,16 @@ pub fn has_capability(caps: &[Capability], name: &str) -> bool {
     caps.iter().any(|c| c.name.eq_ignore_ascii_case(name))
 }
 
+/// Longest AUTH command line with its initial response (RFC 5034 §4, CRLF included); a longer
+/// response goes on its own line after the server's `+`.
+pub const MAX_AUTH_LINE: usize = 255;
+
+/// Whether a framed line is a SASL continuation (`+` and an optional base64 challenge, RFC 5034
+/// §4) rather than a `+OK`/`-ERR` status.
+pub fn is_continuation(line: &[u8]) -> bool {
+    line.starts_with(b"+ ") || line == b"+\r\n" || line == b"+\n"
+}
+
 /// The maildrop's size from a STAT reply text (`+OK nn mm`, RFC 1939 §5): (messages, octets).
 pub fn parse_stat(status: &StatusLine) -> Result<(u64, u64), ProtoError> {
     let mut words = status.text.split(' ');
@@ -225,6 +235,11 @@ pub enum Command<'a> {
     Stls,
     User(&'a str),
     Pass(&'a str),
+    /// `AUTH PLAIN` (RFC 5034 §4) with the base64 initial response from `sasl::plain`, or
+    /// without one (`None`) when the line would pass 255 octets; the response then follows
+    /// the server's `+` as [`Command::SaslResponse`].
+    AuthPlain(Option<&'a str>),
+    SaslResponse(&'a str),
     Stat,
     Uidl,
     List,
@@ -240,6 +255,9 @@ impl Command<'_> {
             Command::Stls => "STLS".to_owned(),
             Command::User(u) => format!("USER {}", check_arg("user name", u)?),
             Command::Pass(p) => format!("PASS {}", check_arg("password", p)?),
+            Command::AuthPlain(None) => "AUTH PLAIN".to_owned(),
+            Command::AuthPlain(Some(r)) => format!("AUTH PLAIN {}", check_arg("response", r)?),
+            Command::SaslResponse(r) => check_arg("response", r)?.to_owned(),
             Command::Stat => "STAT".to_owned(),
             Command::Uidl => "UIDL".to_owned(),
             Command::List => "LIST".to_owned(),
@@ -256,6 +274,9 @@ impl Command<'_> {
             Command::Stls => "STLS".into(),
             Command::User(u) => format!("USER {}", super::escape(u.as_bytes())),
             Command::Pass(_) => "PASS <redacted>".into(),
+            Command::AuthPlain(None) => "AUTH PLAIN".into(),
+            Command::AuthPlain(Some(_)) => "AUTH PLAIN <redacted>".into(),
+            Command::SaslResponse(_) => "<redacted>".into(),
             Command::Stat => "STAT".into(),
             Command::Uidl => "UIDL".into(),
             Command::List => "LIST".into(),
@@ -323,6 +344,21 @@ mod tests {
             }
         }
         assert!(matches!(last, Err(ProtoError::TooManyLines { .. })));
+    }
+
+    #[test]
+    fn auth_plain_is_redacted_and_continuations_are_told_apart() {
+        let c = Command::AuthPlain(Some("YWxpY2UA"));
+        assert_eq!(c.encode().unwrap(), b"AUTH PLAIN YWxpY2UA\r\n");
+        assert_eq!(c.redacted(), "AUTH PLAIN <redacted>");
+        assert_eq!(
+            Command::AuthPlain(None).encode().unwrap(),
+            b"AUTH PLAIN\r\n"
+        );
+        assert_eq!(Command::SaslResponse("YWxp").redacted(), "<redacted>");
+        assert!(Command::SaslResponse("a\r\nQUIT").encode().is_err());
+        assert!(is_continuation(b"+ \r\n") && is_continuation(b"+\r\n"));
+        assert!(!is_continuation(b"+OK\r\n") && !is_continuation(b"-ERR x\r\n"));
     }
 
     #[test]

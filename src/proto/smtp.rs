@@ -259,13 +259,7 @@ impl Command<'_> {
             Command::Lhlo(d) => format!("LHLO {}", check_arg("LHLO name", d)?),
             Command::StartTls => "STARTTLS".to_owned(),
             Command::AuthPlain { user, password } => {
-                // RFC 4616 §2: NUL separates the fields, so neither may contain one.
-                if user.contains('\0') || password.contains('\0') {
-                    return Err(ProtoError::BadArgument(
-                        "user name or password contains NUL, which AUTH PLAIN cannot carry".into(),
-                    ));
-                }
-                format!("AUTH PLAIN {}", B64.encode(format!("\0{user}\0{password}")))
+                format!("AUTH PLAIN {}", super::sasl::plain("", user, password)?)
             }
             Command::AuthLogin => "AUTH LOGIN".to_owned(),
             Command::AuthResponse(s) => B64.encode(s),

@@ -36,7 +36,7 @@ impl Dovecot {
     /// Starts Dovecot serving `users` (name, password) with `ca`'s leaf certificate; returns
     /// once all five listeners accept connections.
     pub fn start(ca: &Ca, users: &[(&str, &str)]) -> Dovecot {
-        Dovecot::start_with(ca, users, None)
+        Dovecot::start_with(ca, users, None, None)
     }
 
     /// Starts Dovecot serving the Maildirs someone else writes: user U's is `mail_root/U`
@@ -44,10 +44,24 @@ impl Dovecot {
     /// created there: whoever delivers makes the Maildirs, and their owner and modes are what
     /// the test checks.
     pub fn start_on(ca: &Ca, users: &[(&str, &str)], mail_root: &Path) -> Dovecot {
-        Dovecot::start_with(ca, users, Some(mail_root.to_path_buf()))
+        Dovecot::start_with(ca, users, Some(mail_root.to_path_buf()), None)
     }
 
-    fn start_with(ca: &Ca, users: &[(&str, &str)], mail_root: Option<PathBuf>) -> Dovecot {
+    /// Like [`Dovecot::start`], with `master` (name, password) as a master user who may log in
+    /// as any of `users`: by SASL PLAIN with the user as authorization identity, or as
+    /// `user*master` (`auth_master_user_separator = *`). A master passdb placed before the
+    /// users' one, with `pass = yes` so Dovecot still checks that the target user exists
+    /// (Dovecot 2.3's spelling).
+    pub fn start_with_master(ca: &Ca, users: &[(&str, &str)], master: (&str, &str)) -> Dovecot {
+        Dovecot::start_with(ca, users, None, Some(master))
+    }
+
+    fn start_with(
+        ca: &Ca,
+        users: &[(&str, &str)],
+        mail_root: Option<PathBuf>,
+        master: Option<(&str, &str)>,
+    ) -> Dovecot {
         require_root();
         let dovecot = require_tool("dovecot");
         require_tool("doveadm");
@@ -83,7 +97,19 @@ impl Dovecot {
             }
         }
         fs::write(d.path().join("users"), passwd).expect("failed to write users");
-        fs::write(d.conf(), d.config(ca, uid, gid)).expect("failed to write dovecot.conf");
+        let masters = master.map(|(name, password)| {
+            let path = d.path().join("masters");
+            fs::write(&path, format!("{name}:{{PLAIN}}{password}\n"))
+                .expect("failed to write masters");
+            format!(
+                "auth_master_user_separator = *\n\
+                 passdb {{\n  driver = passwd-file\n  master = yes\n  \
+                 args = scheme=PLAIN username_format=%u {}\n  pass = yes\n}}\n",
+                path.display()
+            )
+        });
+        let config = d.config(ca, uid, gid, masters.as_deref().unwrap_or(""));
+        fs::write(d.conf(), config).expect("failed to write dovecot.conf");
 
         run_daemon(Command::new(dovecot).arg("-c").arg(d.conf()), &d.log());
         let mut d = d;
@@ -233,7 +259,9 @@ impl Dovecot {
         self.path().join("dovecot.conf")
     }
 
-    fn config(&self, ca: &Ca, uid: u32, gid: u32) -> String {
+    /// The configuration; `masters` (the master passdb, or nothing) goes before the users'
+    /// passdb, since Dovecot asks passdbs in order.
+    fn config(&self, ca: &Ca, uid: u32, gid: u32, masters: &str) -> String {
         let dir = self.path().display();
         let [imap, imaps, pop3, pop3s, lmtp] = self.ports;
         let mail_location = match &self.mail_root {
@@ -259,7 +287,7 @@ auth_verbose = yes
 first_valid_uid = {uid}
 first_valid_gid = {gid}
 mail_location = {mail_location}
-passdb {{
+{masters}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {dir}/users
 }}

@@ -20,7 +20,16 @@ impl Primary {
     /// Starts Dovecot with `users` (name, password), then Postfix accepting `NAME@example.org`
     /// for each of them and delivering to that Dovecot's LMTP port.
     pub fn start(ca: &Ca, users: &[(&str, &str)]) -> Primary {
-        let dovecot = Dovecot::start(ca, users);
+        Primary::start_with(Dovecot::start(ca, users), ca, users)
+    }
+
+    /// Like [`Primary::start`], with a Dovecot master user (name, password) that may log in
+    /// as any of `users` (see `Dovecot::start_with_master`).
+    pub fn start_with_master(ca: &Ca, users: &[(&str, &str)], master: (&str, &str)) -> Primary {
+        Primary::start_with(Dovecot::start_with_master(ca, users, master), ca, users)
+    }
+
+    fn start_with(dovecot: Dovecot, ca: &Ca, users: &[(&str, &str)]) -> Primary {
         let names: Vec<&str> = users.iter().map(|(name, _)| *name).collect();
         let options = Options {
             sasl: Some(&dovecot.auth_socket()),

@@ -37,9 +37,15 @@ pub enum ImapError {
     /// The server announced LOGINDISABLED (RFC 3501 §6.2.3).
     #[error("IMAP server {server} refuses LOGIN on this connection (LOGINDISABLED)")]
     LoginDisabled { server: String },
-    /// LOGIN answered NO or BAD: wrong credentials, unless the code says UNAVAILABLE.
-    #[error("IMAP LOGIN as {user} failed: {resp}")]
-    Auth { user: String, resp: StatusResp },
+    /// LOGIN or AUTHENTICATE answered NO or BAD: wrong credentials (or an admin identity not
+    /// allowed to act for the user), unless the code says UNAVAILABLE. `identity` names both
+    /// the mailbox and the admin, so the operator knows whose password to check.
+    #[error("IMAP {command} as {identity} failed: {resp}")]
+    Auth {
+        command: &'static str,
+        identity: String,
+        resp: StatusResp,
+    },
     /// A tagged NO or BAD: `command` is what was asked, e.g. `SELECT "Projects"`.
     #[error("IMAP {command} failed: {resp}")]
     Rejected { command: String, resp: StatusResp },
@@ -138,11 +144,16 @@ mod tests {
             Some("TRYCREATE")
         );
         let auth = |code| ImapError::Auth {
-            user: "alice".into(),
+            command: "AUTHENTICATE PLAIN",
+            identity: "alice with admin identity admin".into(),
             resp: resp(Cond::No, code),
         };
         assert!(!auth(Some("AUTHENTICATIONFAILED")).is_transient());
         assert!(auth(Some("UNAVAILABLE")).is_transient());
+        assert_eq!(
+            auth(None).to_string(),
+            "IMAP AUTHENTICATE PLAIN as alice with admin identity admin failed: NO x"
+        );
     }
 
     #[test]

@@ -67,21 +67,106 @@ async fn serve(script: Vec<Act>) -> (u16, JoinHandle<Vec<String>>) {
 /// Connects in clear (the operator's `starttls = no`) with a short timeout and logs in as
 /// `u`; the script must start with the greeting and LOGIN exchange from [`login_script`].
 async fn logged_in(port: u16) -> ImapClient {
-    let ep = Endpoint {
+    let mut client = ImapClient::connect(&clear(port)).await.expect("connect");
+    let login = Login::own("u", Secret::new("pässword"));
+    client.login(&login).await.expect("login");
+    client
+}
+
+/// A cleartext endpoint on `port` (the operator's `starttls = no`) with a short timeout.
+fn clear(port: u16) -> Endpoint {
+    Endpoint {
         host: "127.0.0.1".into(),
         port,
         implicit_tls: false,
         starttls: StartTls::No,
         tls: TlsPolicy::default(),
         timeout: Duration::from_millis(500),
-    };
-    let mut client = ImapClient::connect(&ep).await.expect("connect");
-    let login = Login {
-        user: "u".into(),
-        password: Secret::new("pässword"),
-    };
-    client.login(&login).await.expect("login");
+    }
+}
+
+fn admin_login(form: AdminForm) -> Login {
+    Login {
+        user: "alice".into(),
+        password: Secret::new("admin-pw"),
+        admin: Some(super::super::Admin {
+            user: "admin".into(),
+            form,
+        }),
+    }
+}
+
+/// An admin identity uses AUTHENTICATE PLAIN with alice as the authorization identity, in one
+/// line with SASL-IR and after the `+` without; a refusal names both identities and is final.
+#[tokio::test]
+async fn an_admin_authenticates_with_plain_and_an_authorization_identity() {
+    // base64("alice\0admin\0admin-pw")
+    let response = "YWxpY2UAYWRtaW4AYWRtaW4tcHc=";
+    let (port, srv) = serve(vec![
+        say("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] scripted\r\n"),
+        Act::Hear,
+        say("p1 OK [CAPABILITY IMAP4rev1 UIDPLUS] logged in\r\n"),
+    ])
+    .await;
+    let mut client = ImapClient::connect(&clear(port)).await.expect("connect");
     client
+        .login(&admin_login(AdminForm::Auto))
+        .await
+        .expect("login");
+    assert!(client.has_capability("UIDPLUS"));
+    drop(client);
+    let heard = srv.await.expect("server");
+    assert_eq!(heard, [format!("p1 AUTHENTICATE PLAIN {response}")]);
+
+    let (port, srv) = serve(vec![
+        say("* OK [CAPABILITY IMAP4rev1] scripted\r\n"),
+        Act::Hear,
+        say("+ \r\n"),
+        Act::Hear,
+        say("p1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"),
+    ])
+    .await;
+    let mut client = ImapClient::connect(&clear(port)).await.expect("connect");
+    let err = client
+        .login(&admin_login(AdminForm::Plain))
+        .await
+        .expect_err("refused");
+    assert!(!err.is_transient(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "IMAP AUTHENTICATE PLAIN as alice with admin identity admin failed: \
+         NO [AUTHENTICATIONFAILED] Authentication failed."
+    );
+    drop(client);
+    let heard = srv.await.expect("server");
+    assert_eq!(heard, ["p1 AUTHENTICATE PLAIN", response]);
+}
+
+/// Without AUTH=PLAIN (or when told so) an admin logs in as `alice*admin`, Dovecot's
+/// master-user separator form.
+#[tokio::test]
+async fn an_admin_falls_back_to_the_master_user_separator() {
+    for (caps, form) in [
+        ("IMAP4rev1 AUTH=LOGIN", AdminForm::Auto),
+        ("IMAP4rev1 AUTH=PLAIN SASL-IR", AdminForm::Separator),
+    ] {
+        let (port, srv) = serve(vec![
+            say(&format!("* OK [CAPABILITY {caps}] scripted\r\n")),
+            Act::Hear,
+            say("p1 OK logged in\r\n"),
+            Act::Hear,
+            say("* CAPABILITY IMAP4rev1\r\np2 OK done\r\n"),
+        ])
+        .await;
+        let mut client = ImapClient::connect(&clear(port)).await.expect("connect");
+        client.login(&admin_login(form)).await.expect("login");
+        drop(client);
+        let heard = srv.await.expect("server");
+        assert_eq!(
+            heard[0], "p1 LOGIN \"alice*admin\" \"admin-pw\"",
+            "{form:?}"
+        );
+    }
 }
 
 /// Greeting without LITERAL+, then a LOGIN whose non-ASCII password must wait for `+`.
@@ -237,10 +322,7 @@ fn command_futures_are_send() {
     fn send<T: Send>(_: T) {}
     let check = |mut c: ImapClient, ep: Endpoint| {
         send(ImapClient::connect(&ep));
-        send(c.login(&Login {
-            user: "u".into(),
-            password: Secret::new("p"),
-        }));
+        send(c.login(&Login::own("u", Secret::new("p"))));
         send(c.list());
         send(c.select("x", false));
         send(c.uid_search("ALL"));
