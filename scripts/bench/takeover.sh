@@ -13,7 +13,7 @@
 #
 # then runs scripts/bench/takeover-dns.sh (DNS takeover + verification vs nsupdate + dig),
 # and prints medians next to keepalived's documented ~3.6 s host-death failover (3 × advert_int
-# + skew (256-100)/256 s: /work/shared/notes/failover-notes.md §1.1 and §3).
+# + skew (256-100)/256 s: docs/failover.md §1.1 and §3).
 #
 # Fair reading: keepalived's numbers include its failure detection; posta's start when the
 # takeover command starts, because posta's detection and grace belong to its health checks and

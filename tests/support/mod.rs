@@ -8,7 +8,7 @@
 //!
 //! Nothing here skips silently: a missing server binary or running as non-root panics with the
 //! command that fixes it (`scripts/install-test-deps.sh`). Facts behind the configs live in
-//! `/work/shared/notes/real-servers.md`.
+//! `docs/test-servers.md`.
 //!
 //! Each integration test file does `mod support;` and uses only part of this module.
 // Each test crate compiles its own copy and uses a subset of it: unused items are expected.

@@ -11,7 +11,7 @@
 //! In-process library calls run on a dedicated thread that has joined the namespace
 //! ([`Netns::block_on`]); sockets opened there stay in it. [`Greeter`] is a real TCP listener on
 //! port 25 answering with an SMTP greeting that names its server. Needs root, like
-//! `ip netns add`; facts in /work/shared/notes/real-servers.md.
+//! `ip netns add`; facts in docs/test-servers.md.
 
 use std::fs;
 use std::future::Future;

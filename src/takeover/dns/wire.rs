@@ -3,7 +3,7 @@
 //! Our own UDP/TCP exchange instead of hickory-net's client streams because those verify the
 //! reply's TSIG before handing it over and turn BIND's unsigned NOTAUTH/BADSIG or BADKEY answer
 //! (RFC 8945 §5.3.2) into "Please file an issue ... truncated HMACs" with the rcode lost
-//! (hickory-dns#1981); see /work/shared/notes/crates.md. Here the caller gets the bytes and
+//! (hickory-dns#1981). Here the caller gets the bytes and
 //! decides what to trust.
 //!
 //! UDP first, retransmitting the same bytes every second (a signed update is resent unchanged,

@@ -4,7 +4,7 @@
 //! [`announce`]; failback is [`remove`] there and, on mailserver1 with `--reclaim`, [`add`] and
 //! [`announce`] again so clients' caches move back at once. Every step is idempotent.
 //!
-//! Why each step exists (see /work/shared/notes/failover-notes.md §1.1, §1.3, §5.1):
+//! Why each step exists (docs/failover.md §1):
 //! - The probe is RFC 5227's, which none of keepalived, ucarp or IPaddr2 (`run_arping` is off)
 //!   do before adding: if mailserver1 still answers for the address, taking it would give the
 //!   LAN two holders. The default is fast for a LAN (200 ms); [`ProbeSettings::RFC5227`] is the
