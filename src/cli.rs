@@ -135,8 +135,9 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit status: 0 everything selected arrived (or --dry-run), 1 something \
-did not arrive (quarantined, left on the source, missing or duplicated at mailserver1), 2 usage \
-or site-file error.\n\n\
+did not arrive (quarantined, left on the source, missing or duplicated at mailserver1) or a \
+Maildir under the site's [mta] maildir holds mail that no account covers, 2 usage or site-file \
+error.\n\n\
 Examples:\n  posta migrate --dry-run\n  posta migrate alice bob\n  \
 posta migrate --from imaps://alice@mailserver2 --password-file /etc/posta/alice.pw \\\n    \
 --to smtp://mailserver1:25 --rcpt alice@example.org \\\n    \

@@ -1,5 +1,6 @@
 //! `posta migrate`: build the accounts from the site file or the ad hoc URLs, run, print the
-//! reconciliation, exit 0 only when everything selected arrived.
+//! reconciliation, exit 0 only when everything selected arrived and no mailbox in the site's
+//! `[mta] maildir` holds mail that no account covers.
 
 use std::path::{Path, PathBuf};
 
@@ -12,13 +13,14 @@ use crate::health::url::{self, UrlDefaults};
 use crate::health::{Scheme, Target, TlsPolicy};
 use crate::migrate::plan::{Account, Delivery, DestImap, InboxRoute, Options, Source, SourceKind};
 use crate::migrate::progress::Progress;
+use crate::migrate::uncovered::{self, Mailbox};
 use crate::secret::{self, Secret};
 
 /// Where journals and the quarantine live unless the site file or --state-dir says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/posta/migrate";
 
 pub async fn execute(config: Option<PathBuf>, args: MigrateArgs) -> u8 {
-    let (accounts, opts) = match plan(config, &args) {
+    let (accounts, opts, coverage) = match plan(config, &args) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("posta migrate: {e}");
@@ -27,6 +29,10 @@ pub async fn execute(config: Option<PathBuf>, args: MigrateArgs) -> u8 {
     };
     let progress = Progress::new(args.json);
     let report = crate::migrate::run(accounts, &opts, &progress).await;
+    let report = match coverage {
+        Some(c) => report.with_uncovered(c.uncovered().await),
+        None => report,
+    };
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(json) => print(&format!("{json}\n")),
@@ -35,14 +41,48 @@ pub async fn execute(config: Option<PathBuf>, args: MigrateArgs) -> u8 {
     } else {
         print(&report.table());
     }
-    if report.ok || opts.dry_run && report.accounts.iter().all(|a| a.error.is_none()) {
-        0
-    } else {
-        EXIT_FAILURE
+    let dry_ok = opts.dry_run
+        && report.uncovered.is_empty()
+        && report.accounts.iter().all(|a| a.error.is_none());
+    if report.ok || dry_ok { 0 } else { EXIT_FAILURE }
+}
+
+/// The site's Maildir root on mailserver2 and the users its accounts cover: after the run,
+/// any other mailbox there with mail is named and fails the run.
+struct Coverage {
+    maildir: PathBuf,
+    covered: Vec<String>,
+}
+
+impl Coverage {
+    /// Lists the mailboxes with mail that no account covers. A root not on this host (posta
+    /// migrate runs elsewhere than the mta) is not checked; one that cannot be read is said
+    /// on stderr, since the run cannot then vouch for every mailbox.
+    async fn uncovered(self) -> Vec<Mailbox> {
+        let Coverage { maildir, covered } = self;
+        let shown = maildir.display().to_string();
+        let found =
+            tokio::task::spawn_blocking(move || uncovered::uncovered(&maildir, &covered)).await;
+        match found {
+            Ok(Ok(list)) => list,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Ok(Err(e)) => {
+                eprintln!(
+                    "posta migrate: cannot look for mailboxes no account covers in {shown}: {e}"
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                eprintln!("posta migrate: cannot look for mailboxes no account covers: {e}");
+                Vec::new()
+            }
+        }
     }
 }
 
-fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<(Vec<Account>, Options), String> {
+type Plan = (Vec<Account>, Options, Option<Coverage>);
+
+fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
     if args.unseen && args.from.as_deref().is_some_and(|f| f.starts_with("pop3")) {
         return Err("--unseen needs an IMAP source: POP3 has no unread flag".into());
     }
@@ -56,17 +96,31 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<(Vec<Account>, Op
         InboxVia::Deliver => InboxRoute::Deliver,
         InboxVia::Append => InboxRoute::Append,
     };
-    let (accounts, site_state) = match &args.from {
+    let (accounts, site_state, coverage) = match &args.from {
         Some(from) => {
             let admins = Admins::new(args, None)?;
-            (vec![ad_hoc(from, args, &admins, &tls, &helo, inbox)?], None)
+            (
+                vec![ad_hoc(from, args, &admins, &tls, &helo, inbox)?],
+                None,
+                None,
+            )
         }
         None => {
             let path = config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
             let site = config::load(&path).map_err(|e| e.to_string())?;
             let admins = Admins::new(args, Some(&site))?;
             let accounts = from_site(&site, args, &admins, &tls, &helo, inbox)?;
-            (accounts, site.migrate_state_dir.clone())
+            // Every account of the site file covers its mailbox, also those --account left
+            // out of this run: they are the operator's choice, not forgotten mail.
+            let coverage = site
+                .mta
+                .as_ref()
+                .and_then(|m| m.maildir.clone())
+                .map(|maildir| Coverage {
+                    maildir,
+                    covered: site.migrate.iter().map(|a| a.user.clone()).collect(),
+                });
+            (accounts, site.migrate_state_dir.clone(), coverage)
         }
     };
     let opts = Options {
@@ -86,7 +140,7 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<(Vec<Account>, Op
         batch: 100,
         verify: !args.no_verify,
     };
-    Ok((accounts, opts))
+    Ok((accounts, opts, coverage))
 }
 
 fn read_secret(path: &Path) -> Result<Secret, String> {

@@ -15,6 +15,7 @@
 //! - `quarantine` the local Maildir for what mailserver1 refused for good.
 //! - `verify`     unknown outcomes and the read-back by tracking id, Message-ID and body hash.
 //! - `report`     the reconciliation, as a table or JSON.
+//! - `uncovered`  mailboxes on mailserver2 with mail that no account covers.
 //! - `progress`   bars on a terminal, log lines elsewhere.
 
 pub mod deliver;
@@ -27,6 +28,7 @@ mod pop3_source;
 pub mod progress;
 pub mod quarantine;
 pub mod report;
+pub mod uncovered;
 pub mod verify;
 
 use std::sync::Arc;

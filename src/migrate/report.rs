@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::uncovered::Mailbox;
+
 /// One message that did not simply arrive.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -91,6 +93,9 @@ impl AccountReport {
 pub struct RunReport {
     pub ok: bool,
     pub accounts: Vec<AccountReport>,
+    /// Mailboxes on mailserver2 holding mail that no account of the site file covers: the
+    /// run cannot have brought everything home while one is listed.
+    pub uncovered: Vec<Mailbox>,
 }
 
 impl RunReport {
@@ -98,7 +103,15 @@ impl RunReport {
         RunReport {
             ok: accounts.iter().all(AccountReport::ok),
             accounts,
+            uncovered: Vec::new(),
         }
+    }
+
+    /// Adds the mailboxes no account covers; any of them makes the run fail.
+    pub fn with_uncovered(mut self, uncovered: Vec<Mailbox>) -> RunReport {
+        self.ok &= uncovered.is_empty();
+        self.uncovered = uncovered;
+        self
     }
 
     /// The human table plus one line per problem message.
@@ -186,6 +199,14 @@ impl RunReport {
                 }
             }
         }
+        for m in &self.uncovered {
+            let _ = writeln!(
+                out,
+                "{}: {} message(s) in {}: no account covers this mailbox; add it to \
+                 [[migrate.accounts]]",
+                m.user, m.messages, m.maildir
+            );
+        }
         if !dry {
             let _ = writeln!(
                 out,
@@ -235,6 +256,34 @@ mod tests {
             json["accounts"][0]["folders"][0]["quarantined"][0]["uid"],
             "7/2"
         );
+    }
+
+    #[test]
+    fn an_uncovered_mailbox_makes_the_run_fail_and_is_named() {
+        let r = RunReport::new(vec![AccountReport {
+            account: "alice".into(),
+            folders: vec![FolderReport::default()],
+            ..Default::default()
+        }]);
+        assert!(r.ok);
+        let r = r.with_uncovered(vec![Mailbox {
+            user: "postmaster".into(),
+            maildir: "/var/vmail/postmaster/Maildir".into(),
+            messages: 3,
+        }]);
+        assert!(!r.ok);
+        let t = r.table();
+        assert!(
+            t.contains(
+                "postmaster: 3 message(s) in /var/vmail/postmaster/Maildir: no account covers"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("NOT everything arrived"), "{t}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["uncovered"][0]["user"], "postmaster");
+        assert_eq!(json["uncovered"][0]["messages"], 3);
     }
 
     #[test]
