@@ -702,6 +702,17 @@ pub struct MtaRunArgs {
     /// Private key (PEM, owner-only) for --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// mailserver1's certificate chain (PEM), presented on connections to --vip-address and
+    /// to clients asking by SNI for a name it covers; SIGHUP reloads it with --tls-cert
+    #[arg(long, value_name = "FILE", requires_all = ["vip_tls_key", "tls_cert"])]
+    pub vip_tls_cert: Option<PathBuf>,
+    /// Private key (PEM, owner-only) for --vip-tls-cert
+    #[arg(long, value_name = "FILE", requires = "vip_tls_cert")]
+    pub vip_tls_key: Option<PathBuf>,
+    /// The VIP: connections to this local address get --vip-tls-cert whatever their SNI
+    /// [default: the site file's [vip] address]
+    #[arg(long, value_name = "IP", requires = "vip_tls_cert")]
+    pub vip_address: Option<std::net::IpAddr>,
     /// Largest message accepted, in bytes, at least 1 [default: 52428800]
     #[arg(long, value_name = "BYTES")]
     pub max_message_size: Option<u64>,
