@@ -575,8 +575,8 @@ pub enum ConfigCommand {
 /// which it is relayed to --relay-to or to the domain's better MX hosts, retried with backoff
 /// for --lifetime and then returned to its sender with a DSN. `RCPT TO:<postmaster>` without a
 /// domain is always accepted (RFC 5321 §4.5.1): into the postmaster's Maildir with --maildir,
-/// else relayed to postmaster@ the first relay domain. SIGHUP reloads the tables (a broken
-/// file keeps the old ones); SIGTERM stops accepting and exits. With no flags the site file's
+/// else relayed to postmaster@ the first relay domain. SIGHUP reloads the tables and the
+/// certificates (a broken file keeps the old ones); SIGTERM stops accepting and exits. With no flags the site file's
 /// [mta] section is used.
 #[derive(Debug, Args)]
 #[command(
