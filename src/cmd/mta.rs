@@ -52,21 +52,36 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// What `posta mta` reads from the site file: `[mta]`, the CA file and the VIP.
+pub(super) struct SiteMta {
+    pub mta: Option<MtaSection>,
+    pub ca_file: Option<PathBuf>,
+    /// Where mailserver1's certificate is presented.
+    pub vip: Option<IpAddr>,
+}
+
 /// The site file's `[mta]` when there is a site file: the one `--config`/`POSTA_CONFIG`
 /// names, else the default path if it exists. Without one, the flags alone decide.
-/// Also the site's VIP address, where `posta mta` presents mailserver1's certificate.
-pub(super) fn site_section(
-    config: Option<PathBuf>,
-) -> Result<(Option<MtaSection>, Option<PathBuf>, Option<IpAddr>), String> {
+pub(super) fn site_section(config: Option<PathBuf>) -> Result<SiteMta, String> {
     let path = match config {
         Some(p) => p,
         None if Path::new(crate::config::DEFAULT_PATH).exists() => {
             PathBuf::from(crate::config::DEFAULT_PATH)
         }
-        None => return Ok((None, None, None)),
+        None => {
+            return Ok(SiteMta {
+                mta: None,
+                ca_file: None,
+                vip: None,
+            });
+        }
     };
     let site = crate::config::load(&path).map_err(|e| e.to_string())?;
-    Ok((site.mta, site.tls.ca_file, site.vip.map(|v| v.address)))
+    Ok(SiteMta {
+        mta: site.mta,
+        ca_file: site.tls.ca_file,
+        vip: site.vip.map(|v| v.address),
+    })
 }
 
 /// The flags over the site file's `[mta]`: a flag given wins, a list flag given replaces the
@@ -133,7 +148,11 @@ fn merge(
 
 /// Settings from the site file's `[mta]` and the command line.
 fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, String> {
-    let (section, site_ca, site_vip) = site_section(config)?;
+    let SiteMta {
+        mta: section,
+        ca_file: site_ca,
+        vip: site_vip,
+    } = site_section(config)?;
     let merged;
     let a = match section {
         Some(section) => {
