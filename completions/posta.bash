@@ -1782,7 +1782,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__mta)
-            opts="-c -v -h -V --listen --hostname --domain --relay-domain --maildir --maildir-owner --queue --control-socket --relay-to --relay-tls --ca-file --mx-port --dns-server --access --virtusertable --local-host-names --recipients --verify-recipients --pop3-listen --pop3s-listen --pop3-users --pop3-max-per-ip --tls-cert --tls-key --max-message-size --max-recipients --max-connections --max-per-ip --timeout --retry-min --retry-max --lifetime --min-free --config --log-format --verbose --help --version explain passwd help"
+            opts="-c -v -h -V --listen --hostname --domain --relay-domain --maildir --maildir-owner --queue --control-socket --relay-to --relay-tls --ca-file --mx-port --dns-server --access --virtusertable --local-host-names --recipients --verify-recipients --pop3-listen --pop3s-listen --pop3-users --pop3-max-per-ip --tls-cert --tls-key --vip-tls-cert --vip-tls-key --vip-address --max-message-size --max-recipients --max-connections --max-per-ip --timeout --retry-min --retry-max --lifetime --min-free --config --log-format --verbose --help --version explain passwd help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1877,6 +1877,18 @@ _posta() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vip-tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vip-tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vip-address)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

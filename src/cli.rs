@@ -576,8 +576,8 @@ pub enum ConfigCommand {
 /// which it is relayed to --relay-to or to the domain's better MX hosts, retried with backoff
 /// for --lifetime and then returned to its sender with a DSN. `RCPT TO:<postmaster>` without a
 /// domain is always accepted (RFC 5321 §4.5.1): into the postmaster's Maildir with --maildir,
-/// else relayed to postmaster@ the first relay domain. SIGHUP reloads the tables (a broken
-/// file keeps the old ones); SIGTERM stops accepting and exits. With no flags the site file's
+/// else relayed to postmaster@ the first relay domain. SIGHUP reloads the tables and the
+/// certificates (a broken file keeps the old ones); SIGTERM stops accepting and exits. With no flags the site file's
 /// [mta] section is used.
 #[derive(Debug, Args)]
 #[command(
@@ -703,6 +703,17 @@ pub struct MtaRunArgs {
     /// Private key (PEM, owner-only) for --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// mailserver1's certificate chain (PEM), presented on connections to --vip-address and
+    /// to clients asking by SNI for a name it covers; SIGHUP reloads it with --tls-cert
+    #[arg(long, value_name = "FILE", requires_all = ["vip_tls_key", "tls_cert"])]
+    pub vip_tls_cert: Option<PathBuf>,
+    /// Private key (PEM, owner-only) for --vip-tls-cert
+    #[arg(long, value_name = "FILE", requires = "vip_tls_cert")]
+    pub vip_tls_key: Option<PathBuf>,
+    /// The VIP: connections to this local address get --vip-tls-cert whatever their SNI
+    /// [default: the site file's [vip] address]
+    #[arg(long, value_name = "IP", requires = "vip_tls_cert")]
+    pub vip_address: Option<std::net::IpAddr>,
     /// Largest message accepted, in bytes, at least 1 [default: 52428800]
     #[arg(long, value_name = "BYTES")]
     pub max_message_size: Option<u64>,

@@ -113,10 +113,16 @@ impl Site {
     }
 }
 
-/// The acceptor `posta mta` builds, from the test CA's leaf for 127.0.0.1.
-fn acceptor() -> tokio_rustls::TlsAcceptor {
+/// The certificates `posta mta` loads, from the test CA's leaf for 127.0.0.1.
+fn acceptor() -> std::sync::Arc<posta::mta::tls::Tls> {
+    use posta::mta::tls::{CertFiles, Identities, Tls};
     let ca = Ca::get();
-    posta::mta::tls::acceptor(&ca.cert_pem(), &ca.key_pem()).expect("server TLS config")
+    let own = CertFiles {
+        cert: ca.cert_pem(),
+        key: ca.key_pem(),
+    };
+    let tls = Tls::load(Identities { own, vip: None }).expect("server TLS config");
+    std::sync::Arc::new(tls)
 }
 
 fn endpoint(port: u16, implicit_tls: bool, starttls: StartTls) -> Endpoint {

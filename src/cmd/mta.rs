@@ -1,6 +1,7 @@
 //! `posta mta`: run the mini-MTA (SMTP listener, queue runner, control socket, POP3), or
 //! `posta mta explain`: decide one recipient with the tables and print the trail.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,9 +22,10 @@ use crate::mta::server::{Mta, load_tables, serve};
 use crate::mta::settings::{self, NextHop, RelayTls, Settings, SettingsError};
 use crate::mta::spool::Spool;
 use crate::mta::tables::{Access, LocalHostNames, TableError, Tables, VirtUser, lint};
+use crate::mta::tls::{CertFiles, Identities, Tls, VipIdentity};
 use crate::mta::users::Users;
 use crate::mta::verify::Verifier;
-use crate::mta::{control, maildir, tls};
+use crate::mta::{control, maildir};
 
 pub fn execute(config: Option<PathBuf>, args: MtaArgs) -> u8 {
     match args.command {
@@ -50,25 +52,46 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// What `posta mta` reads from the site file: `[mta]`, the CA file and the VIP.
+pub(super) struct SiteMta {
+    pub mta: Option<MtaSection>,
+    pub ca_file: Option<PathBuf>,
+    /// Where mailserver1's certificate is presented.
+    pub vip: Option<IpAddr>,
+}
+
 /// The site file's `[mta]` when there is a site file: the one `--config`/`POSTA_CONFIG`
 /// names, else the default path if it exists. Without one, the flags alone decide.
-pub(super) fn site_section(
-    config: Option<PathBuf>,
-) -> Result<(Option<MtaSection>, Option<PathBuf>), String> {
+pub(super) fn site_section(config: Option<PathBuf>) -> Result<SiteMta, String> {
     let path = match config {
         Some(p) => p,
         None if Path::new(crate::config::DEFAULT_PATH).exists() => {
             PathBuf::from(crate::config::DEFAULT_PATH)
         }
-        None => return Ok((None, None)),
+        None => {
+            return Ok(SiteMta {
+                mta: None,
+                ca_file: None,
+                vip: None,
+            });
+        }
     };
     let site = crate::config::load(&path).map_err(|e| e.to_string())?;
-    Ok((site.mta, site.tls.ca_file))
+    Ok(SiteMta {
+        mta: site.mta,
+        ca_file: site.tls.ca_file,
+        vip: site.vip.map(|v| v.address),
+    })
 }
 
 /// The flags over the site file's `[mta]`: a flag given wins, a list flag given replaces the
 /// site's list.
-fn merge(site: MtaSection, site_ca: Option<PathBuf>, a: &MtaRunArgs) -> Result<MtaRunArgs, String> {
+fn merge(
+    site: MtaSection,
+    site_ca: Option<PathBuf>,
+    site_vip: Option<IpAddr>,
+    a: &MtaRunArgs,
+) -> Result<MtaRunArgs, String> {
     let list = |flag: &Vec<std::net::SocketAddr>, site: Vec<std::net::SocketAddr>| {
         if flag.is_empty() { site } else { flag.clone() }
     };
@@ -108,6 +131,9 @@ fn merge(site: MtaSection, site_ca: Option<PathBuf>, a: &MtaRunArgs) -> Result<M
         pop3_max_per_ip: a.pop3_max_per_ip,
         tls_cert: a.tls_cert.clone().or(site.tls_cert),
         tls_key: a.tls_key.clone().or(site.tls_key),
+        vip_tls_cert: a.vip_tls_cert.clone().or(site.vip_tls_cert),
+        vip_tls_key: a.vip_tls_key.clone().or(site.vip_tls_key),
+        vip_address: a.vip_address.or(site_vip),
         max_message_size: a.max_message_size.or(site.max_message_size),
         max_recipients: a.max_recipients.or(site.max_recipients),
         max_connections: a.max_connections.or(site.max_connections),
@@ -122,11 +148,15 @@ fn merge(site: MtaSection, site_ca: Option<PathBuf>, a: &MtaRunArgs) -> Result<M
 
 /// Settings from the site file's `[mta]` and the command line.
 fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, String> {
-    let (section, site_ca) = site_section(config)?;
+    let SiteMta {
+        mta: section,
+        ca_file: site_ca,
+        vip: site_vip,
+    } = site_section(config)?;
     let merged;
     let a = match section {
         Some(section) => {
-            merged = merge(section, site_ca, flags)?;
+            merged = merge(section, site_ca, site_vip, flags)?;
             &merged
         }
         None => flags,
@@ -186,6 +216,15 @@ fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, Str
     s.verify_recipients = a.verify_recipients;
     s.tls_cert = a.tls_cert.clone();
     s.tls_key = a.tls_key.clone();
+    if a.vip_tls_cert.is_some() && a.tls_cert.is_none() {
+        return Err("--vip-tls-cert needs --tls-cert and --tls-key for this host's own".into());
+    }
+    if a.vip_tls_cert.is_some() != a.vip_tls_key.is_some() {
+        return Err("--vip-tls-cert and --vip-tls-key go together".into());
+    }
+    s.vip_tls_cert = a.vip_tls_cert.clone();
+    s.vip_tls_key = a.vip_tls_key.clone();
+    s.vip_address = a.vip_address;
     if !a.pop3_listen.is_empty() || !a.pop3s_listen.is_empty() {
         let users = a
             .pop3_users
@@ -236,6 +275,25 @@ fn settings(config: Option<PathBuf>, flags: &MtaRunArgs) -> Result<Settings, Str
 }
 
 /// Owns the queue for the life of the process: one mta per queue.
+/// The certificates the settings name: this host's own, and mailserver1's for the VIP.
+fn identities(s: &Settings) -> Option<Identities> {
+    let (cert, key) = (s.tls_cert.clone()?, s.tls_key.clone()?);
+    let vip = match (&s.vip_tls_cert, &s.vip_tls_key) {
+        (Some(cert), Some(key)) => Some(VipIdentity {
+            files: CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            address: s.vip_address,
+        }),
+        _ => None,
+    };
+    Some(Identities {
+        own: CertFiles { cert, key },
+        vip,
+    })
+}
+
 fn lock_queue(dir: &Path) -> Result<std::fs::File, String> {
     let busy = format!(
         "another posta mta is running on the queue {}",
@@ -277,9 +335,9 @@ async fn start(settings: Settings) -> Result<u8, String> {
              and bounced later (backscatter)"
         );
     }
-    let acceptor = match (&settings.tls_cert, &settings.tls_key) {
-        (Some(c), Some(k)) => Some(tls::acceptor(c, k)?),
-        _ => None,
+    let acceptor = match identities(&settings) {
+        Some(ids) => Some(Arc::new(Tls::load(ids).map_err(|e| e.to_string())?)),
+        None => None,
     };
     let (spool, _lock, control) = match &settings.queue {
         Some(dir) => {
@@ -507,7 +565,7 @@ async fn bind_pop3(p: &crate::mta::settings::Pop3) -> Result<Pop3Bound, String> 
 fn start_pop3(
     settings: &Settings,
     bound: Pop3Bound,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    acceptor: Option<Arc<Tls>>,
     stop: &watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<std::io::Result<()>>,
 ) -> Result<Arc<Pop3Config>, String> {
@@ -557,6 +615,12 @@ async fn signals(
                 match mta.reload() {
                     Ok(()) => info!("tables reloaded"),
                     Err(e) => error!("reload failed, keeping the old tables: {e}"),
+                }
+                if let Some(tls) = mta.tls() {
+                    match tls.reload() {
+                        Ok(()) => info!("certificates reloaded"),
+                        Err(e) => error!("reload failed, keeping the old certificates: {e}"),
+                    }
                 }
                 if let (Some(p), Some(path)) = (pop3, mta.settings.pop3.as_ref().map(|p| &p.users)) {
                     match Users::load(path) {

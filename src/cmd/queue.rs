@@ -16,7 +16,7 @@ use crate::mta::spool::{Place, Spool, State, unix_now};
 pub fn execute(config: Option<PathBuf>, args: QueueArgs) -> u8 {
     let need_site = args.queue.is_none() || args.control_socket.is_none();
     let site = match need_site.then(|| super::mta::site_section(config)) {
-        Some(Ok((section, _))) => section.unwrap_or_default(),
+        Some(Ok(site)) => site.mta.unwrap_or_default(),
         Some(Err(e)) => {
             eprintln!("posta queue: {e}");
             return EXIT_USAGE;

@@ -171,6 +171,9 @@ pub struct MtaSection {
     pub pop3_users: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// mailserver1's certificate for connections to `[vip] address` and SNI naming it.
+    pub vip_tls_cert: Option<PathBuf>,
+    pub vip_tls_key: Option<PathBuf>,
     pub max_message_size: Option<u64>,
     pub max_recipients: Option<usize>,
     pub max_connections: Option<usize>,

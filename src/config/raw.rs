@@ -83,6 +83,8 @@ pub struct RawMta {
     pub pop3_users: Option<Field<String>>,
     pub tls_cert: Option<Field<String>>,
     pub tls_key: Option<Field<String>>,
+    pub vip_tls_cert: Option<Field<String>>,
+    pub vip_tls_key: Option<Field<String>>,
     pub max_message_size: Option<Field<u64>>,
     pub max_recipients: Option<Field<usize>>,
     pub max_connections: Option<Field<usize>>,

@@ -222,6 +222,8 @@ fn mta_table(m: &MtaSection) -> Table {
         ("pop3_users", &m.pop3_users),
         ("tls_cert", &m.tls_cert),
         ("tls_key", &m.tls_key),
+        ("vip_tls_cert", &m.vip_tls_cert),
+        ("vip_tls_key", &m.vip_tls_key),
     ] {
         put_path(&mut t, key, path.as_deref());
     }

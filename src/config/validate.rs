@@ -515,6 +515,8 @@ impl Validator<'_> {
             pop3_users: self.secret_file(&t.pop3_users, "pop3_users"),
             tls_cert: path(self, &t.tls_cert, "tls_cert"),
             tls_key: self.secret_file(&t.tls_key, "tls_key"),
+            vip_tls_cert: path(self, &t.vip_tls_cert, "vip_tls_cert"),
+            vip_tls_key: self.secret_file(&t.vip_tls_key, "vip_tls_key"),
             max_message_size: self.get(&t.max_message_size, "max_message_size"),
             max_recipients: self.get(&t.max_recipients, "max_recipients"),
             max_connections: self.get(&t.max_connections, "max_connections"),

@@ -16,7 +16,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, timeout_at};
-use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::maildir;
@@ -27,6 +26,7 @@ use super::settings::Settings;
 use super::spool::{self, Envelope, QueuedRcpt, Spool};
 use super::store::{Body, Spill, Store, Target, classify, sweep_spills};
 use super::tables::{Access, LocalHostNames, Reply, TableError, Tables, VirtUser};
+use super::tls::Tls;
 use crate::proto::dotstuff::MAX_DATA_LINE;
 use crate::proto::smtp_server::MAX_COMMAND_LINE;
 use crate::proto::{LineBuffer, ProtoError};
@@ -50,7 +50,7 @@ pub struct Mta {
     spool: Option<Spool>,
     verifier: Option<super::verify::Verifier>,
     flush: mpsc::UnboundedSender<Wake>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<Tls>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     total: Mutex<usize>,
     /// The last free-space check: when, and whether it was below the watermark.
@@ -99,7 +99,7 @@ impl Mta {
         recipients: Option<Recipients>,
         spool: Option<Spool>,
         verifier: Option<super::verify::Verifier>,
-        tls: Option<TlsAcceptor>,
+        tls: Option<Arc<Tls>>,
         flush: mpsc::UnboundedSender<Wake>,
     ) -> std::io::Result<Mta> {
         let spill_dir = match (&spool, &settings.maildir) {
@@ -134,6 +134,11 @@ impl Mta {
             .read()
             .map(|t| Arc::clone(&t))
             .unwrap_or_default()
+    }
+
+    /// The certificates, shared with POP3 and reloaded by SIGHUP.
+    pub fn tls(&self) -> Option<&Arc<Tls>> {
+        self.tls.as_ref()
     }
 
     /// SIGHUP: reads every table again; a broken file keeps the old tables and says why.
@@ -439,9 +444,13 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, mta: Arc<Mta>) {
             return;
         }
     }
-    let Some(acceptor) = mta.tls.clone() else {
+    let Some(tls) = &mta.tls else {
         return;
     };
+    // The address the client connected to picks the certificate (the VIP gets
+    // mailserver1's); unknown, it is the default one.
+    let local = stream.local_addr().map_or(ip, |a| a.ip());
+    let acceptor = tls.acceptor(local);
     let mut tls = match timeout_at(
         deadline.min(Instant::now() + mta.settings.timeout),
         acceptor.accept(stream),

@@ -99,6 +99,11 @@ pub struct Settings {
     pub verify_recipients: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// mailserver1's certificate and key, presented while this host answers for it: on
+    /// connections to `vip_address` and to clients naming it by SNI.
+    pub vip_tls_cert: Option<PathBuf>,
+    pub vip_tls_key: Option<PathBuf>,
+    pub vip_address: Option<std::net::IpAddr>,
     pub pop3: Option<Pop3>,
     pub max_connections: usize,
     pub max_per_ip: usize,
@@ -141,6 +146,9 @@ impl Settings {
             verify_recipients: false,
             tls_cert: None,
             tls_key: None,
+            vip_tls_cert: None,
+            vip_tls_key: None,
+            vip_address: None,
             pop3: None,
             max_connections: 200,
             max_per_ip: 50,

@@ -46,6 +46,63 @@ impl Ca {
         self.dir.join("leaf.key")
     }
 
+    /// Issues a leaf (CA:FALSE, serverAuth) for the host name `dns` with this serial, written
+    /// to `out/<stem>.pem` and `out/<stem>.key` (0600), replacing what was there.
+    pub fn issue(&self, out: &Path, stem: &str, dns: &str, serial: u32) -> (PathBuf, PathBuf) {
+        let openssl = require_tool("openssl");
+        let (cert, key) = (
+            out.join(format!("{stem}.pem")),
+            out.join(format!("{stem}.key")),
+        );
+        let (csr, ext) = (
+            out.join(format!("{stem}.csr")),
+            out.join(format!("{stem}.ext")),
+        );
+        let subj = format!("/CN={dns}");
+        run(Command::new(&openssl)
+            .args(["req", "-new", "-subj", &subj, "-newkey", "ec"])
+            .args([
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr));
+        fs::write(
+            &ext,
+            format!(
+                "basicConstraints=critical,CA:FALSE\n\
+                 keyUsage=critical,digitalSignature,keyEncipherment\n\
+                 extendedKeyUsage=serverAuth\n\
+                 subjectAltName=DNS:{dns}\n"
+            ),
+        )
+        .expect("failed to write the leaf's extensions");
+        run(Command::new(&openssl)
+            .args([
+                "x509",
+                "-req",
+                "-days",
+                "825",
+                "-set_serial",
+                &serial.to_string(),
+            ])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-CA")
+            .arg(self.ca_pem())
+            .arg("-CAkey")
+            .arg(self.dir.join("ca.key"))
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(&cert));
+        set_mode(&key, 0o600);
+        (cert, key)
+    }
+
     fn generate(cn: &str) -> Ca {
         let openssl = require_tool("openssl");
         prune_stale();

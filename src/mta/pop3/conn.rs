@@ -116,7 +116,12 @@ impl Conn {
     }
 
     async fn serve(&mut self, mut tcp: TcpStream) -> anyhow::Result<()> {
-        let acceptor = self.shared.cfg.tls.clone();
+        // The address the client connected to picks the certificate (the VIP gets
+        // mailserver1's, like Dovecot's `local` blocks).
+        let acceptor = match (&self.shared.cfg.tls, tcp.local_addr()) {
+            (Some(t), Ok(local)) => Some(t.acceptor(local.ip())),
+            _ => None,
+        };
         if self.shared.cfg.implicit_tls {
             let acceptor = acceptor.ok_or_else(|| anyhow::anyhow!("no TLS certificate"))?;
             let mut tls = self.handshake(&acceptor, tcp).await?;

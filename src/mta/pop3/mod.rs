@@ -28,7 +28,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 
 use super::users::Users;
 
@@ -54,7 +53,7 @@ pub struct Pop3Config {
     /// or `%u` in the root replaced by U (`/var/vmail/%u/Maildir`). tmp/ is never read.
     pub maildir_root: PathBuf,
     /// Certificate for STLS (or for every connection with `implicit_tls`); `None`: no STLS.
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<Arc<crate::mta::tls::Tls>>,
     /// TLS from the first byte (port 995, RFC 8314); requires `tls`.
     pub implicit_tls: bool,
     pub plaintext_auth: PlaintextAuth,
