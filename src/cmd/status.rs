@@ -57,6 +57,25 @@ fn watch_lines(w: &Snapshot, path: &std::path::Path, alive: bool, now: u64) -> S
     out
 }
 
+/// One holding; after a DNS takeover, how long resolvers may still hand out the old address.
+fn holding_line(h: &crate::takeover::state::Holding) -> String {
+    let who = match h.holder.as_str() {
+        "backup" => "mailserver2 (taken over)",
+        _ => "mailserver1",
+    };
+    let mut line = format!(
+        "{} ({}): held by {who} since {}: {}\n",
+        h.resource, h.mode, h.since, h.value
+    );
+    if let Some(ttl) = h.original_ttl {
+        line.push_str(&format!(
+            "  resolvers may hand out the old address until {ttl}s after {} (its TTL)\n",
+            h.since
+        ));
+    }
+    line
+}
+
 /// Events shown in the table (the JSON has the whole history).
 const RECENT: usize = 10;
 
@@ -111,14 +130,7 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         ));
     }
     for h in &state.holdings {
-        let who = match h.holder.as_str() {
-            "backup" => "mailserver2 (taken over)",
-            _ => "mailserver1",
-        };
-        out.push_str(&format!(
-            "{} ({}): held by {who} since {}: {}\n",
-            h.resource, h.mode, h.since, h.value
-        ));
+        out.push_str(&holding_line(h));
     }
     if !state.history.is_empty() {
         out.push_str("\nrecent:\n");
@@ -138,7 +150,33 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
 mod tests {
     use std::path::Path;
 
-    use super::watch_lines;
+    use super::{holding_line, watch_lines};
+    use crate::takeover::state::Holding;
+
+    #[test]
+    fn a_dns_holding_says_how_long_the_old_address_lives_in_caches() {
+        let h = Holding {
+            mode: "dns".into(),
+            resource: "mail.example.org. A/AAAA".into(),
+            holder: "backup".into(),
+            value: "10.0.0.26".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+            original_ttl: Some(3600),
+        };
+        let text = holding_line(&h);
+        assert!(
+            text.ends_with(
+                "resolvers may hand out the old address until 3600s after 2026-01-01T00:00:00Z (its TTL)\n"
+            ),
+            "{text}"
+        );
+        let vip = Holding {
+            original_ttl: None,
+            mode: "vip".into(),
+            ..h
+        };
+        assert_eq!(holding_line(&vip).lines().count(), 1);
+    }
     use crate::watch::snapshot::Snapshot;
 
     #[test]
