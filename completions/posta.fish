@@ -137,7 +137,7 @@ complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_su
 complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l expect -d 'The address(es) the record must hold now [default: the primary\'s (takeover) or the backup\'s (failback)]' -r
 complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l to -d 'The address(es) it will hold [default: the backup\'s (takeover) or the primary\'s]' -r
 complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l key-file -d 'BIND-format TSIG key file, owner-only [default: the site\'s tsig_key_file]' -r -F
-complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l ttl -d 'TTL of the written record [default: the site\'s, else 300]' -r
+complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l ttl -d 'TTL of the written record [default: the site\'s, else 300; failback: the TTL the record had before the takeover, as recorded in the state file]' -r
 complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l zone-file -d 'Edit this static zone file instead of sending an UPDATE [default: the site\'s zone_file]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l reload -d 'Command that makes the server load the edited zone (one argument per --reload)' -r
 complete -c posta -n "__fish_posta_using_subcommand takeover; and __fish_seen_subcommand_from dns" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F
@@ -196,7 +196,7 @@ complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_su
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l expect -d 'The address(es) the record must hold now [default: the primary\'s (takeover) or the backup\'s (failback)]' -r
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l to -d 'The address(es) it will hold [default: the backup\'s (takeover) or the primary\'s]' -r
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l key-file -d 'BIND-format TSIG key file, owner-only [default: the site\'s tsig_key_file]' -r -F
-complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l ttl -d 'TTL of the written record [default: the site\'s, else 300]' -r
+complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l ttl -d 'TTL of the written record [default: the site\'s, else 300; failback: the TTL the record had before the takeover, as recorded in the state file]' -r
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l zone-file -d 'Edit this static zone file instead of sending an UPDATE [default: the site\'s zone_file]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l reload -d 'Command that makes the server load the edited zone (one argument per --reload)' -r
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from dns" -l state-file -d 'State file [default: the site\'s [takeover] state_file, else /var/lib/posta/takeover.json]' -r -F

@@ -413,7 +413,8 @@ pub struct DnsArgs {
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
-    /// TTL of the written record [default: the site's, else 300]
+    /// TTL of the written record [default: the site's, else 300; failback: the TTL the record had
+    /// before the takeover, as recorded in the state file]
     #[arg(long, value_name = "SECONDS")]
     pub ttl: Option<u32>,
 

@@ -425,8 +425,11 @@ fn dns_layout_is_checked_against_a_real_bind() {
     assert_eq!(run.code, 0, "{v:#}");
     assert_eq!(v["probes"][0]["status"], "ok");
 
-    // A takeover grace shorter than the A record's TTL: clients would keep the old address.
-    let text = text.replace("takeover_grace = \"5m\"", "takeover_grace = \"30s\"");
+    // A takeover grace shorter than the served A record's TTL: clients would keep the old
+    // address. (The site's own `ttl`, what takeover writes, must fit the grace to load at all.)
+    let text = text
+        .replace("takeover_grace = \"5m\"", "takeover_grace = \"30s\"")
+        .replace("ttl = 60", "ttl = 30");
     site = dir.path().join("short.toml");
     fs::write(&site, text).unwrap();
     let run = posta(&["--config", site.to_str().unwrap(), "check", "--json", "dns"]);

@@ -105,3 +105,29 @@ fn missing_site_file_is_a_clear_site_file_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn dns_ttl_longer_than_the_grace_is_refused_where_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = write_example(dir.path()).replace("ttl = 60", "ttl = 3600");
+    let path = dir.path().join("site.toml");
+    fs::write(&path, &text).unwrap();
+    let line = text.lines().position(|l| l == "ttl = 3600").unwrap() + 1;
+    let (code, _, stderr) = config_check(&path);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("{}:{line}:7: `ttl`: 3600s is longer than [probe] `takeover_grace` 5m: resolvers would keep the old address longer than the grace", path.display())),
+        "{stderr}"
+    );
+    // Takeover loads the same validated site, so it never writes the 3600 s TTL either.
+    let out = Command::new(env!("CARGO_BIN_EXE_posta"))
+        .args(["--config", path.to_str().unwrap(), "takeover", "--dry-run"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("resolvers would keep the old address"),
+        "{stderr}"
+    );
+}

@@ -421,3 +421,107 @@ async fn wait_consistent(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The TTL of the record as `dig` sees it (one A record).
+fn dig_ttl(bind: &Bind) -> u32 {
+    let out = run(Command::new(require_tool("dig"))
+        .args(["@127.0.0.1", "-p", &bind.port().to_string()])
+        .args([
+            &format!("mail.{ZONE}"),
+            "A",
+            "+noall",
+            "+answer",
+            "+norecurse",
+        ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `posta takeover|failback dns` with flags only (no site file), and its exit code and output.
+fn posta_dns(
+    bind: &Bind,
+    state: &Path,
+    verb: &str,
+    expect: &str,
+    to: &str,
+    extra: &[&str],
+) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_posta"))
+        .env_remove("POSTA_CONFIG")
+        .args([
+            verb,
+            "dns",
+            "--server",
+            &bind.addr().to_string(),
+            "--zone",
+            ZONE,
+        ])
+        .args([
+            "--name",
+            "mail",
+            "--expect",
+            expect,
+            "--to",
+            to,
+            "--key-file",
+        ])
+        .arg(bind.key_file())
+        .arg("--state-file")
+        .arg(state)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap(), text)
+}
+
+#[test]
+fn dry_run_reads_the_record_and_failback_restores_its_ttl() {
+    let bind = start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("takeover.json");
+    // A dry run compares like the real run: it used to exit 0 here without reading anything.
+    let (code, text) = posta_dns(
+        &bind,
+        &state,
+        "takeover",
+        "10.0.0.99",
+        "10.0.0.26",
+        &["--dry-run"],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("10.0.0.25"), "{text}");
+    let (code, text) = posta_dns(
+        &bind,
+        &state,
+        "takeover",
+        "10.0.0.25",
+        "10.0.0.26",
+        &["--dry-run"],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("holds 10.0.0.25"), "{text}");
+    assert_eq!(dig(&bind, "A"), ["10.0.0.25"]);
+
+    let (code, text) = posta_dns(
+        &bind,
+        &state,
+        "takeover",
+        "10.0.0.25",
+        "10.0.0.26",
+        &["--ttl", "60"],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(dig(&bind, "A"), ["10.0.0.26"]);
+    assert_eq!(dig_ttl(&bind), 60);
+    // Failback writes the TTL the record had before the takeover (recorded in the state file),
+    // not the short one the takeover wrote: it used to leave 60 (or the site's ttl) behind.
+    let (code, text) = posta_dns(&bind, &state, "failback", "10.0.0.26", "10.0.0.25", &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(dig(&bind, "A"), ["10.0.0.25"]);
+    assert_eq!(dig_ttl(&bind), 3600);
+}

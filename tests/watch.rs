@@ -456,3 +456,98 @@ state_file = "{d}/watch.json"
             .contains("posta watch stopped")
     );
 }
+
+/// A DNS takeover that the compare-and-swap refuses (the record holds an address nobody
+/// expected): the watch logs the child's reason, which `posta takeover` prints on stdout, and
+/// waits out a backoff before retrying. It used to log an empty reason and retry every round.
+#[test]
+fn a_refused_dns_takeover_is_logged_with_its_reason_and_backs_off() {
+    let bind = support::Bind::start(
+        "example.org",
+        &(support::Bind::minimal_zone("example.org") + "mail 60 IN A 10.9.9.9\n"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("tsig.key");
+    fs::copy(bind.key_file(), &key).unwrap();
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let port = support::ports::free_port();
+    let site = dir.path().join("site.toml");
+    fs::write(
+        &site,
+        format!(
+            r#"domain = "example.org"
+[primary]
+name = "mailserver1.example.org"
+address = "127.0.0.1"
+services = ["smtp:{port}?starttls=no", "imap:{port}"]
+[backup]
+name = "mailserver2.example.org"
+address = "127.0.0.2"
+[takeover]
+mode = "dns"
+state_file = "{d}/takeover.json"
+[dns]
+server = "{server}"
+zone = "example.org"
+name = "mail.example.org"
+ttl = 1
+tsig_key_file = "{d}/tsig.key"
+[probe]
+interval = "200ms"
+timeout = "150ms"
+fall = 1
+takeover_grace = "1s"
+[watch]
+auto_takeover = true
+state_file = "{d}/watch.json"
+"#,
+            d = dir.path().display(),
+            server = bind.addr(),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("watch.log");
+    let out = fs::File::create(&log).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--config", site.to_str().unwrap(), "watch"])
+        .env_remove("POSTA_CONFIG")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("takeover failed, retrying in 5s") || Instant::now() > deadline {
+            break text;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    // Watch two more probe rounds' worth of log: no second takeover inside the 5 s backoff.
+    thread::sleep(Duration::from_millis(1000));
+    let later = fs::read_to_string(&log).unwrap_or_default();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("takeover failed, retrying in 5s"))
+        .unwrap_or_else(|| panic!("no failed takeover logged: {text}"));
+    assert!(
+        line.contains("10.9.9.9"),
+        "the reason names what the record holds: {line}"
+    );
+    assert_eq!(
+        later.matches("command=takeover").count(),
+        1,
+        "one takeover, then the backoff: {later}"
+    );
+    // Probe failures and the move to down name the services that failed.
+    let down = text
+        .lines()
+        .find(|l| l.contains("to=down"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        down.contains("primary smtp://") && down.contains("primary imap://"),
+        "{down}"
+    );
+}

@@ -9,22 +9,35 @@ use crate::mta::spool::unix_now;
 use crate::takeover::state::State;
 use crate::watch::snapshot::Snapshot;
 
-/// The running watch daemon's view, from its state file.
-fn watch_lines(w: &Snapshot, path: &std::path::Path) -> String {
-    let now = unix_now();
-    let alive = std::path::Path::new(&format!("/proc/{}", w.pid)).exists();
-    let mut out = format!(
-        "watch: {} for {}s{} (pid {}{}, updated {}s ago, {})\n",
-        w.state,
-        now.saturating_sub(w.state_since),
-        w.grace_left_seconds
-            .map(|g| format!(", takeover grace left {g:.0}s"))
-            .unwrap_or_default(),
-        w.pid,
-        if alive { "" } else { ", not running" },
-        now.saturating_sub(w.updated),
-        path.display()
-    );
+/// Whether the daemon that wrote the snapshot still runs: its pid alive and still a posta
+/// (a pid reused by another program is not the watch).
+fn watch_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "posta")
+}
+
+/// The watch daemon's view, from its state file. A stopped daemon's state is history, not the
+/// present: it is said to be not running, with the age of what it last wrote.
+fn watch_lines(w: &Snapshot, path: &std::path::Path, alive: bool, now: u64) -> String {
+    let age = now.saturating_sub(w.updated);
+    let mut out = if alive {
+        format!(
+            "watch: {} for {}s{} (pid {}, updated {age}s ago, {})\n",
+            w.state,
+            now.saturating_sub(w.state_since),
+            w.grace_left_seconds
+                .map(|g| format!(", takeover grace left {g:.0}s"))
+                .unwrap_or_default(),
+            w.pid,
+            path.display()
+        )
+    } else {
+        format!(
+            "watch: not running (pid {} is gone); its last state, written {age}s ago, was {} ({})\n",
+            w.pid,
+            w.state,
+            path.display()
+        )
+    };
     for p in &w.probes {
         out.push_str(&format!(
             "  {} {}: {} ({:.0} ms)\n",
@@ -42,6 +55,25 @@ fn watch_lines(w: &Snapshot, path: &std::path::Path) -> String {
     }
     out.push('\n');
     out
+}
+
+/// One holding; after a DNS takeover, how long resolvers may still hand out the old address.
+fn holding_line(h: &crate::takeover::state::Holding) -> String {
+    let who = match h.holder.as_str() {
+        "backup" => "mailserver2 (taken over)",
+        _ => "mailserver1",
+    };
+    let mut line = format!(
+        "{} ({}): held by {who} since {}: {}\n",
+        h.resource, h.mode, h.since, h.value
+    );
+    if let Some(ttl) = h.original_ttl {
+        line.push_str(&format!(
+            "  resolvers may hand out the old address until {ttl}s after {} (its TTL)\n",
+            h.since
+        ));
+    }
+    line
 }
 
 /// Events shown in the table (the JSON has the whole history).
@@ -89,7 +121,7 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
     }
     let mut out = String::new();
     if let Some(w) = &daemon {
-        out.push_str(&watch_lines(w, &watch_path));
+        out.push_str(&watch_lines(w, &watch_path, watch_alive(w.pid), unix_now()));
     }
     if state.holdings.is_empty() {
         out.push_str(&format!(
@@ -98,14 +130,7 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         ));
     }
     for h in &state.holdings {
-        let who = match h.holder.as_str() {
-            "backup" => "mailserver2 (taken over)",
-            _ => "mailserver1",
-        };
-        out.push_str(&format!(
-            "{} ({}): held by {who} since {}: {}\n",
-            h.resource, h.mode, h.since, h.value
-        ));
+        out.push_str(&holding_line(h));
     }
     if !state.history.is_empty() {
         out.push_str("\nrecent:\n");
@@ -119,4 +144,64 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
     }
     print(&out);
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{holding_line, watch_lines};
+    use crate::takeover::state::Holding;
+
+    #[test]
+    fn a_dns_holding_says_how_long_the_old_address_lives_in_caches() {
+        let h = Holding {
+            mode: "dns".into(),
+            resource: "mail.example.org. A/AAAA".into(),
+            holder: "backup".into(),
+            value: "10.0.0.26".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+            original_ttl: Some(3600),
+        };
+        let text = holding_line(&h);
+        assert!(
+            text.ends_with(
+                "resolvers may hand out the old address until 3600s after 2026-01-01T00:00:00Z (its TTL)\n"
+            ),
+            "{text}"
+        );
+        let vip = Holding {
+            original_ttl: None,
+            mode: "vip".into(),
+            ..h
+        };
+        assert_eq!(holding_line(&vip).lines().count(), 1);
+    }
+    use crate::watch::snapshot::Snapshot;
+
+    #[test]
+    fn a_stopped_watch_is_not_said_to_be_healthy() {
+        let w = Snapshot {
+            pid: 4242,
+            state: "healthy".into(),
+            state_since: 1000,
+            updated: 1004,
+            ..Snapshot::default()
+        };
+        let path = Path::new("watch.json");
+        // It used to say "healthy for 30s (pid 4242, not running, updated 26s ago)".
+        let stopped = watch_lines(&w, path, false, 1030);
+        assert!(
+            stopped.starts_with(
+                "watch: not running (pid 4242 is gone); its last state, written 26s ago, was healthy"
+            ),
+            "{stopped}"
+        );
+        assert!(!stopped.contains("healthy for"), "{stopped}");
+        let running = watch_lines(&w, path, true, 1030);
+        assert!(
+            running.starts_with("watch: healthy for 30s (pid 4242, updated 26s ago"),
+            "{running}"
+        );
+    }
 }

@@ -74,7 +74,7 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
             }
         }
         ModeArgs::Dns(d) => {
-            let job = match dns_job(d, site.as_ref(), failback) {
+            let job = match dns_job(d, site.as_ref(), failback, &common.state_file) {
                 Ok(j) => j,
                 Err(e) => return usage(&e),
             };
@@ -215,7 +215,12 @@ fn parse_prefixed(text: &str) -> Result<(IpAddr, u8), String> {
     Ok((addr, prefix))
 }
 
-fn dns_job(d: &DnsArgs, site: Option<&Site>, failback: bool) -> Result<DnsJob, String> {
+fn dns_job(
+    d: &DnsArgs,
+    site: Option<&Site>,
+    failback: bool,
+    state_file: &Path,
+) -> Result<DnsJob, String> {
     let sd = site.and_then(|s| s.dns.as_ref());
     let server: SocketAddr = match (&d.server, sd) {
         (Some(text), _) => parse_server(text)?,
@@ -233,7 +238,25 @@ fn dns_job(d: &DnsArgs, site: Option<&Site>, failback: bool) -> Result<DnsJob, S
         .or_else(|| sd.map(|s| s.name.clone()))
         .ok_or("--name is needed (no [dns] in a site file)")?;
     let ttl = d.ttl.or(sd.map(|s| s.ttl)).unwrap_or(300);
-    let record = Record::new(&zone, &name, ttl).map_err(|e| e.to_string())?;
+    let mut record = Record::new(&zone, &name, ttl).map_err(|e| e.to_string())?;
+    if failback && d.ttl.is_none() {
+        // The site's `ttl` is the short one takeover wrote; failback gives the record back the
+        // TTL its owner had set, which the takeover recorded.
+        match state::State::load(state_file) {
+            Ok(s) => {
+                if let Some(t) = s
+                    .holding(&action::dns_resource(&record))
+                    .and_then(|h| h.original_ttl)
+                {
+                    record.ttl = t;
+                }
+            }
+            Err(e) => eprintln!(
+                "posta: {e}; writing TTL {} because the record's original TTL is unknown",
+                record.ttl
+            ),
+        }
+    }
     let (primary, backup) = match site {
         Some(s) => (vec![s.primary.address], vec![s.backup.address]),
         None => (Vec::new(), Vec::new()),

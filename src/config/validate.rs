@@ -383,6 +383,9 @@ impl Validator<'_> {
         }
 
         let probe = self.probe(&raw);
+        if let (Some(d), Some(p), Some(t)) = (&dns, &probe, &raw.dns) {
+            self.ttl_within_grace(d.ttl, p.takeover_grace, &t.get_ref().ttl);
+        }
         let tls = self.tls(&raw);
         let migrate = self.migrate(&raw);
         let takeover_state_file = raw.takeover.as_ref().and_then(|t| {
@@ -425,6 +428,25 @@ impl Validator<'_> {
             secrets: Vec::new(),
             vip_interface_at: None,
         })
+    }
+
+    /// Resolvers cache the record for its TTL, so a TTL longer than the grace makes the
+    /// takeover's wait pointless: senders would keep mailserver1's address for longer than the
+    /// outage posta waited out before moving them.
+    fn ttl_within_grace(&mut self, ttl: u32, grace: Duration, field: &Option<Field<u32>>) {
+        if u64::from(ttl) <= grace.as_secs() {
+            return;
+        }
+        let span = field.as_ref().map_or(0..0, |f| f.span.clone());
+        self.problem(
+            span,
+            format!(
+                "`ttl`: {ttl}s is longer than [probe] `takeover_grace` {}: resolvers would keep \
+                 the old address longer than the grace; lower it to at most {}",
+                duration::format(grace),
+                grace.as_secs()
+            ),
+        );
     }
 
     fn watch(&mut self, raw: &RawSite) -> Option<WatchSettings> {

@@ -192,8 +192,18 @@ fn env(outcome: &Outcome, old: &str, new: &str) -> EventEnv {
 
 /// Records the event; a failure to record is reported, not undone (the change is real).
 fn record(common: &Common, outcome: &mut Outcome, event: Event, holder: &str) {
+    record_with_ttl(common, outcome, event, holder, None);
+}
+
+fn record_with_ttl(
+    common: &Common,
+    outcome: &mut Outcome,
+    event: Event,
+    holder: &str,
+    original_ttl: Option<u32>,
+) {
     let result = State::load(&common.state_file).and_then(|mut s| {
-        s.record(event, holder);
+        s.record_with_ttl(event, holder, original_ttl);
         s.save(&common.state_file)
     });
     match result {
@@ -559,10 +569,15 @@ fn addrs(a: &[IpAddr]) -> String {
         .join(", ")
 }
 
+/// The state file's name for a DNS record.
+pub fn dns_resource(record: &Record) -> String {
+    format!("{} A/AAAA", record.name)
+}
+
 /// Moves the record from `expect` to `to` (takeover) or back (failback, roles reversed by the
 /// caller), then verifies at every authoritative server.
 pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome {
-    let resource = format!("{} A/AAAA", job.record.name);
+    let resource = dns_resource(&job.record);
     let mut outcome = Outcome::new(action, "dns", resource, common.dry_run);
     let _lock = match lock(common).await {
         Ok(l) => l,
@@ -591,6 +606,28 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
         ),
     };
     if common.dry_run {
+        // Read what the compare-and-swap would compare, so the rehearsal fails where the
+        // real run would (someone else's address, a lame server, a refused query).
+        let read = outcome
+            .step(
+                format!("read {} at {}", job.record.name, job.server),
+                limit,
+                dns::preview(job.server, &job.record, &job.expect, &job.to, limit),
+            )
+            .await;
+        match read {
+            Err(e) => return outcome.fail(e),
+            Ok(Swap::AlreadyDone { .. }) => {
+                outcome.note(format!("{} already holds {new}", job.record.name), "");
+                return outcome;
+            }
+            Ok(Swap::Done { before }) => outcome.note(
+                format!("{} holds {old}", job.record.name),
+                before.ttl.map_or(String::new(), |t| {
+                    format!("TTL {t}, serial {}", before.serial)
+                }),
+            ),
+        }
         let _ = pre_hooks(common, &mut outcome, pre, &ev).await;
         outcome.note(change_what, "");
         if let DnsWhere::ZoneFile { reload, .. } = &job.how {
@@ -716,12 +753,13 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
     }
     if outcome.changed {
         let ev_rec = event(common, &outcome, &old, &new);
-        let holder = if action == Action::Takeover {
-            "backup"
+        // The TTL the owner gave the record, kept so failback can put it back.
+        let (holder, original_ttl) = if action == Action::Takeover {
+            ("backup", before.ttl)
         } else {
-            "primary"
+            ("primary", None)
         };
-        record(common, &mut outcome, ev_rec, holder);
+        record_with_ttl(common, &mut outcome, ev_rec, holder, original_ttl);
         post_hooks(common, &mut outcome, post, &ev).await;
     }
     outcome

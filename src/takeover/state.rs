@@ -54,6 +54,10 @@ pub struct Holding {
     pub holder: String,
     pub value: String,
     pub since: String,
+    /// DNS mode: the TTL mailserver1's record had before the takeover, which failback writes
+    /// back (the site's `ttl` is what the takeover wrote, short on purpose, not the owner's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_ttl: Option<u32>,
 }
 
 /// The whole file.
@@ -103,6 +107,11 @@ impl State {
 
     /// Records `event` and the holding it leaves.
     pub fn record(&mut self, event: Event, holder: &str) {
+        self.record_with_ttl(event, holder, None);
+    }
+
+    /// Like [`Self::record`], also keeping the record's TTL from before the change.
+    pub fn record_with_ttl(&mut self, event: Event, holder: &str, original_ttl: Option<u32>) {
         self.holdings.retain(|h| h.resource != event.resource);
         self.holdings.push(Holding {
             mode: event.mode.clone(),
@@ -110,6 +119,7 @@ impl State {
             holder: holder.to_owned(),
             value: event.new.clone(),
             since: event.time.clone(),
+            original_ttl,
         });
         self.history.push(event);
         let excess = self.history.len().saturating_sub(HISTORY);

@@ -57,6 +57,9 @@ pub struct Daemon {
     pub snapshot: Arc<RwLock<Snapshot>>,
     pub state_file: PathBuf,
     started: Instant,
+    /// The failed services of the last round ([`failed_services`]), empty when all answered:
+    /// the reason a move to suspect or down gives.
+    last_failure: String,
 }
 
 impl Daemon {
@@ -79,6 +82,7 @@ impl Daemon {
             snapshot: Arc::new(RwLock::new(snapshot)),
             state_file,
             started: Instant::now(),
+            last_failure: String::new(),
         }
     }
 
@@ -156,13 +160,13 @@ impl Daemon {
                 })
                 .collect();
         }
+        self.last_failure = if up {
+            String::new()
+        } else {
+            failed_services(&reports)
+        };
         if !up {
-            let why: Vec<&str> = reports
-                .iter()
-                .filter(|r| r.status == Status::Critical)
-                .map(|r| r.summary.as_str())
-                .collect();
-            info!(state = self.policy.state.name(), why = %why.join("; "), "primary probe failed");
+            info!(state = self.policy.state.name(), why = %self.last_failure, "primary probe failed");
         }
         if !self.plan.witness_only {
             let taken = holds(&self.plan.takeover_state);
@@ -215,7 +219,14 @@ impl Daemon {
                         .map_or(0.0, |d| d.as_secs_f64()),
                     from: t.from.name().into(),
                     to: t.to.name().into(),
-                    reason: t.reason.clone(),
+                    reason: match t.to {
+                        State::Suspect { .. } | State::Down { .. }
+                            if !self.last_failure.is_empty() =>
+                        {
+                            format!("{}: {}", t.reason, self.last_failure)
+                        }
+                        _ => t.reason.clone(),
+                    },
                 };
                 info!(from = %rec.from, to = %rec.to, reason = %rec.reason, "transition");
                 sdnotify::notify(&format!("STATUS={}: {}", rec.to, rec.reason));
@@ -297,7 +308,7 @@ impl Daemon {
         }
     }
 
-    /// Runs `posta ARGS` with this site file; (success, last line of its output).
+    /// Runs `posta ARGS` with this site file; (success, what it said: [`child_reason`]).
     async fn posta(&self, args: &[&str]) -> (bool, String) {
         info!(command = %args.join(" "), "running");
         let out = Command::new(&self.plan.exe)
@@ -309,23 +320,111 @@ impl Daemon {
             .output()
             .await;
         match out {
-            Ok(o) => {
-                let text = String::from_utf8_lossy(if o.status.success() {
-                    &o.stdout
-                } else {
-                    &o.stderr
-                })
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("")
-                .to_string();
-                (o.status.success(), text)
-            }
+            Ok(o) => (
+                o.status.success(),
+                child_reason(&o.status, &o.stdout, &o.stderr),
+            ),
             Err(e) => (
                 false,
                 format!("cannot run {}: {e}", self.plan.exe.display()),
             ),
         }
+    }
+}
+
+/// The services that failed and why, each cause once: `primary smtp, primary imap: timed out
+/// after 1s connecting; primary pop3: connection refused`. No reports at all is said as such.
+fn failed_services(reports: &[crate::health::ProbeReport]) -> String {
+    if reports.is_empty() {
+        return "no service to probe".into();
+    }
+    let mut causes: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in reports.iter().filter(|r| r.status == Status::Critical) {
+        match causes.iter_mut().find(|(why, _)| *why == r.summary) {
+            Some((_, names)) => names.push(&r.probe),
+            None => causes.push((&r.summary, vec![&r.probe])),
+        }
+    }
+    causes
+        .iter()
+        .map(|(why, names)| format!("{}: {why}", names.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What a child said, for the log: the last non-empty line of stderr and of stdout (a failed
+/// `posta takeover` reports on stdout, a refused site file on stderr), and the exit status
+/// when it said nothing, so a reason is never empty.
+fn child_reason(status: &std::process::ExitStatus, stdout: &[u8], stderr: &[u8]) -> String {
+    let last = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(str::to_owned)
+    };
+    let said: Vec<String> = [last(stderr), last(stdout)].into_iter().flatten().collect();
+    if said.is_empty() {
+        format!("posta {status} and printed nothing")
+    } else {
+        said.join(" / ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::{child_reason, failed_services};
+    use crate::health::{ProbeReport, Status};
+
+    fn report(probe: &str, status: Status, summary: &str) -> ProbeReport {
+        ProbeReport {
+            probe: probe.into(),
+            protocol: "smtp",
+            status,
+            latency: std::time::Duration::ZERO,
+            summary: summary.into(),
+            steps: Vec::new(),
+            tls: None,
+            capabilities: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn probe_failures_name_the_services() {
+        let t = "timed out after 1s connecting";
+        let reports = [
+            report("primary smtp", Status::Critical, t),
+            report("primary imap", Status::Critical, t),
+            report("primary pop3", Status::Critical, "connection refused"),
+            report("primary submission", Status::Ok, "250 ok"),
+        ];
+        assert_eq!(
+            failed_services(&reports),
+            "primary smtp, primary imap: timed out after 1s connecting; \
+             primary pop3: connection refused"
+        );
+        assert_eq!(failed_services(&[]), "no service to probe");
+    }
+
+    #[test]
+    fn a_child_reason_is_never_empty() {
+        let failed = ExitStatus::from_raw(1 << 8);
+        // A failed takeover prints its failure on stdout; only stderr used to be kept.
+        let stdout = b"  ok read mail A\nfailed: mail.example.test. holds 10.0.0.9\n\n";
+        assert_eq!(
+            child_reason(&failed, stdout, b""),
+            "failed: mail.example.test. holds 10.0.0.9"
+        );
+        assert_eq!(
+            child_reason(&failed, b"plan\n", b"posta: bad site file\n"),
+            "posta: bad site file / plan"
+        );
+        assert_eq!(
+            child_reason(&failed, b"", b" \n"),
+            "posta exit status: 1 and printed nothing"
+        );
     }
 }

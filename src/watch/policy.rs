@@ -117,6 +117,23 @@ pub struct Transition {
 pub struct Policy {
     pub tuning: Tuning,
     pub state: State,
+    /// The latest time an event carried.
+    clock: Duration,
+    /// Failed takeovers since the primary went down, and when the next may start: a takeover
+    /// that fails (a refused compare-and-swap, an address in use) fails again at once, so
+    /// retries back off instead of running every probe round.
+    takeover_failures: u32,
+    retry_at: Duration,
+}
+
+/// The first retry waits this long; each further failure doubles it, up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The wait before the retry that follows `failures` failed takeovers.
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_FIRST.saturating_mul(1 << doublings).min(RETRY_MAX)
 }
 
 impl Policy {
@@ -127,7 +144,13 @@ impl Policy {
         } else {
             State::Healthy
         };
-        Policy { tuning, state }
+        Policy {
+            tuning,
+            state,
+            clock: Duration::ZERO,
+            takeover_failures: 0,
+            retry_at: Duration::ZERO,
+        }
     }
 
     /// Grace left while down (zero once it ended), for status and metrics.
@@ -142,9 +165,20 @@ impl Policy {
 
     /// Applies one event.
     pub fn step(&mut self, event: Event) -> (Option<Transition>, Vec<Action>) {
+        if let Event::Probe { at, .. } | Event::Tick { at } = event {
+            self.clock = self.clock.max(at);
+        }
+        let failed_takeover = matches!(event, Event::TakeoverDone { ok: false, .. });
         let from = self.state;
         let (to, reason, actions) = self.next(event);
         self.state = to;
+        if !matches!(to, State::Down { .. }) {
+            self.takeover_failures = 0;
+            self.retry_at = Duration::ZERO;
+        } else if failed_takeover && matches!(from, State::Down { .. }) {
+            self.takeover_failures += 1;
+            self.retry_at = self.clock + backoff(self.takeover_failures);
+        }
         let changed = std::mem::discriminant(&from) != std::mem::discriminant(&to);
         let t = changed.then_some(Transition { from, to, reason });
         (t, actions)
@@ -161,7 +195,8 @@ impl Policy {
                     State::Suspect { failures } => failures + 1,
                     _ => 1,
                 };
-                if failures >= tn.fall.max(1) {
+                let n = tn.fall.max(1);
+                if failures >= n {
                     let down = State::Down {
                         since: at,
                         acting: false,
@@ -173,6 +208,12 @@ impl Policy {
                     );
                     // A zero grace ends now.
                     self.down_tick(down, at, why)
+                } else if failures == 1 {
+                    (
+                        State::Suspect { failures },
+                        format!("a failed probe; down after {n} in a row"),
+                        Vec::new(),
+                    )
                 } else {
                     stay(State::Suspect { failures })
                 }
@@ -183,11 +224,15 @@ impl Policy {
                 Vec::new(),
             ),
             // ---- down, grace running --------------------------------------------------------
-            (State::Down { .. }, Event::Probe { up: true, .. }) => (
-                State::Healthy,
-                "the primary answered again before the grace ended: no takeover".into(),
-                Vec::new(),
-            ),
+            (State::Down { since, .. }, Event::Probe { at, up: true }) => {
+                let reason = if at.saturating_sub(since) < tn.grace {
+                    "the primary answered again before the grace ended: no takeover"
+                } else {
+                    "the primary answered again after the grace, before any takeover succeeded: \
+                     no takeover"
+                };
+                (State::Healthy, reason.into(), Vec::new())
+            }
             (s @ State::Down { .. }, Event::Probe { at, up: false } | Event::Tick { at }) => {
                 self.down_tick(s, at, String::new())
             }
@@ -232,7 +277,8 @@ impl Policy {
                 },
                 String::new(),
                 vec![Action::Notify(format!(
-                    "takeover failed, retrying at the next probe: {detail}"
+                    "takeover failed, retrying in {:?}: {detail}",
+                    backoff(self.takeover_failures + 1)
                 ))],
             ),
             // ---- taken over, waiting for the primary --------------------------------------
@@ -301,7 +347,7 @@ impl Policy {
             return (s, reason, Vec::new());
         };
         let over = at.saturating_sub(since) >= self.tuning.grace;
-        if !over || acting {
+        if !over || acting || at < self.retry_at {
             return (s, reason, Vec::new());
         }
         let (acting, told, actions) = act_or_tell(

@@ -160,9 +160,60 @@ fn failures_of_actions_are_retried() {
         ok: false,
         detail: "address in use".into(),
     });
-    assert!(matches!(&a[..], [Action::Notify(m)] if m.contains("address in use")));
+    assert!(
+        matches!(&a[..], [Action::Notify(m)] if m.contains("retrying in 5s: address in use")),
+        "{a:?}"
+    );
+    // Not at every probe: the retry waits out a backoff (it used to run each round).
+    let (a, _) = run(&mut p, 0, &[false]);
+    assert!(a.is_empty(), "{a:?}");
     let (a, _) = run(&mut p, 1, &[false]);
     assert_eq!(a, vec![(1, Action::AskWitnesses)]);
+    p.step(Event::Witnesses {
+        agree: true,
+        detail: String::new(),
+    });
+    let (_, a) = p.step(Event::TakeoverDone {
+        ok: false,
+        detail: "address in use".into(),
+    });
+    assert!(
+        matches!(&a[..], [Action::Notify(m)] if m.contains("retrying in 10s")),
+        "the wait doubles: {a:?}"
+    );
+    // Failed at 10 s: nothing before 20 s.
+    let (_, a) = p.step(Event::Tick {
+        at: Duration::from_secs(19),
+    });
+    assert!(a.is_empty(), "{a:?}");
+    let (a, _) = run(&mut p, 2, &[false]);
+    assert_eq!(a, vec![(2, Action::AskWitnesses)]);
+}
+
+#[test]
+fn backoff_doubles_up_to_five_minutes() {
+    assert_eq!(backoff(1), Duration::from_secs(5));
+    assert_eq!(backoff(2), Duration::from_secs(10));
+    assert_eq!(backoff(7), Duration::from_secs(300));
+    assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+}
+
+#[test]
+fn every_transition_says_why() {
+    let mut p = Policy::new(tuning(true), false);
+    let (t, _) = p.step(Event::Probe { at: I, up: false });
+    let t = t.unwrap();
+    assert_eq!(t.to.name(), "suspect");
+    assert_eq!(t.reason, "a failed probe; down after 3 in a row");
+    // Answering after the grace ended is not "before the grace ended".
+    run(&mut p, 2, &[false, false]);
+    let (t, _) = p.step(Event::Probe {
+        at: I * 40,
+        up: true,
+    });
+    let t = t.unwrap();
+    assert_eq!(t.to.name(), "healthy");
+    assert!(t.reason.contains("after the grace"), "{}", t.reason);
 }
 
 #[test]

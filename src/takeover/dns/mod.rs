@@ -30,7 +30,7 @@ pub use error::DnsError;
 pub(crate) use error::mnemonic;
 pub use key::{FUDGE, TsigKey, parse_key_file, read_key_file};
 pub use snapshot::Snapshot;
-pub use update::swap;
+pub use update::{preview, swap};
 pub use verify::{ServerView, Verification, verify};
 
 /// The record a takeover moves: a name inside a zone, and the TTL takeover and failback write.

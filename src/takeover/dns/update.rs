@@ -73,17 +73,47 @@ pub async fn swap(
         Outcome::Applied => Ok(Swap::Done { before }),
         Outcome::PrerequisiteFailed => {
             let current = snapshot::read(server, rec, deadline).await?;
-            if current.addrs == to {
-                Ok(Swap::AlreadyDone { current })
-            } else {
-                Err(DnsError::NotExpected {
-                    name: rec.name.to_string(),
-                    at: server.to_string(),
-                    expected: expect,
-                    found: current.addrs,
-                })
-            }
+            judge(server, rec, &expect, &to, current)
         }
+    }
+}
+
+/// What [`swap`] would do now, found by reading the record and changing nothing, so a dry run
+/// fails exactly where the compare-and-swap would: `Done` means the record holds `expect` and
+/// the update would apply.
+pub async fn preview(
+    server: SocketAddr,
+    rec: &Record,
+    expect: &[IpAddr],
+    to: &[IpAddr],
+    timeout: Duration,
+) -> Result<Swap, DnsError> {
+    let (expect, to) = (normalize(expect), normalize(to));
+    check_request(rec, &expect, &to)?;
+    let current = snapshot::read(server, rec, Deadline::after(timeout)).await?;
+    judge(server, rec, &expect, &to, current)
+}
+
+/// The compare of the compare-and-swap (RFC 2136 §2.4.2: the RRset must be exactly `expect`);
+/// `expect` and `to` normalized.
+fn judge(
+    server: SocketAddr,
+    rec: &Record,
+    expect: &[IpAddr],
+    to: &[IpAddr],
+    current: snapshot::Snapshot,
+) -> Result<Swap, DnsError> {
+    if current.addrs == to {
+        Ok(Swap::AlreadyDone { current })
+    } else if current.addrs == expect {
+        Ok(Swap::Done { before: current })
+    } else {
+        Err(DnsError::NotExpected {
+            name: rec.name.to_string(),
+            at: server.to_string(),
+            expected: expect.to_vec(),
+            found: current.addrs,
+        })
     }
 }
 
