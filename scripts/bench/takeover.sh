@@ -17,7 +17,7 @@
 #
 # Fair reading: keepalived's numbers include its failure detection; posta's start when the
 # takeover command starts, because posta's detection and grace belong to its health checks and
-# are deliberately long (minutes, failover-notes §3). The SIGTERM case is keepalived's nearest
+# are deliberately long (minutes, docs/failover.md §3). The SIGTERM case is keepalived's nearest
 # to "switch now". Target (issue 4): posta under 300 ms beyond the probe wait.
 #
 # RUNS (default 10) posta runs per case, KEEPALIVED_RUNS (default 5) per keepalived case; each

@@ -4,7 +4,7 @@
 //!
 //! Our own small client on [`Conn`] rather than a crate: we need message bodies streamed one at
 //! a time out of a single FETCH, literals sent without copying the message, STARTTLS with the
-//! injection guard, and errors that say whether a retry can help (notes/crates.md).
+//! injection guard, and errors that say whether a retry can help.
 //! What the bytes mean is decided in `proto::imap_*`; this module moves them.
 //!
 //! One session is one connection and one command at a time, except that

@@ -1,6 +1,6 @@
 //! The POP3 client behind `posta migrate`'s POP3 source: RFC 1939 with CAPA and PIPELINING
 //! (RFC 2449) and STLS (RFC 2595). Our own rather than async-pop, which returns RETR bodies still
-//! dot-stuffed and has no STLS (notes/crates.md). Wire meaning lives in `proto::pop3` and
+//! dot-stuffed and has no STLS. Wire meaning lives in `proto::pop3` and
 //! `proto::dotstuff`; this file moves bytes and keeps replies matched to commands.
 //!
 //! Safety rule for the caller: DELE marks, only QUIT deletes (RFC 1939 §6). A session dropped

@@ -1,4 +1,4 @@
-//! TLS client setup for probes: rustls with the ring provider only (see notes/crates.md: two
+//! TLS client setup for probes: rustls with the ring provider only (two
 //! providers compiled in make `ClientConfig::builder()` panic), trust from the system store plus an
 //! optional private CA file, and handshake errors turned into sentences an operator can act on.
 

@@ -843,7 +843,7 @@ impl Default for ProbeSettings {
             timeout: Duration::from_secs(5),
             fall: 3,
             rise: 6,
-            // failover-notes §3: SMTP senders queue and retry for days, so minutes of outage
+            // docs/failover.md §3: SMTP senders queue and retry for days, so minutes of outage
             // cost only delay; the seed: a short outage should not move users to mailserver2.
             takeover_grace: Duration::from_secs(300),
             helo: default_helo(),

@@ -2,7 +2,7 @@
 //!
 //! A probe speaks one protocol to one server the way an operator would (greeting, capabilities,
 //! TLS, optional login, polite goodbye) and turns what it saw into a [`Status`]. Verdicts come from
-//! reply codes and capabilities, never from banner text (failover-notes §4.2: banners vary).
+//! reply codes and capabilities, never from banner text (banners vary between servers and versions).
 //! Probes never fail with an error: every failure is a verdict with a message saying what broke.
 
 pub mod dns;

@@ -1,8 +1,8 @@
 //! Delivery workers: each owns one connection to mailserver1 (SMTP/LMTP for INBOX, IMAP for
 //! folders) and takes messages from the folder's reader until it runs dry.
 //!
-//! The order for each message is the no-loss rule (fetchmail's, notes/migration-semantics.md
-//! §3.1): envelope and data first, then the journal's `sending` record, then the final dot;
+//! The order for each message is the no-loss rule (fetchmail's):
+//! envelope and data first, then the journal's `sending` record, then the final dot;
 //! `delivered` is recorded only after the 2xx, and only a `delivered` message may leave the
 //! source. 5xx: a quarantine copy, the source keeps it. 4xx, 421, a lost connection before the
 //! dot: retried with backoff for `retry_for`. A connection lost after the dot: the outcome is

@@ -1,5 +1,5 @@
 //! The per-account journal: what happened to each source message, written and fsync'd before
-//! the step it enables (mbsync's journal-before-action, see notes/migration-semantics.md §1.4).
+//! the step it enables (mbsync's journal-before-action).
 //!
 //! One JSON record per line, appended. The last record for a key wins. A crash can tear only
 //! the last line, which `open` cuts off; any other unreadable line is corruption and refused,

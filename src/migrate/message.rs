@@ -126,7 +126,7 @@ fn address(value: &str) -> Option<String> {
     ok.then(|| inner.to_owned())
 }
 
-/// The trace header in fetchmail's Received form (notes/migration-semantics.md §3.2), naming
+/// The trace header in fetchmail's Received form, naming
 /// the source host, account, folder and UID, plus the tracking id a resumed run searches for.
 pub struct Trace<'a> {
     pub source_host: &'a str,

@@ -2,7 +2,7 @@
 //! pipelined RETR when the server offers PIPELINING (RFC 2449), DELEted only after the journal
 //! says delivered. DELE becomes final only at QUIT (RFC 1939 §6), so a session that dies
 //! undeletes; the journal already knows those messages went, and the next run deletes them
-//! without sending them again (fetchmail resends them: notes/migration-semantics.md §1.1).
+//! without sending them again (fetchmail resends them).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! The local quarantine: a Maildir holding a copy of every message mailserver1 refused for good
 //! (5xx) or that had no usable recipient. The source copy stays where it is; this copy exists so
-//! that nothing permanently refused is ever only on a server someone may wipe
-//! (notes/migration-semantics.md §4, item 13).
+//! that nothing permanently refused is ever only on a server someone may wipe.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -4,8 +4,8 @@
 //! existing Dovecot serves the mail as it is.
 //!
 //! A message is written to `tmp/`, fsync'd, renamed into `new/`, and `new/` is fsync'd
-//! before the client hears 250 (the maildir crate stops short of the directory fsync; see
-//! notes/mta-semantics.md §3). The store batches those fsyncs across sessions.
+//! before the client hears 250 (the maildir crate stops short of the directory fsync).
+//! The store batches those fsyncs across sessions.
 
 use std::fs;
 use std::io;

@@ -4,8 +4,8 @@
 //! all their files, then fsyncs them all at once (one short-lived thread per file, so the
 //! journal commits them together, see `sync_files`), renames them into place and fsyncs each
 //! directory once for the whole batch: under load, twenty sessions share one round of fsyncs
-//! instead of paying twenty (notes/mta-semantics.md §5: file+directory fsync alone caps one
-//! writer at ~1,300 msg/s on this disk). A job is answered only after everything of its batch
+//! instead of paying twenty (a file and a directory fsync alone cap one
+//! writer at ~1,300 msg/s on a typical disk). A job is answered only after everything of its batch
 //! it depends on is on disk; a failure fails that job alone, and its files are removed.
 //!
 //! A big message never sits in memory whole: the session spools it to a [`Spill`] file while

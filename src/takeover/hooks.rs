@@ -1,6 +1,6 @@
 //! Hooks: commands the operator wants run before and after each action (stop fetchmail, page
 //! someone, flush a queue). Unlike keepalived's notify scripts, which its users find fired
-//! unordered and unwaited (failover-notes §1.1), posta runs them one after another, waits for
+//! unordered and unwaited (docs/failover.md §1.1), posta runs them one after another, waits for
 //! each, kills one that outlives its time limit, and a failing `pre` hook stops the action
 //! before anything changed.
 //!

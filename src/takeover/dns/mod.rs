@@ -6,7 +6,7 @@
 //!   with the roles reversed.
 //! - [`verify`]: asks every authoritative server of the zone (NS set → SOA serial and the
 //!   record), never a caching resolver, and estimates the worst-case client convergence from the
-//!   old record's TTL and the zone's negative TTL (failover-notes §1.9).
+//!   old record's TTL and the zone's negative TTL (docs/failover.md §2).
 //! - [`zonefile::swap`]: the same change for a static BIND zone file, line-preserving, with the
 //!   SOA serial bumped; the caller runs the reload command, then [`verify`].
 //!

@@ -1,6 +1,6 @@
 //! The compare-and-swap UPDATE (RFC 2136) and what the server's answer means.
 //!
-//! One message, so there is never a moment without the record (failover-notes §1.9):
+//! One message, so there is never a moment without the record (docs/failover.md §2):
 //!
 //! - zone section: the zone, type SOA;
 //! - prerequisites, per address family: "RRset exists (value dependent)" with exactly the

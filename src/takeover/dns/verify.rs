@@ -1,6 +1,6 @@
 //! After a swap: ask every authoritative server of the zone, directly and without recursion,
 //! for the SOA serial and the record; never a caching resolver, whose answer says nothing about
-//! the zone (the resource-agents dnsupdate pitfall, failover-notes §4.11).
+//! the zone (the resource-agents dnsupdate pitfall: a cache hides the change).
 //!
 //! The NS set comes from the primary. Each NS name's addresses come from the glue in that reply,
 //! else from the primary when the name is inside the zone, else from the system resolver. An NS
