@@ -307,7 +307,32 @@ lmtp_tls_security_level = none
             ));
         }
         if let Some(extra) = options.main_cf {
-            cf.push_str(extra);
+            // An override replaces the line it overrides instead of following it. A repeated
+            // parameter makes every Postfix program log "overriding earlier entry" at start;
+            // with enough of them the postlog socket fills before postlogd runs, postlogd
+            // then blocks logging its own warning into it, and every smtpd waits forever.
+            let key = |line: &str| line.split('=').next().map(|k| k.trim().to_string());
+            let overridden: Vec<String> = extra
+                .lines()
+                .filter(|l| l.contains('=') && !l.starts_with([' ', '\t', '#']))
+                .filter_map(key)
+                .collect();
+            let mut kept = String::new();
+            let mut dropping = false;
+            for l in cf.lines() {
+                // A continuation line belongs to the parameter above it.
+                if !l.starts_with([' ', '\t']) {
+                    dropping = !l.starts_with('#')
+                        && l.contains('=')
+                        && key(l).is_some_and(|k| overridden.contains(&k));
+                }
+                if !dropping {
+                    kept.push_str(l);
+                    kept.push('\n');
+                }
+            }
+            kept.push_str(extra);
+            cf = kept;
         }
         cf
     }
