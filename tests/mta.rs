@@ -17,20 +17,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::maildir::{count, messages};
-use support::posta_mta::{PostaMta, Smtp, message, send_one};
+use support::posta_mta::{PostaMta, Smtp, message, path, s, send_one, wait_mta};
 use support::run::{Run, posta_command};
 use support::sys::require_tool;
 use support::{Ca, Dovecot, Postfix, Primary};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posta");
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
-}
 
 fn posta(args: &[String]) -> Run {
     Run::from_output(posta_command(BIN).args(args).output().expect("run posta"))
@@ -40,19 +32,6 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ok() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// [`wait_for`] that shows the mta's log when it times out.
-fn wait_mta(mta: &PostaMta, what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; mta log:\n{}",
-            mta.log_tail()
-        );
         thread::sleep(Duration::from_millis(100));
     }
 }

@@ -13,17 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
-use support::posta_mta::PostaMta;
+use support::posta_mta::{PostaMta, path, s};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posta");
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// A TCP connection from `from` (any 127/8 address) to `port` on 127.0.0.1, with a small
 /// receive buffer so that a client that does not read stops the server's writes early.

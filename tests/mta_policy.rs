@@ -12,25 +12,16 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::maildir::{count, messages};
-use support::posta_mta::{PostaMta, Smtp, send_one};
+use support::posta_mta::{PostaMta, Smtp, path, s, send_one};
 use support::postfix::Options;
 use support::run::{Run, posta_command};
 use support::{Ca, Postfix};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posta");
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// The reply code and enhanced status code of a reply line: `554 5.7.1`.
 fn code(reply: &str) -> String {

@@ -281,3 +281,26 @@ pub fn message(id: &str, from: &str, to: &str, body: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// `["--flag", "value"]` as the owned argument list `PostaMta::start` takes.
+pub fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// A path as a command-line argument.
+pub fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Waits until `ok`, failing with the mta's log after `limit`.
+pub fn wait_mta(mta: &PostaMta, what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; mta log:\n{}",
+            mta.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
