@@ -83,7 +83,7 @@ pub struct SecretFile {
 }
 
 /// `[watch]`, typed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct WatchSettings {
     /// Take over by itself when the grace ends (default: tell the operator and wait).
     pub auto_takeover: bool,
@@ -95,6 +95,26 @@ pub struct WatchSettings {
     pub listen: Option<SocketAddr>,
     /// Where the daemon writes its state for `posta status`.
     pub state_file: Option<PathBuf>,
+    /// How often a healthy watch sweeps mail stored on mailserver2 home with `posta migrate`;
+    /// `None` (`0` or `off`) never does.
+    pub sweep_interval: Option<Duration>,
+}
+
+/// Mail a backup MX accepted while the primary was up waits at most this long by default:
+/// senders pick MX 20 for their own reasons (greylisting, a timeout, a route flap).
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+impl Default for WatchSettings {
+    fn default() -> WatchSettings {
+        WatchSettings {
+            auto_takeover: false,
+            auto_failback: false,
+            witnesses: Vec::new(),
+            listen: None,
+            state_file: None,
+            sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
+        }
+    }
 }
 
 /// A witness: another host that also probes the primary.

@@ -58,6 +58,7 @@ pub struct RawWatch {
     pub witnesses: Option<Field<Vec<String>>>,
     pub listen: Option<Field<String>>,
     pub state_file: Option<Field<String>>,
+    pub sweep_interval: Option<Field<String>>,
 }
 
 /// `[mta]`: the same settings as `posta mta`'s flags, which override them.

@@ -116,6 +116,8 @@ pub fn to_site_file(site: &Site) -> String {
         watch.insert("listen".into(), listen.to_string().into());
     }
     put_path(&mut watch, "state_file", w.state_file.as_deref());
+    let sweep = w.sweep_interval.map_or_else(|| "off".into(), duration);
+    watch.insert("sweep_interval".into(), sweep);
     top.insert("watch".into(), watch.into());
     // A table of strings, numbers and arrays always serializes; an empty string would only
     // hide a bug, so say so in the output instead.

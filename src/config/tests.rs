@@ -258,6 +258,8 @@ fn the_example_states_the_code_defaults() {
     assert!(!minimal.watch.auto_takeover && !minimal.watch.auto_failback);
     assert!(text.contains("auto_takeover = true") && text.contains("Default: false"));
     assert_eq!(example.watch.witnesses, minimal.watch.witnesses);
+    assert_eq!(example.watch.sweep_interval, minimal.watch.sweep_interval);
+    assert_eq!(minimal.watch.sweep_interval, Some(DEFAULT_SWEEP_INTERVAL));
     assert_eq!(
         example.takeover_state_file.as_deref(),
         Some(Path::new(crate::takeover::state::DEFAULT_PATH))
@@ -337,6 +339,25 @@ fn timeout_longer_than_interval_is_refused() {
         found[0].message.contains("probes would overlap"),
         "{found:?}"
     );
+}
+
+#[test]
+fn the_sweep_is_turned_off_by_zero_or_off_and_a_bad_interval_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let with = |value: &str| text.replace("sweep_interval = \"1m\"", value);
+    for off in ["sweep_interval = \"off\"", "sweep_interval = \"0\""] {
+        let site = parse(&path, &with(off)).unwrap();
+        assert_eq!(site.watch.sweep_interval, None, "{off}");
+    }
+    let site = parse(&path, &with("sweep_interval = \"2s\"")).unwrap();
+    assert_eq!(site.watch.sweep_interval, Some(Duration::from_secs(2)));
+    let found = problems(&path, &with("sweep_interval = \"soon\""));
+    assert!(
+        found[0].message.starts_with("`sweep_interval`: "),
+        "{found:?}"
+    );
+    assert!(found[0].line > 0, "{found:?}");
 }
 
 #[test]

@@ -469,12 +469,23 @@ impl Validator<'_> {
                 .map_err(|_| format!("{l:?} is not an address with a port (127.0.0.1:9725)"))
         });
         let state_file = self.get(&t.state_file, "state_file").map(|p| self.path(&p));
+        let sweep = self.get(&t.sweep_interval, "sweep_interval");
+        let sweep_interval = match sweep.as_deref() {
+            None => Some(crate::config::DEFAULT_SWEEP_INTERVAL),
+            Some("off") => None,
+            Some(_) => self
+                .parsed(&t.sweep_interval, "sweep_interval", sweep, |s| {
+                    duration::parse(&s)
+                })
+                .filter(|d| !d.is_zero()),
+        };
         let settings = WatchSettings {
             auto_takeover: self.get(&t.auto_takeover, "auto_takeover").unwrap_or(false),
             auto_failback: self.get(&t.auto_failback, "auto_failback").unwrap_or(false),
             witnesses,
             listen,
             state_file,
+            sweep_interval,
         };
         (self.problems.len() == before).then_some(settings)
     }

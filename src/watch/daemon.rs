@@ -4,6 +4,13 @@
 //! run by hand, with their own locks, hooks and records, and a crash in one cannot take the
 //! daemon down. A signal never interrupts an action: the loop only looks at `shutdown`
 //! between rounds.
+//!
+//! While healthy, a sweep (`posta migrate`, the failback's own run, so the same journals)
+//! brings home what mailserver2 accepted anyway every sweep interval. It runs beside the
+//! probe rounds, so a long sweep never delays detection; one at a time; and every other
+//! action that runs a child (takeover, failback, bringing mail home) first waits for it to
+//! end: killing it would leave messages whose outcome is unknown, and after a takeover its
+//! deliveries would come back to this host.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -11,11 +18,14 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Interval;
 use tracing::{error, info, warn};
 
 use super::policy::{Action, Event, Policy, State, Tuning};
 use super::sdnotify;
-use super::snapshot::{ProbeResult, Snapshot, TransitionRecord};
+use super::snapshot::{ProbeResult, Snapshot, SweepRecord, TransitionRecord};
+use super::waiting;
 use super::witness;
 use crate::config::Witness;
 use crate::health::Status;
@@ -40,6 +50,10 @@ pub struct Plan {
     pub queue: Option<PathBuf>,
     /// Whether the site file names accounts for `posta migrate`.
     pub migrate: bool,
+    /// How often to sweep while healthy (`[watch] sweep_interval`); `None`: never.
+    pub sweep_interval: Option<Duration>,
+    /// Where the local mta delivers (`[mta] maildir`): what waits there is reported.
+    pub maildir: Option<PathBuf>,
     /// Probe and report only.
     pub witness_only: bool,
 }
@@ -60,6 +74,11 @@ pub struct Daemon {
     /// The failed services of the last round ([`failed_services`]), empty when all answered:
     /// the reason a move to suspect or down gives.
     last_failure: String,
+    /// The last probe round's verdict: a sweep needs the primary seen up, not only a
+    /// `healthy` assumed at start.
+    last_up: Option<bool>,
+    /// The sweep in flight, if any.
+    sweep: Option<JoinHandle<SweepRecord>>,
 }
 
 impl Daemon {
@@ -83,6 +102,8 @@ impl Daemon {
             state_file,
             started: Instant::now(),
             last_failure: String::new(),
+            last_up: None,
+            sweep: None,
         }
     }
 
@@ -97,6 +118,7 @@ impl Daemon {
         let mut tick = tokio::time::interval(self.plan.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_dog = Instant::now();
+        let mut sweeps = self.sweep_timer();
         loop {
             // While down, wake exactly when the grace ends rather than at the next round.
             let grace = self
@@ -122,7 +144,26 @@ impl Daemon {
                     if plan.interval != self.plan.interval {
                         tick = tokio::time::interval(plan.interval);
                     }
+                    let resweep = (plan.sweep_interval, plan.migrate)
+                        != (self.plan.sweep_interval, self.plan.migrate);
                     self.plan = plan;
+                    if resweep {
+                        sweeps = self.sweep_timer();
+                    }
+                    continue;
+                }
+                _ = async { sweeps.as_mut()?.tick().await; Some(()) }, if sweeps.is_some() => {
+                    if self.last_up == Some(true) {
+                        self.feed(Event::SweepDue).await;
+                    }
+                    continue;
+                }
+                ended = async { self.sweep.as_mut()?.await.ok() }, if self.sweep.is_some() => {
+                    self.sweep = None;
+                    match ended {
+                        Some(record) => self.swept(record).await,
+                        None => error!("the sweep task failed"),
+                    }
                     continue;
                 }
                 _ = tick.tick() => {}
@@ -136,6 +177,7 @@ impl Daemon {
             }
         }
         sdnotify::notify("STOPPING=1");
+        self.finish_sweep("stopping").await;
         info!("posta watch stopped");
     }
 
@@ -143,12 +185,111 @@ impl Daemon {
         self.started.elapsed()
     }
 
+    /// The sweep's timer, the first tick one interval from now; `None` (said once, here) when
+    /// the watch never sweeps.
+    fn sweep_timer(&self) -> Option<Interval> {
+        if self.plan.witness_only {
+            return None;
+        }
+        let Some(every) = self.plan.sweep_interval else {
+            info!("no sweep while healthy: [watch] sweep_interval is off");
+            return None;
+        };
+        if !self.plan.migrate {
+            info!("no sweep while healthy: the site file names no accounts for posta migrate");
+            return None;
+        }
+        info!(every = ?every, "sweeping mail home while healthy");
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // A sweep longer than the interval is followed by the next one an interval later,
+        // not by a burst.
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Some(t)
+    }
+
+    /// Starts a sweep unless one runs.
+    fn start_sweep(&mut self) {
+        if self.sweep.is_some() {
+            info!("a sweep still runs: this one is skipped");
+            return;
+        }
+        let (exe, config) = (self.plan.exe.clone(), self.plan.config.clone());
+        self.sweep = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            let (ok, detail) = posta(&exe, &config, &["migrate"]).await;
+            SweepRecord {
+                at: epoch_now(),
+                seconds: started.elapsed().as_secs_f64(),
+                ok,
+                detail,
+            }
+        }));
+    }
+
+    /// Waits for the sweep in flight, if any, before `why`.
+    async fn finish_sweep(&mut self, why: &str) {
+        let Some(handle) = self.sweep.take() else {
+            return;
+        };
+        info!("waiting for the sweep to end before {why}");
+        match handle.await {
+            Ok(record) => self.swept(record).await,
+            Err(e) => error!(error = %e, "the sweep task failed"),
+        }
+    }
+
+    /// Records a finished sweep, counts what still waits and publishes both. A failed sweep
+    /// changes no state: the next interval tries again.
+    async fn swept(&mut self, record: SweepRecord) {
+        if record.ok {
+            info!(seconds = record.seconds, detail = %record.detail, "sweep done");
+        } else {
+            warn!(
+                seconds = record.seconds,
+                why = %record.detail,
+                "sweep failed; the next interval tries again"
+            );
+        }
+        let waiting = self.count_waiting().await;
+        if let Ok(mut s) = self.snapshot.write() {
+            s.sweeps_total += 1;
+            s.sweeps_failed_total += u64::from(!record.ok);
+            s.last_sweep = Some(record);
+            if let Some(w) = waiting {
+                s.queue_depth = w.queue.as_ref().map(|q| q.messages);
+                s.waiting = Some(w);
+            }
+        }
+        self.publish();
+    }
+
+    /// What waits on this host, counted off the runtime; `None` without Maildirs or queue.
+    async fn count_waiting(&self) -> Option<waiting::Waiting> {
+        let (maildir, queue) = (self.plan.maildir.clone(), self.plan.queue.clone());
+        if maildir.is_none() && queue.is_none() {
+            return None;
+        }
+        Some(waiting::count_blocking(maildir, queue).await)
+    }
+
     /// One probe round and everything it leads to.
     pub async fn round(&mut self) {
         let reports = all(self.plan.jobs.clone()).await;
         let up = !reports.is_empty() && reports.iter().all(|r| r.status != Status::Critical);
+        self.last_up = Some(up);
+        let waiting = self.count_waiting().await;
         if let Ok(mut s) = self.snapshot.write() {
             s.primary_up = Some(up);
+            if let Some(w) = waiting {
+                s.queue_depth = w.queue.as_ref().map(|q| q.messages);
+                s.waiting = Some(w);
+            }
+            let sweeping = self.plan.migrate && !self.plan.witness_only;
+            s.sweep_interval_seconds = self
+                .plan
+                .sweep_interval
+                .filter(|_| sweeping)
+                .map(|d| d.as_secs_f64());
             s.probes = reports
                 .iter()
                 .map(|r| ProbeResult {
@@ -193,11 +334,6 @@ impl Daemon {
             Ok(mut s) => {
                 s.updated = unix_now();
                 s.grace_left_seconds = self.policy.grace_left(self.now()).map(|d| d.as_secs_f64());
-                s.queue_depth = self.plan.queue.as_ref().and_then(|q| {
-                    std::fs::read_dir(q.join("active"))
-                        .ok()
-                        .map(|d| d.count() as u64)
-                });
                 s.clone()
             }
             Err(_) => return,
@@ -214,9 +350,7 @@ impl Daemon {
             let (t, actions) = self.policy.step(ev);
             if let Some(t) = t {
                 let rec = TransitionRecord {
-                    at: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0.0, |d| d.as_secs_f64()),
+                    at: epoch_now(),
                     from: t.from.name().into(),
                     to: t.to.name().into(),
                     reason: match t.to {
@@ -262,7 +396,18 @@ impl Daemon {
     }
 
     /// Runs one action; its outcome, if the policy needs it, comes back as an event.
-    async fn act(&self, action: Action) -> Option<Event> {
+    async fn act(&mut self, action: Action) -> Option<Event> {
+        if matches!(
+            action,
+            Action::Takeover | Action::Failback | Action::BringMailHome
+        ) {
+            self.finish_sweep(match action {
+                Action::Takeover => "the takeover",
+                Action::Failback => "the failback",
+                _ => "bringing the mail home",
+            })
+            .await;
+        }
         match action {
             Action::AskWitnesses => {
                 let limit = Duration::from_secs(10);
@@ -300,6 +445,10 @@ impl Daemon {
                 }
                 None
             }
+            Action::Sweep => {
+                self.start_sweep();
+                None
+            }
             Action::Notify(message) => {
                 warn!(state = self.policy.state.name(), "{message}");
                 sdnotify::notify(&format!("STATUS={message}"));
@@ -310,26 +459,35 @@ impl Daemon {
 
     /// Runs `posta ARGS` with this site file; (success, what it said: [`child_reason`]).
     async fn posta(&self, args: &[&str]) -> (bool, String) {
-        info!(command = %args.join(" "), "running");
-        let out = Command::new(&self.plan.exe)
-            .arg("--config")
-            .arg(&self.plan.config)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await;
-        match out {
-            Ok(o) => (
-                o.status.success(),
-                child_reason(&o.status, &o.stdout, &o.stderr),
-            ),
-            Err(e) => (
-                false,
-                format!("cannot run {}: {e}", self.plan.exe.display()),
-            ),
-        }
+        posta(&self.plan.exe, &self.plan.config, args).await
     }
+}
+
+/// Runs `EXE --config CONFIG ARGS`; (success, what it said: [`child_reason`]).
+async fn posta(exe: &std::path::Path, config: &std::path::Path, args: &[&str]) -> (bool, String) {
+    info!(command = %args.join(" "), "running");
+    let out = Command::new(exe)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await;
+    match out {
+        Ok(o) => (
+            o.status.success(),
+            child_reason(&o.status, &o.stdout, &o.stderr),
+        ),
+        Err(e) => (false, format!("cannot run {}: {e}", exe.display())),
+    }
+}
+
+/// Seconds since the epoch, with milliseconds.
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The services that failed and why, each cause once: `primary smtp, primary imap: timed out

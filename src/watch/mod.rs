@@ -5,6 +5,7 @@
 //! - `witness`   other vantage points that must agree before a takeover.
 //! - `snapshot`  the state file `posta status` reads, and the Prometheus metrics.
 //! - `http`      `/metrics` and `/status`.
+//! - `waiting`   what waits on this host for mailserver1 (the mta's Maildirs and queue).
 //! - `sdnotify`  systemd's readiness and watchdog protocol.
 //! - `keepalived` posta as keepalived's check and notify script, and its config.
 
@@ -14,6 +15,7 @@ pub mod keepalived;
 pub mod policy;
 pub mod sdnotify;
 pub mod snapshot;
+pub mod waiting;
 pub mod witness;
 
 /// Where the daemon writes its state unless `[watch] state_file` says otherwise.

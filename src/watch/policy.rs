@@ -8,6 +8,9 @@
 //! during the grace starts it over: a flapping primary never causes a takeover. Recovery
 //! needs `rise` good probes in a row, and failback happens only after that whole window.
 //!
+//! While healthy, a due sweep brings home the mail mailserver2 accepted anyway; in every other
+//! state it is skipped.
+//!
 //! States: healthy → suspect → down (grace running) → taken over → primary back (rise
 //! running) → failback → healthy.
 
@@ -90,6 +93,9 @@ pub enum Event {
     /// The takeover state changed outside the watch (an operator ran `posta takeover` or
     /// `posta failback`): true when this host now holds the primary's address.
     External { taken_over: bool },
+    /// The sweep interval has passed: mail mailserver2 accepted while the primary was up may
+    /// be waiting there.
+    SweepDue,
 }
 
 /// What the daemon must do now.
@@ -101,6 +107,10 @@ pub enum Action {
     Failback,
     /// After a failback: flush the mta queue and bring the mail home (`posta migrate`).
     BringMailHome,
+    /// While healthy: bring home what mailserver2 accepted meanwhile (`posta migrate`, the
+    /// failback's own run and journal). Never in any other state: while the primary is
+    /// suspect or down it would fail or, after a takeover, send the mail back to this host.
+    Sweep,
     /// Tell the operator (log, hooks) what needs a human.
     Notify(String),
 }
@@ -190,6 +200,9 @@ impl Policy {
         match (self.state, event) {
             // ---- detection -----------------------------------------------------------------
             (State::Healthy, Event::Probe { up: true, .. }) => stay(State::Healthy),
+            (State::Healthy, Event::SweepDue) => {
+                (State::Healthy, String::new(), vec![Action::Sweep])
+            }
             (State::Healthy | State::Suspect { .. }, Event::Probe { at, up: false }) => {
                 let failures = match self.state {
                     State::Suspect { failures } => failures + 1,

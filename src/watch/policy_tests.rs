@@ -236,3 +236,67 @@ fn the_grace_ends_on_time_between_two_probes() {
     });
     assert!(t.is_none() && a.is_empty());
 }
+
+/// A sweep runs only while healthy: while the primary is suspect or down it would fail, and
+/// after a takeover the primary's address leads back to this host. A due sweep never moves the
+/// state either.
+#[test]
+fn a_sweep_runs_only_while_healthy_and_changes_nothing() {
+    let sweep = |p: &mut Policy| {
+        let before = p.state;
+        let (t, a) = p.step(Event::SweepDue);
+        assert!(t.is_none(), "a sweep moved {before:?}: {t:?}");
+        assert_eq!(p.state, before);
+        a
+    };
+    let mut p = Policy::new(tuning(true), false);
+    assert_eq!(sweep(&mut p), vec![Action::Sweep]);
+    let mut seen = Vec::new();
+    // suspect, down (grace running), down (witnesses asked), taken over, primary back.
+    run(&mut p, 0, &[false]);
+    seen.push((p.state.name(), sweep(&mut p)));
+    run(&mut p, 1, &[false, false]);
+    seen.push((p.state.name(), sweep(&mut p)));
+    run(&mut p, 3, &[false; 31]);
+    seen.push((p.state.name(), sweep(&mut p)));
+    p.step(Event::Witnesses {
+        agree: true,
+        detail: String::new(),
+    });
+    seen.push((p.state.name(), sweep(&mut p)));
+    p.step(Event::TakeoverDone {
+        ok: true,
+        detail: "vip".into(),
+    });
+    seen.push((p.state.name(), sweep(&mut p)));
+    run(&mut p, 40, &[true]);
+    seen.push((p.state.name(), sweep(&mut p)));
+    // A started-up watch that finds the address held is taken over from the start.
+    let mut held = Policy::new(tuning(true), true);
+    seen.push((held.state.name(), sweep(&mut held)));
+    let names: Vec<&str> = seen.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "suspect",
+            "down",
+            "down",
+            "down",
+            "taken_over",
+            "primary_back",
+            "taken_over"
+        ]
+    );
+    for (state, actions) in &seen {
+        assert!(actions.is_empty(), "{state}: {actions:?}");
+    }
+    // Failed back: healthy again, and sweeping again.
+    run(&mut p, 41, &[true, true, true]);
+    let (t, a) = p.step(Event::FailbackDone {
+        ok: true,
+        detail: "vip".into(),
+    });
+    assert_eq!(t.map(|t| t.to), Some(State::Healthy));
+    assert_eq!(a, vec![Action::BringMailHome]);
+    assert_eq!(sweep(&mut p), vec![Action::Sweep]);
+}

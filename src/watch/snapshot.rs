@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::waiting::Waiting;
+
 /// Transitions kept in the snapshot.
 const HISTORY: usize = 20;
 
@@ -46,6 +48,31 @@ pub struct Snapshot {
     pub transitions: Vec<TransitionRecord>,
     /// Messages waiting in the local mta's queue, when there is one.
     pub queue_depth: Option<u64>,
+    /// What waits on this host for mailserver1 (the mta's Maildirs and queue), as last
+    /// counted (each round, and after each sweep).
+    #[serde(default)]
+    pub waiting: Option<Waiting>,
+    /// How often a healthy watch sweeps; `None`: never (off, or no accounts to sweep).
+    #[serde(default)]
+    pub sweep_interval_seconds: Option<f64>,
+    /// The last sweep's outcome.
+    #[serde(default)]
+    pub last_sweep: Option<SweepRecord>,
+    #[serde(default)]
+    pub sweeps_total: u64,
+    #[serde(default)]
+    pub sweeps_failed_total: u64,
+}
+
+/// One sweep: a `posta migrate` run while the primary was healthy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SweepRecord {
+    /// When it ended, seconds since the epoch.
+    pub at: f64,
+    pub seconds: f64,
+    pub ok: bool,
+    /// What the child said last (its reason when it failed).
+    pub detail: String,
 }
 
 impl Snapshot {
@@ -139,6 +166,7 @@ impl Snapshot {
             "gauge",
             vec![(String::new(), self.last_takeover.unwrap_or(0.0))],
         );
+        self.sweep_metrics(&mut gauge);
         if let Some(q) = self.queue_depth {
             gauge(
                 "posta_mta_queue_depth",
@@ -148,6 +176,90 @@ impl Snapshot {
             );
         }
         m
+    }
+
+    /// What waits here for mailserver1 and how the sweeps go.
+    fn sweep_metrics(&self, gauge: &mut impl FnMut(&str, &str, &str, Vec<(String, f64)>)) {
+        let piles: Vec<(&str, &super::waiting::Pile)> = self
+            .waiting
+            .iter()
+            .flat_map(|w| [("maildir", &w.maildir), ("queue", &w.queue)])
+            .filter_map(|(at, p)| p.as_ref().map(|p| (at, p)))
+            .collect();
+        let by = |f: &dyn Fn(&super::waiting::Pile) -> f64| {
+            piles
+                .iter()
+                .map(|(at, p)| (format!("{{where=\"{at}\"}}"), f(p)))
+                .collect::<Vec<_>>()
+        };
+        gauge(
+            "posta_waiting_messages",
+            "Messages on this host waiting to reach mailserver1 (at least, when capped)",
+            "gauge",
+            by(&|p| p.messages as f64),
+        );
+        gauge(
+            "posta_waiting_bytes",
+            "Bytes of those messages",
+            "gauge",
+            by(&|p| p.bytes as f64),
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        gauge(
+            "posta_waiting_oldest_age_seconds",
+            "Age of the oldest waiting message (0: none)",
+            "gauge",
+            by(&|p| p.oldest.map_or(0.0, |t| now.saturating_sub(t) as f64)),
+        );
+        gauge(
+            "posta_waiting_capped",
+            "1 when counting stopped at the limit: at least the count waits",
+            "gauge",
+            by(&|p| f64::from(u8::from(p.capped))),
+        );
+        gauge(
+            "posta_watch_sweep_interval_seconds",
+            "How often a healthy watch sweeps mail home (0: never)",
+            "gauge",
+            vec![(String::new(), self.sweep_interval_seconds.unwrap_or(0.0))],
+        );
+        gauge(
+            "posta_watch_sweeps_total",
+            "Sweeps run since the daemon started, by result",
+            "counter",
+            vec![
+                (
+                    "{result=\"ok\"}".into(),
+                    (self.sweeps_total - self.sweeps_failed_total.min(self.sweeps_total)) as f64,
+                ),
+                (
+                    "{result=\"failed\"}".into(),
+                    self.sweeps_failed_total as f64,
+                ),
+            ],
+        );
+        gauge(
+            "posta_watch_last_sweep_timestamp_seconds",
+            "When the last sweep ended (0: none since start)",
+            "gauge",
+            vec![(
+                String::new(),
+                self.last_sweep.as_ref().map_or(0.0, |s| s.at),
+            )],
+        );
+        gauge(
+            "posta_watch_last_sweep_success",
+            "1 when the last sweep brought everything it selected home",
+            "gauge",
+            vec![(
+                String::new(),
+                self.last_sweep
+                    .as_ref()
+                    .map_or(f64::NAN, |s| f64::from(u8::from(s.ok))),
+            )],
+        );
     }
 }
 
@@ -190,5 +302,54 @@ mod tests {
             m.contains("# TYPE posta_watch_transitions_total counter"),
             "{m}"
         );
+        assert!(m.contains("posta_watch_last_sweep_success NaN"), "{m}");
+        assert!(m.contains("posta_watch_sweep_interval_seconds 0"), "{m}");
+    }
+
+    #[test]
+    fn what_waits_and_the_sweeps_are_metrics() {
+        use crate::watch::waiting::{Pile, Waiting};
+        let s = Snapshot {
+            waiting: Some(Waiting {
+                maildir: Some(Pile {
+                    messages: 3,
+                    bytes: 4096,
+                    oldest: Some(1),
+                    capped: false,
+                    error: None,
+                }),
+                queue: None,
+            }),
+            sweep_interval_seconds: Some(60.0),
+            last_sweep: Some(SweepRecord {
+                at: 1234.5,
+                seconds: 0.5,
+                ok: false,
+                detail: "journal in use".into(),
+            }),
+            sweeps_total: 5,
+            sweeps_failed_total: 2,
+            ..Snapshot::default()
+        };
+        let m = s.metrics();
+        for line in [
+            "posta_waiting_messages{where=\"maildir\"} 3",
+            "posta_waiting_bytes{where=\"maildir\"} 4096",
+            "posta_waiting_capped{where=\"maildir\"} 0",
+            "posta_watch_sweep_interval_seconds 60",
+            "posta_watch_sweeps_total{result=\"ok\"} 3",
+            "posta_watch_sweeps_total{result=\"failed\"} 2",
+            "posta_watch_last_sweep_timestamp_seconds 1234.5",
+            "posta_watch_last_sweep_success 0",
+        ] {
+            assert!(m.lines().any(|l| l == line), "{line} missing:\n{m}");
+        }
+        assert!(!m.contains("where=\"queue\""), "{m}");
+        let age = m
+            .lines()
+            .find_map(|l| l.strip_prefix("posta_waiting_oldest_age_seconds{where=\"maildir\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_default();
+        assert!(age > 1e9, "{age}");
     }
 }
