@@ -1,5 +1,6 @@
 //! `posta status`: who holds mailserver1's address or record, from the state file, and the
-//! recent takeovers and failbacks.
+//! recent takeovers and failbacks; what waits on this host for mailserver1 (counted now, under
+//! the site's `[mta] maildir` and queue) and the watch's last sweep.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use crate::cli::StatusArgs;
 use crate::mta::spool::unix_now;
 use crate::takeover::state::State;
 use crate::watch::snapshot::Snapshot;
+use crate::watch::waiting::{self, Waiting};
 
 /// Whether the daemon that wrote the snapshot still runs: its pid alive and still a posta
 /// (a pid reused by another program is not the watch).
@@ -53,7 +55,37 @@ fn watch_lines(w: &Snapshot, path: &std::path::Path, alive: bool, now: u64) -> S
             t.from, t.to, t.reason
         ));
     }
+    out.push_str(&sweep_line(w, now));
     out.push('\n');
+    out
+}
+
+/// The sweep: how often, and how the last one went.
+fn sweep_line(w: &Snapshot, now: u64) -> String {
+    let Some(every) = w.sweep_interval_seconds else {
+        return "  sweep: off (no sweep interval, or no accounts to migrate)\n".into();
+    };
+    let last = match &w.last_sweep {
+        None => "none yet".into(),
+        Some(s) => format!(
+            "{} {}s ago, took {:.1}s: {}",
+            if s.ok { "ok" } else { "FAILED" },
+            now.saturating_sub(s.at as u64),
+            s.seconds,
+            s.detail
+        ),
+    };
+    format!("  sweep: every {every:.0}s while healthy; last {last}\n")
+}
+
+/// What waits here for mailserver1, one line per place.
+fn waiting_lines(w: &Waiting, now: u64) -> String {
+    let mut out = String::new();
+    for (place, pile) in [("Maildirs", &w.maildir), ("mta queue", &w.queue)] {
+        if let Some(p) = pile {
+            out.push_str(&format!("waiting here ({place}): {}\n", p.describe(now)));
+        }
+    }
     out
 }
 
@@ -94,6 +126,16 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         .or(site.as_ref().and_then(|s| s.watch.state_file.clone()))
         .unwrap_or_else(|| PathBuf::from(crate::watch::DEFAULT_STATE_FILE));
     let daemon = Snapshot::load(&watch_path);
+    let mta = site.as_ref().and_then(|s| s.mta.as_ref());
+    let (maildir, queue) = (
+        mta.and_then(|m| m.maildir.clone()),
+        mta.and_then(|m| m.queue.clone()),
+    );
+    let waiting = if maildir.is_some() || queue.is_some() {
+        Some(waiting::count_blocking(maildir, queue).await)
+    } else {
+        None
+    };
     let state = match State::load(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -109,6 +151,10 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
                 "watch".into(),
                 serde_json::to_value(&daemon).unwrap_or_default(),
             );
+            obj.insert(
+                "waiting".into(),
+                serde_json::to_value(&waiting).unwrap_or_default(),
+            );
         }
         match serde_json::to_string_pretty(&both) {
             Ok(j) => print(&format!("{j}\n")),
@@ -122,6 +168,9 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
     let mut out = String::new();
     if let Some(w) = &daemon {
         out.push_str(&watch_lines(w, &watch_path, watch_alive(w.pid), unix_now()));
+    }
+    if let Some(w) = &waiting {
+        out.push_str(&waiting_lines(w, unix_now()));
     }
     if state.holdings.is_empty() {
         out.push_str(&format!(
@@ -202,6 +251,43 @@ mod tests {
         assert!(
             running.starts_with("watch: healthy for 30s (pid 4242, updated 26s ago"),
             "{running}"
+        );
+        assert!(running.contains("  sweep: off"), "{running}");
+    }
+
+    #[test]
+    fn the_last_sweep_and_what_waits_are_shown() {
+        use crate::watch::snapshot::SweepRecord;
+        use crate::watch::waiting::{Pile, Waiting};
+        let w = Snapshot {
+            sweep_interval_seconds: Some(60.0),
+            last_sweep: Some(SweepRecord {
+                at: 1000.0,
+                seconds: 2.25,
+                ok: false,
+                detail: "journal state/alice is in use".into(),
+            }),
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            super::sweep_line(&w, 1030),
+            "  sweep: every 60s while healthy; last FAILED 30s ago, took 2.2s: \
+             journal state/alice is in use\n"
+        );
+        let waiting = Waiting {
+            maildir: Some(Pile {
+                messages: 100_000,
+                bytes: 7,
+                oldest: Some(900),
+                capped: true,
+                error: None,
+            }),
+            queue: Some(Pile::default()),
+        };
+        assert_eq!(
+            super::waiting_lines(&waiting, 1000),
+            "waiting here (Maildirs): ≥ 100000 messages (≥ 7 bytes), the oldest 100s old\n\
+             waiting here (mta queue): 0 messages (0 bytes)\n"
         );
     }
 }
