@@ -26,7 +26,7 @@ const USERS: [(&str, &str); 1] = [("alice", "alice-pw")];
 
 /// The site: mailserver1's SMTP probed (and migrated to), mailserver2's IMAP the source, the
 /// mta's Maildirs under `[mta] maildir`, alice the one account, a sweep every 2 s.
-fn site(dir: &Path, root: &Path, primary: &Primary, source: &Dovecot) -> PathBuf {
+fn site(dir: &Path, root: &Path, primary: &Primary, source: &Dovecot, http: u16) -> PathBuf {
     let pw = dir.join("alice.pw");
     fs::write(&pw, "alice-pw\n").expect("write password file");
     fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -58,6 +58,7 @@ ca_file = "{ca}"
 [watch]
 state_file = "{dir}/watch.json"
 sweep_interval = "2s"
+listen = "127.0.0.1:{http}"
 [mta]
 maildir = "{root}"
 [migrate]
@@ -77,6 +78,17 @@ deliver_to = "alice@example.org"
     )
     .expect("write site file");
     path
+}
+
+/// `GET /metrics` from the watch.
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .expect("ask for /metrics");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read /metrics");
+    body
 }
 
 /// `posta status --json` with the site file.
@@ -220,7 +232,8 @@ fn mail_accepted_by_mx20_while_the_primary_is_healthy_is_swept_home_once() {
             VMAIL_USER.into(),
         ],
     );
-    let site = site(base.path(), &root, &primary, &source);
+    let http = support::ports::free_port();
+    let site = site(base.path(), &root, &primary, &source, http);
 
     // MX 20 takes a message while mailserver1 is up; status says it waits there.
     let first = message("sweep-1", "carlos@example.net", "alice@example.org", "one");
@@ -284,4 +297,12 @@ fn mail_accepted_by_mx20_while_the_primary_is_healthy_is_swept_home_once() {
         s["waiting"]["maildir"]["messages"] == 0
     });
     assert!(s["sweeps_total"].as_u64() >= Some(2), "{s}");
+    let m = metrics(http);
+    for line in [
+        "posta_waiting_messages{where=\"maildir\"} 0",
+        "posta_watch_sweep_interval_seconds 2",
+        "posta_watch_last_sweep_success 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} missing:\n{m}");
+    }
 }
