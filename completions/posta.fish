@@ -219,7 +219,7 @@ complete -c posta -n "__fish_posta_using_subcommand status" -l log-format -d 'Fo
 json\t''"
 complete -c posta -n "__fish_posta_using_subcommand status" -l json -d 'Print JSON'
 complete -c posta -n "__fish_posta_using_subcommand status" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
-complete -c posta -n "__fish_posta_using_subcommand status" -s h -l help -d 'Print help'
+complete -c posta -n "__fish_posta_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_using_subcommand status" -s V -l version -d 'Print version'
 complete -c posta -n "__fish_posta_using_subcommand watch" -l listen -d 'Serve /metrics and /status here [default: the site\'s [watch] listen; none]' -r
 complete -c posta -n "__fish_posta_using_subcommand watch" -l state-file -d 'State file [default: the site\'s [watch] state_file, else /var/lib/posta/watch.json]' -r -F

@@ -428,6 +428,10 @@ pub struct DnsArgs {
 }
 
 /// Show who holds mailserver1's address or record, and the recent takeovers and failbacks.
+///
+/// With a watch daemon, its state, probes and last sweep. With the site's [mta] maildir or
+/// queue, what waits on this host for mailserver1: messages, bytes and the oldest's age
+/// (counted now; at most 100,000 files per place, then "≥").
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print JSON
@@ -452,7 +456,10 @@ pub struct StatusArgs {
 /// `[watch] auto_takeover = true` and the witnesses agreeing, it runs `posta takeover`;
 /// otherwise it says so and waits for an operator. Once it holds the address, `rise` good
 /// rounds in a row mean the primary is back; then `posta failback` (with auto_failback) and,
-/// after it, `posta queue flush` and `posta migrate`. Every transition runs the [hooks]
+/// after it, `posta queue flush` and `posta migrate`. While healthy, every [watch]
+/// sweep_interval (default 1m; "off" disables) it runs the same `posta migrate` to bring home
+/// mail mailserver2 accepted anyway, one at a time; a takeover or failback waits for a sweep
+/// to end, and a failed sweep is retried at the next interval. Every transition runs the [hooks]
 /// on_transition commands, in order, each time-limited. SIGHUP reloads the site file (a bad
 /// one keeps the old); SIGTERM stops between rounds, never inside a takeover.
 #[derive(Debug, Args)]
