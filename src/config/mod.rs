@@ -97,6 +97,7 @@ pub struct WatchSettings {
     pub state_file: Option<PathBuf>,
     /// How often a healthy watch sweeps mail stored on mailserver2 home with `posta migrate`;
     /// `None` (`0` or `off`) never does.
+    #[serde(serialize_with = "serialize_opt_duration")]
     pub sweep_interval: Option<Duration>,
 }
 

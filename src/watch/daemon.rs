@@ -214,9 +214,15 @@ impl Daemon {
             return;
         }
         let (exe, config) = (self.plan.exe.clone(), self.plan.config.clone());
+        // Temporary failures are retried for one interval, not migrate's default ten minutes:
+        // the next sweep retries anyway, and a sweep caught by the primary's failure must end
+        // long before a takeover, which waits for it.
+        let retry_for =
+            crate::config::format_duration(self.plan.sweep_interval.unwrap_or_default());
         self.sweep = Some(tokio::spawn(async move {
             let started = Instant::now();
-            let (ok, detail) = posta(&exe, &config, &["migrate"]).await;
+            let args = ["migrate", "--retry-for", &retry_for];
+            let (ok, detail) = posta(&exe, &config, &args).await;
             SweepRecord {
                 at: epoch_now(),
                 seconds: started.elapsed().as_secs_f64(),
