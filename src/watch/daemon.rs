@@ -540,8 +540,9 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
     use std::process::ExitStatus;
 
-    use super::{child_reason, failed_services};
+    use super::{Daemon, Plan, child_reason, failed_services};
     use crate::health::{ProbeReport, Status};
+    use crate::watch::policy::{Action, Event, Tuning};
 
     fn report(probe: &str, status: Status, summary: &str) -> ProbeReport {
         ProbeReport {
@@ -589,6 +590,91 @@ mod tests {
         assert_eq!(
             child_reason(&failed, b"", b" \n"),
             "posta exit status: 1 and printed nothing"
+        );
+    }
+
+    /// A daemon whose `posta` is a script that logs its arguments to `dir/calls`; `migrate`
+    /// takes a second, and fails saying why when `dir/fail` exists.
+    fn scripted(dir: &std::path::Path) -> Daemon {
+        use std::os::unix::fs::PermissionsExt;
+        let exe = dir.join("posta");
+        let script = format!(
+            "#!/bin/sh\nshift 2\n[ \"$1\" = migrate ] && sleep 1\necho \"$*\" >> {d}/calls\n\
+             if [ \"$1\" = migrate ] && [ -e {d}/fail ]; then echo 'journal in use' >&2; exit 1; fi\n",
+            d = dir.display()
+        );
+        std::fs::write(&exe, script).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plan = Plan {
+            jobs: Vec::new(),
+            interval: std::time::Duration::from_secs(1),
+            tuning: Tuning {
+                fall: 1,
+                rise: 1,
+                grace: std::time::Duration::ZERO,
+                auto_takeover: true,
+                auto_failback: true,
+            },
+            witnesses: Vec::new(),
+            hooks: crate::takeover::hooks::Hooks::default(),
+            takeover_state: dir.join("takeover.json"),
+            exe,
+            config: dir.join("site.toml"),
+            queue: None,
+            migrate: true,
+            sweep_interval: Some(std::time::Duration::from_secs(2)),
+            maildir: None,
+            witness_only: false,
+        };
+        Daemon::new(plan, dir.join("watch.json"))
+    }
+
+    fn calls(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// One sweep at a time: a sweep due while one runs is skipped; the takeover waits for the
+    /// running one to end instead of overlapping it or killing it.
+    #[tokio::test]
+    async fn one_sweep_at_a_time_and_a_takeover_waits_for_it() {
+        let t = tempfile::tempdir().unwrap();
+        let mut d = scripted(t.path());
+        d.feed(Event::SweepDue).await;
+        d.feed(Event::SweepDue).await;
+        let done = d.act(Action::Takeover).await;
+        assert!(
+            matches!(done, Some(Event::TakeoverDone { ok: true, .. })),
+            "{done:?}"
+        );
+        assert_eq!(calls(t.path()), ["migrate --retry-for 2s", "takeover"]);
+        let s = d.snapshot.read().unwrap().clone();
+        assert_eq!((s.sweeps_total, s.sweeps_failed_total), (1, 0));
+        assert!(s.last_sweep.is_some_and(|l| l.ok));
+    }
+
+    /// A failed sweep is recorded with the child's reason and changes no state.
+    #[tokio::test]
+    async fn a_failed_sweep_keeps_its_reason_and_the_state() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("fail"), b"").unwrap();
+        let mut d = scripted(t.path());
+        d.feed(Event::SweepDue).await;
+        d.finish_sweep("the test's end").await;
+        assert_eq!(d.policy.state.name(), "healthy");
+        let s = d.snapshot.read().unwrap().clone();
+        assert_eq!((s.sweeps_total, s.sweeps_failed_total), (1, 1));
+        let last = s.last_sweep.unwrap();
+        assert!(!last.ok);
+        assert_eq!(last.detail, "journal in use");
+        // The state file carries it for `posta status`.
+        let saved = crate::watch::snapshot::Snapshot::load(&t.path().join("watch.json")).unwrap();
+        assert_eq!(
+            saved.last_sweep.map(|l| l.detail),
+            Some("journal in use".into())
         );
     }
 }
