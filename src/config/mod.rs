@@ -102,7 +102,10 @@ pub struct WatchSettings {
 }
 
 /// Mail a backup MX accepted while the primary was up waits at most this long by default:
-/// senders pick MX 20 for their own reasons (greylisting, a timeout, a route flap).
+/// senders pick MX 20 for their own reasons (greylisting, a timeout, a route flap). Postfix
+/// rescans its deferred queue every `queue_run_delay` (300s) and fetchmail's daemon polls at
+/// its `-d` interval; a minute keeps mail on the backup for less time than either, and a sweep
+/// with nothing to move costs at most one login per account.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Default for WatchSettings {

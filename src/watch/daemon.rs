@@ -280,10 +280,10 @@ impl Daemon {
 
     /// One probe round and everything it leads to.
     pub async fn round(&mut self) {
-        let reports = all(self.plan.jobs.clone()).await;
+        // The count runs on a blocking thread while the probes wait on the network.
+        let (reports, waiting) = tokio::join!(all(self.plan.jobs.clone()), self.count_waiting());
         let up = !reports.is_empty() && reports.iter().all(|r| r.status != Status::Critical);
         self.last_up = Some(up);
-        let waiting = self.count_waiting().await;
         if let Ok(mut s) = self.snapshot.write() {
             s.primary_up = Some(up);
             if let Some(w) = waiting {
