@@ -513,7 +513,9 @@ fn accounts_all_mistakes_are_located() {
     let bad = text.replace("[migrate]\n", "[migrate]\ndeliver_to = \"%u@a.org\"\n");
     let found = problems(&path, &bad);
     assert!(
-        found[0].message.contains("address template of accounts = \"all\""),
+        found[0]
+            .message
+            .contains("address template of accounts = \"all\""),
         "{found:?}"
     );
     // Problems inside an explicit account keep their positions.

@@ -10,9 +10,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::raw::{Field, RawAccount, RawAccounts, RawAdmin, RawHook, RawServer, RawSite};
 use super::{
-    AddressTemplate, DnsRecord, Located, MigrateAccount, MigrateAdmin, MtaSection, ProbeAccount, ProbeSettings,
-    Problem, Role, SecretFile, Server, Service, Site, TakeoverMode, TlsSettings, Vip,
-    WatchSettings, Witness, duration,
+    AddressTemplate, DnsRecord, Located, MigrateAccount, MigrateAdmin, MtaSection, ProbeAccount,
+    ProbeSettings, Problem, Role, SecretFile, Server, Service, Site, TakeoverMode, TlsSettings,
+    Vip, WatchSettings, Witness, duration,
 };
 use crate::client::AdminForm;
 use crate::health::{Scheme, StartTls};
@@ -788,7 +788,12 @@ impl Validator<'_> {
             Some((_, RawAccounts::List(_))) | None => false,
         };
         let template = self.get(&m.deliver_to, "deliver_to");
-        let template = self.parsed(&m.deliver_to, "deliver_to", template, AddressTemplate::parse);
+        let template = self.parsed(
+            &m.deliver_to,
+            "deliver_to",
+            template,
+            AddressTemplate::parse,
+        );
         match (all, &m.deliver_to) {
             (false, None) => Some(None),
             (false, Some(f)) => {

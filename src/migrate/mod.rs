@@ -15,10 +15,12 @@
 //! - `quarantine` the local Maildir for what mailserver1 refused for good.
 //! - `verify`     unknown outcomes and the read-back by tracking id, Message-ID and body hash.
 //! - `report`     the reconciliation, as a table or JSON.
+//! - `discover`   the site's accounts for `accounts = "all"`.
 //! - `uncovered`  mailboxes on mailserver2 with mail that no account covers.
 //! - `progress`   bars on a terminal, log lines elsewhere.
 
 pub mod deliver;
+pub mod discover;
 pub mod folders;
 mod imap_source;
 pub mod journal;
