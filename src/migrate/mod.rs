@@ -152,6 +152,7 @@ impl PassError {
 /// Migrates every account (`opts.parallel_accounts` at a time) and returns the
 /// reconciliation.
 pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) -> RunReport {
+    let started = Instant::now();
     let limit = Arc::new(Semaphore::new(opts.parallel_accounts.max(1)));
     let mut tasks = Vec::new();
     for account in accounts {
@@ -174,7 +175,7 @@ pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) ->
             }),
         }
     }
-    RunReport::new(reports)
+    RunReport::new(reports, started.elapsed())
 }
 
 async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) -> AccountReport {
