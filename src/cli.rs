@@ -243,13 +243,23 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub insecure: bool,
 
-    /// Delivery connections per account
+    /// Delivery connections per account (each may hold an SMTP and an IMAP session to
+    /// mailserver1; Dovecot allows 10 per user and address by default,
+    /// mail_max_userip_connections)
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub connections: u16,
 
-    /// Accounts migrated at once
+    /// Accounts migrated at once: each holds one session to mailserver2, so this is the cap on
+    /// sessions there across the site
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
+
+    /// Delivery connections to mailserver1 across every account: an account starts once its
+    /// --connections (or what is left, at least one) are free. The default leaves most of
+    /// Postfix's 100 smtpd processes (default_process_limit) to the site's own mail and stays
+    /// under its 50 connections per client (smtpd_client_connection_count_limit)
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_primary_connections: u16,
 
     /// How long temporary failures (4xx, 421, lost connections) are retried
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]

@@ -153,6 +153,7 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         connections: usize::from(args.connections),
         parallel_accounts: usize::from(args.parallel),
+        primary_connections: usize::from(args.max_primary_connections),
         retry_for: args.retry_for,
         settle: args.settle,
         batch: 100,

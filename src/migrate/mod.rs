@@ -154,13 +154,23 @@ impl PassError {
 pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) -> RunReport {
     let started = Instant::now();
     let limit = Arc::new(Semaphore::new(opts.parallel_accounts.max(1)));
+    let cap = opts.primary_connections.max(1);
+    let primary = Arc::new(Semaphore::new(cap));
     let mut tasks = Vec::new();
     for account in accounts {
-        let limit = limit.clone();
-        let opts = opts.clone();
+        let (limit, primary) = (limit.clone(), primary.clone());
+        let mut opts = opts.clone();
         let bar = progress.account(&account.name);
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
+            // mailserver1's cap across accounts: an account starts with its delivery
+            // connections granted, never with a source session open and idle while it waits.
+            // Taking what is free (at least one) rather than waiting for all keeps the cap
+            // full; the semaphore is fair, so no account starves.
+            let want = opts.connections.clamp(1, cap);
+            let free = primary.available_permits().clamp(1, want);
+            let _connections = primary.acquire_many_owned(free as u32).await;
+            opts.connections = free;
             migrate_account(account, opts, bar).await
         }));
     }
