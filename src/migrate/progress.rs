@@ -35,11 +35,19 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Messages per second and the time left at that rate (none before the first message).
+    /// Messages per second and the time left (none before the first message). An account
+    /// counts its messages only once it has listed its folders, so the messages left undercount
+    /// while accounts wait their turn: the later of the two estimates, by messages left at this
+    /// rate and by accounts left at this pace, is the ETA.
     fn rate_and_eta(&self, elapsed: Duration) -> (f64, Option<Duration>) {
-        let rate = self.done as f64 / elapsed.as_secs_f64().max(0.001);
+        let secs = elapsed.as_secs_f64().max(0.001);
+        let rate = self.done as f64 / secs;
         let left = self.total.saturating_sub(self.done) as f64;
-        let eta = (self.done > 0).then(|| Duration::from_secs_f64(left / rate));
+        let by_accounts = match self.accounts_done {
+            0 => 0.0,
+            done => secs * self.accounts.saturating_sub(done) as f64 / done as f64,
+        };
+        let eta = (self.done > 0).then(|| Duration::from_secs_f64((left / rate).max(by_accounts)));
         (rate, eta)
     }
 
@@ -246,10 +254,22 @@ mod tests {
             bytes: 4 << 20,
         };
         assert_eq!(c.bar_message(), "accounts 3/50  4.00 MiB/20.00 MiB");
-        // 2,000 in 10 s: 200 msg/s, 8,000 left: 40 s.
+        // 2,000 in 10 s: 200 msg/s, 8,000 left: 40 s; but 47 accounts left at 3 per 10 s
+        // take longer: 2m37s.
         assert_eq!(
             c.log_line(Duration::from_secs(10)),
-            "accounts 3/50, messages 2000/10000, 4.00 MiB/20.00 MiB, 200.0 msg/s, eta 40s"
+            "accounts 3/50, messages 2000/10000, 4.00 MiB/20.00 MiB, 200.0 msg/s, eta 2m36s"
+        );
+        let all_counted = Counters {
+            accounts_done: 40,
+            ..c
+        };
+        assert!(
+            all_counted
+                .log_line(Duration::from_secs(10))
+                .ends_with("eta 40s"),
+            "{}",
+            all_counted.log_line(Duration::from_secs(10))
         );
         let fresh = Counters {
             accounts: 50,
