@@ -38,7 +38,7 @@ pub struct Plan {
     pub config: PathBuf,
     /// The local mta's queue, flushed after failback.
     pub queue: Option<PathBuf>,
-    /// Whether the site file names accounts for `posta migrate`.
+    /// Whether the site file names accounts for `posta migrate` (or `accounts = "all"`).
     pub migrate: bool,
     /// Probe and report only.
     pub witness_only: bool,
