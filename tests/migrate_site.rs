@@ -250,3 +250,43 @@ fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
+
+/// `accounts = "all"` on a host with none of the places accounts are found (posta migrate run
+/// elsewhere than mailserver2): a usage error that says what it looked for, before any login.
+#[test]
+fn accounts_all_with_nothing_to_find_them_in_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pw = dir.path().join("admin.pw");
+    fs::write(&pw, "x\n").expect("write password file");
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let site = dir.path().join("site.toml");
+    fs::write(
+        &site,
+        format!(
+            "domain = \"example.org\"\n[primary]\nname = \"localhost\"\naddress = \"127.0.0.1\"\n\
+             services = [\"smtp:1\", \"imaps:2\"]\n[backup]\nname = \"localhost\"\n\
+             address = \"127.0.0.2\"\nservices = [\"imaps:3\"]\n[takeover]\nmode = \"vip\"\n\
+             [vip]\naddress = \"127.0.0.9/8\"\ninterface = \"lo\"\n\
+             [mta]\nmaildir = \"{root}/absent/%u/Maildir\"\npop3_users = \"{root}/absent-users\"\n\
+             [migrate]\naccounts = \"all\"\ndeliver_to = \"%u@example.org\"\n\
+             source_admin = {{ user = \"admin\", password_file = \"admin.pw\" }}\n",
+            root = dir.path().display()
+        ),
+    )
+    .expect("write site file");
+    let out = posta_command(env!("CARGO_BIN_EXE_posta"))
+        .arg("--config")
+        .arg(&site)
+        .args(["migrate", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("run posta");
+    let run = Run::from_output(out);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("accounts = \"all\" found nothing to list them from")
+            && run.stderr.contains("absent-users"),
+        "{run:?}"
+    );
+}
