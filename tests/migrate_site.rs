@@ -9,8 +9,11 @@ mod support;
 
 use std::collections::HashMap;
 use std::fs;
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -50,7 +53,7 @@ To: {user}@example.org\nSubject: {folder} message {i}\nDate: Fri, 27 Nov 2026 10
 
 /// The example site file with both servers on loopback, `accounts = "all"` and one admin per
 /// side; `[mta] maildir` is mailserver2's Maildir root.
-fn site(dir: &Path, source: &Dovecot, primary: &Primary) -> PathBuf {
+fn site(dir: &Path, source: &Dovecot, primary: &Primary, smtp_port: u16) -> PathBuf {
     let example = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/site.toml"))
         .expect("read examples/site.toml");
     // The one listed account goes: "all" finds them.
@@ -75,8 +78,7 @@ fn site(dir: &Path, source: &Dovecot, primary: &Primary) -> PathBuf {
         .replace(
             "services = [\"smtp\", \"submission?starttls=require\", \"imap\", \"pop3\"]",
             &format!(
-                "services = [\"smtp:{}\", \"imaps:{}\"]",
-                primary.postfix.smtp_port(),
+                "services = [\"smtp:{smtp_port}\", \"imaps:{}\"]",
                 primary.dovecot.imaps_port()
             ),
         )
@@ -165,7 +167,7 @@ fn fifty_accounts_found_by_all_arrive_once_with_folders_and_flags() {
     let total: usize = seeded.values().map(Vec::len).sum();
     assert_eq!(total, 10_000);
 
-    let site = site(dir.path(), &source, &primary);
+    let site = site(dir.path(), &source, &primary, primary.postfix.smtp_port());
     let log = dir.path().join("posta.log");
     let out = dir.path().join("report.json");
     let started = Instant::now();
@@ -289,4 +291,110 @@ fn accounts_all_with_nothing_to_find_them_in_is_a_usage_error() {
             && run.stderr.contains("absent-users"),
         "{run:?}"
     );
+}
+
+/// A TCP relay in front of mailserver1's Postfix that counts connections open at once.
+struct Counting {
+    port: u16,
+    most: Arc<AtomicUsize>,
+}
+
+impl Counting {
+    fn start(to: u16) -> Counting {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let port = listener.local_addr().expect("relay address").port();
+        let open = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let seen = most.clone();
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                seen.fetch_max(now, Ordering::SeqCst);
+                let open = open.clone();
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut &s2, &mut &c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Both);
+                });
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut &client, &mut &server);
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Counting { port, most }
+    }
+}
+
+/// Six accounts at once with four delivery connections each would open 24 SMTP connections to
+/// mailserver1; --max-primary-connections 5 holds the site to five, and every message still
+/// arrives once.
+#[test]
+fn delivery_connections_to_mailserver1_stay_under_the_site_cap() {
+    let ca = Ca::get();
+    let users: Vec<(String, String)> = (0..6)
+        .map(|n| (format!("cap{n}"), format!("cap{n}-own-secret")))
+        .collect();
+    let pairs: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
+    let source = Dovecot::start_with_master(ca, &pairs, ("admin", SOURCE_ADMIN_PW));
+    let primary = Primary::start_with_master(ca, &pairs, ("admin", DEST_ADMIN_PW));
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, pw) in [
+        ("source-admin.pw", SOURCE_ADMIN_PW),
+        ("dest-admin.pw", DEST_ADMIN_PW),
+    ] {
+        let path = dir.path().join(name);
+        fs::write(&path, format!("{pw}\n")).expect("write password file");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let t = SystemTime::now();
+    let mut seeded = HashMap::new();
+    for (user, _) in &users {
+        let list: Vec<Vec<u8>> = (0..40).map(|i| message(user, "INBOX", i)).collect();
+        for m in &list {
+            source.seed(user, None, m, "", &[], t);
+        }
+        seeded.insert(user.clone(), list);
+    }
+    let relay = Counting::start(primary.postfix.smtp_port());
+    let site = site(dir.path(), &source, &primary, relay.port);
+    let out = dir.path().join("report.json");
+    let child = posta_command(env!("CARGO_BIN_EXE_posta"))
+        .arg("--config")
+        .arg(&site)
+        .args(["migrate", "--json", "--settle", "60s", "--parallel", "6"])
+        .args(["--connections", "4", "--max-primary-connections", "5"])
+        .stdout(fs::File::create(&out).expect("create report file"))
+        .spawn()
+        .expect("run posta");
+    let mut run = Run::wait(child, Duration::from_secs(300));
+    run.stdout = fs::read_to_string(&out).expect("read report");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["totals"]["delivered"], 240, "{run:?}");
+    let most = relay.most.load(Ordering::SeqCst);
+    eprintln!("most SMTP connections to mailserver1 at once: {most}");
+    assert!((1..=5).contains(&most), "{most} connections at once");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while users
+        .iter()
+        .any(|(u, _)| primary.dovecot.messages(u, None).len() < 40)
+        && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(200));
+    }
+    for (user, _) in &users {
+        let stored = primary.dovecot.messages(user, None);
+        assert_exactly_once(user, &seeded[user], &stored);
+        assert!(
+            source.messages(user, None).is_empty(),
+            "{user} left on mailserver2"
+        );
+    }
 }
