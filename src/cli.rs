@@ -130,8 +130,10 @@ pub struct CheckArgs {
 /// twice. Messages mailserver1 refuses for good are copied to a local quarantine Maildir and
 /// stay on the source. Every run ends with a reconciliation, per account and folder.
 ///
-/// Accounts come from the site file's [[migrate.accounts]] (all, or those named), or from
-/// --from for one ad hoc account.
+/// Accounts come from the site file's [[migrate.accounts]] (all, or those named), from its
+/// accounts = "all" (the accounts found on this host: the Maildirs under [mta] maildir, else
+/// pop3_users, else the recipients file), or from --from for one ad hoc account. With more than
+/// one account the report ends with a site summary: a row per account and a totals row.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit status: 0 everything selected arrived (or --dry-run), 1 something \

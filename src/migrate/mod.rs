@@ -17,7 +17,7 @@
 //! - `report`     the reconciliation, as a table or JSON.
 //! - `discover`   the site's accounts for `accounts = "all"`.
 //! - `uncovered`  mailboxes on mailserver2 with mail that no account covers.
-//! - `progress`   bars on a terminal, log lines elsewhere.
+//! - `progress`   one bar for the site on a terminal, log lines elsewhere.
 
 pub mod deliver;
 pub mod discover;
