@@ -76,8 +76,9 @@ append\t''"
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l folder -d 'Migrate only this folder (repeatable; decoded name, e.g. INBOX or Entwürfe)' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l state-dir -d 'Journals and the quarantine Maildir [default: the site\'s, else /var/lib/posta/migrate]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l ca-file -d 'Trust the CA certificates in this PEM file, besides the system\'s' -r -F
-complete -c posta -n "__fish_posta_using_subcommand migrate" -l connections -d 'Delivery connections per account' -r
-complete -c posta -n "__fish_posta_using_subcommand migrate" -l parallel -d 'Accounts migrated at once' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l connections -d 'Delivery connections per account (each may hold an SMTP and an IMAP session to mailserver1; Dovecot allows 10 per user and address by default, mail_max_userip_connections)' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l parallel -d 'Accounts migrated at once: each holds one session to mailserver2, so this is the cap on sessions there across the site' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l max-primary-connections -d 'Delivery connections to mailserver1 across every account: an account starts once its --connections (or what is left, at least one) are free. The default leaves most of Postfix\'s 100 smtpd processes (default_process_limit) to the site\'s own mail and stays under its 50 connections per client (smtpd_client_connection_count_limit)' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l retry-for -d 'How long temporary failures (4xx, 421, lost connections) are retried' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l settle -d 'How long an accepted message may take to show up in mailserver1\'s mailbox' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l timeout -d 'Longest wait for any one reply' -r

@@ -130,8 +130,10 @@ pub struct CheckArgs {
 /// twice. Messages mailserver1 refuses for good are copied to a local quarantine Maildir and
 /// stay on the source. Every run ends with a reconciliation, per account and folder.
 ///
-/// Accounts come from the site file's [[migrate.accounts]] (all, or those named), or from
-/// --from for one ad hoc account.
+/// Accounts come from the site file's [[migrate.accounts]] (all, or those named), from its
+/// accounts = "all" (the accounts found on this host: the Maildirs under [mta] maildir, else
+/// pop3_users, else the recipients file), or from --from for one ad hoc account. With more than
+/// one account the report ends with a site summary: a row per account and a totals row.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit status: 0 everything selected arrived (or --dry-run), 1 something \
@@ -243,13 +245,23 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub insecure: bool,
 
-    /// Delivery connections per account
+    /// Delivery connections per account (each may hold an SMTP and an IMAP session to
+    /// mailserver1; Dovecot allows 10 per user and address by default,
+    /// mail_max_userip_connections)
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub connections: u16,
 
-    /// Accounts migrated at once
+    /// Accounts migrated at once: each holds one session to mailserver2, so this is the cap on
+    /// sessions there across the site
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
+
+    /// Delivery connections to mailserver1 across every account: an account starts once its
+    /// --connections (or what is left, at least one) are free. The default leaves most of
+    /// Postfix's 100 smtpd processes (default_process_limit) to the site's own mail and stays
+    /// under its 50 connections per client (smtpd_client_connection_count_limit)
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_primary_connections: u16,
 
     /// How long temporary failures (4xx, 421, lost connections) are retried
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]

@@ -11,6 +11,7 @@ use crate::client::{Admin, AdminForm, Endpoint, Login};
 use crate::config::{self, Site};
 use crate::health::url::{self, UrlDefaults};
 use crate::health::{Scheme, Target, TlsPolicy};
+use crate::migrate::discover;
 use crate::migrate::plan::{Account, Delivery, DestImap, InboxRoute, Options, Source, SourceKind};
 use crate::migrate::progress::Progress;
 use crate::migrate::uncovered::{self, Mailbox};
@@ -20,7 +21,21 @@ use crate::secret::{self, Secret};
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/posta/migrate";
 
 pub async fn execute(config: Option<PathBuf>, args: MigrateArgs) -> u8 {
-    let (accounts, opts, coverage) = match plan(config, &args) {
+    // The site file, password files and (for accounts = "all") the Maildirs are read from
+    // disk: off the async threads.
+    let planned = tokio::task::spawn_blocking(move || {
+        let planned = plan(config, &args);
+        (args, planned)
+    })
+    .await;
+    let (args, planned) = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("posta migrate: internal error while planning: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let (accounts, opts, coverage) = match planned {
         Ok(p) => p,
         Err(e) => {
             eprintln!("posta migrate: {e}");
@@ -109,16 +124,19 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
             let path = config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
             let site = config::load(&path).map_err(|e| e.to_string())?;
             let admins = Admins::new(args, Some(&site))?;
-            let accounts = from_site(&site, args, &admins, &tls, &helo, inbox)?;
+            let listed = site_accounts(&site)?;
+            let accounts = from_site(&site, &listed, args, &admins, &tls, &helo, inbox)?;
             // Every account of the site file covers its mailbox, also those --account left
-            // out of this run: they are the operator's choice, not forgotten mail.
+            // out of this run: they are the operator's choice, not forgotten mail. With
+            // accounts = "all" every Maildir is covered when the run starts; one made during
+            // the run holds mail this run did not take, and is named.
             let coverage = site
                 .mta
                 .as_ref()
                 .and_then(|m| m.maildir.clone())
                 .map(|maildir| Coverage {
                     maildir,
-                    covered: site.migrate.iter().map(|a| a.user.clone()).collect(),
+                    covered: listed.iter().map(|a| a.user.clone()).collect(),
                 });
             (accounts, site.migrate_state_dir.clone(), coverage)
         }
@@ -135,6 +153,7 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         connections: usize::from(args.connections),
         parallel_accounts: usize::from(args.parallel),
+        primary_connections: usize::from(args.max_primary_connections),
         retry_for: args.retry_for,
         settle: args.settle,
         batch: 100,
@@ -368,20 +387,48 @@ fn delivery(
     })
 }
 
+/// The site file's accounts: its [[migrate.accounts]], or with accounts = "all" those found
+/// on this host, each delivered to the site's address template.
+fn site_accounts(site: &Site) -> Result<Vec<config::MigrateAccount>, String> {
+    let Some(template) = &site.migrate_all else {
+        if site.migrate.is_empty() {
+            return Err(
+                "the site file has no [[migrate.accounts]] (nor accounts = \"all\"); add them \
+                 or use --from"
+                    .into(),
+            );
+        }
+        return Ok(site.migrate.clone());
+    };
+    let (users, found) = discover::accounts(site.mta.as_ref()).map_err(|e| e.to_string())?;
+    tracing::info!(
+        accounts = users.len(),
+        "accounts = \"all\": found in {found}"
+    );
+    Ok(users
+        .into_iter()
+        .map(|user| config::MigrateAccount {
+            deliver_to: template.address(&user),
+            user,
+            password_file: None,
+            dest_user: None,
+            dest_password_file: None,
+        })
+        .collect())
+}
+
 fn from_site(
     site: &Site,
+    listed: &[config::MigrateAccount],
     args: &MigrateArgs,
     admins: &Admins,
     tls: &TlsPolicy,
     helo: &str,
     inbox: InboxRoute,
 ) -> Result<Vec<Account>, String> {
-    if site.migrate.is_empty() {
-        return Err("the site file has no [[migrate.accounts]]; add them or use --from".into());
-    }
     for name in &args.accounts {
-        if !site.migrate.iter().any(|a| &a.user == name) {
-            return Err(format!("no [[migrate.accounts]] entry for user {name:?}"));
+        if !listed.iter().any(|a| &a.user == name) {
+            return Err(format!("no account {name:?} in the site file"));
         }
     }
     let tls = TlsPolicy {
@@ -416,7 +463,7 @@ fn from_site(
         .ok_or("the primary server lists no smtp service to deliver to")?;
     let dest_svc = service(&site.primary, &[Scheme::Imaps, Scheme::Imap]);
     let mut accounts = Vec::new();
-    for a in &site.migrate {
+    for a in listed {
         if !args.accounts.is_empty() && !args.accounts.contains(&a.user) {
             continue;
         }

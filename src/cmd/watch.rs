@@ -163,7 +163,7 @@ fn plan(path: &Path, witness_only: bool) -> Result<Plan, String> {
         exe,
         config: path.to_path_buf(),
         queue: site.mta.as_ref().and_then(|m| m.queue.clone()),
-        migrate: !site.migrate.is_empty(),
+        migrate: !site.migrate.is_empty() || site.migrate_all.is_some(),
         sweep_interval: site.watch.sweep_interval,
         maildir: site.mta.as_ref().and_then(|m| m.maildir.clone()),
         witness_only,

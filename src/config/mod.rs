@@ -47,6 +47,9 @@ pub struct Site {
     pub probe: ProbeSettings,
     pub tls: TlsSettings,
     pub migrate: Vec<MigrateAccount>,
+    /// `[migrate] accounts = "all"`: the accounts are found on mailserver2 at run time, each
+    /// delivered to this template (`deliver_to = "%u@example.org"`); `migrate` is then empty.
+    pub migrate_all: Option<AddressTemplate>,
     /// Where `migrate` keeps journals and the quarantine (`[migrate] state_dir`).
     pub migrate_state_dir: Option<PathBuf>,
     /// Logs in as every account on mailserver2 (`[migrate] source_admin`).
@@ -356,6 +359,39 @@ pub struct MigrateAccount {
     pub dest_user: Option<String>,
     /// Its password file [default: `[migrate] dest_admin`, else `password_file`].
     pub dest_password_file: Option<PathBuf>,
+}
+
+/// An address with `%u` for the user (`%u@laorganizacion.org`), as Dovecot's
+/// `mail_location` and fetchmail's `is` write a user into a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AddressTemplate(String);
+
+impl AddressTemplate {
+    /// `%u` once, in the local part, and the rest a valid address for any user.
+    pub fn parse(text: String) -> Result<AddressTemplate, String> {
+        let valid = text.matches("%u").count() == 1
+            && text.split_once('@').is_some_and(|(local, domain)| {
+                local.contains("%u") && validate::parse_domain(domain.into()).is_ok()
+            });
+        if valid {
+            Ok(AddressTemplate(text))
+        } else {
+            Err(format!(
+                "{text:?} is not an address template like \"%u@example.org\" (%u once, in the \
+                 local part)"
+            ))
+        }
+    }
+
+    /// The address of `user`.
+    pub fn address(&self, user: &str) -> String {
+        self.0.replace("%u", user)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Server {

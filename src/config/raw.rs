@@ -171,7 +171,62 @@ pub struct RawMigrate {
     pub state_dir: Option<Field<String>>,
     pub source_admin: Option<Spanned<RawAdmin>>,
     pub dest_admin: Option<Spanned<RawAdmin>>,
-    pub accounts: Option<Vec<Spanned<RawAccount>>>,
+    pub accounts: Option<Spanned<RawAccounts>>,
+    /// The address template for discovered accounts (`accounts = "all"`).
+    pub deliver_to: Option<Field<String>>,
+}
+
+/// `accounts`: the string `"all"` (discover them) or `[[migrate.accounts]]` tables.
+///
+/// Written by hand, not `#[serde(untagged)]`: an untagged enum buffers the value and loses
+/// the spans that `Spanned` and [`Field`] carry, so every problem inside an account would lose
+/// its `file:line:column`.
+#[derive(Debug)]
+pub enum RawAccounts {
+    All,
+    List(Vec<Spanned<RawAccount>>),
+    /// Any other string, kept so validation reports it with its position.
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for RawAccounts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawAccounts;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("the string \"all\" or [[migrate.accounts]] tables")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawAccounts, E> {
+                Ok(if v == "all" {
+                    RawAccounts::All
+                } else {
+                    RawAccounts::Other(v.to_owned())
+                })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawAccounts, A::Error> {
+                let mut list = Vec::new();
+                while let Some(a) = seq.next_element()? {
+                    list.push(a);
+                }
+                Ok(RawAccounts::List(list))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl RawAccounts {
+    /// The `[[migrate.accounts]]` tables, none for `"all"`.
+    pub fn list(&self) -> &[Spanned<RawAccount>] {
+        match self {
+            RawAccounts::List(l) => l,
+            RawAccounts::All | RawAccounts::Other(_) => &[],
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

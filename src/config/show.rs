@@ -80,6 +80,7 @@ pub fn to_site_file(site: &Site) -> String {
     top.insert("tls".into(), tls.into());
     if site.migrate_state_dir.is_some()
         || !site.migrate.is_empty()
+        || site.migrate_all.is_some()
         || site.migrate_source_admin.is_some()
         || site.migrate_dest_admin.is_some()
     {
@@ -96,6 +97,10 @@ pub fn to_site_file(site: &Site) -> String {
                 at.insert("login".into(), a.login.name().into());
                 t.insert(key.into(), at.into());
             }
+        }
+        if let Some(template) = &site.migrate_all {
+            t.insert("accounts".into(), "all".into());
+            t.insert("deliver_to".into(), template.as_str().into());
         }
         if !site.migrate.is_empty() {
             let accounts = site.migrate.iter().map(account).map(Value::Table);

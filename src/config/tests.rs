@@ -452,3 +452,102 @@ fn admin_identities_replace_per_account_passwords() {
         "{shown:?}"
     );
 }
+
+/// The example with its one account replaced by `migrate`'s extra lines.
+fn with_migrate(text: &str, extra: &str) -> String {
+    let start = text.find("[[migrate.accounts]]").unwrap();
+    let end = text[start..].find("\n[mta]").map(|i| start + i).unwrap();
+    let mut out = text[..start].to_string();
+    out.push_str(&text[end..]);
+    out.replace("[migrate]\n", &format!("[migrate]\n{extra}"))
+}
+
+#[test]
+fn accounts_all_discovers_with_a_template_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let admin = format!(
+        "source_admin = {{ user = \"admin\", password_file = \"{}/secrets/alice.password\" }}\n",
+        dir.path().display()
+    );
+    let all = with_migrate(
+        &text,
+        &format!("accounts = \"all\"\ndeliver_to = \"%u@laorganizacion.org\"\n{admin}"),
+    );
+    let site = parse(&path, &all).unwrap_or_else(|e| panic!("{e}"));
+    assert!(site.migrate.is_empty());
+    let template = site.migrate_all.as_ref().unwrap();
+    assert_eq!(template.address("bob"), "bob@laorganizacion.org");
+    let shown = to_site_file(&site);
+    assert!(shown.contains("accounts = \"all\""), "{shown}");
+    let again = parse(&path, &shown).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    assert_eq!(again.migrate_all, site.migrate_all);
+    // The explicit list still reads as before.
+    let listed = parse(&path, &text).unwrap();
+    assert_eq!((listed.migrate.len(), listed.migrate_all), (1, None));
+}
+
+#[test]
+fn accounts_all_mistakes_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let admin = format!(
+        "source_admin = {{ user = \"admin\", password_file = \"{}/secrets/alice.password\" }}\n",
+        dir.path().display()
+    );
+    let line_of = |text: &str, needle: &str| text.lines().position(|l| l.starts_with(needle));
+    let cases = [
+        (
+            format!("accounts = \"everyone\"\ndeliver_to = \"%u@a.org\"\n{admin}"),
+            "accounts = ",
+            "\"everyone\" is neither \"all\" nor [[migrate.accounts]] tables",
+        ),
+        (
+            format!("accounts = \"all\"\ndeliver_to = \"postmaster@a.org\"\n{admin}"),
+            "deliver_to = ",
+            "`deliver_to`: \"postmaster@a.org\" is not an address template",
+        ),
+        (
+            format!("accounts = \"all\"\n{admin}"),
+            "[migrate]",
+            "accounts = \"all\" needs deliver_to",
+        ),
+        (
+            "accounts = \"all\"\ndeliver_to = \"%u@a.org\"\n".to_string(),
+            "[migrate]",
+            "accounts = \"all\" needs source_admin",
+        ),
+    ];
+    for (extra, at, message) in cases {
+        let bad = with_migrate(&text, &extra);
+        let found = problems(&path, &bad);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.contains(message), "{}", found[0]);
+        let line = line_of(&bad, at).unwrap() + 1;
+        assert!(
+            found[0].to_string().contains(&format!("site.toml:{line}:")),
+            "{} (expected line {line})",
+            found[0]
+        );
+    }
+    // A template beside an explicit list is a mistake, not a silent default.
+    let bad = text.replace("[migrate]\n", "[migrate]\ndeliver_to = \"%u@a.org\"\n");
+    let found = problems(&path, &bad);
+    assert!(
+        found[0]
+            .message
+            .contains("address template of accounts = \"all\""),
+        "{found:?}"
+    );
+    // Problems inside an explicit account keep their positions.
+    let bad = text.replace(
+        "deliver_to = \"alice@laorganizacion.org\"",
+        "deliver_to = \"alice\"",
+    );
+    let found = problems(&path, &bad);
+    let line = line_of(&bad, "deliver_to = \"alice\"").unwrap() + 1;
+    assert!(
+        found[0].to_string().contains(&format!("site.toml:{line}:")),
+        "{found:?}"
+    );
+}

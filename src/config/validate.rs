@@ -8,11 +8,11 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::raw::{Field, RawAccount, RawAdmin, RawHook, RawServer, RawSite};
+use super::raw::{Field, RawAccount, RawAccounts, RawAdmin, RawHook, RawServer, RawSite};
 use super::{
-    DnsRecord, Located, MigrateAccount, MigrateAdmin, MtaSection, ProbeAccount, ProbeSettings,
-    Problem, Role, SecretFile, Server, Service, Site, TakeoverMode, TlsSettings, Vip,
-    WatchSettings, Witness, duration,
+    AddressTemplate, DnsRecord, Located, MigrateAccount, MigrateAdmin, MtaSection, ProbeAccount,
+    ProbeSettings, Problem, Role, SecretFile, Server, Service, Site, TakeoverMode, TlsSettings,
+    Vip, WatchSettings, Witness, duration,
 };
 use crate::client::AdminForm;
 use crate::health::{Scheme, StartTls};
@@ -93,7 +93,8 @@ fn headers(raw: &RawSite) -> Vec<(usize, String)> {
     add(raw.watch.as_ref().map(Spanned::span), "[watch]");
     if let Some(m) = &raw.migrate {
         add(Some(m.span()), "[migrate]");
-        for a in m.get_ref().accounts.iter().flatten() {
+        let accounts = m.get_ref().accounts.as_ref();
+        for a in accounts.map_or(&[][..], |a| a.get_ref().list()) {
             add(Some(a.span()), "[[migrate.accounts]]");
         }
     }
@@ -388,6 +389,7 @@ impl Validator<'_> {
         }
         let tls = self.tls(&raw);
         let migrate = self.migrate(&raw);
+        let migrate_all = self.migrate_all(&raw);
         let takeover_state_file = raw.takeover.as_ref().and_then(|t| {
             let text = self.get(&t.get_ref().state_file, "state_file")?;
             Some(self.path(&text))
@@ -418,6 +420,7 @@ impl Validator<'_> {
             probe: probe?,
             tls: tls?,
             migrate,
+            migrate_all: migrate_all?,
             migrate_state_dir,
             migrate_source_admin,
             migrate_dest_admin,
@@ -767,11 +770,72 @@ impl Validator<'_> {
             return Vec::new();
         };
         let admin = m.get_ref().source_admin.is_some();
-        let accounts = m.get_ref().accounts.as_deref().unwrap_or(&[]);
+        let accounts = m.get_ref().accounts.as_ref();
         accounts
+            .map_or(&[][..], |a| a.get_ref().list())
             .iter()
             .filter_map(|a| self.account(a, admin))
             .collect()
+    }
+
+    /// `accounts = "all"` with its `deliver_to` template; `Some(None)` for an explicit list.
+    fn migrate_all(&mut self, raw: &RawSite) -> Option<Option<AddressTemplate>> {
+        let Some(m) = &raw.migrate else {
+            return Some(None);
+        };
+        let table = m.span();
+        let m = m.get_ref();
+        let all = match m.accounts.as_ref().map(|a| (a.span(), a.get_ref())) {
+            Some((_, RawAccounts::All)) => true,
+            Some((span, RawAccounts::Other(text))) => {
+                self.problem(
+                    span,
+                    format!(
+                        "`accounts`: {text:?} is neither \"all\" nor [[migrate.accounts]] tables"
+                    ),
+                );
+                return None;
+            }
+            Some((_, RawAccounts::List(_))) | None => false,
+        };
+        let template = self.get(&m.deliver_to, "deliver_to");
+        let template = self.parsed(
+            &m.deliver_to,
+            "deliver_to",
+            template,
+            AddressTemplate::parse,
+        );
+        match (all, &m.deliver_to) {
+            (false, None) => Some(None),
+            (false, Some(f)) => {
+                self.problem(
+                    f.span.clone(),
+                    "`deliver_to` in [migrate] is the address template of accounts = \"all\"; \
+                     each [[migrate.accounts]] entry has its own deliver_to",
+                );
+                None
+            }
+            (true, None) => {
+                self.problem(
+                    table,
+                    "accounts = \"all\" needs deliver_to, the address template such as \
+                     \"%u@example.org\"",
+                );
+                None
+            }
+            (true, Some(_)) => {
+                // Discovered accounts have no password files: one login must serve them all.
+                if m.source_admin.is_none() {
+                    self.problem(
+                        table,
+                        "accounts = \"all\" needs source_admin, one login for every discovered \
+                         account on mailserver2",
+                    );
+                    return None;
+                }
+                template.map(Some)
+            }
+        }
     }
 
     /// `source_admin` / `dest_admin = { user, password_file, login }`.

@@ -15,10 +15,12 @@
 //! - `quarantine` the local Maildir for what mailserver1 refused for good.
 //! - `verify`     unknown outcomes and the read-back by tracking id, Message-ID and body hash.
 //! - `report`     the reconciliation, as a table or JSON.
+//! - `discover`   the site's accounts for `accounts = "all"`.
 //! - `uncovered`  mailboxes on mailserver2 with mail that no account covers.
-//! - `progress`   bars on a terminal, log lines elsewhere.
+//! - `progress`   one bar for the site on a terminal, log lines elsewhere.
 
 pub mod deliver;
+pub mod discover;
 pub mod folders;
 mod imap_source;
 pub mod journal;
@@ -150,14 +152,25 @@ impl PassError {
 /// Migrates every account (`opts.parallel_accounts` at a time) and returns the
 /// reconciliation.
 pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) -> RunReport {
+    let started = Instant::now();
     let limit = Arc::new(Semaphore::new(opts.parallel_accounts.max(1)));
+    let cap = opts.primary_connections.max(1);
+    let primary = Arc::new(Semaphore::new(cap));
     let mut tasks = Vec::new();
     for account in accounts {
-        let limit = limit.clone();
-        let opts = opts.clone();
+        let (limit, primary) = (limit.clone(), primary.clone());
+        let mut opts = opts.clone();
         let bar = progress.account(&account.name);
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
+            // mailserver1's cap across accounts: an account starts with its delivery
+            // connections granted, never with a source session open and idle while it waits.
+            // Taking what is free (at least one) rather than waiting for all keeps the cap
+            // full; the semaphore is fair, so no account starves.
+            let want = opts.connections.clamp(1, cap);
+            let free = primary.available_permits().clamp(1, want);
+            let _connections = primary.acquire_many_owned(free as u32).await;
+            opts.connections = free;
             migrate_account(account, opts, bar).await
         }));
     }
@@ -172,7 +185,7 @@ pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) ->
             }),
         }
     }
-    RunReport::new(reports)
+    RunReport::new(reports, started.elapsed())
 }
 
 async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) -> AccountReport {

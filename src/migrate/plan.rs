@@ -112,8 +112,10 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Delivery connections per account (SMTP/LMTP or IMAP APPEND).
     pub connections: usize,
-    /// Accounts migrated at once.
+    /// Accounts migrated at once (each holds one session to mailserver2).
     pub parallel_accounts: usize,
+    /// Delivery connections to mailserver1 across every account of the run.
+    pub primary_connections: usize,
     /// How long transient failures (4xx, 421, lost connections) are retried within the run.
     pub retry_for: Duration,
     /// How long an accepted message may take to appear in mailserver1's mailbox (an MTA

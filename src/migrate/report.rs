@@ -88,10 +88,80 @@ impl AccountReport {
     }
 }
 
+/// Counts for one account, or summed over the site (the summary's rows and its totals row).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Accounts counted, and those that fully arrived.
+    pub accounts: usize,
+    pub accounts_ok: usize,
+    pub source_messages: usize,
+    pub source_bytes: u64,
+    pub delivered: usize,
+    pub delivered_bytes: u64,
+    pub earlier: usize,
+    pub removed: usize,
+    /// Read back at mailserver1 (folders not read back count none).
+    pub verified: usize,
+    pub quarantined: usize,
+    pub left: usize,
+    pub missing: usize,
+    pub duplicated: usize,
+}
+
+impl Counts {
+    pub fn of(a: &AccountReport) -> Counts {
+        let mut c = Counts {
+            accounts: 1,
+            accounts_ok: usize::from(a.ok()),
+            ..Counts::default()
+        };
+        for f in &a.folders {
+            c.source_messages += f.source_messages;
+            c.source_bytes += f.source_bytes;
+            c.delivered += f.delivered;
+            c.delivered_bytes += f.delivered_bytes;
+            c.earlier += f.earlier;
+            c.removed += f.removed;
+            c.verified += f.verified.unwrap_or(0);
+            c.quarantined += f.quarantined.len();
+            c.left += f.left.len();
+            c.missing += f.missing.len();
+            c.duplicated += f.duplicated.len();
+        }
+        c
+    }
+
+    fn add(mut self, o: &Counts) -> Counts {
+        self.accounts += o.accounts;
+        self.accounts_ok += o.accounts_ok;
+        self.source_messages += o.source_messages;
+        self.source_bytes += o.source_bytes;
+        self.delivered += o.delivered;
+        self.delivered_bytes += o.delivered_bytes;
+        self.earlier += o.earlier;
+        self.removed += o.removed;
+        self.verified += o.verified;
+        self.quarantined += o.quarantined;
+        self.left += o.left;
+        self.missing += o.missing;
+        self.duplicated += o.duplicated;
+        self
+    }
+
+    /// Messages that did not simply arrive.
+    fn problems(&self) -> usize {
+        self.quarantined + self.left + self.missing + self.duplicated
+    }
+}
+
 /// The whole run, as `--json` prints it.
 #[derive(Debug, Serialize)]
 pub struct RunReport {
     pub ok: bool,
+    /// Every account summed: the site-wide view.
+    pub totals: Counts,
+    /// Wall-clock time of the run, in seconds.
+    pub elapsed_secs: f64,
     pub accounts: Vec<AccountReport>,
     /// Mailboxes on mailserver2 holding mail that no account of the site file covers: the
     /// run cannot have brought everything home while one is listed.
@@ -99,12 +169,68 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub fn new(accounts: Vec<AccountReport>) -> RunReport {
+    pub fn new(accounts: Vec<AccountReport>, elapsed: std::time::Duration) -> RunReport {
         RunReport {
             ok: accounts.iter().all(AccountReport::ok),
+            totals: accounts
+                .iter()
+                .map(Counts::of)
+                .fold(Counts::default(), |t, c| t.add(&c)),
+            elapsed_secs: elapsed.as_secs_f64(),
             accounts,
             uncovered: Vec::new(),
         }
+    }
+
+    /// One row per account and a totals row, with the rate: what a site of many accounts
+    /// reads instead of the folder rows.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let row = |out: &mut String, name: &str, c: &Counts| {
+            let _ = writeln!(
+                out,
+                "{:<24} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>10}",
+                name,
+                c.source_messages,
+                c.delivered,
+                c.earlier,
+                c.removed,
+                c.verified,
+                c.problems(),
+                indicatif::HumanBytes(c.delivered_bytes).to_string()
+            );
+        };
+        let _ = writeln!(
+            out,
+            "{:<24} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>10}",
+            "ACCOUNT", "SOURCE", "DELIVERED", "EARLIER", "REMOVED", "VERIFIED", "PROBLEMS", "BYTES"
+        );
+        for a in &self.accounts {
+            let c = Counts::of(a);
+            let name = if a.error.is_some() {
+                format!("{} (error)", a.account)
+            } else {
+                a.account.clone()
+            };
+            row(&mut out, &name, &c);
+        }
+        let t = &self.totals;
+        row(
+            &mut out,
+            &format!("TOTAL {}/{} ok", t.accounts_ok, t.accounts),
+            t,
+        );
+        let secs = self.elapsed_secs.max(0.001);
+        let _ = writeln!(
+            out,
+            "{} messages, {} in {:.1}s: {:.1} msg/s, {}/s",
+            t.delivered,
+            indicatif::HumanBytes(t.delivered_bytes),
+            self.elapsed_secs,
+            t.delivered as f64 / secs,
+            indicatif::HumanBytes((t.delivered_bytes as f64 / secs) as u64)
+        );
+        out
     }
 
     /// Adds the mailboxes no account covers; any of them makes the run fail.
@@ -207,6 +333,10 @@ impl RunReport {
                 m.user, m.messages, m.maildir
             );
         }
+        if !dry && self.accounts.len() > 1 {
+            out.push('\n');
+            out.push_str(&self.summary());
+        }
         if !dry {
             let _ = writeln!(
                 out,
@@ -241,11 +371,14 @@ mod tests {
             reason: "550 5.1.1 user unknown".into(),
             quarantine: Some("/q/new/a.posta".into()),
         });
-        let r = RunReport::new(vec![AccountReport {
-            account: "alice".into(),
-            folders: vec![f],
-            ..Default::default()
-        }]);
+        let r = RunReport::new(
+            vec![AccountReport {
+                account: "alice".into(),
+                folders: vec![f],
+                ..Default::default()
+            }],
+            std::time::Duration::ZERO,
+        );
         assert!(!r.ok);
         let t = r.table();
         assert!(t.contains("alice INBOX uid 7/2: quarantined: 550 5.1.1 user unknown (Message-ID <x@y>); copy in /q/new/a.posta"), "{t}");
@@ -260,11 +393,14 @@ mod tests {
 
     #[test]
     fn an_uncovered_mailbox_makes_the_run_fail_and_is_named() {
-        let r = RunReport::new(vec![AccountReport {
-            account: "alice".into(),
-            folders: vec![FolderReport::default()],
-            ..Default::default()
-        }]);
+        let r = RunReport::new(
+            vec![AccountReport {
+                account: "alice".into(),
+                folders: vec![FolderReport::default()],
+                ..Default::default()
+            }],
+            std::time::Duration::ZERO,
+        );
         assert!(r.ok);
         let r = r.with_uncovered(vec![Mailbox {
             user: "postmaster".into(),
@@ -303,5 +439,77 @@ mod tests {
             quarantine: None,
         });
         assert!(!f.ok());
+    }
+
+    #[test]
+    fn the_site_summary_sums_every_account_with_a_totals_row() {
+        let folder = |name: &str, n: usize, verified| FolderReport {
+            folder: name.into(),
+            source_messages: n,
+            delivered: n,
+            delivered_bytes: 1000 * n as u64,
+            removed: n,
+            verified,
+            ..Default::default()
+        };
+        let alice = AccountReport {
+            account: "alice".into(),
+            folders: vec![
+                folder("INBOX", 120, Some(120)),
+                folder("Projects", 80, None),
+            ],
+            ..Default::default()
+        };
+        let mut bob = AccountReport {
+            account: "bob".into(),
+            folders: vec![folder("INBOX", 10, Some(9))],
+            ..Default::default()
+        };
+        bob.folders[0].missing.push(Problem {
+            uid: "1/3".into(),
+            message_id: None,
+            reason: "not found".into(),
+            quarantine: None,
+        });
+        let carol = AccountReport {
+            account: "carol".into(),
+            error: Some("login refused".into()),
+            ..Default::default()
+        };
+        let r = RunReport::new(vec![alice, bob, carol], std::time::Duration::from_secs(2));
+        let t = &r.totals;
+        assert_eq!(
+            (t.accounts, t.accounts_ok, t.source_messages, t.delivered),
+            (3, 1, 210, 210)
+        );
+        assert_eq!(
+            (t.verified, t.missing, t.delivered_bytes),
+            (129, 1, 210_000)
+        );
+        let s = r.summary();
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 6, "{s}");
+        assert!(
+            lines[0].starts_with("ACCOUNT") && lines[0].contains("DELIVERED"),
+            "{s}"
+        );
+        assert!(
+            lines[1].starts_with("alice") && lines[1].contains(" 200 "),
+            "{s}"
+        );
+        assert!(lines[3].starts_with("carol (error)"), "{s}");
+        assert!(
+            lines[4].starts_with("TOTAL 1/3 ok") && lines[4].contains(" 210 "),
+            "{s}"
+        );
+        assert!(
+            lines[5].contains("210 messages") && lines[5].contains("105.0 msg/s"),
+            "{s}"
+        );
+        assert!(r.table().contains("TOTAL 1/3 ok"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["totals"]["delivered"], 210);
+        assert_eq!(json["totals"]["accounts_ok"], 1);
+        assert_eq!(json["elapsed_secs"], 2.0);
     }
 }

@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -25,9 +25,9 @@ pub struct Mailbox {
     pub messages: usize,
 }
 
-/// Every user under `root` whose Maildir holds mail, by name. A missing root is an error
-/// (NotFound) the caller may take as "no Maildirs on this host".
-pub fn mailboxes(root: &Path) -> io::Result<Vec<Mailbox>> {
+/// Every user under `root` with a directory, and its Maildir, by name. A missing root is an
+/// error (NotFound) the caller may take as "no Maildirs on this host".
+pub fn users(root: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     let mut found = Vec::new();
     for entry in fs::read_dir(base(root))? {
         let entry = entry?;
@@ -44,16 +44,25 @@ pub fn mailboxes(root: &Path) -> io::Result<Vec<Mailbox>> {
         let Some(dir) = user_dir(root, &name).filter(|_| name == name.to_ascii_lowercase()) else {
             continue;
         };
+        found.push((name, dir));
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Every user under `root` whose Maildir holds mail, by name.
+pub fn mailboxes(root: &Path) -> io::Result<Vec<Mailbox>> {
+    let mut found = Vec::new();
+    for (user, dir) in users(root)? {
         let messages = count(&dir)?;
         if messages > 0 {
             found.push(Mailbox {
-                user: name,
+                user,
                 maildir: dir.display().to_string(),
                 messages,
             });
         }
     }
-    found.sort_by(|a, b| a.user.cmp(&b.user));
     Ok(found)
 }
 
@@ -114,7 +123,6 @@ fn messages_in(dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn put(dir: &Path, name: &str) {
         fs::create_dir_all(dir).unwrap();

@@ -76,6 +76,11 @@ impl Recipients {
         covered.then(|| self.contains(rcpt))
     }
 
+    /// The listed addresses (`local@domain`, lowercased); `@domain` wildcards name no one.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.addresses.iter().map(String::as_str)
+    }
+
     /// Whether `local@domain` is a valid recipient.
     pub fn contains(&self, address: &str) -> bool {
         let Some((local, domain)) = address.rsplit_once('@') else {

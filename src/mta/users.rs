@@ -116,6 +116,11 @@ impl Users {
         self.hashes.contains_key(&user).then_some(user)
     }
 
+    /// Every listed user (lowercased), in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.hashes.keys().map(String::as_str)
+    }
+
     pub fn len(&self) -> usize {
         self.hashes.len()
     }

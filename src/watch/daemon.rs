@@ -48,7 +48,7 @@ pub struct Plan {
     pub config: PathBuf,
     /// The local mta's queue, flushed after failback.
     pub queue: Option<PathBuf>,
-    /// Whether the site file names accounts for `posta migrate`.
+    /// Whether the site file names accounts for `posta migrate` (or `accounts = "all"`).
     pub migrate: bool,
     /// How often to sweep while healthy (`[watch] sweep_interval`); `None`: never.
     pub sweep_interval: Option<Duration>,
