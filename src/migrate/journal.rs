@@ -37,8 +37,12 @@ pub struct MessageKey {
 pub enum Step {
     /// About to send the final dot (or the APPEND): from here the outcome may be unknown.
     Sending,
-    /// The destination accepted it; the source copy may go.
+    /// The destination accepted it. Without a read-back path the source copy may go; with
+    /// one, only after it is `Confirmed` (an MTA's 250 is a promise to deliver, not a
+    /// delivery: a loop, a quota or an alias to nowhere still bounces it afterwards).
     Delivered,
+    /// Delivered and found in mailserver1's mailbox by its tracking id: the source copy may go.
+    Confirmed,
     /// The destination answered the final dot with a temporary failure: known not delivered.
     Deferred,
     /// The destination refused it for good; a copy is in the quarantine Maildir.

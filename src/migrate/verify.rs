@@ -80,9 +80,10 @@ async fn search_ids(
 
 /// Reports unknown outcomes that could not be settled; they stay on the source.
 pub fn leave_unknown(ctx: &Ctx, report: &mut FolderReport, doubt: Vec<(MessageKey, u32)>) {
-    let reason = if ctx.account.dest_imap.is_none() {
+    let reason = if !ctx.read_back_path() {
         "outcome unknown (the connection was lost after the final dot); give an IMAP login on \
-         mailserver1 (--to-imap) so posta can check before sending again"
+         mailserver1 (--to-imap, --dest-admin) so posta can check, or --unknown resend to send \
+         it again at the risk of a second copy"
     } else {
         "outcome unknown twice (connection lost after the final dot, and mailserver1 does not \
          show it); rerun to check again"
@@ -172,7 +173,7 @@ pub async fn read_back(ctx: &Ctx, folders: &mut [FolderReport]) -> Result<(), Im
 }
 
 /// The tracking id (`tag.<hex>`) in a message's header, if posta's trace header is there.
-fn tracking_id_in(message: &[u8], tag: &str) -> Option<String> {
+pub(super) fn tracking_id_in(message: &[u8], tag: &str) -> Option<String> {
     let header = &message[..message::body_offset(message)];
     let needle = format!("id {tag}.");
     let at = header

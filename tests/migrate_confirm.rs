@@ -1,0 +1,205 @@
+//! `posta migrate` removes from mailserver2 only what reached mailserver1's mailbox (issue 14,
+//! items 5 and 6): a 250 from Postfix is a promise to deliver, not a delivery. With a read-back
+//! path (an IMAP login on mailserver1) a message is removed only once its tracking id shows up
+//! there; without one, `--unknown keep|resend` decides what an unknown outcome becomes.
+//!
+//! mailserver1 here is Postfix → LMTP → Dovecot with one address that Postfix accepts at RCPT
+//! and then bounces: `lost@example.org` is a virtual alias of an address in a domain whose
+//! transport is `error:`, the shape of a real alias to nowhere (or a local(8) loop or an
+//! over-quota mailbox: all answer 250 first and bounce later).
+
+mod support;
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use posta::migrate::message::{body_hash, message_id};
+use support::postfix::Options;
+use support::run::{Run, posta_command};
+use support::{Ca, Dovecot, Postfix, StoredMessage};
+
+const PASSWORD: &str = "confirm-pw";
+
+/// mailserver2 with alice's mail and mailserver1 whose Postfix bounces `lost@` after its 250.
+/// Fields drop in order: Postfix stops before the Dovecot it delivers to.
+struct Scene {
+    source: Dovecot,
+    postfix: Postfix,
+    dest: Dovecot,
+    dir: tempfile::TempDir,
+}
+
+impl Scene {
+    fn start() -> Scene {
+        let ca = Ca::get();
+        let users = [("alice", PASSWORD)];
+        let source = Dovecot::start(ca, &users);
+        let dest = Dovecot::start(ca, &users);
+        let postfix = Postfix::start_with(
+            ca,
+            "example.org",
+            &["alice"],
+            Options {
+                sasl: Some(&dest.auth_socket()),
+                lmtp: Some(dest.lmtp_port()),
+                main_cf: Some(
+                    "virtual_alias_maps = inline:{ lost@example.org=nobody@nowhere.invalid }\n",
+                ),
+                ..Options::default()
+            },
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pw = dir.path().join("password");
+        fs::write(&pw, PASSWORD).expect("write password file");
+        fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).expect("chmod password");
+        Scene {
+            source,
+            postfix,
+            dest,
+            dir,
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// alice from mailserver2 over IMAP to mailserver1's SMTP; with `read_back` also an IMAP
+    /// login on mailserver1 (the read-back path).
+    fn args(&self, read_back: bool, extra: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "migrate".into(),
+            "--from".into(),
+            format!("imaps://alice@127.0.0.1:{}", self.source.imaps_port()),
+            "--password-file".into(),
+            self.dir.path().join("password").display().to_string(),
+            "--to".into(),
+            format!("smtp://127.0.0.1:{}", self.postfix.smtp_port()),
+            "--ca-file".into(),
+            Ca::get().ca_pem().display().to_string(),
+            "--state-dir".into(),
+            self.state().display().to_string(),
+            "--json".into(),
+        ];
+        if read_back {
+            a.push("--to-imap".into());
+            a.push(format!(
+                "imaps://alice@127.0.0.1:{}",
+                self.dest.imaps_port()
+            ));
+        }
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    /// Waits until mailserver1's INBOX for alice holds `n` messages, then a moment more to
+    /// see late duplicates.
+    fn await_inbox(&self, n: usize) -> Vec<StoredMessage> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.dest.messages("alice", None).len() < n && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+        }
+        thread::sleep(Duration::from_millis(500));
+        self.dest.messages("alice", None)
+    }
+
+    /// Waits for Postfix's log to show the bounce of `lost@`.
+    fn await_bounce(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = fs::read_to_string(self.postfix.log()).unwrap_or_default();
+            if log.contains("status=bounced") || Instant::now() > deadline {
+                return log;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn message(i: usize, rcpt: &str) -> Vec<u8> {
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut m = format!(
+        "Return-Path: <sender{i}@example.net>\nDelivered-To: {rcpt}\n\
+Message-ID: <confirm{i}.{nonce}@example.net>\nFrom: sender{i}@example.net\nTo: {rcpt}\n\
+Subject: message {i}\nDate: Fri, 27 Nov 2026 10:00:00 +0000\n\n"
+    );
+    for line in 0..30 {
+        m.push_str(&format!("line {line} of message {i}: lorem ipsum\n"));
+    }
+    m.into_bytes()
+}
+
+fn seed(scene: &Scene, messages: &[Vec<u8>]) {
+    let t = SystemTime::now();
+    for m in messages {
+        scene.source.seed("alice", None, m, "", &[], t);
+    }
+}
+
+fn assert_exactly_once(seeded: &[Vec<u8>], stored: &[StoredMessage]) {
+    let mut got: HashMap<String, Vec<String>> = HashMap::new();
+    for m in stored {
+        let id = message_id(&m.body).expect("stored message without Message-ID");
+        got.entry(id).or_default().push(body_hash(&m.body));
+    }
+    for m in seeded {
+        let id = message_id(m).unwrap();
+        assert_eq!(
+            got.get(&id),
+            Some(&vec![body_hash(m)]),
+            "{id}: missing, changed or doubled"
+        );
+    }
+    assert_eq!(stored.len(), seeded.len(), "unexpected extra messages");
+}
+
+/// Postfix answers 250 for `lost@` and bounces it at delivery. With the read-back path the
+/// message stays on mailserver2 and is reported (the run exits 1); the three that arrived
+/// are removed. Fix: a delivered message is journaled `confirmed` and removed only after its
+/// tracking id is found at mailserver1 within --settle.
+#[test]
+fn a_message_accepted_then_bounced_is_not_removed_and_is_reported() {
+    let scene = Scene::start();
+    let good: Vec<_> = (0..3).map(|i| message(i, "alice@example.org")).collect();
+    let lost = message(9, "lost@example.org");
+    seed(&scene, &good);
+    seed(&scene, std::slice::from_ref(&lost));
+    let run = Run::wait(
+        posta_command(env!("CARGO_BIN_EXE_posta"))
+            .args(scene.args(true, &["--settle", "20s"]))
+            .spawn()
+            .expect("run posta"),
+        Duration::from_secs(300),
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["ok"], false, "{run:?}");
+    let inbox = &report["accounts"][0]["folders"][0];
+    assert_eq!(inbox["removed"], 3, "{run:?}");
+    let unconfirmed = inbox["unconfirmed"].as_array().expect("unconfirmed list");
+    assert_eq!(unconfirmed.len(), 1, "{run:?}");
+    assert_eq!(
+        unconfirmed[0]["message_id"].as_str(),
+        message_id(&lost).as_deref()
+    );
+    assert!(
+        unconfirmed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("accepted by mailserver1 but not in its mailbox"),
+        "{run:?}"
+    );
+    let log = scene.await_bounce();
+    assert!(log.contains("status=bounced"), "no bounce in:\n{log}");
+    assert_exactly_once(&good, &scene.await_inbox(good.len()));
+    let left = scene.source.messages("alice", None);
+    assert_eq!(left.len(), 1, "the source keeps only the bounced message");
+    assert_eq!(message_id(&left[0].body), message_id(&lost));
+}
