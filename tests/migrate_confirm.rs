@@ -12,8 +12,12 @@ mod support;
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +75,11 @@ impl Scene {
     /// alice from mailserver2 over IMAP to mailserver1's SMTP; with `read_back` also an IMAP
     /// login on mailserver1 (the read-back path).
     fn args(&self, read_back: bool, extra: &[&str]) -> Vec<String> {
+        self.args_to(self.postfix.smtp_port(), read_back, extra)
+    }
+
+    /// [`Scene::args`] delivering to `smtp_port` (a proxy in front of Postfix).
+    fn args_to(&self, smtp_port: u16, read_back: bool, extra: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "migrate".into(),
             "--from".into(),
@@ -78,7 +87,8 @@ impl Scene {
             "--password-file".into(),
             self.dir.path().join("password").display().to_string(),
             "--to".into(),
-            format!("smtp://127.0.0.1:{}", self.postfix.smtp_port()),
+            // In clear, so that a proxy can see the final dot.
+            format!("smtp://127.0.0.1:{smtp_port}?starttls=no"),
             "--ca-file".into(),
             Ca::get().ca_pem().display().to_string(),
             "--state-dir".into(),
@@ -118,6 +128,63 @@ impl Scene {
             thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// A TCP proxy in front of Postfix whose first connection passes everything through until the
+/// final dot of the first message, waits for Postfix's reply to it and hangs up instead of
+/// passing it on: Postfix accepted the message, posta never hears so (an unknown outcome, as
+/// a crash or a network cut after the dot leaves it). Later connections pass everything.
+fn cut_after_first_dot(to: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut first = true;
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(("127.0.0.1", to)).expect("connect to Postfix");
+            let cut = first;
+            first = false;
+            let dot_sent = Arc::new(AtomicBool::new(false));
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let sent = dot_sent.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut tail: Vec<u8> = Vec::new();
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.windows(5).any(|w| w == b"\r\n.\r\n") {
+                        sent.store(true, Ordering::SeqCst);
+                    }
+                    let keep = tail.len().saturating_sub(4);
+                    tail.drain(..keep);
+                }
+                let _ = s_out.shutdown(Shutdown::Write);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if cut && dot_sent.load(Ordering::SeqCst) {
+                        // The reply to the final dot: swallowed.
+                        let _ = c_out.shutdown(Shutdown::Both);
+                        let _ = s_in.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
 }
 
 fn message(i: usize, rcpt: &str) -> Vec<u8> {
@@ -202,4 +269,61 @@ fn a_message_accepted_then_bounced_is_not_removed_and_is_reported() {
     let left = scene.source.messages("alice", None);
     assert_eq!(left.len(), 1, "the source keeps only the bounced message");
     assert_eq!(message_id(&left[0].body), message_id(&lost));
+}
+
+/// Without a read-back path an unknown outcome cannot be looked up. `--unknown keep` (the
+/// default) leaves it on the source and names it, exit 1; a second run with `--unknown resend`
+/// sends it again and says it may be doubled, and here it is doubled (Postfix had accepted it
+/// the first time): fetchmail's at-least-once, chosen knowingly.
+#[test]
+fn an_unknown_outcome_without_read_back_is_kept_or_resent_as_asked() {
+    let scene = Scene::start();
+    let mail: Vec<_> = (0..3).map(|i| message(i, "alice@example.org")).collect();
+    seed(&scene, &mail);
+    let proxy = cut_after_first_dot(scene.postfix.smtp_port());
+    let run_with = |extra: &[&str]| {
+        Run::wait(
+            posta_command(env!("CARGO_BIN_EXE_posta"))
+                .args(scene.args_to(proxy, false, extra))
+                .spawn()
+                .expect("run posta"),
+            Duration::from_secs(300),
+        )
+    };
+    let keep = run_with(&["--connections", "1", "--retry-for", "5s"]);
+    assert_eq!(keep.code, 1, "{keep:?}");
+    let inbox = &keep.json()["accounts"][0]["folders"][0];
+    assert_eq!(inbox["removed"], 2, "{keep:?}");
+    let left = inbox["left"].as_array().expect("left list");
+    assert_eq!(left.len(), 1, "{keep:?}");
+    assert!(
+        left[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--unknown resend"),
+        "{keep:?}"
+    );
+    let kept = scene.source.messages("alice", None);
+    assert_eq!(kept.len(), 1, "the unknown outcome stays on the source");
+    let unknown_id = message_id(&kept[0].body);
+
+    let resend = run_with(&["--unknown", "resend"]);
+    assert_eq!(resend.code, 0, "{resend:?}");
+    let inbox = &resend.json()["accounts"][0]["folders"][0];
+    assert_eq!(inbox["resent_unknown"], 1, "{resend:?}");
+    assert_eq!(inbox["removed"], 1, "{resend:?}");
+    assert!(scene.source.messages("alice", None).is_empty());
+    let stored = scene.await_inbox(4);
+    let copies = |id: &Option<String>| stored.iter().filter(|m| &message_id(&m.body) == id).count();
+    assert_eq!(
+        copies(&unknown_id),
+        2,
+        "accepted before the cut, and resent"
+    );
+    for m in &mail {
+        let id = message_id(m);
+        if id != unknown_id {
+            assert_eq!(copies(&id), 1, "{id:?}");
+        }
+    }
 }

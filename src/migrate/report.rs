@@ -307,6 +307,46 @@ mod tests {
     }
 
     #[test]
+    fn an_unconfirmed_message_fails_the_run_and_resent_ones_are_counted() {
+        let mut f = FolderReport {
+            folder: "INBOX".into(),
+            resent_unknown: 2,
+            ..Default::default()
+        };
+        let r = RunReport::new(vec![AccountReport {
+            account: "alice".into(),
+            folders: vec![f.clone()],
+            ..Default::default()
+        }]);
+        assert!(r.ok, "a resend is not a failure");
+        assert!(
+            r.table()
+                .contains("2 message(s) with an unknown outcome sent again (--unknown resend)"),
+            "{}",
+            r.table()
+        );
+        f.unconfirmed.push(Problem {
+            uid: "7/3".into(),
+            message_id: None,
+            reason: "accepted by mailserver1 but not in its mailbox".into(),
+            quarantine: None,
+        });
+        let r = RunReport::new(vec![AccountReport {
+            account: "alice".into(),
+            folders: vec![f],
+            ..Default::default()
+        }]);
+        assert!(!r.ok);
+        assert!(
+            r.table().contains(
+                "alice INBOX uid 7/3: not confirmed at mailserver1: accepted by mailserver1"
+            ),
+            "{}",
+            r.table()
+        );
+    }
+
+    #[test]
     fn deleted_messages_skipped_do_not_fail_the_run() {
         let mut f = FolderReport::default();
         f.skipped.push(Problem {
