@@ -229,29 +229,36 @@ fn assert_exactly_once(seeded: &[Vec<u8>], stored: &[StoredMessage]) {
 
 /// Postfix answers 250 for `lost@` and bounces it at delivery. With the read-back path the
 /// message stays on mailserver2 and is reported (the run exits 1); the three that arrived
-/// are removed. Fix: a delivered message is journaled `confirmed` and removed only after its
-/// tracking id is found at mailserver1 within --settle.
-#[test]
-fn a_message_accepted_then_bounced_is_not_removed_and_is_reported() {
+/// are removed. A second run looks for it again: neither sent twice nor removed. Fix: a
+/// delivered message is journaled `confirmed` and removed only after its tracking id is found
+/// at mailserver1 within --settle.
+fn accepted_then_bounced(pop3: bool) {
     let scene = Scene::start();
     let good: Vec<_> = (0..3).map(|i| message(i, "alice@example.org")).collect();
     let lost = message(9, "lost@example.org");
     seed(&scene, &good);
     seed(&scene, std::slice::from_ref(&lost));
-    let run = Run::wait(
-        posta_command(env!("CARGO_BIN_EXE_posta"))
-            .args(scene.args(true, &["--settle", "20s"]))
-            .spawn()
-            .expect("run posta"),
-        Duration::from_secs(300),
-    );
-    assert_eq!(run.code, 1, "{run:?}");
-    let report = run.json();
-    assert_eq!(report["ok"], false, "{run:?}");
+    let run = |settle: &str| {
+        let mut args = scene.args(true, &["--settle", settle]);
+        if pop3 {
+            args[2] = format!("pop3s://alice@127.0.0.1:{}", scene.source.pop3s_port());
+        }
+        Run::wait(
+            posta_command(env!("CARGO_BIN_EXE_posta"))
+                .args(args)
+                .spawn()
+                .expect("run posta"),
+            Duration::from_secs(300),
+        )
+    };
+    let first = run("20s");
+    assert_eq!(first.code, 1, "{first:?}");
+    let report = first.json();
+    assert_eq!(report["ok"], false, "{first:?}");
     let inbox = &report["accounts"][0]["folders"][0];
-    assert_eq!(inbox["removed"], 3, "{run:?}");
+    assert_eq!(inbox["removed"], 3, "{first:?}");
     let unconfirmed = inbox["unconfirmed"].as_array().expect("unconfirmed list");
-    assert_eq!(unconfirmed.len(), 1, "{run:?}");
+    assert_eq!(unconfirmed.len(), 1, "{first:?}");
     assert_eq!(
         unconfirmed[0]["message_id"].as_str(),
         message_id(&lost).as_deref()
@@ -261,14 +268,39 @@ fn a_message_accepted_then_bounced_is_not_removed_and_is_reported() {
             .as_str()
             .unwrap()
             .contains("accepted by mailserver1 but not in its mailbox"),
-        "{run:?}"
+        "{first:?}"
     );
+    let bounces = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("orig_to=<lost@example.org>") && l.contains("status=bounced"))
+            .count()
+    };
     let log = scene.await_bounce();
-    assert!(log.contains("status=bounced"), "no bounce in:\n{log}");
+    assert_eq!(bounces(&log), 1, "{log}");
     assert_exactly_once(&good, &scene.await_inbox(good.len()));
     let left = scene.source.messages("alice", None);
     assert_eq!(left.len(), 1, "the source keeps only the bounced message");
     assert_eq!(message_id(&left[0].body), message_id(&lost));
+
+    let second = run("2s");
+    assert_eq!(second.code, 1, "{second:?}");
+    let inbox = &second.json()["accounts"][0]["folders"][0];
+    assert_eq!(inbox["delivered"], 0, "not sent again: {second:?}");
+    assert_eq!(inbox["removed"], 0, "{second:?}");
+    assert_eq!(inbox["unconfirmed"].as_array().unwrap().len(), 1);
+    assert_eq!(scene.source.messages("alice", None).len(), 1);
+    let log = fs::read_to_string(scene.postfix.log()).unwrap();
+    assert_eq!(bounces(&log), 1, "sent once: {log}");
+}
+
+#[test]
+fn a_message_accepted_then_bounced_is_not_removed_over_imap() {
+    accepted_then_bounced(false);
+}
+
+#[test]
+fn a_message_accepted_then_bounced_is_not_removed_over_pop3() {
+    accepted_then_bounced(true);
 }
 
 /// Without a read-back path an unknown outcome cannot be looked up. `--unknown keep` (the
