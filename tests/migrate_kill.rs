@@ -200,8 +200,9 @@ dest_admin = {{ user = "admin", password_file = "dst.pw" }}
     .collect();
     let log = dir.path().join("posta.log");
 
-    // A cheap pseudo-random sequence (no rand crate): delays between 300 and 1500 ms, long
-    // enough for a run to get past its logins and into delivery.
+    // A cheap pseudo-random sequence (no rand crate): delays between 1.5 and 4.5 s, long enough
+    // for a run to get past its logins (eight accounts at once, TLS, on a loaded machine) and
+    // into delivery.
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut per_kill = Vec::new();
     let mut unknown_before: HashSet<String> = HashSet::new();
@@ -210,7 +211,7 @@ dest_admin = {{ user = "admin", password_file = "dst.pw" }}
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let delay = Duration::from_millis(300 + x % 1200);
+        let delay = Duration::from_millis(1500 + x % 3000);
         let mut child = spawn(&args, &log);
         thread::sleep(delay);
         if child.try_wait().unwrap().is_some() {

@@ -441,11 +441,18 @@ async fn append_once(
 impl Ctx {
     /// The journal entry for a step of `job`.
     fn entry(&self, facts: &Facts, step: Step, detail: String) -> Entry {
+        let at = match step {
+            Step::Sending => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            _ => 0,
+        };
         Entry {
             step,
             message_id: facts.message_id.clone(),
             hash: facts.hash.clone(),
             detail,
+            at,
         }
     }
 }

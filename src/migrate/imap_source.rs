@@ -4,7 +4,6 @@
 //! journal says delivered.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::deliver::{self, Job, Tally, Target};
 use super::folders::{self, Naming};
@@ -237,8 +236,11 @@ async fn folder(
     // Unknown outcomes left by a run that died between the final dot and its reply: ask
     // mailserver1 now; what it does not show yet is asked again after the rest is sent
     // (an MTA may still have it queued), and only then sent again.
-    let (found, mut doubt) = verify::resolve(ctx, &report.dest_folder, doubt, Duration::ZERO).await;
-    tally.found(ctx, &mut report, found).await;
+    let earlier = verify::resolve_earlier(ctx, &report.dest_folder, doubt).await;
+    tally.found(ctx, &mut report, earlier.found).await;
+    let mut doubt = earlier.doubt;
+    to_send.extend(earlier.resend);
+    to_send.sort_unstable();
     if let Err(e) = send(
         ctx,
         client,

@@ -5,7 +5,6 @@
 //! without sending them again (fetchmail resends them).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::deliver::{self, Job, Tally, Target};
 use super::journal::{MessageKey, Step};
@@ -102,8 +101,11 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
             tally.earlier(step, k, n);
         }
     }
-    let (found, mut doubt) = verify::resolve(ctx, "INBOX", doubt, Duration::ZERO).await;
-    tally.found(ctx, &mut report, found).await;
+    let earlier = verify::resolve_earlier(ctx, "INBOX", doubt).await;
+    tally.found(ctx, &mut report, earlier.found).await;
+    let mut doubt = earlier.doubt;
+    to_send.extend(earlier.resend);
+    to_send.sort_unstable();
     let key_of = |n: u32| key(ids.get(&n).map(String::as_str).unwrap_or_default());
     if let Err(e) = send(
         ctx,

@@ -44,6 +44,48 @@ pub async fn resolve(
     }
 }
 
+/// Looks once for the unknown outcomes an earlier run left, when a run starts. Found ones are
+/// delivered; of the rest, those recorded at least `--settle` ago are known not delivered and
+/// returned to be sent now (waiting out another `--settle` would tell nothing new); the others
+/// are still in doubt. When mailserver1 cannot be asked, all stay in doubt.
+pub async fn resolve_earlier(ctx: &Ctx, folder: &str, doubt: Vec<(MessageKey, u32)>) -> Earlier {
+    let mut out = Earlier::default();
+    if doubt.is_empty() || !ctx.read_back_path() {
+        out.doubt = doubt;
+        return out;
+    }
+    match search_ids(ctx, folder, doubt.clone(), Duration::ZERO).await {
+        Ok((found, rest)) => {
+            out.found = found;
+            for (key, handle) in rest {
+                let stale = ctx
+                    .journal
+                    .get(&key)
+                    .is_some_and(|e| e.sent_before(ctx.opts.settle));
+                if stale {
+                    out.resend.push(handle);
+                } else {
+                    out.doubt.push((key, handle));
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(account = %ctx.account.name, "cannot check mailserver1 for unknown outcomes: {e}");
+            out.doubt = doubt;
+        }
+    }
+    out
+}
+
+/// What [`resolve_earlier`] made of an earlier run's unknown outcomes.
+#[derive(Default)]
+pub struct Earlier {
+    pub found: Vec<(MessageKey, u32)>,
+    /// Source handles known not delivered: to send again.
+    pub resend: Vec<u32>,
+    pub doubt: Vec<(MessageKey, u32)>,
+}
+
 async fn search_ids(
     ctx: &Ctx,
     folder: &str,
