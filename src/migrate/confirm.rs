@@ -4,8 +4,9 @@
 //! nowhere or a full mailbox, and the sender of that SMTP transaction (posta) never hears of it.
 //!
 //! The check is batched: [`Presence`] keeps one session per destination folder and reads only
-//! the messages that arrived since its last look (`UID n:*` with posta's tracking tag), so a
-//! window of delivered messages costs one search and one fetch, not a round trip each.
+//! the headers of the messages that arrived since its last look (`UID n:*` with posta's
+//! tracking tag), so a window of delivered messages costs one search and one header fetch, not
+//! a round trip each.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -96,7 +97,7 @@ impl Presence {
             .filter(|u| *u > after)
             .collect();
         for chunk in new.chunks(ctx.opts.batch.max(1)) {
-            c.start_fetch(chunk).await?;
+            c.start_fetch_header(chunk).await?;
             while let Some(m) = c.next_message().await? {
                 if let Some(id) = tracking_id_in(&m.body, &ctx.tag) {
                     self.seen.insert(id);
