@@ -30,6 +30,9 @@ const CONNECTIONS: usize = 2;
 const SOURCE_ADMIN_PW: &str = "kill-ms2-admin";
 const DEST_ADMIN_PW: &str = "kill-ms1-admin";
 
+/// One user's messages on mailserver2: INBOX, then the `Projects` folder.
+type Seeded = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 fn user(n: usize) -> String {
     format!("user{n:02}")
 }
@@ -132,7 +135,7 @@ fn fifty_accounts_killed_twenty_times_end_with_the_source_empty_and_nothing_lost
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
     }
     let t = SystemTime::now();
-    let mut seeded: HashMap<String, (Vec<Vec<u8>>, Vec<Vec<u8>>)> = HashMap::new();
+    let mut seeded: HashMap<String, Seeded> = HashMap::new();
     for u in &names {
         let inbox: Vec<_> = (0..INBOX).map(|i| message(u, i)).collect();
         let folder: Vec<_> = (0..FOLDER).map(|i| message(u, 1000 + i)).collect();
