@@ -235,7 +235,8 @@ async fn folder(
     }
     // Unknown outcomes left by a run that died between the final dot and its reply: ask
     // mailserver1 now; what it does not show yet is asked again after the rest is sent
-    // (an MTA may still have it queued), and only then sent again.
+    // (an MTA may still have it queued), and only then sent again, unless it was sent more
+    // than --settle ago: then it is sent again now.
     let earlier = verify::resolve_earlier(ctx, &report.dest_folder, doubt).await;
     tally.found(ctx, &mut report, earlier.found).await;
     let mut doubt = earlier.doubt;
