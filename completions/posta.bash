@@ -1672,7 +1672,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__migrate)
-            opts="-c -v -h -V --from --password-file --to --rcpt --to-imap --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --json --state-dir --ca-file --insecure --connections --parallel --max-primary-connections --retry-for --settle --timeout --no-verify --helo --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --from --password-file --to --rcpt --to-imap --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --json --state-dir --ca-file --insecure --connections --parallel --retry-for --settle --timeout --no-verify --unknown --helo --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1746,10 +1746,6 @@ _posta() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --max-primary-connections)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --retry-for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1760,6 +1756,10 @@ _posta() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unknown)
+                    COMPREPLY=($(compgen -W "keep resend" -- "${cur}"))
                     return 0
                     ;;
                 --helo)

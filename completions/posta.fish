@@ -82,6 +82,8 @@ complete -c posta -n "__fish_posta_using_subcommand migrate" -l max-primary-conn
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l retry-for -d 'How long temporary failures (4xx, 421, lost connections) are retried' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l settle -d 'How long an accepted message may take to show up in mailserver1\'s mailbox' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l timeout -d 'Longest wait for any one reply' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l unknown -d 'A message sent but never answered (posta killed or the connection lost after the final dot), when there is no IMAP login on mailserver1 to look for it: keep it on the source and report it, or resend it (at least once: mailserver1 may then hold it twice, and the run says how many). With an IMAP login posta looks instead' -r -f -a "keep\t''
+resend\t''"
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l helo -d 'Name given in EHLO/LHLO and the trace header [default: this host\'s name]' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''

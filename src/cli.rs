@@ -279,6 +279,13 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub no_verify: bool,
 
+    /// A message sent but never answered (posta killed or the connection lost after the final
+    /// dot), when there is no IMAP login on mailserver1 to look for it: keep it on the source
+    /// and report it, or resend it (at least once: mailserver1 may then hold it twice, and the
+    /// run says how many). With an IMAP login posta looks instead
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = UnknownVia::Keep)]
+    pub unknown: UnknownVia,
+
     /// Name given in EHLO/LHLO and the trace header [default: this host's name]
     #[arg(long, value_name = "NAME")]
     pub helo: Option<String>,
@@ -564,6 +571,13 @@ pub enum AdminVia {
 pub enum InboxVia {
     Deliver,
     Append,
+}
+
+/// What `posta migrate` does with an unknown outcome it cannot look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnknownVia {
+    Keep,
+    Resend,
 }
 
 /// Work with the site file.

@@ -5,14 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
-use crate::cli::{AdminVia, InboxVia, MigrateArgs};
+use crate::cli::{AdminVia, InboxVia, MigrateArgs, UnknownVia};
 use crate::client::smtp::Dialect;
 use crate::client::{Admin, AdminForm, Endpoint, Login};
 use crate::config::{self, Site};
 use crate::health::url::{self, UrlDefaults};
 use crate::health::{Scheme, Target, TlsPolicy};
 use crate::migrate::discover;
-use crate::migrate::plan::{Account, Delivery, DestImap, InboxRoute, Options, Source, SourceKind};
+use crate::migrate::plan::{
+    Account, Delivery, DestImap, InboxRoute, Options, Source, SourceKind, UnknownPolicy,
+};
 use crate::migrate::progress::Progress;
 use crate::migrate::uncovered::{self, Mailbox};
 use crate::secret::{self, Secret};
@@ -158,6 +160,10 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
         settle: args.settle,
         batch: 100,
         verify: !args.no_verify,
+        unknown: match args.unknown {
+            UnknownVia::Keep => UnknownPolicy::Keep,
+            UnknownVia::Resend => UnknownPolicy::Resend,
+        },
     };
     Ok((accounts, opts, coverage))
 }

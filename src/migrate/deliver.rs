@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc};
 
 use super::Ctx;
+use super::confirm::Presence;
 use super::journal::{Entry, MessageKey, Step};
 use super::message;
+use super::plan::UnknownPolicy;
 use crate::client::imap::{ImapClient, ImapError};
 use crate::client::smtp::{SmtpClient, SmtpError};
 use crate::proto::smtp::Reply;
@@ -439,11 +441,18 @@ async fn append_once(
 impl Ctx {
     /// The journal entry for a step of `job`.
     fn entry(&self, facts: &Facts, step: Step, detail: String) -> Entry {
+        let at = match step {
+            Step::Sending => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            _ => 0,
+        };
         Entry {
             step,
             message_id: facts.message_id.clone(),
             hash: facts.hash.clone(),
             detail,
+            at,
         }
     }
 }
@@ -455,9 +464,33 @@ pub struct Tally {
     pub removable: Vec<(MessageKey, u32)>,
     /// Sent, outcome unknown.
     pub doubt: Vec<(MessageKey, u32)>,
+    /// Accepted by mailserver1, not yet found in its mailbox: removable once found.
+    pub unconfirmed: Vec<(MessageKey, u32)>,
+    /// Whether delivered messages wait for confirmation ([`Ctx::confirms`]); with it, the
+    /// session that looks for them.
+    presence: Option<Presence>,
 }
 
 impl Tally {
+    /// The bookkeeping for a folder whose messages go to `target`, read back from mailserver1's
+    /// `dest_folder` when they need confirming.
+    pub fn new(ctx: &Ctx, target: &Target, dest_folder: &str) -> Tally {
+        Tally {
+            presence: ctx.confirms(target).then(|| Presence::new(dest_folder)),
+            ..Tally::default()
+        }
+    }
+
+    /// Books a message the journal already knows as accepted (an earlier run): removable, or
+    /// first looked for at mailserver1 when the journal has no confirmation yet.
+    pub fn earlier(&mut self, step: Step, key: MessageKey, handle: u32) {
+        if step == Step::Delivered && self.presence.is_some() {
+            self.unconfirmed.push((key, handle));
+        } else {
+            self.removable.push((key, handle));
+        }
+    }
+
     /// Books one finished job into the folder's report.
     pub fn done(&mut self, ctx: &Ctx, report: &mut super::report::FolderReport, d: Done) {
         let problem = |reason: String, copy: Option<String>| super::report::Problem {
@@ -474,7 +507,11 @@ impl Tally {
                     let hash = ctx.journal.get(&d.key).map(|e| e.hash).unwrap_or_default();
                     report.delivered_keys.push((d.key.clone(), hash));
                 }
-                self.removable.push((d.key, d.handle));
+                if self.presence.is_some() {
+                    self.unconfirmed.push((d.key, d.handle));
+                } else {
+                    self.removable.push((d.key, d.handle));
+                }
             }
             Outcome::Quarantined { reason, copy } => report.quarantined.push(problem(reason, copy)),
             Outcome::Left { reason } => report.left.push(problem(reason, None)),
@@ -484,7 +521,9 @@ impl Tally {
             }
         }
     }
-    /// Books messages mailserver1 turned out to have as delivered.
+
+    /// Books messages mailserver1 turned out to have as delivered. Found in its mailbox, they
+    /// are confirmed as well.
     pub async fn found(
         &mut self,
         ctx: &Ctx,
@@ -495,7 +534,7 @@ impl Tally {
             .iter()
             .map(|(k, _)| {
                 let detail = "found at mailserver1 after an unknown outcome";
-                (k.clone(), ctx.journal.next(k, Step::Delivered, detail))
+                (k.clone(), ctx.journal.next(k, Step::Confirmed, detail))
             })
             .collect();
         if let Err(e) = ctx.journal.record_many(entries).await {
@@ -514,10 +553,106 @@ impl Tally {
         }
     }
 
+    /// Looks for the accepted messages at mailserver1 in one batch; found ones are journaled
+    /// `confirmed` and become removable. In the `last` look, posta waits up to --settle, and
+    /// what is still not there stays on the source and is reported: mailserver1 bounced or
+    /// lost it after its 250. Earlier looks do not wait: what has not arrived yet is looked
+    /// for again with the next window.
+    pub async fn confirm(
+        &mut self,
+        ctx: &Ctx,
+        report: &mut super::report::FolderReport,
+        last: bool,
+    ) {
+        let Some(presence) = self.presence.as_mut() else {
+            return;
+        };
+        if self.unconfirmed.is_empty() {
+            if last {
+                presence.close().await;
+            }
+            return;
+        }
+        let ids: Vec<String> = self
+            .unconfirmed
+            .iter()
+            .map(|(k, _)| ctx.tracking_id(k))
+            .collect();
+        let wait = if last {
+            ctx.opts.settle
+        } else {
+            Duration::ZERO
+        };
+        let present = presence.present(ctx, &ids, wait).await;
+        if last {
+            presence.close().await;
+        }
+        let present = match present {
+            Ok(p) => p,
+            Err(e) if last => {
+                let reason = format!(
+                    "accepted by mailserver1, but its mailbox could not be checked ({e}); kept \
+                     on the source, the next run checks again"
+                );
+                self.keep_unconfirmed(ctx, report, reason);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(account = %ctx.account.name, "cannot look for delivered messages at mailserver1 yet: {e}");
+                return;
+            }
+        };
+        let (found, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unconfirmed)
+            .into_iter()
+            .partition(|(k, _)| present.contains(&ctx.tracking_id(k)));
+        self.unconfirmed = rest;
+        let entries = found
+            .iter()
+            .map(|(k, _)| (k.clone(), ctx.journal.next(k, Step::Confirmed, "")))
+            .collect();
+        match ctx.journal.record_many(entries).await {
+            Ok(()) => self.removable.extend(found),
+            // Not durably confirmed: stays on the source; the next run looks again.
+            Err(e) => tracing::error!("{e}"),
+        }
+        if last && !self.unconfirmed.is_empty() {
+            let reason = format!(
+                "accepted by mailserver1 but not in its mailbox after --settle {:?} (bounced or \
+                 lost after its 250: see mailserver1's log); kept on the source",
+                ctx.opts.settle
+            );
+            self.keep_unconfirmed(ctx, report, reason);
+        }
+    }
+
+    /// Reports the unconfirmed messages as kept on the source; the read-back then leaves them
+    /// out (they are named once, here).
+    fn keep_unconfirmed(
+        &mut self,
+        ctx: &Ctx,
+        report: &mut super::report::FolderReport,
+        reason: String,
+    ) {
+        let kept = std::mem::take(&mut self.unconfirmed);
+        report
+            .delivered_keys
+            .retain(|(k, _)| !kept.iter().any(|(u, _)| u == k));
+        for (key, _) in kept {
+            report.unconfirmed.push(super::report::Problem {
+                uid: ctx.label(&key),
+                message_id: ctx.journal.get(&key).and_then(|e| e.message_id),
+                reason: reason.clone(),
+                quarantine: None,
+            });
+        }
+    }
+
     /// After a send round: the unknown outcomes so far (`doubt` plus this round's) are looked
     /// for at mailserver1, waiting up to `settle`; found ones are booked as delivered. Returns
     /// the source handles to send again; empty when there is nothing (more) to do. In the last
-    /// round, or without a destination IMAP login, what is still unknown is reported as left.
+    /// round what is still unknown is reported as left. Without a read-back path nothing can
+    /// be looked for: `--unknown keep` reports them at once, `--unknown resend` sends them
+    /// again once (and counts them as possibly doubled).
     pub async fn settle(
         &mut self,
         ctx: &Ctx,
@@ -529,7 +664,15 @@ impl Tally {
         if doubt.is_empty() {
             return Vec::new();
         }
-        if ctx.account.dest_imap.is_none() || last_round {
+        if !ctx.read_back_path() {
+            if ctx.opts.unknown == UnknownPolicy::Resend && !last_round {
+                report.resent_unknown += doubt.len();
+                return std::mem::take(doubt).into_iter().map(|(_, h)| h).collect();
+            }
+            super::verify::leave_unknown(ctx, report, std::mem::take(doubt));
+            return Vec::new();
+        }
+        if last_round {
             super::verify::leave_unknown(ctx, report, std::mem::take(doubt));
             return Vec::new();
         }

@@ -4,7 +4,6 @@
 //! journal says delivered.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::deliver::{self, Job, Tally, Target};
 use super::folders::{self, Naming};
@@ -154,12 +153,11 @@ async fn folder(
             validity: selected.uidvalidity,
             id: uid.to_string(),
         };
-        if matches!(
-            ctx.journal.get(&k).map(|e| e.step),
-            Some(Step::Delivered | Step::Removed)
-        ) {
+        if let Some(step @ (Step::Delivered | Step::Confirmed | Step::Removed)) =
+            ctx.journal.get(&k).map(|e| e.step)
+        {
             // Flagged by an earlier run that died before its EXPUNGE: finish the removal.
-            ours.push((k, uid));
+            ours.push((step, k, uid));
             continue;
         }
         report.skipped.push(Problem {
@@ -190,7 +188,9 @@ async fn folder(
         report.source_messages += 1;
         report.source_bytes += size;
         match ctx.journal.get(&key(uid)).map(|e| e.step) {
-            Some(Step::Delivered | Step::Removed) => earlier.push((key(uid), uid)),
+            Some(step @ (Step::Delivered | Step::Confirmed | Step::Removed)) => {
+                earlier.push((step, key(uid), uid));
+            }
             Some(Step::Sending) => {
                 doubt.push((key(uid), uid));
                 send_bytes += size;
@@ -227,16 +227,21 @@ async fn folder(
     ctx.progress
         .add((to_send.len() + doubt.len()) as u64, send_bytes);
 
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(ctx, &target, &report.dest_folder);
     if !ctx.opts.keep {
-        tally.removable.extend(earlier);
-        tally.removable.extend(ours);
+        for (step, k, uid) in earlier.into_iter().chain(ours) {
+            tally.earlier(step, k, uid);
+        }
     }
     // Unknown outcomes left by a run that died between the final dot and its reply: ask
     // mailserver1 now; what it does not show yet is asked again after the rest is sent
-    // (an MTA may still have it queued), and only then sent again.
-    let (found, mut doubt) = verify::resolve(ctx, &report.dest_folder, doubt, Duration::ZERO).await;
-    tally.found(ctx, &mut report, found).await;
+    // (an MTA may still have it queued), and only then sent again, unless it was sent more
+    // than --settle ago: then it is sent again now.
+    let earlier = verify::resolve_earlier(ctx, &report.dest_folder, doubt).await;
+    tally.found(ctx, &mut report, earlier.found).await;
+    let mut doubt = earlier.doubt;
+    to_send.extend(earlier.resend);
+    to_send.sort_unstable();
     if let Err(e) = send(
         ctx,
         client,
@@ -259,6 +264,7 @@ async fn folder(
             return Err((report, e));
         }
     }
+    tally.confirm(ctx, &mut report, true).await;
     if let Err(e) = remove(ctx, client, &mut report, &mut tally).await {
         return Err((report, e));
     }
@@ -308,6 +314,11 @@ async fn send(
             while let Ok(d) = done.try_recv() {
                 tally.done(ctx, report, d);
             }
+        }
+        // One look at mailserver1 per window of accepted messages; what has not arrived yet
+        // is looked for with the next one (or, at the end, for up to --settle).
+        if tally.unconfirmed.len() >= 200 {
+            tally.confirm(ctx, report, false).await;
         }
         if tally.removable.len() >= 200
             && let Err(e) = remove(ctx, client, report, tally).await

@@ -37,8 +37,12 @@ pub struct MessageKey {
 pub enum Step {
     /// About to send the final dot (or the APPEND): from here the outcome may be unknown.
     Sending,
-    /// The destination accepted it; the source copy may go.
+    /// The destination accepted it. Without a read-back path the source copy may go; with
+    /// one, only after it is `Confirmed` (an MTA's 250 is a promise to deliver, not a
+    /// delivery: a loop, a quota or an alias to nowhere still bounces it afterwards).
     Delivered,
+    /// Delivered and found in mailserver1's mailbox by its tracking id: the source copy may go.
+    Confirmed,
     /// The destination answered the final dot with a temporary failure: known not delivered.
     Deferred,
     /// The destination refused it for good; a copy is in the quarantine Maildir.
@@ -60,6 +64,27 @@ pub struct Entry {
     /// Where it went (`smtp`, `lmtp`, `imap:Folder`) or why it was refused.
     #[serde(rename = "d", default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// When a `sending` step was recorded (Unix seconds; 0 for other steps and older
+    /// journals): a later run that finds it unknown knows whether `--settle` has passed since.
+    #[serde(rename = "t", default, skip_serializing_if = "is_zero")]
+    pub at: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Entry {
+    /// Whether this is a `sending` step recorded at least `settle` ago: if mailserver1 does not
+    /// show the message now, it will not (the same conclusion a run reaches by waiting).
+    pub fn sent_before(&self, settle: std::time::Duration) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.step == Step::Sending
+            && self.at != 0
+            && now.saturating_sub(self.at) >= settle.as_secs()
+    }
 }
 
 #[derive(Serialize)]
@@ -175,6 +200,7 @@ impl Journal {
             message_id: old.as_ref().and_then(|e| e.message_id.clone()),
             hash: old.map(|e| e.hash).unwrap_or_default(),
             detail: detail.to_owned(),
+            at: 0,
         }
     }
 
@@ -375,6 +401,7 @@ mod tests {
             message_id: Some("<a@b>".into()),
             hash: "00".into(),
             detail: String::new(),
+            at: 0,
         }
     }
 
@@ -393,6 +420,27 @@ mod tests {
         assert_eq!(j.get(&key(2)).unwrap().step, Step::Sending);
         assert_eq!(j.get(&key(3)), None);
         assert_eq!(j.snapshot().len(), 2);
+    }
+
+    #[test]
+    fn a_sending_step_knows_whether_settle_has_passed() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let settle = std::time::Duration::from_secs(30);
+        let sending = |at| Entry {
+            at,
+            ..entry(Step::Sending)
+        };
+        assert!(sending(now - 31).sent_before(settle));
+        assert!(!sending(now - 5).sent_before(settle));
+        assert!(!sending(0).sent_before(settle), "an older journal: unknown");
+        let delivered = Entry {
+            at: now - 100,
+            ..entry(Step::Delivered)
+        };
+        assert!(!delivered.sent_before(settle));
     }
 
     #[tokio::test]

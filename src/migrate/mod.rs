@@ -13,12 +13,14 @@
 //! - `folders`    folder names across delimiters and namespaces.
 //! - `deliver`    the delivery workers and the no-loss order of steps.
 //! - `quarantine` the local Maildir for what mailserver1 refused for good.
+//! - `confirm`    confirm before remove: a delivered message is found at mailserver1 first.
 //! - `verify`     unknown outcomes and the read-back by tracking id, Message-ID and body hash.
 //! - `report`     the reconciliation, as a table or JSON.
 //! - `discover`   the site's accounts for `accounts = "all"`.
 //! - `uncovered`  mailboxes on mailserver2 with mail that no account covers.
 //! - `progress`   one bar for the site on a terminal, log lines elsewhere.
 
+pub mod confirm;
 pub mod deliver;
 pub mod discover;
 pub mod folders;
@@ -117,6 +119,22 @@ impl Ctx {
         out.extend_from_slice(&trace);
         out.extend_from_slice(&original[at..]);
         out
+    }
+
+    /// Whether posta can look into mailserver1's mailbox (an IMAP login there): then a
+    /// delivered message is confirmed there before it leaves the source, and an unknown
+    /// outcome is settled by looking instead of by `--unknown`.
+    pub fn read_back_path(&self) -> bool {
+        self.account.dest_imap.is_some()
+    }
+
+    /// Whether a delivered message of a folder going to `target` waits for confirmation before
+    /// removal. An IMAP APPEND's OK means stored; an SMTP/LMTP 250 only means accepted.
+    pub fn confirms(&self, target: &Target) -> bool {
+        matches!(target, Target::Deliver)
+            && self.read_back_path()
+            && !self.opts.keep
+            && !self.opts.dry_run
     }
 
     /// Whether this run reads mailserver1 back at the end.
@@ -279,6 +297,8 @@ fn merge(into: &mut Vec<FolderReport>, pass: Vec<FolderReport>) {
                 g.removed += f.removed;
                 g.quarantined = f.quarantined;
                 g.left = f.left;
+                g.unconfirmed = f.unconfirmed;
+                g.resent_unknown += f.resent_unknown;
                 g.skipped = f.skipped;
                 g.delivered_keys.extend(f.delivered_keys);
             }

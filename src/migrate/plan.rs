@@ -97,6 +97,16 @@ impl Account {
     }
 }
 
+/// What becomes of a message whose outcome is unknown (sent, no reply after the final dot)
+/// when posta cannot look into mailserver1's mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownPolicy {
+    /// Left on the source and reported, for a human to check.
+    Keep,
+    /// Sent again: at least once, possibly twice (fetchmail's behaviour).
+    Resend,
+}
+
 /// Options shared by every account of a run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -126,4 +136,6 @@ pub struct Options {
     pub batch: usize,
     /// Read mailserver1 back after the run (needs a destination IMAP login).
     pub verify: bool,
+    /// Unknown outcomes without a read-back path.
+    pub unknown: UnknownPolicy,
 }

@@ -5,7 +5,6 @@
 //! without sending them again (fetchmail resends them).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::deliver::{self, Job, Tally, Target};
 use super::journal::{MessageKey, Step};
@@ -71,7 +70,9 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
         report.source_messages += 1;
         report.source_bytes += size;
         match ctx.journal.get(&key(id)).map(|e| e.step) {
-            Some(Step::Delivered | Step::Removed) => earlier.push((key(id), *n)),
+            Some(step @ (Step::Delivered | Step::Confirmed | Step::Removed)) => {
+                earlier.push((step, key(id), *n));
+            }
             Some(Step::Sending) => {
                 doubt.push((key(id), *n));
                 send_bytes += size;
@@ -94,12 +95,17 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
     }
     ctx.progress
         .add((to_send.len() + doubt.len()) as u64, send_bytes);
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(ctx, &target, "INBOX");
     if !ctx.opts.keep {
-        tally.removable.extend(earlier);
+        for (step, k, n) in earlier {
+            tally.earlier(step, k, n);
+        }
     }
-    let (found, mut doubt) = verify::resolve(ctx, "INBOX", doubt, Duration::ZERO).await;
-    tally.found(ctx, &mut report, found).await;
+    let earlier = verify::resolve_earlier(ctx, "INBOX", doubt).await;
+    tally.found(ctx, &mut report, earlier.found).await;
+    let mut doubt = earlier.doubt;
+    to_send.extend(earlier.resend);
+    to_send.sort_unstable();
     let key_of = |n: u32| key(ids.get(&n).map(String::as_str).unwrap_or_default());
     if let Err(e) = send(
         ctx,
@@ -133,6 +139,7 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
             return Err((vec![report], e));
         }
     }
+    tally.confirm(ctx, &mut report, true).await;
     if let Err(e) = remove(ctx, client, &mut report, &mut tally).await {
         return Err((vec![report], e));
     }

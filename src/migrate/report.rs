@@ -44,6 +44,11 @@ pub struct FolderReport {
     /// Still on the source: temporary failures that outlasted the retry time, or unknown
     /// outcomes that could not be checked.
     pub left: Vec<Problem>,
+    /// Accepted by mailserver1 (250) but not found in its mailbox within --settle: bounced or
+    /// lost after the 250. Kept on the source.
+    pub unconfirmed: Vec<Problem>,
+    /// Unknown outcomes sent again under `--unknown resend`: mailserver1 may hold these twice.
+    pub resent_unknown: usize,
     /// Accepted but not found at the destination, or found twice, or altered.
     pub missing: Vec<Problem>,
     pub duplicated: Vec<Problem>,
@@ -61,6 +66,7 @@ impl FolderReport {
     pub fn ok(&self) -> bool {
         self.quarantined.is_empty()
             && self.left.is_empty()
+            && self.unconfirmed.is_empty()
             && self.missing.is_empty()
             && self.duplicated.is_empty()
             && self
@@ -303,6 +309,7 @@ impl RunReport {
                 let groups = [
                     ("quarantined", &f.quarantined),
                     ("left on source", &f.left),
+                    ("not confirmed at mailserver1", &f.unconfirmed),
                     ("missing at destination", &f.missing),
                     ("duplicated at destination", &f.duplicated),
                     ("skipped", &f.skipped),
@@ -324,6 +331,19 @@ impl RunReport {
                     }
                 }
             }
+        }
+        let resent: usize = self
+            .accounts
+            .iter()
+            .flat_map(|a| &a.folders)
+            .map(|f| f.resent_unknown)
+            .sum();
+        if resent > 0 {
+            let _ = writeln!(
+                out,
+                "{resent} message(s) with an unknown outcome sent again (--unknown resend): \
+                 mailserver1 may hold them twice"
+            );
         }
         for m in &self.uncovered {
             let _ = writeln!(
@@ -420,6 +440,46 @@ mod tests {
         assert_eq!(json["ok"], false);
         assert_eq!(json["uncovered"][0]["user"], "postmaster");
         assert_eq!(json["uncovered"][0]["messages"], 3);
+    }
+
+    #[test]
+    fn an_unconfirmed_message_fails_the_run_and_resent_ones_are_counted() {
+        let mut f = FolderReport {
+            folder: "INBOX".into(),
+            resent_unknown: 2,
+            ..Default::default()
+        };
+        let r = RunReport::new(vec![AccountReport {
+            account: "alice".into(),
+            folders: vec![f.clone()],
+            ..Default::default()
+        }]);
+        assert!(r.ok, "a resend is not a failure");
+        assert!(
+            r.table()
+                .contains("2 message(s) with an unknown outcome sent again (--unknown resend)"),
+            "{}",
+            r.table()
+        );
+        f.unconfirmed.push(Problem {
+            uid: "7/3".into(),
+            message_id: None,
+            reason: "accepted by mailserver1 but not in its mailbox".into(),
+            quarantine: None,
+        });
+        let r = RunReport::new(vec![AccountReport {
+            account: "alice".into(),
+            folders: vec![f],
+            ..Default::default()
+        }]);
+        assert!(!r.ok);
+        assert!(
+            r.table().contains(
+                "alice INBOX uid 7/3: not confirmed at mailserver1: accepted by mailserver1"
+            ),
+            "{}",
+            r.table()
+        );
     }
 
     #[test]

@@ -44,6 +44,48 @@ pub async fn resolve(
     }
 }
 
+/// Looks once for the unknown outcomes an earlier run left, when a run starts. Found ones are
+/// delivered; of the rest, those recorded at least `--settle` ago are known not delivered and
+/// returned to be sent now (waiting out another `--settle` would tell nothing new); the others
+/// are still in doubt. When mailserver1 cannot be asked, all stay in doubt.
+pub async fn resolve_earlier(ctx: &Ctx, folder: &str, doubt: Vec<(MessageKey, u32)>) -> Earlier {
+    let mut out = Earlier::default();
+    if doubt.is_empty() || !ctx.read_back_path() {
+        out.doubt = doubt;
+        return out;
+    }
+    match search_ids(ctx, folder, doubt.clone(), Duration::ZERO).await {
+        Ok((found, rest)) => {
+            out.found = found;
+            for (key, handle) in rest {
+                let stale = ctx
+                    .journal
+                    .get(&key)
+                    .is_some_and(|e| e.sent_before(ctx.opts.settle));
+                if stale {
+                    out.resend.push(handle);
+                } else {
+                    out.doubt.push((key, handle));
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(account = %ctx.account.name, "cannot check mailserver1 for unknown outcomes: {e}");
+            out.doubt = doubt;
+        }
+    }
+    out
+}
+
+/// What [`resolve_earlier`] made of an earlier run's unknown outcomes.
+#[derive(Default)]
+pub struct Earlier {
+    pub found: Vec<(MessageKey, u32)>,
+    /// Source handles known not delivered: to send again.
+    pub resend: Vec<u32>,
+    pub doubt: Vec<(MessageKey, u32)>,
+}
+
 async fn search_ids(
     ctx: &Ctx,
     folder: &str,
@@ -80,9 +122,10 @@ async fn search_ids(
 
 /// Reports unknown outcomes that could not be settled; they stay on the source.
 pub fn leave_unknown(ctx: &Ctx, report: &mut FolderReport, doubt: Vec<(MessageKey, u32)>) {
-    let reason = if ctx.account.dest_imap.is_none() {
+    let reason = if !ctx.read_back_path() {
         "outcome unknown (the connection was lost after the final dot); give an IMAP login on \
-         mailserver1 (--to-imap) so posta can check before sending again"
+         mailserver1 (--to-imap, --dest-admin) so posta can check, or --unknown resend to send \
+         it again at the risk of a second copy"
     } else {
         "outcome unknown twice (connection lost after the final dot, and mailserver1 does not \
          show it); rerun to check again"
@@ -172,7 +215,7 @@ pub async fn read_back(ctx: &Ctx, folders: &mut [FolderReport]) -> Result<(), Im
 }
 
 /// The tracking id (`tag.<hex>`) in a message's header, if posta's trace header is there.
-fn tracking_id_in(message: &[u8], tag: &str) -> Option<String> {
+pub(super) fn tracking_id_in(message: &[u8], tag: &str) -> Option<String> {
     let header = &message[..message::body_offset(message)];
     let needle = format!("id {tag}.");
     let at = header

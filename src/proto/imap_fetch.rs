@@ -24,7 +24,8 @@ pub struct Fetch {
     /// INTERNALDATE without its quotes, verbatim (`17-Jul-1996 02:44:25 -0700`), so APPEND
     /// gets back exactly what the source said.
     pub internal_date: Option<String>,
-    /// `BODY[]` exactly as sent: the whole message, octet for octet.
+    /// `BODY[]` exactly as sent: the whole message, octet for octet (or `BODY[HEADER]`, the
+    /// header and its blank line, when only that was asked for).
     pub body: Option<Vec<u8>>,
 }
 
@@ -195,10 +196,11 @@ pub(super) fn parse_items(lex: &mut Lexer<'_>, seq: u32) -> Result<Parsed, Proto
                     .map_err(|_| lex.error("INTERNALDATE is not ASCII"))?;
                 p.fetch.internal_date = Some(date.to_owned());
             }
-            "BODY[]" => match lex.nstring()? {
+            // BODY[HEADER] answers a header-only fetch (a read-back by tracking id).
+            "BODY[]" | "BODY[HEADER]" => match lex.nstring()? {
                 Some(s) => p.body = Some(s),
                 // NIL would read as "no body"; a copy tool must not take that for an empty message.
-                None => return Err(lex.error("BODY[] is NIL")),
+                None => return Err(lex.error(&format!("{name} is NIL"))),
             },
             _ => skip_value(lex, 0)?,
         }
@@ -261,6 +263,17 @@ mod tests {
         assert_eq!(m.flags, ["\\Seen", "$Important"]);
         assert_eq!(m.internal_date, "17-Jul-1996 02:44:25 -0700");
         assert_eq!(m.body, b".dot\r\nbody");
+    }
+
+    #[test]
+    fn a_header_only_fetch_fills_the_body_with_the_header() {
+        let f = fetch(
+            b"* 4 FETCH (UID 43 RFC822.SIZE 900 FLAGS () INTERNALDATE \"17-Jul-1996 02:44:25 \
+              -0700\" BODY[HEADER] {12}\r\nA: b\r\nC: d\r\n)\r\n",
+        );
+        let m = f.into_message().unwrap();
+        assert_eq!((m.uid, m.size), (43, 900));
+        assert_eq!(m.body, b"A: b\r\nC: d\r\n");
     }
 
     #[test]

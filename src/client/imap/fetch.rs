@@ -71,15 +71,26 @@ impl ImapClient {
     /// (BODY.PEEK leaves `\Seen` alone on the source, RFC 3501 §6.4.5). Read the messages with
     /// [`ImapClient::next_message`]. An empty batch sends nothing.
     pub async fn start_fetch(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        self.start_fetch_section(uids, "BODY.PEEK[]").await
+    }
+
+    /// [`ImapClient::start_fetch`] for the header alone (`BODY.PEEK[HEADER]`): a message's
+    /// `body` is then its header and blank line. What a read-back by tracking id needs, at a
+    /// fraction of the bytes.
+    pub async fn start_fetch_header(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        self.start_fetch_section(uids, "BODY.PEEK[HEADER]").await
+    }
+
+    async fn start_fetch_section(&mut self, uids: &[u32], section: &str) -> Result<(), ImapError> {
         self.finish_fetch().await?;
         let Some(set) = imap_cmd::uid_set(uids) else {
             return Ok(());
         };
-        let what = format!("UID FETCH {set} (... BODY.PEEK[])");
+        let what = format!("UID FETCH {set} (... {section})");
         let tag = self.tags.next_tag();
         let cmd = Command::build(&tag, "UID FETCH", self.literal_mode())
             .raw(&set)
-            .raw("(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[])")
+            .raw(&format!("(UID RFC822.SIZE FLAGS INTERNALDATE {section})"))
             .finish();
         if let Some(done) = self.send(&cmd, &what).await? {
             return self.check(done, &what);

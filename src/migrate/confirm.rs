@@ -1,0 +1,117 @@
+//! Confirm before remove: a message that mailserver1 answered 250 leaves the source only once
+//! its tracking id is found in mailserver1's mailbox. An MTA's 250 promises delivery; Postfix
+//! still bounces afterwards on a local(8) loop (`mail forwarding loop for ...`), an alias to
+//! nowhere or a full mailbox, and the sender of that SMTP transaction (posta) never hears of it.
+//!
+//! The check is batched: [`Presence`] keeps one session per destination folder and reads only
+//! the headers of the messages that arrived since its last look (`UID n:*` with posta's
+//! tracking tag), so a window of delivered messages costs one search and one header fetch, not
+//! a round trip each.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::Ctx;
+use super::verify::tracking_id_in;
+use crate::client::imap::{ImapClient, ImapError};
+
+const POLL: Duration = Duration::from_millis(500);
+
+/// The tracking ids seen so far in one folder of mailserver1, and the session that looks for
+/// more.
+pub struct Presence {
+    /// The folder on the wire (INBOX for SMTP/LMTP delivery).
+    folder: String,
+    client: Option<ImapClient>,
+    /// UIDVALIDITY and the highest UID already read: later looks read only newer messages.
+    validity: u32,
+    last_uid: u32,
+    seen: HashSet<String>,
+}
+
+impl Presence {
+    pub fn new(folder: &str) -> Presence {
+        Presence {
+            folder: folder.to_owned(),
+            client: None,
+            validity: 0,
+            last_uid: 0,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Which of `ids` (tracking ids) mailserver1's folder holds, waiting up to `wait` for the
+    /// rest to arrive (an MTA queues before it stores). Without a read-back path nothing is
+    /// found.
+    pub async fn present(
+        &mut self,
+        ctx: &Ctx,
+        ids: &[String],
+        wait: Duration,
+    ) -> Result<HashSet<String>, ImapError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Err(e) = self.look(ctx).await {
+                // The session may be broken: the next look opens a new one.
+                self.client = None;
+                return Err(e);
+            }
+            let all = ids.iter().all(|id| self.seen.contains(id));
+            if all || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(ids
+            .iter()
+            .filter(|id| self.seen.contains(*id))
+            .cloned()
+            .collect())
+    }
+
+    /// Reads the tracking ids of the messages that arrived since the last look.
+    async fn look(&mut self, ctx: &Ctx) -> Result<(), ImapError> {
+        if self.client.is_none() {
+            let Some(dest) = &ctx.account.dest_imap else {
+                return Ok(());
+            };
+            self.client = Some(dest.open().await?);
+        }
+        let Some(c) = self.client.as_mut() else {
+            return Ok(());
+        };
+        // A fresh EXAMINE each look shows what arrived since.
+        let selected = c.select(&self.folder, true).await?;
+        if selected.uidvalidity != self.validity {
+            self.validity = selected.uidvalidity;
+            self.last_uid = 0;
+            self.seen.clear();
+        }
+        // `n:*` always contains the highest UID, even below n (RFC 3501 §6.4.8): filter.
+        let after = self.last_uid;
+        let criteria = format!("UID {}:* HEADER Received \"{}.\"", after + 1, ctx.tag);
+        let new: Vec<u32> = c
+            .uid_search(&criteria)
+            .await?
+            .into_iter()
+            .filter(|u| *u > after)
+            .collect();
+        for chunk in new.chunks(ctx.opts.batch.max(1)) {
+            c.start_fetch_header(chunk).await?;
+            while let Some(m) = c.next_message().await? {
+                if let Some(id) = tracking_id_in(&m.body, &ctx.tag) {
+                    self.seen.insert(id);
+                }
+                self.last_uid = self.last_uid.max(m.uid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the session politely.
+    pub async fn close(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.logout().await;
+        }
+    }
+}
