@@ -449,11 +449,14 @@ mod tests {
             resent_unknown: 2,
             ..Default::default()
         };
-        let r = RunReport::new(vec![AccountReport {
-            account: "alice".into(),
-            folders: vec![f.clone()],
-            ..Default::default()
-        }]);
+        let r = RunReport::new(
+            vec![AccountReport {
+                account: "alice".into(),
+                folders: vec![f.clone()],
+                ..Default::default()
+            }],
+            std::time::Duration::ZERO,
+        );
         assert!(r.ok, "a resend is not a failure");
         assert!(
             r.table()
@@ -467,11 +470,14 @@ mod tests {
             reason: "accepted by mailserver1 but not in its mailbox".into(),
             quarantine: None,
         });
-        let r = RunReport::new(vec![AccountReport {
-            account: "alice".into(),
-            folders: vec![f],
-            ..Default::default()
-        }]);
+        let r = RunReport::new(
+            vec![AccountReport {
+                account: "alice".into(),
+                folders: vec![f],
+                ..Default::default()
+            }],
+            std::time::Duration::ZERO,
+        );
         assert!(!r.ok);
         assert!(
             r.table().contains(
