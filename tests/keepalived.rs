@@ -591,3 +591,86 @@ fn the_fifo_reader_runs_events_in_order_and_a_takeover_during_a_migration_at_onc
         .unwrap();
     });
 }
+
+// keepalived ends the reader with SIGTERM *before* writing its last events (the instances
+// stopping), so the reader reads on for a moment after the signal, then ends by itself.
+#[test]
+fn the_fifo_reader_handles_what_keepalived_writes_after_its_sigterm_then_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let site = notify_site(d, "0", None);
+    let fifo = d.join("keepalived.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut procs = Groups(vec![posta_in_group(
+        &site,
+        &["fifo", "--role", "backup", fifo.to_str().unwrap()],
+        &d.join("notify.log"),
+    )]);
+    let log = || fs::read_to_string(d.join("notify.log")).unwrap_or_default();
+    let mut w = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    use std::io::Write;
+    w.write_all(b"INSTANCE \"posta\" MASTER 100\n").unwrap();
+    wait_for(
+        "the takeover's hooks",
+        Duration::from_secs(30),
+        || hook_lines(d).len() >= 2,
+        log,
+    );
+    let pid = procs.0[0].id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    w.write_all(b"INSTANCE \"posta\" STOP 100\n").unwrap();
+    let mut status = None;
+    wait_for(
+        "the reader to end",
+        Duration::from_secs(30),
+        || {
+            status = procs.0[0].try_wait().unwrap();
+            status.is_some()
+        },
+        log,
+    );
+    assert!(status.unwrap().success(), "{}", log());
+    assert_eq!(
+        hook_lines(d),
+        expected_hooks(&["MASTER", "STOP"]),
+        "{}",
+        log()
+    );
+}
+
+// A queue posta cannot use (here: not JSON) must not cost a takeover: the notification is
+// handled at once, out of turn, rather than dropped.
+#[test]
+fn a_notify_script_that_cannot_queue_still_runs_the_takeover() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let site = notify_site(d, "0", None);
+    fs::write(d.join("takeover.notify.json"), "{not json").unwrap();
+    let mut procs = Groups(vec![posta_in_group(
+        &site,
+        &[
+            "notify", "--role", "backup", "INSTANCE", "posta", "MASTER", "100",
+        ],
+        &d.join("notify.log"),
+    )]);
+    let status = procs.0[0].wait().unwrap();
+    let log = fs::read_to_string(d.join("notify.log")).unwrap_or_default();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(log.contains("move it aside"), "the queue is named: {log}");
+    assert_eq!(hook_lines(d), expected_hooks(&["MASTER"]), "{log}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(d.join("takeover.json")).unwrap()).unwrap();
+    assert_eq!(state["holdings"][0]["holder"], "backup");
+}

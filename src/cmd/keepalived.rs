@@ -69,17 +69,17 @@ pub async fn execute(config_path: Option<PathBuf>, cmd: KeepalivedCommand) -> u8
             state,
             ..
         } => {
-            if VrrpState::parse(&state).is_none() {
+            let Some(to) = VrrpState::parse(&state) else {
                 eprintln!("posta keepalived notify: unknown state {state:?}");
                 return EXIT_USAGE;
-            }
+            };
             let ctx = Ctx {
                 site: &site,
                 path: &path,
                 exe: &exe,
                 role,
             };
-            notify(&ctx, Notification { kind, name, state }).await
+            notify(&ctx, Notification { kind, name, state }, to).await
         }
     }
 }
@@ -131,7 +131,6 @@ async fn fifo(ctx: &Ctx<'_>, fifo: &Path) -> u8 {
     let mut code = 0;
     info!(fifo = %fifo.display(), "reading keepalived's events");
     loop {
-        line.clear();
         // keepalived sends SIGTERM before its last events (the instances stopping): read
         // what comes for one more second, then end.
         let read = async {
@@ -167,7 +166,10 @@ async fn fifo(ctx: &Ctx<'_>, fifo: &Path) -> u8 {
                 continue;
             }
         }
-        let text = String::from_utf8_lossy(&line);
+        // Cleared only here: a read cut short by another branch keeps what it read in `line`
+        // and the next read goes on from there.
+        let text = String::from_utf8_lossy(&line).into_owned();
+        line.clear();
         let Some((_, name, state)) = parse_fifo_line(&text) else {
             warn!(line = %text.trim_end(), "not a keepalived event line; ignored");
             continue;
@@ -194,7 +196,7 @@ async fn fifo(ctx: &Ctx<'_>, fifo: &Path) -> u8 {
 /// `posta keepalived notify`: this notification joins the queue; if no other notification
 /// process is handling it, this one handles everything queued, in order, then waits for the
 /// migrations it started.
-async fn notify(ctx: &Ctx<'_>, n: Notification) -> u8 {
+async fn notify(ctx: &Ctx<'_>, n: Notification, to: VrrpState) -> u8 {
     let state_file = super::takeover::state_file(None, Some(ctx.site));
     let queue = Queue::beside(&state_file);
     let name = n.name.clone();
@@ -217,15 +219,21 @@ async fn notify(ctx: &Ctx<'_>, n: Notification) -> u8 {
             return 0;
         }
         Err(e) => {
-            eprintln!("posta keepalived notify: {e}");
-            return EXIT_FAILURE;
+            // Out of order is better than dropped: the address has moved already. A repeat
+            // (had it been queued after all) changes nothing.
+            error!(error = %e, "cannot queue the notification; handling it now, out of turn");
+            let (code, migrate) = handle(ctx, &name, to).await;
+            if !migrate {
+                return code;
+            }
+            return code.max(start_migration(ctx).await.unwrap_or(EXIT_FAILURE));
         }
     };
     let mut code = 0;
     let mut migrations = Vec::new();
     loop {
         let (r, next) = match blocking(move || {
-            let next = runner.next();
+            let next = runner.head();
             (runner, next)
         })
         .await

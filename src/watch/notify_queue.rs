@@ -164,7 +164,7 @@ pub struct Runner {
 
 impl Runner {
     /// The oldest notification, or `None` after giving up the role on an empty queue.
-    pub fn next(&mut self) -> Result<Option<Entry>, QueueError> {
+    pub fn head(&mut self) -> Result<Option<Entry>, QueueError> {
         if self.role.is_none() {
             return Ok(None);
         }
@@ -209,13 +209,13 @@ mod tests {
         assert_eq!(q.push(n("BACKUP")).unwrap(), 1);
         let mut runner = q.try_run().unwrap().expect("no one else runs");
         assert!(q.try_run().unwrap().is_none(), "one runner at a time");
-        let first = runner.next().unwrap().unwrap();
+        let first = runner.head().unwrap().unwrap();
         assert_eq!(
             (first.seq, first.notification.state.as_str()),
             (0, "MASTER")
         );
         // Not done yet: a runner that died here leaves it to the next one.
-        assert_eq!(runner.next().unwrap().unwrap().seq, 0);
+        assert_eq!(runner.head().unwrap().unwrap().seq, 0);
         runner.done(0).unwrap();
         assert_eq!(
             q.push(n("MASTER")).unwrap(),
@@ -223,12 +223,12 @@ mod tests {
             "arrivals while it runs queue up"
         );
         for (seq, state) in [(1, "BACKUP"), (2, "MASTER")] {
-            let e = runner.next().unwrap().unwrap();
+            let e = runner.head().unwrap().unwrap();
             assert_eq!((e.seq, e.notification.state.as_str()), (seq, state));
             runner.done(seq).unwrap();
         }
-        assert!(runner.next().unwrap().is_none());
-        assert!(runner.next().unwrap().is_none(), "the role stays given up");
+        assert!(runner.head().unwrap().is_none());
+        assert!(runner.head().unwrap().is_none(), "the role stays given up");
         assert!(q.try_run().unwrap().is_some(), "the role is free again");
     }
 
