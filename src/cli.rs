@@ -523,7 +523,7 @@ pub struct DrillArgs {
 pub enum KeepalivedCommand {
     /// Print a keepalived.conf for this host from the site file: a vrrp_script running
     /// `posta check --nagios primary` on mailserver1 (its fall covers the takeover grace),
-    /// the VIP, and `posta keepalived notify` as the notify script
+    /// the VIP, and `posta keepalived fifo` reading keepalived's vrrp_notify_fifo
     Config {
         /// Which of the pair this configuration is for
         #[arg(long, value_enum)]
@@ -531,10 +531,31 @@ pub enum KeepalivedCommand {
         /// VRRP router id shared by the pair (1-255)
         #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u8).range(1..))]
         router_id: u8,
+        /// The FIFO keepalived writes its events to (it creates it; one per keepalived)
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/run/posta-keepalived.fifo"
+        )]
+        fifo: PathBuf,
     },
-    /// keepalived's notify script: `notify "posta keepalived notify"`. On mailserver2 becoming
-    /// MASTER: takeover hooks, recorded; leaving MASTER: failback hooks, recorded, then the mta
-    /// queue flushed and `posta migrate` run. One notification at a time, in arrival order.
+    /// keepalived's vrrp_notify_fifo_script: reads `INSTANCE "name" STATE priority` lines from
+    /// the FIFO and handles them one at a time, in the order keepalived wrote them. On
+    /// mailserver2 becoming MASTER: takeover hooks, recorded; leaving MASTER: failback hooks,
+    /// recorded, then the mta queue flushed and `posta migrate` started (a takeover arriving
+    /// while it runs is handled at once). Runs until keepalived ends it with SIGTERM
+    Fifo {
+        /// Which of the pair this host is
+        #[arg(long, value_enum)]
+        role: PairRole,
+        /// The FIFO (keepalived passes it as the last argument)
+        fifo: PathBuf,
+    },
+    /// keepalived's plain notify script, for a keepalived.conf that does not use the FIFO:
+    /// `notify "posta keepalived notify --role backup"`. keepalived starts one per transition
+    /// without waiting; each queues its notification and they are handled one at a time in
+    /// the order they reached posta, as `fifo` does. Prefer `fifo`: processes keepalived
+    /// starts within a few milliseconds may reach posta in either order
     Notify {
         /// Which of the pair this host is
         #[arg(long, value_enum)]

@@ -168,6 +168,43 @@ pub struct Lock {
 impl Lock {
     /// Takes the lock, waiting up to `wait` for another action to finish.
     pub fn acquire(path: &Path, wait: Duration) -> Result<Lock, StateError> {
+        let (file, lock_path) = Self::open(path)?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(StateError::Busy {
+                        path: lock_path,
+                        wait,
+                    });
+                }
+                Err(fs::TryLockError::Error(source)) => {
+                    return Err(StateError::Write {
+                        path: lock_path,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Takes the lock, blocking for as long as another action holds it: for what must not be
+    /// dropped (a keepalived notification: the address has already moved). Nothing holds the
+    /// lock for longer than one action's hooks and record.
+    pub fn wait(path: &Path) -> Result<Lock, StateError> {
+        let (file, lock_path) = Self::open(path)?;
+        file.lock().map_err(|source| StateError::Write {
+            path: lock_path,
+            source,
+        })?;
+        Ok(Lock { _file: file })
+    }
+
+    fn open(path: &Path) -> Result<(File, PathBuf), StateError> {
         let lock_path = path.with_extension("lock");
         let err = |source| StateError::Write {
             path: lock_path.clone(),
@@ -187,22 +224,7 @@ impl Lock {
             .mode(0o644)
             .open(&lock_path)
             .map_err(err)?;
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Lock { _file: file }),
-                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(StateError::Busy {
-                        path: lock_path,
-                        wait,
-                    });
-                }
-                Err(fs::TryLockError::Error(source)) => return Err(err(source)),
-            }
-        }
+        Ok((file, lock_path))
     }
 }
 
@@ -272,7 +294,15 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, StateError::Busy { .. }), "{e}");
+        let waiter = std::thread::spawn({
+            let path = path.clone();
+            move || Lock::wait(&path).map(|_| ())
+        });
         drop(first);
+        waiter
+            .join()
+            .unwrap()
+            .expect("wait takes the lock once it is free");
         assert!(Lock::acquire(&path, Duration::from_millis(10)).is_ok());
     }
 }

@@ -3,11 +3,14 @@
 //!
 //! - `posta check --nagios primary` is the `vrrp_script` on mailserver1: when its own
 //!   services fail `fall` times, it leaves MASTER and mailserver2 takes the address.
-//! - `posta keepalived notify` is the `notify` script: on mailserver2 becoming MASTER it runs
-//!   the takeover hooks and records the takeover (so `posta status` and `posta watch` know);
-//!   on leaving MASTER it runs the failback hooks, then flushes the mta queue and runs
-//!   `posta migrate`, in that order, one notification at a time (keepalived may start them
-//!   concurrently; notes: "unordered notify scripts").
+//! - `posta keepalived fifo` reads keepalived's `vrrp_notify_fifo`: one long-lived reader that
+//!   gets every transition as a line, in the order keepalived saw them (docs/failover.md
+//!   §1.1). On mailserver2 becoming MASTER it runs the takeover hooks and records the takeover
+//!   (so `posta status` and `posta watch` know); on leaving MASTER it runs the failback hooks,
+//!   records it, then flushes the mta queue and starts `posta migrate` without waiting for it.
+//! - `posta keepalived notify` does the same as a plain `notify` script, which keepalived
+//!   forks once per transition without waiting; [`super::notify_queue`] puts those back in
+//!   arrival order.
 //! - `posta keepalived config` writes the keepalived.conf that wires this up from the site file.
 
 use std::fmt::Write as _;
@@ -36,6 +39,18 @@ impl VrrpState {
             _ => return None,
         })
     }
+}
+
+/// A line keepalived writes to its notify FIFO, `INSTANCE "VI_1" MASTER 100`: the kind
+/// (`INSTANCE` or `GROUP`), the name and the state word; `None` for a line of another shape.
+/// The state word is kept as written: keepalived also writes words posta does not act on
+/// (`MASTER_RX_LOWER_PRI`, priority changes).
+pub fn parse_fifo_line(line: &str) -> Option<(&str, &str, &str)> {
+    let (kind, rest) = line.trim_end().split_once(' ')?;
+    let rest = rest.strip_prefix('"')?;
+    let (name, rest) = rest.split_once('"')?;
+    let state = rest.split_whitespace().next()?;
+    Some((kind, name, state))
 }
 
 /// What this host does about a notification.
@@ -71,6 +86,7 @@ pub fn config(
     exe: &Path,
     site_file: &Path,
     router_id: u8,
+    fifo: &Path,
 ) -> Result<String, String> {
     let vip = site
         .vip
@@ -91,10 +107,16 @@ pub fn config(
             "mailserver2"
         }
     );
+    let role = if primary { "primary" } else { "backup" };
+    // The FIFO, not a `notify` script: keepalived forks notify scripts per event without
+    // waiting, so they can overlap and run out of order; the FIFO's one reader gets the
+    // events in order (docs/failover.md §1.1). keepalived creates the FIFO, passes its name as
+    // the reader's last argument and ends the reader with SIGTERM when it stops.
     let _ = writeln!(
         c,
-        "global_defs {{\n  router_id posta_{}\n  enable_script_security\n  script_user root\n}}",
-        if primary { "ms1" } else { "ms2" }
+        "global_defs {{\n  router_id posta_{}\n  enable_script_security\n  script_user root\n  vrrp_notify_fifo {}\n  vrrp_notify_fifo_script \"{exe} --config {cfg} keepalived fifo --role {role}\"\n}}",
+        if primary { "ms1" } else { "ms2" },
+        fifo.display(),
     );
     if primary {
         let _ = writeln!(
@@ -125,11 +147,6 @@ pub fn config(
     if primary {
         let _ = writeln!(c, "  track_script {{\n    posta_primary\n  }}");
     }
-    let role = if primary { "primary" } else { "backup" };
-    let _ = writeln!(
-        c,
-        "  notify \"{exe} --config {cfg} keepalived notify --role {role}\""
-    );
     let _ = writeln!(c, "}}");
     Ok(c)
 }
@@ -151,5 +168,26 @@ mod tests {
         assert_eq!(decide(false, false, Master), Step::Nothing);
         assert_eq!(VrrpState::parse("master"), Some(Master));
         assert_eq!(VrrpState::parse("BOGUS"), None);
+    }
+
+    #[test]
+    fn fifo_lines_as_keepalived_writes_them() {
+        assert_eq!(
+            parse_fifo_line("INSTANCE \"VI_1\" MASTER 100\n"),
+            Some(("INSTANCE", "VI_1", "MASTER"))
+        );
+        assert_eq!(
+            parse_fifo_line("GROUP \"mail pair\" BACKUP"),
+            Some(("GROUP", "mail pair", "BACKUP"))
+        );
+        for bad in [
+            "",
+            "INSTANCE",
+            "INSTANCE VI_1 MASTER 100",
+            "INSTANCE \"VI_1 MASTER",
+            "INSTANCE \"VI_1\"",
+        ] {
+            assert_eq!(parse_fifo_line(bad), None, "{bad:?}");
+        }
     }
 }

@@ -8,10 +8,12 @@
 //! - `waiting`   what waits on this host for mailserver1 (the mta's Maildirs and queue).
 //! - `sdnotify`  systemd's readiness and watchdog protocol.
 //! - `keepalived` posta as keepalived's check and notify script, and its config.
+//! - `notify_queue` keepalived's plain notify scripts, put back in arrival order.
 
 pub mod daemon;
 pub mod http;
 pub mod keepalived;
+pub mod notify_queue;
 pub mod policy;
 pub mod sdnotify;
 pub mod snapshot;
