@@ -321,10 +321,12 @@ fn ad_hoc(
             kind,
             endpoint: endpoint(&src, args.timeout),
             login: source_login,
+            maildir: None,
         },
         rcpt: args.rcpt.clone(),
         delivery,
         dest_imap,
+        dest_maildir: None,
         inbox,
     })
 }
@@ -486,6 +488,7 @@ fn from_site(
                 },
                 endpoint: site_endpoint(&site.backup, src_svc),
                 login: source_login,
+                maildir: None,
             },
             rcpt: Some(a.deliver_to.clone()),
             delivery: Delivery {
@@ -494,6 +497,7 @@ fn from_site(
                 helo: helo.to_owned(),
             },
             dest_imap,
+            dest_maildir: None,
             inbox,
         });
     }

@@ -76,7 +76,8 @@ fn naming(mailboxes: &[MailboxInfo]) -> Naming {
     }
 }
 
-async fn dest_naming(ctx: &Ctx) -> Result<Option<Naming>, PassError> {
+/// mailserver1's hierarchy, for mapping folder names (None without an IMAP login there).
+pub(super) async fn dest_naming(ctx: &Ctx) -> Result<Option<Naming>, PassError> {
     let Some(dest) = &ctx.account.dest_imap else {
         return Ok(None);
     };
