@@ -168,6 +168,7 @@ pub struct RawTls {
 #[derive(Debug, Deserialize)]
 pub struct RawMigrate {
     pub state_dir: Option<Field<String>>,
+    pub source: Option<Field<String>>,
     pub source_admin: Option<Spanned<RawAdmin>>,
     pub dest_admin: Option<Spanned<RawAdmin>>,
     pub accounts: Option<Vec<Spanned<RawAccount>>>,

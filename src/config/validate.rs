@@ -10,9 +10,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::raw::{Field, RawAccount, RawAdmin, RawHook, RawServer, RawSite};
 use super::{
-    DnsRecord, Located, MigrateAccount, MigrateAdmin, MtaSection, ProbeAccount, ProbeSettings,
-    Problem, Role, SecretFile, Server, Service, Site, TakeoverMode, TlsSettings, Vip,
-    WatchSettings, Witness, duration,
+    DnsRecord, Located, MigrateAccount, MigrateAdmin, MigrateSource, MtaSection, ProbeAccount,
+    ProbeSettings, Problem, Role, SecretFile, Server, Service, Site, TakeoverMode, TlsSettings,
+    Vip, WatchSettings, Witness, duration,
 };
 use crate::client::AdminForm;
 use crate::health::{Scheme, StartTls};
@@ -400,6 +400,7 @@ impl Validator<'_> {
             Some(self.path(&text))
         });
         let m = raw.migrate.as_ref().map(|m| m.get_ref());
+        let migrate_source = self.migrate_source(&raw);
         let migrate_source_admin = m
             .and_then(|m| m.source_admin.as_ref())
             .and_then(|a| self.admin(a, "source_admin"));
@@ -419,6 +420,7 @@ impl Validator<'_> {
             tls: tls?,
             migrate,
             migrate_state_dir,
+            migrate_source: migrate_source?,
             migrate_source_admin,
             migrate_dest_admin,
             takeover_state_file,
@@ -755,12 +757,48 @@ impl Validator<'_> {
         let Some(m) = &raw.migrate else {
             return Vec::new();
         };
-        let admin = m.get_ref().source_admin.is_some();
+        // A Maildir source reads files on this host: no account needs a password there.
+        let maildir = m
+            .get_ref()
+            .source
+            .as_ref()
+            .is_some_and(|s| s.value.as_deref() == Ok("maildir"));
+        let admin = m.get_ref().source_admin.is_some() || maildir;
         let accounts = m.get_ref().accounts.as_deref().unwrap_or(&[]);
         accounts
             .iter()
             .filter_map(|a| self.account(a, admin))
             .collect()
+    }
+
+    /// `[migrate] source = "server" | "maildir"`; a Maildir source needs `[mta] maildir`.
+    fn migrate_source(&mut self, raw: &RawSite) -> Option<MigrateSource> {
+        let Some(field) = raw.migrate.as_ref().map(|m| &m.get_ref().source) else {
+            return Some(MigrateSource::Server);
+        };
+        let text = self.get(field, "source");
+        if text.is_none() {
+            return Some(MigrateSource::Server);
+        }
+        let source = self.parsed(field, "source", text, |t| match t.as_str() {
+            "server" => Ok(MigrateSource::Server),
+            "maildir" => Ok(MigrateSource::Maildir),
+            _ => Err(format!("{t:?} is not one of server, maildir")),
+        })?;
+        let has_maildir = raw
+            .mta
+            .as_ref()
+            .is_some_and(|m| m.get_ref().maildir.is_some());
+        if source == MigrateSource::Maildir && !has_maildir {
+            if let Some(f) = field {
+                self.problem(
+                    f.span.clone(),
+                    "source = \"maildir\" reads the Maildirs under [mta] maildir, which is not set",
+                );
+            }
+            return None;
+        }
+        Some(source)
     }
 
     /// `source_admin` / `dest_admin = { user, password_file, login }`.

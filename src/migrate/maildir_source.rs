@@ -136,6 +136,10 @@ async fn one_folder(
     let mut send_bytes = 0u64;
     for (i, l) in listed.iter().enumerate() {
         let i = i as u32;
+        // --unseen: as IMAP's UNSEEN, what a client has not read (no S in the info).
+        if ctx.opts.unseen && maildir::flags(&l.file_name).iter().any(|f| f == "\\Seen") {
+            continue;
+        }
         match ctx.journal.get(&key(i)).map(|e| e.step) {
             Some(Step::Delivered | Step::Removed) => {
                 report.source_messages += 1;
