@@ -40,6 +40,8 @@ pub struct Job {
     pub flags: Vec<String>,
     pub internal_date: Option<String>,
     pub target: Target,
+    /// The source file's identity (Maildir source), journaled with every step.
+    pub file: Option<String>,
 }
 
 /// What happened to a message.
@@ -114,6 +116,7 @@ async fn worker(
             } else {
                 String::new()
             },
+            file: job.file.clone(),
         };
         let message_id = facts.message_id.clone();
         // Boxed: the delivery future nests the SMTP/IMAP session futures and is large.
@@ -139,6 +142,7 @@ async fn worker(
 struct Facts {
     message_id: Option<String>,
     hash: String,
+    file: Option<String>,
 }
 
 /// One attempt's result.
@@ -444,6 +448,7 @@ impl Ctx {
             message_id: facts.message_id.clone(),
             hash: facts.hash.clone(),
             detail,
+            file: facts.file.clone(),
         }
     }
 }

@@ -302,6 +302,7 @@ async fn send(
                 flags: m.flags,
                 internal_date: Some(m.internal_date),
                 target: target.clone(),
+                file: None,
             };
             if jobs.send(job).await.is_err() {
                 break 'batches;

@@ -60,6 +60,11 @@ pub struct Entry {
     /// Where it went (`smtp`, `lmtp`, `imap:Folder`) or why it was refused.
     #[serde(rename = "d", default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The source file (Maildir source: device, inode, size, mtime): a client that moves the
+    /// message to another folder gives it a new name there but the same file, and this is how
+    /// a later pass knows it was delivered already.
+    #[serde(rename = "file", default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -173,8 +178,9 @@ impl Journal {
         Entry {
             step,
             message_id: old.as_ref().and_then(|e| e.message_id.clone()),
-            hash: old.map(|e| e.hash).unwrap_or_default(),
+            hash: old.as_ref().map(|e| e.hash.clone()).unwrap_or_default(),
             detail: detail.to_owned(),
+            file: old.and_then(|e| e.file),
         }
     }
 
@@ -375,6 +381,7 @@ mod tests {
             message_id: Some("<a@b>".into()),
             hash: "00".into(),
             detail: String::new(),
+            file: None,
         }
     }
 

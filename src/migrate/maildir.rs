@@ -116,6 +116,14 @@ pub struct FileId {
     mtime: (i64, i64),
 }
 
+/// `dev:ino:size:seconds.nanoseconds`, as the journal keeps it.
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (s, ns) = self.mtime;
+        write!(f, "{}:{}:{}:{s}.{ns:09}", self.dev, self.ino, self.size)
+    }
+}
+
 impl FileId {
     fn of(m: &fs::Metadata) -> FileId {
         FileId {

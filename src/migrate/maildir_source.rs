@@ -8,7 +8,7 @@
 //! Dovecot's own files are never touched: posta only reads and unlinks message files in
 //! `new/` and `cur/`, which is what any client's expunge does to a Maildir.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,12 +130,28 @@ async fn one_folder(
             .map(|l| l.base.clone())
             .unwrap_or_default(),
     };
+    // Files delivered under another name: a client moved them here after posta read them
+    // (Dovecot links the same file into the new folder under a new name), so they went
+    // already and are only removed.
+    let delivered_files: HashSet<String> = ctx
+        .journal
+        .snapshot()
+        .into_iter()
+        .filter(|(_, e)| matches!(e.step, Step::Delivered | Step::Removed))
+        .filter_map(|(_, e)| e.file)
+        .collect();
     let mut to_send = Vec::new();
     let mut earlier = Vec::new();
     let mut doubt = Vec::new();
     let mut send_bytes = 0u64;
     for (i, l) in listed.iter().enumerate() {
         let i = i as u32;
+        if ctx.journal.get(&key(i)).is_none() && delivered_files.contains(&l.file.to_string()) {
+            report.source_messages += 1;
+            report.source_bytes += l.size;
+            earlier.push((key(i), i));
+            continue;
+        }
         // --unseen: as IMAP's UNSEEN, what a client has not read (no S in the info).
         if ctx.opts.unseen && maildir::flags(&l.file_name).iter().any(|f| f == "\\Seen") {
             continue;
@@ -301,6 +317,7 @@ async fn send(
                 flags: read.flags,
                 internal_date: Some(read.internal_date),
                 target: target.clone(),
+                file: Some(place.listed[i as usize].file.to_string()),
             };
             if jobs.send(job).await.is_err() {
                 break 'windows;
