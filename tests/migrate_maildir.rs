@@ -462,3 +462,105 @@ fn a_client_flagging_and_moving_mail_during_the_run_gets_every_message_once() {
         scene.dovecot_errors()
     );
 }
+
+/// The journal's unknown outcomes: messages whose last record is `sending` (sent up to the
+/// final dot, no reply recorded), over every journal under `state`.
+fn unknowns(state: &Path) -> usize {
+    let Ok(files) = fs::read_dir(state.join("journal")) else {
+        return 0;
+    };
+    let mut last: HashMap<String, String> = HashMap::new();
+    for file in files.flatten() {
+        let text = fs::read_to_string(file.path()).unwrap_or_default();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let key = format!("{}/{}/{}", v["f"], v["v"], v["id"]);
+            last.insert(key, v["s"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    last.values().filter(|s| *s == "sending").count()
+}
+
+/// posta on mailserver1 with `--to-maildir` and no login there: killed -9 twenty times while
+/// it migrates an IMAP account, then run to the end. Unknown outcomes (killed between the
+/// final dot and the reply) are settled by finding the tracking id in the user's Maildir on
+/// disk, so the last run exits 0 with the source empty, nothing lost and nothing doubled.
+/// Before `--to-maildir` such messages stayed on the source as "outcome unknown" (exit 1).
+#[test]
+fn killed_repeatedly_with_to_maildir_ends_with_the_source_empty() {
+    let scene = Scene::start(1, 1500);
+    let user = &scene.users[0];
+    let pw = scene.dir.path().join("user.pw");
+    fs::write(&pw, format!("{user}-own-secret\n")).unwrap();
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).unwrap();
+    let state = scene.dir.path().join("state");
+    let dest = scene.primary.dovecot.path().join("mail/%u/Maildir");
+    let args: Vec<String> = [
+        "migrate",
+        "--from",
+        &format!("imap://{user}@127.0.0.1:{}", scene.source.imap_port()),
+        "--password-file",
+        &pw.display().to_string(),
+        "--ca-file",
+        &Ca::get().ca_pem().display().to_string(),
+        "--to",
+        &format!("smtp://127.0.0.1:{}", scene.primary.postfix.smtp_port()),
+        "--rcpt",
+        &format!("{user}@example.org"),
+        "--to-maildir",
+        &dest.display().to_string(),
+        "--folder",
+        "INBOX",
+        "--state-dir",
+        &state.display().to_string(),
+        "--connections",
+        "4",
+        "--settle",
+        "45s",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let (mut kills, mut early) = (0, 0);
+    let mut per_kill = Vec::new();
+    while kills < 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut child = posta_command(env!("CARGO_BIN_EXE_posta"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run posta");
+        thread::sleep(Duration::from_millis(100 + x % 600));
+        if child.try_wait().unwrap().is_some() {
+            early += 1;
+            assert!(
+                early < 3,
+                "runs finish before they can be killed; seed more"
+            );
+            continue;
+        }
+        child.kill().expect("SIGKILL posta");
+        child.wait().unwrap();
+        kills += 1;
+        per_kill.push(unknowns(&state));
+    }
+    eprintln!("unknown outcomes in the journal after each of {kills} kills: {per_kill:?}");
+    let run = posta(&args, &scene.dir.path().join("final.log"));
+    assert_eq!(run.code, 0, "after {kills} kills: {run:?}");
+    assert_eq!(run.json()["ok"], true, "{run:?}");
+    let inbox = &scene.seeded[&(user.clone(), None)];
+    let stored = scene.await_dest(user, inbox.len());
+    assert_exactly_once(inbox, &stored);
+    assert!(
+        scene.source.messages(user, None).is_empty(),
+        "source INBOX not emptied after {kills} kills"
+    );
+    assert_eq!(unknowns(&state), 0, "unknown outcomes left in the journal");
+}

@@ -522,7 +522,8 @@ impl Tally {
     /// After a send round: the unknown outcomes so far (`doubt` plus this round's) are looked
     /// for at mailserver1, waiting up to `settle`; found ones are booked as delivered. Returns
     /// the source handles to send again; empty when there is nothing (more) to do. In the last
-    /// round, or without a destination IMAP login, what is still unknown is reported as left.
+    /// round, or without a read-back path (IMAP login or local Maildir), what is still unknown
+    /// is reported as left.
     pub async fn settle(
         &mut self,
         ctx: &Ctx,
@@ -534,7 +535,7 @@ impl Tally {
         if doubt.is_empty() {
             return Vec::new();
         }
-        if ctx.account.dest_imap.is_none() || last_round {
+        if super::verify::ReadBack::of(&ctx.account).is_none() || last_round {
             super::verify::leave_unknown(ctx, report, std::mem::take(doubt));
             return Vec::new();
         }

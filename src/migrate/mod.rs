@@ -123,7 +123,7 @@ impl Ctx {
 
     /// Whether this run reads mailserver1 back at the end.
     pub fn will_verify(&self) -> bool {
-        self.opts.verify && !self.opts.dry_run && self.account.dest_imap.is_some()
+        self.opts.verify && !self.opts.dry_run && verify::ReadBack::of(&self.account).is_some()
     }
 
     /// What a folder's messages go to, for the report.
