@@ -564,3 +564,60 @@ fn killed_repeatedly_with_to_maildir_ends_with_the_source_empty() {
     );
     assert_eq!(unknowns(&state), 0, "unknown outcomes left in the journal");
 }
+
+/// The ad hoc form: `--from maildir:ROOT/%u --user NAME`, no password, INBOX by SMTP with
+/// `--rcpt`. `%u` without `--user`, or a password for a Maildir, is a usage error (exit 2)
+/// that touches nothing.
+#[test]
+fn an_ad_hoc_maildir_source_needs_only_the_user() {
+    let scene = Scene::start(1, 5);
+    let user = &scene.users[0];
+    let from = format!("maildir:{}/%u", scene.root.display());
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "migrate",
+            "--from",
+            &from,
+            "--to",
+            &format!("smtp://127.0.0.1:{}", scene.primary.postfix.smtp_port()),
+            "--rcpt",
+            &format!("{user}@example.org"),
+            "--folder",
+            "INBOX",
+            "--ca-file",
+            &Ca::get().ca_pem().display().to_string(),
+            "--state-dir",
+            &scene.dir.path().join("state").display().to_string(),
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let no_user = posta(&base(&[]), &scene.dir.path().join("no-user.log"));
+    assert_eq!(no_user.code, 2, "{no_user:?}");
+    assert!(no_user.stderr.contains("needs --user"), "{no_user:?}");
+    let pw = scene.dir.path().join("dest-admin.pw").display().to_string();
+    let with_pw = posta(
+        &base(&["--user", user, "--password-file", &pw]),
+        &scene.dir.path().join("with-pw.log"),
+    );
+    assert_eq!(with_pw.code, 2, "{with_pw:?}");
+    assert_eq!(scene.source.messages(user, None).len(), 5);
+
+    let run = posta(&base(&["--user", user]), &scene.dir.path().join("run.log"));
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = run.json();
+    assert_eq!(
+        report["accounts"][0]["source"],
+        format!("maildir-{user}@{}/{user}", scene.root.display()),
+        "{run:?}"
+    );
+    let inbox = &scene.seeded[&(user.clone(), None)];
+    assert_exactly_once(inbox, &scene.await_dest(user, inbox.len()));
+    assert!(scene.source.messages(user, None).is_empty());
+    // The folders were not asked for and stay.
+    assert_eq!(scene.source.messages(user, Some(FOLDERS[0])).len(), 5);
+}

@@ -413,6 +413,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_local_scan_finds_tracking_ids_in_every_folder_once_per_file() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        for d in ["", ".Archive"] {
+            for sub in ["tmp", "new", "cur"] {
+                std::fs::create_dir_all(root.join(d).join(sub)).unwrap();
+            }
+        }
+        let m = |id: &str| {
+            format!(
+                "Return-Path: <a@b>\nDelivered-To: a@b\nReceived: from x\n\tby y with local \
+                 (posta-0.1.0 account a folder INBOX uid 1.a id {id})\n\t; date\n\nbody\n"
+            )
+        };
+        std::fs::write(root.join("new/1.a"), m("posta.00aa.01")).unwrap();
+        std::fs::write(root.join(".Archive/cur/2.a:2,S"), m("posta.00aa.02")).unwrap();
+        std::fs::write(root.join("cur/3.a:2,S"), m("posta.00bb.03")).unwrap();
+        // A delivery in progress is not there yet.
+        std::fs::write(root.join("tmp/4.a"), m("posta.00aa.04")).unwrap();
+        let mut scan = LocalScan::new(root, "posta.00aa", true);
+        scan.scan().unwrap();
+        let mut ids: Vec<&String> = scan.seen.keys().collect();
+        ids.sort();
+        assert_eq!(ids, ["posta.00aa.01", "posta.00aa.02"]);
+        assert_eq!(
+            scan.seen["posta.00aa.01"][0].hash,
+            message::body_hash(b"x\r\n\r\nbody\r\n")
+        );
+        // Renamed for flags: the same file, not a second copy.
+        std::fs::rename(root.join("new/1.a"), root.join("cur/1.a:2,S")).unwrap();
+        std::fs::rename(root.join("tmp/4.a"), root.join("new/4.a")).unwrap();
+        scan.scan().unwrap();
+        assert_eq!(scan.seen["posta.00aa.01"].len(), 1);
+        assert!(scan.seen.contains_key("posta.00aa.04"));
+        // No Maildir yet: nothing stored, not an error.
+        let mut none = LocalScan::new(&root.join("absent"), "posta.00aa", false);
+        none.scan().unwrap();
+        assert!(none.seen.is_empty());
+    }
+
+    #[test]
     fn finds_the_tracking_id_in_the_trace_header() {
         let m = b"Return-Path: <a@b>\r\nReceived: from x\r\n\tby y with IMAP (posta-0.1.0 account a \
 folder INBOX uid 1/2 id posta.00aa.0123456789abcdef)\r\n\tfor <a@b> (single-drop); date\r\n\r\nid posta.00aa.ffff\r\n";
