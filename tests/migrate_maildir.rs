@@ -385,11 +385,12 @@ fn a_maildir_source_migrates_every_folder_with_flags_and_no_password() {
 
 /// Ten users. While posta migrates, each user's mail client flags messages and MOVEs some
 /// between INBOX and a folder in the same Maildirs, through mailserver2's Dovecot. A message
-/// renamed for its flags or moved to `cur/` is found again by its unique name; one moved to another folder (Dovecot links it there under a new name) is
-/// known by its file, kept in the journal, and removed there once delivered instead of being
-/// sent again (before that fix the test found a message twice at mailserver1). After the
-/// client stops, a second run takes what the moves hid from the first. Every message is at
-/// mailserver1 exactly once and Dovecot logged no error.
+/// renamed for its flags or moved to `cur/` is found again by its unique name; one moved to
+/// another folder (Dovecot links it there under a new name) is known by its file, kept in the
+/// journal, and removed there once delivered instead of being sent again (before that fix the
+/// test found a message twice at mailserver1). After the client stops, a second run takes what
+/// the moves hid from the first. Every message is at mailserver1 exactly once and Dovecot
+/// logged no error.
 #[test]
 fn a_client_flagging_and_moving_mail_during_the_run_gets_every_message_once() {
     let scene = Scene::start(10, 30);
