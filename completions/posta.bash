@@ -181,9 +181,6 @@ _posta() {
             posta__subcmd__help__subcmd__keepalived,config)
                 cmd="posta__subcmd__help__subcmd__keepalived__subcmd__config"
                 ;;
-            posta__subcmd__help__subcmd__keepalived,fifo)
-                cmd="posta__subcmd__help__subcmd__keepalived__subcmd__fifo"
-                ;;
             posta__subcmd__help__subcmd__keepalived,notify)
                 cmd="posta__subcmd__help__subcmd__keepalived__subcmd__notify"
                 ;;
@@ -229,9 +226,6 @@ _posta() {
             posta__subcmd__keepalived,config)
                 cmd="posta__subcmd__keepalived__subcmd__config"
                 ;;
-            posta__subcmd__keepalived,fifo)
-                cmd="posta__subcmd__keepalived__subcmd__fifo"
-                ;;
             posta__subcmd__keepalived,help)
                 cmd="posta__subcmd__keepalived__subcmd__help"
                 ;;
@@ -240,9 +234,6 @@ _posta() {
                 ;;
             posta__subcmd__keepalived__subcmd__help,config)
                 cmd="posta__subcmd__keepalived__subcmd__help__subcmd__config"
-                ;;
-            posta__subcmd__keepalived__subcmd__help,fifo)
-                cmd="posta__subcmd__keepalived__subcmd__help__subcmd__fifo"
                 ;;
             posta__subcmd__keepalived__subcmd__help,help)
                 cmd="posta__subcmd__keepalived__subcmd__help__subcmd__help"
@@ -1213,7 +1204,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help__subcmd__keepalived)
-            opts="config fifo notify"
+            opts="config notify"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1227,20 +1218,6 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help__subcmd__keepalived__subcmd__config)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        posta__subcmd__help__subcmd__keepalived__subcmd__fifo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1549,7 +1526,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__keepalived)
-            opts="-c -v -h -V --config --log-format --verbose --help --version config fifo notify help"
+            opts="-c -v -h -V --config --log-format --verbose --help --version config notify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1575,7 +1552,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__keepalived__subcmd__config)
-            opts="-c -v -h -V --role --router-id --fifo --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --role --router-id --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1587,40 +1564,6 @@ _posta() {
                     ;;
                 --router-id)
                     COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --fifo)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --log-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        posta__subcmd__keepalived__subcmd__fifo)
-            opts="-c -v -h -V --role --config --log-format --verbose --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --role)
-                    COMPREPLY=($(compgen -W "primary backup" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1643,7 +1586,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__keepalived__subcmd__help)
-            opts="config fifo notify help"
+            opts="config notify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1657,20 +1600,6 @@ _posta() {
             return 0
             ;;
         posta__subcmd__keepalived__subcmd__help__subcmd__config)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        posta__subcmd__keepalived__subcmd__help__subcmd__fifo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1743,13 +1672,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__migrate)
-            opts="-c -v -h -V --from --password-file --to --rcpt --to-imap --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --json --state-dir --ca-file --insecure --connections --parallel --retry-for --settle --timeout --no-verify --unknown --helo --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --from --user --password-file --to --rcpt --to-imap --to-maildir --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --json --state-dir --ca-file --insecure --connections --parallel --retry-for --settle --timeout --no-verify --helo --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1766,6 +1699,10 @@ _posta() {
                     return 0
                     ;;
                 --to-imap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-maildir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1827,10 +1764,6 @@ _posta() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --unknown)
-                    COMPREPLY=($(compgen -W "keep resend" -- "${cur}"))
                     return 0
                     ;;
                 --helo)

@@ -6,13 +6,15 @@
 //! The check is batched: [`Presence`] keeps one session per destination folder and reads only
 //! the headers of the messages that arrived since its last look (`UID n:*` with posta's
 //! tracking tag), so a window of delivered messages costs one search and one header fetch, not
-//! a round trip each.
+//! a round trip each. When posta runs on mailserver1 (`--to-maildir`) it reads the user's
+//! Maildir instead, each new file's header once.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::Ctx;
-use super::verify::tracking_id_in;
+use super::plan::DestImap;
+use super::verify::{LocalScan, ReadBack, VerifyError, tracking_id_in};
 use crate::client::imap::{ImapClient, ImapError};
 
 const POLL: Duration = Duration::from_millis(500);
@@ -26,6 +28,8 @@ pub struct Presence {
     /// UIDVALIDITY and the highest UID already read: later looks read only newer messages.
     validity: u32,
     last_uid: u32,
+    /// The local Maildir read so far (`--to-maildir`).
+    local: Option<LocalScan>,
     seen: HashSet<String>,
 }
 
@@ -36,6 +40,7 @@ impl Presence {
             client: None,
             validity: 0,
             last_uid: 0,
+            local: None,
             seen: HashSet::new(),
         }
     }
@@ -48,7 +53,7 @@ impl Presence {
         ctx: &Ctx,
         ids: &[String],
         wait: Duration,
-    ) -> Result<HashSet<String>, ImapError> {
+    ) -> Result<HashSet<String>, VerifyError> {
         let deadline = Instant::now() + wait;
         loop {
             if let Err(e) = self.look(ctx).await {
@@ -70,11 +75,28 @@ impl Presence {
     }
 
     /// Reads the tracking ids of the messages that arrived since the last look.
-    async fn look(&mut self, ctx: &Ctx) -> Result<(), ImapError> {
+    async fn look(&mut self, ctx: &Ctx) -> Result<(), VerifyError> {
+        match ReadBack::of(&ctx.account) {
+            None => Ok(()),
+            Some(ReadBack::Imap(dest)) => Ok(self.look_imap(ctx, dest).await?),
+            Some(ReadBack::LocalMaildir(dir)) => {
+                // The whole Maildir, as the local read-back looks: mailserver1's filters may
+                // have filed the message in any folder.
+                let scan = match self.local.take() {
+                    Some(scan) => scan,
+                    None => LocalScan::new(dir, &ctx.tag, false),
+                };
+                let scan = scan.rescan().await?;
+                self.seen.extend(scan.ids().cloned());
+                self.local = Some(scan);
+                Ok(())
+            }
+        }
+    }
+
+    /// The IMAP look: only the messages with a UID above the last one read.
+    async fn look_imap(&mut self, ctx: &Ctx, dest: &DestImap) -> Result<(), ImapError> {
         if self.client.is_none() {
-            let Some(dest) = &ctx.account.dest_imap else {
-                return Ok(());
-            };
             self.client = Some(dest.open().await?);
         }
         let Some(c) = self.client.as_mut() else {
