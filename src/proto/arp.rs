@@ -129,13 +129,19 @@ impl Arp {
 /// same address means another host wants it right now (a second backup taking over), which we
 /// also treat as taken. Our own frames never count: `own` is our interface's MAC.
 pub fn conflict(arp: &Arp, address: Ipv4Addr, own: Mac) -> Option<Mac> {
-    if arp.sender_mac == own {
-        return None;
-    }
-    let holds = arp.sender_ip == address;
-    let probes =
-        arp.op == Op::Request && arp.sender_ip == Ipv4Addr::UNSPECIFIED && arp.target_ip == address;
-    (holds || probes).then_some(arp.sender_mac)
+    let probes = arp.sender_mac != own
+        && arp.op == Op::Request
+        && arp.sender_ip == Ipv4Addr::UNSPECIFIED
+        && arp.target_ip == address;
+    holder(arp, address, own).or(probes.then_some(arp.sender_mac))
+}
+
+/// Who, if anyone, this frame shows holding `address`: a request or reply from another MAC
+/// whose sender IP is the address (an answer to a probe, or an announcement). Unlike
+/// [`conflict`], another host's probe for the address is not a holder: two hosts asking "who
+/// holds it?" at once must not count each other.
+pub fn holder(arp: &Arp, address: Ipv4Addr, own: Mac) -> Option<Mac> {
+    (arp.sender_mac != own && arp.sender_ip == address).then_some(arp.sender_mac)
 }
 
 #[cfg(test)]
@@ -219,6 +225,11 @@ mod tests {
         assert_eq!(conflict(&garp, VIP, OWN), Some(OTHER));
         let their_probe = Arp::probe(OTHER, VIP);
         assert_eq!(conflict(&their_probe, VIP, OWN), Some(OTHER));
+        // Counting holders: the answer and the announcement hold it, a second prober does not.
+        assert_eq!(holder(&reply, VIP, OWN), Some(OTHER));
+        assert_eq!(holder(&garp, VIP, OWN), Some(OTHER));
+        assert_eq!(holder(&their_probe, VIP, OWN), None);
+        assert_eq!(holder(&reply, VIP, OTHER), None, "our own answer");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 mod announce;
 mod error;
+pub mod holders;
 mod link;
 mod netlink;
 mod probe;
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use crate::proto::ether::Mac;
 pub use announce::Announcement;
 pub use error::VipError;
+pub use holders::{Holders, Who, holders};
 
 /// Longest interface name Linux accepts (IFNAMSIZ - 1); labels share the limit.
 const MAX_NAME: usize = 15;
@@ -262,6 +264,13 @@ pub enum Change {
 /// Our own frames are ignored. Needs CAP_NET_RAW.
 pub async fn probe(vip: &Vip, settings: &ProbeSettings) -> Result<ProbeOutcome, VipError> {
     probe::probe(vip, settings).await
+}
+
+/// Every other host's MAC that answers for the address during the whole probe window, each
+/// once: unlike [`probe`], the first answer does not end it, and another host merely probing
+/// does not count. Our own frames are ignored. Needs CAP_NET_RAW.
+pub async fn answering(vip: &Vip, settings: &ProbeSettings) -> Result<Vec<Mac>, VipError> {
+    probe::answering(vip, settings).await
 }
 
 /// Whether the address is configured on the interface with this prefix and usable (for IPv6: not
