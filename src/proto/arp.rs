@@ -62,6 +62,17 @@ impl Arp {
         }
     }
 
+    /// An ordinary request, "who has `address`? tell `sender`" (what `arping` without `-D`
+    /// sends): the holder answers as it does to a probe, but no host probing for the address
+    /// at the same time mistakes it for a rival probe (RFC 5227 §2.1.1 makes a probe from
+    /// another host a conflict; a request from a real sender address is not one).
+    pub fn request(own: Mac, sender: Ipv4Addr, address: Ipv4Addr) -> Arp {
+        Arp {
+            sender_ip: sender,
+            ..Arp::probe(own, address)
+        }
+    }
+
     /// A gratuitous ARP announcing that `address` is at `own` (RFC 5227 §2.3): sender IP and target
     /// IP are both the address. Linux counts a *reply* as gratuitous only when its target MAC
     /// equals its sender MAC (`arp_is_garp` in net/ipv4/arp.c), so a reply carries our MAC there
@@ -230,6 +241,10 @@ mod tests {
         assert_eq!(holder(&garp, VIP, OWN), Some(OTHER));
         assert_eq!(holder(&their_probe, VIP, OWN), None);
         assert_eq!(holder(&reply, VIP, OTHER), None, "our own answer");
+        // Asking from a real address is not a rival probe for a host taking the address.
+        let asking = Arp::request(OTHER, Ipv4Addr::new(10, 77, 1, 12), VIP);
+        assert_eq!(conflict(&asking, VIP, OWN), None);
+        assert_eq!(asking.target_ip, VIP);
     }
 
     #[test]

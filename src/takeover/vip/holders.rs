@@ -1,11 +1,13 @@
 //! Who answers for the virtual IP right now, seen from this host: the truth `posta status` and
 //! the watch report, whatever the state file recorded.
 //!
-//! One RFC 5227 probe (sender IP 0.0.0.0) listened to for its whole window, every answering
-//! MAC counted (a first-answer probe would hide a duplicate), plus this host's own netlink
-//! view: its own kernel never answers its own probe. mailserver1 is recognised by its MAC,
-//! learned with the same probe sent to mailserver1's own address (the one that stays with it
-//! when the VIP moves).
+//! One request with the RFC 5227 probe's timing, listened to for its whole window, every
+//! answering MAC counted (a first-answer probe would hide a duplicate), plus this host's own
+//! netlink view: its own kernel never answers its own request. For IPv4 it is asked from this
+//! host's own address, not 0.0.0.0, so that a takeover probing at the same moment on another
+//! host does not see a rival probe (see [`super::answering`]). mailserver1 is recognised by
+//! its MAC, learned with the same request sent to mailserver1's own address (the one that stays
+//! with it when the VIP moves).
 
 use std::net::IpAddr;
 

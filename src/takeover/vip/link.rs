@@ -5,6 +5,7 @@
 //! socket keeps its namespace wherever the task using it later runs.
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,16 @@ pub(super) fn lookup(interface: &str) -> Result<Link, VipError> {
         mac: Mac(mac),
         address,
     })
+}
+
+/// An IPv4 address of `interface` other than `not`: the sender address for asking who holds
+/// `not` without probing for it. `None` when it has no other (or the list cannot be read).
+pub(super) fn other_ipv4(interface: &str, not: Ipv4Addr) -> Option<Ipv4Addr> {
+    nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter(|entry| entry.interface_name == interface)
+        .filter_map(|entry| entry.address?.as_sockaddr_in().map(|a| a.ip()))
+        .find(|ip| *ip != not)
 }
 
 /// The index of `interface`, which need not be Ethernet for address changes.

@@ -268,7 +268,11 @@ pub async fn probe(vip: &Vip, settings: &ProbeSettings) -> Result<ProbeOutcome, 
 
 /// Every other host's MAC that answers for the address during the whole probe window, each
 /// once: unlike [`probe`], the first answer does not end it, and another host merely probing
-/// does not count. Our own frames are ignored. Needs CAP_NET_RAW.
+/// does not count. For IPv4 the question is an ordinary ARP request from another address of
+/// the interface when it has one (sender 0.0.0.0 otherwise): asked every round by the watch,
+/// an RFC 5227 probe would look like a rival to a takeover probing at the same moment. IPv6
+/// asks with a duplicate address detection probe. Our own frames are ignored. Needs
+/// CAP_NET_RAW.
 pub async fn answering(vip: &Vip, settings: &ProbeSettings) -> Result<Vec<Mac>, VipError> {
     probe::answering(vip, settings).await
 }

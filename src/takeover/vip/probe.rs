@@ -46,10 +46,20 @@ async fn run(vip: &Vip, settings: &ProbeSettings, mode: Listen) -> Result<Vec<Ma
         return Ok(Vec::new());
     }
     let (ethertype, frame) = match vip.address {
-        IpAddr::V4(ip) => (
-            ETHERTYPE_ARP,
-            arp::Arp::probe(link.mac, ip).to_frame(Mac::BROADCAST),
-        ),
+        IpAddr::V4(ip) => {
+            // Counting holders asks from this host's own address when it has one: the watch
+            // asks every round, and an RFC 5227 probe (sender 0.0.0.0) would make a takeover
+            // or reclaim probing at the same moment on another host see a rival and refuse.
+            let sender = match mode {
+                Listen::EveryHolder => link::other_ipv4(&vip.interface, ip),
+                Listen::FirstConflict => None,
+            };
+            let arp = match sender {
+                Some(sender) => arp::Arp::request(link.mac, sender, ip),
+                None => arp::Arp::probe(link.mac, ip),
+            };
+            (ETHERTYPE_ARP, arp.to_frame(Mac::BROADCAST))
+        }
         IpAddr::V6(ip) => (ETHERTYPE_IPV6, ndp::dad_probe(link.mac, ip)),
     };
     // Opened here, in the caller's network namespace; the blocking thread inherits none.
