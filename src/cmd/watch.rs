@@ -167,10 +167,13 @@ fn plan(path: &Path, witness_only: bool) -> Result<Plan, String> {
         sweep_interval: site.watch.sweep_interval,
         maildir: site.mta.as_ref().and_then(|m| m.maildir.clone()),
         witness_only,
-        vip: super::takeover::site_vip(&site)?.map(|vip| VipWatch {
-            vip,
-            mailserver1: site.primary.probe_target(),
-            rightful: config::this_host(&site) == Some(config::Role::Primary),
-        }),
+        // A witness off the VIP's LAN cannot see who answers there.
+        vip: super::takeover::site_vip(&site)?
+            .filter(|vip| !witness_only || crate::takeover::vip::on_link(vip))
+            .map(|vip| VipWatch {
+                vip,
+                mailserver1: site.primary.probe_target(),
+                rightful: config::this_host(&site) == Some(config::Role::Primary),
+            }),
     })
 }

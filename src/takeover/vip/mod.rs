@@ -305,6 +305,16 @@ pub async fn announce(vip: &Vip, settings: &AnnounceSettings) -> Result<Announce
     announce::announce(vip, settings).await
 }
 
+/// Whether this host is on the VIP's LAN: an IPv4 VIP's interface has another address in its
+/// subnet (IPv6: the interface exists). A witness elsewhere would hear nobody answer and
+/// report it as if clients did too.
+pub fn on_link(vip: &Vip) -> bool {
+    match vip.address {
+        IpAddr::V4(ip) => link::other_ipv4(&vip.interface, ip, vip.prefix).is_some(),
+        IpAddr::V6(_) => link::index(&vip.interface).is_ok(),
+    }
+}
+
 /// The MAC address of an Ethernet interface in this network namespace.
 pub fn interface_mac(interface: &str) -> Result<Mac, VipError> {
     Ok(link::lookup(interface)?.mac)

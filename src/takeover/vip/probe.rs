@@ -51,7 +51,7 @@ async fn run(vip: &Vip, settings: &ProbeSettings, mode: Listen) -> Result<Vec<Ma
             // asks every round, and an RFC 5227 probe (sender 0.0.0.0) would make a takeover
             // or reclaim probing at the same moment on another host see a rival and refuse.
             let sender = match mode {
-                Listen::EveryHolder => link::other_ipv4(&vip.interface, ip),
+                Listen::EveryHolder => link::other_ipv4(&vip.interface, ip, vip.prefix),
                 Listen::FirstConflict => None,
             };
             let arp = match sender {
