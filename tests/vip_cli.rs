@@ -186,7 +186,8 @@ fn a_takeover_in_a_duplicate_is_refused() {
     let s2 = s2.to_str().unwrap();
     let address = format!("{}/24", lan.vip4);
     for host in [&lan.ms1, &lan.ms2] {
-        host.ns.ip(&["addr", "add", &address, "dev", Host::INTERFACE]);
+        host.ns
+            .ip(&["addr", "add", &address, "dev", Host::INTERFACE]);
     }
     let run = posta(&lan.ms2, &vip_args("takeover", &address, s2, &[]));
     assert_eq!(run.code, 1, "{run:?}");

@@ -222,7 +222,7 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
     }
     if state.holdings.is_empty() {
         out.push_str(&format!(
-            "no takeover recorded in {}: mailserver1 holds its own address and record\n",
+            "no takeover recorded in {}: mailserver1 should hold its own address and record\n",
             path.display()
         ));
     }
@@ -275,6 +275,28 @@ mod tests {
         assert_eq!(holding_line(&vip).lines().count(), 1);
     }
     use crate::watch::snapshot::Snapshot;
+
+    #[test]
+    fn who_answers_is_said_with_this_hosts_role_or_why_it_is_unknown() {
+        use crate::config::Role;
+        use crate::takeover::vip::{Holders, Mac};
+        let here = Holders::new(
+            "10.0.0.100".parse().unwrap(),
+            Mac([2, 0, 0, 0, 0, 0x12]),
+            true,
+            &[],
+            None,
+        );
+        assert_eq!(
+            super::holders_line(&Ok(here), Some(Role::Backup)),
+            "answering now (ARP probe): this host answers for 10.0.0.100 (02:00:00:00:00:12); \
+             this host is mailserver2\n"
+        );
+        assert_eq!(
+            super::holders_line(&Err("interface eth9 not found".into()), None),
+            "answering now: unknown, the ARP probe failed: interface eth9 not found\n"
+        );
+    }
 
     #[test]
     fn a_stopped_watch_is_not_said_to_be_healthy() {
