@@ -463,6 +463,10 @@ pub struct DnsArgs {
 
 /// Show who holds mailserver1's address or record, and the recent takeovers and failbacks.
 ///
+/// For a virtual IP, also who answers for it now, from an ARP probe that counts every host
+/// answering (needs CAP_NET_RAW): nobody, this host, mailserver1 (by the MAC its own address
+/// answers with), another host, or both (a duplicate address).
+///
 /// With a watch daemon, its state, probes and last sweep. With the site's [mta] maildir or
 /// queue, what waits on this host for mailserver1: messages, bytes and the oldest's age
 /// (counted now; at most 100,000 files per place, then "≥").

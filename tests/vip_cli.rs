@@ -173,3 +173,26 @@ fn bad_vip_arguments_are_usage_errors() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("nope0"), "{run:?}");
 }
+
+/// mailserver2 that already has the address while mailserver1 answers for it too is in a
+/// duplicate, not "already in effect": the takeover fails naming mailserver1's MAC and says
+/// which host must give it up. It used to print "already holds the address" and exit 0.
+#[test]
+fn a_takeover_in_a_duplicate_is_refused() {
+    let lan = Lan::new();
+    let _g2 = lan.ms2.greeter();
+    let dir = tempfile::tempdir().unwrap();
+    let s2 = dir.path().join("ms2.json");
+    let s2 = s2.to_str().unwrap();
+    let address = format!("{}/24", lan.vip4);
+    for host in [&lan.ms1, &lan.ms2] {
+        host.ns
+            .ip(&["addr", "add", &address, "dev", Host::INTERFACE]);
+    }
+    let run = posta(&lan.ms2, &vip_args("takeover", &address, s2, &[]));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("a duplicate"), "{run:?}");
+    assert!(run.stdout.contains(&lan.ms1.mac), "{run:?}");
+    assert!(run.stdout.contains("posta failback"), "{run:?}");
+    assert!(!Path::new(s2).exists(), "a refused takeover was recorded");
+}

@@ -551,3 +551,221 @@ state_file = "{d}/watch.json"
         "{down}"
     );
 }
+
+/// Puts the virtual IP on `host`, as mailserver1's own configuration (or an operator) does.
+fn add_vip(lan: &Lan, host: &Host) {
+    host.ns.ip(&[
+        "addr",
+        "add",
+        &format!("{}/24", lan.vip4),
+        "dev",
+        Host::INTERFACE,
+    ]);
+}
+
+/// `posta status` on `host`, as JSON and as the table.
+fn status(host: &Host, site: &Path, dir: &Path) -> (Value, String) {
+    let none = dir.join("no-watch.json");
+    let args = |json: bool| {
+        let mut a = vec![
+            "--config",
+            site.to_str().unwrap(),
+            "status",
+            "--watch-state-file",
+            none.to_str().unwrap(),
+        ];
+        if json {
+            a.push("--json");
+        }
+        run(host, &a)
+    };
+    let (json, table) = (args(true), args(false));
+    assert!(json.status.success(), "{json:?}");
+    assert!(table.status.success(), "{table:?}");
+    (
+        serde_json::from_slice(&json.stdout).unwrap(),
+        String::from_utf8_lossy(&table.stdout).into_owned(),
+    )
+}
+
+/// `GET path` from inside `host`'s namespace; the response's body.
+fn http_get(host: &Host, addr: &str, path: &str) -> String {
+    let (addr, request) = (
+        addr.parse::<std::net::SocketAddr>().unwrap(),
+        format!("GET {path} HTTP/1.0\r\n\r\n"),
+    );
+    host.ns.run(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.split_once("\r\n\r\n").unwrap().1.to_string()
+    })
+}
+
+/// Waits until the watch's log contains `needle`; the log.
+fn wait_log(watch: &Watch, needle: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let log = fs::read_to_string(&watch.log).unwrap_or_default();
+        if log.contains(needle) {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the log:\n{log}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Who answers for the VIP, from an ARP probe that counts every answer: `posta status` used to
+/// say "held by mailserver1" from the state file when nobody held it, and said nothing while
+/// both hosts did. Now status names nobody, mailserver1 (by the MAC its own address answers
+/// with) and both; a witness, which never acts, shows the duplicate in /metrics; and
+/// mailserver2's watch gives the address up to mailserver1, its rightful owner (RFC 5227 §2.4),
+/// saying so once.
+#[test]
+fn status_and_metrics_name_who_answers_for_the_vip_and_the_backup_yields_a_duplicate() {
+    let lan = Lan::new();
+    let _g1 = lan.ms1.greeter();
+    let _g2 = lan.ms2.greeter();
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(&lan, dir.path(), "1h", "");
+
+    let (s, table) = status(&lan.ms2, &site, dir.path());
+    assert_eq!(s["vip_holders"]["who"], "nobody", "{s}");
+    assert_eq!(s["vip_holders"]["count"], 0, "{s}");
+    assert!(table.contains("nobody answers for"), "{table}");
+
+    add_vip(&lan, &lan.ms1);
+    for host in [&lan.ms2, &lan.client] {
+        let (s, table) = status(host, &site, dir.path());
+        assert_eq!(s["vip_holders"]["who"], "mailserver1", "{}: {s}", host.role);
+        assert_eq!(s["vip_holders"]["mailserver1_mac"], lan.ms1.mac.as_str());
+        assert!(table.contains("mailserver1 answers for"), "{table}");
+    }
+
+    add_vip(&lan, &lan.ms2);
+    for host in [&lan.ms2, &lan.client] {
+        let (s, table) = status(host, &site, dir.path());
+        assert_eq!(s["vip_holders"]["who"], "both", "{}: {s}", host.role);
+        assert_eq!(s["vip_holders"]["count"], 2, "{s}");
+        assert!(table.contains("BOTH: 2 hosts answer for"), "{table}");
+    }
+    let (s, table) = status(&lan.ms2, &site, dir.path());
+    assert_eq!(s["vip_holders"]["this_host"], true, "{s}");
+    assert_eq!(s["vip_holders"]["others"][0], lan.ms1.mac.as_str(), "{s}");
+    assert!(table.contains("this host is mailserver2"), "{table}");
+
+    let listen = format!("{}:9725", lan.client.ipv4);
+    let witness = Watch::start(
+        &lan.client,
+        &site,
+        dir.path(),
+        &["--witness", "--listen", &listen],
+    );
+    witness.wait("the duplicate", Duration::from_secs(30), |s| {
+        s["vip_holders"]["who"] == "both"
+    });
+    let metrics = http_get(&lan.client, &listen, "/metrics");
+    for line in ["posta_vip_holders 2", "posta_vip_holder{who=\"both\"} 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
+    }
+
+    let watch = Watch::start(&lan.ms2, &site, dir.path(), &[]);
+    watch.wait("the address given up", Duration::from_secs(30), |s| {
+        s["vip_holders"]["who"] == "mailserver1"
+    });
+    assert!(!holds_vip(&lan, &lan.ms2), "mailserver2 still holds it");
+    assert!(holds_vip(&lan, &lan.ms1), "mailserver1 keeps it");
+    let log = wait_log(&watch, "gave the address up", Duration::from_secs(10));
+    let error = log
+        .lines()
+        .find(|l| l.contains("BOTH: 2 hosts answer"))
+        .unwrap_or_else(|| panic!("the duplicate was not logged:\n{log}"));
+    assert!(error.contains("ERROR"), "{error}");
+    assert!(error.contains("gives it up (RFC 5227 §2.4)"), "{error}");
+    witness.wait("mailserver1 alone", Duration::from_secs(30), |s| {
+        s["vip_holders"]["who"] == "mailserver1"
+    });
+    let metrics = http_get(&lan.client, &listen, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "posta_vip_holder{who=\"mailserver1\"} 1"),
+        "{metrics}"
+    );
+    // Said once per change, not every round.
+    let log = fs::read_to_string(&watch.log).unwrap();
+    assert_eq!(log.matches("BOTH: 2 hosts answer").count(), 1, "{log}");
+    let (s, _) = status(&lan.ms2, &site, dir.path());
+    assert_eq!(s["vip_holders"]["who"], "mailserver1", "{s}");
+}
+
+/// A takeover never proceeds while mailserver1 still answers for the address (here its mail
+/// service is dead but its host is up): the watch's takeover is refused, naming its MAC. Once
+/// the host is gone the takeover happens and status says this host holds it; when mailserver1
+/// comes back with the address still configured (a reboot), mailserver2 finds the duplicate
+/// and gives the address up at once, not after the rise window (50 rounds here).
+#[test]
+fn no_takeover_while_mailserver1_answers_and_the_backup_yields_when_it_returns() {
+    let lan = Lan::new();
+    let _g2 = lan.ms2.greeter();
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(&lan, dir.path(), "1s", "");
+    let text = fs::read_to_string(&site)
+        .unwrap()
+        .replace("rise = 3", "rise = 50");
+    fs::write(&site, text).unwrap();
+    add_vip(&lan, &lan.ms1);
+    let watch = Watch::start(&lan.ms2, &site, dir.path(), &[]);
+
+    let log = wait_log(
+        &watch,
+        "takeover failed, retrying in",
+        Duration::from_secs(60),
+    );
+    let refused = log
+        .lines()
+        .find(|l| l.contains("takeover failed, retrying in"))
+        .unwrap();
+    assert!(refused.contains(&lan.ms1.mac), "{refused}");
+    assert!(
+        !holds_vip(&lan, &lan.ms2),
+        "taken while mailserver1 answers"
+    );
+    let s = watch.snapshot();
+    assert_eq!(s["state"], "down", "{s}");
+    assert_eq!(s["vip_holders"]["who"], "mailserver1", "{s}");
+
+    lan.ms1.link_down();
+    watch.wait("the takeover", Duration::from_secs(60), |s| {
+        s["state"] == "taken_over"
+    });
+    watch.wait("this host answering", Duration::from_secs(30), |s| {
+        s["vip_holders"]["who"] == "this_host"
+    });
+    let (s, table) = status(&lan.ms2, &site, dir.path());
+    assert_eq!(s["vip_holders"]["who"], "this_host", "{s}");
+    assert!(table.contains("this host is mailserver2"), "{table}");
+
+    let _g1 = lan.ms1.greeter();
+    lan.ms1.link_up();
+    let s = watch.wait("the address given up", Duration::from_secs(60), |s| {
+        s["state"] == "healthy"
+    });
+    let reason = s["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|t| t["to"] == "healthy")
+        .map(|t| t["reason"].to_string())
+        .unwrap();
+    assert!(reason.contains("gave it up"), "{reason}");
+    assert!(!holds_vip(&lan, &lan.ms2));
+    let (s, _) = status(&lan.ms2, &site, dir.path());
+    assert_eq!(s["vip_holders"]["who"], "mailserver1", "{s}");
+}

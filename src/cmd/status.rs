@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::StatusArgs;
+use crate::config::Role;
 use crate::mta::spool::unix_now;
 use crate::takeover::state::State;
+use crate::takeover::vip::{Holders, ProbeSettings};
 use crate::watch::snapshot::Snapshot;
 use crate::watch::waiting::{self, Waiting};
 
@@ -96,7 +98,7 @@ fn holding_line(h: &crate::takeover::state::Holding) -> String {
         _ => "mailserver1",
     };
     let mut line = format!(
-        "{} ({}): held by {who} since {}: {}\n",
+        "{} ({}): recorded as held by {who} since {}: {}\n",
         h.resource, h.mode, h.since, h.value
     );
     if let Some(ttl) = h.original_ttl {
@@ -106,6 +108,29 @@ fn holding_line(h: &crate::takeover::state::Holding) -> String {
         ));
     }
     line
+}
+
+/// Who answers for the VIP now, from this host's ARP probe: the truth, whatever the state file
+/// recorded.
+fn holders_line(h: &Result<Holders, String>, me: Option<Role>) -> String {
+    match h {
+        Ok(h) => {
+            let mut line = format!("answering now (ARP probe): {}", h.describe());
+            if let (true, Some(role)) = (h.this_host, me) {
+                line.push_str(&format!("; this host is {}", role_name(role)));
+            }
+            line + "\n"
+        }
+        Err(e) => format!("answering now: unknown, the ARP probe failed: {e}\n"),
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Primary => "mailserver1",
+        Role::Backup => "mailserver2",
+        Role::Relay => "the relay",
+    }
 }
 
 /// Events shown in the table (the JSON has the whole history).
@@ -136,6 +161,19 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
     } else {
         None
     };
+    let holders = match site.as_ref().map(super::takeover::site_vip) {
+        Some(Ok(Some(vip))) => {
+            let ms1 = site.as_ref().map(|s| s.primary.probe_target());
+            Some(
+                crate::takeover::vip::holders(&vip, &ProbeSettings::default(), ms1)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
+        }
+        Some(Err(e)) => Some(Err(e)),
+        _ => None,
+    };
+    let me = site.as_ref().and_then(crate::config::this_host);
     let state = match State::load(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -155,6 +193,13 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
                 "waiting".into(),
                 serde_json::to_value(&waiting).unwrap_or_default(),
             );
+            if let Some(h) = &holders {
+                let v = match h {
+                    Ok(h) => serde_json::to_value(h).unwrap_or_default(),
+                    Err(e) => serde_json::json!({ "error": e }),
+                };
+                obj.insert("vip_holders".into(), v);
+            }
         }
         match serde_json::to_string_pretty(&both) {
             Ok(j) => print(&format!("{j}\n")),
@@ -172,9 +217,12 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
     if let Some(w) = &waiting {
         out.push_str(&waiting_lines(w, unix_now()));
     }
+    if let Some(h) = &holders {
+        out.push_str(&holders_line(h, me));
+    }
     if state.holdings.is_empty() {
         out.push_str(&format!(
-            "no takeover recorded in {}: mailserver1 holds its own address and record\n",
+            "no takeover recorded in {}: mailserver1 should hold its own address and record\n",
             path.display()
         ));
     }
@@ -227,6 +275,28 @@ mod tests {
         assert_eq!(holding_line(&vip).lines().count(), 1);
     }
     use crate::watch::snapshot::Snapshot;
+
+    #[test]
+    fn who_answers_is_said_with_this_hosts_role_or_why_it_is_unknown() {
+        use crate::config::Role;
+        use crate::takeover::vip::{Holders, Mac};
+        let here = Holders::new(
+            "10.0.0.100".parse().unwrap(),
+            Mac([2, 0, 0, 0, 0, 0x12]),
+            true,
+            &[],
+            None,
+        );
+        assert_eq!(
+            super::holders_line(&Ok(here), Some(Role::Backup)),
+            "answering now (ARP probe): this host answers for 10.0.0.100 (02:00:00:00:00:12); \
+             this host is mailserver2\n"
+        );
+        assert_eq!(
+            super::holders_line(&Err("interface eth9 not found".into()), None),
+            "answering now: unknown, the ARP probe failed: interface eth9 not found\n"
+        );
+    }
 
     #[test]
     fn a_stopped_watch_is_not_said_to_be_healthy() {

@@ -158,6 +158,19 @@ fn default_dns_args() -> DnsArgs {
     }
 }
 
+/// The site's virtual IP when takeover moves one (mode "vip"): what `posta status` and the
+/// watch probe for holders.
+pub fn site_vip(site: &Site) -> Result<Option<Vip>, String> {
+    match (site.takeover, &site.vip) {
+        (crate::config::TakeoverMode::Vip, Some(v)) => {
+            Vip::new(v.address, v.prefix, v.interface.clone(), v.label.clone())
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
+        _ => Ok(None),
+    }
+}
+
 fn vip_job(v: &VipArgs, site: Option<&Site>) -> Result<VipJob, String> {
     let sv = site.and_then(|s| s.vip.as_ref());
     let (address, prefix) = match (&v.address, sv) {

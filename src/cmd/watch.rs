@@ -12,7 +12,7 @@ use crate::cli::WatchArgs;
 use crate::config::{self, Site};
 use crate::health::TlsPolicy;
 use crate::health::url::UrlDefaults;
-use crate::watch::daemon::{Daemon, Plan};
+use crate::watch::daemon::{Daemon, Plan, VipWatch};
 use crate::watch::policy::Tuning;
 use crate::watch::{DEFAULT_STATE_FILE, http};
 
@@ -167,5 +167,13 @@ fn plan(path: &Path, witness_only: bool) -> Result<Plan, String> {
         sweep_interval: site.watch.sweep_interval,
         maildir: site.mta.as_ref().and_then(|m| m.maildir.clone()),
         witness_only,
+        // A witness off the VIP's LAN cannot see who answers there.
+        vip: super::takeover::site_vip(&site)?
+            .filter(|vip| !witness_only || crate::takeover::vip::on_link(vip))
+            .map(|vip| VipWatch {
+                vip,
+                mailserver1: site.primary.probe_target(),
+                rightful: config::this_host(&site) == Some(config::Role::Primary),
+            }),
     })
 }

@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::net::IpAddr;
 
-use super::{Located, Site, TakeoverMode};
+use super::{Located, Role, Site, TakeoverMode};
 use crate::secret;
 
 /// Problems (each makes `config check` fail) and notes (what was checked, or why not).
@@ -71,6 +71,18 @@ pub fn check_vip_interface(site: &Site) -> HostCheck {
         }
     }
     out
+}
+
+/// Which of the site's two mail servers this host is: the one whose own address (its
+/// `probe_address`, else `address`) is configured here. The VIP never counts, since it moves
+/// between them. `None` on any other host (a witness, an operator's machine).
+pub fn this_host(site: &Site) -> Option<Role> {
+    let here = local_addresses();
+    let vip = site.vip.as_ref().map(|v| v.address);
+    [&site.primary, &site.backup]
+        .into_iter()
+        .find(|s| Some(s.probe_target()) != vip && here.contains(&s.probe_target()))
+        .map(|s| s.role)
 }
 
 /// The addresses configured on this host's interfaces (none if they cannot be listed).

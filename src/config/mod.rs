@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use duration::{format as format_duration, parse as parse_duration};
-pub use host::{HostCheck, check_host, check_vip_interface};
+pub use host::{HostCheck, check_host, check_vip_interface, this_host};
 pub use location::{Located, Problem, line_column};
 pub use show::to_site_file;
 pub use validate::{default_helo, in_zone, parse_domain, parse_socket_addr_53};

@@ -62,6 +62,17 @@ impl Arp {
         }
     }
 
+    /// An ordinary request, "who has `address`? tell `sender`" (what `arping` without `-D`
+    /// sends): the holder answers as it does to a probe, but no host probing for the address
+    /// at the same time mistakes it for a rival probe (RFC 5227 §2.1.1 makes a probe from
+    /// another host a conflict; a request from a real sender address is not one).
+    pub fn request(own: Mac, sender: Ipv4Addr, address: Ipv4Addr) -> Arp {
+        Arp {
+            sender_ip: sender,
+            ..Arp::probe(own, address)
+        }
+    }
+
     /// A gratuitous ARP announcing that `address` is at `own` (RFC 5227 §2.3): sender IP and target
     /// IP are both the address. Linux counts a *reply* as gratuitous only when its target MAC
     /// equals its sender MAC (`arp_is_garp` in net/ipv4/arp.c), so a reply carries our MAC there
@@ -129,13 +140,19 @@ impl Arp {
 /// same address means another host wants it right now (a second backup taking over), which we
 /// also treat as taken. Our own frames never count: `own` is our interface's MAC.
 pub fn conflict(arp: &Arp, address: Ipv4Addr, own: Mac) -> Option<Mac> {
-    if arp.sender_mac == own {
-        return None;
-    }
-    let holds = arp.sender_ip == address;
-    let probes =
-        arp.op == Op::Request && arp.sender_ip == Ipv4Addr::UNSPECIFIED && arp.target_ip == address;
-    (holds || probes).then_some(arp.sender_mac)
+    let probes = arp.sender_mac != own
+        && arp.op == Op::Request
+        && arp.sender_ip == Ipv4Addr::UNSPECIFIED
+        && arp.target_ip == address;
+    holder(arp, address, own).or(probes.then_some(arp.sender_mac))
+}
+
+/// Who, if anyone, this frame shows holding `address`: a request or reply from another MAC
+/// whose sender IP is the address (an answer to a probe, or an announcement). Unlike
+/// [`conflict`], another host's probe for the address is not a holder: two hosts asking "who
+/// holds it?" at once must not count each other.
+pub fn holder(arp: &Arp, address: Ipv4Addr, own: Mac) -> Option<Mac> {
+    (arp.sender_mac != own && arp.sender_ip == address).then_some(arp.sender_mac)
 }
 
 #[cfg(test)]
@@ -219,6 +236,15 @@ mod tests {
         assert_eq!(conflict(&garp, VIP, OWN), Some(OTHER));
         let their_probe = Arp::probe(OTHER, VIP);
         assert_eq!(conflict(&their_probe, VIP, OWN), Some(OTHER));
+        // Counting holders: the answer and the announcement hold it, a second prober does not.
+        assert_eq!(holder(&reply, VIP, OWN), Some(OTHER));
+        assert_eq!(holder(&garp, VIP, OWN), Some(OTHER));
+        assert_eq!(holder(&their_probe, VIP, OWN), None);
+        assert_eq!(holder(&reply, VIP, OTHER), None, "our own answer");
+        // Asking from a real address is not a rival probe for a host taking the address.
+        let asking = Arp::request(OTHER, Ipv4Addr::new(10, 77, 1, 12), VIP);
+        assert_eq!(conflict(&asking, VIP, OWN), None);
+        assert_eq!(asking.target_ip, VIP);
     }
 
     #[test]

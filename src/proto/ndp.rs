@@ -198,6 +198,15 @@ fn link_address_option(mut options: &[u8], kind: u8) -> Option<Option<Mac>> {
 /// a duplicate address detection probe for it from another MAC means another host is about to
 /// take it (RFC 4862 §5.4.3), which we also treat as taken. Our own frames never count.
 pub fn conflict(heard: &Heard, address: Ipv6Addr, own: Mac) -> Option<Mac> {
+    let probes = heard.from != own
+        && matches!(heard.message, Message::Solicitation { target }
+            if target == address && heard.source == Ipv6Addr::UNSPECIFIED);
+    holder(heard, address, own).or(probes.then_some(heard.from))
+}
+
+/// Who, if anyone, this message shows holding `address`: an advertisement for it from another
+/// MAC. Another host's duplicate address detection probe is not a holder (see [`conflict`]).
+pub fn holder(heard: &Heard, address: Ipv6Addr, own: Mac) -> Option<Mac> {
     if heard.from == own {
         return None;
     }
@@ -205,11 +214,6 @@ pub fn conflict(heard: &Heard, address: Ipv6Addr, own: Mac) -> Option<Mac> {
         Message::Advertisement {
             target, target_mac, ..
         } if target == address => Some(target_mac.unwrap_or(heard.from)),
-        Message::Solicitation { target }
-            if target == address && heard.source == Ipv6Addr::UNSPECIFIED =>
-        {
-            Some(heard.from)
-        }
         _ => None,
     }
 }
@@ -340,13 +344,27 @@ mod tests {
     #[test]
     fn conflicts() {
         let vip = ip("fd00::1");
-        let holder = parse(&hex(KERNEL_NA)).unwrap();
-        assert_eq!(conflict(&holder, vip, A), Some(B));
-        assert_eq!(conflict(&holder, vip, B), None, "our own advertisement");
-        assert_eq!(conflict(&holder, ip("fd00::2"), A), None, "another address");
+        let holder_na = parse(&hex(KERNEL_NA)).unwrap();
+        assert_eq!(conflict(&holder_na, vip, A), Some(B));
+        assert_eq!(conflict(&holder_na, vip, B), None, "our own advertisement");
+        assert_eq!(
+            conflict(&holder_na, ip("fd00::2"), A),
+            None,
+            "another address"
+        );
         let probe = parse(&dad_probe(A, vip)).unwrap();
         assert_eq!(conflict(&probe, vip, B), Some(A), "someone else probing");
         assert_eq!(conflict(&probe, vip, A), None, "our own probe");
+        assert_eq!(
+            holder(&holder_na, vip, A),
+            Some(B),
+            "counting holders: the answer"
+        );
+        assert_eq!(
+            holder(&probe, vip, B),
+            None,
+            "counting holders: not a second prober"
+        );
         // An ordinary solicitation (from a real address) is a neighbour asking, not holding.
         let asking = Heard {
             from: A,

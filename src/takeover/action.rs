@@ -320,6 +320,31 @@ pub async fn vip_take(
         }
         Ok(true) => {
             outcome.note("already holds the address", "");
+            // Holding it is not enough: if another host answers too, the LAN has two holders
+            // and this takeover is not in effect; it says so instead of "nothing changed".
+            if job.probe.count > 0 && !common.dry_run && !job.force {
+                let others = outcome
+                    .step(
+                        format!("ARP probe: does another host answer for {address} too"),
+                        limit + job.probe.duration(),
+                        vip::answering(&job.vip, &job.probe),
+                    )
+                    .await;
+                match others {
+                    Err(e) => return (outcome.fail(e), None),
+                    Ok(macs) if !macs.is_empty() => {
+                        let macs: Vec<String> = macs.iter().map(ToString::to_string).collect();
+                        let e = format!(
+                            "{address} is on this host and {} answer for it too: a duplicate \
+                             address. This host is not its rightful owner (RFC 5227 §2.4): give \
+                             it up with posta failback",
+                            macs.join(", ")
+                        );
+                        return (outcome.fail(e), None);
+                    }
+                    Ok(_) => {}
+                }
+            }
             let v = verify_smtp(&mut outcome, address, job.smtp_port, limit).await;
             if let Err(e) = v {
                 outcome.error = Some(e);

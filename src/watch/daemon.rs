@@ -12,6 +12,7 @@
 //! end: killing it would leave messages whose outcome is unknown, and after a takeover its
 //! deliveries would come back to this host.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Interval;
 use tracing::{error, info, warn};
 
+use super::holder::{self, Level};
 use super::policy::{Action, Event, Policy, State, Tuning};
 use super::sdnotify;
 use super::snapshot::{ProbeResult, Snapshot, SweepRecord, TransitionRecord};
@@ -32,6 +34,7 @@ use crate::health::Status;
 use crate::health::run::{Job, all};
 use crate::mta::spool::unix_now;
 use crate::takeover::hooks::{EventEnv, Hooks, Moment};
+use crate::takeover::vip::{self, Holders, ProbeSettings, Vip, VipError};
 
 /// Everything one round needs; rebuilt from the site file on SIGHUP.
 #[derive(Debug, Clone)]
@@ -56,6 +59,19 @@ pub struct Plan {
     pub maildir: Option<PathBuf>,
     /// Probe and report only.
     pub witness_only: bool,
+    /// Mode "vip": whose answers for the address to count each round.
+    pub vip: Option<VipWatch>,
+}
+
+/// What the watch needs to find who answers for the VIP.
+#[derive(Debug, Clone)]
+pub struct VipWatch {
+    pub vip: Vip,
+    /// mailserver1's own address: its answer there gives its MAC.
+    pub mailserver1: IpAddr,
+    /// This host is mailserver1, the address's rightful owner by the site file: it keeps the
+    /// address in a duplicate instead of yielding it.
+    pub rightful: bool,
 }
 
 /// Whether this host holds the primary's address or record now.
@@ -79,6 +95,9 @@ pub struct Daemon {
     last_up: Option<bool>,
     /// The sweep in flight, if any.
     sweep: Option<JoinHandle<SweepRecord>>,
+    /// What was last said about who answers for the VIP ([`holder::Verdict::key`], or the
+    /// probe's error): said again only when it changes.
+    holders_said: Option<String>,
 }
 
 impl Daemon {
@@ -104,6 +123,7 @@ impl Daemon {
             last_failure: String::new(),
             last_up: None,
             sweep: None,
+            holders_said: None,
         }
     }
 
@@ -280,10 +300,22 @@ impl Daemon {
 
     /// One probe round and everything it leads to.
     pub async fn round(&mut self) {
-        // The count runs on a blocking thread while the probes wait on the network.
-        let (reports, waiting) = tokio::join!(all(self.plan.jobs.clone()), self.count_waiting());
+        // The count runs on a blocking thread while the probes wait on the network, and so
+        // does the VIP's holder probe.
+        let (reports, waiting, holders) = tokio::join!(
+            all(self.plan.jobs.clone()),
+            self.count_waiting(),
+            self.look_at_vip()
+        );
         let up = !reports.is_empty() && reports.iter().all(|r| r.status != Status::Critical);
         self.last_up = Some(up);
+        // Whether someone should have answered while the holder probe ran: judged on the
+        // state then, not on a takeover this round's verdict may start.
+        let should_be_held = up
+            || matches!(
+                self.policy.state,
+                State::TakenOver | State::PrimaryBack { .. }
+            );
         if let Ok(mut s) = self.snapshot.write() {
             s.primary_up = Some(up);
             if let Some(w) = waiting {
@@ -325,7 +357,11 @@ impl Daemon {
                 self.feed(Event::External { taken_over: taken }).await;
             }
             self.feed(Event::Probe { at: self.now(), up }).await;
-        } else {
+        }
+        if let Some(found) = holders {
+            self.holders_seen(found, should_be_held).await;
+        }
+        if self.plan.witness_only {
             // A witness only reports what it sees.
             let state = if up { "healthy" } else { "down" };
             if let Ok(mut s) = self.snapshot.write() {
@@ -333,6 +369,58 @@ impl Daemon {
             }
         }
         self.publish();
+    }
+
+    /// Who answers for the VIP now (mode "vip" only).
+    async fn look_at_vip(&self) -> Option<Result<Holders, VipError>> {
+        let w = self.plan.vip.as_ref()?;
+        Some(vip::holders(&w.vip, &ProbeSettings::default(), Some(w.mailserver1)).await)
+    }
+
+    /// Records who answers for the VIP, says so once per change, and gives the address up
+    /// when this host holds it beside its rightful owner.
+    async fn holders_seen(&mut self, found: Result<Holders, VipError>, should_be_held: bool) {
+        let rightful = self.plan.vip.as_ref().is_some_and(|w| w.rightful);
+        let h = match found {
+            Ok(h) => h,
+            Err(e) => {
+                let said = format!("error: {e}");
+                if self.holders_said.as_ref() != Some(&said) {
+                    warn!(error = %e, "cannot tell who answers for the VIP");
+                    self.holders_said = Some(said);
+                }
+                if let Ok(mut s) = self.snapshot.write() {
+                    s.vip_holders = None;
+                    s.vip_holders_error = Some(e.to_string());
+                }
+                return;
+            }
+        };
+        let verdict = holder::judge(&h, should_be_held, rightful);
+        if self.holders_said.as_ref() != Some(&verdict.key) {
+            let who = h.who.name();
+            match verdict.level {
+                Level::Error => error!(who, "{}", verdict.message),
+                Level::Warn => warn!(who, "{}", verdict.message),
+                Level::Info => info!(who, "{}", verdict.message),
+            }
+            self.holders_said = Some(verdict.key);
+        }
+        let must_yield = holder::must_yield(&h, rightful) && !self.plan.witness_only;
+        if let Ok(mut s) = self.snapshot.write() {
+            s.vip_holders = Some(h);
+            s.vip_holders_error = None;
+        }
+        if must_yield {
+            self.finish_sweep("giving the address up").await;
+            let (ok, detail) = self.posta(&["failback"]).await;
+            if ok {
+                warn!(%detail, "gave the address up to its rightful owner");
+                self.feed(Event::Yielded { detail }).await;
+            } else {
+                error!(%detail, "cannot give the address up; two hosts still hold it");
+            }
+        }
     }
 
     fn publish(&self) {
@@ -625,6 +713,7 @@ mod tests {
             sweep_interval: Some(std::time::Duration::from_secs(2)),
             maildir: None,
             witness_only: false,
+            vip: None,
         };
         Daemon::new(plan, dir.join("watch.json"))
     }

@@ -3,6 +3,7 @@
 //! - `policy`    the decision as a pure state machine (fall, grace, rise, witnesses).
 //! - `daemon`    the loop: probes, policy, actions as posta's own commands, hooks, reports.
 //! - `witness`   other vantage points that must agree before a takeover.
+//! - `holder`    who answers for the VIP each round: said once per change, yielded in a duplicate.
 //! - `snapshot`  the state file `posta status` reads, and the Prometheus metrics.
 //! - `http`      `/metrics` and `/status`.
 //! - `waiting`   what waits on this host for mailserver1 (the mta's Maildirs and queue).
@@ -11,6 +12,7 @@
 //! - `notify_queue` keepalived's plain notify scripts, put back in arrival order.
 
 pub mod daemon;
+pub mod holder;
 pub mod http;
 pub mod keepalived;
 pub mod notify_queue;

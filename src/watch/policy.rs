@@ -96,6 +96,9 @@ pub enum Event {
     /// The sweep interval has passed: mail mailserver2 accepted while the primary was up may
     /// be waiting there.
     SweepDue,
+    /// This host found another host answering for the address it held and gave it up
+    /// (`posta failback`, RFC 5227 §2.4): mailserver1, its rightful owner, has it again.
+    Yielded { detail: String },
 }
 
 /// What the daemon must do now.
@@ -337,6 +340,14 @@ impl Policy {
             ) => (
                 State::Healthy,
                 "an operator failed back".into(),
+                vec![Action::BringMailHome],
+            ),
+            (State::TakenOver | State::PrimaryBack { .. }, Event::Yielded { detail }) => (
+                State::Healthy,
+                format!(
+                    "another host answered for the address this host held, and this host gave \
+                     it up: {detail}"
+                ),
                 vec![Action::BringMailHome],
             ),
             (s, Event::External { taken_over: true })

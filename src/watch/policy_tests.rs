@@ -300,3 +300,25 @@ fn a_sweep_runs_only_while_healthy_and_changes_nothing() {
     assert_eq!(a, vec![Action::BringMailHome]);
     assert_eq!(sweep(&mut p), vec![Action::Sweep]);
 }
+
+/// Taken over, then mailserver1 answers for the address again: this host yields it and is
+/// healthy again, bringing the mail home; a yield in any other state changes nothing.
+#[test]
+fn yielding_the_address_ends_the_takeover() {
+    let mut p = Policy::new(tuning(true), true);
+    let (t, a) = p.step(Event::Yielded {
+        detail: "failback done".into(),
+    });
+    let t = t.expect("a transition");
+    assert_eq!((t.from, t.to), (State::TakenOver, State::Healthy));
+    assert!(
+        t.reason.contains("gave it up: failback done"),
+        "{}",
+        t.reason
+    );
+    assert_eq!(a, vec![Action::BringMailHome]);
+    let (t, a) = p.step(Event::Yielded {
+        detail: "again".into(),
+    });
+    assert!(t.is_none() && a.is_empty(), "{t:?} {a:?}");
+}

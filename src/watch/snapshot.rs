@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::waiting::Waiting;
+use crate::takeover::vip::{Holders, Who};
 
 /// Transitions kept in the snapshot.
 const HISTORY: usize = 20;
@@ -62,6 +63,12 @@ pub struct Snapshot {
     pub sweeps_total: u64,
     #[serde(default)]
     pub sweeps_failed_total: u64,
+    /// Mode "vip": who answered for the address in the last round's ARP probe.
+    #[serde(default)]
+    pub vip_holders: Option<Holders>,
+    /// Why the last holder probe failed, when it did.
+    #[serde(default)]
+    pub vip_holders_error: Option<String>,
 }
 
 /// One sweep: a `posta migrate` run while the primary was healthy.
@@ -167,6 +174,7 @@ impl Snapshot {
             vec![(String::new(), self.last_takeover.unwrap_or(0.0))],
         );
         self.sweep_metrics(&mut gauge);
+        self.holder_metrics(&mut gauge);
         if let Some(q) = self.queue_depth {
             gauge(
                 "posta_mta_queue_depth",
@@ -176,6 +184,35 @@ impl Snapshot {
             );
         }
         m
+    }
+
+    /// Who answers for the VIP (mode "vip"): how many hosts, and 1 for the one word that says
+    /// who. A failed probe gives NaN hosts and no word.
+    fn holder_metrics(&self, gauge: &mut impl FnMut(&str, &str, &str, Vec<(String, f64)>)) {
+        if self.vip_holders.is_none() && self.vip_holders_error.is_none() {
+            return;
+        }
+        let h = self.vip_holders.as_ref();
+        gauge(
+            "posta_vip_holders",
+            "Hosts answering for the VIP in the last ARP probe (2 or more: a duplicate address)",
+            "gauge",
+            vec![(String::new(), h.map_or(f64::NAN, |h| h.count as f64))],
+        );
+        gauge(
+            "posta_vip_holder",
+            "1 for who answers for the VIP: nobody, this_host, mailserver1, another_host, both",
+            "gauge",
+            Who::ALL
+                .iter()
+                .map(|w| {
+                    (
+                        format!("{{who=\"{}\"}}", w.name()),
+                        f64::from(u8::from(h.is_some_and(|h| h.who == *w))),
+                    )
+                })
+                .collect(),
+        );
     }
 
     /// What waits here for mailserver1 and how the sweeps go.
@@ -304,6 +341,37 @@ mod tests {
         );
         assert!(m.contains("posta_watch_last_sweep_success NaN"), "{m}");
         assert!(m.contains("posta_watch_sweep_interval_seconds 0"), "{m}");
+    }
+
+    #[test]
+    fn who_answers_for_the_vip_is_a_metric() {
+        use crate::takeover::vip::Mac;
+        assert!(!Snapshot::default().metrics().contains("posta_vip_holder"));
+        let both = Holders::new(
+            "10.0.0.100".parse().unwrap(),
+            Mac([2, 0, 0, 0, 0, 0x12]),
+            true,
+            &[Mac([2, 0, 0, 0, 0, 0x11])],
+            None,
+        );
+        let s = Snapshot {
+            vip_holders: Some(both),
+            ..Snapshot::default()
+        };
+        let m = s.metrics();
+        for line in [
+            "posta_vip_holders 2",
+            "posta_vip_holder{who=\"both\"} 1",
+            "posta_vip_holder{who=\"nobody\"} 0",
+            "posta_vip_holder{who=\"mailserver1\"} 0",
+        ] {
+            assert!(m.lines().any(|l| l == line), "{line} missing:\n{m}");
+        }
+        let failed = Snapshot {
+            vip_holders_error: Some("interface eth9 not found".into()),
+            ..Snapshot::default()
+        };
+        assert!(failed.metrics().contains("posta_vip_holders NaN"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! socket keeps its namespace wherever the task using it later runs.
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,25 @@ pub(super) fn lookup(interface: &str) -> Result<Link, VipError> {
         mac: Mac(mac),
         address,
     })
+}
+
+/// An IPv4 address of `interface` in `not`'s subnet (`prefix`) other than `not` itself: the
+/// sender address for asking who holds `not` without probing for it. `None` when it has none
+/// (or the list cannot be read).
+pub(super) fn other_ipv4(interface: &str, not: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
+    nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter(|entry| entry.interface_name == interface)
+        .filter_map(|entry| entry.address?.as_sockaddr_in().map(|a| a.ip()))
+        .find(|ip| *ip != not && same_subnet(*ip, not, prefix))
+}
+
+/// Whether `a` and `b` share their first `prefix` bits.
+pub(super) fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, prefix: u8) -> bool {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0);
+    u32::from(a) & mask == u32::from(b) & mask
 }
 
 /// The index of `interface`, which need not be Ethernet for address changes.

@@ -20,6 +20,7 @@
 
 mod announce;
 mod error;
+pub mod holders;
 mod link;
 mod netlink;
 mod probe;
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use crate::proto::ether::Mac;
 pub use announce::Announcement;
 pub use error::VipError;
+pub use holders::{Holders, Who, holders};
 
 /// Longest interface name Linux accepts (IFNAMSIZ - 1); labels share the limit.
 const MAX_NAME: usize = 15;
@@ -264,6 +266,17 @@ pub async fn probe(vip: &Vip, settings: &ProbeSettings) -> Result<ProbeOutcome, 
     probe::probe(vip, settings).await
 }
 
+/// Every other host's MAC that answers for the address during the whole probe window, each
+/// once: unlike [`probe`], the first answer does not end it, and another host merely probing
+/// does not count. For IPv4 the question is an ordinary ARP request from another address of
+/// the interface when it has one (sender 0.0.0.0 otherwise): asked every round by the watch,
+/// an RFC 5227 probe would look like a rival to a takeover probing at the same moment. IPv6
+/// asks with a duplicate address detection probe. Our own frames are ignored. Needs
+/// CAP_NET_RAW.
+pub async fn answering(vip: &Vip, settings: &ProbeSettings) -> Result<Vec<Mac>, VipError> {
+    probe::answering(vip, settings).await
+}
+
 /// Whether the address is configured on the interface with this prefix and usable (for IPv6: not
 /// tentative, not failed duplicate address detection), from a netlink dump.
 pub async fn present(vip: &Vip) -> Result<bool, VipError> {
@@ -290,6 +303,16 @@ pub async fn remove(vip: &Vip) -> Result<Change, VipError> {
 /// cancel. Does not check that the address is configured. Needs CAP_NET_RAW.
 pub async fn announce(vip: &Vip, settings: &AnnounceSettings) -> Result<Announcement, VipError> {
     announce::announce(vip, settings).await
+}
+
+/// Whether this host is on the VIP's LAN: an IPv4 VIP's interface has another address in its
+/// subnet (IPv6: the interface exists). A witness elsewhere would hear nobody answer and
+/// report it as if clients did too.
+pub fn on_link(vip: &Vip) -> bool {
+    match vip.address {
+        IpAddr::V4(ip) => link::other_ipv4(&vip.interface, ip, vip.prefix).is_some(),
+        IpAddr::V6(_) => link::index(&vip.interface).is_ok(),
+    }
 }
 
 /// The MAC address of an Ethernet interface in this network namespace.

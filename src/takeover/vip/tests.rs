@@ -123,3 +123,12 @@ fn interface_lookup_errors() {
         "interface lo is not an ethernet interface: arp and neighbour discovery need one"
     );
 }
+
+#[test]
+fn subnets() {
+    let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+    assert!(link::same_subnet(ip("10.77.1.12"), ip("10.77.1.100"), 24));
+    assert!(!link::same_subnet(ip("10.77.2.12"), ip("10.77.1.100"), 24));
+    assert!(link::same_subnet(ip("192.0.2.1"), ip("10.0.0.1"), 0));
+    assert!(!link::same_subnet(ip("10.0.0.2"), ip("10.0.0.1"), 32));
+}
