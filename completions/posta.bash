@@ -181,6 +181,9 @@ _posta() {
             posta__subcmd__help__subcmd__keepalived,config)
                 cmd="posta__subcmd__help__subcmd__keepalived__subcmd__config"
                 ;;
+            posta__subcmd__help__subcmd__keepalived,fifo)
+                cmd="posta__subcmd__help__subcmd__keepalived__subcmd__fifo"
+                ;;
             posta__subcmd__help__subcmd__keepalived,notify)
                 cmd="posta__subcmd__help__subcmd__keepalived__subcmd__notify"
                 ;;
@@ -226,6 +229,9 @@ _posta() {
             posta__subcmd__keepalived,config)
                 cmd="posta__subcmd__keepalived__subcmd__config"
                 ;;
+            posta__subcmd__keepalived,fifo)
+                cmd="posta__subcmd__keepalived__subcmd__fifo"
+                ;;
             posta__subcmd__keepalived,help)
                 cmd="posta__subcmd__keepalived__subcmd__help"
                 ;;
@@ -234,6 +240,9 @@ _posta() {
                 ;;
             posta__subcmd__keepalived__subcmd__help,config)
                 cmd="posta__subcmd__keepalived__subcmd__help__subcmd__config"
+                ;;
+            posta__subcmd__keepalived__subcmd__help,fifo)
+                cmd="posta__subcmd__keepalived__subcmd__help__subcmd__fifo"
                 ;;
             posta__subcmd__keepalived__subcmd__help,help)
                 cmd="posta__subcmd__keepalived__subcmd__help__subcmd__help"
@@ -1204,7 +1213,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help__subcmd__keepalived)
-            opts="config notify"
+            opts="config fifo notify"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1218,6 +1227,20 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help__subcmd__keepalived__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__keepalived__subcmd__fifo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1526,7 +1549,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__keepalived)
-            opts="-c -v -h -V --config --log-format --verbose --help --version config notify help"
+            opts="-c -v -h -V --config --log-format --verbose --help --version config fifo notify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1552,7 +1575,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__keepalived__subcmd__config)
-            opts="-c -v -h -V --role --router-id --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --role --router-id --fifo --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1563,6 +1586,10 @@ _posta() {
                     return 0
                     ;;
                 --router-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fifo)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1585,8 +1612,38 @@ _posta() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        posta__subcmd__keepalived__subcmd__fifo)
+            opts="-c -v -h -V --role --config --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -W "primary backup" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         posta__subcmd__keepalived__subcmd__help)
-            opts="config notify help"
+            opts="config fifo notify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1600,6 +1657,20 @@ _posta() {
             return 0
             ;;
         posta__subcmd__keepalived__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__keepalived__subcmd__help__subcmd__fifo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1672,7 +1743,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__migrate)
-            opts="-c -v -h -V --from --user --password-file --to --rcpt --to-imap --to-maildir --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --json --state-dir --ca-file --insecure --connections --parallel --retry-for --settle --timeout --no-verify --helo --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --from --user --password-file --to --rcpt --to-imap --to-maildir --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --json --state-dir --ca-file --insecure --connections --parallel --max-primary-connections --retry-for --settle --timeout --no-verify --unknown --helo --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1754,6 +1825,10 @@ _posta() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-primary-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry-for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1764,6 +1839,10 @@ _posta() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unknown)
+                    COMPREPLY=($(compgen -W "keep resend" -- "${cur}"))
                     return 0
                     ;;
                 --helo)
