@@ -29,6 +29,11 @@ pub enum ConnError {
     /// A handshake failure, already described for people by `tls::describe_handshake_error`.
     #[error("{0}")]
     Tls(String),
+    /// The connection died during the handshake (closed or reset, no TLS error): a server
+    /// restarting or killing its processes, as likely to work on the next connection as any
+    /// other lost connection.
+    #[error("{0}")]
+    TlsInterrupted(String),
     #[error(
         "server sent {0} bytes after its STARTTLS reply, before the TLS handshake; refusing to \
          upgrade (STARTTLS command injection, CVE-2011-0411)"
@@ -48,8 +53,23 @@ impl ConnError {
                 | ConnError::Refused { .. }
                 | ConnError::Connect { .. }
                 | ConnError::Closed
+                | ConnError::TlsInterrupted(_)
                 | ConnError::Io(_)
         )
+    }
+}
+
+/// A failed handshake: a TLS error (certificate, protocol) is the server's configuration and
+/// permanent; a bare I/O error is the connection lost, transient.
+fn handshake_error(err: &io::Error, name: &str) -> ConnError {
+    let described = describe_handshake_error(err, name);
+    let tls = err
+        .get_ref()
+        .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some());
+    if tls {
+        ConnError::Tls(described)
+    } else {
+        ConnError::TlsInterrupted(described)
     }
 }
 
@@ -223,7 +243,7 @@ impl Conn {
             .connector
             .connect(setup.name.clone(), tcp)
             .await
-            .map_err(|e| ConnError::Tls(describe_handshake_error(&e, &setup.name.to_str())))?;
+            .map_err(|e| handshake_error(&e, &setup.name.to_str()))?;
         let info = tls_info(tls.get_ref().1, setup.verified);
         tracing::debug!(version = %info.version, "TLS established");
         self.stream = Stream::Tls(Box::new(tls));
@@ -238,4 +258,23 @@ impl Conn {
 /// before every read; failure to set it only costs time.
 fn quickack(tcp: &TcpStream) {
     let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handshake_cut_by_the_server_is_transient_and_a_tls_error_is_not() {
+        let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+        let cut = handshake_error(&eof, "mx");
+        assert!(cut.is_transient(), "{cut}");
+        assert!(cut.to_string().contains("closed"), "{cut}");
+        let bad = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let refused = handshake_error(&bad, "mx");
+        assert!(!refused.is_transient(), "{refused}");
+    }
 }
