@@ -2,7 +2,8 @@
 # Installs what posta's tests need from Debian packages: Postfix, Dovecot (imapd, pop3d, lmtpd),
 # BIND9 (with bind9-utils: named-checkzone), swaks (+ Net::SSLeay, without which `swaks --tls` exits "TLS not available"), fetchmail,
 # monitoring-plugins, hyperfine, GNU time and keepalived (for the benchmarks), openssl, iproute2,
-# arping, and shellcheck (CI lints the scripts with it).
+# arping, shellcheck (CI lints the scripts with it) and prometheus (for promtool: CI checks and
+# unit-tests the shipped alert rules with it; its server is never started).
 # Also creates the posta-vmail system user/group that owns test Maildirs (Dovecot refuses uid 0 for
 # mail). Safe to repeat: packages and the user already present are left alone. Never starts the
 # system-wide daemons.
@@ -27,7 +28,7 @@ need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
 for p in postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd bind9 bind9-utils bind9-dnsutils swaks fetchmail \
          libnet-ssleay-perl monitoring-plugins-basic monitoring-plugins-standard openssl iproute2 iputils-arping \
-         hyperfine time keepalived ca-certificates shellcheck; do
+         hyperfine time keepalived ca-certificates shellcheck prometheus; do
   want "$p"
 done
 

@@ -186,12 +186,14 @@ pub fn tls_info(conn: &rustls::ClientConnection, verified: bool) -> TlsInfo {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let not_after = parsed
+        .as_ref()
+        .map(|(_, c)| c.validity().not_after.timestamp());
     TlsInfo {
         version,
         verified,
-        cert_days_left: parsed
-            .as_ref()
-            .map(|(_, c)| (c.validity().not_after.timestamp() - now).div_euclid(86_400)),
+        cert_days_left: not_after.map(|t| (t - now).div_euclid(86_400)),
+        cert_not_after: not_after,
         cert_subject: parsed.as_ref().map(|(_, c)| c.subject().to_string()),
     }
 }

@@ -68,6 +68,8 @@ pub struct TlsInfo {
     pub verified: bool,
     /// Whole days until the leaf certificate expires (negative once expired).
     pub cert_days_left: Option<i64>,
+    /// When the leaf certificate expires, seconds since the epoch (for `/metrics`).
+    pub cert_not_after: Option<i64>,
     /// The leaf certificate's subject, for the report.
     pub cert_subject: Option<String>,
 }

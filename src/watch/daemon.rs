@@ -336,6 +336,7 @@ impl Daemon {
                     status: r.status.label().into(),
                     latency_seconds: r.latency.as_secs_f64(),
                     summary: r.summary.clone(),
+                    cert_expiry: r.tls.as_ref().and_then(|t| t.cert_not_after),
                 })
                 .collect();
         }

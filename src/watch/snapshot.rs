@@ -20,6 +20,37 @@ pub struct ProbeResult {
     pub status: String,
     pub latency_seconds: f64,
     pub summary: String,
+    /// When the certificate the probe saw expires (seconds since the epoch), when it spoke
+    /// TLS.
+    #[serde(default)]
+    pub cert_expiry: Option<i64>,
+}
+
+impl ProbeResult {
+    /// `{protocol="…",probe="…"}`.
+    fn labels(&self) -> String {
+        format!(
+            "{{protocol=\"{}\",probe=\"{}\"}}",
+            label_value(&self.protocol),
+            label_value(&self.probe)
+        )
+    }
+}
+
+/// A label value as the text exposition format writes it: backslash, double quote and line
+/// feed escaped (`\\`, `\"`, `\n`), everything else as is, so a scraper reads back exactly
+/// the operator's text.
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -152,13 +183,16 @@ impl Snapshot {
             "gauge",
             self.probes
                 .iter()
-                .map(|p| {
-                    let label = p.probe.replace(['"', '\\', '\n'], "_");
-                    (
-                        format!("{{protocol=\"{}\",probe=\"{label}\"}}", p.protocol),
-                        p.latency_seconds,
-                    )
-                })
+                .map(|p| (p.labels(), p.latency_seconds))
+                .collect(),
+        );
+        gauge(
+            "posta_watch_probe_certificate_expiry_timestamp_seconds",
+            "When the certificate the last probe saw expires",
+            "gauge",
+            self.probes
+                .iter()
+                .filter_map(|p| Some((p.labels(), p.cert_expiry? as f64)))
                 .collect(),
         );
         gauge(
@@ -172,6 +206,12 @@ impl Snapshot {
             "When this host last took over (0: never since start)",
             "gauge",
             vec![(String::new(), self.last_takeover.unwrap_or(0.0))],
+        );
+        gauge(
+            "posta_watch_last_update_timestamp_seconds",
+            "When the watch last finished a probe round; stale while the daemon hangs",
+            "gauge",
+            vec![(String::new(), self.updated as f64)],
         );
         self.sweep_metrics(&mut gauge);
         self.holder_metrics(&mut gauge);
@@ -316,7 +356,9 @@ mod tests {
                 status: "CRITICAL".into(),
                 latency_seconds: 0.25,
                 summary: "connection refused".into(),
+                cert_expiry: Some(1_700_086_400),
             }],
+            updated: 1_700_000_000,
             ..Snapshot::default()
         };
         for i in 0..30 {
@@ -341,6 +383,30 @@ mod tests {
         );
         assert!(m.contains("posta_watch_last_sweep_success NaN"), "{m}");
         assert!(m.contains("posta_watch_sweep_interval_seconds 0"), "{m}");
+        for line in [
+            "posta_watch_last_update_timestamp_seconds 1700000000",
+            "posta_watch_probe_certificate_expiry_timestamp_seconds{protocol=\"smtp\",probe=\"primary smtp://192.0.2.10:25\"} 1700086400",
+        ] {
+            assert!(m.lines().any(|l| l == line), "{line} missing:\n{m}");
+        }
+    }
+
+    /// A probe name is the operator's text (a URL, a site-file name): the exposition format
+    /// escapes backslash, double quote and newline in label values, and so must we, or a
+    /// scraper reads another value than the one the operator wrote (it used to become `_`).
+    #[test]
+    fn label_values_are_escaped_not_altered() {
+        let s = Snapshot {
+            probes: vec![ProbeResult {
+                probe: "a\\b \"q\"\nc".into(),
+                protocol: "smtp".into(),
+                ..ProbeResult::default()
+            }],
+            ..Snapshot::default()
+        };
+        let m = s.metrics();
+        let line = r#"posta_watch_probe_latency_seconds{protocol="smtp",probe="a\\b \"q\"\nc"} 0"#;
+        assert!(m.lines().any(|l| l == line), "{line} missing:\n{m}");
     }
 
     #[test]
