@@ -47,7 +47,7 @@ services = ["imaps:{src}"]
 mode = "vip"
 state_file = "{dir}/takeover.json"
 [vip]
-address = "127.0.0.9/8"
+address = "192.0.2.9/32"
 interface = "lo"
 [probe]
 interval = "1s"
