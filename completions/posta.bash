@@ -1672,13 +1672,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__migrate)
-            opts="-c -v -h -V --from --password-file --to --rcpt --to-imap --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --json --state-dir --ca-file --insecure --connections --parallel --retry-for --settle --timeout --no-verify --unknown --helo --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --from --user --password-file --to --rcpt --to-imap --to-maildir --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --json --state-dir --ca-file --insecure --connections --parallel --max-primary-connections --retry-for --settle --timeout --no-verify --unknown --helo --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1695,6 +1699,10 @@ _posta() {
                     return 0
                     ;;
                 --to-imap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-maildir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1743,6 +1751,10 @@ _posta() {
                     return 0
                     ;;
                 --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-primary-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -58,11 +58,13 @@ complete -c posta -n "__fish_posta_using_subcommand check" -l nagios -d 'Print o
 complete -c posta -n "__fish_posta_using_subcommand check" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_using_subcommand check" -s V -l version -d 'Print version'
-complete -c posta -n "__fish_posta_using_subcommand migrate" -l from -d 'Source mailbox: imap://, imaps://, pop3:// or pop3s://user@mailserver2[:port]' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l from -d 'Source mailbox: imap://, imaps://, pop3:// or pop3s://user@mailserver2[:port], or maildir:PATH to read a Maildir on this host (run on mailserver2; no password needed; `%u` in PATH stands for --user, e.g. maildir:/var/vmail/%u/Maildir)' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l user -d 'The account\'s user with a maildir: source: replaces `%u` in its PATH and names the account [default: the Maildir\'s directory name]' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l password-file -d 'File with the source user\'s password (owner-only mode)' -r -F
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l to -d 'Where INBOX mail goes: smtp://mailserver1[:port] or lmtp://host:port' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l rcpt -d 'Envelope recipient at mailserver1 [default: each message\'s Delivered-To / X-Original-To]' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l to-imap -d 'IMAP login on mailserver1 (imap:// or imaps://user@host) for folders, for checking unknown outcomes after a crash, and for reading the result back' -r
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l to-maildir -d 'mailserver1\'s Maildir for each account, when posta runs there (`%u`: the account\'s user, or its dest_user in the site file; e.g. /var/vmail/%u/Maildir): settles unknown outcomes after a crash and reads the result back by tracking id, without any login' -r -F
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l to-password-file -d 'File with the password for --to-imap [default: --dest-admin, else --password-file]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l source-admin -d 'Admin identity on mailserver2 (a Dovecot master user) that logs in as every source user, so no user\'s password is needed; accounts with their own password file still use it [default: the site file\'s source_admin]' -r
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l source-admin-password-file -d 'File with the --source-admin password (owner-only mode)' -r -F

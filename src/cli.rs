@@ -122,10 +122,10 @@ pub struct CheckArgs {
 
 /// Bring mail home from mailserver2 to mailserver1, losing nothing and duplicating nothing.
 ///
-/// Reads mailserver2 over IMAP (every folder) or POP3 and hands INBOX mail to mailserver1 by
-/// SMTP or LMTP, so its filters and quotas apply; other folders go by IMAP APPEND with their
-/// flags and dates. Messages are identified by UID or UIDL, never by the \Seen flag, and each
-/// one leaves the source only after mailserver1 accepted it. A journal under --state-dir,
+/// Reads mailserver2 over IMAP (every folder), POP3, or from its Maildirs on disk, and hands
+/// INBOX mail to mailserver1 by SMTP or LMTP, so its filters and quotas apply; other folders go
+/// by IMAP APPEND with their flags and dates. Messages are identified by UID, UIDL or Maildir
+/// unique name, never by the \Seen flag, and each one leaves the source only after mailserver1 accepted it. A journal under --state-dir,
 /// fsync'd before every step, lets a run killed at any moment resume without sending anything
 /// twice. Messages mailserver1 refuses for good are copied to a local quarantine Maildir and
 /// stay on the source. Every run ends with a reconciliation, per account and folder.
@@ -145,16 +145,25 @@ posta migrate --from imaps://alice@mailserver2 --password-file /etc/posta/alice.
 --to smtp://mailserver1:25 --rcpt alice@example.org \\\n    \
 --to-imap imaps://alice@mailserver1 --to-password-file /etc/posta/alice.pw\n  \
 posta migrate --source-admin admin --source-admin-password-file /etc/posta/admin.pw \\\n    \
---dest-admin admin --dest-admin-password-file /etc/posta/admin-primary.pw"
+--dest-admin admin --dest-admin-password-file /etc/posta/admin-primary.pw\n  \
+posta migrate --from maildir:/var/vmail/%u/Maildir --user alice \\\n    \
+--to smtp://mailserver1:25 --rcpt alice@example.org"
 )]
 pub struct MigrateArgs {
     /// Site-file accounts to migrate (source user names) [default: all]
     #[arg(value_name = "ACCOUNT", conflicts_with = "from")]
     pub accounts: Vec<String>,
 
-    /// Source mailbox: imap://, imaps://, pop3:// or pop3s://user@mailserver2[:port]
+    /// Source mailbox: imap://, imaps://, pop3:// or pop3s://user@mailserver2[:port], or
+    /// maildir:PATH to read a Maildir on this host (run on mailserver2; no password needed;
+    /// `%u` in PATH stands for --user, e.g. maildir:/var/vmail/%u/Maildir)
     #[arg(long, value_name = "URL")]
     pub from: Option<String>,
+
+    /// The account's user with a maildir: source: replaces `%u` in its PATH and names the
+    /// account [default: the Maildir's directory name]
+    #[arg(long, value_name = "NAME", requires = "from")]
+    pub user: Option<String>,
 
     /// File with the source user's password (owner-only mode)
     #[arg(
@@ -177,6 +186,12 @@ pub struct MigrateArgs {
     /// unknown outcomes after a crash, and for reading the result back
     #[arg(long, value_name = "URL", requires = "from")]
     pub to_imap: Option<String>,
+
+    /// mailserver1's Maildir for each account, when posta runs there (`%u`: the account's
+    /// user, or its dest_user in the site file; e.g. /var/vmail/%u/Maildir): settles unknown
+    /// outcomes after a crash and reads the result back by tracking id, without any login
+    #[arg(long, value_name = "PATH")]
+    pub to_maildir: Option<PathBuf>,
 
     /// File with the password for --to-imap [default: --dest-admin, else --password-file]
     #[arg(long, value_name = "FILE", requires = "to_imap")]

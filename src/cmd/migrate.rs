@@ -273,32 +273,15 @@ fn ad_hoc(
     // With an admin identity its password rides in the URL's place and the login becomes the
     // admin's below.
     let own = args.password_file.as_deref().map(read_secret).transpose()?;
-    let password = match (&own, &admins.source) {
-        (Some(p), _) => p.clone(),
-        (None, Some(a)) => a.password.clone(),
-        (None, None) => {
-            return Err(
-                "--from needs --password-file with the source user's password, or \
-                        --source-admin"
-                    .into(),
-            );
-        }
-    };
     let defaults = |password: Option<Secret>| UrlDefaults {
         tls: tls.clone(),
         timeout: args.timeout,
         helo: helo.to_owned(),
         password,
     };
-    let src = url::parse(from, &defaults(Some(password.clone()))).map_err(|e| e.to_string())?;
-    let kind = match src.scheme {
-        Scheme::Imap | Scheme::Imaps => SourceKind::Imap,
-        Scheme::Pop3 | Scheme::Pop3s => SourceKind::Pop3,
-        other => {
-            return Err(format!(
-                "--from {from}: {other} is not a mailbox; use imap(s):// or pop3(s)://"
-            ));
-        }
+    let source = match from.strip_prefix("maildir:") {
+        Some(path) => local_source(path, args, helo)?,
+        None => server_source(from, args, admins, &own, &defaults)?,
     };
     let to = args
         .to
@@ -335,23 +318,125 @@ fn ad_hoc(
     if inbox == InboxRoute::Append && dest_imap.is_none() {
         return Err("--inbox append needs --to-imap".into());
     }
-    let source_login = login(&src, "--from")?;
-    let source_login = match (&own, &admins.source) {
-        (None, Some(a)) => a.login_as(&source_login.user),
-        _ => source_login,
-    };
+    let dest_maildir = dest_maildir(args, &source.login.user)?;
     Ok(Account {
-        name: source_login.user.clone(),
-        source: Source {
-            kind,
-            endpoint: endpoint(&src, args.timeout),
-            login: source_login,
-        },
+        name: source.login.user.clone(),
+        source,
         rcpt: args.rcpt.clone(),
         delivery,
         dest_imap,
+        dest_maildir,
         inbox,
     })
+}
+
+/// `--from imap(s)://` or `pop3(s)://`: the user's own password, or the source admin's.
+fn server_source(
+    from: &str,
+    args: &MigrateArgs,
+    admins: &Admins,
+    own: &Option<Secret>,
+    defaults: &dyn Fn(Option<Secret>) -> UrlDefaults,
+) -> Result<Source, String> {
+    let password = match (own, &admins.source) {
+        (Some(p), _) => p.clone(),
+        (None, Some(a)) => a.password.clone(),
+        (None, None) => {
+            return Err(
+                "--from needs --password-file with the source user's password, or \
+                        --source-admin"
+                    .into(),
+            );
+        }
+    };
+    let src = url::parse(from, &defaults(Some(password))).map_err(|e| e.to_string())?;
+    let kind = match src.scheme {
+        Scheme::Imap | Scheme::Imaps => SourceKind::Imap,
+        Scheme::Pop3 | Scheme::Pop3s => SourceKind::Pop3,
+        other => {
+            return Err(format!(
+                "--from {from}: {other} is not a mailbox; use imap(s)://, pop3(s):// or \
+                 maildir:PATH"
+            ));
+        }
+    };
+    let source_login = login(&src, "--from")?;
+    let source_login = match (own, &admins.source) {
+        (None, Some(a)) => a.login_as(&source_login.user),
+        _ => source_login,
+    };
+    Ok(Source {
+        kind,
+        endpoint: endpoint(&src, args.timeout),
+        login: source_login,
+        maildir: None,
+    })
+}
+
+/// `--from maildir:PATH`: a Maildir on this host, `%u` standing for --user.
+fn local_source(path: &str, args: &MigrateArgs, helo: &str) -> Result<Source, String> {
+    if args.password_file.is_some() || args.source_admin.is_some() {
+        return Err("--from maildir: reads files on this host and needs no password".into());
+    }
+    let template = Path::new(path);
+    if !template.is_absolute() {
+        return Err(format!("--from maildir:{path}: give an absolute path"));
+    }
+    let (user, dir) = match (&args.user, path.contains("%u")) {
+        (Some(user), true) => {
+            let dir = crate::mta::maildir::user_dir(template, user)
+                .ok_or_else(|| format!("--user {user:?} is not a mailbox name"))?;
+            (user.clone(), dir)
+        }
+        (None, true) => return Err(format!("--from maildir:{path} needs --user for %u")),
+        (user, false) => {
+            let named = template
+                .components()
+                .rev()
+                .filter_map(|c| c.as_os_str().to_str())
+                .find(|c| *c != "Maildir")
+                .unwrap_or_default()
+                .to_owned();
+            (user.clone().unwrap_or(named), template.to_path_buf())
+        }
+    };
+    Ok(maildir_source(user, dir, helo, args.timeout))
+}
+
+/// A Maildir source: this host is the trace header's `from`; no login, no password.
+fn maildir_source(user: String, dir: PathBuf, helo: &str, timeout: std::time::Duration) -> Source {
+    Source {
+        kind: SourceKind::Maildir,
+        endpoint: Endpoint {
+            host: helo.to_owned(),
+            port: 0,
+            implicit_tls: false,
+            starttls: crate::health::StartTls::No,
+            tls: TlsPolicy::default(),
+            timeout,
+        },
+        login: Login::own(user, Secret::new("")),
+        maildir: Some(dir),
+    }
+}
+
+/// `--to-maildir`: the user's Maildir on mailserver1 (`%u` replaced as posta mta does).
+fn dest_maildir(args: &MigrateArgs, user: &str) -> Result<Option<PathBuf>, String> {
+    let Some(template) = &args.to_maildir else {
+        return Ok(None);
+    };
+    if !template.is_absolute() {
+        return Err(format!(
+            "--to-maildir {}: give an absolute path",
+            template.display()
+        ));
+    }
+    if !template.to_str().is_some_and(|t| t.contains("%u")) {
+        return Ok(Some(template.clone()));
+    }
+    crate::mta::maildir::user_dir(template, user)
+        .map(Some)
+        .ok_or_else(|| format!("--to-maildir: {user:?} is not a mailbox name"))
 }
 
 /// `smtp://host[:port]` or `lmtp://host:port` (LMTP has no well-known TCP port; 24 is the
@@ -460,11 +545,23 @@ fn from_site(
         },
         timeout: args.timeout,
     };
-    let src_svc = service(
-        &site.backup,
-        &[Scheme::Imaps, Scheme::Imap, Scheme::Pop3s, Scheme::Pop3],
-    )
-    .ok_or("the backup server lists no imap, imaps, pop3 or pop3s service to migrate from")?;
+    // `[migrate] source = "maildir"`: the Maildirs posta mta writes, read on this host.
+    let local_root = match site.migrate_source {
+        config::MigrateSource::Maildir => site.mta.as_ref().and_then(|m| m.maildir.clone()),
+        config::MigrateSource::Server => None,
+    };
+    let src_svc = match &local_root {
+        Some(_) => None,
+        None => Some(
+            service(
+                &site.backup,
+                &[Scheme::Imaps, Scheme::Imap, Scheme::Pop3s, Scheme::Pop3],
+            )
+            .ok_or(
+                "the backup server lists no imap, imaps, pop3 or pop3s service to migrate from",
+            )?,
+        ),
+    };
     let smtp = service(&site.primary, &[Scheme::Smtp])
         .ok_or("the primary server lists no smtp service to deliver to")?;
     let dest_svc = service(&site.primary, &[Scheme::Imaps, Scheme::Imap]);
@@ -481,16 +578,36 @@ fn from_site(
             .map(read_secret)
             .transpose()
             .map_err(|e| format!("{e} ({})", needed_by("password_file")))?;
-        let source_login = match (&own, &admins.source) {
-            (Some(p), _) => Login::own(a.user.clone(), p.clone()),
-            (None, Some(admin)) => admin.login_as(&a.user),
-            (None, None) => {
-                return Err(format!(
-                    "account {:?} has no password_file and there is no source admin \
-                     ([migrate] source_admin or --source-admin)",
-                    a.user
-                ));
+        let source = match (&local_root, src_svc) {
+            (Some(root), _) => {
+                let dir = crate::mta::maildir::user_dir(root, &a.user).ok_or_else(|| {
+                    format!(
+                        "account {:?} is not a Maildir name under [mta] maildir",
+                        a.user
+                    )
+                })?;
+                maildir_source(a.user.clone(), dir, helo, args.timeout)
             }
+            (None, Some(svc)) => Source {
+                kind: match svc.scheme {
+                    Scheme::Pop3 | Scheme::Pop3s => SourceKind::Pop3,
+                    _ => SourceKind::Imap,
+                },
+                endpoint: site_endpoint(&site.backup, svc),
+                login: match (&own, &admins.source) {
+                    (Some(p), _) => Login::own(a.user.clone(), p.clone()),
+                    (None, Some(admin)) => admin.login_as(&a.user),
+                    (None, None) => {
+                        return Err(format!(
+                            "account {:?} has no password_file and there is no source admin \
+                             ([migrate] source_admin or --source-admin)",
+                            a.user
+                        ));
+                    }
+                },
+                maildir: None,
+            },
+            (None, None) => return Err("no source to migrate from".into()),
         };
         // With a dest admin every account gets its IMAP session on mailserver1 (dest_user,
         // else the same user name), so folders and the read-back need no user's password.
@@ -498,6 +615,7 @@ fn from_site(
             .dest_user
             .clone()
             .or_else(|| admins.dest.as_ref().map(|_| a.user.clone()));
+        let dest_maildir = dest_maildir(args, dest_user.as_deref().unwrap_or(&a.user))?;
         let dest_imap = match (dest_user, dest_svc) {
             (Some(user), Some(svc)) => {
                 let own_file = a.dest_password_file.as_deref();
@@ -532,14 +650,7 @@ fn from_site(
         }
         accounts.push(Account {
             name: a.user.clone(),
-            source: Source {
-                kind: match src_svc.scheme {
-                    Scheme::Pop3 | Scheme::Pop3s => SourceKind::Pop3,
-                    _ => SourceKind::Imap,
-                },
-                endpoint: site_endpoint(&site.backup, src_svc),
-                login: source_login,
-            },
+            source,
             rcpt: Some(a.deliver_to.clone()),
             delivery: Delivery {
                 endpoint: site_endpoint(&site.primary, smtp),
@@ -547,6 +658,7 @@ fn from_site(
                 helo: helo.to_owned(),
             },
             dest_imap,
+            dest_maildir,
             inbox,
         });
     }

@@ -52,6 +52,8 @@ pub struct Site {
     pub migrate_all: Option<AddressTemplate>,
     /// Where `migrate` keeps journals and the quarantine (`[migrate] state_dir`).
     pub migrate_state_dir: Option<PathBuf>,
+    /// How `migrate` reads mailserver2 (`[migrate] source`).
+    pub migrate_source: MigrateSource,
     /// Logs in as every account on mailserver2 (`[migrate] source_admin`).
     pub migrate_source_admin: Option<MigrateAdmin>,
     /// Logs in as every account on mailserver1 (`[migrate] dest_admin`).
@@ -327,6 +329,17 @@ pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
     pub cert_warning_days: u32,
     pub cert_critical_days: u32,
+}
+
+/// How `posta migrate` reads mailserver2's mailboxes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrateSource {
+    /// Over the backup server's IMAP or POP3 service (as listed under [servers.backup]).
+    #[default]
+    Server,
+    /// From the Maildirs under `[mta] maildir`, on this host: no password needed.
+    Maildir,
 }
 
 /// An admin identity (a Dovecot master user) that logs in as any account, so no user's

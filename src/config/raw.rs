@@ -169,6 +169,7 @@ pub struct RawTls {
 #[derive(Debug, Deserialize)]
 pub struct RawMigrate {
     pub state_dir: Option<Field<String>>,
+    pub source: Option<Field<String>>,
     pub source_admin: Option<Spanned<RawAdmin>>,
     pub dest_admin: Option<Spanned<RawAdmin>>,
     pub accounts: Option<Spanned<RawAccounts>>,

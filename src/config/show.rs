@@ -79,6 +79,7 @@ pub fn to_site_file(site: &Site) -> String {
     );
     top.insert("tls".into(), tls.into());
     if site.migrate_state_dir.is_some()
+        || site.migrate_source != crate::config::MigrateSource::Server
         || !site.migrate.is_empty()
         || site.migrate_all.is_some()
         || site.migrate_source_admin.is_some()
@@ -86,6 +87,9 @@ pub fn to_site_file(site: &Site) -> String {
     {
         let mut t = Table::new();
         put_path(&mut t, "state_dir", site.migrate_state_dir.as_deref());
+        if site.migrate_source == crate::config::MigrateSource::Maildir {
+            t.insert("source".into(), "maildir".into());
+        }
         for (key, admin) in [
             ("source_admin", &site.migrate_source_admin),
             ("dest_admin", &site.migrate_dest_admin),

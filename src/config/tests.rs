@@ -551,3 +551,38 @@ fn accounts_all_mistakes_are_located() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_maildir_source_needs_no_password_and_needs_mta_maildir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let alice_pw = format!(
+        "password_file = \"{}/secrets/alice.password\"\n",
+        dir.path().display()
+    );
+    let maildir = text
+        .replace(&alice_pw, "")
+        .replace("# source = \"maildir\"\n", "source = \"maildir\"\n");
+    let site = parse(&path, &maildir).unwrap();
+    assert_eq!(site.migrate_source, super::MigrateSource::Maildir);
+    assert_eq!(site.migrate[0].password_file, None);
+    let shown = to_site_file(&site);
+    assert!(shown.contains("source = \"maildir\""), "{shown}");
+    let again = parse(&dir.path().join("elsewhere/shown.toml"), &shown).unwrap();
+    assert_eq!(again.migrate_source, super::MigrateSource::Maildir);
+
+    let no_root = maildir.replace("maildir = \"/var/vmail/%u/Maildir\"\n", "");
+    let found = problems(&path, &no_root);
+    assert!(
+        found.iter().any(|p| p.message.contains("[mta] maildir")),
+        "{found:?}"
+    );
+    let wrong = maildir.replace("source = \"maildir\"", "source = \"nfs\"");
+    let found = problems(&path, &wrong);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.message.contains("not one of server, maildir")),
+        "{found:?}"
+    );
+}

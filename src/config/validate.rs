@@ -10,9 +10,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::raw::{Field, RawAccount, RawAccounts, RawAdmin, RawHook, RawServer, RawSite};
 use super::{
-    AddressTemplate, DnsRecord, Located, MigrateAccount, MigrateAdmin, MtaSection, ProbeAccount,
-    ProbeSettings, Problem, Role, SecretFile, Server, Service, Site, TakeoverMode, TlsSettings,
-    Vip, WatchSettings, Witness, duration,
+    AddressTemplate, DnsRecord, Located, MigrateAccount, MigrateAdmin, MigrateSource, MtaSection,
+    ProbeAccount, ProbeSettings, Problem, Role, SecretFile, Server, Service, Site, TakeoverMode,
+    TlsSettings, Vip, WatchSettings, Witness, duration,
 };
 use crate::client::AdminForm;
 use crate::health::{Scheme, StartTls};
@@ -402,6 +402,7 @@ impl Validator<'_> {
             Some(self.path(&text))
         });
         let m = raw.migrate.as_ref().map(|m| m.get_ref());
+        let migrate_source = self.migrate_source(&raw);
         let migrate_source_admin = m
             .and_then(|m| m.source_admin.as_ref())
             .and_then(|a| self.admin(a, "source_admin"));
@@ -422,6 +423,7 @@ impl Validator<'_> {
             migrate,
             migrate_all: migrate_all?,
             migrate_state_dir,
+            migrate_source: migrate_source?,
             migrate_source_admin,
             migrate_dest_admin,
             takeover_state_file,
@@ -769,7 +771,13 @@ impl Validator<'_> {
         let Some(m) = &raw.migrate else {
             return Vec::new();
         };
-        let admin = m.get_ref().source_admin.is_some();
+        // A Maildir source reads files on this host: no account needs a password there.
+        let maildir = m
+            .get_ref()
+            .source
+            .as_ref()
+            .is_some_and(|s| s.value.as_deref() == Ok("maildir"));
+        let admin = m.get_ref().source_admin.is_some() || maildir;
         let accounts = m.get_ref().accounts.as_ref();
         accounts
             .map_or(&[][..], |a| a.get_ref().list())
@@ -825,7 +833,12 @@ impl Validator<'_> {
             }
             (true, Some(_)) => {
                 // Discovered accounts have no password files: one login must serve them all.
-                if m.source_admin.is_none() {
+                // (A Maildir source reads files on this host and needs no login at all.)
+                let maildir = m
+                    .source
+                    .as_ref()
+                    .is_some_and(|s| s.value.as_deref() == Ok("maildir"));
+                if m.source_admin.is_none() && !maildir {
                     self.problem(
                         table,
                         "accounts = \"all\" needs source_admin, one login for every discovered \
@@ -836,6 +849,36 @@ impl Validator<'_> {
                 template.map(Some)
             }
         }
+    }
+
+    /// `[migrate] source = "server" | "maildir"`; a Maildir source needs `[mta] maildir`.
+    fn migrate_source(&mut self, raw: &RawSite) -> Option<MigrateSource> {
+        let Some(field) = raw.migrate.as_ref().map(|m| &m.get_ref().source) else {
+            return Some(MigrateSource::Server);
+        };
+        let text = self.get(field, "source");
+        if text.is_none() {
+            return Some(MigrateSource::Server);
+        }
+        let source = self.parsed(field, "source", text, |t| match t.as_str() {
+            "server" => Ok(MigrateSource::Server),
+            "maildir" => Ok(MigrateSource::Maildir),
+            _ => Err(format!("{t:?} is not one of server, maildir")),
+        })?;
+        let has_maildir = raw
+            .mta
+            .as_ref()
+            .is_some_and(|m| m.get_ref().maildir.is_some());
+        if source == MigrateSource::Maildir && !has_maildir {
+            if let Some(f) = field {
+                self.problem(
+                    f.span.clone(),
+                    "source = \"maildir\" reads the Maildirs under [mta] maildir, which is not set",
+                );
+            }
+            return None;
+        }
+        Some(source)
     }
 
     /// `source_admin` / `dest_admin = { user, password_file, login }`.

@@ -42,6 +42,8 @@ pub struct Job {
     pub flags: Vec<String>,
     pub internal_date: Option<String>,
     pub target: Target,
+    /// The source file's identity (Maildir source), journaled with every step.
+    pub file: Option<String>,
 }
 
 /// What happened to a message.
@@ -116,6 +118,7 @@ async fn worker(
             } else {
                 String::new()
             },
+            file: job.file.clone(),
         };
         let message_id = facts.message_id.clone();
         // Boxed: the delivery future nests the SMTP/IMAP session futures and is large.
@@ -141,6 +144,7 @@ async fn worker(
 struct Facts {
     message_id: Option<String>,
     hash: String,
+    file: Option<String>,
 }
 
 /// One attempt's result.
@@ -453,6 +457,7 @@ impl Ctx {
             hash: facts.hash.clone(),
             detail,
             at,
+            file: facts.file.clone(),
         }
     }
 }
@@ -651,7 +656,7 @@ impl Tally {
     /// for at mailserver1, waiting up to `settle`; found ones are booked as delivered. Returns
     /// the source handles to send again; empty when there is nothing (more) to do. In the last
     /// round what is still unknown is reported as left. Without a read-back path nothing can
-    /// be looked for: `--unknown keep` reports them at once, `--unknown resend` sends them
+    /// be looked for (no IMAP login there and no local Maildir): `--unknown keep` reports them at once, `--unknown resend` sends them
     /// again once (and counts them as possibly doubled).
     pub async fn settle(
         &mut self,

@@ -75,7 +75,8 @@ fn naming(mailboxes: &[MailboxInfo]) -> Naming {
     }
 }
 
-async fn dest_naming(ctx: &Ctx) -> Result<Option<Naming>, PassError> {
+/// mailserver1's hierarchy, for mapping folder names (None without an IMAP login there).
+pub(super) async fn dest_naming(ctx: &Ctx) -> Result<Option<Naming>, PassError> {
     let Some(dest) = &ctx.account.dest_imap else {
         return Ok(None);
     };
@@ -307,6 +308,7 @@ async fn send(
                 flags: m.flags,
                 internal_date: Some(m.internal_date),
                 target: target.clone(),
+                file: None,
             };
             if jobs.send(job).await.is_err() {
                 break 'batches;

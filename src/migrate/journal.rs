@@ -68,6 +68,11 @@ pub struct Entry {
     /// journals): a later run that finds it unknown knows whether `--settle` has passed since.
     #[serde(rename = "t", default, skip_serializing_if = "is_zero")]
     pub at: u64,
+    /// The source file (Maildir source: device, inode, size, mtime): a client that moves the
+    /// message to another folder gives it a new name there but the same file, and this is how
+    /// a later pass knows it was delivered already.
+    #[serde(rename = "file", default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -198,9 +203,10 @@ impl Journal {
         Entry {
             step,
             message_id: old.as_ref().and_then(|e| e.message_id.clone()),
-            hash: old.map(|e| e.hash).unwrap_or_default(),
+            hash: old.as_ref().map(|e| e.hash.clone()).unwrap_or_default(),
             detail: detail.to_owned(),
             at: 0,
+            file: old.and_then(|e| e.file),
         }
     }
 
@@ -402,6 +408,7 @@ mod tests {
             hash: "00".into(),
             detail: String::new(),
             at: 0,
+            file: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! `posta migrate`: bring the mail that piled up on mailserver2 home to mailserver1, losing
 //! nothing and duplicating nothing.
 //!
-//! Data flow per account: a reader (`imap_source` or `pop3_source`) lists what is on
+//! Data flow per account: a reader (`imap_source`, `pop3_source` or `maildir_source`) lists what is on
 //! mailserver2, sorts it by the journal (already delivered, outcome unknown, to send), streams
 //! the rest to `deliver` workers (SMTP/LMTP for INBOX, IMAP APPEND for folders) and removes
 //! from the source only what the journal records as delivered. `verify` asks mailserver1 about
@@ -11,6 +11,7 @@
 //! - `journal`    per-account record of each message's step, fsync'd before the step it enables.
 //! - `message`    envelope, Message-ID, body hash and the trace header, from the raw bytes.
 //! - `folders`    folder names across delimiters and namespaces.
+//! - `maildir`    Maildir++ on disk: folders, unique names, flags, read and remove.
 //! - `deliver`    the delivery workers and the no-loss order of steps.
 //! - `quarantine` the local Maildir for what mailserver1 refused for good.
 //! - `confirm`    confirm before remove: a delivered message is found at mailserver1 first.
@@ -26,6 +27,8 @@ pub mod discover;
 pub mod folders;
 mod imap_source;
 pub mod journal;
+pub mod maildir;
+mod maildir_source;
 pub mod message;
 pub mod plan;
 mod pop3_source;
@@ -75,11 +78,12 @@ impl Ctx {
         )
     }
 
-    /// How reports name a message: `validity/uid` (IMAP) or the UIDL (POP3).
+    /// How reports name a message: `validity/uid` (IMAP), the UIDL (POP3) or the unique
+    /// base name (Maildir).
     pub fn label(&self, key: &MessageKey) -> String {
         match self.account.source.kind {
             SourceKind::Imap => format!("{}/{}", key.validity, key.id),
-            SourceKind::Pop3 => key.id.clone(),
+            SourceKind::Pop3 | SourceKind::Maildir => key.id.clone(),
         }
     }
 
@@ -121,25 +125,27 @@ impl Ctx {
         out
     }
 
-    /// Whether posta can look into mailserver1's mailbox (an IMAP login there): then a
-    /// delivered message is confirmed there before it leaves the source, and an unknown
+    /// Whether posta can look into mailserver1's mailbox (an IMAP login there, or the user's
+    /// Maildir on this host with --to-maildir): then an unknown
     /// outcome is settled by looking instead of by `--unknown`.
     pub fn read_back_path(&self) -> bool {
-        self.account.dest_imap.is_some()
+        verify::ReadBack::of(&self.account).is_some()
     }
 
     /// Whether a delivered message of a folder going to `target` waits for confirmation before
     /// removal. An IMAP APPEND's OK means stored; an SMTP/LMTP 250 only means accepted.
     pub fn confirms(&self, target: &Target) -> bool {
         matches!(target, Target::Deliver)
-            && self.read_back_path()
+            // The confirmation looks in INBOX over IMAP; a local Maildir read-back
+            // (--to-maildir) checks at the end of the run instead.
+            && self.account.dest_imap.is_some()
             && !self.opts.keep
             && !self.opts.dry_run
     }
 
     /// Whether this run reads mailserver1 back at the end.
     pub fn will_verify(&self) -> bool {
-        self.opts.verify && !self.opts.dry_run && self.account.dest_imap.is_some()
+        self.opts.verify && !self.opts.dry_run && verify::ReadBack::of(&self.account).is_some()
     }
 
     /// What a folder's messages go to, for the report.
@@ -226,14 +232,19 @@ async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) 
             return report;
         }
     };
-    let source_ip = tokio::net::lookup_host((
-        account.source.endpoint.host.as_str(),
-        account.source.endpoint.port,
-    ))
-    .await
-    .ok()
-    .and_then(|mut a| a.next())
-    .map(|a| a.ip().to_string());
+    // A Maildir is read on this host: no peer address to name.
+    let source_ip = if account.source.kind == SourceKind::Maildir {
+        None
+    } else {
+        tokio::net::lookup_host((
+            account.source.endpoint.host.as_str(),
+            account.source.endpoint.port,
+        ))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(|a| a.ip().to_string())
+    };
     let ctx = Arc::new(Ctx {
         tag: format!("posta.{}", message::short_hash(&[&source_id])),
         by: account.delivery.helo.clone(),
@@ -254,6 +265,7 @@ async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) 
         let pass = match ctx.account.source.kind {
             SourceKind::Imap => imap_source::pass(&ctx).await,
             SourceKind::Pop3 => pop3_source::pass(&ctx).await,
+            SourceKind::Maildir => maildir_source::pass(&ctx).await,
         };
         match pass {
             Ok(done) => {
@@ -295,6 +307,7 @@ fn merge(into: &mut Vec<FolderReport>, pass: Vec<FolderReport>) {
                 g.delivered += f.delivered;
                 g.delivered_bytes += f.delivered_bytes;
                 g.removed += f.removed;
+                g.gone += f.gone;
                 g.quarantined = f.quarantined;
                 g.left = f.left;
                 g.unconfirmed = f.unconfirmed;

@@ -1,26 +1,31 @@
 //! What a migration is asked to do: accounts (a source mailbox, where its mail goes) and the
 //! options that apply to all of them. Built by `cmd::migrate` from the site file or from URLs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::client::imap::{ImapClient, ImapError};
 use crate::client::smtp::Dialect;
 use crate::client::{Endpoint, Login};
 
-/// The protocol a source mailbox is read with.
+/// How a source mailbox is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     Imap,
     Pop3,
+    /// The Maildir itself, on this host (posta runs on mailserver2): no login at all.
+    Maildir,
 }
 
 impl SourceKind {
-    /// The `with` word of the trace header, as fetchmail writes it.
+    /// The `with` word of the trace header, as fetchmail writes it. A Maildir read from disk
+    /// crossed no protocol: `local` is what Exim writes for mail that did not arrive over the
+    /// network, and claiming IMAP would send a reader looking for a session that never was.
     pub fn trace_name(self) -> &'static str {
         match self {
             SourceKind::Imap => "IMAP",
             SourceKind::Pop3 => "POP3",
+            SourceKind::Maildir => "local",
         }
     }
 }
@@ -29,8 +34,12 @@ impl SourceKind {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub kind: SourceKind,
+    /// The server (IMAP, POP3); for a Maildir this host, as the trace header's `from`.
     pub endpoint: Endpoint,
+    /// The user, and for IMAP and POP3 the credentials (a Maildir needs none).
     pub login: Login,
+    /// The user's Maildir ([`SourceKind::Maildir`] only).
+    pub maildir: Option<PathBuf>,
 }
 
 /// mailserver1's SMTP or LMTP listener, for INBOX mail (so its filters and quotas apply).
@@ -78,6 +87,9 @@ pub struct Account {
     pub rcpt: Option<String>,
     pub delivery: Delivery,
     pub dest_imap: Option<DestImap>,
+    /// The user's Maildir on mailserver1, when posta runs there (`--to-maildir`): read by
+    /// tracking id to settle unknown outcomes and for the read-back, without any login.
+    pub dest_maildir: Option<PathBuf>,
     pub inbox: InboxRoute,
 }
 
@@ -85,15 +97,18 @@ impl Account {
     /// A stable name for this source mailbox: journal file names and tracking ids derive from
     /// it, so it must not change between runs.
     pub fn source_id(&self) -> String {
-        format!(
-            "{}-{}@{}",
-            match self.source.kind {
-                SourceKind::Imap => "imap",
-                SourceKind::Pop3 => "pop3",
-            },
-            self.source.login.user,
-            self.source.endpoint.display()
-        )
+        let (kind, place) = match (self.source.kind, &self.source.maildir) {
+            (SourceKind::Imap, _) => ("imap", self.source.endpoint.display()),
+            (SourceKind::Pop3, _) => ("pop3", self.source.endpoint.display()),
+            (SourceKind::Maildir, dir) => (
+                "maildir",
+                dir.as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+                    .to_string(),
+            ),
+        };
+        format!("{kind}-{}@{place}", self.source.login.user)
     }
 }
 

@@ -188,6 +188,7 @@ async fn send(
                 flags: Vec::new(),
                 internal_date: None,
                 target: target.clone(),
+                file: None,
             };
             if jobs.send(job).await.is_err() {
                 break 'windows;

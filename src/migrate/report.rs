@@ -37,6 +37,9 @@ pub struct FolderReport {
     pub earlier: usize,
     /// Removed from the source during this run, after mailserver1 accepted them.
     pub removed: usize,
+    /// Gone from the source before posta read or removed it: its user expunged it meanwhile
+    /// (Maildir source, with Dovecot serving the same Maildir).
+    pub gone: usize,
     /// Read back from mailserver1 by Message-ID and body hash (None: not checked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<usize>,

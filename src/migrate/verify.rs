@@ -5,17 +5,57 @@
 //! before it is sent again; and after a run, what this run delivered is read back and checked
 //! by tracking id, Message-ID and body hash: missing, duplicated or altered messages are named.
 //! An MTA queues before it stores, so both wait up to `settle` for mail to appear.
+//!
+//! mailserver1 is asked over IMAP (a login there), or, when posta runs on mailserver1
+//! (`--to-maildir`), by reading the user's Maildir on disk: every folder, `new/` and `cur/`.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::Ctx;
 use super::journal::MessageKey;
+use super::maildir;
 use super::message;
+use super::plan::{Account, DestImap};
 use super::report::{FolderReport, Problem};
 use crate::client::imap::{ImapClient, ImapError};
 
 const POLL: Duration = Duration::from_millis(500);
+
+/// Where mailserver1 can be asked what it holds.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadBack<'a> {
+    /// An IMAP login there: searched folder by folder.
+    Imap(&'a DestImap),
+    /// The user's Maildir on this host (posta runs on mailserver1): every folder at once, so a
+    /// message mailserver1's filters filed elsewhere is found too.
+    LocalMaildir(&'a Path),
+}
+
+impl ReadBack<'_> {
+    /// The account's read-back path: its Maildir when given (no login, no folder mapping),
+    /// else its IMAP login; None without either.
+    pub fn of(account: &Account) -> Option<ReadBack<'_>> {
+        match (&account.dest_maildir, &account.dest_imap) {
+            (Some(dir), _) => Some(ReadBack::LocalMaildir(dir)),
+            (None, Some(imap)) => Some(ReadBack::Imap(imap)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Why mailserver1 could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    #[error("cannot read {path}: {source}")]
+    Local {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 async fn connect(ctx: &Ctx) -> Result<Option<ImapClient>, ImapError> {
     let Some(dest) = &ctx.account.dest_imap else {
@@ -24,8 +64,10 @@ async fn connect(ctx: &Ctx) -> Result<Option<ImapClient>, ImapError> {
     dest.open().await.map(Some)
 }
 
-/// Splits `doubt` into what mailserver1's `folder` has (by tracking id) and what it does not
-/// show within `settle`. Without a destination IMAP login nothing can be found.
+/// Whether mailserver1 has these messages: splits `doubt` into what it holds (by tracking id;
+/// over IMAP in `folder`, in a local Maildir anywhere) and what it does not show within
+/// `settle`. The one question every caller asks, whichever read-back path the account has;
+/// without one nothing can be found.
 pub async fn resolve(
     ctx: &Ctx,
     folder: &str,
@@ -35,12 +77,27 @@ pub async fn resolve(
     if doubt.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    match search_ids(ctx, folder, doubt.clone(), settle).await {
+    match ask(ctx, folder, doubt.clone(), settle).await {
         Ok(split) => split,
         Err(e) => {
             tracing::warn!(account = %ctx.account.name, "cannot check mailserver1 for unknown outcomes: {e}");
             (Vec::new(), doubt)
         }
+    }
+}
+
+/// [`resolve`]'s question over the account's read-back path, with the error kept: a caller that
+/// would send again what is not found must not take "cannot ask" for "not there".
+async fn ask(
+    ctx: &Ctx,
+    folder: &str,
+    doubt: Vec<(MessageKey, u32)>,
+    settle: Duration,
+) -> Result<Split, VerifyError> {
+    match ReadBack::of(&ctx.account) {
+        None => Ok((Vec::new(), doubt)),
+        Some(ReadBack::Imap(_)) => search_ids(ctx, folder, doubt, settle).await,
+        Some(ReadBack::LocalMaildir(dir)) => search_local(ctx, dir, doubt, settle).await,
     }
 }
 
@@ -54,7 +111,7 @@ pub async fn resolve_earlier(ctx: &Ctx, folder: &str, doubt: Vec<(MessageKey, u3
         out.doubt = doubt;
         return out;
     }
-    match search_ids(ctx, folder, doubt.clone(), Duration::ZERO).await {
+    match ask(ctx, folder, doubt.clone(), Duration::ZERO).await {
         Ok((found, rest)) => {
             out.found = found;
             for (key, handle) in rest {
@@ -86,12 +143,137 @@ pub struct Earlier {
     pub doubt: Vec<(MessageKey, u32)>,
 }
 
+type Split = (Vec<(MessageKey, u32)>, Vec<(MessageKey, u32)>);
+
+async fn search_local(
+    ctx: &Ctx,
+    dir: &Path,
+    mut pending: Vec<(MessageKey, u32)>,
+    settle: Duration,
+) -> Result<Split, VerifyError> {
+    let deadline = Instant::now() + settle;
+    let mut scan = LocalScan::new(dir, &ctx.tag, false);
+    let mut found = Vec::new();
+    loop {
+        scan = scan.rescan().await?;
+        let (here, still): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(k, _)| scan.seen.contains_key(&ctx.tracking_id(k)));
+        found.extend(here);
+        pending = still;
+        if pending.is_empty() || Instant::now() >= deadline {
+            return Ok((found, pending));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// What a local Maildir holds of this account's messages, by tracking id, kept between polls
+/// so each file's header is read once.
+struct LocalScan {
+    root: PathBuf,
+    tag: String,
+    /// Also hash each body of ours (the read-back), not just find it (unknown outcomes).
+    hashes: bool,
+    /// Files looked at, by folder directory and unique name (a rename for flags is not new).
+    looked: std::collections::HashSet<(PathBuf, String)>,
+    seen: HashMap<String, Vec<Seen>>,
+}
+
+/// How much of a file is read to find the trace header: it is near the top, under the few
+/// fields mailserver1's delivery prepends.
+const HEADER_PEEK: u64 = 64 * 1024;
+
+impl LocalScan {
+    fn new(root: &Path, tag: &str, hashes: bool) -> LocalScan {
+        LocalScan {
+            root: root.to_path_buf(),
+            tag: tag.to_owned(),
+            hashes,
+            looked: Default::default(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Looks at every file not looked at before, off the async runtime.
+    async fn rescan(self) -> Result<LocalScan, VerifyError> {
+        tokio::task::spawn_blocking(move || {
+            let mut scan = self;
+            scan.scan().map(|()| scan)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(VerifyError::Local {
+                path: PathBuf::new(),
+                source: std::io::Error::other(e),
+            })
+        })
+    }
+
+    fn scan(&mut self) -> Result<(), VerifyError> {
+        let local = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| VerifyError::Local { path, source }
+        };
+        let folders = match maildir::folders(&self.root) {
+            Ok(f) => f,
+            // No Maildir yet: mailserver1 has stored nothing for this user.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(local(&self.root)(e)),
+        };
+        for folder in folders {
+            let listed = maildir::list(&folder.dir).map_err(local(&folder.dir))?;
+            for l in listed {
+                if !self.looked.insert((folder.dir.clone(), l.base.clone())) {
+                    continue;
+                }
+                // Gone since the listing (expunged, or renamed: the rename shows next time).
+                let Some(path) = maildir::find(&folder.dir, &l.base).map_err(local(&folder.dir))?
+                else {
+                    self.looked.remove(&(folder.dir.clone(), l.base));
+                    continue;
+                };
+                let Ok(head) = peek(&path, HEADER_PEEK) else {
+                    self.looked.remove(&(folder.dir.clone(), l.base));
+                    continue;
+                };
+                let Some(id) = tracking_id_in(&head, &self.tag) else {
+                    continue;
+                };
+                let hash = if self.hashes {
+                    match std::fs::read(&path) {
+                        Ok(whole) => message::body_hash(&whole),
+                        Err(_) => {
+                            self.looked.remove(&(folder.dir.clone(), l.base));
+                            continue;
+                        }
+                    }
+                } else {
+                    String::new()
+                };
+                self.seen.entry(id).or_default().push(Seen { hash });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first `limit` bytes of a file.
+fn peek(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
 async fn search_ids(
     ctx: &Ctx,
     folder: &str,
     mut pending: Vec<(MessageKey, u32)>,
     settle: Duration,
-) -> Result<(Vec<(MessageKey, u32)>, Vec<(MessageKey, u32)>), ImapError> {
+) -> Result<Split, VerifyError> {
     let Some(mut c) = connect(ctx).await? else {
         return Ok((Vec::new(), pending));
     };
@@ -124,8 +306,8 @@ async fn search_ids(
 pub fn leave_unknown(ctx: &Ctx, report: &mut FolderReport, doubt: Vec<(MessageKey, u32)>) {
     let reason = if !ctx.read_back_path() {
         "outcome unknown (the connection was lost after the final dot); give an IMAP login on \
-         mailserver1 (--to-imap, --dest-admin) so posta can check, or --unknown resend to send \
-         it again at the risk of a second copy"
+         mailserver1 (--to-imap, --dest-admin), or run on mailserver1 with --to-maildir, so \
+         posta can check, or --unknown resend to send it again at the risk of a second copy"
     } else {
         "outcome unknown twice (connection lost after the final dot, and mailserver1 does not \
          show it); rerun to check again"
@@ -146,19 +328,31 @@ struct Seen {
 }
 
 /// Reads back every message this run delivered and books the result in each folder's report.
-pub async fn read_back(ctx: &Ctx, folders: &mut [FolderReport]) -> Result<(), ImapError> {
+pub async fn read_back(ctx: &Ctx, folders: &mut [FolderReport]) -> Result<(), VerifyError> {
     if folders.iter().all(|f| f.delivered_keys.is_empty()) {
         return Ok(());
     }
+    match ReadBack::of(&ctx.account) {
+        None => Ok(()),
+        Some(ReadBack::Imap(_)) => read_back_imap(ctx, folders).await,
+        Some(ReadBack::LocalMaildir(dir)) => read_back_local(ctx, dir, folders).await,
+    }
+}
+
+/// The tracking ids this folder's delivered messages carry.
+fn expected<'a>(ctx: &Ctx, f: &'a FolderReport) -> HashMap<String, &'a (MessageKey, String)> {
+    f.delivered_keys
+        .iter()
+        .map(|k| (ctx.tracking_id(&k.0), k))
+        .collect()
+}
+
+async fn read_back_imap(ctx: &Ctx, folders: &mut [FolderReport]) -> Result<(), VerifyError> {
     let Some(mut c) = connect(ctx).await? else {
         return Ok(());
     };
     for f in folders.iter_mut().filter(|f| !f.delivered_keys.is_empty()) {
-        let expected: HashMap<String, &(MessageKey, String)> = f
-            .delivered_keys
-            .iter()
-            .map(|k| (ctx.tracking_id(&k.0), k))
-            .collect();
+        let expected = expected(ctx, f);
         let mut seen: HashMap<String, Vec<Seen>> = HashMap::new();
         let mut fetched = std::collections::HashSet::new();
         let deadline = Instant::now() + ctx.opts.settle;
@@ -184,34 +378,71 @@ pub async fn read_back(ctx: &Ctx, folders: &mut [FolderReport]) -> Result<(), Im
             }
             tokio::time::sleep(POLL).await;
         }
-        let mut verified = 0;
-        for (id, (key, hash)) in &expected {
-            let problem = |reason: String| Problem {
-                uid: ctx.label(key),
-                message_id: ctx.journal.get(key).and_then(|e| e.message_id),
-                reason,
-                quarantine: None,
-            };
-            match seen.get(id).map(Vec::as_slice) {
-                None | Some([]) => f.missing.push(problem(format!(
-                    "accepted by mailserver1 but not in {} after {:?}",
-                    f.dest_folder, ctx.opts.settle
-                ))),
-                Some([one]) if hash.is_empty() || &one.hash == hash => verified += 1,
-                Some([_]) => f.missing.push(problem(
-                    "the copy at mailserver1 differs from the source (body hash)".into(),
-                )),
-                Some(many) => f.duplicated.push(problem(format!(
-                    "{} copies at mailserver1 in {}",
-                    many.len(),
-                    f.dest_folder
-                ))),
-            }
-        }
-        f.verified = Some(verified);
+        let place = f.dest_folder.clone();
+        book(ctx, f, &seen, &place);
     }
     let _ = c.logout().await;
     Ok(())
+}
+
+/// The local read-back: the whole Maildir is scanned (each file once), until every message
+/// delivered by this run shows or `settle` is over.
+async fn read_back_local(
+    ctx: &Ctx,
+    dir: &Path,
+    folders: &mut [FolderReport],
+) -> Result<(), VerifyError> {
+    let deadline = Instant::now() + ctx.opts.settle;
+    let mut scan = LocalScan::new(dir, &ctx.tag, true);
+    loop {
+        scan = scan.rescan().await?;
+        let complete = folders
+            .iter()
+            .flat_map(|f| f.delivered_keys.iter())
+            .all(|(k, _)| scan.seen.contains_key(&ctx.tracking_id(k)));
+        if complete || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let place = dir.display().to_string();
+    for f in folders.iter_mut().filter(|f| !f.delivered_keys.is_empty()) {
+        book(ctx, f, &scan.seen, &place);
+    }
+    Ok(())
+}
+
+/// Books what mailserver1 showed (`seen`, by tracking id) against what the folder delivered.
+fn book(ctx: &Ctx, f: &mut FolderReport, seen: &HashMap<String, Vec<Seen>>, place: &str) {
+    let expected = expected(ctx, f);
+    let mut verified = 0;
+    let mut missing = Vec::new();
+    let mut duplicated = Vec::new();
+    for (id, (key, hash)) in &expected {
+        let problem = |reason: String| Problem {
+            uid: ctx.label(key),
+            message_id: ctx.journal.get(key).and_then(|e| e.message_id),
+            reason,
+            quarantine: None,
+        };
+        match seen.get(id).map(Vec::as_slice) {
+            None | Some([]) => missing.push(problem(format!(
+                "accepted by mailserver1 but not in {place} after {:?}",
+                ctx.opts.settle
+            ))),
+            Some([one]) if hash.is_empty() || &one.hash == hash => verified += 1,
+            Some([_]) => missing.push(problem(
+                "the copy at mailserver1 differs from the source (body hash)".into(),
+            )),
+            Some(many) => duplicated.push(problem(format!(
+                "{} copies at mailserver1 in {place}",
+                many.len()
+            ))),
+        }
+    }
+    f.missing.extend(missing);
+    f.duplicated.extend(duplicated);
+    f.verified = Some(verified);
 }
 
 /// The tracking id (`tag.<hex>`) in a message's header, if posta's trace header is there.
@@ -232,6 +463,47 @@ pub(super) fn tracking_id_in(message: &[u8], tag: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_scan_finds_tracking_ids_in_every_folder_once_per_file() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        for d in ["", ".Archive"] {
+            for sub in ["tmp", "new", "cur"] {
+                std::fs::create_dir_all(root.join(d).join(sub)).unwrap();
+            }
+        }
+        let m = |id: &str| {
+            format!(
+                "Return-Path: <a@b>\nDelivered-To: a@b\nReceived: from x\n\tby y with local \
+                 (posta-0.1.0 account a folder INBOX uid 1.a id {id})\n\t; date\n\nbody\n"
+            )
+        };
+        std::fs::write(root.join("new/1.a"), m("posta.00aa.01")).unwrap();
+        std::fs::write(root.join(".Archive/cur/2.a:2,S"), m("posta.00aa.02")).unwrap();
+        std::fs::write(root.join("cur/3.a:2,S"), m("posta.00bb.03")).unwrap();
+        // A delivery in progress is not there yet.
+        std::fs::write(root.join("tmp/4.a"), m("posta.00aa.04")).unwrap();
+        let mut scan = LocalScan::new(root, "posta.00aa", true);
+        scan.scan().unwrap();
+        let mut ids: Vec<&String> = scan.seen.keys().collect();
+        ids.sort();
+        assert_eq!(ids, ["posta.00aa.01", "posta.00aa.02"]);
+        assert_eq!(
+            scan.seen["posta.00aa.01"][0].hash,
+            message::body_hash(b"x\r\n\r\nbody\r\n")
+        );
+        // Renamed for flags: the same file, not a second copy.
+        std::fs::rename(root.join("new/1.a"), root.join("cur/1.a:2,S")).unwrap();
+        std::fs::rename(root.join("tmp/4.a"), root.join("new/4.a")).unwrap();
+        scan.scan().unwrap();
+        assert_eq!(scan.seen["posta.00aa.01"].len(), 1);
+        assert!(scan.seen.contains_key("posta.00aa.04"));
+        // No Maildir yet: nothing stored, not an error.
+        let mut none = LocalScan::new(&root.join("absent"), "posta.00aa", false);
+        none.scan().unwrap();
+        assert!(none.seen.is_empty());
+    }
 
     #[test]
     fn finds_the_tracking_id_in_the_trace_header() {
