@@ -10,6 +10,12 @@
 //!   source, prints `ok`. Lets one bench run give several tools the same data.
 //! - `count`: prints the number of messages in the source and destination INBOX, `SRC DST`.
 //!
+//! `bench_env ENV_FILE --accounts N` is a whole site instead: users `user00`... on both
+//! servers, each Dovecot with a master user `admin` (one credential per side, as an
+//! administrator migrates), the admin password files and the source's Maildir root in
+//! ENV_FILE. `reseed N SIZE` then seeds N messages into every account's INBOX, and `count`
+//! sums over the accounts.
+//!
 //! A seeded message is a delivered RFC 5322 message (Return-Path, Delivered-To, Received,
 //! Message-ID, Date, MIME text/plain) of exactly SIZE bytes on disk, body in 76-character lines.
 
@@ -26,36 +32,63 @@ use support::{Ca, Dovecot, Primary, maildir};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "alice-bench-pw";
+const SOURCE_ADMIN_PW: &str = "ms2-admin-bench-pw";
+const DEST_ADMIN_PW: &str = "ms1-admin-bench-pw";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (env_file, initial) = match args.as_slice() {
-        [file] => (file, None),
-        [file, n, size] => (file, Some(dataset(n, size))),
+    let (env_file, initial, site) = match args.as_slice() {
+        [file] => (file, None, None),
+        [file, flag, n] if flag == "--accounts" => (file, None, Some(dataset(n, "0").0)),
+        [file, n, size] => (file, Some(dataset(n, size)), None),
         _ => {
-            eprintln!("usage: bench_env ENV_FILE [MESSAGES SIZE]");
+            eprintln!("usage: bench_env ENV_FILE [MESSAGES SIZE | --accounts N]");
             std::process::exit(2);
         }
     };
+    let users: Vec<(String, String)> = match site {
+        Some(n) => (0..n)
+            .map(|i| (format!("user{i:02}"), format!("user{i:02}-bench-pw")))
+            .collect(),
+        None => vec![(USER.to_owned(), PASSWORD.to_owned())],
+    };
+    let pairs: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
     let ca = Ca::get();
-    let source = Dovecot::start(ca, &[(USER, PASSWORD)]);
-    let primary = Primary::start(ca, &[(USER, PASSWORD)]);
+    let (source, primary) = if site.is_some() {
+        (
+            Dovecot::start_with_master(ca, &pairs, ("admin", SOURCE_ADMIN_PW)),
+            Primary::start_with_master(ca, &pairs, ("admin", DEST_ADMIN_PW)),
+        )
+    } else {
+        (Dovecot::start(ca, &pairs), Primary::start(ca, &pairs))
+    };
+    let names: Vec<&str> = pairs.iter().map(|(u, _)| *u).collect();
     let mut seeder = Seeder::default();
     if let Some((n, size)) = initial {
-        seeder.reseed(&source, &primary, n, size);
+        seeder.reseed(&source, &primary, &names, n, size);
     }
 
     let dir = tempfile::tempdir().expect("failed to create a temp dir");
-    let password_file = dir.path().join("password");
-    fs::write(&password_file, format!("{PASSWORD}\n")).expect("failed to write the password");
-    fs::set_permissions(&password_file, fs::Permissions::from_mode(0o600))
-        .expect("failed to chmod the password file");
-    let vars = [
+    let secret = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        fs::write(&path, format!("{text}\n")).expect("failed to write a password file");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .expect("failed to chmod a password file");
+        path.display().to_string()
+    };
+    let password_file = secret("password", pairs[0].1);
+    let mut vars = vec![
         ("SRC_IMAP_PORT", source.imap_port().to_string()),
         ("SRC_IMAPS_PORT", source.imaps_port().to_string()),
         ("SRC_POP3_PORT", source.pop3_port().to_string()),
         ("SRC_POP3S_PORT", source.pop3s_port().to_string()),
-        ("SRC_MAILDIR", source.maildir(USER).display().to_string()),
+        (
+            "SRC_MAILDIR",
+            source.maildir(names[0]).display().to_string(),
+        ),
         ("SRC_DOVECOT_LOG", source.log().display().to_string()),
         ("DST_SMTP_PORT", primary.postfix.smtp_port().to_string()),
         (
@@ -67,7 +100,7 @@ fn main() {
         ("DST_IMAPS_PORT", primary.dovecot.imaps_port().to_string()),
         (
             "DST_MAILDIR",
-            primary.dovecot.maildir(USER).display().to_string(),
+            primary.dovecot.maildir(names[0]).display().to_string(),
         ),
         (
             "DST_DOVECOT_LOG",
@@ -75,11 +108,28 @@ fn main() {
         ),
         ("POSTFIX_CONF", primary.postfix.conf().display().to_string()),
         ("POSTFIX_LOG", primary.postfix.log().display().to_string()),
-        ("MAIL_USER", USER.to_owned()),
-        ("RCPT", format!("{USER}@{}", support::primary::DOMAIN)),
+        ("MAIL_USER", names[0].to_owned()),
+        ("RCPT", format!("{}@{}", names[0], support::primary::DOMAIN)),
         ("CA_FILE", ca.ca_pem().display().to_string()),
-        ("PASSWORD_FILE", password_file.display().to_string()),
+        ("PASSWORD_FILE", password_file),
     ];
+    if let Some(n) = site {
+        vars.extend([
+            ("ACCOUNTS", n.to_string()),
+            (
+                "SRC_MAIL_ROOT",
+                source.path().join("mail").display().to_string(),
+            ),
+            (
+                "SRC_ADMIN_PASSWORD_FILE",
+                secret("ms2-admin", SOURCE_ADMIN_PW),
+            ),
+            (
+                "DST_ADMIN_PASSWORD_FILE",
+                secret("ms1-admin", DEST_ADMIN_PW),
+            ),
+        ]);
+    }
     let text: String = vars
         .iter()
         .map(|(name, value)| format!("{name}='{value}'\n"))
@@ -94,14 +144,18 @@ fn main() {
         let reply = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
             ["reseed", n, size] => {
                 let (n, size) = dataset(n, size);
-                seeder.reseed(&source, &primary, n, size);
+                seeder.reseed(&source, &primary, &names, n, size);
                 "ok".to_owned()
             }
-            ["count"] => format!(
-                "{} {}",
-                maildir::count(&source.maildir(USER), None),
-                maildir::count(&primary.dovecot.maildir(USER), None)
-            ),
+            ["count"] => {
+                let sum = |d: &Dovecot| -> usize {
+                    names
+                        .iter()
+                        .map(|u| maildir::count(&d.maildir(u), None))
+                        .sum()
+                };
+                format!("{} {}", sum(&source), sum(&primary.dovecot))
+            }
             _ => format!("error: unknown command {line:?} (reseed N SIZE | count)"),
         };
         writeln!(out, "{reply}").expect("failed to write to stdout");
@@ -126,34 +180,44 @@ struct Seeder {
 }
 
 impl Seeder {
-    fn reseed(&mut self, source: &Dovecot, primary: &Primary, n: usize, size: usize) {
+    /// Empties every user's INBOX on both sides and seeds `n` messages into each on the source.
+    fn reseed(
+        &mut self,
+        source: &Dovecot,
+        primary: &Primary,
+        users: &[&str],
+        n: usize,
+        size: usize,
+    ) {
         self.generation += 1;
-        source.clear(USER, None);
-        primary.dovecot.clear(USER, None);
         let now = SystemTime::now();
-        for i in 0..n {
-            // One message a minute up to now; the newest tenth is still unread.
-            let minutes = u64::try_from(n - i).expect("message count fits u64");
-            let date = now - Duration::from_secs(60 * minutes);
-            let flags = if i < n - n / 10 { "S" } else { "" };
-            let message = self.message(i, n, size, date);
-            source.seed(USER, None, &message, flags, &[], date);
+        for user in users {
+            source.clear(user, None);
+            primary.dovecot.clear(user, None);
+            for i in 0..n {
+                // One message a minute up to now; the newest tenth is still unread.
+                let minutes = u64::try_from(n - i).expect("message count fits u64");
+                let date = now - Duration::from_secs(60 * minutes);
+                let flags = if i < n - n / 10 { "S" } else { "" };
+                let message = self.message(user, i, n, size, date);
+                source.seed(user, None, &message, flags, &[], date);
+            }
         }
     }
 
-    fn message(&self, i: usize, n: usize, size: usize, date: SystemTime) -> Vec<u8> {
+    fn message(&self, user: &str, i: usize, n: usize, size: usize, date: SystemTime) -> Vec<u8> {
         let sender = i % 37;
         let date = rfc5322_date(date);
         let mut text = format!(
             "Return-Path: <sender{sender}@bench.example.net>\n\
-             Delivered-To: alice@example.org\n\
+             Delivered-To: {user}@example.org\n\
              Received: from mx.bench.example.net (mx.bench.example.net [192.0.2.10])\n\
              \tby mail2.example.org (Postfix) with ESMTPS id B{generation}Q{i}\n\
-             \tfor <alice@example.org>; {date}\n\
-             Message-ID: <{generation}.{i}.bench@bench.example.net>\n\
+             \tfor <{user}@example.org>; {date}\n\
+             Message-ID: <{generation}.{i}.{user}.bench@bench.example.net>\n\
              Date: {date}\n\
              From: Sender {sender} <sender{sender}@bench.example.net>\n\
-             To: Alice <alice@example.org>\n\
+             To: <{user}@example.org>\n\
              Subject: Benchmark message {number} of {n}\n\
              MIME-Version: 1.0\n\
              Content-Type: text/plain; charset=us-ascii\n\

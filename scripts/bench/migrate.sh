@@ -11,6 +11,14 @@
 # (flat when it streams). One run per cell. Override with DATASETS / FLAT ("COUNTxBYTES ...")
 # and POSTA (the binary). Needs root (it installs the Debian packages and starts the servers).
 #
+# SITE=1 times a whole site instead: ACCOUNTS (50) accounts x PER_ACCOUNT (200) messages of
+# SIZE (20,000) bytes in each INBOX on mailserver2, a Dovecot with a master user, as an
+# administrator migrates it: posta with one admin login per server and accounts = "all" (over
+# IMAP, then straight from mailserver2's Maildirs), fetchmail with one poll entry per account
+# in one .fetchmailrc (logging in as user*admin; it polls them one after another), and
+# smtp-source's ceiling into the same Postfix. fetchmail runs over the first FETCHMAIL_ACCOUNTS
+# (5) accounts only and its time is scaled to the site, which the output says.
+#
 # Why fetchmail is slow here: it writes SMTP a line at a time without TCP_NODELAY, so every
 # message waits for Postfix's delayed ACK (see shared notes, "Why fetchmail is slow on loopback").
 set -euo pipefail
@@ -24,8 +32,18 @@ FLAT=${FLAT:-"1000x20000 10000x20000"}
 # Delivery must make progress at least this often, or the run counts as failed.
 STALL_SECONDS=${STALL_SECONDS:-60}
 
+SITE=${SITE:-0}
+ACCOUNTS=${ACCOUNTS:-50}
+PER_ACCOUNT=${PER_ACCOUNT:-200}
+SIZE=${SIZE:-20000}
+FETCHMAIL_ACCOUNTS=${FETCHMAIL_ACCOUNTS:-5}
+site_args=()
+[ "$SITE" = 1 ] && site_args=(--accounts "$ACCOUNTS")
+
 work=$(mktemp -d)
-coproc BENCH_ENV { exec target/release/examples/bench_env "$work/env" 2>"$work/bench_env.log"; }
+coproc BENCH_ENV {
+  exec target/release/examples/bench_env "$work/env" "${site_args[@]}" 2>"$work/bench_env.log"
+}
 env_pid=$BENCH_ENV_PID
 to_env=${BENCH_ENV[1]}
 from_env=${BENCH_ENV[0]}
@@ -86,12 +104,13 @@ await_delivery() {
   done
 }
 
-# measure KEY N SIZE RUN_FUNCTION: reseeds, runs the function, waits for delivery, records
-# msgs/s, MB/s and the client's peak RSS under KEY, and prints one line.
-declare -A RATE RSS
+# measure KEY N SIZE RUN_FUNCTION [SEED]: reseeds SEED (default N) messages per account, runs
+# the function, waits for N messages at the destination, records msgs/s, MB/s, the elapsed
+# time and the client's peak RSS under KEY, and prints one line.
+declare -A RATE RSS ELAPSED
 measure() {
-  local key=$1 n=$2 size=$3 run=$4 start end status client_s rss_kb total
-  [ "$(ask reseed "$n" "$size")" = ok ] || { echo "reseed failed" >&2; exit 1; }
+  local key=$1 n=$2 size=$3 run=$4 seed=${5:-$2} start end status client_s rss_kb total
+  [ "$(ask reseed "$seed" "$size")" = ok ] || { echo "reseed failed" >&2; exit 1; }
   rm -rf "$work/state" "$work/fetchids"
   start=$(date +%s.%N)
   status=0
@@ -110,6 +129,7 @@ measure() {
   end=$(date +%s.%N)
   read -r client_s rss_kb < "$work/time"
   total=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }')
+  ELAPSED[$key]=$total
   RATE[$key]=$(awk -v n="$n" -v t="$total" 'BEGIN { printf "%.1f", n / t }')
   RSS[$key]=$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')
   printf '  %-32s %8s msg/s %7s MB/s  delivered in %6.2f s (client exited after %6.2f s)  peak RSS %6s MB\n' \
@@ -160,6 +180,117 @@ run_smtp_source() {
     -t "$RCPT" "127.0.0.1:$DST_SMTP_PORT"
 }
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+
+# ---- site mode ----------------------------------------------------------------------------------
+
+# site_file SOURCE: a site file for the bench servers on loopback with accounts = "all", one
+# admin per server, and SOURCE ("server": mailserver2's IMAP; "maildir": its Maildirs on disk).
+site_file() {
+  cat >"$work/site.toml" <<EOF
+domain = "example.org"
+[primary]
+name = "localhost"
+address = "127.0.0.1"
+services = ["smtp:$DST_SMTP_PORT?starttls=no", "imaps:$DST_IMAPS_PORT"]
+[backup]
+name = "localhost"
+address = "127.0.0.2"
+services = ["imaps:$SRC_IMAPS_PORT"]
+[takeover]
+mode = "vip"
+state_file = "$work/takeover.json"
+[vip]
+address = "127.0.0.9/8"
+interface = "lo"
+[tls]
+ca_file = "$CA_FILE"
+[mta]
+maildir = "$SRC_MAIL_ROOT/%u/Maildir"
+[migrate]
+source = "$1"
+accounts = "all"
+deliver_to = "%u@example.org"
+source_admin = { user = "admin", password_file = "$SRC_ADMIN_PASSWORD_FILE" }
+dest_admin = { user = "admin", password_file = "$DST_ADMIN_PASSWORD_FILE" }
+EOF
+}
+
+# posta_site SOURCE: the whole site in one run.
+posta_site() {
+  rm -rf "$work/state"
+  site_file "$1"
+  timed "$POSTA" --config "$work/site.toml" migrate --json --state-dir "$work/state"
+  # REPORT_DIR keeps posta's JSON reports (per-account figures) after the run.
+  [ -z "${REPORT_DIR:-}" ] || cp "$work/client.log" "$REPORT_DIR/posta-$1.json"
+}
+run_posta_site_imap() { posta_site server; }
+run_posta_site_maildir() { posta_site maildir; }
+
+# One poll entry per account, as administrators write .fetchmailrc; fetchmail polls them one
+# after another. Each logs in as user*admin (the master user; Dovecot's separator form).
+run_fetchmail_site() {
+  local rc=$work/fetchmailrc status i user
+  (
+    umask 077
+    echo "set no bouncemail" >"$rc"
+    for ((i = 0; i < FETCHMAIL_ACCOUNTS; i++)); do
+      user=$(printf 'user%02d' "$i")
+      cat >>"$rc" <<EOF
+poll 127.0.0.1 with proto IMAP service $SRC_IMAPS_PORT
+  user "$user*admin" there with password "$(cat "$SRC_ADMIN_PASSWORD_FILE")" is "$user@example.org" here
+  options ssl sslcertck sslcertfile "$CA_FILE" sslcommonname "localhost"
+  smtphost "127.0.0.1/$DST_SMTP_PORT" smtpname "$user@example.org"
+  fetchall nokeep
+EOF
+    done
+  )
+  status=0
+  timed fetchmail -f "$rc" --nosyslog --idfile "$work/fetchids" --pidfile "$work/fetchmail.pid" ||
+    status=$?
+  rm -f "$rc"
+  return "$status"
+}
+
+# smtp-source's ceiling for the whole site: each account's messages to its own address, as
+# posta delivers them (10,000 into one mailbox would measure Dovecot's growing index instead),
+# 4 accounts at a time over one reused session each: 4 sessions, as in the one-mailbox runs.
+run_smtp_source_site() {
+  local per=$(($1 / ACCOUNTS))
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  timed xargs -P 4 -I USER sh -c '/usr/sbin/smtp-source -d -s 1 -m "$1" -l "$2" \
+    -f bench@sender.example.net -t "$3" "127.0.0.1:$4"' _ "$per" "$2" USER@example.org \
+    "$DST_SMTP_PORT" < <(for ((i = 0; i < ACCOUNTS; i++)); do printf 'user%02d\n' "$i"; done)
+}
+
+if [ "$SITE" = 1 ]; then
+  total=$((ACCOUNTS * PER_ACCOUNT))
+  fetch_total=$((FETCHMAIL_ACCOUNTS * PER_ACCOUNT))
+  fkey="fetchmail ($FETCHMAIL_ACCOUNTS accounts)"
+  echo "posta: $POSTA ($("$POSTA" --version 2>/dev/null || echo 'version unknown'))"
+  echo "site: $ACCOUNTS accounts x $PER_ACCOUNT messages x $((SIZE / 1000)) KB ($total messages)"
+  measure smtp-source "$total" "$SIZE" run_smtp_source_site "$PER_ACCOUNT"
+  measure "posta (IMAP, admin)" "$total" "$SIZE" run_posta_site_imap "$PER_ACCOUNT"
+  measure "posta (Maildir)" "$total" "$SIZE" run_posta_site_maildir "$PER_ACCOUNT"
+  # The other accounts keep their seed: only the polled ones count at the destination.
+  measure "$fkey" "$fetch_total" "$SIZE" run_fetchmail_site "$PER_ACCOUNT"
+  f=${RATE[$fkey]} s=${RATE[smtp-source]}
+  echo
+  echo "fetchmail was timed over $FETCHMAIL_ACCOUNTS of $ACCOUNTS accounts ($fetch_total" \
+    "messages); its site time below is scaled from that rate."
+  row() { printf '%-22s %10s %12s %14s %16s %13s\n' "$@"; }
+  row tool "msg/s" "elapsed s" "posta/fetchm." "posta/smtp-src" "peak RSS MB"
+  for key in "posta (IMAP, admin)" "posta (Maildir)"; do
+    p=${RATE[$key]}
+    row "$key" "$p" "${ELAPSED[$key]}" "$(ratio "$p" "$f")" "$(ratio "$p" "$s")" "${RSS[$key]}"
+  done
+  row "fetchmail (scaled)" "$f" \
+    "$(awk -v n="$total" -v r="$f" 'BEGIN { if (r + 0 > 0) printf "%.0f", n / r; else printf "-" }')" \
+    - - "${RSS[$fkey]}"
+  row smtp-source "$s" "${ELAPSED[smtp-source]}" - - "${RSS[smtp-source]}"
+  exit 0
+fi
+
 # ---- the runs -----------------------------------------------------------------------------------
 
 label() { awk -v n="${1%x*}" -v s="${1#*x}" 'BEGIN { printf "%d x %g KB", n, s / 1000 }'; }
@@ -184,7 +315,6 @@ done
 
 # ---- the tables ---------------------------------------------------------------------------------
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 echo
 printf '%-16s %-5s %12s %16s %7s %18s %18s %14s\n' dataset proto "posta msg/s" "fetchmail msg/s" \
   ratio "smtp-source msg/s" "posta/smtp-source" "posta RSS MB"
