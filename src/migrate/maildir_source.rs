@@ -8,10 +8,9 @@
 //! Dovecot's own files are never touched: posta only reads and unlinks message files in
 //! `new/` and `cur/`, which is what any client's expunge does to a Maildir.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::deliver::{self, Job, Tally, Target};
 use super::folders::{self, Naming};
@@ -133,12 +132,12 @@ async fn one_folder(
     // Files delivered under another name: a client moved them here after posta read them
     // (Dovecot links the same file into the new folder under a new name), so they went
     // already and are only removed.
-    let delivered_files: HashSet<String> = ctx
+    let delivered_files: HashMap<String, Step> = ctx
         .journal
         .snapshot()
         .into_iter()
-        .filter(|(_, e)| matches!(e.step, Step::Delivered | Step::Removed))
-        .filter_map(|(_, e)| e.file)
+        .filter(|(_, e)| matches!(e.step, Step::Delivered | Step::Confirmed | Step::Removed))
+        .filter_map(|(_, e)| e.file.map(|f| (f, e.step)))
         .collect();
     let mut to_send = Vec::new();
     let mut earlier = Vec::new();
@@ -146,10 +145,12 @@ async fn one_folder(
     let mut send_bytes = 0u64;
     for (i, l) in listed.iter().enumerate() {
         let i = i as u32;
-        if ctx.journal.get(&key(i)).is_none() && delivered_files.contains(&l.file.to_string()) {
+        if ctx.journal.get(&key(i)).is_none()
+            && let Some(&step) = delivered_files.get(&l.file.to_string())
+        {
             report.source_messages += 1;
             report.source_bytes += l.size;
-            earlier.push((key(i), i));
+            earlier.push((step, key(i), i));
             continue;
         }
         // --unseen: as IMAP's UNSEEN, what a client has not read (no S in the info).
@@ -157,10 +158,10 @@ async fn one_folder(
             continue;
         }
         match ctx.journal.get(&key(i)).map(|e| e.step) {
-            Some(Step::Delivered | Step::Removed) => {
+            Some(step @ (Step::Delivered | Step::Confirmed | Step::Removed)) => {
                 report.source_messages += 1;
                 report.source_bytes += l.size;
-                earlier.push((key(i), i));
+                earlier.push((step, key(i), i));
                 continue;
             }
             // The IMAP source leaves \Deleted messages alone; the same Maildir read either way
@@ -205,9 +206,11 @@ async fn one_folder(
     }
     ctx.progress
         .add((to_send.len() + doubt.len()) as u64, send_bytes);
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(ctx, &target, &report.dest_folder);
     if !ctx.opts.keep {
-        tally.removable.extend(earlier);
+        for (step, k, i) in earlier {
+            tally.earlier(step, k, i);
+        }
     }
     let place = Place {
         dir: folder.dir.clone(),
@@ -215,9 +218,12 @@ async fn one_folder(
         all: all.clone(),
     };
     // As the other sources: unknown outcomes of an earlier run are asked about first, again
-    // after the rest is sent, and only then sent again.
-    let (found, mut doubt) = verify::resolve(ctx, &report.dest_folder, doubt, Duration::ZERO).await;
-    tally.found(ctx, &mut report, found).await;
+    // after the rest is sent, and only then sent again (at once if sent over --settle ago).
+    let earlier = verify::resolve_earlier(ctx, &report.dest_folder, doubt).await;
+    tally.found(ctx, &mut report, earlier.found).await;
+    let mut doubt = earlier.doubt;
+    to_send.extend(earlier.resend);
+    to_send.sort_unstable();
     if let Err(e) = send(
         ctx,
         &place,
@@ -240,6 +246,9 @@ async fn one_folder(
             return Err((report, e));
         }
     }
+    // A 250 is not a delivery: with a read-back path, what mailserver1 accepted leaves the
+    // source only once it shows up there.
+    tally.confirm(ctx, &mut report, true).await;
     if let Err(e) = remove(ctx, &place, &mut report, &mut tally).await {
         return Err((report, e));
     }
