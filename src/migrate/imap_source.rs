@@ -204,20 +204,8 @@ async fn folder(
     }
     drop(metas);
     report.earlier = earlier.len() + ours.len();
-    if let Target::Append { .. } = target
-        && ctx.account.dest_imap.is_none()
-        && !(to_send.is_empty() && doubt.is_empty())
-    {
-        report.skipped.push(Problem {
-            uid: "*".into(),
-            message_id: None,
-            reason: format!(
-                "{} messages not migrated: folders go by IMAP APPEND and no IMAP login on \
-                 mailserver1 was given (--to-imap, or the account's dest_user in the site file)",
-                to_send.len() + doubt.len()
-            ),
-            quarantine: None,
-        });
+    if let Some(p) = ctx.append_without_login(&target, to_send.len() + doubt.len()) {
+        report.skipped.push(p);
         return Ok(report);
     }
     if ctx.opts.dry_run {

@@ -48,7 +48,7 @@ use self::journal::{Journal, MessageKey};
 use self::plan::{Account, Options, SourceKind};
 use self::progress::{AccountProgress, Progress};
 use self::quarantine::Quarantine;
-use self::report::{AccountReport, FolderReport, RunReport};
+use self::report::{AccountReport, FolderReport, Problem, RunReport};
 use crate::client::smtp::Dialect;
 
 /// Everything one account's reader and workers share.
@@ -139,6 +139,23 @@ impl Ctx {
             && self.read_back_path()
             && !self.opts.keep
             && !self.opts.dry_run
+    }
+
+    /// A folder that goes by IMAP APPEND cannot move without an IMAP login on mailserver1: the
+    /// problem that says so, when `pending` messages wait to move.
+    pub fn append_without_login(&self, target: &Target, pending: usize) -> Option<Problem> {
+        let stuck = matches!(target, Target::Append { .. })
+            && self.account.dest_imap.is_none()
+            && pending > 0;
+        stuck.then(|| Problem {
+            uid: "*".into(),
+            message_id: None,
+            reason: format!(
+                "{pending} messages not migrated: folders go by IMAP APPEND and no IMAP login on \
+                 mailserver1 was given (--to-imap, or the account's dest_user in the site file)"
+            ),
+            quarantine: None,
+        })
     }
 
     /// Whether this run reads mailserver1 back at the end.
