@@ -1,7 +1,14 @@
-//! Other vantage points (notes: Route 53 health checkers, Pacemaker quorum): before taking
+//! Other vantage points (as Route 53's health checkers or Pacemaker's quorum): before taking
 //! over, the watch asks its witnesses whether they, too, see the primary down. One that still
-//! sees it up vetoes; one that cannot be asked abstains; and if none could be asked, the watch
-//! is probably the one cut off, so it does not take over either.
+//! sees it up vetoes; one that cannot be asked abstains; and if none of those configured could
+//! be asked, the watch is probably the one cut off, so it does not take over either.
+//!
+//! A site with no witnesses configured has chosen to let the watch decide alone (two hosts and
+//! no third to ask is a common site, and refusing would make `auto_takeover` a no-op there).
+//! That stays safe because the takeover itself checks the network: a VIP takeover refuses while
+//! any host answers ARP for the address, and one made on a link that was cut off is given up as
+//! soon as mailserver1 is heard again (it owns the address); a DNS takeover cannot reach the
+//! authoritative server from a cut-off host, and its compare-and-swap refuses a stale record.
 
 use std::time::Duration;
 
@@ -56,7 +63,10 @@ pub async fn ask(w: &Witness, limit: Duration) -> View {
 /// Whether the witnesses agree the primary is down, and a line saying who saw what.
 pub fn verdict(views: &[(String, View)]) -> (bool, String) {
     if views.is_empty() {
-        return (true, "no witnesses configured".into());
+        return (
+            true,
+            "no witnesses configured: deciding alone ([watch] witnesses)".into(),
+        );
     }
     let detail = views
         .iter()
@@ -84,7 +94,9 @@ mod tests {
 
     #[test]
     fn one_up_vetoes_none_reachable_vetoes() {
-        assert!(verdict(&[]).0);
+        let (alone, why) = verdict(&[]);
+        assert!(alone, "no witnesses configured: the watch decides alone");
+        assert!(why.contains("deciding alone"), "{why}");
         assert!(v(&[View::Down]));
         assert!(v(&[View::Down, View::Unknown("x".into())]));
         assert!(!v(&[View::Down, View::Up]));
