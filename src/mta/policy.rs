@@ -285,43 +285,68 @@ enum Role {
     Recipient,
 }
 
+/// Why an envelope address is refused; shown after "sender " or "recipient " in the reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum AddressError {
+    #[error("source routes are not accepted")]
+    SourceRoute,
+    #[error("has an invalid quoted local part")]
+    QuotedLocal,
+    #[error("quoted local parts are not accepted")]
+    Quoted,
+    #[error("has no domain")]
+    NoDomain,
+    #[error("percent-hack routing is not accepted")]
+    PercentHack,
+    #[error("bang paths are not accepted")]
+    BangPath,
+    #[error("has an invalid local part")]
+    LocalPart,
+    #[error("address literals are not accepted")]
+    Literal,
+    #[error("has an invalid address literal {0:?}")]
+    BadLiteral(String),
+    #[error("has an invalid domain {0:?}")]
+    Domain(String),
+}
+
 /// `<local@domain>` → (local part, lowercased domain without a trailing dot), or why not.
 /// A sender may have a quoted local part (RFC 5321 §4.1.2 Quoted-string) and an address
 /// literal (§4.1.3); both come back as written, the literal lowercased.
-fn normalize(raw: &str, role: Role) -> Result<(String, String), String> {
+fn normalize(raw: &str, role: Role) -> Result<(String, String), AddressError> {
     let s = raw.trim();
     let s = s
         .strip_prefix('<')
         .and_then(|s| s.strip_suffix('>'))
         .unwrap_or(s);
     if s.starts_with('@') {
-        return Err("source routes are not accepted".into());
+        return Err(AddressError::SourceRoute);
     }
     if s.starts_with('"') && role == Role::Sender {
-        let (local, domain) = quoted_local(s).ok_or("has an invalid quoted local part")?;
+        let (local, domain) = quoted_local(s).ok_or(AddressError::QuotedLocal)?;
         return Ok((local.to_string(), sender_domain(domain)?));
     }
     if s.contains('"') {
-        return Err("quoted local parts are not accepted".into());
+        return Err(AddressError::Quoted);
     }
     let Some((local, domain)) = s.rsplit_once('@') else {
-        return Err("has no domain".into());
+        return Err(AddressError::NoDomain);
     };
     if local.contains('%') {
-        return Err("percent-hack routing is not accepted".into());
+        return Err(AddressError::PercentHack);
     }
     if local.contains('!') {
-        return Err("bang paths are not accepted".into());
+        return Err(AddressError::BangPath);
     }
     let bad = |c: char| c.is_control() || c.is_whitespace() || "@<>()[]\\,;:".contains(c);
     if local.is_empty() || local.contains(bad) || local.starts_with('.') || local.ends_with('.') {
-        return Err("has an invalid local part".into());
+        return Err(AddressError::LocalPart);
     }
     if domain.starts_with('[') {
         if role == Role::Sender {
             return Ok((local.to_string(), sender_domain(domain)?));
         }
-        return Err("address literals are not accepted".into());
+        return Err(AddressError::Literal);
     }
     Ok((local.to_string(), domain_name(domain)?))
 }
@@ -346,7 +371,7 @@ fn quoted_local(s: &str) -> Option<(&str, &str)> {
 }
 
 /// A sender's domain: a name, or an address literal holding a real IPv4 or IPv6 address.
-fn sender_domain(domain: &str) -> Result<String, String> {
+fn sender_domain(domain: &str) -> Result<String, AddressError> {
     let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) else {
         return domain_name(domain);
     };
@@ -357,16 +382,16 @@ fn sender_domain(domain: &str) -> Result<String, String> {
         _ => literal.parse::<std::net::Ipv4Addr>().is_ok(),
     };
     if !ip {
-        return Err(format!("has an invalid address literal {domain:?}"));
+        return Err(AddressError::BadLiteral(domain.to_string()));
     }
     Ok(domain.to_ascii_lowercase())
 }
 
 /// A domain name: LDH labels, lowercased, one trailing dot dropped.
-fn domain_name(domain: &str) -> Result<String, String> {
+fn domain_name(domain: &str) -> Result<String, AddressError> {
     let d = super::tables::norm_domain(domain);
     if !super::tables::is_ldh_domain(&d) {
-        return Err(format!("has an invalid domain {domain:?}"));
+        return Err(AddressError::Domain(domain.to_string()));
     }
     Ok(d)
 }

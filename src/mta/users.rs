@@ -87,7 +87,7 @@ impl Users {
             }
             let column = user.len() + 2;
             let field = rest.split(':').next().unwrap_or_default();
-            let hash = parse_hash(field).map_err(|m| err(column, m))?;
+            let hash = parse_hash(field).map_err(|m| err(column, m.to_string()))?;
             if hashes.insert(user.clone(), hash).is_some() {
                 return Err(err(1, format!("user {user} is listed twice")));
             }
@@ -130,32 +130,50 @@ impl Users {
     }
 }
 
-fn parse_hash(field: &str) -> Result<Hash, String> {
+/// Why a users file's password field was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum HashError {
+    #[error("password must start with {{SCHEME}}, e.g. {{SHA512-CRYPT}}$6$...")]
+    NoScheme,
+    #[error(
+        "scheme {{{0}}} stores the password in clear; use {{SHA512-CRYPT}} (doveadm pw -s \
+         SHA512-CRYPT)"
+    )]
+    Clear(String),
+    #[error("unsupported password scheme {{{0}}}; use {{SHA512-CRYPT}} or {{SHA256-CRYPT}}")]
+    Unsupported(String),
+    #[error("{{{scheme}}} hash must start with {prefix}")]
+    Prefix {
+        scheme: String,
+        prefix: &'static str,
+    },
+    #[error("{{{0}}} hash is malformed")]
+    Malformed(String),
+}
+
+fn parse_hash(field: &str) -> Result<Hash, HashError> {
     let Some((scheme, hash)) = field.strip_prefix('{').and_then(|f| f.split_once('}')) else {
-        return Err("password must start with {SCHEME}, e.g. {SHA512-CRYPT}$6$...".into());
+        return Err(HashError::NoScheme);
     };
     let prefix = match scheme.to_ascii_uppercase().as_str() {
         "SHA512-CRYPT" => "$6$",
         "SHA256-CRYPT" => "$5$",
         "PLAIN" | "CLEAR" | "CLEARTEXT" | "PLAIN-TRUNC" => {
-            return Err(format!(
-                "scheme {{{scheme}}} stores the password in clear; use {{SHA512-CRYPT}} \
-                 (doveadm pw -s SHA512-CRYPT)"
-            ));
+            return Err(HashError::Clear(scheme.to_string()));
         }
-        other => {
-            return Err(format!(
-                "unsupported password scheme {{{other}}}; use {{SHA512-CRYPT}} or {{SHA256-CRYPT}}"
-            ));
-        }
+        other => return Err(HashError::Unsupported(other.to_string())),
     };
     if !hash.starts_with(prefix) {
-        return Err(format!("{{{scheme}}} hash must start with {prefix}"));
+        return Err(HashError::Prefix {
+            scheme: scheme.to_string(),
+            prefix,
+        });
     }
     // A hash that can never verify would lock its user out silently: check its shape now.
-    sha_crypt::PasswordHashRef::new(hash).map_err(|_| format!("{{{scheme}}} hash is malformed"))?;
+    let malformed = || HashError::Malformed(scheme.to_string());
+    sha_crypt::PasswordHashRef::new(hash).map_err(|_| malformed())?;
     if hash.split('$').count() < 4 {
-        return Err(format!("{{{scheme}}} hash is malformed"));
+        return Err(malformed());
     }
     Ok(Hash(hash.to_owned()))
 }

@@ -275,13 +275,13 @@ impl Session {
 
     /// The driver's answer to [`Action::Commit`]: `Ok` only when every marked message is gone
     /// and the directories are synced. The connection closes either way.
-    pub fn committed(&mut self, result: Result<(), String>) -> Step {
+    pub fn committed<E: std::fmt::Display>(&mut self, result: Result<(), E>) -> Step {
         self.state = State::Closed;
         let step = match result {
             Ok(()) => Step::reply("+OK posta POP3 server signing off"),
             Err(why) => Step::reply(format!(
                 "-ERR [SYS/TEMP] some deleted messages not removed: {}",
-                escape(why.as_bytes())
+                escape(why.to_string().as_bytes())
             )),
         };
         step.then(Action::Close)
@@ -438,15 +438,15 @@ impl Session {
         }
     }
 
-    /// Index of a live message, or the `-ERR` for the client.
-    fn live(&self, n: u32) -> Result<usize, String> {
+    /// Index of a live message, or the `-ERR` reply for the client.
+    fn live(&self, n: u32) -> Result<usize, Step> {
         let i = usize::try_from(n - 1).unwrap_or(usize::MAX);
         match self.deleted.get(i) {
-            None => Err(format!(
+            None => Err(Step::reply(format!(
                 "-ERR no such message, only {}",
                 self.messages.len()
-            )),
-            Some(true) => Err(format!("-ERR message {n} already deleted")),
+            ))),
+            Some(true) => Err(Step::reply(format!("-ERR message {n} already deleted"))),
             Some(false) => Ok(i),
         }
     }
@@ -477,7 +477,7 @@ impl Session {
             Command::List(Some(n)) | Command::Uidl(Some(n)) | Command::Dele(n) => {
                 let i = match self.live(n) {
                     Ok(i) => i,
-                    Err(e) => return Step::reply(e),
+                    Err(refused) => return refused,
                 };
                 match cmd {
                     Command::List(_) => Step::reply(format!("+OK {n} {}", self.messages[i].size)),
@@ -499,7 +499,7 @@ impl Session {
                         },
                     },
                 },
-                Err(e) => Step::reply(e),
+                Err(refused) => refused,
             },
             Command::Rset => {
                 self.deleted.iter_mut().for_each(|d| *d = false);

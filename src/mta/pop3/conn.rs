@@ -63,6 +63,42 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
     let _ = timeout(Duration::from_secs(2), drain).await;
 }
 
+/// Why a connection ended early; logged, never sent on (the client has its reply already, or
+/// cannot be answered).
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("no TLS certificate")]
+    NoCertificate,
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
+    #[error("client sent {0} bytes after STLS before the TLS handshake; closing")]
+    BytesBeforeHandshake(usize),
+    #[error("client did not read a reply within {0:?}")]
+    WriteTimeout(Duration),
+    #[error("idle for {0:?}, autologout")]
+    Idle(Duration),
+    #[error("message {index} unreadable after +OK: {source}")]
+    Unreadable {
+        index: usize,
+        source: std::io::Error,
+    },
+    #[error("message read task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Why the deletions of QUIT could not be made durable.
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    #[error("{0}")]
+    Delete(std::io::Error),
+    #[error("{0}")]
+    Task(tokio::task::JoinError),
+}
+
 /// Why `drive` returned.
 enum Next {
     Closed,
@@ -115,7 +151,7 @@ impl Conn {
         self.shared.cfg.timeout
     }
 
-    async fn serve(&mut self, mut tcp: TcpStream) -> anyhow::Result<()> {
+    async fn serve(&mut self, mut tcp: TcpStream) -> Result<(), ConnError> {
         // The address the client connected to picks the certificate (the VIP gets
         // mailserver1's, like Dovecot's `local` blocks).
         let acceptor = match (&self.shared.cfg.tls, tcp.local_addr()) {
@@ -123,7 +159,7 @@ impl Conn {
             _ => None,
         };
         if self.shared.cfg.implicit_tls {
-            let acceptor = acceptor.ok_or_else(|| anyhow::anyhow!("no TLS certificate"))?;
+            let acceptor = acceptor.ok_or(ConnError::NoCertificate)?;
             let mut tls = self.handshake(&acceptor, tcp).await?;
             let result = async {
                 self.write(&mut tls, &self.session.greeting()).await?;
@@ -143,13 +179,10 @@ impl Conn {
             // attacker in the middle) must not get them run as commands (CVE-2011-0411).
             Ok(Next::StartTls) if self.buf.pending() > 0 => {
                 self.finish(&mut tcp).await;
-                anyhow::bail!(
-                    "client sent {} bytes after STLS before the TLS handshake; closing",
-                    self.buf.pending()
-                )
+                Err(ConnError::BytesBeforeHandshake(self.buf.pending()))
             }
             Ok(Next::StartTls) => {
-                let acceptor = acceptor.ok_or_else(|| anyhow::anyhow!("no TLS certificate"))?;
+                let acceptor = acceptor.ok_or(ConnError::NoCertificate)?;
                 let mut tls = self.handshake(&acceptor, tcp).await?;
                 self.session.tls_started();
                 let result = self.drive(&mut tls).await;
@@ -167,15 +200,19 @@ impl Conn {
         &self,
         acceptor: &tokio_rustls::TlsAcceptor,
         tcp: TcpStream,
-    ) -> anyhow::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, ConnError> {
         match timeout(self.timeout(), acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => Ok(tls),
-            Ok(Err(e)) => Err(anyhow::anyhow!("TLS handshake failed: {e}")),
-            Err(_) => Err(anyhow::anyhow!("TLS handshake timed out")),
+            Ok(Err(e)) => Err(ConnError::Handshake(e)),
+            Err(_) => Err(ConnError::HandshakeTimeout),
         }
     }
 
-    async fn write<S: AsyncWrite + Unpin>(&self, io: &mut S, bytes: &[u8]) -> anyhow::Result<()> {
+    async fn write<S: AsyncWrite + Unpin>(
+        &self,
+        io: &mut S,
+        bytes: &[u8],
+    ) -> Result<(), ConnError> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -189,7 +226,7 @@ impl Conn {
         let limit = self.shared.cfg.write_timeout;
         match timeout(limit, write).await {
             Ok(result) => Ok(result?),
-            Err(_) => anyhow::bail!("client did not read a reply within {limit:?}"),
+            Err(_) => Err(ConnError::WriteTimeout(limit)),
         }
     }
 
@@ -197,7 +234,7 @@ impl Conn {
     async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut S,
-    ) -> anyhow::Result<Next> {
+    ) -> Result<Next, ConnError> {
         let mut chunk = vec![0u8; 4096];
         loop {
             let step = match self.buf.next_line_limited(self.session.line_limit()) {
@@ -227,7 +264,7 @@ impl Conn {
                         Err(_) => {
                             // RFC 1939 §3 autologout: no UPDATE state, nothing deleted.
                             let _ = self.write(io, b"-ERR autologout timer expired\r\n").await;
-                            anyhow::bail!("idle for {:?}, autologout", self.timeout());
+                            return Err(ConnError::Idle(self.timeout()));
                         }
                     }
                 }
@@ -243,7 +280,7 @@ impl Conn {
         &mut self,
         io: &mut S,
         mut step: Step,
-    ) -> anyhow::Result<Option<Next>> {
+    ) -> Result<Option<Next>, ConnError> {
         loop {
             self.write(io, &step.reply).await?;
             step = match step.action {
@@ -353,7 +390,7 @@ impl Conn {
         io: &mut S,
         index: usize,
         top: Option<u64>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ConnError> {
         let Some(entry) = self.entries.get(index).cloned() else {
             return self.write(io, b"-ERR no such message\r\n").await;
         };
@@ -382,8 +419,10 @@ impl Conn {
             })
             .await?;
             file = back;
-            let (n, piece) = piece
-                .map_err(|e| anyhow::anyhow!("message {} unreadable after +OK: {e}", index + 1))?;
+            let (n, piece) = piece.map_err(|source| ConnError::Unreadable {
+                index: index + 1,
+                source,
+            })?;
             if n == 0 {
                 render.finish(&mut out);
                 return self.write(io, &out).await;
@@ -395,7 +434,7 @@ impl Conn {
         }
     }
 
-    async fn commit(&self, deleted: &[usize]) -> Result<(), String> {
+    async fn commit(&self, deleted: &[usize]) -> Result<(), CommitError> {
         let entries: Vec<Entry> = deleted
             .iter()
             .filter_map(|&i| self.entries.get(i).cloned())
@@ -414,9 +453,9 @@ impl Conn {
             }
             Ok(Err(e)) => {
                 tracing::error!("POP3 deletions failed: {e}");
-                Err(e.to_string())
+                Err(CommitError::Delete(e))
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(CommitError::Task(e)),
         }
     }
 }

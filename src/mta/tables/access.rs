@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::{Reply, TableError, error, lines, norm_domain, parse_reply, read};
+use super::{Reply, TableError, ValueError, error, lines, norm_domain, parse_reply, read};
 
 /// The LHS tag: which SMTP stage an entry applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -93,8 +93,8 @@ impl Access {
             if key.is_empty() {
                 return Err(error(path, l.line, 1, "empty key after tag"));
             }
-            let action =
-                parse_action(l.value).map_err(|m| error(path, l.line, l.value_column, &m))?;
+            let action = parse_action(l.value)
+                .map_err(|m| error(path, l.line, l.value_column, &m.to_string()))?;
             if action == Action::Skip && key.contains('@') {
                 let m = "SKIP applies to host, domain and IP keys only";
                 return Err(error(path, l.line, l.value_column, m));
@@ -190,7 +190,7 @@ fn split_tag(key: &str) -> (Option<Tag>, &str) {
     (None, key)
 }
 
-fn parse_action(value: &str) -> Result<Action, String> {
+fn parse_action(value: &str) -> Result<Action, ValueError> {
     let upper = value.to_ascii_uppercase();
     Ok(match upper.as_str() {
         "OK" => Action::Ok,
@@ -201,11 +201,7 @@ fn parse_action(value: &str) -> Result<Action, String> {
         _ if upper.starts_with("ERROR:") => Action::Error(parse_reply(&value[6..])?),
         // Bare `550 text` is deprecated but still read by sendmail.
         _ if value.starts_with(['4', '5']) => Action::Error(parse_reply(value)?),
-        _ => {
-            return Err(format!(
-                "unknown action {value:?} (expected OK, RELAY, REJECT, DISCARD, SKIP or ERROR:code text)"
-            ));
-        }
+        _ => return Err(ValueError::Action(value.to_string())),
     })
 }
 

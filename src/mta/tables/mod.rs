@@ -64,8 +64,17 @@ impl fmt::Display for Reply {
     }
 }
 
+/// Why a table value was refused; its position is added by [`error`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    #[error("expected a 4xx or 5xx reply code, found {0:?}")]
+    ReplyCode(String),
+    #[error("unknown action {0:?} (expected OK, RELAY, REJECT, DISCARD, SKIP or ERROR:code text)")]
+    Action(String),
+}
+
 /// Parses `550 text`, `5.7.1:550 text` or `"550 text"` (cf/README, ERROR: values).
-pub(crate) fn parse_reply(text: &str) -> Result<Reply, String> {
+pub(crate) fn parse_reply(text: &str) -> Result<Reply, ValueError> {
     let text = text.trim();
     let text = text
         .strip_prefix('"')
@@ -82,7 +91,7 @@ pub(crate) fn parse_reply(text: &str) -> Result<Reply, String> {
             dsn,
             text: msg.trim().to_string(),
         }),
-        _ => Err(format!("expected a 4xx or 5xx reply code, found {code:?}")),
+        _ => Err(ValueError::ReplyCode(code.to_string())),
     }
 }
 

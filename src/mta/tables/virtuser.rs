@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::{LocalHostNames, Reply, TableError, error, lines, norm_domain, parse_reply, read};
+use super::{
+    LocalHostNames, Reply, TableError, ValueError, error, lines, norm_domain, parse_reply, read,
+};
 
 /// Recursion limit; well under sendmail's MaxHopCount of 25.
 const MAX_DEPTH: usize = 10;
@@ -67,7 +69,8 @@ impl VirtUser {
                 return Err(error(path, l.line, 1, "key needs @domain"));
             };
             if l.value.to_ascii_lowercase().starts_with("error:") {
-                parse_error(l.value).map_err(|m| error(path, l.line, l.value_column, &m))?;
+                parse_error(l.value)
+                    .map_err(|m| error(path, l.line, l.value_column, &m.to_string()))?;
             }
             let key = l.key.to_ascii_lowercase();
             let entry = Entry {
@@ -190,7 +193,7 @@ impl VirtUser {
 }
 
 /// An `error:` entry was validated at parse time, so this only guards a substituted value.
-fn bad_error_entry(m: String, line: Option<usize>, steps: Vec<String>) -> Resolution {
+fn bad_error_entry(m: ValueError, line: Option<usize>, steps: Vec<String>) -> Resolution {
     Resolution {
         outcome: Outcome::Error(Reply {
             code: 451,
@@ -203,7 +206,7 @@ fn bad_error_entry(m: String, line: Option<usize>, steps: Vec<String>) -> Resolu
 }
 
 /// `error:nouser 550 text`, `error:5.7.0:550 text`, `error:550 text`.
-fn parse_error(value: &str) -> Result<Reply, String> {
+fn parse_error(value: &str) -> Result<Reply, ValueError> {
     let rest = &value["error:".len()..];
     let rest = match rest.split_once(' ') {
         Some((word, tail)) if word.bytes().all(|b| b.is_ascii_alphabetic()) => tail,

@@ -250,10 +250,10 @@ fn transaction_commands() {
     assert_eq!(step.action, Action::Commit { deleted: vec![1] });
     assert!(step.reply.is_empty());
     assert!(text(&s.feed(b"STAT\r\n")).starts_with("-ERR"));
-    let step = s.committed(Ok(()));
+    let step = s.committed(Ok::<(), &str>(()));
     assert!(text(&step).starts_with("+OK"));
     assert_eq!(step.action, Action::Close);
-    let failed = logged_in().committed(Err("unlink: permission denied".into()));
+    let failed = logged_in().committed(Err("unlink: permission denied"));
     assert!(text(&failed).starts_with("-ERR [SYS/TEMP] some deleted messages not removed"));
 }
 
