@@ -62,7 +62,7 @@ fn build_once(path: &Path, a: &RoutesBuildArgs) -> Result<Built, Failure> {
                 .map_err(Failure::Other)?,
         )
     };
-    let before = output::previous(out).map_err(Failure::Other)?;
+    let before = output::previous(out).map_err(|e| Failure::Other(e.to_string()))?;
     let g = routes::build(&layout, &before, &path.display().to_string());
     report_conflicts(&file.domain, &g);
     let changes = output::changes(&file.domain, &before, &g.owners);

@@ -36,11 +36,27 @@ pub struct DnsCheck {
 #[derive(Debug, Clone)]
 pub struct Observed {
     /// (preference, host) pairs, host names lowercase without the trailing dot.
-    pub mx: Result<Vec<(u16, String)>, String>,
+    pub mx: Result<Vec<(u16, String)>, LookupError>,
     /// Each MX host and its addresses.
-    pub hosts: Vec<(String, Result<Vec<IpAddr>, String>)>,
+    pub hosts: Vec<(String, Result<Vec<IpAddr>, LookupError>)>,
     /// mailserver1's A/AAAA addresses and the smallest TTL among them.
-    pub primary: Result<(Vec<IpAddr>, u32), String>,
+    pub primary: Result<(Vec<IpAddr>, u32), LookupError>,
+}
+
+/// Why a name could not be looked up, or the resolver not set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// The resolver's own message (NXDOMAIN, timeouts, refused...).
+    #[error("{0}")]
+    Resolve(String),
+    #[error("no A or AAAA record")]
+    NoAddress,
+    #[error("cannot set up a resolver for {server}: {reason}")]
+    Setup { server: SocketAddr, reason: String },
+    #[error("cannot read the system resolver configuration: {0}")]
+    SystemConfig(String),
+    #[error("cannot set up the system resolver: {0}")]
+    System(String),
 }
 
 /// Judges the observations against the site's layout.
@@ -220,7 +236,7 @@ pub async fn probe(check: &DnsCheck) -> ProbeReport {
             vec![Step {
                 name: "resolver",
                 status: Status::Unknown,
-                detail: e,
+                detail: e.to_string(),
             }],
         ),
         Err(_) => (
@@ -266,21 +282,20 @@ struct Resolvers<'a> {
 }
 
 impl Resolvers<'_> {
-    fn for_name(&mut self, name: &str) -> Result<&TokioResolver, String> {
+    fn for_name(&mut self, name: &str) -> Result<&TokioResolver, LookupError> {
         let in_zone = self.check.zone.as_deref().is_none_or(|z| in_zone(name, z));
         if let (Some(r), true) = (&self.zone, in_zone) {
             return Ok(r);
         }
-        if self.system.is_none() {
-            self.system = Some(system_resolver(self.check.timeout)?);
-        }
-        self.system
-            .as_ref()
-            .ok_or_else(|| "no system resolver".into())
+        let system = match self.system.take() {
+            Some(r) => r,
+            None => system_resolver(self.check.timeout)?,
+        };
+        Ok(self.system.insert(system))
     }
 }
 
-async fn observe(check: &DnsCheck) -> Result<Observed, String> {
+async fn observe(check: &DnsCheck) -> Result<Observed, LookupError> {
     let mut resolvers = Resolvers {
         check,
         zone: check
@@ -293,7 +308,7 @@ async fn observe(check: &DnsCheck) -> Result<Observed, String> {
         .for_name(&check.domain)?
         .lookup(fqdn(&check.domain), RecordType::MX)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| LookupError::Resolve(e.to_string()))
         .map(|lookup| {
             let mut mx: Vec<(u16, String)> = lookup
                 .answers()
@@ -319,7 +334,7 @@ async fn observe(check: &DnsCheck) -> Result<Observed, String> {
 }
 
 /// A and AAAA addresses of `host` with the smallest TTL; no records of either type is an error.
-async fn addresses(r: &TokioResolver, host: &str) -> Result<(Vec<IpAddr>, u32), String> {
+async fn addresses(r: &TokioResolver, host: &str) -> Result<(Vec<IpAddr>, u32), LookupError> {
     let mut addrs = Vec::new();
     let mut ttl = u32::MAX;
     let mut errors = Vec::new();
@@ -342,8 +357,8 @@ async fn addresses(r: &TokioResolver, host: &str) -> Result<(Vec<IpAddr>, u32), 
     }
     match (addrs.is_empty(), errors.first()) {
         (false, _) => Ok((addrs, ttl)),
-        (true, Some(e)) => Err(e.clone()),
-        (true, None) => Err("no A or AAAA record".into()),
+        (true, Some(e)) => Err(LookupError::Resolve(e.clone())),
+        (true, None) => Err(LookupError::NoAddress),
     }
 }
 
@@ -372,22 +387,23 @@ pub(crate) fn single_server(server: SocketAddr) -> ResolverConfig {
 }
 
 /// A resolver that asks only `server`, without caching.
-fn direct(server: SocketAddr, timeout: Duration) -> Result<TokioResolver, String> {
+fn direct(server: SocketAddr, timeout: Duration) -> Result<TokioResolver, LookupError> {
     let config = single_server(server);
     let mut builder = Resolver::builder_with_config(config, TokioRuntimeProvider::default());
     tune(builder.options_mut(), timeout);
-    builder
-        .build()
-        .map_err(|e| format!("cannot set up a resolver for {server}: {e}"))
+    builder.build().map_err(|e| LookupError::Setup {
+        server,
+        reason: e.to_string(),
+    })
 }
 
-fn system_resolver(timeout: Duration) -> Result<TokioResolver, String> {
-    let mut builder = Resolver::builder_tokio()
-        .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?;
+fn system_resolver(timeout: Duration) -> Result<TokioResolver, LookupError> {
+    let mut builder =
+        Resolver::builder_tokio().map_err(|e| LookupError::SystemConfig(e.to_string()))?;
     tune(builder.options_mut(), timeout);
     builder
         .build()
-        .map_err(|e| format!("cannot set up the system resolver: {e}"))
+        .map_err(|e| LookupError::System(e.to_string()))
 }
 
 fn tune(opts: &mut hickory_resolver::config::ResolverOpts, timeout: Duration) {
@@ -486,7 +502,7 @@ mod tests {
     #[test]
     fn unresolvable_mx_host_is_critical() {
         let mut s = seen(&SEED, 60, "192.0.2.10");
-        s.hosts[2].1 = Err("NXDOMAIN".into());
+        s.hosts[2].1 = Err(LookupError::Resolve("NXDOMAIN".into()));
         let (status, steps) = judge(&check(), &s);
         assert_eq!(status, Status::Critical);
         assert!(
@@ -512,7 +528,7 @@ mod tests {
     #[test]
     fn no_mx_is_critical() {
         let mut s = seen(&SEED, 60, "192.0.2.10");
-        s.mx = Err("no records found".into());
+        s.mx = Err(LookupError::Resolve("no records found".into()));
         assert_eq!(judge(&check(), &s).0, Status::Critical);
     }
 }

@@ -63,6 +63,23 @@ struct Hop {
     addr: SocketAddr,
 }
 
+/// Why a recipient could not be checked with the next hop: nobody could be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The destination has no usable route (DNS trouble, no MX, loops to us).
+    #[error("{0}")]
+    Route(String),
+    #[error("no next hop")]
+    NoHop,
+    /// The last hop answered RCPT with a 4xx.
+    #[error("{0}")]
+    Deferred(crate::proto::smtp::Reply),
+    #[error(transparent)]
+    Smtp(SmtpError),
+    #[error("{addr} did not answer within {limit:?}")]
+    Timeout { addr: SocketAddr, limit: Duration },
+}
+
 /// Why a destination could not be reached at all.
 #[derive(Debug)]
 struct HopError {
@@ -805,17 +822,18 @@ impl Runner {
     }
 
     /// Asks the next hop for `rcpt` (the primary, for a backup MX): `Ok(reply)` when a server
-    /// answered RCPT, `Err(reason)` when none could be asked (down, DNS trouble).
+    /// answered RCPT, `Err` when none could be asked (down, DNS trouble), with the last hop's
+    /// failure.
     pub async fn probe_rcpt(
         &self,
         rcpt: &str,
         timeout: Duration,
-    ) -> Result<crate::proto::smtp::Reply, String> {
+    ) -> Result<crate::proto::smtp::Reply, ProbeError> {
         let hops = self
             .hops(&self.destination(rcpt))
             .await
-            .map_err(|e| e.reason)?;
-        let mut last = "no next hop".to_string();
+            .map_err(|e| ProbeError::Route(e.reason))?;
+        let mut last = ProbeError::NoHop;
         for hop in hops {
             let attempt = async {
                 let mut c = self.connect(&hop, timeout).await?;
@@ -825,9 +843,14 @@ impl Runner {
             };
             match tokio::time::timeout(timeout, attempt).await {
                 Ok(Ok(reply)) if reply.class() != 4 => return Ok(reply),
-                Ok(Ok(reply)) => last = reply.to_string(),
-                Ok(Err(e)) => last = e.to_string(),
-                Err(_) => last = format!("{} did not answer within {timeout:?}", hop.addr),
+                Ok(Ok(reply)) => last = ProbeError::Deferred(reply),
+                Ok(Err(e)) => last = ProbeError::Smtp(e),
+                Err(_) => {
+                    last = ProbeError::Timeout {
+                        addr: hop.addr,
+                        limit: timeout,
+                    }
+                }
             }
         }
         Err(last)

@@ -29,8 +29,13 @@ pub enum ListError {
     },
 }
 
+/// A list line's name that is not a user name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a user name: letters, digits, '.', '-', '_' and '+' only")]
+pub struct NameError(String);
+
 /// A name one list line gives, checked.
-pub fn check_name(name: &str) -> Result<String, String> {
+pub fn check_name(name: &str) -> Result<String, NameError> {
     let n = name.to_ascii_lowercase();
     let ok = !n.is_empty()
         && n.len() <= 64
@@ -42,9 +47,7 @@ pub fn check_name(name: &str) -> Result<String, String> {
     if ok {
         Ok(n)
     } else {
-        Err(format!(
-            "{name:?} is not a user name: letters, digits, '.', '-', '_' and '+' only"
-        ))
+        Err(NameError(name.to_string()))
     }
 }
 
@@ -90,7 +93,7 @@ pub fn fetch(source: &ListSource) -> Result<(PathBuf, String), ListError> {
                 command: shown.clone(),
                 message,
             };
-            let out = super::run(argv).map_err(fail)?;
+            let out = super::run(argv).map_err(|e| fail(e.to_string()))?;
             let text = String::from_utf8(out)
                 .map_err(|_| fail("printed something that is not UTF-8".into()))?;
             Ok((shown, text))
@@ -142,10 +145,10 @@ pub fn parse(
         if local.is_empty() && format == ListFormat::Recipients {
             continue;
         }
-        let name = check_name(local).map_err(|m| fail(n, column(line, local), m))?;
+        let name = check_name(local).map_err(|m| fail(n, column(line, local), m.to_string()))?;
         let mailbox = match format {
             ListFormat::Text => match line.split_whitespace().nth(1) {
-                Some(m) => check_name(m).map_err(|e| fail(n, column(line, m), e))?,
+                Some(m) => check_name(m).map_err(|e| fail(n, column(line, m), e.to_string()))?,
                 None => name.clone(),
             },
             _ => name.clone(),
@@ -188,8 +191,8 @@ pub fn parse_renames(path: &Path, text: &str) -> Result<Vec<(String, String)>, L
         let [old, new] = words.as_slice() else {
             return Err(fail(words[0], "a rename line is OLD NEW".into()));
         };
-        let o = check_name(old).map_err(|m| fail(old, m))?;
-        let w = check_name(new).map_err(|m| fail(new, m))?;
+        let o = check_name(old).map_err(|m| fail(old, m.to_string()))?;
+        let w = check_name(new).map_err(|m| fail(new, m.to_string()))?;
         if o == w {
             return Err(fail(new, format!("{old:?} is renamed to itself")));
         }

@@ -89,22 +89,41 @@ impl Layout {
 
 /// Runs `argv` (no shell) to completion: its standard output, or why it failed (its
 /// standard error included). Office lists are read and servers reloaded this way.
-fn run(argv: &[String]) -> Result<Vec<u8>, String> {
-    let (program, args) = argv.split_first().ok_or("empty command")?;
+fn run(argv: &[String]) -> Result<Vec<u8>, CommandError> {
+    let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
     let out = std::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|source| CommandError::Start {
+            program: program.clone(),
+            source,
+        })?;
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(CommandError::Failed {
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
+}
+
+/// Why a list command or a reload command failed; its stderr is part of the message.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("empty command")]
+    Empty,
+    #[error("cannot run {program}: {source}")]
+    Start {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{status}: {stderr}")]
+    Failed {
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
 }
 
 /// `[server]`, or `[address]:port` when the layout says where its SMTP listens.

@@ -6,21 +6,35 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Claim, Generated, Owners};
 
 /// The record of the last build.
 pub const OWNERS_FILE: &str = "routes.json";
 
+/// Why the last build's record could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviousError {
+    #[error("{}: {source} (remove it to start afresh)", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+}
+
 /// Reads the last build's owners; none before the first build.
-pub fn previous(output: &Path) -> Result<Owners, String> {
+pub fn previous(output: &Path) -> Result<Owners, PreviousError> {
     let path = output.join(OWNERS_FILE);
     match fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| format!("{}: {e} (remove it to start afresh)", path.display())),
+        Ok(text) => serde_json::from_str(&text).map_err(|source| PreviousError::Parse {
+            path: path.clone(),
+            source,
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Owners::new()),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => Err(PreviousError::Read { path, source }),
     }
 }
 
@@ -105,14 +119,23 @@ pub fn replace(path: &Path, text: &str) -> io::Result<bool> {
     crate::durable::replace_if_changed(path, text.as_bytes(), 0o644)
 }
 
+/// A server's reload command that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("`{command}`: {source}")]
+pub struct ReloadError {
+    command: String,
+    source: super::CommandError,
+}
+
 /// Runs a server's reload command (argv, no shell); its output is part of the error.
-pub fn reload(argv: &[String]) -> Result<(), String> {
+pub fn reload(argv: &[String]) -> Result<(), ReloadError> {
     if argv.is_empty() {
         return Ok(());
     }
-    super::run(argv)
-        .map(drop)
-        .map_err(|e| format!("`{}`: {e}", argv.join(" ")))
+    super::run(argv).map(drop).map_err(|source| ReloadError {
+        command: argv.join(" "),
+        source,
+    })
 }
 
 #[cfg(test)]
