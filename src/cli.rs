@@ -929,7 +929,7 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(text: &str) -> Result<std::time::Duration, crate::config::DurationError> {
     crate::config::parse_duration(text)
 }
 

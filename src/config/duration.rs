@@ -2,12 +2,29 @@
 
 use std::time::Duration;
 
+/// Why a duration was refused; each message quotes what was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration: write e.g. \"30s\", \"5m\" or \"1h\"")]
+    Empty,
+    #[error("invalid duration {text:?}: expected a number at {at:?} (write e.g. \"30s\", \"5m\")")]
+    NoNumber { text: String, at: String },
+    #[error("invalid duration {0:?}: number too large")]
+    NumberTooLarge(String),
+    #[error("invalid duration {text:?}: missing unit after {number} (ms, s, m, h or d)")]
+    NoUnit { text: String, number: u64 },
+    #[error("invalid duration {text:?}: unknown unit {unit:?} (use ms, s, m, h or d)")]
+    Unit { text: String, unit: String },
+    #[error("invalid duration {0:?}: too large")]
+    TooLarge(String),
+}
+
 /// Parses a duration made of `<number><unit>` parts, units `ms`, `s`, `m`, `h`, `d`. A bare
 /// `0` is zero in any unit.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration: write e.g. \"30s\", \"5m\" or \"1h\"".into());
+        return Err(DurationError::Empty);
     }
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -19,13 +36,14 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a number at {rest:?} (write e.g. \"30s\", \"5m\")"
-            ));
+            return Err(DurationError::NoNumber {
+                text: text.to_string(),
+                at: rest.to_string(),
+            });
         }
         let number: u64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+            .map_err(|_| DurationError::NumberTooLarge(text.to_string()))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -39,22 +57,24 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit after {number} (ms, s, m, h or d)"
-                ));
+                return Err(DurationError::NoUnit {
+                    text: text.to_string(),
+                    number,
+                });
             }
             other => {
-                return Err(format!(
-                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m, h or d)"
-                ));
+                return Err(DurationError::Unit {
+                    text: text.to_string(),
+                    unit: other.to_string(),
+                });
             }
         };
         let part = number
             .checked_mul(millis_per_unit)
-            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+            .ok_or_else(|| DurationError::TooLarge(text.to_string()))?;
         total = total
             .checked_add(Duration::from_millis(part))
-            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+            .ok_or_else(|| DurationError::TooLarge(text.to_string()))?;
     }
     Ok(total)
 }
@@ -100,10 +120,25 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        assert!(parse("").unwrap_err().contains("empty"));
-        assert!(parse("30").unwrap_err().contains("missing unit"));
-        assert!(parse("5 mins").unwrap_err().contains("unknown unit"));
-        assert!(parse("m5").unwrap_err().contains("expected a number"));
+        assert!(parse("").unwrap_err().to_string().contains("empty"));
+        assert!(
+            parse("30")
+                .unwrap_err()
+                .to_string()
+                .contains("missing unit")
+        );
+        assert!(
+            parse("5 mins")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
+        assert!(
+            parse("m5")
+                .unwrap_err()
+                .to_string()
+                .contains("expected a number")
+        );
         assert!(parse("99999999999999999999s").is_err());
     }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use duration::{format as format_duration, parse as parse_duration};
+pub use duration::{DurationError, format as format_duration, parse as parse_duration};
 pub use host::{HostCheck, check_host, check_vip_interface, this_host};
 pub use location::{Located, Problem, line_column};
 pub use show::to_site_file;
@@ -138,14 +138,13 @@ pub enum Witness {
 
 impl Witness {
     /// `http://ADDR:PORT` or `ssh://[user@]host`.
-    pub fn parse(text: &str) -> Result<Witness, String> {
+    pub fn parse(text: &str) -> Result<Witness, WitnessError> {
         if let Some(rest) = text.strip_prefix("http://") {
             let addr = rest.trim_end_matches('/');
-            return addr.parse().map(Witness::Http).map_err(|_| {
-                format!(
-                    "{text:?}: an http witness is http://ADDRESS:PORT (an IP address, not a name)"
-                )
-            });
+            return addr
+                .parse()
+                .map(Witness::Http)
+                .map_err(|_| WitnessError::Http(text.to_string()));
         }
         if let Some(rest) = text.strip_prefix("ssh://") {
             let ok = !rest.is_empty()
@@ -156,13 +155,22 @@ impl Witness {
             return if ok {
                 Ok(Witness::Ssh(rest.to_string()))
             } else {
-                Err(format!("{text:?}: an ssh witness is ssh://[user@]host"))
+                Err(WitnessError::Ssh(text.to_string()))
             };
         }
-        Err(format!(
-            "{text:?}: a witness is http://ADDRESS:PORT or ssh://[user@]host"
-        ))
+        Err(WitnessError::Scheme(text.to_string()))
     }
+}
+
+/// A `[watch] witnesses` entry that is not a witness.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WitnessError {
+    #[error("{0:?}: an http witness is http://ADDRESS:PORT (an IP address, not a name)")]
+    Http(String),
+    #[error("{0:?}: an ssh witness is ssh://[user@]host")]
+    Ssh(String),
+    #[error("{0:?}: a witness is http://ADDRESS:PORT or ssh://[user@]host")]
+    Scheme(String),
 }
 
 impl std::fmt::Display for Witness {
@@ -374,6 +382,11 @@ pub struct MigrateAccount {
     pub dest_password_file: Option<PathBuf>,
 }
 
+/// Text that is not an [`AddressTemplate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an address template like \"%u@example.org\" (%u once, in the local part)")]
+pub struct TemplateError(String);
+
 /// An address with `%u` for the user (`%u@laorganizacion.org`), as Dovecot's
 /// `mail_location` and fetchmail's `is` write a user into a template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -382,7 +395,7 @@ pub struct AddressTemplate(String);
 
 impl AddressTemplate {
     /// `%u` once, in the local part, and the rest a valid address for any user.
-    pub fn parse(text: String) -> Result<AddressTemplate, String> {
+    pub fn parse(text: String) -> Result<AddressTemplate, TemplateError> {
         let valid = text.matches("%u").count() == 1
             && text.split_once('@').is_some_and(|(local, domain)| {
                 local.contains("%u") && validate::parse_domain(domain.into()).is_ok()
@@ -390,10 +403,7 @@ impl AddressTemplate {
         if valid {
             Ok(AddressTemplate(text))
         } else {
-            Err(format!(
-                "{text:?} is not an address template like \"%u@example.org\" (%u once, in the \
-                 local part)"
-            ))
+            Err(TemplateError(text))
         }
     }
 

@@ -9,11 +9,20 @@ use std::ops::Range;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-/// A leaf value with its byte span; `value` is the error text when the TOML type was wrong.
+/// A leaf value with its byte span; `value` says what was wrong when the TOML type was.
 #[derive(Debug, Clone)]
 pub struct Field<T> {
     pub span: Range<usize>,
-    pub value: Result<T, String>,
+    pub value: Result<T, TypeError>,
+}
+
+/// A site-file value of the wrong TOML type: toml's own message on one line, and the type
+/// found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (found {found})")]
+pub struct TypeError {
+    message: String,
+    found: &'static str,
 }
 
 impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Field<T> {
@@ -23,11 +32,9 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Field<T> {
         let raw = spanned.into_inner();
         let found = raw.type_str();
         // One problem, one line: toml's messages end with a newline.
-        let value = T::deserialize(raw).map_err(|e| {
-            format!(
-                "{} (found {found})",
-                e.to_string().trim().replace('\n', " ")
-            )
+        let value = T::deserialize(raw).map_err(|e| TypeError {
+            message: e.to_string().trim().replace('\n', " "),
+            found,
         });
         Ok(Field { span, value })
     }

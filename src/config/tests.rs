@@ -371,6 +371,7 @@ fn services_parse() {
     assert!(
         validate::parse_service("gopher")
             .unwrap_err()
+            .to_string()
             .contains("unknown service")
     );
     assert!(validate::parse_service("smtp:0").is_err());

@@ -238,7 +238,7 @@ impl Validator {
         match parse_domain(s.get_ref().clone()) {
             Ok(d) => d,
             Err(e) => {
-                self.fail(s.span(), e);
+                self.fail(s.span(), e.to_string());
                 String::new()
             }
         }
@@ -475,7 +475,7 @@ impl Validator {
     fn smtp_or_53(&mut self, s: &Option<Spanned<String>>) -> Option<SocketAddr> {
         let s = s.as_ref()?;
         parse_socket_addr_53(s.get_ref().clone())
-            .map_err(|e| self.fail(s.span(), e))
+            .map_err(|e| self.fail(s.span(), e.to_string()))
             .ok()
     }
 }
