@@ -69,27 +69,43 @@ async fn answer(mut stream: TcpStream, snapshot: Arc<RwLock<Snapshot>>) -> std::
     stream.shutdown().await
 }
 
+/// Why a peer's `/status` could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("not an HTTP response")]
+    NotHttp,
+    /// The status line of an answer other than 200.
+    #[error("{0}")]
+    Refused(String),
+    #[error("not a posta status: {0}")]
+    NotPosta(serde_json::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
 /// Fetches a peer's `/status` (for witnesses).
-pub async fn get_status(addr: std::net::SocketAddr, limit: Duration) -> Result<Snapshot, String> {
+pub async fn get_status(
+    addr: std::net::SocketAddr,
+    limit: Duration,
+) -> Result<Snapshot, StatusError> {
     let fetch = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut s = TcpStream::connect(addr).await?;
         s.write_all(b"GET /status HTTP/1.0\r\nHost: posta\r\n\r\n")
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let mut body = Vec::new();
-        (&mut s)
-            .take(1 << 20)
-            .read_to_end(&mut body)
-            .await
-            .map_err(|e| e.to_string())?;
+        (&mut s).take(1 << 20).read_to_end(&mut body).await?;
         let text = String::from_utf8_lossy(&body);
-        let (head, json) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
+        let (head, json) = text.split_once("\r\n\r\n").ok_or(StatusError::NotHttp)?;
         if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-            return Err(head.lines().next().unwrap_or("").to_string());
+            return Err(StatusError::Refused(
+                head.lines().next().unwrap_or("").to_string(),
+            ));
         }
-        serde_json::from_str(json).map_err(|e| format!("not a posta status: {e}"))
+        serde_json::from_str(json).map_err(StatusError::NotPosta)
     };
     tokio::time::timeout(limit, fetch)
         .await
-        .map_err(|_| format!("no answer within {limit:?}"))?
+        .map_err(|_| StatusError::Timeout(limit))?
 }

@@ -77,6 +77,11 @@ pub fn decide(this_is_backup: bool, held: bool, to: VrrpState) -> Step {
     }
 }
 
+/// keepalived was asked for on a site without a virtual IP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("keepalived moves a virtual IP: the site file needs a [vip] table")]
+pub struct NoVip;
+
 /// A keepalived.conf for one of the pair. mailserver1 tracks its own services with
 /// `posta check --nagios primary`; the check's `fall` covers the takeover grace (keepalived
 /// has no grace of its own), so a short outage does not move the address.
@@ -87,11 +92,8 @@ pub fn config(
     site_file: &Path,
     router_id: u8,
     fifo: &Path,
-) -> Result<String, String> {
-    let vip = site
-        .vip
-        .as_ref()
-        .ok_or("keepalived moves a virtual IP: the site file needs a [vip] table")?;
+) -> Result<String, NoVip> {
+    let vip = site.vip.as_ref().ok_or(NoVip)?;
     let interval = site.probe.interval.as_secs().max(1);
     let timeout = site.probe.timeout.as_secs().max(1);
     let grace_rounds = (site.probe.takeover_grace.as_secs() / interval) as u32;

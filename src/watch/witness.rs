@@ -33,7 +33,7 @@ pub async fn ask(w: &Witness, limit: Duration) -> View {
                 Some(false) => View::Down,
                 None => View::Unknown("it has not probed yet".into()),
             },
-            Err(e) => View::Unknown(e),
+            Err(e) => View::Unknown(e.to_string()),
         },
         Witness::Ssh(target) => {
             // BatchMode: never wait for a password prompt; the exit code is Nagios's.
