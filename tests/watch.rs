@@ -769,3 +769,93 @@ fn no_takeover_while_mailserver1_answers_and_the_backup_yields_when_it_returns()
     let (s, _) = status(&lan.ms2, &site, dir.path());
     assert_eq!(s["vip_holders"]["who"], "mailserver1", "{s}");
 }
+
+/// Failback on mailserver2 hands clients to mailserver1 at once, with nothing from posta on
+/// mailserver1: it sees mailserver1's MAC answer for the VIP and announces the VIP at that MAC.
+/// With nobody answering it says so, with the command that fixes it, and still succeeds (the
+/// address is off this host as asked).
+#[test]
+fn failback_announces_the_vip_at_mailserver1s_mac_and_says_when_nobody_holds_it() {
+    let lan = Lan::named("pfb-fb");
+    let _g1 = lan.ms1.greeter();
+    let _g2 = lan.ms2.greeter();
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(&lan, dir.path(), "1h", "");
+    let config = site.to_str().unwrap();
+    add_vip(&lan, &lan.ms1);
+    assert!(greeting(&lan).starts_with("220 ms1 "), "{}", greeting(&lan));
+
+    // mailserver1 drops off the LAN with its address configured; mailserver2 takes over and
+    // the client's cache learns mailserver2's MAC.
+    lan.ms1.link_down();
+    let take = run(&lan.ms2, &["--config", config, "takeover"]);
+    assert!(take.status.success(), "{take:?}");
+    assert!(greeting(&lan).starts_with("220 ms2 "), "{}", greeting(&lan));
+    assert_eq!(
+        lan.client.neighbour(lan.vip4.into()).as_deref(),
+        Some(lan.ms2.mac.as_str())
+    );
+
+    // mailserver1 is back, silent: only mailserver2's failback can move the client.
+    lan.ms1.link_up();
+    let back = run(&lan.ms2, &["--config", config, "failback", "--json"]);
+    let done = Instant::now();
+    assert!(back.status.success(), "{back:?}");
+    let report: Value = serde_json::from_slice(&back.stdout).unwrap();
+    let steps = report["steps"].to_string();
+    assert!(
+        steps.contains(&format!("at mailserver1's MAC {}", lan.ms1.mac)),
+        "{report}"
+    );
+    assert!(greeting(&lan).starts_with("220 ms1 "), "{}", greeting(&lan));
+    eprintln!(
+        "client on mailserver1 {:.3} s after posta failback exited",
+        done.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        lan.client.neighbour(lan.vip4.into()).as_deref(),
+        Some(lan.ms1.mac.as_str()),
+        "{}",
+        lan.client.neighbour_line(lan.vip4.into())
+    );
+    // The bridge still has mailserver1's MAC on mailserver1's port: the announcement left
+    // from mailserver2's own MAC.
+    let fdb = bridge_port_of(&lan, &lan.ms1.mac);
+    assert_eq!(fdb.as_deref(), Some("v-ms1"), "bridge fdb");
+
+    // Nobody holds it after the release: said, with the fix.
+    lan.ms1.ns.ip(&[
+        "addr",
+        "del",
+        &format!("{}/24", lan.vip4),
+        "dev",
+        Host::INTERFACE,
+    ]);
+    let take = run(&lan.ms2, &["--config", config, "takeover"]);
+    assert!(take.status.success(), "{take:?}");
+    let back = run(&lan.ms2, &["--config", config, "failback", "--json"]);
+    assert!(back.status.success(), "{back:?}");
+    let report: Value = serde_json::from_slice(&back.stdout).unwrap();
+    let remaining = report["remaining"].to_string();
+    assert!(remaining.contains("nobody answers for"), "{report}");
+    assert!(
+        remaining.contains("posta failback vip --reclaim"),
+        "{report}"
+    );
+    assert!(
+        String::from_utf8_lossy(&back.stderr).contains("ERROR"),
+        "logged at ERROR: {back:?}"
+    );
+}
+
+/// The bridge port on which the hub's bridge has learned `mac` (`bridge fdb`).
+fn bridge_port_of(lan: &Lan, mac: &str) -> Option<String> {
+    let out = Command::new("bridge")
+        .args(["-n", lan.hub().name(), "fdb", "show", "br", "br0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(mac))
+        .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+}

@@ -52,7 +52,7 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
                 Ok(j) => j,
                 Err(e) => return usage(&e),
             };
-            if failback && !v.reclaim {
+            let (outcome, announcement) = if failback && !v.reclaim {
                 action::vip_release(&job, &common).await
             } else {
                 let what = if failback {
@@ -60,18 +60,18 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
                 } else {
                     Action::Takeover
                 };
-                let (outcome, announcement) = action::vip_take(&job, &common, what).await;
-                show(&outcome, args.json);
-                if let Some(a) = announcement {
-                    if a.is_pending() {
-                        eprintln!("posta: sending the second gratuitous ARP burst before exiting");
-                    }
-                    if let Err(e) = a.finish().await {
-                        eprintln!("posta: second announcement burst failed: {e}");
-                    }
+                action::vip_take(&job, &common, what).await
+            };
+            show(&outcome, args.json);
+            if let Some(a) = announcement {
+                if a.is_pending() {
+                    eprintln!("posta: sending the second gratuitous ARP burst before exiting");
                 }
-                return code(&outcome);
+                if let Err(e) = a.finish().await {
+                    eprintln!("posta: second announcement burst failed: {e}");
+                }
             }
+            return code(&outcome);
         }
         ModeArgs::Dns(d) => {
             let job = match dns_job(d, site.as_ref(), failback, &common.state_file) {
@@ -212,6 +212,10 @@ fn vip_job(v: &VipArgs, site: Option<&Site>) -> Result<VipJob, String> {
         },
         force: v.force,
         smtp_port,
+        // Only a site file says where mailserver1 is apart from the VIP.
+        mailserver1: site
+            .map(|s| s.primary.probe_target())
+            .filter(|a| *a != address),
     })
 }
 

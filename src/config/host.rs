@@ -75,14 +75,16 @@ pub fn check_vip_interface(site: &Site) -> HostCheck {
 
 /// Which of the site's two mail servers this host is: the one whose own address (its
 /// `probe_address`, else `address`) is configured here. The VIP never counts, since it moves
-/// between them. `None` on any other host (a witness, an operator's machine).
+/// between them, and neither does a loopback address, which every host has. `None` on any
+/// other host (a witness, an operator's machine).
 pub fn this_host(site: &Site) -> Option<Role> {
     let here = local_addresses();
     let vip = site.vip.as_ref().map(|v| v.address);
     [&site.primary, &site.backup]
         .into_iter()
-        .find(|s| Some(s.probe_target()) != vip && here.contains(&s.probe_target()))
-        .map(|s| s.role)
+        .map(|s| (s.role, s.probe_target()))
+        .find(|(_, a)| Some(*a) != vip && !a.is_loopback() && here.contains(a))
+        .map(|(role, _)| role)
 }
 
 /// The addresses configured on this host's interfaces (none if they cannot be listed).

@@ -92,8 +92,15 @@ impl Arp {
 
     /// The Ethernet frame carrying this packet, from the sender MAC to `destination`.
     pub fn to_frame(&self, destination: Mac) -> Vec<u8> {
+        self.to_frame_from(self.sender_mac, destination)
+    }
+
+    /// The Ethernet frame carrying this packet from `source`, which may differ from the sender
+    /// MAC: a host announcing another host's address sends from its own MAC, so that switches
+    /// keep learning the other host's MAC on the other host's port.
+    pub fn to_frame_from(&self, source: Mac, destination: Mac) -> Vec<u8> {
         let mut f = Vec::with_capacity(FRAME_LEN);
-        ether::write_header(&mut f, destination, self.sender_mac, ETHERTYPE_ARP);
+        ether::write_header(&mut f, destination, source, ETHERTYPE_ARP);
         f.extend_from_slice(&HTYPE_ETHERNET.to_be_bytes());
         f.extend_from_slice(&PTYPE_IPV4.to_be_bytes());
         f.extend_from_slice(&[6, 4]);
@@ -195,6 +202,18 @@ mod tests {
             &OWN.0,
             "Linux needs tha == sha for a gratuitous reply"
         );
+    }
+
+    #[test]
+    fn an_announcement_on_behalf_of_another_host_leaves_from_our_mac() {
+        let f = Arp::announcement(OTHER, VIP, Op::Request).to_frame_from(OWN, Mac::BROADCAST);
+        assert_eq!(&f[6..12], &OWN.0, "Ethernet source: the sending host");
+        assert_eq!(
+            &f[22..28],
+            &OTHER.0,
+            "ARP sender MAC: the host it speaks for"
+        );
+        assert_eq!(Arp::parse(&f).map(|a| a.sender_mac), Some(OTHER));
     }
 
     #[test]

@@ -46,6 +46,33 @@ impl fmt::Display for Mac {
     }
 }
 
+/// Reads `02:00:5e:10:00:01` (either case), as [`Mac`] displays and `ip link` prints it.
+impl std::str::FromStr for Mac {
+    type Err = BadMac;
+
+    fn from_str(text: &str) -> Result<Mac, BadMac> {
+        let bad = || BadMac(text.to_string());
+        let mut octets = [0u8; 6];
+        let mut parts = text.split(':');
+        for octet in &mut octets {
+            let part = parts.next().ok_or_else(bad)?;
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *octet = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        match parts.next() {
+            Some(_) => Err(bad()),
+            None => Ok(Mac(octets)),
+        }
+    }
+}
+
+/// Text that is not a MAC address written as six colon-separated hex octets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a MAC address (six hex octets separated by colons)")]
+pub struct BadMac(pub String);
+
 /// The header of a received frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -79,6 +106,22 @@ pub fn parse(frame: &[u8]) -> Option<(Header, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_text_round_trips_and_bad_text_is_refused() {
+        let mac: Mac = "02:77:0A:00:00:0b".parse().unwrap();
+        assert_eq!(mac, Mac([2, 0x77, 10, 0, 0, 11]));
+        assert_eq!(mac.to_string().parse::<Mac>(), Ok(mac));
+        for bad in [
+            "",
+            "02:77:0a:00:00",
+            "02:77:0a:00:00:0b:0c",
+            "2:77:0a:00:00:0b",
+            "zz:77:0a:00:00:0b",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn mac_displays_like_ip_link() {

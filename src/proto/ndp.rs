@@ -65,10 +65,17 @@ pub fn dad_probe(own: Mac, target: Ipv6Addr) -> Vec<u8> {
 /// the old MAC (RFC 4861 §7.2.6, §7.2.5). Its source is the target itself, as Linux does when it
 /// answers a probe for one of its addresses.
 pub fn unsolicited_advertisement(own: Mac, target: Ipv6Addr) -> Vec<u8> {
+    unsolicited_advertisement_for(own, own, target)
+}
+
+/// The same advertisement on behalf of `holder`: its MAC in the target link-layer address
+/// option, the frame sent from `own` (a forged Ethernet source would teach switches that the
+/// holder's MAC sits on our port).
+pub fn unsolicited_advertisement_for(own: Mac, holder: Mac, target: Ipv6Addr) -> Vec<u8> {
     let mut icmp = vec![TYPE_ADVERTISEMENT, 0, 0, 0, FLAG_OVERRIDE, 0, 0, 0];
     icmp.extend_from_slice(&target.octets());
     icmp.extend_from_slice(&[OPTION_TARGET_LINK_ADDRESS, 1]);
-    icmp.extend_from_slice(&own.0);
+    icmp.extend_from_slice(&holder.0);
     frame(own, multicast_mac(ALL_NODES), target, ALL_NODES, icmp)
 }
 
@@ -255,6 +262,21 @@ mod tests {
             hex(KERNEL_NA),
             "same addresses, flags (override only), option and checksum"
         );
+    }
+
+    #[test]
+    fn an_advertisement_on_behalf_of_another_host_leaves_from_our_mac() {
+        let f = unsolicited_advertisement_for(A, B, ip("fd00::1"));
+        assert_eq!(&f[6..12], &A.0, "Ethernet source: the sending host");
+        assert_eq!(
+            &f[f.len() - 6..],
+            &B.0,
+            "target link-layer address: the holder"
+        );
+        // The same bytes but the source MAC as the holder's own advertisement.
+        let mut own = unsolicited_advertisement(B, ip("fd00::1"));
+        own[6..12].copy_from_slice(&A.0);
+        assert_eq!(f, own);
     }
 
     #[test]

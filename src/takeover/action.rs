@@ -282,7 +282,16 @@ pub struct VipJob {
     pub force: bool,
     /// Where SMTP must answer through the address after it is up.
     pub smtp_port: u16,
+    /// mailserver1's own address (the site's `probe_address`), not the VIP: failback on
+    /// mailserver2 learns mailserver1's MAC there to announce the VIP on its behalf.
+    pub mailserver1: Option<IpAddr>,
 }
+
+/// How long failback on mailserver2 waits, after removing the address, for mailserver1 to
+/// answer for it. mailserver1 normally has it configured all along (its kernel answers at
+/// once); a watch on mailserver1 that gave it up reclaims it within a few hundred ms of
+/// seeing nobody hold it. Past this, nobody holding it is an error to report.
+const HANDOVER_WAIT: Duration = Duration::from_secs(3);
 
 /// Takes the virtual IP (on mailserver2), or reclaims it (on mailserver1, `action` =
 /// [`Action::Reclaim`]). Returns the announcement whose second burst the caller should await.
@@ -512,12 +521,16 @@ async fn verify_smtp(
         .await
 }
 
-/// Gives the virtual IP back (on mailserver2): removes it.
-pub async fn vip_release(job: &VipJob, common: &Common) -> Outcome {
+/// Gives the virtual IP back (on mailserver2): removes it, then hands clients over to
+/// mailserver1 at once: once mailserver1's MAC (learned at its own address, now) answers for
+/// the address, a gratuitous ARP / unsolicited NA burst on its behalf moves clients' caches
+/// from this host's MAC to it. Nobody answering is said loudly, with the command that fixes
+/// it. Returns the announcement whose second burst the caller should await.
+pub async fn vip_release(job: &VipJob, common: &Common) -> (Outcome, Option<Announcement>) {
     let mut outcome = Outcome::new(Action::Failback, "vip", job.vip.to_string(), common.dry_run);
     let _lock = match lock(common).await {
         Ok(l) => l,
-        Err(e) => return outcome.fail(e),
+        Err(e) => return (outcome.fail(e), None),
     };
     let limit = common.step_timeout;
     match outcome
@@ -528,26 +541,34 @@ pub async fn vip_release(job: &VipJob, common: &Common) -> Outcome {
         )
         .await
     {
-        Err(e) => return outcome.fail(e),
+        Err(e) => return (outcome.fail(e), None),
         Ok(false) => {
             outcome.note("this host does not hold the address", "");
-            return outcome;
+            return (outcome, None);
         }
         Ok(true) => {}
     }
     let (old, new) = ("on mailserver2 (this host)", "off mailserver2");
     let ev = env(&outcome, old, new);
     if !pre_hooks(common, &mut outcome, Moment::PreFailback, &ev).await {
-        return outcome;
+        return (outcome, None);
     }
     if common.dry_run {
         outcome.note(format!("remove {}", job.vip), "");
+        outcome.note(
+            format!(
+                "wait up to {HANDOVER_WAIT:?} for mailserver1 to answer for {}, then announce \
+                 it at mailserver1's MAC",
+                job.vip.address
+            ),
+            "",
+        );
         outcome.note(
             "record in state file",
             common.state_file.display().to_string(),
         );
         post_hooks(common, &mut outcome, Moment::PostFailback, &ev).await;
-        return outcome;
+        return (outcome, None);
     }
     if let Err(e) = outcome
         .step(format!("remove {}", job.vip), limit, vip::remove(&job.vip))
@@ -556,13 +577,88 @@ pub async fn vip_release(job: &VipJob, common: &Common) -> Outcome {
         outcome
             .remaining
             .push(format!("{} is still on this host", job.vip));
-        return outcome.fail(e);
+        return (outcome.fail(e), None);
     }
     outcome.changed = true;
+    let announcement = hand_over(&mut outcome, job, limit).await;
     let ev_rec = event(common, &outcome, old, new);
     record(common, &mut outcome, ev_rec, "primary");
     post_hooks(common, &mut outcome, Moment::PostFailback, &ev).await;
-    outcome
+    (outcome, announcement)
+}
+
+/// After the release: waits for mailserver1 alone to answer for the address and announces it
+/// at mailserver1's MAC. Anything else (nobody, another host, two hosts) is reported in the
+/// outcome's steps and `remaining`, and logged as an error: the failback itself is done and is
+/// not undone, since this host taking the address back would not make mailserver1 answer.
+async fn hand_over(outcome: &mut Outcome, job: &VipJob, limit: Duration) -> Option<Announcement> {
+    let address = job.vip.address;
+    let started = Instant::now();
+    let seen = loop {
+        let found = vip::holders(&job.vip, &ProbeSettings::default(), job.mailserver1).await;
+        match found {
+            Ok(h) if h.who == vip::Who::Nobody && started.elapsed() < HANDOVER_WAIT => {
+                // mailserver1's watch may be about to reclaim it.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other,
+        }
+    };
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let fix = format!(
+        "on mailserver1 run: posta failback vip --reclaim (or ip addr add {}/{} dev IF there)",
+        address, job.vip.prefix
+    );
+    let trouble = match seen {
+        Err(e) => format!("cannot tell who answers for {address} now: {e}; {fix}"),
+        Ok(h) => match h.mailserver1_alone() {
+            Some(mac) => {
+                outcome.steps.push(Step {
+                    what: format!("mailserver1 answers for {address}"),
+                    ok: true,
+                    detail: mac.to_string(),
+                    millis,
+                });
+                let what = format!(
+                    "announce {address} at mailserver1's MAC {mac} (gratuitous ARP / \
+                     unsolicited NA on its behalf)"
+                );
+                return match outcome
+                    .step(what, limit, vip::announce_for(&job.vip, mac, &job.announce))
+                    .await
+                {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        let e = format!(
+                            "clients may keep this host's MAC for {address} until their ARP \
+                             entries expire: {e}; {fix}"
+                        );
+                        tracing::error!("{e}");
+                        outcome.remaining.push(e);
+                        None
+                    }
+                };
+            }
+            None if h.who == vip::Who::Nobody => format!(
+                "{} after {HANDOVER_WAIT:?}: mail to {address} goes nowhere; {fix}",
+                h.describe()
+            ),
+            None => format!(
+                "{}: clients were not told to move; if mailserver1 is not the one answering, \
+                 remove the address from that host, then {fix}",
+                h.describe()
+            ),
+        },
+    };
+    tracing::error!("{trouble}");
+    outcome.steps.push(Step {
+        what: format!("mailserver1 answers for {address}"),
+        ok: false,
+        detail: trouble.clone(),
+        millis,
+    });
+    outcome.remaining.push(trouble);
+    None
 }
 
 /// Where a DNS change is made.

@@ -25,6 +25,7 @@ use tracing::{error, info, warn};
 
 use super::holder::{self, Level};
 use super::policy::{Action, Event, Policy, State, Tuning};
+use super::primary::{self, Phase, Side};
 use super::sdnotify;
 use super::snapshot::{ProbeResult, Snapshot, SweepRecord, TransitionRecord};
 use super::waiting;
@@ -34,7 +35,9 @@ use crate::health::Status;
 use crate::health::run::{Job, all};
 use crate::mta::spool::unix_now;
 use crate::takeover::hooks::{EventEnv, Hooks, Moment};
-use crate::takeover::vip::{self, Holders, ProbeSettings, Vip, VipError};
+use crate::takeover::vip::{
+    self, AnnounceSettings, Holders, ProbeOutcome, ProbeSettings, Vip, VipError,
+};
 
 /// Everything one round needs; rebuilt from the site file on SIGHUP.
 #[derive(Debug, Clone)]
@@ -98,19 +101,32 @@ pub struct Daemon {
     /// What was last said about who answers for the VIP ([`holder::Verdict::key`], or the
     /// probe's error): said again only when it changes.
     holders_said: Option<String>,
+    /// On mailserver1 (mode "vip", the VIP's rightful owner): its own side, which releases and
+    /// reclaims the VIP instead of taking over ([`primary`]); the policy is not used there.
+    primary: Option<(Side, Phase)>,
 }
 
 impl Daemon {
     pub fn new(plan: Plan, state_file: PathBuf) -> Daemon {
         let taken = holds(&plan.takeover_state);
         let policy = Policy::new(plan.tuning.clone(), taken);
+        let primary =
+            (!plan.witness_only && plan.vip.as_ref().is_some_and(|w| w.rightful)).then(|| {
+                (
+                    Side::new(plan.tuning.fall, plan.tuning.grace),
+                    Phase::Serving,
+                )
+            });
         let now = unix_now();
         let snapshot = Snapshot {
             pid: std::process::id(),
             witness: plan.witness_only,
             started: now,
             updated: now,
-            state: policy.state.name().into(),
+            state: match &primary {
+                Some((_, phase)) => phase.name().into(),
+                None => policy.state.name().into(),
+            },
             state_since: now,
             ..Snapshot::default()
         };
@@ -124,6 +140,7 @@ impl Daemon {
             last_up: None,
             sweep: None,
             holders_said: None,
+            primary,
         }
     }
 
@@ -348,7 +365,10 @@ impl Daemon {
         if !up {
             info!(state = self.policy.state.name(), why = %self.last_failure, "primary probe failed");
         }
-        if !self.plan.witness_only {
+        if self.primary.is_some() {
+            let duplicate = matches!(&holders, Some(Ok(h)) if h.who == vip::Who::Both);
+            self.primary_round(up, duplicate).await;
+        } else if !self.plan.witness_only {
             let taken = holds(&self.plan.takeover_state);
             let known = matches!(
                 self.policy.state,
@@ -370,6 +390,115 @@ impl Daemon {
             }
         }
         self.publish();
+    }
+
+    /// mailserver1's side of a round: release the VIP when every service here has been down
+    /// long enough, reclaim it as soon as they answer and nobody holds it, defend it in a
+    /// duplicate ([`primary`]).
+    async fn primary_round(&mut self, up: bool, duplicate: bool) {
+        let (Some(w), Some((side, before))) = (self.plan.vip.clone(), self.primary.clone()) else {
+            return;
+        };
+        let mut side = side;
+        let here = match vip::present(&w.vip).await {
+            Ok(h) => h,
+            Err(e) => {
+                error!(error = %e, "cannot tell whether the VIP is on this host");
+                return;
+            }
+        };
+        let (step, mut phase) = side.step(self.now(), up, here);
+        let mut reason = String::new();
+        match step {
+            primary::Step::Stay => {}
+            primary::Step::Release => match vip::remove(&w.vip).await {
+                Ok(_) => {
+                    reason = format!(
+                        "every mail service here has been down for {:?}: gave {} up so that \
+                         mailserver2 may take over ({})",
+                        side.release_after(),
+                        w.vip,
+                        self.last_failure
+                    );
+                    warn!("{reason}");
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot give the VIP up; mailserver2 cannot take over");
+                    phase = Phase::Failing;
+                }
+            },
+            primary::Step::Reclaim => match self.reclaim(&w.vip).await {
+                Ok(true) => {
+                    phase = Phase::Serving;
+                    reason = format!(
+                        "the mail services answer: reclaimed and announced {}",
+                        w.vip
+                    );
+                    info!("{reason}");
+                }
+                Ok(false) => {}
+                Err(e) => error!(error = %e, "cannot reclaim the VIP"),
+            },
+        }
+        if duplicate && here {
+            // RFC 5227 §2.4: the rightful owner defends; mailserver2's watch yields.
+            match vip::announce(&w.vip, &AnnounceSettings::default()).await {
+                Ok(a) => a.cancel(),
+                Err(e) => error!(error = %e, "cannot announce the VIP to defend it"),
+            }
+        }
+        self.primary = Some((side, phase));
+        if phase != before {
+            let rec = TransitionRecord {
+                at: epoch_now(),
+                from: before.name().into(),
+                to: phase.name().into(),
+                reason: if reason.is_empty() {
+                    if up {
+                        "the mail services answer".into()
+                    } else {
+                        format!("mail services down: {}", self.last_failure)
+                    }
+                } else {
+                    reason
+                },
+            };
+            info!(from = %rec.from, to = %rec.to, reason = %rec.reason, "transition");
+            sdnotify::notify(&format!("STATUS={}: {}", rec.to, rec.reason));
+            if let Ok(mut s) = self.snapshot.write() {
+                s.state = rec.to.clone();
+                s.record(rec.clone());
+            }
+            self.publish();
+            self.transition_hooks(&rec).await;
+        }
+    }
+
+    /// Waits, for at most one interval, for nobody to answer for the VIP (mailserver2 gives
+    /// it up at its failback), asking every ~100 ms, then probes, adds and announces it.
+    /// `Ok(false)`: still held by another host when the interval ended.
+    async fn reclaim(&self, v: &Vip) -> Result<bool, VipError> {
+        // One request and 100 ms of listening: a LAN answers in well under a millisecond.
+        let ask = ProbeSettings {
+            count: 1,
+            interval: Duration::ZERO,
+            wait: Duration::from_millis(100),
+        };
+        let deadline = Instant::now() + self.plan.interval;
+        loop {
+            if vip::answering(v, &ask).await?.is_empty()
+                && vip::probe(v, &ProbeSettings::default()).await? == ProbeOutcome::Free
+            {
+                vip::add(v).await?;
+                // The second burst runs on in the daemon's runtime.
+                drop(vip::announce(v, &AnnounceSettings::default()).await?);
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Who answers for the VIP now (mode "vip" only).

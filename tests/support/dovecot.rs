@@ -30,7 +30,12 @@ pub struct Dovecot {
     /// `mail_location`'s root: user U's Maildir is `ROOT/U` (see [`Dovecot::start_on`]);
     /// None for the default `DIR/mail/U/Maildir`.
     mail_root: Option<PathBuf>,
+    /// The listeners' addresses (Dovecot syntax).
+    listen: &'static str,
 }
+
+/// IMAP, IMAPS, POP3, POP3S and LMTP on their standard ports, for [`Dovecot::start_in_namespace`].
+const STANDARD_PORTS: [u16; 5] = [143, 993, 110, 995, 24];
 
 impl Dovecot {
     /// Starts Dovecot serving `users` (name, password) with `ca`'s leaf certificate; returns
@@ -56,23 +61,42 @@ impl Dovecot {
         Dovecot::start_with(ca, users, None, Some(master))
     }
 
+    /// Like [`Dovecot::start`], listening on every address at the standard ports (143, 993,
+    /// 110, 995, LMTP 24): for a LAN's mail server in a network namespace, started from a
+    /// thread that joined it, reached at its own address and at a virtual IP.
+    pub fn start_in_namespace(ca: &Ca, users: &[(&str, &str)]) -> Dovecot {
+        Dovecot::start_full(ca, users, None, None, Some(STANDARD_PORTS), "*")
+    }
+
     fn start_with(
         ca: &Ca,
         users: &[(&str, &str)],
         mail_root: Option<PathBuf>,
         master: Option<(&str, &str)>,
     ) -> Dovecot {
+        Dovecot::start_full(ca, users, mail_root, master, None, "127.0.0.1, 127.0.0.2")
+    }
+
+    fn start_full(
+        ca: &Ca,
+        users: &[(&str, &str)],
+        mail_root: Option<PathBuf>,
+        master: Option<(&str, &str)>,
+        ports: Option<[u16; 5]>,
+        listen: &'static str,
+    ) -> Dovecot {
         require_root();
-        let dovecot = require_tool("dovecot");
+        require_tool("dovecot");
         require_tool("doveadm");
         let (uid, gid) = vmail_ids();
         let dir = server_dir("posta-dovecot-");
-        let ports = free_ports::<5>();
+        let ports = ports.unwrap_or_else(free_ports::<5>);
         let d = Dovecot {
             dir,
             ports,
             running: false,
             mail_root,
+            listen,
         };
 
         let mail = d.path().join("mail");
@@ -111,17 +135,33 @@ impl Dovecot {
         let config = d.config(ca, uid, gid, masters.as_deref().unwrap_or(""));
         fs::write(d.conf(), config).expect("failed to write dovecot.conf");
 
-        run_daemon(Command::new(dovecot).arg("-c").arg(d.conf()), &d.log());
         let mut d = d;
-        d.running = true;
-        if wait_until(START_DEADLINE, || d.ports.iter().all(|p| port_open(*p))).is_err() {
+        d.run();
+        d
+    }
+
+    /// Starts a stopped instance again with the same configuration, ports and mail (a
+    /// primary coming back), returning once all five listeners accept.
+    pub fn start_again(&mut self) {
+        assert!(!self.running, "dovecot is already running");
+        self.run();
+    }
+
+    fn run(&mut self) {
+        run_daemon(
+            Command::new(require_tool("dovecot"))
+                .arg("-c")
+                .arg(self.conf()),
+            &self.log(),
+        );
+        self.running = true;
+        if wait_until(START_DEADLINE, || self.ports.iter().all(|p| port_open(*p))).is_err() {
             panic!(
                 "dovecot did not listen on {:?} within {START_DEADLINE:?}; log tail:\n{}",
-                d.ports,
-                tail(&d.log(), 30)
+                self.ports,
+                tail(&self.log(), 30)
             );
         }
-        d
     }
 
     pub fn imap_port(&self) -> u16 {
@@ -276,7 +316,7 @@ state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 info_log_path = {dir}/dovecot.log
 protocols = imap pop3 lmtp
-listen = 127.0.0.1, 127.0.0.2
+listen = {listen}
 ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
@@ -297,29 +337,29 @@ userdb {{
 }}
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1, 127.0.0.2
+    address = {listen}
     port = {imap}
   }}
   inet_listener imaps {{
-    address = 127.0.0.1, 127.0.0.2
+    address = {listen}
     port = {imaps}
     ssl = yes
   }}
 }}
 service pop3-login {{
   inet_listener pop3 {{
-    address = 127.0.0.1, 127.0.0.2
+    address = {listen}
     port = {pop3}
   }}
   inet_listener pop3s {{
-    address = 127.0.0.1, 127.0.0.2
+    address = {listen}
     port = {pop3s}
     ssl = yes
   }}
 }}
 service lmtp {{
   inet_listener lmtp {{
-    address = 127.0.0.1, 127.0.0.2
+    address = {listen}
     port = {lmtp}
   }}
 }}
@@ -344,6 +384,7 @@ plugin {{
 }}
 "#,
             instance = sys::unique_name("posta-dovecot"),
+            listen = self.listen,
             cert = ca.cert_pem().display(),
             key = ca.key_pem().display(),
         )

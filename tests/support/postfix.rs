@@ -52,6 +52,10 @@ pub struct Options<'a> {
     /// Listen on these ports (SMTP, submission) instead of two free ones: for instances whose
     /// maps must name each other before they start.
     pub ports: Option<[u16; 2]>,
+    /// Listen on every address (`inet_interfaces = all`), not only 127.0.0.1: for an instance
+    /// started inside a network namespace (from a thread that joined it) as a LAN's mail
+    /// server, reached at its own address and at a virtual IP that comes and goes.
+    pub any_address: bool,
 }
 
 impl Postfix {
@@ -99,7 +103,7 @@ impl Postfix {
             .expect("failed to write main.cf");
         fs::write(
             p.conf().join("master.cf"),
-            p.master_cf(options.sasl.is_some()),
+            p.master_cf(options.sasl.is_some(), options.any_address),
         )
         .expect("failed to write master.cf");
 
@@ -256,7 +260,7 @@ data_directory = {dir}/data
 meta_directory = /etc/postfix
 maillog_file = {dir}/postfix.log
 maillog_file_prefixes = {dir}
-inet_interfaces = 127.0.0.1
+inet_interfaces = {interfaces}
 inet_protocols = ipv4
 myhostname = mx.{domain}
 mydomain = {domain}
@@ -288,6 +292,11 @@ smtp_tls_security_level = none
             cert = ca.cert_pem().display(),
             key = ca.key_pem().display(),
             access = self.recipient_access.postfix_name("recipient_access"),
+            interfaces = if options.any_address {
+                "all"
+            } else {
+                "127.0.0.1"
+            },
         );
         if let Some(port) = options.lmtp {
             // Dovecot's LMTP takes over from virtual(8); the vmailbox table still validates
@@ -337,8 +346,10 @@ lmtp_tls_security_level = none
         cf
     }
 
-    fn master_cf(&self, sasl: bool) -> String {
+    fn master_cf(&self, sasl: bool, any_address: bool) -> String {
         let [smtp, submission] = self.ports;
+        // A bare port listens on every inet_interfaces address.
+        let at = if any_address { "" } else { "127.0.0.1:" };
         let auth = if sasl {
             "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_tls_auth_only=yes\n"
         } else {
@@ -348,8 +359,8 @@ lmtp_tls_security_level = none
         // the Dovecot socket and /etc files inside the private queue directory.
         format!(
             "# Private test instance written by tests/support/postfix.rs
-127.0.0.1:{smtp} inet n - n - - smtpd
-127.0.0.1:{submission} inet n - n - - smtpd
+{at}{smtp} inet n - n - - smtpd
+{at}{submission} inet n - n - - smtpd
   -o syslog_name=postfix/submission
   -o smtpd_tls_security_level=encrypt
 {auth}pickup    unix  n       -       n       60      1       pickup

@@ -48,23 +48,27 @@ impl Announcement {
     }
 }
 
+/// Announces the address at `holder`'s MAC, this interface's own when `None`; the frames
+/// always leave from this interface's MAC.
 pub(super) async fn announce(
     vip: &Vip,
     settings: &AnnounceSettings,
+    holder: Option<Mac>,
 ) -> Result<Announcement, VipError> {
     vip.check()?;
     settings.check(vip)?;
     let link = link::lookup(&vip.interface)?;
+    let holder = holder.unwrap_or(link.mac);
     let frame = match vip.address {
         IpAddr::V4(ip) => {
             let op = match settings.mode {
                 AnnounceMode::Request => arp::Op::Request,
                 AnnounceMode::Reply => arp::Op::Reply,
             };
-            let garp = arp::Arp::announcement(link.mac, ip, op);
-            garp.to_frame(Mac::BROADCAST)
+            let garp = arp::Arp::announcement(holder, ip, op);
+            garp.to_frame_from(link.mac, Mac::BROADCAST)
         }
-        IpAddr::V6(ip) => ndp::unsolicited_advertisement(link.mac, ip),
+        IpAddr::V6(ip) => ndp::unsolicited_advertisement_for(link.mac, holder, ip),
     };
     let socket = LinkSocket::sender(&link).map_err(|source| VipError::Link {
         action: "open a raw socket for announcing",
@@ -80,7 +84,7 @@ pub(super) async fn announce(
         interface: vip.interface.clone(),
     };
     burst.send(start).await?;
-    tracing::debug!(%vip, count = settings.count, "first announcement burst sent");
+    tracing::debug!(%vip, %holder, count = settings.count, "first announcement burst sent");
     let second = settings.second_burst_after.map(|after| {
         let name = vip.to_string();
         tokio::spawn(async move {

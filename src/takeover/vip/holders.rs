@@ -102,6 +102,15 @@ impl Holders {
         }
     }
 
+    /// mailserver1's MAC when it alone answers for the address: the one MAC that may be
+    /// announced on its behalf ([`super::announce_for`]).
+    pub fn mailserver1_alone(&self) -> Option<Mac> {
+        match self.who {
+            Who::Mailserver1 => self.others.first()?.parse().ok(),
+            _ => None,
+        }
+    }
+
     /// Whether this host holds the address while another host answers for it too.
     pub fn duplicate_here(&self) -> bool {
         self.this_host && !self.others.is_empty()
@@ -222,6 +231,12 @@ mod tests {
         );
         let json = serde_json::to_value(who(false, &[MS1], Some(MS1))).unwrap();
         assert_eq!(json["who"], "mailserver1");
+        assert_eq!(who(false, &[MS1], Some(MS1)).mailserver1_alone(), Some(MS1));
+        assert_eq!(who(false, &[ROGUE], Some(MS1)).mailserver1_alone(), None);
+        assert_eq!(
+            who(false, &[MS1, ROGUE], Some(MS1)).mailserver1_alone(),
+            None
+        );
         assert_eq!(json["count"], 1);
     }
 }

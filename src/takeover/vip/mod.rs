@@ -1,8 +1,10 @@
 //! Virtual-IP takeover mechanics: probe for a holder, add or remove the address, announce it.
 //!
 //! The takeover on mailserver2 is [`probe`] (refuse if [`ProbeOutcome::Held`]), [`add`],
-//! [`announce`]; failback is [`remove`] there and, on mailserver1 with `--reclaim`, [`add`] and
-//! [`announce`] again so clients' caches move back at once. Every step is idempotent.
+//! [`announce`]; failback is [`remove`] there, then [`holders`] to see mailserver1 answer and
+//! [`announce_for`] with mailserver1's MAC so clients' caches move back at once; on
+//! mailserver1, `--reclaim` (or its own watch) does [`add`] and [`announce`] itself. Every step
+//! is idempotent.
 //!
 //! Why each step exists (docs/failover.md §1):
 //! - The probe is RFC 5227's, which none of keepalived, ucarp or IPaddr2 (`run_arping` is off)
@@ -302,7 +304,23 @@ pub async fn remove(vip: &Vip) -> Result<Change, VipError> {
 /// burst is sent; the second runs in a tokio task that the returned [`Announcement`] can await or
 /// cancel. Does not check that the address is configured. Needs CAP_NET_RAW.
 pub async fn announce(vip: &Vip, settings: &AnnounceSettings) -> Result<Announcement, VipError> {
-    announce::announce(vip, settings).await
+    announce::announce(vip, settings, None).await
+}
+
+/// Announces that the address is at `holder`'s MAC, on its behalf: what mailserver2 sends
+/// right after it gives the address back, so that clients' caches move to mailserver1 at once
+/// instead of after their entries expire (40 s and more), whether or not anything runs on
+/// mailserver1. The ARP sender (or IPv6 target link-layer) address is `holder`; the Ethernet
+/// source stays this interface's MAC, since a forged source would teach the switch that
+/// `holder` sits on this host's port. The caller must have seen `holder` answer for the
+/// address: announcing a MAC that does not hold it would send clients nowhere. Same bursts
+/// and background second burst as [`announce`]. Needs CAP_NET_RAW.
+pub async fn announce_for(
+    vip: &Vip,
+    holder: Mac,
+    settings: &AnnounceSettings,
+) -> Result<Announcement, VipError> {
+    announce::announce(vip, settings, Some(holder)).await
 }
 
 /// Whether this host is on the VIP's LAN: an IPv4 VIP's interface has another address in its
