@@ -318,9 +318,15 @@ pub struct Lan {
 
 impl Lan {
     pub fn new() -> Lan {
+        Lan::named("posta-lan")
+    }
+
+    /// Like [`Lan::new`], with namespaces named `PREFIX-PID-N-ROLE`: a test file that must not
+    /// collide with others running at the same time gives its own prefix.
+    pub fn named(prefix: &str) -> Lan {
         require_root();
         let subnet = next_subnet();
-        let tag = unique_name("posta-lan");
+        let tag = unique_name(prefix);
         let hub = Netns::create(format!("{tag}-hub"));
         // No STP and no forwarding delay: ports forward at once. No multicast snooping: neighbour
         // discovery multicasts reach every port without an MLD querier on the LAN.
