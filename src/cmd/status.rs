@@ -8,6 +8,7 @@ use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::StatusArgs;
 use crate::config::Role;
 use crate::mta::spool::unix_now;
+use crate::takeover::action::resolvers_may_hold;
 use crate::takeover::state::State;
 use crate::takeover::vip::{Holders, ProbeSettings};
 use crate::watch::snapshot::Snapshot;
@@ -91,8 +92,9 @@ fn waiting_lines(w: &Waiting, now: u64) -> String {
     out
 }
 
-/// One holding; after a DNS takeover, how long resolvers may still hand out the old address.
-fn holding_line(h: &crate::takeover::state::Holding) -> String {
+/// One holding; after a DNS change, how long resolvers may still hand out the address it
+/// replaced, counted down from the change to `now` (seconds since the epoch).
+fn holding_line(h: &crate::takeover::state::Holding, now: u64) -> String {
     let who = match h.holder.as_str() {
         "backup" => "mailserver2 (taken over)",
         _ => "mailserver1",
@@ -101,11 +103,16 @@ fn holding_line(h: &crate::takeover::state::Holding) -> String {
         "{} ({}): recorded as held by {who} since {}: {}\n",
         h.resource, h.mode, h.since, h.value
     );
-    if let Some(ttl) = h.original_ttl {
-        line.push_str(&format!(
-            "  resolvers may hand out the old address until {ttl}s after {} (its TTL)\n",
+    match (h.old_cached_for(now), h.old_ttl) {
+        (Some(0), Some(ttl)) => line.push_str(&format!(
+            "  resolvers no longer hand out the old address (its TTL, {ttl} s, has run out)\n"
+        )),
+        (Some(left), _) => line.push_str(&format!(
+            "  {}, counted from {}\n",
+            resolvers_may_hold(left),
             h.since
-        ));
+        )),
+        _ => {}
     }
     line
 }
@@ -189,6 +196,15 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
                 "watch".into(),
                 serde_json::to_value(&daemon).unwrap_or_default(),
             );
+            // The countdown of each DNS change's cached old address, as the table says it.
+            if let Some(holdings) = obj.get_mut("holdings").and_then(|h| h.as_array_mut()) {
+                let now = unix_now();
+                for (json, h) in holdings.iter_mut().zip(&state.holdings) {
+                    if let (Some(left), Some(o)) = (h.old_cached_for(now), json.as_object_mut()) {
+                        o.insert("resolvers_may_hand_out_old_for_seconds".into(), left.into());
+                    }
+                }
+            }
             obj.insert(
                 "waiting".into(),
                 serde_json::to_value(&waiting).unwrap_or_default(),
@@ -227,7 +243,7 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         ));
     }
     for h in &state.holdings {
-        out.push_str(&holding_line(h));
+        out.push_str(&holding_line(h, unix_now()));
     }
     if !state.history.is_empty() {
         out.push_str("\nrecent:\n");
@@ -251,7 +267,7 @@ mod tests {
     use crate::takeover::state::Holding;
 
     #[test]
-    fn a_dns_holding_says_how_long_the_old_address_lives_in_caches() {
+    fn a_dns_holding_counts_down_how_long_the_old_address_lives_in_caches() {
         let h = Holding {
             mode: "dns".into(),
             resource: "mail.example.org. A/AAAA".into(),
@@ -259,20 +275,40 @@ mod tests {
             value: "10.0.0.26".into(),
             since: "2026-01-01T00:00:00Z".into(),
             original_ttl: Some(3600),
+            old_ttl: Some(3600),
+            changed_at: Some(1000),
         };
-        let text = holding_line(&h);
+        assert_eq!(
+            holding_line(&h, 1600).lines().nth(1),
+            Some(
+                "  resolvers may hand out the old address for up to 3000 s (the record's TTL), \
+                 counted from 2026-01-01T00:00:00Z"
+            )
+        );
+        assert_eq!(
+            holding_line(&h, 5000).lines().nth(1),
+            Some("  resolvers no longer hand out the old address (its TTL, 3600 s, has run out)")
+        );
+        // After failback: the old address is mailserver2's, with the TTL takeover wrote.
+        let back = Holding {
+            holder: "primary".into(),
+            original_ttl: None,
+            old_ttl: Some(60),
+            ..h.clone()
+        };
         assert!(
-            text.ends_with(
-                "resolvers may hand out the old address until 3600s after 2026-01-01T00:00:00Z (its TTL)\n"
-            ),
-            "{text}"
+            holding_line(&back, 1010).contains("for up to 50 s (the record's TTL)"),
+            "{}",
+            holding_line(&back, 1010)
         );
         let vip = Holding {
             original_ttl: None,
+            old_ttl: None,
+            changed_at: None,
             mode: "vip".into(),
             ..h
         };
-        assert_eq!(holding_line(&vip).lines().count(), 1);
+        assert_eq!(holding_line(&vip, 1600).lines().count(), 1);
     }
     use crate::watch::snapshot::Snapshot;
 

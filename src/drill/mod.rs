@@ -6,10 +6,13 @@
 //! it, waits out the grace and takes over; mail sent meanwhile lands on mailserver2, directly
 //! or through the relay; mailserver1 returns; the watch fails back and `posta migrate` brings
 //! the mail home; mailserver1 takes its address back. The drill ends with a reconciliation by
-//! Message-ID: sent, in mailserver1's mailbox, lost, duplicated.
+//! Message-ID: sent, in mailserver1's mailbox, lost, duplicated. The site file every posta
+//! in the drill reads is `examples/site.toml` with the drill's addresses, names, paths and
+//! pace (`site`), so the drill rehearses what users configure.
 
 mod lan;
 mod send;
+mod site;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -97,50 +100,6 @@ fn message_ids(maildir: &Path) -> BTreeMap<String, usize> {
     ids
 }
 
-fn site_file(dir: &Path, lan: &Lan, pace: Pace) -> String {
-    let ms = |d: Duration| format!("{}ms", d.as_millis());
-    format!(
-        r#"domain = "example.org"
-[primary]
-name = "mailserver1.example.org"
-address = "{ms1}"
-services = ["smtp:25?starttls=no"]
-[backup]
-name = "mailserver2.example.org"
-address = "127.0.0.1"
-services = ["pop3:110?starttls=no"]
-[takeover]
-mode = "vip"
-state_file = "{d}/takeover.json"
-[vip]
-address = "{vip}/24"
-interface = "eth0"
-[probe]
-interval = "{interval}"
-timeout = "{timeout}"
-fall = 3
-rise = 3
-takeover_grace = "{grace}"
-[watch]
-auto_takeover = true
-auto_failback = true
-state_file = "{d}/watch.json"
-[migrate]
-state_dir = "{d}/migrate"
-[[migrate.accounts]]
-user = "ana"
-password_file = "{d}/ana.password"
-deliver_to = "ana@example.org"
-"#,
-        ms1 = lan.ms1.ip,
-        vip = lan.vip,
-        d = dir.display(),
-        interval = ms(pace.interval),
-        timeout = ms(pace.interval * 3 / 4),
-        grace = ms(pace.grace),
-    )
-}
-
 /// Runs the drill in `dir` (kept for inspection) with `exe` as posta.
 pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String> {
     if !nix::unistd::Uid::effective().is_root() {
@@ -164,8 +123,16 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
         fs::set_permissions(dir.join(f), fs::Permissions::from_mode(0o600))
             .map_err(|e| e.to_string())?;
     }
+    let recipients = format!("ana@{}\n", site::DOMAIN);
+    fs::write(dir.join("recipients"), recipients).map_err(|e| e.to_string())?;
     let site = dir.join("site.toml");
-    fs::write(&site, site_file(dir, &lan, pace)).map_err(|e| e.to_string())?;
+    let addresses = site::Addresses {
+        vip: &lan.vip,
+        ms1: &lan.ms1.ip,
+        relay: &lan.relay.ip,
+    };
+    let text = site::site_file(dir, &addresses, pace)?;
+    fs::write(&site, text).map_err(|e| e.to_string())?;
     let (m1, m2, queue) = (dir.join("ms1"), dir.join("ms2"), dir.join("relay-queue"));
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     let mta_args = |name: &str, maildir: &Path, extra: &[&str]| {

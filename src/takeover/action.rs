@@ -144,20 +144,30 @@ impl Outcome {
             }
             out.push('\n');
         }
-        if let Some(c) = self.convergence_secs {
-            out.push_str(&format!(
-                "clients converge within {c} s (the old record's TTL, or the zone's negative TTL)\n"
-            ));
-        }
+        // A DNS change is not over when it is made: caches keep the old address for its TTL.
+        // Said on the verdict line, the last one, which is what `posta watch` logs of a child.
+        let cached = match (self.convergence_secs, self.changed) {
+            (Some(c), true) => Some(resolvers_may_hold(c)),
+            _ => None,
+        };
         match (&self.error, self.changed, self.dry_run) {
             (_, _, true) => {}
             (Some(e), _, _) => {
+                if let Some(c) = &cached {
+                    out.push_str(&format!("{c}\n"));
+                }
                 out.push_str(&format!("{verb} of {} FAILED: {e}\n", self.resource));
                 for r in &self.remaining {
                     out.push_str(&format!("  still in place: {r}\n"));
                 }
             }
-            (None, true, _) => out.push_str(&format!("{verb} of {} done\n", self.resource)),
+            (None, true, _) => {
+                out.push_str(&format!("{verb} of {} done", self.resource));
+                if let Some(c) = &cached {
+                    out.push_str(&format!(": {c}"));
+                }
+                out.push('\n');
+            }
             (None, false, _) => out.push_str(&format!(
                 "{verb} of {} was already in effect; nothing changed\n",
                 self.resource
@@ -165,6 +175,12 @@ impl Outcome {
         }
         out
     }
+}
+
+/// How long after a DNS change resolvers may still hand out the address it replaced: the
+/// sentence the failback report and `posta status` share.
+pub fn resolvers_may_hold(secs: u64) -> String {
+    format!("resolvers may hand out the old address for up to {secs} s (the record's TTL)")
 }
 
 fn event(common: &Common, outcome: &Outcome, old: &str, new: &str) -> Event {
@@ -192,7 +208,7 @@ fn env(outcome: &Outcome, old: &str, new: &str) -> EventEnv {
 
 /// Records the event; a failure to record is reported, not undone (the change is real).
 fn record(common: &Common, outcome: &mut Outcome, event: Event, holder: &str) {
-    record_with_ttl(common, outcome, event, holder, None);
+    record_with_ttl(common, outcome, event, holder, state::DnsTtls::default());
 }
 
 fn record_with_ttl(
@@ -200,10 +216,10 @@ fn record_with_ttl(
     outcome: &mut Outcome,
     event: Event,
     holder: &str,
-    original_ttl: Option<u32>,
+    ttls: state::DnsTtls,
 ) {
     let result = State::load(&common.state_file).and_then(|mut s| {
-        s.record_with_ttl(event, holder, original_ttl);
+        s.record_with_ttl(event, holder, ttls);
         s.save(&common.state_file)
     });
     match result {
@@ -874,13 +890,21 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
     }
     if outcome.changed {
         let ev_rec = event(common, &outcome, &old, &new);
-        // The TTL the owner gave the record, kept so failback can put it back.
-        let (holder, original_ttl) = if action == Action::Takeover {
+        // The TTL the owner gave the record, kept so failback can put it back; and how long
+        // resolvers may still hand out the replaced address, for `posta status`. Taken from
+        // what the swap replaced, so a failed verification does not lose it.
+        let old = dns::convergence(&before, &job.to).as_secs();
+        outcome.convergence_secs.get_or_insert(old);
+        let (holder, original) = if action == Action::Takeover {
             ("backup", before.ttl)
         } else {
             ("primary", None)
         };
-        record_with_ttl(common, &mut outcome, ev_rec, holder, original_ttl);
+        let ttls = state::DnsTtls {
+            original,
+            old: Some(old),
+        };
+        record_with_ttl(common, &mut outcome, ev_rec, holder, ttls);
         post_hooks(common, &mut outcome, post, &ev).await;
     }
     outcome
@@ -931,5 +955,42 @@ async fn run_reload(argv: &[String]) -> Result<(), String> {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Action, Outcome};
+
+    fn dns(action: Action, changed: bool, error: Option<&str>) -> Outcome {
+        let mut o = Outcome::new(action, "dns", "mail.example.org. A/AAAA".into(), false);
+        o.changed = changed;
+        o.convergence_secs = Some(60);
+        o.error = error.map(Into::into);
+        o
+    }
+
+    #[test]
+    fn a_dns_change_ends_with_how_long_resolvers_may_hand_out_the_old_address() {
+        // The last line is what `posta watch` keeps of its child: the TTL must be on it.
+        let text = dns(Action::Failback, true, None).lines();
+        assert_eq!(
+            text.lines().last(),
+            Some(
+                "failback of mail.example.org. A/AAAA done: resolvers may hand out the old \
+                 address for up to 60 s (the record's TTL)"
+            )
+        );
+        let failed = dns(Action::Takeover, true, Some("ns2 serves 10.0.0.25")).lines();
+        assert_eq!(
+            failed.lines().collect::<Vec<_>>(),
+            [
+                "resolvers may hand out the old address for up to 60 s (the record's TTL)",
+                "takeover of mail.example.org. A/AAAA FAILED: ns2 serves 10.0.0.25",
+            ]
+        );
+        // Nothing changed: nothing to wait for.
+        let noop = dns(Action::Takeover, false, None).lines();
+        assert!(!noop.contains("resolvers"), "{noop}");
     }
 }

@@ -58,6 +58,35 @@ pub struct Holding {
     /// back (the site's `ttl` is what the takeover wrote, short on purpose, not the owner's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_ttl: Option<u32>,
+    /// DNS mode: how long resolvers may still hand out the address this change replaced, in
+    /// seconds from `changed_at` (the replaced record's TTL, or the zone's negative TTL when an
+    /// address family was added): a takeover's old address is mailserver1's, a failback's is
+    /// mailserver2's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_ttl: Option<u64>,
+    /// When the change was made, seconds since the epoch (`since` is for people; this is for
+    /// counting `old_ttl` down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<u64>,
+}
+
+impl Holding {
+    /// Seconds resolvers may still hand out the replaced address at `now` (seconds since the
+    /// epoch), counted down from the change; `None` when no TTL was recorded (VIP mode).
+    pub fn old_cached_for(&self, now: u64) -> Option<u64> {
+        let ttl = self.old_ttl?;
+        let elapsed = now.saturating_sub(self.changed_at.unwrap_or(now));
+        Some(ttl.saturating_sub(elapsed))
+    }
+}
+
+/// What a DNS change leaves to remember: the TTLs failback and `posta status` need.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DnsTtls {
+    /// The record's TTL before a takeover, which failback writes back.
+    pub original: Option<u32>,
+    /// How long resolvers may hand out the replaced address ([`Holding::old_ttl`]).
+    pub old: Option<u64>,
 }
 
 /// The whole file.
@@ -107,11 +136,11 @@ impl State {
 
     /// Records `event` and the holding it leaves.
     pub fn record(&mut self, event: Event, holder: &str) {
-        self.record_with_ttl(event, holder, None);
+        self.record_with_ttl(event, holder, DnsTtls::default());
     }
 
-    /// Like [`Self::record`], also keeping the record's TTL from before the change.
-    pub fn record_with_ttl(&mut self, event: Event, holder: &str, original_ttl: Option<u32>) {
+    /// Like [`Self::record`], also keeping a DNS change's TTLs.
+    pub fn record_with_ttl(&mut self, event: Event, holder: &str, ttls: DnsTtls) {
         self.holdings.retain(|h| h.resource != event.resource);
         self.holdings.push(Holding {
             mode: event.mode.clone(),
@@ -119,7 +148,9 @@ impl State {
             holder: holder.to_owned(),
             value: event.new.clone(),
             since: event.time.clone(),
-            original_ttl,
+            original_ttl: ttls.original,
+            old_ttl: ttls.old,
+            changed_at: ttls.old.map(|_| unix_now()),
         });
         self.history.push(event);
         let excess = self.history.len().saturating_sub(HISTORY);
@@ -229,6 +260,13 @@ impl Lock {
 }
 
 /// Now, RFC 3339 in UTC.
+/// Seconds since the epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 pub fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

@@ -17,6 +17,7 @@
 pub mod bind;
 pub mod ca;
 pub mod dovecot;
+pub mod example_site;
 pub mod fake;
 pub mod lazyfs;
 pub mod maildir;

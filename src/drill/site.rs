@@ -1,0 +1,176 @@
+//! The drill's site file: `examples/site.toml`, the file users copy, embedded at compile time
+//! and changed only where the drill's LAN differs from the example's (addresses, names, paths,
+//! the drill's pace), so the rehearsal fails whenever the example would fail a real site.
+//!
+//! Every change names a key the example has (or, for `insert`, shows commented out): a key
+//! renamed or dropped from the example makes the drill fail, naming it, rather than silently
+//! rehearsing a site nobody configures.
+
+use std::path::Path;
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use super::Pace;
+
+/// The drill LAN's addresses the site file names.
+pub struct Addresses<'a> {
+    /// mailserver1's service address, the VIP.
+    pub vip: &'a str,
+    /// mailserver1's own address, which the watch probes.
+    pub ms1: &'a str,
+    /// The friend's relay (MX 30).
+    pub relay: &'a str,
+}
+
+/// The example, as shipped.
+const EXAMPLE: &str = include_str!("../../examples/site.toml");
+
+/// The drill's mail domain and its hosts' names (the drill's mtas are started with them).
+pub const DOMAIN: &str = "example.org";
+
+struct Edit {
+    table: Table,
+}
+
+impl Edit {
+    /// The table at dotted `path` (`primary`, `migrate.accounts.0`: an array's element by index).
+    fn table(&mut self, path: &str) -> Result<&mut Table, String> {
+        let missing = || format!("examples/site.toml has no [{path}]");
+        let mut t = &mut self.table;
+        let mut parts = path.split('.').filter(|p| !p.is_empty());
+        while let Some(part) = parts.next() {
+            t = match t.get_mut(part) {
+                Some(Value::Table(t)) => t,
+                Some(Value::Array(a)) => {
+                    let i = parts.next().and_then(|i| i.parse::<usize>().ok());
+                    match i.and_then(|i| a.get_mut(i)) {
+                        Some(Value::Table(t)) => t,
+                        _ => return Err(missing()),
+                    }
+                }
+                _ => return Err(missing()),
+            };
+        }
+        Ok(t)
+    }
+
+    fn split(key: &str) -> (&str, &str) {
+        key.rsplit_once('.').unwrap_or(("", key))
+    }
+
+    /// Replaces `key` (dotted), which the example must have.
+    fn set(&mut self, key: &str, value: impl Into<Value>) -> Result<&mut Self, String> {
+        let (table, name) = Self::split(key);
+        let t = self.table(table)?;
+        if !t.contains_key(name) {
+            return Err(format!("examples/site.toml has no {key}"));
+        }
+        t.insert(name.into(), value.into());
+        Ok(self)
+    }
+
+    /// Removes `key` or a table, which the example must have.
+    fn remove(&mut self, key: &str) -> Result<&mut Self, String> {
+        let (table, name) = Self::split(key);
+        match self.table(table)?.remove(name) {
+            Some(_) => Ok(self),
+            None => Err(format!("examples/site.toml has no {key}")),
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// The site file for the drill in `dir`: the LAN's addresses, files under `dir`, `pace`'s
+/// timings.
+pub fn site_file(dir: &Path, lan: &Addresses, pace: Pace) -> Result<String, String> {
+    let table = EXAMPLE
+        .parse::<Table>()
+        .map_err(|e| format!("examples/site.toml is not valid TOML: {e}"))?;
+    let mut e = Edit { table };
+    let d = |name: &str| dir.join(name).display().to_string();
+    e.set("domain", DOMAIN)?
+        .set("primary.name", format!("mailserver1.{DOMAIN}"))?
+        .set("primary.address", lan.vip)?
+        .set("primary.probe_address", lan.ms1)?
+        // The drill's mtas speak plain SMTP and know no probe account.
+        .set("primary.services", vec!["smtp:25?starttls=no"])?
+        .remove("primary.probe_user")?
+        .remove("primary.probe_password_file")?
+        .set("backup.name", format!("mailserver2.{DOMAIN}"))?
+        // `posta migrate` on mailserver2 reads its own POP3 service, on loopback there.
+        .set("backup.address", "127.0.0.1")?
+        .set("backup.services", vec!["pop3:110?starttls=no"])?
+        .set("relay.name", format!("mx30.{DOMAIN}"))?
+        .set("relay.address", lan.relay)?
+        .set("takeover.state_file", d("takeover.json"))?
+        // The example logs to syslog, which a drill's host (a container) may not have; a
+        // failing post hook would turn the takeover into a reported failure.
+        .set("hooks.post_takeover", Value::Array(Vec::new()))?
+        .set("vip.address", format!("{}/24", lan.vip))?
+        .set("vip.interface", "eth0")?
+        .set("vip.label", "eth0:posta")?
+        // The drill moves a VIP; the example's [dns] names a TSIG key this machine lacks.
+        .remove("dns")?
+        .set("probe.interval", ms(pace.interval))?
+        .set("probe.timeout", ms(pace.interval * 3 / 4))?
+        .set("probe.fall", 3)?
+        .set("probe.rise", 3)?
+        .set("probe.takeover_grace", ms(pace.grace))?
+        .set("probe.helo", format!("mailserver2.{DOMAIN}"))?
+        // The drill's mtas use no TLS, so no private CA.
+        .remove("tls.ca_file")?
+        .set("watch.state_file", d("watch.json"))?
+        .set("migrate.state_dir", d("migrate"))?
+        .set("migrate.accounts.0.user", "ana")?
+        .set("migrate.accounts.0.password_file", d("ana.password"))?
+        .set("migrate.accounts.0.deliver_to", format!("ana@{DOMAIN}"))?
+        // The drill's mailserver1 is a posta mta: no IMAP login there.
+        .remove("migrate.accounts.0.dest_user")?
+        .set("mta.hostname", format!("mailserver2.{DOMAIN}"))?
+        .set("mta.domains", vec![DOMAIN])?
+        .set("mta.maildir", format!("{}/%u", d("ms2")))?
+        // The drill's mtas run as whoever runs the drill.
+        .remove("mta.maildir_owner")?
+        .set("mta.recipients", d("recipients"))?;
+    toml::to_string(&e.table).map_err(|e| format!("cannot write the drill's site file: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drill_site_is_the_example_with_the_drills_addresses_and_paths() {
+        let lan = Addresses {
+            vip: "10.77.252.100",
+            ms1: "10.77.252.11",
+            relay: "10.77.252.13",
+        };
+        let pace = Pace {
+            interval: Duration::from_millis(500),
+            grace: Duration::from_secs(5),
+            messages: 1,
+        };
+        let text = site_file(Path::new("/tmp/d"), &lan, pace).unwrap();
+        let site: Table = text.parse().unwrap();
+        assert_eq!(site["primary"]["address"].as_str(), Some(lan.vip));
+        assert_eq!(site["primary"]["probe_address"].as_str(), Some(lan.ms1));
+        // It is a valid site file: what the watch, takeover and migrate read.
+        let parsed = crate::config::parse(Path::new("drill-site.toml"), &text);
+        assert!(parsed.is_ok(), "{parsed:?}\n{text}");
+        assert_eq!(site["probe"]["takeover_grace"].as_str(), Some("5000ms"));
+        assert_eq!(site["watch"]["auto_takeover"].as_bool(), Some(true));
+        assert!(site.get("dns").is_none());
+        // Everything else the example says comes through unchanged.
+        let example: Table = EXAMPLE.parse().unwrap();
+        assert_eq!(
+            site["watch"]["sweep_interval"],
+            example["watch"]["sweep_interval"]
+        );
+        assert_eq!(site["mta"]["retry_max"], example["mta"]["retry_max"]);
+    }
+}
