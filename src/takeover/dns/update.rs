@@ -60,8 +60,11 @@ pub async fn swap(
         reason: e.to_string(),
     })?;
     let verified = match verifier {
-        Some(mut v) => v.verify(&reply_bytes).map(drop).map_err(|e| e.to_string()),
-        None => Err("the signer made no verifier".to_owned()),
+        Some(mut v) => v
+            .verify(&reply_bytes)
+            .map(drop)
+            .map_err(|e| SignatureError::Invalid(e.to_string())),
+        None => Err(SignatureError::NoVerifier),
     };
     let ctx = Context {
         server,
@@ -212,13 +215,23 @@ pub(crate) struct Context<'a> {
     pub what: &'a str,
 }
 
+/// Why a reply's TSIG signature was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SignatureError {
+    /// The verifier's own message.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the signer made no verifier")]
+    NoVerifier,
+}
+
 /// Reads the server's real answer, including TSIG errors in unsigned replies (the case
 /// hickory's own client reports as "truncated HMACs"). Error replies are believed without a
 /// signature (RFC 8945 §5.3.2 says they come unsigned; believing them can only make us stop);
 /// success is believed only with a valid one (`verified`).
 pub(crate) fn interpret(
     reply: &Message,
-    verified: Result<(), String>,
+    verified: Result<(), SignatureError>,
     ctx: &Context<'_>,
     now: u64,
 ) -> Result<Outcome, DnsError> {
@@ -248,10 +261,10 @@ pub(crate) fn interpret(
         }),
         (ResponseCode::NoError, None) => match verified {
             Ok(()) => Ok(Outcome::Applied),
-            Err(reason) => Err(DnsError::Unverified {
+            Err(why) => Err(DnsError::Unverified {
                 server,
                 key,
-                reason,
+                reason: why.to_string(),
             }),
         },
         (ResponseCode::NXRRSet | ResponseCode::YXRRSet, None) => Ok(Outcome::PrerequisiteFailed),

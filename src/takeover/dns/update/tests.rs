@@ -135,7 +135,7 @@ fn reply(rcode: ResponseCode, error: Option<TsigError>, other: Vec<u8>) -> Messa
     Message::from_vec(&m.to_vec().unwrap()).unwrap()
 }
 
-fn judge(reply: &Message, verified: Result<(), String>) -> Result<Outcome, DnsError> {
+fn judge(reply: &Message, verified: Result<(), SignatureError>) -> Result<Outcome, DnsError> {
     let (key, rec) = (key(), rec());
     let ctx = Context {
         server: server(),
@@ -204,11 +204,19 @@ fn rcodes_without_tsig_errors() {
         Outcome::Applied
     );
     assert_eq!(
-        judge(&r(ResponseCode::NXRRSet), Err("unsigned".into())).unwrap(),
+        judge(
+            &r(ResponseCode::NXRRSet),
+            Err(SignatureError::Invalid("unsigned".into()))
+        )
+        .unwrap(),
         Outcome::PrerequisiteFailed
     );
     assert_eq!(
-        judge(&r(ResponseCode::YXRRSet), Err("unsigned".into())).unwrap(),
+        judge(
+            &r(ResponseCode::YXRRSet),
+            Err(SignatureError::Invalid("unsigned".into()))
+        )
+        .unwrap(),
         Outcome::PrerequisiteFailed
     );
     let e = judge(&r(ResponseCode::Refused), Ok(())).unwrap_err();
@@ -235,7 +243,7 @@ fn rcodes_without_tsig_errors() {
 fn success_without_a_valid_signature_is_not_believed() {
     let e = judge(
         &reply(ResponseCode::NoError, None, vec![]),
-        Err("no TSIG".into()),
+        Err(SignatureError::Invalid("no TSIG".into())),
     )
     .unwrap_err();
     assert!(matches!(e, DnsError::Unverified { .. }), "{e}");

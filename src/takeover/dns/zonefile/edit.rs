@@ -26,7 +26,31 @@ pub(super) enum Refusal {
     /// The record holds these addresses, neither `expect` nor `to`.
     NotExpected(Vec<IpAddr>),
     /// The edit would touch more than the record and the serial.
-    Unsafe(String),
+    Unsafe(Unsafe),
+}
+
+/// Why an edited zone file is not what was planned; nothing is written then.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum Unsafe {
+    /// The file as read, or as edited, does not parse (`edited`: the latter).
+    #[error("{}line {line}: {message}", if *edited { "the edited file does not parse: " } else { "" })]
+    Parse {
+        edited: bool,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "the edit would also change another record ({old} → {new}): add a $TTL directive or \
+         edit the zone by hand"
+    )]
+    OtherRecord { old: String, new: String },
+    #[error("the edit would change the number of other records")]
+    RecordCount,
+    #[error("the edit did not come out as planned (got {got:?}, serial {serial:?})")]
+    NotAsPlanned {
+        got: Vec<(IpAddr, u32)>,
+        serial: Option<u32>,
+    },
 }
 
 /// A calendar date, for YYYYMMDDnn serials.
@@ -268,29 +292,29 @@ fn line_of_end(file: &str, c: &Chunk) -> usize {
 
 /// The new text must parse, hold exactly `to` at TTL `ttl` and the new serial, and keep every
 /// other record as it was.
-fn check(old: &str, new: &str, rec: &Record, to: &[IpAddr], serial: u32) -> Result<(), String> {
-    let before = View::of(old, rec)?;
-    let after = View::of(new, rec).map_err(|e| format!("the edited file does not parse: {e}"))?;
+fn check(old: &str, new: &str, rec: &Record, to: &[IpAddr], serial: u32) -> Result<(), Unsafe> {
+    let before = View::of(old, rec, false)?;
+    let after = View::of(new, rec, true)?;
     if let Some((o, n)) = before
         .others
         .iter()
         .zip(&after.others)
         .find(|(o, n)| o != n)
     {
-        return Err(format!(
-            "the edit would also change another record ({o} → {n}): add a $TTL directive or \
-             edit the zone by hand"
-        ));
+        return Err(Unsafe::OtherRecord {
+            old: o.clone(),
+            new: n.clone(),
+        });
     }
     if before.others.len() != after.others.len() {
-        return Err("the edit would change the number of other records".into());
+        return Err(Unsafe::RecordCount);
     }
     let want: Vec<(IpAddr, u32)> = to.iter().map(|ip| (*ip, rec.ttl)).collect();
     if after.mine != want || after.serial != Some(serial) {
-        return Err(format!(
-            "the edit did not come out as planned (got {:?}, serial {:?})",
-            after.mine, after.serial
-        ));
+        return Err(Unsafe::NotAsPlanned {
+            got: after.mine,
+            serial: after.serial,
+        });
     }
     Ok(())
 }
@@ -305,9 +329,14 @@ struct View {
 }
 
 impl View {
-    fn of(text: &str, rec: &Record) -> Result<View, String> {
-        let cs = chunks(text).map_err(|(l, m)| format!("line {l}: {m}"))?;
-        let rrs = records(text, &cs, &rec.zone).map_err(|(l, m)| format!("line {l}: {m}"))?;
+    fn of(text: &str, rec: &Record, edited: bool) -> Result<View, Unsafe> {
+        let parse = |(line, message)| Unsafe::Parse {
+            edited,
+            line,
+            message,
+        };
+        let cs = chunks(text).map_err(parse)?;
+        let rrs = records(text, &cs, &rec.zone).map_err(parse)?;
         let mut view = View {
             others: Vec::new(),
             mine: Vec::new(),

@@ -62,9 +62,9 @@ pub fn swap(path: &Path, rec: &Record, expect: &[IpAddr], to: &[IpAddr]) -> Resu
             line,
             message,
         }),
-        Err(Refusal::Unsafe(message)) => Err(DnsError::ZoneUnsafe {
+        Err(Refusal::Unsafe(why)) => Err(DnsError::ZoneUnsafe {
             path: path.to_owned(),
-            message,
+            message: why.to_string(),
         }),
     }
 }

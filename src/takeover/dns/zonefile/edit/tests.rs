@@ -207,7 +207,10 @@ fn edits_that_would_move_other_ttls_are_refused() {
         &ips(&["10.0.0.26"]),
         TODAY,
     ) {
-        Err(Refusal::Unsafe(m)) => assert!(m.contains("www.example.test. 3600 A"), "{m}"),
+        Err(Refusal::Unsafe(m)) => {
+            let m = m.to_string();
+            assert!(m.contains("www.example.test. 3600 A"), "{m}");
+        }
         other => panic!("{other:?}"),
     }
     // The same zone with the TTL unchanged is fine.
