@@ -139,6 +139,9 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
             return Err((vec![report], e));
         }
     }
+    // Waiting up to --settle for mailserver1 to store what it accepted needs no delivery
+    // connection: the delivering slot goes to the next account first.
+    ctx.slot.sent_everything().await;
     tally.confirm(ctx, &mut report, true).await;
     if let Err(e) = remove(ctx, client, &mut report, &mut tally).await {
         return Err((vec![report], e));
