@@ -221,9 +221,11 @@ async fn remove(
         return Ok(());
     }
     let batch = std::mem::take(&mut tally.removable);
-    for (_, n) in &batch {
-        client.dele(*n).await.map_err(|e| pass_error(&e, "DELE"))?;
-    }
+    let msgnos: Vec<u32> = batch.iter().map(|(_, n)| *n).collect();
+    client
+        .dele_many(&msgnos)
+        .await
+        .map_err(|e| pass_error(&e, "DELE"))?;
     client.quit().await.map_err(|e| pass_error(&e, "QUIT"))?;
     report.removed += batch.len();
     Tally::record_removed(ctx, batch)
