@@ -266,8 +266,10 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub connections: u16,
 
-    /// Accounts migrated at once: each holds one session to mailserver2, so this is the cap on
-    /// sessions there across the site
+    /// Accounts delivering at once, each with one session to mailserver2. An account that has
+    /// sent everything makes room for the next while it waits for mailserver1 to store its
+    /// mail and reads it back, keeping its session for the removals; as many may do so at
+    /// once, so sessions to mailserver2 stay at most twice this
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
 

@@ -398,3 +398,100 @@ fn delivery_connections_to_mailserver1_stay_under_the_site_cap() {
         );
     }
 }
+
+/// postsuper/postqueue on the test's Postfix: `args` after `-c CONFIG`.
+fn postfix_tool(tool: &str, conf: &Path, args: &[&str]) {
+    let out = std::process::Command::new(tool)
+        .arg("-c")
+        .arg(conf)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An account that has sent everything gives its delivering slot to the next one while it
+/// waits for mailserver1 to store what it accepted. `held`'s mail is accepted by mailserver1's
+/// Postfix and put on hold (an access-table HOLD: 250, then stored only once released), so
+/// `held` waits in its confirmation; with `--parallel 1` `next` must still deliver all of its
+/// mail meanwhile. Released, `held`'s mail arrives, both confirm, and each message is at
+/// mailserver1 once and gone from mailserver2. Before the fix `held` kept its slot through
+/// the whole --settle (10 minutes here) and `next` sent nothing.
+#[test]
+fn the_next_account_delivers_while_one_waits_for_its_mail_to_be_stored() {
+    let ca = Ca::get();
+    let pairs = [("held", "held-own-secret"), ("next", "next-own-secret")];
+    let source = Dovecot::start_with_master(ca, &pairs, ("admin", SOURCE_ADMIN_PW));
+    let primary = Primary::start_with_master(ca, &pairs, ("admin", DEST_ADMIN_PW));
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, pw) in [
+        ("source-admin.pw", SOURCE_ADMIN_PW),
+        ("dest-admin.pw", DEST_ADMIN_PW),
+    ] {
+        let path = dir.path().join(name);
+        fs::write(&path, format!("{pw}\n")).expect("write password file");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let t = SystemTime::now();
+    let mut seeded = HashMap::new();
+    for (user, _) in pairs {
+        let list: Vec<Vec<u8>> = (0..20).map(|i| message(user, "INBOX", i)).collect();
+        for m in &list {
+            source.seed(user, None, m, "", &[], t);
+        }
+        seeded.insert(user, list);
+    }
+    primary
+        .postfix
+        .set_recipient_access("held@example.org HOLD");
+    let site = site(dir.path(), &source, &primary, primary.postfix.smtp_port());
+    let out = dir.path().join("report.json");
+    // Accounts start in their sorted order: `held` first.
+    let mut child = posta_command(env!("CARGO_BIN_EXE_posta"))
+        .arg("--config")
+        .arg(&site)
+        .args(["migrate", "--json", "--settle", "10m", "--parallel", "1"])
+        .stdout(fs::File::create(&out).expect("create report file"))
+        .spawn()
+        .expect("run posta");
+    // Not a timing: the limit only keeps a broken build from waiting out the 10 minutes.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while primary.dovecot.messages("next", None).len() < 20
+        && Instant::now() < deadline
+        && child.try_wait().expect("poll posta").is_none()
+    {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let next_meanwhile = primary.dovecot.messages("next", None).len();
+    let held_meanwhile = primary.dovecot.messages("held", None).len();
+    let held_on_source = source.messages("held", None).len();
+    // Release: out of the hold queue, then delivered at once rather than at the next queue run.
+    primary.postfix.set_recipient_access("");
+    postfix_tool("postsuper", &primary.postfix.conf(), &["-H", "ALL"]);
+    postfix_tool("postqueue", &primary.postfix.conf(), &["-f"]);
+    let mut run = Run::wait(child, Duration::from_secs(300));
+    run.stdout = fs::read_to_string(&out).expect("read report");
+    assert_eq!(
+        next_meanwhile, 20,
+        "next delivered {next_meanwhile} of 20 while held waited for its mail: {run:?}"
+    );
+    assert_eq!(held_meanwhile, 0, "held's mail was on hold at mailserver1");
+    assert_eq!(
+        held_on_source, 20,
+        "held's mail stayed on mailserver2 until confirmed"
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["totals"]["delivered"], 40, "{run:?}");
+    for (user, _) in pairs {
+        let stored = primary.dovecot.messages(user, None);
+        assert_exactly_once(user, &seeded[user], &stored);
+        assert!(
+            source.messages(user, None).is_empty(),
+            "{user} left on mailserver2"
+        );
+    }
+}

@@ -202,6 +202,57 @@ async fn dele_then_quit_removes_exactly_those() {
     assert_eq!(again.uidl().await.expect("UIDL").len(), kept.len());
 }
 
+/// Pipelined DELE over more than one window (Dovecot announces PIPELINING): every other one of
+/// 250 messages marked, plus one that does not exist; the -ERR for it names it, the session
+/// stays in step (QUIT still works), and QUIT removes exactly the marked ones.
+#[tokio::test]
+async fn pipelined_dele_marks_exactly_those_and_names_a_refusal() {
+    let ca = Ca::get();
+    let dovecot = Dovecot::start(ca, &[("alice", "pw")]);
+    let seeded: Vec<Vec<u8>> = (0..250)
+        .map(|i| message(&format!("m{i}"), format!("body {i}\r\n").as_bytes()))
+        .collect();
+    for m in &seeded {
+        dovecot.deliver("alice", m);
+    }
+    let ep = endpoint(dovecot.pop3s_port(), true, StartTls::Auto, ca);
+    let mut client = session(&ep).await;
+    assert!(client.pipelining(), "Dovecot announces PIPELINING");
+    let listed = client.list().await.expect("LIST");
+    assert_eq!(listed.len(), 250);
+    let mut by_number = std::collections::HashMap::new();
+    for (n, _) in &listed {
+        client.send_retr(*n).await.expect("send RETR");
+        by_number.insert(*n, client.read_retr().await.expect("RETR"));
+    }
+    let odd: Vec<u32> = listed
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| n % 2 == 1)
+        .collect();
+    client.dele_many(&odd).await.expect("DELE");
+    let err = client
+        .dele_many(&[2, 9999, 4])
+        .await
+        .expect_err("no message 9999");
+    assert!(err.to_string().contains("DELE 9999"), "{err}");
+    client.quit().await.expect("QUIT");
+    let mut again = session(&ep).await;
+    // 125 odd ones and 2 and 4 went; the rest stays.
+    assert_eq!(again.uidl().await.expect("UIDL").len(), 250 - 125 - 2);
+    again.quit().await.expect("QUIT");
+    let left = stored(&dovecot, "alice");
+    assert_eq!(left.len(), 123);
+    for (n, m) in &by_number {
+        let gone = n % 2 == 1 || *n == 2 || *n == 4;
+        assert_eq!(left.contains(m), !gone, "message {n}");
+    }
+    assert_eq!(
+        by_number.values().collect::<BTreeSet<_>>().len(),
+        seeded.len()
+    );
+}
+
 #[tokio::test]
 async fn dele_without_quit_removes_nothing() {
     let ca = Ca::get();

@@ -486,6 +486,11 @@ impl Tally {
         }
     }
 
+    /// Whether what this folder delivers waits for confirmation before removal.
+    pub fn confirms(&self) -> bool {
+        self.presence.is_some()
+    }
+
     /// Books a message the journal already knows as accepted (an earlier run): removable, or
     /// first looked for at mailserver1 when the journal has no confirmation yet.
     pub fn earlier(&mut self, step: Step, key: MessageKey, handle: u32) {

@@ -43,6 +43,9 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
         Err(e) => return Err((Vec::new(), e)),
     };
     let mut reports = Vec::new();
+    // Folders whose last confirmation and removal wait until every folder is sent: the index
+    // of their report, and their bookkeeping.
+    let mut unfinished = Vec::new();
     for mailbox in mailboxes.iter().filter(|m| wanted(ctx, m)) {
         let components = folders::components(&mailbox.name, &src_naming);
         let target = if folders::is_inbox(&mailbox.name) && ctx.account.inbox == InboxRoute::Deliver
@@ -55,15 +58,57 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
             }
         };
         match Box::pin(folder(ctx, &mut client, mailbox, target)).await {
-            Ok(r) => reports.push(r),
+            Ok((r, rest)) => {
+                if let Some(tally) = rest {
+                    unfinished.push((reports.len(), mailbox, tally));
+                }
+                reports.push(r);
+            }
             Err((r, e)) => {
                 reports.push(r);
                 return Err((reports, e));
             }
         }
     }
+    ctx.slot.sent_everything().await;
+    for (i, mailbox, mut tally) in unfinished {
+        if let Err(e) = finish(ctx, &mut client, mailbox, &mut reports[i], &mut tally).await {
+            return Err((reports, e));
+        }
+    }
     let _ = client.logout().await;
     Ok(reports)
+}
+
+/// A folder's last confirmation, once the account has sent everything (without a delivering
+/// slot), and the removal of what it confirmed: the folder is selected again for it.
+async fn finish(
+    ctx: &Ctx,
+    client: &mut ImapClient,
+    mailbox: &MailboxInfo,
+    report: &mut FolderReport,
+    tally: &mut Tally,
+) -> Result<(), PassError> {
+    tally.confirm(ctx, report, true).await;
+    if ctx.opts.keep || tally.removable.is_empty() {
+        return Ok(());
+    }
+    let selected = client
+        .select(&mailbox.raw_name, false)
+        .await
+        .map_err(|e| pass_error(&e, &format!("select {}", mailbox.name)))?;
+    // UIDs name the same messages only under the same UIDVALIDITY (RFC 3501 §2.3.1.1).
+    if tally
+        .removable
+        .iter()
+        .any(|(k, _)| k.validity != selected.uidvalidity)
+    {
+        return Err(PassError::fatal(format!(
+            "{}: UIDVALIDITY changed during the run; the delivered messages stay on the source",
+            mailbox.name
+        )));
+    }
+    remove(ctx, client, report, tally).await
 }
 
 /// The source's hierarchy: Dovecot and most servers have an empty personal prefix; the
@@ -107,7 +152,9 @@ fn wanted(ctx: &Ctx, m: &MailboxInfo) -> bool {
             .any(|f| f == &m.name || (folders::is_inbox(f) && folders::is_inbox(&m.name)))
 }
 
-type FolderResult = Result<FolderReport, (FolderReport, PassError)>;
+/// A folder's report, with its bookkeeping when the last confirmation and the removal are left
+/// for after every folder is sent.
+type FolderResult = Result<(FolderReport, Option<Tally>), (FolderReport, PassError)>;
 
 async fn folder(
     ctx: &Arc<Ctx>,
@@ -206,12 +253,12 @@ async fn folder(
     report.earlier = earlier.len() + ours.len();
     if let Some(p) = ctx.append_without_login(&target, to_send.len() + doubt.len()) {
         report.skipped.push(p);
-        return Ok(report);
+        return Ok((report, None));
     }
     if ctx.opts.dry_run {
         report.source_messages = to_send.len() + doubt.len();
         report.source_bytes = send_bytes;
-        return Ok(report);
+        return Ok((report, None));
     }
     ctx.progress
         .add((to_send.len() + doubt.len()) as u64, send_bytes);
@@ -253,11 +300,15 @@ async fn folder(
             return Err((report, e));
         }
     }
-    tally.confirm(ctx, &mut report, true).await;
+    // Waiting up to --settle for mailserver1 to store what it accepted needs no delivery
+    // connection: it is left for after every folder is sent.
+    if tally.confirms() {
+        return Ok((report, Some(tally)));
+    }
     if let Err(e) = remove(ctx, client, &mut report, &mut tally).await {
         return Err((report, e));
     }
-    Ok(report)
+    Ok((report, None))
 }
 
 async fn send(

@@ -59,6 +59,9 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
     };
     let all = Arc::new(all);
     let mut reports = Vec::new();
+    // Folders whose last confirmation and removal wait until every folder is sent: the index
+    // of their report, the folder, and its bookkeeping.
+    let mut unfinished = Vec::new();
     for folder in all.iter() {
         // A folder name Dovecot would not have written is shown as stored and still migrated.
         let decoded = mutf7::decode(&folder.raw_name).unwrap_or_else(|_| folder.raw_name.clone());
@@ -76,11 +79,26 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
             }
         };
         match Box::pin(one_folder(ctx, folder, &decoded, &all, target)).await {
-            Ok(r) => reports.push(r),
+            Ok((r, rest)) => {
+                if let Some(rest) = rest {
+                    unfinished.push((reports.len(), rest));
+                }
+                reports.push(r);
+            }
             Err((r, e)) => {
                 reports.push(r);
                 return Err((reports, e));
             }
+        }
+    }
+    // Waiting up to --settle for mailserver1 to store what it accepted needs no delivery
+    // connection: the delivering slot goes to the next account first.
+    ctx.slot.sent_everything().await;
+    for (i, (place, mut tally)) in unfinished {
+        let report = &mut reports[i];
+        tally.confirm(ctx, report, true).await;
+        if let Err(e) = remove(ctx, &place, report, &mut tally).await {
+            return Err((reports, e));
         }
     }
     Ok(reports)
@@ -95,7 +113,9 @@ fn wanted(ctx: &Ctx, name: &str) -> bool {
             .any(|f| f == name || (folders::is_inbox(f) && folders::is_inbox(name)))
 }
 
-type FolderResult = Result<FolderReport, (FolderReport, PassError)>;
+/// A folder's report, with its place and bookkeeping when the last confirmation and the removal
+/// are left for after every folder is sent.
+type FolderResult = Result<(FolderReport, Option<(Place, Tally)>), (FolderReport, PassError)>;
 
 async fn one_folder(
     ctx: &Arc<Ctx>,
@@ -185,12 +205,12 @@ async fn one_folder(
     report.earlier = earlier.len();
     if let Some(p) = ctx.append_without_login(&target, to_send.len() + doubt.len()) {
         report.skipped.push(p);
-        return Ok(report);
+        return Ok((report, None));
     }
     if ctx.opts.dry_run {
         report.source_messages = to_send.len() + doubt.len();
         report.source_bytes = send_bytes;
-        return Ok(report);
+        return Ok((report, None));
     }
     ctx.progress
         .add((to_send.len() + doubt.len()) as u64, send_bytes);
@@ -235,12 +255,14 @@ async fn one_folder(
         }
     }
     // A 250 is not a delivery: with a read-back path, what mailserver1 accepted leaves the
-    // source only once it shows up there.
-    tally.confirm(ctx, &mut report, true).await;
+    // source only once it shows up there, which is looked for after every folder is sent.
+    if tally.confirms() {
+        return Ok((report, Some((place, tally))));
+    }
     if let Err(e) = remove(ctx, &place, &mut report, &mut tally).await {
         return Err((report, e));
     }
-    Ok(report)
+    Ok((report, None))
 }
 
 /// One folder's directory and listing, and every folder of the Maildir (where a message a

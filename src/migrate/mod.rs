@@ -38,10 +38,10 @@ pub mod report;
 pub mod uncovered;
 pub mod verify;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::deliver::{Job, Target};
 use self::journal::{Journal, MessageKey};
@@ -65,6 +65,113 @@ pub struct Ctx {
     pub by: String,
     pub source_ip: Option<String>,
     pub progress: AccountProgress,
+    /// The account's turn to deliver, given back once it has sent everything.
+    pub slot: Slot,
+}
+
+/// The site-wide caps an account's slot is taken from.
+#[derive(Clone)]
+struct Caps {
+    /// Accounts delivering at once (`--parallel`).
+    delivering: Arc<Semaphore>,
+    /// Delivery connections to mailserver1 across the site (`--max-primary-connections`).
+    primary: Arc<Semaphore>,
+    /// Accounts confirming and reading mailserver1 back at once, after their delivery: as many
+    /// as deliver, so the sessions open to mailserver2 stay bounded (each keeps its own for
+    /// the removals).
+    confirming: Arc<Semaphore>,
+}
+
+/// What an account holds of the site-wide caps.
+enum Held {
+    Nothing,
+    Delivering {
+        _account: OwnedSemaphorePermit,
+        _connections: OwnedSemaphorePermit,
+    },
+    Confirming {
+        _permit: OwnedSemaphorePermit,
+    },
+}
+
+/// An account's turn: a delivering slot with its share of mailserver1's connections while it
+/// sends, then a confirming slot. Once an account has sent everything it only waits for
+/// mailserver1 to store what it accepted (up to --settle) and reads it back; holding the
+/// delivering slot meanwhile would leave mailserver1's connections idle while the next
+/// account waits to start.
+pub struct Slot {
+    caps: Caps,
+    /// Delivery connections this account was granted (its workers per folder).
+    connections: usize,
+    held: Mutex<Held>,
+}
+
+impl Slot {
+    /// Waits for a delivering slot and `want` connections of the site's cap (fewer when fewer
+    /// are free, at least one): the account starts with its delivery connections granted,
+    /// never with a source session open and idle while it waits. Taking what is free rather
+    /// than waiting for all keeps the cap full; the semaphores are fair, so no account
+    /// starves.
+    async fn deliver(caps: Caps, want: usize) -> Slot {
+        let account = caps.delivering.clone().acquire_owned().await;
+        let cap = caps.primary.available_permits().clamp(1, want);
+        let connections = caps.primary.clone().acquire_many_owned(cap as u32).await;
+        let held = match (account, connections) {
+            (Ok(a), Ok(c)) => Held::Delivering {
+                _account: a,
+                _connections: c,
+            },
+            // The semaphores are never closed.
+            _ => Held::Nothing,
+        };
+        Slot {
+            caps,
+            connections: cap,
+            held: Mutex::new(held),
+        }
+    }
+
+    /// The delivering slot again, for a pass restarted after the account gave it back.
+    async fn deliver_again(&self) {
+        if matches!(*self.lock(), Held::Delivering { .. }) {
+            return;
+        }
+        // The confirming slot goes first: waiting for a delivering slot while holding one
+        // could deadlock with an account that holds the other way round.
+        *self.lock() = Held::Nothing;
+        let account = self.caps.delivering.clone().acquire_owned().await;
+        let connections = self
+            .caps
+            .primary
+            .clone()
+            .acquire_many_owned(self.connections as u32)
+            .await;
+        if let (Ok(a), Ok(c)) = (account, connections) {
+            *self.lock() = Held::Delivering {
+                _account: a,
+                _connections: c,
+            };
+        }
+    }
+
+    /// The account has sent everything: it takes a confirming slot, then gives its
+    /// delivering slot and connections to the next account. Idempotent.
+    pub async fn sent_everything(&self) {
+        if !matches!(*self.lock(), Held::Delivering { .. }) {
+            return;
+        }
+        // No deadlock: a confirming account never waits for a delivering slot.
+        let permit = self.caps.confirming.clone().acquire_owned().await;
+        *self.lock() = match permit {
+            Ok(p) => Held::Confirming { _permit: p },
+            Err(_) => Held::Nothing,
+        };
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        // Nothing panics while holding the lock; a poisoned one still holds valid permits.
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Ctx {
@@ -192,26 +299,20 @@ impl PassError {
 /// reconciliation.
 pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) -> RunReport {
     let started = Instant::now();
-    let limit = Arc::new(Semaphore::new(opts.parallel_accounts.max(1)));
     let cap = opts.primary_connections.max(1);
-    let primary = Arc::new(Semaphore::new(cap));
+    let caps = Caps {
+        delivering: Arc::new(Semaphore::new(opts.parallel_accounts.max(1))),
+        primary: Arc::new(Semaphore::new(cap)),
+        confirming: Arc::new(Semaphore::new(opts.parallel_accounts.max(1))),
+    };
+    let bars: Vec<_> = accounts.iter().map(|a| progress.account(&a.name)).collect();
     let mut tasks = Vec::new();
-    for account in accounts {
-        let (limit, primary) = (limit.clone(), primary.clone());
+    // Accounts start in the order given, each once it has its slot.
+    for (account, bar) in accounts.into_iter().zip(bars) {
+        let slot = Slot::deliver(caps.clone(), opts.connections.clamp(1, cap)).await;
         let mut opts = opts.clone();
-        let bar = progress.account(&account.name);
-        tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            // mailserver1's cap across accounts: an account starts with its delivery
-            // connections granted, never with a source session open and idle while it waits.
-            // Taking what is free (at least one) rather than waiting for all keeps the cap
-            // full; the semaphore is fair, so no account starves.
-            let want = opts.connections.clamp(1, cap);
-            let free = primary.available_permits().clamp(1, want);
-            let _connections = primary.acquire_many_owned(free as u32).await;
-            opts.connections = free;
-            migrate_account(account, opts, bar).await
-        }));
+        opts.connections = slot.connections;
+        tasks.push(tokio::spawn(migrate_account(account, opts, bar, slot)));
     }
     let mut reports = Vec::new();
     for t in tasks {
@@ -227,7 +328,12 @@ pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) ->
     RunReport::new(reports, started.elapsed())
 }
 
-async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) -> AccountReport {
+async fn migrate_account(
+    account: Account,
+    opts: Options,
+    bar: AccountProgress,
+    slot: Slot,
+) -> AccountReport {
     let source_id = account.source_id();
     let mut report = AccountReport {
         account: account.name.clone(),
@@ -270,6 +376,7 @@ async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) 
         source_id,
         source_ip,
         progress: bar,
+        slot,
     });
     // Transient failures of the source (a restart, a dropped connection) restart the pass:
     // the journal makes every pass start where the last one stopped.
@@ -277,6 +384,7 @@ async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) 
     let mut delay = Duration::from_secs(1);
     let mut folders: Vec<FolderReport> = Vec::new();
     loop {
+        ctx.slot.deliver_again().await;
         let pass = match ctx.account.source.kind {
             SourceKind::Imap => imap_source::pass(&ctx).await,
             SourceKind::Pop3 => pop3_source::pass(&ctx).await,
@@ -299,6 +407,7 @@ async fn migrate_account(account: Account, opts: Options, bar: AccountProgress) 
             }
         }
     }
+    ctx.slot.sent_everything().await;
     if ctx.will_verify()
         && let Err(e) = verify::read_back(&ctx, &mut folders).await
     {

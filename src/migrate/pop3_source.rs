@@ -139,6 +139,9 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
             return Err((vec![report], e));
         }
     }
+    // Waiting up to --settle for mailserver1 to store what it accepted needs no delivery
+    // connection: the delivering slot goes to the next account first.
+    ctx.slot.sent_everything().await;
     tally.confirm(ctx, &mut report, true).await;
     if let Err(e) = remove(ctx, client, &mut report, &mut tally).await {
         return Err((vec![report], e));
@@ -218,9 +221,11 @@ async fn remove(
         return Ok(());
     }
     let batch = std::mem::take(&mut tally.removable);
-    for (_, n) in &batch {
-        client.dele(*n).await.map_err(|e| pass_error(&e, "DELE"))?;
-    }
+    let msgnos: Vec<u32> = batch.iter().map(|(_, n)| *n).collect();
+    client
+        .dele_many(&msgnos)
+        .await
+        .map_err(|e| pass_error(&e, "DELE"))?;
     client.quit().await.map_err(|e| pass_error(&e, "QUIT"))?;
     report.removed += batch.len();
     Tally::record_removed(ctx, batch)
