@@ -81,6 +81,15 @@ done
 # verify prints its findings and exits 0 for some of them: any output is a failure.
 out=$(systemd-analyze verify "${units[@]}" 2>&1) || fail "systemd-analyze verify: $out"
 [ -z "$out" ] || fail "systemd-analyze verify: $out"
+# The shipped drop-in, as the admin installs it for the mta and the watch (verify reads the
+# drop-ins beside a unit file it is given).
+for name in posta-mta posta-watch; do
+    mkdir -p "$work/units/$name.service.d"
+    cp "/lib/systemd/system/$name.service" "$work/units/"
+    cp /usr/share/doc/posta/examples/maildir-owner.conf "$work/units/$name.service.d/"
+done
+out=$(systemd-analyze verify "$work"/units/*.service 2>&1) || fail "systemd-analyze verify with maildir-owner.conf: $out"
+[ -z "$out" ] || fail "systemd-analyze verify with maildir-owner.conf: $out"
 for f in /usr/share/man/man1/posta.1.gz /usr/share/bash-completion/completions/posta \
          /usr/share/zsh/vendor-completions/_posta /usr/share/fish/vendor_completions.d/posta.fish \
          /usr/share/doc/posta/examples/site.toml /usr/share/doc/posta/examples/routes.toml; do
