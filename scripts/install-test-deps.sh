@@ -3,7 +3,9 @@
 # BIND9 (with bind9-utils: named-checkzone), swaks (+ Net::SSLeay, without which `swaks --tls` exits "TLS not available"), fetchmail,
 # monitoring-plugins, hyperfine, GNU time and keepalived (for the benchmarks), openssl, iproute2,
 # arping, shellcheck (CI lints the scripts with it) and prometheus (for promtool: CI checks and
-# unit-tests the shipped alert rules with it; its server is never started).
+# unit-tests the shipped alert rules with it; its server is never started), and for the Debian
+# package's check (scripts/package-test.sh) man-db, binutils (cargo-deb strips with it),
+# systemd (systemd-analyze) and cargo-deb itself, from crates.io at a pinned version.
 # Also creates the posta-vmail system user/group that owns test Maildirs (Dovecot refuses uid 0 for
 # mail). Safe to repeat: packages and the user already present are left alone. Never starts the
 # system-wide daemons.
@@ -24,11 +26,23 @@ ensure_vmail() {
 }
 ensure_vmail
 
+# cargo-deb builds the package (scripts/package.sh). Pinned: a newer release may need a newer
+# Rust, or change what it packages. Installed before the Debian packages so a machine that has
+# them all still gets it; skipped when this version is there.
+CARGO_DEB_VERSION=3.8.0
+ensure_cargo_deb() {
+  if cargo deb --version 2>/dev/null | grep -qw "$CARGO_DEB_VERSION"; then return 0; fi
+  echo "install-test-deps: installing cargo-deb $CARGO_DEB_VERSION (cargo install)"
+  cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --quiet
+}
+ensure_cargo_deb
+
 need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
 for p in postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd bind9 bind9-utils bind9-dnsutils swaks fetchmail \
          libnet-ssleay-perl monitoring-plugins-basic monitoring-plugins-standard openssl iproute2 iputils-arping \
-         hyperfine time keepalived ca-certificates shellcheck prometheus; do
+         hyperfine time keepalived ca-certificates shellcheck prometheus \
+         man-db binutils systemd adduser; do
   want "$p"
 done
 
