@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use posta::migrate::message::{body_hash, message_id};
 use support::run::{Run, posta_command};
+use support::site::MigrateSite;
 use support::{Ca, Dovecot, Primary, StoredMessage};
 
 const ACCOUNTS: usize = 50;
@@ -185,42 +186,25 @@ fn killed_twenty_times(read_back: ReadBack) {
             format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@example.org\"\n")
         })
         .collect();
-    let site = dir.path().join("site.toml");
-    fs::write(
-        &site,
-        format!(
-            r#"domain = "example.org"
-[primary]
-name = "localhost"
-address = "127.0.0.1"
-services = ["smtp:{smtp}", "imaps:{dst}"]
-[backup]
-name = "localhost"
-address = "127.0.0.2"
-services = ["imaps:{src}"]
-[takeover]
-mode = "vip"
-[vip]
-address = "127.0.0.9/8"
-interface = "lo"
-[tls]
-ca_file = "{ca}"
-[migrate]
-state_dir = "state"
-source_admin = {{ user = "admin", password_file = "src.pw" }}
-{dest_admin}{accounts}"#,
-            smtp = primary.postfix.smtp_port(),
-            dst = primary.dovecot.imaps_port(),
-            src = source.imaps_port(),
-            ca = ca.ca_pem().display(),
-            dest_admin = match read_back {
-                ReadBack::DestAdmin =>
-                    "dest_admin = { user = \"admin\", password_file = \"dst.pw\" }\n",
-                ReadBack::ToMaildir => "",
-            },
-        ),
-    )
-    .expect("write site file");
+    let migrate = format!(
+        "source_admin = {{ user = \"admin\", password_file = \"src.pw\" }}\n{}",
+        match read_back {
+            ReadBack::DestAdmin =>
+                "dest_admin = { user = \"admin\", password_file = \"dst.pw\" }\n",
+            ReadBack::ToMaildir => "",
+        }
+    );
+    let site = MigrateSite {
+        primary: &[
+            format!("smtp:{}", primary.postfix.smtp_port()),
+            format!("imaps:{}", primary.dovecot.imaps_port()),
+        ],
+        backup: &[format!("imaps:{}", source.imaps_port())],
+        maildir: None,
+        migrate: &migrate,
+        accounts: &accounts,
+    }
+    .write(dir.path());
     let state: PathBuf = dir.path().join("state");
     let to_maildir = primary.dovecot.path().join("mail/%u/Maildir");
     let mut args: Vec<String> = [

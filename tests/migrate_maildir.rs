@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use posta::migrate::message::{body_hash, message_id};
 use support::run::{Run, posta_command};
+use support::site::MigrateSite;
 use support::sys::{server_dir, vmail_ids};
 use support::{Ca, Dovecot, Primary, StoredMessage};
 
@@ -115,42 +116,18 @@ impl Scene {
                 format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@example.org\"\n")
             })
             .collect();
-        let site = self.dir.path().join("site.toml");
-        fs::write(
-            &site,
-            format!(
-                r#"domain = "example.org"
-[primary]
-name = "localhost"
-address = "127.0.0.1"
-services = ["smtp:{smtp}", "imaps:{dst}"]
-[backup]
-name = "localhost"
-address = "127.0.0.2"
-services = ["imaps:{src}"]
-[takeover]
-mode = "vip"
-[vip]
-address = "127.0.0.9/8"
-interface = "lo"
-[tls]
-ca_file = "{ca}"
-[mta]
-maildir = "{root}"
-[migrate]
-state_dir = "state"
-source = "maildir"
-dest_admin = {{ user = "admin", password_file = "dest-admin.pw" }}
-{accounts}"#,
-                smtp = self.primary.postfix.smtp_port(),
-                dst = self.primary.dovecot.imaps_port(),
-                src = self.source.imaps_port(),
-                ca = Ca::get().ca_pem().display(),
-                root = self.root.display(),
-            ),
-        )
-        .expect("write site file");
-        site
+        MigrateSite {
+            primary: &[
+                format!("smtp:{}", self.primary.postfix.smtp_port()),
+                format!("imaps:{}", self.primary.dovecot.imaps_port()),
+            ],
+            backup: &[format!("imaps:{}", self.source.imaps_port())],
+            maildir: Some(&self.root),
+            migrate: "source = \"maildir\"\n\
+                      dest_admin = { user = \"admin\", password_file = \"dest-admin.pw\" }\n",
+            accounts: &accounts,
+        }
+        .write(self.dir.path())
     }
 
     fn args(&self, extra: &[&str]) -> Vec<String> {
