@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use posta::migrate::message::{body_hash, message_id};
 use support::run::{Run, posta_command};
+use support::site::MigrateSite;
 use support::{Ca, Dovecot, Primary, StoredMessage};
 
 const PASSWORD: &str = "s3cret-pw";
@@ -570,46 +571,27 @@ fn site_file_accounts_migrate_by_name_and_all_together() {
     scene
         .source
         .seed("bob", Some("Projects"), &bob[0], "F", &[], t);
-    let site = scene.dir.path().join("site.toml");
-    fs::write(
-        &site,
-        format!(
-            r#"domain = "example.org"
-[primary]
-name = "localhost"
-address = "127.0.0.1"
-services = ["smtp:{smtp}", "imaps:{dst}"]
-[backup]
-name = "localhost"
-address = "127.0.0.2"
-services = ["imaps:{src}"]
-[takeover]
-mode = "vip"
-[vip]
-address = "127.0.0.9/8"
-interface = "lo"
-[tls]
-ca_file = "{ca}"
-[migrate]
-state_dir = "state"
+    let site = MigrateSite {
+        primary: &[
+            format!("smtp:{}", scene.primary.postfix.smtp_port()),
+            format!("imaps:{}", scene.primary.dovecot.imaps_port()),
+        ],
+        backup: &[format!("imaps:{}", scene.source.imaps_port())],
+        maildir: None,
+        migrate: "",
+        accounts: "[[migrate.accounts]]
+user = \"alice\"
+password_file = \"password\"
+deliver_to = \"alice@example.org\"
+dest_user = \"alice\"
 [[migrate.accounts]]
-user = "alice"
-password_file = "password"
-deliver_to = "alice@example.org"
-dest_user = "alice"
-[[migrate.accounts]]
-user = "bob"
-password_file = "password"
-deliver_to = "bob@example.org"
-dest_user = "bob"
-"#,
-            smtp = scene.primary.postfix.smtp_port(),
-            dst = scene.primary.dovecot.imaps_port(),
-            src = scene.source.imaps_port(),
-            ca = Ca::get().ca_pem().display(),
-        ),
-    )
-    .unwrap();
+user = \"bob\"
+password_file = \"password\"
+deliver_to = \"bob@example.org\"
+dest_user = \"bob\"
+",
+    }
+    .write(scene.dir.path());
     let config = site.display().to_string();
     let run = posta(&[
         "--config".into(),

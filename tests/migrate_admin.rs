@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use posta::migrate::message::{body_hash, message_id};
 use support::run::{Run, posta_command};
+use support::site::MigrateSite;
 use support::{Ca, Dovecot, Primary, StoredMessage};
 
 const USERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -104,38 +105,20 @@ impl Scene {
                 format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@example.org\"\n")
             })
             .collect();
-        let site = self.dir.path().join("site.toml");
-        fs::write(
-            &site,
-            format!(
-                r#"domain = "example.org"
-[primary]
-name = "localhost"
-address = "127.0.0.1"
-services = ["smtp:{smtp}", "imaps:{dst}"]
-[backup]
-name = "localhost"
-address = "127.0.0.2"
-services = ["{source_service}"]
-[takeover]
-mode = "vip"
-[vip]
-address = "127.0.0.9/8"
-interface = "lo"
-[tls]
-ca_file = "{ca}"
-[migrate]
-state_dir = "state"
-source_admin = {{ user = "admin", password_file = "{source_admin_pw}" }}
-dest_admin = {{ user = "admin", password_file = "dest-admin.pw" }}
-{accounts}"#,
-                smtp = self.primary.postfix.smtp_port(),
-                dst = self.primary.dovecot.imaps_port(),
-                ca = Ca::get().ca_pem().display(),
+        MigrateSite {
+            primary: &[
+                format!("smtp:{}", self.primary.postfix.smtp_port()),
+                format!("imaps:{}", self.primary.dovecot.imaps_port()),
+            ],
+            backup: &[source_service.to_owned()],
+            maildir: None,
+            migrate: &format!(
+                "source_admin = {{ user = \"admin\", password_file = \"{source_admin_pw}\" }}\n\
+                 dest_admin = {{ user = \"admin\", password_file = \"dest-admin.pw\" }}\n"
             ),
-        )
-        .expect("write site file");
-        site
+            accounts: &accounts,
+        }
+        .write(self.dir.path())
     }
 
     /// Waits until mailserver1's `user` INBOX holds `n` messages (Postfix delivers after it

@@ -1,10 +1,12 @@
-//! `posta migrate` SIGKILLed 20 times during a 50-account run with one admin identity per
-//! server (issue 14, item 6): the run after the last kill exits 0, mailserver2 is empty and
-//! mailserver1 holds every message exactly once (read back from disk by Message-ID and body
-//! hash). The dest admin is the read-back path: an outcome a kill left unknown is looked up at
-//! mailserver1, and a message journaled delivered but not yet confirmed is looked for before
-//! it is removed. The test prints, per kill, the unknown outcomes it left (journal `sending`
-//! with no later step) and asserts at most one per open delivery connection.
+//! `posta migrate` SIGKILLed 20 times during a 50-account run with one admin identity on
+//! mailserver2 (issue 14, item 6): the run after the last kill exits 0, mailserver2 is empty
+//! and mailserver1 holds every message exactly once (read back from disk by Message-ID and
+//! body hash). Two read-back paths, one test each: the dest admin's IMAP login on mailserver1,
+//! and `--to-maildir` (posta on mailserver1 reading the users' Maildirs, no login there). An
+//! outcome a kill left unknown is looked up at mailserver1, and a message journaled delivered
+//! but not yet confirmed is looked for before it is removed. The tests print, per kill, the
+//! unknown outcomes it left (journal `sending` with no later step) and assert at most one per
+//! open delivery connection.
 
 mod support;
 
@@ -18,11 +20,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use posta::migrate::message::{body_hash, message_id};
 use support::run::{Run, posta_command};
+use support::site::MigrateSite;
 use support::{Ca, Dovecot, Primary, StoredMessage};
 
 const ACCOUNTS: usize = 50;
-const INBOX: usize = 36;
-const FOLDER: usize = 4;
 const KILLS: usize = 20;
 /// Accounts at once and delivery connections per account: 16 open delivery connections.
 const PARALLEL: usize = 8;
@@ -32,6 +33,28 @@ const DEST_ADMIN_PW: &str = "kill-ms1-admin";
 
 /// One user's messages on mailserver2: INBOX, then the `Projects` folder.
 type Seeded = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+/// How the runs learn what mailserver1 holds.
+#[derive(Clone, Copy, Debug)]
+enum ReadBack {
+    /// `[migrate] dest_admin`: an IMAP login on mailserver1 as any user. Folders go by APPEND.
+    DestAdmin,
+    /// `--to-maildir` and no login on mailserver1: INBOX only (a folder's APPEND needs a login),
+    /// the tracking id looked up in the user's Maildir on disk.
+    ToMaildir,
+}
+
+impl ReadBack {
+    /// Messages per user in INBOX and in `Projects`: enough that twenty kills 1.5 to 4.5 s
+    /// into a run all land during delivery. Without folders' APPEND a run goes several times
+    /// faster, so `--to-maildir` needs 200 a user.
+    fn seed(self) -> (usize, usize) {
+        match self {
+            ReadBack::DestAdmin => (36, 4),
+            ReadBack::ToMaildir => (200, 0),
+        }
+    }
+}
 
 fn user(n: usize) -> String {
     format!("user{n:02}")
@@ -119,6 +142,16 @@ fn spawn(args: &[String], log: &Path) -> Child {
 
 #[test]
 fn fifty_accounts_killed_twenty_times_end_with_the_source_empty_and_nothing_lost_or_doubled() {
+    killed_twenty_times(ReadBack::DestAdmin);
+}
+
+#[test]
+fn fifty_accounts_killed_twenty_times_with_to_maildir_end_with_the_source_empty() {
+    killed_twenty_times(ReadBack::ToMaildir);
+}
+
+fn killed_twenty_times(read_back: ReadBack) {
+    let (inbox_n, folder_n) = read_back.seed();
     let ca = Ca::get();
     let names: Vec<String> = (0..ACCOUNTS).map(user).collect();
     let own: Vec<(String, String)> = names
@@ -137,8 +170,8 @@ fn fifty_accounts_killed_twenty_times_end_with_the_source_empty_and_nothing_lost
     let t = SystemTime::now();
     let mut seeded: HashMap<String, Seeded> = HashMap::new();
     for u in &names {
-        let inbox: Vec<_> = (0..INBOX).map(|i| message(u, i)).collect();
-        let folder: Vec<_> = (0..FOLDER).map(|i| message(u, 1000 + i)).collect();
+        let inbox: Vec<_> = (0..inbox_n).map(|i| message(u, i)).collect();
+        let folder: Vec<_> = (0..folder_n).map(|i| message(u, 1000 + i)).collect();
         for (i, m) in inbox.iter().enumerate() {
             source.seed(u, None, m, if i % 4 == 0 { "S" } else { "" }, &[], t);
         }
@@ -153,40 +186,28 @@ fn fifty_accounts_killed_twenty_times_end_with_the_source_empty_and_nothing_lost
             format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@example.org\"\n")
         })
         .collect();
-    let site = dir.path().join("site.toml");
-    fs::write(
-        &site,
-        format!(
-            r#"domain = "example.org"
-[primary]
-name = "localhost"
-address = "127.0.0.1"
-services = ["smtp:{smtp}", "imaps:{dst}"]
-[backup]
-name = "localhost"
-address = "127.0.0.2"
-services = ["imaps:{src}"]
-[takeover]
-mode = "vip"
-[vip]
-address = "127.0.0.9/8"
-interface = "lo"
-[tls]
-ca_file = "{ca}"
-[migrate]
-state_dir = "state"
-source_admin = {{ user = "admin", password_file = "src.pw" }}
-dest_admin = {{ user = "admin", password_file = "dst.pw" }}
-{accounts}"#,
-            smtp = primary.postfix.smtp_port(),
-            dst = primary.dovecot.imaps_port(),
-            src = source.imaps_port(),
-            ca = ca.ca_pem().display(),
-        ),
-    )
-    .expect("write site file");
+    let migrate = format!(
+        "source_admin = {{ user = \"admin\", password_file = \"src.pw\" }}\n{}",
+        match read_back {
+            ReadBack::DestAdmin =>
+                "dest_admin = { user = \"admin\", password_file = \"dst.pw\" }\n",
+            ReadBack::ToMaildir => "",
+        }
+    );
+    let site = MigrateSite {
+        primary: &[
+            format!("smtp:{}", primary.postfix.smtp_port()),
+            format!("imaps:{}", primary.dovecot.imaps_port()),
+        ],
+        backup: &[format!("imaps:{}", source.imaps_port())],
+        maildir: None,
+        migrate: &migrate,
+        accounts: &accounts,
+    }
+    .write(dir.path());
     let state: PathBuf = dir.path().join("state");
-    let args: Vec<String> = [
+    let to_maildir = primary.dovecot.path().join("mail/%u/Maildir");
+    let mut args: Vec<String> = [
         "--config",
         &site.display().to_string(),
         "migrate",
@@ -201,6 +222,9 @@ dest_admin = {{ user = "admin", password_file = "dst.pw" }}
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if let ReadBack::ToMaildir = read_back {
+        args.extend(["--to-maildir".into(), to_maildir.display().to_string()]);
+    }
     let log = dir.path().join("posta.log");
 
     // A cheap pseudo-random sequence (no rand crate): delays between 1.5 and 4.5 s, long enough
@@ -233,7 +257,7 @@ dest_admin = {{ user = "admin", password_file = "dst.pw" }}
         let unconfirmed = with_step(&now, "delivered").len();
         per_kill.push(new_unknown);
         println!(
-            "kill {:2} after {:4} ms: {new_unknown} new unknown outcome(s), {} unknown in all, \
+            "{read_back:?} kill {:2} after {:4} ms: {new_unknown} new unknown outcome(s), {} unknown in all, \
              {unconfirmed} delivered and not yet confirmed",
             per_kill.len(),
             delay.as_millis(),
@@ -250,7 +274,7 @@ dest_admin = {{ user = "admin", password_file = "dst.pw" }}
     let total: usize = per_kill.iter().sum();
     let open = PARALLEL * CONNECTIONS;
     println!(
-        "{KILLS} kills: {total} unknown outcomes ({:.2} per kill, at most {} in one kill; {open} \
+        "{read_back:?}: {KILLS} kills: {total} unknown outcomes ({:.2} per kill, at most {} in one kill; {open} \
          open delivery connections); the final run took {:?}",
         total as f64 / KILLS as f64,
         per_kill.iter().max().unwrap(),

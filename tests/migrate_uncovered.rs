@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use support::run::{Run, posta_command};
+use support::site::MigrateSite;
 use support::sys::{server_dir, vmail_ids};
 use support::{Ca, Dovecot, Primary};
 
@@ -78,39 +79,14 @@ impl Scene {
                 )
             })
             .collect();
-        let site = self.dir.path().join("site.toml");
-        fs::write(
-            &site,
-            format!(
-                r#"domain = "example.org"
-[primary]
-name = "localhost"
-address = "127.0.0.1"
-services = ["smtp:{smtp}"]
-[backup]
-name = "localhost"
-address = "127.0.0.2"
-services = ["imaps:{src}"]
-[takeover]
-mode = "vip"
-[vip]
-address = "127.0.0.9/8"
-interface = "lo"
-[tls]
-ca_file = "{ca}"
-[mta]
-maildir = "{root}"
-[migrate]
-state_dir = "state"
-{accounts}"#,
-                smtp = self.primary.postfix.smtp_port(),
-                src = self.source.imaps_port(),
-                ca = Ca::get().ca_pem().display(),
-                root = self.root.display(),
-            ),
-        )
-        .expect("write site file");
-        site
+        MigrateSite {
+            primary: &[format!("smtp:{}", self.primary.postfix.smtp_port())],
+            backup: &[format!("imaps:{}", self.source.imaps_port())],
+            maildir: Some(&self.root),
+            migrate: "",
+            accounts: &accounts,
+        }
+        .write(self.dir.path())
     }
 }
 

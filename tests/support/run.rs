@@ -1,6 +1,7 @@
 //! A finished `posta` run as the integration tests look at it: exit code, stdout, stderr.
 
 use std::fmt;
+use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,17 +22,36 @@ impl Run {
     }
 
     /// Waits for `child` (spawned with piped output); a run past `limit` is killed and fails
-    /// the test.
+    /// the test. The pipes are drained while it runs: a report larger than a pipe's buffer
+    /// (64 KiB: `--json` for 50 accounts) would otherwise block posta in its last write.
     pub fn wait(mut child: Child, limit: Duration) -> Run {
+        fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
+            thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut p) = pipe {
+                    p.read_to_end(&mut bytes).expect("read posta's output");
+                }
+                bytes
+            })
+        }
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
         let deadline = Instant::now() + limit;
-        while child.try_wait().expect("wait for posta").is_none() {
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for posta") {
+                break status;
+            }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!("posta hung for {limit:?}");
             }
             thread::sleep(Duration::from_millis(20));
-        }
-        Run::from_output(child.wait_with_output().expect("collect posta output"))
+        };
+        Run::from_output(Output {
+            status,
+            stdout: stdout.join().expect("stdout reader"),
+            stderr: stderr.join().expect("stderr reader"),
+        })
     }
 
     pub fn json(&self) -> serde_json::Value {
