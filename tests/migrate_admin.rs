@@ -219,6 +219,13 @@ fn assert_no_password(run: &Run) {
         run.stderr.contains("AUTHENTICATE PLAIN <redacted>"),
         "{run:?}"
     );
+    // The BYE that LOGOUT asks for ends a session normally: never a warning.
+    assert!(
+        !run.stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("* BYE")),
+        "a logout's BYE logged as a warning: {run:?}"
+    );
 }
 
 fn config_args(site: &Path, extra: &[&str]) -> Vec<String> {

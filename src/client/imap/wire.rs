@@ -75,6 +75,11 @@ impl ImapClient {
                 what,
                 ProtoError::Malformed(format!("unexpected continuation: + {text}")),
             )),
+            // The BYE that LOGOUT asks for is the normal end of a session, not news.
+            Data::Status(resp) if resp.cond == Cond::Bye => {
+                tracing::debug!(server = %self.server, "IMAP {what}: * {resp}");
+                Ok(Data::Status(resp))
+            }
             Data::Status(resp) if resp.cond != Cond::Ok => {
                 tracing::warn!(server = %self.server, "IMAP {what}: * {resp}");
                 Ok(Data::Status(resp))
