@@ -146,28 +146,6 @@ impl Lan {
             .spawn()
             .map_err(|e| format!("cannot start {} in {}: {e}", program.display(), n.role))
     }
-
-    /// Runs `program args` inside `n` to completion: (success, stdout, stderr).
-    pub fn run(
-        &self,
-        n: &Node,
-        program: &std::path::Path,
-        args: &[String],
-    ) -> Result<(bool, String, String), String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &n.ns])
-            .arg(program)
-            .args(args)
-            .env_remove("POSTA_CONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ))
-    }
 }
 
 impl Drop for Lan {

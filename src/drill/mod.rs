@@ -189,6 +189,19 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
         )?;
     }
     clock.say("mailserver1, mailserver2 and the relay accept mail");
+    // The same command and site file on both servers, as the README installs them: each
+    // finds which one it is. mailserver1's keeps its own state file (one filesystem here).
+    let ms1_state = dir.join("ms1-watch.json");
+    let mut ms1_watch_args = s(&["--config", &site.display().to_string(), "watch"]);
+    ms1_watch_args.extend(s(&["--state-file", &ms1_state.display().to_string()]));
+    procs
+        .0
+        .push(lan.spawn(&lan.ms1, exe, &ms1_watch_args, &log(&lan.ms1, "watch"))?);
+    wait(
+        "posta watch on mailserver1 to start",
+        Duration::from_secs(20),
+        || watch_state(&ms1_state) == "serving",
+    )?;
     let watch_args = s(&["--config", &site.display().to_string(), "watch"]);
     procs
         .0
@@ -198,7 +211,8 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
         watch_state(&state_path) == "healthy"
     })?;
     clock.say(&format!(
-        "posta watch on mailserver2: probing mailserver1 every {:?}, grace {:?}",
+        "posta watch on mailserver2: probing mailserver1 every {:?}, grace {:?}; on \
+         mailserver1: watching its own services",
         pace.interval, pace.grace
     ));
 
@@ -207,11 +221,17 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
     sent.extend(send::batch(&lan.client.ns, &lan.vip, "before", n)?);
     clock.say(&format!("{n} messages sent to mailserver1 through the VIP"));
 
-    // mailserver1 fails.
+    // mailserver1 fails: its mta dies, then its link.
     drop(ms1_proc); // kills mailserver1's mta
-    lan.set_link(&lan.ms1, false)?;
     let down_at = Instant::now();
-    clock.say("mailserver1 stops (its mta killed, its link down)");
+    wait(
+        "mailserver1's watch to give the VIP up",
+        pace.grace + Duration::from_secs(60),
+        || watch_state(&ms1_state) == "released",
+    )?;
+    clock.say("mailserver1's watch sees its mta dead and gives the VIP up");
+    lan.set_link(&lan.ms1, false)?;
+    clock.say("mailserver1 stops (its mta killed, then its link down)");
     sent.extend(send::batch(&lan.client.ns, &lan.relay.ip, "relay", n)?);
     clock.say(&format!(
         "{n} messages accepted by the relay (MX 30) while mailserver1 is down"
@@ -244,8 +264,7 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
     )?;
     clock.say("the relay's queue went to mailserver2 (now behind the VIP)");
 
-    // mailserver1 returns, without its address (mailserver2 holds it).
-    lan.vip_on(&lan.ms1, false)?;
+    // mailserver1 returns; its watch gave the address up (mailserver2 holds it).
     lan.set_link(&lan.ms1, true)?;
     let ms1 = lan.spawn(&lan.ms1, exe, &ms1_args, &log(&lan.ms1, "mta"))?;
     procs.0.push(ms1);
@@ -261,25 +280,12 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
         s == "healthy"
     })?;
     clock.say("failback: mailserver2 released the VIP after the rise window; posta migrate runs");
-    let (ok, _, err) = lan.run(
-        &lan.ms1,
-        exe,
-        &s(&[
-            "failback",
-            "vip",
-            "--reclaim",
-            "--address",
-            &format!("{}/24", lan.vip),
-            "--dev",
-            "eth0",
-            "--state-file",
-            &dir.join("ms1-takeover.json").display().to_string(),
-        ]),
+    wait(
+        "mailserver1's watch to reclaim the VIP",
+        Duration::from_secs(30),
+        || watch_state(&ms1_state) == "serving",
     )?;
-    if !ok {
-        return Err(format!("mailserver1 could not reclaim the VIP: {err}"));
-    }
-    clock.say("mailserver1 holds the VIP again");
+    clock.say("mailserver1 holds the VIP again: its watch reclaimed and announced it");
     let total = sent.len();
     let home = m1.join("ana");
     let _ = wait("the mail to come home", Duration::from_secs(120), || {
