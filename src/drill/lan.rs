@@ -2,6 +2,8 @@
 
 use std::process::{Child, Command, Stdio};
 
+use super::DrillError;
+
 /// One namespace on the LAN.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -21,25 +23,24 @@ pub struct Lan {
     hub: String,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+fn ip(args: &[&str]) -> Result<(), DrillError> {
     let out = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run ip: {e} (install iproute2)"))?;
+        .map_err(DrillError::NoIp)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "ip {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(DrillError::Ip {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
 impl Lan {
     /// Builds the LAN on 10.77.252.0/24; the VIP (mailserver1's service address) is .100.
-    pub fn build() -> Result<Lan, String> {
+    pub fn build() -> Result<Lan, DrillError> {
         let tag = format!("posta-drill-{}", std::process::id());
         let hub = format!("{tag}-hub");
         let node = |role: &'static str, n: u8| Node {
@@ -97,7 +98,7 @@ impl Lan {
         vec![&self.client, &self.ms1, &self.ms2, &self.relay]
     }
 
-    pub fn set_link(&self, n: &Node, up: bool) -> Result<(), String> {
+    pub fn set_link(&self, n: &Node, up: bool) -> Result<(), DrillError> {
         ip(&[
             "-n",
             &n.ns,
@@ -108,7 +109,7 @@ impl Lan {
         ])
     }
 
-    pub fn vip_on(&self, n: &Node, add: bool) -> Result<(), String> {
+    pub fn vip_on(&self, n: &Node, add: bool) -> Result<(), DrillError> {
         let cidr = format!("{}/24", self.vip);
         ip(&[
             "-n",
@@ -128,13 +129,13 @@ impl Lan {
         program: &std::path::Path,
         args: &[String],
         log: &std::path::Path,
-    ) -> Result<Child, String> {
+    ) -> Result<Child, DrillError> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
-            .map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
+            .map_err(DrillError::file(log))?;
+        let err = out.try_clone().map_err(DrillError::file(log))?;
         Command::new("ip")
             .args(["netns", "exec", &n.ns])
             .arg(program)
@@ -144,7 +145,11 @@ impl Lan {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(|e| format!("cannot start {} in {}: {e}", program.display(), n.role))
+            .map_err(|source| DrillError::Spawn {
+                program: program.display().to_string(),
+                role: n.role,
+                source,
+            })
     }
 }
 

@@ -10,6 +10,7 @@
 //! in the drill reads is `examples/site.toml` with the drill's addresses, names, paths and
 //! pace (`site`), so the drill rehearses what users configure.
 
+mod error;
 mod lan;
 mod send;
 mod site;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+pub use error::DrillError;
 use lan::{Lan, Node};
 
 /// How long the phases take.
@@ -60,11 +62,14 @@ impl Clock {
     }
 }
 
-fn wait(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Result<(), String> {
+fn wait(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Result<(), DrillError> {
     let deadline = Instant::now() + limit;
     while !ok() {
         if Instant::now() > deadline {
-            return Err(format!("gave up waiting for {what} after {limit:?}"));
+            return Err(DrillError::Timeout {
+                what: what.to_string(),
+                limit,
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -101,13 +106,9 @@ fn message_ids(maildir: &Path) -> BTreeMap<String, usize> {
 }
 
 /// Runs the drill in `dir` (kept for inspection) with `exe` as posta.
-pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String> {
+pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, DrillError> {
     if !nix::unistd::Uid::effective().is_root() {
-        return Err(
-            "posta drill builds the scenario in network namespaces: it needs root, or an \
-             unprivileged user namespace (unshare -Urnm), which it enters by itself"
-                .into(),
-        );
+        return Err(DrillError::NotRoot);
     }
     let clock = Clock(Instant::now());
     let lan = Lan::build()?;
@@ -116,15 +117,16 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
         lan.client.ip, lan.ms1.ip, lan.vip, lan.ms2.ip, lan.relay.ip
     ));
     let secret = format!("drill-{}", std::process::id());
-    fs::write(dir.join("ana.password"), &secret).map_err(|e| e.to_string())?;
+    let file = |name: &str| dir.join(name);
+    fs::write(file("ana.password"), &secret).map_err(DrillError::file(file("ana.password")))?;
     let users = format!("ana:{}\n", crate::mta::users::hash_password(&secret));
-    fs::write(dir.join("pop3-users"), users).map_err(|e| e.to_string())?;
+    fs::write(file("pop3-users"), users).map_err(DrillError::file(file("pop3-users")))?;
     for f in ["ana.password", "pop3-users"] {
-        fs::set_permissions(dir.join(f), fs::Permissions::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
+        fs::set_permissions(file(f), fs::Permissions::from_mode(0o600))
+            .map_err(DrillError::file(file(f)))?;
     }
     let recipients = format!("ana@{}\n", site::DOMAIN);
-    fs::write(dir.join("recipients"), recipients).map_err(|e| e.to_string())?;
+    fs::write(file("recipients"), recipients).map_err(DrillError::file(file("recipients")))?;
     let site = dir.join("site.toml");
     let addresses = site::Addresses {
         vip: &lan.vip,
@@ -132,7 +134,7 @@ pub fn run(exe: &Path, dir: &Path, pace: Pace) -> Result<Reconciliation, String>
         relay: &lan.relay.ip,
     };
     let text = site::site_file(dir, &addresses, pace)?;
-    fs::write(&site, text).map_err(|e| e.to_string())?;
+    fs::write(&site, text).map_err(DrillError::file(&site))?;
     let (m1, m2, queue) = (dir.join("ms1"), dir.join("ms2"), dir.join("relay-queue"));
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     let mta_args = |name: &str, maildir: &Path, extra: &[&str]| {

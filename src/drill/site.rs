@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use super::Pace;
+use super::{DrillError, Pace};
 
 /// The drill LAN's addresses the site file names.
 pub struct Addresses<'a> {
@@ -35,8 +35,8 @@ struct Edit {
 
 impl Edit {
     /// The table at dotted `path` (`primary`, `migrate.accounts.0`: an array's element by index).
-    fn table(&mut self, path: &str) -> Result<&mut Table, String> {
-        let missing = || format!("examples/site.toml has no [{path}]");
+    fn table(&mut self, path: &str) -> Result<&mut Table, DrillError> {
+        let missing = || DrillError::Example(format!("[{path}]"));
         let mut t = &mut self.table;
         let mut parts = path.split('.').filter(|p| !p.is_empty());
         while let Some(part) = parts.next() {
@@ -60,22 +60,22 @@ impl Edit {
     }
 
     /// Replaces `key` (dotted), which the example must have.
-    fn set(&mut self, key: &str, value: impl Into<Value>) -> Result<&mut Self, String> {
+    fn set(&mut self, key: &str, value: impl Into<Value>) -> Result<&mut Self, DrillError> {
         let (table, name) = Self::split(key);
         let t = self.table(table)?;
         if !t.contains_key(name) {
-            return Err(format!("examples/site.toml has no {key}"));
+            return Err(DrillError::Example(key.to_string()));
         }
         t.insert(name.into(), value.into());
         Ok(self)
     }
 
     /// Removes `key` or a table, which the example must have.
-    fn remove(&mut self, key: &str) -> Result<&mut Self, String> {
+    fn remove(&mut self, key: &str) -> Result<&mut Self, DrillError> {
         let (table, name) = Self::split(key);
         match self.table(table)?.remove(name) {
             Some(_) => Ok(self),
-            None => Err(format!("examples/site.toml has no {key}")),
+            None => Err(DrillError::Example(key.to_string())),
         }
     }
 }
@@ -86,10 +86,8 @@ fn ms(d: Duration) -> String {
 
 /// The site file for the drill in `dir`: the LAN's addresses, files under `dir`, `pace`'s
 /// timings.
-pub fn site_file(dir: &Path, lan: &Addresses, pace: Pace) -> Result<String, String> {
-    let table = EXAMPLE
-        .parse::<Table>()
-        .map_err(|e| format!("examples/site.toml is not valid TOML: {e}"))?;
+pub fn site_file(dir: &Path, lan: &Addresses, pace: Pace) -> Result<String, DrillError> {
+    let table = EXAMPLE.parse::<Table>().map_err(DrillError::ExampleToml)?;
     let mut e = Edit { table };
     let d = |name: &str| dir.join(name).display().to_string();
     e.set("domain", DOMAIN)?
@@ -136,7 +134,7 @@ pub fn site_file(dir: &Path, lan: &Addresses, pace: Pace) -> Result<String, Stri
         // The drill's mtas run as whoever runs the drill.
         .remove("mta.maildir_owner")?
         .set("mta.recipients", d("recipients"))?;
-    toml::to_string(&e.table).map_err(|e| format!("cannot write the drill's site file: {e}"))
+    toml::to_string(&e.table).map_err(DrillError::SiteFile)
 }
 
 #[cfg(test)]
