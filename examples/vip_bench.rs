@@ -4,6 +4,8 @@
 //!
 //! - `greet NAME`: an SMTP greeter on port 25 (IPv4 and IPv6) answering `220 NAME ESMTP`, until
 //!   killed; a mail server listening on every address, so it answers on the VIP when it holds it.
+//!   It answers EHLO and QUIT too, so posta's SMTP health probe (scripts/bench/failover.sh's
+//!   watches and keepalived's `posta check`) counts it as a working server.
 //! - `probe ADDR/PREFIX DEV`: the default RFC 5227 probe alone: `probe_ms=` and `outcome=`.
 //! - `takeover ADDR/PREFIX DEV [--probe-count N] [--no-second-burst]`: probe (unless N is 0;
 //!   refuses if the address is held), add, announce with the default settings; prints
@@ -145,11 +147,49 @@ fn greet(name: &str) -> Result<(), String> {
     let listener = TcpListener::bind(("::", SMTP_PORT))
         .map_err(|e| format!("failed to listen on port {SMTP_PORT}: {e}"))?;
     for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        // Greet and let the client hang up; a bench client only wants the banner.
-        let _ = stream.write_all(format!("220 {name} ESMTP vip_bench\r\n").as_bytes());
+        let Ok(stream) = stream else { continue };
+        let name = name.to_string();
+        // A thread per session: a health probe that goes on talking must not hold up the
+        // impatient client's next greeting.
+        std::thread::spawn(move || converse(stream, &name));
     }
     Ok(())
+}
+
+/// The banner, then just enough SMTP for a health probe (`posta check`, the watch): EHLO/HELO
+/// and NOOP answered 250, QUIT 221, anything else 502. A bench client only wants the banner
+/// and hangs up.
+fn converse(mut stream: TcpStream, name: &str) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(format!("220 {name} ESMTP vip_bench\r\n").as_bytes())
+        .is_err()
+    {
+        return;
+    }
+    let Ok(reader) = stream.try_clone() else {
+        return;
+    };
+    for line in BufReader::new(reader).lines() {
+        let Ok(line) = line else { return };
+        let verb = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let reply = match verb.as_str() {
+            "EHLO" => format!("250-{name}\r\n250 8BITMIME\r\n"),
+            "HELO" | "NOOP" | "RSET" => format!("250 {name}\r\n"),
+            "QUIT" => {
+                let _ = stream.write_all(b"221 bye\r\n");
+                return;
+            }
+            _ => "502 not here\r\n".to_string(),
+        };
+        if stream.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
 }
 
 fn await_greeting(address: &str, name: &str, timeout_ms: &str) -> Result<(), String> {
