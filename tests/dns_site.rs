@@ -288,7 +288,8 @@ fn five_dns_outage_cycles_on_the_example_site() {
         .set("migrate.state_dir", p("migrate"))
         // The example's alternative for posta on mailserver2: read the Maildirs on disk. Its
         // default, mailserver2's IMAP, is absent here, and `posta migrate` would retry it for
-        // minutes after each failback while the watch waits.
+        // a minute after each failback (the watch's bound with sweeps off), which the next
+        // cycle's takeover would wait for.
         .insert("migrate.source", "maildir")
         .set("mta.maildir", p("vmail/%u/Maildir"))
         .set("mta.recipients", recipients.display().to_string())

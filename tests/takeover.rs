@@ -327,6 +327,80 @@ timeout = "5s"
     assert_eq!(served(&b), PRIMARY);
 }
 
+/// A post hook that fails runs after the record moved and the move was recorded: the takeover
+/// is done (exit 0, the record served, the holder recorded), and the hook's failure is a
+/// warning in the steps, the verdict, `--json` and on stderr, never a failed takeover.
+#[test]
+fn a_failing_post_hook_is_a_warning_on_a_takeover_that_is_done() {
+    let b = bind();
+    let dir = tempfile::tempdir().unwrap();
+    key_copy(&b, dir.path());
+    let site = dir.path().join("site.toml");
+    fs::write(
+        &site,
+        format!(
+            r#"domain = "{ZONE}"
+[primary]
+name = "mail.{ZONE}"
+address = "{PRIMARY}"
+services = ["smtp"]
+[backup]
+name = "mail2.{ZONE}"
+address = "{BACKUP}"
+services = ["smtp"]
+[takeover]
+mode = "dns"
+state_file = "state.json"
+[dns]
+server = "{server}"
+zone = "{ZONE}"
+name = "mail.{ZONE}"
+ttl = 60
+tsig_key_file = "tsig.key"
+[hooks]
+post_takeover = [["/bin/false"]]
+post_failback = [["/bin/false"]]
+timeout = "5s"
+"#,
+            server = b.addr(),
+        ),
+    )
+    .unwrap();
+    let config = site.display().to_string();
+    let run = posta(&["--config", &config, "takeover"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(served(&b), BACKUP);
+    assert!(
+        run.stdout.contains("FAILED  post-takeover hooks"),
+        "{run:?}"
+    );
+    let verdict = run.stdout.lines().last().unwrap_or_default();
+    assert!(
+        verdict.starts_with(&format!("takeover of mail.{ZONE}"))
+            && verdict.contains(" done: ")
+            && verdict.contains("with a warning: the change is in effect, but post-takeover hook"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("posta: warning: the change is in effect, but"),
+        "{run:?}"
+    );
+    let state: Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["holdings"][0]["holder"], "backup", "{state}");
+    // --json carries the warning and no error.
+    let back = posta(&["--config", &config, "failback", "--json"]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(served(&b), PRIMARY);
+    let out: Value = serde_json::from_str(&back.stdout).unwrap();
+    assert!(out.get("error").is_none(), "{out}");
+    assert_eq!(out["changed"], true, "{out}");
+    let warning = out["warnings"][0].as_str().unwrap_or_default();
+    assert!(warning.starts_with("the change is in effect, but"), "{out}");
+    assert!(back.stderr.contains("posta: warning:"), "{back:?}");
+}
+
 #[test]
 fn zone_file_takeover_edits_reloads_and_verifies() {
     let zone = format!("{}mail IN A {PRIMARY}\n", Bind::minimal_zone(ZONE));

@@ -859,3 +859,125 @@ fn bridge_port_of(lan: &Lan, mac: &str) -> Option<String> {
         .find(|l| l.starts_with(mac))
         .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
 }
+
+/// After a failback the watch brings the mail home with `posta migrate`; here that migration
+/// cannot finish (mailserver2's IMAPS, its source, is a port nobody listens on, so it retries
+/// connection refused with backoff), and mailserver1 dies again meanwhile. The probe rounds go
+/// on beside the migration: the second outage is recorded down while it still runs, and the
+/// takeover, after the grace, waits for it only as long as its bounded `--retry-for` (the
+/// sweep interval, 10 s). The site's post_takeover hook is `/bin/false`: each takeover is done
+/// all the same (taken_over, the VIP here, no retry), and the hook's failure is logged.
+#[test]
+fn a_second_outage_while_the_mail_comes_home_is_detected_and_taken_over() {
+    let lan = Lan::named("pwm");
+    let _g1 = lan.ms1.greeter();
+    let _g2 = lan.ms2.greeter();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pw = d.join("alice.pw");
+    fs::write(&pw, "alice-pw\n").unwrap();
+    fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let extra = format!(
+        r#"sweep_interval = "10s"
+[hooks]
+post_takeover = [["/bin/false"]]
+timeout = "5s"
+[migrate]
+state_dir = "{d}/migrate"
+[[migrate.accounts]]
+user = "alice"
+password_file = "{pw}"
+deliver_to = "alice@example.org"
+"#,
+        d = d.display(),
+        pw = pw.display(),
+    );
+    let site = site(&lan, d, "2s", &extra);
+    // mailserver2's IMAPS, the migration's source: nobody listens there.
+    let text = fs::read_to_string(&site).unwrap();
+    let backup = format!(
+        "address = \"{}\"\nservices = [\"smtp:25?starttls=no\"]",
+        lan.ms2.ipv4
+    );
+    assert!(text.contains(&backup), "{text}");
+    let text = text.replace(
+        &backup,
+        &format!(
+            "address = \"{}\"\nservices = [\"smtp:25?starttls=no\", \"imaps:1993\"]",
+            lan.ms2.ipv4
+        ),
+    );
+    fs::write(&site, text).unwrap();
+    add_vip(&lan, &lan.ms1);
+    let watch = Watch::start(&lan.ms2, &site, d, &[]);
+
+    // The first outage: taken over although the post hook fails.
+    lan.ms1.link_down();
+    watch.wait("the first takeover", Duration::from_secs(60), |s| {
+        s["state"] == "taken_over"
+    });
+    assert!(holds_vip(&lan, &lan.ms2));
+    let log = wait_log(
+        &watch,
+        "the change is in effect, but post-takeover hook /bin/false failed",
+        Duration::from_secs(10),
+    );
+    assert!(!log.contains("takeover failed"), "{log}");
+
+    // mailserver1 returns without its address: failback, then the mail comes home.
+    lan.ms1.ns.ip(&[
+        "addr",
+        "del",
+        &format!("{}/24", lan.vip4),
+        "dev",
+        Host::INTERFACE,
+    ]);
+    lan.ms1.link_up();
+    let s = watch.wait("the failback", Duration::from_secs(60), |s| {
+        s["state"] == "healthy" && Watch::entered(s, "primary_back").is_some()
+    });
+    let healthy = Watch::entered(&s, "healthy").expect("healthy");
+    wait_log(&watch, "migrate --retry-for 10s", Duration::from_secs(10));
+    // ... and mailserver1 dies again while the migration retries.
+    lan.ms1.link_down();
+    let s = watch.wait("the second takeover", Duration::from_secs(90), |s| {
+        s["state"] == "taken_over" && Watch::entered(s, "down").is_some_and(|t| t > healthy)
+    });
+    let down = Watch::entered(&s, "down").expect("down");
+    let taken = Watch::entered(&s, "taken_over").expect("taken over");
+    let log = fs::read_to_string(&watch.log).unwrap();
+    // The order the log tells: the migration started, the outage was recorded down while it
+    // still ran, the takeover waited for it, it ended unfinished, then the takeover ran.
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"))
+    };
+    let started = at("migrate --retry-for 10s");
+    let second_down = started
+        + log[started..]
+            .find("to=down")
+            .unwrap_or_else(|| panic!("no second down in the log:\n{log}"));
+    let waited = at("waiting for bringing the mail home to end before the takeover");
+    let unfinished = at("posta migrate did not finish");
+    assert!(
+        started < second_down && second_down < waited && waited < unfinished,
+        "{log}"
+    );
+    // Detected while the migration ran: it retries for up to 10 s from the failback.
+    assert!(
+        down - healthy < 10.0,
+        "down recorded while the migration still ran: {s}"
+    );
+    assert!(taken - down >= 2.0, "no takeover before the grace: {s}");
+    // The grace, then at most the migration's retry window, then the takeover itself (about
+    // 6 s here: ARP probe and announcements), with a generous margin for a loaded machine.
+    let bound = 2.0 + 10.0 + 20.0;
+    println!(
+        "second outage: down {:.1} s after the failback, taken over {:.1} s after down",
+        down - healthy,
+        taken - down
+    );
+    assert!(taken - down < bound, "took {:.1} s: {s}", taken - down);
+    assert!(holds_vip(&lan, &lan.ms2));
+    assert!(greeting(&lan).starts_with("220 ms2 "), "{}", greeting(&lan));
+}

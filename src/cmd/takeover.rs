@@ -1,5 +1,6 @@
 //! `posta takeover` / `posta failback`: build the job from flags and the site file, run it,
-//! print what happened, exit 0 when the address (or record) is where it should be.
+//! print what happened, exit 0 when the address (or record) is where it should be (a post hook
+//! that failed after that is a warning, not a failure).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -91,6 +92,11 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
 }
 
 fn show(outcome: &Outcome, json: bool) {
+    // A failed post hook leaves the action done (exit 0): said on stderr whatever the format,
+    // where `posta watch` finds it in its child's output and logs it at WARN.
+    for w in &outcome.warnings {
+        eprintln!("posta: warning: {w}");
+    }
     if json {
         match serde_json::to_string_pretty(outcome) {
             Ok(j) => print(&format!("{j}\n")),

@@ -51,6 +51,10 @@ pub struct Outcome {
     pub steps: Vec<Step>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What went wrong after the change took effect and was recorded (a failed post hook):
+    /// the action succeeded, so these never make it fail, but the operator must hear of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// After a failure: what is still in place that the operator must look at.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remaining: Vec<String>,
@@ -69,6 +73,7 @@ impl Outcome {
             changed: false,
             steps: Vec::new(),
             error: None,
+            warnings: Vec::new(),
             remaining: Vec::new(),
             convergence_secs: None,
         }
@@ -165,6 +170,10 @@ impl Outcome {
                 out.push_str(&format!("{verb} of {} done", self.resource));
                 if let Some(c) = &cached {
                     out.push_str(&format!(": {c}"));
+                }
+                // On the verdict line too, so `posta watch`'s log of the child carries it.
+                if !self.warnings.is_empty() {
+                    out.push_str(&format!(", with a warning: {}", self.warnings.join("; ")));
                 }
                 out.push('\n');
             }
@@ -267,10 +276,24 @@ async fn post_hooks(common: &Common, outcome: &mut Outcome, moment: Moment, ev: 
         }
         return;
     }
+    let started = Instant::now();
     match common.hooks.run(moment, ev).await {
         Ok(0) => {}
         Ok(n) => outcome.note(format!("{} hooks", moment.name()), format!("{n} ran")),
-        Err(e) => outcome.error = Some(format!("the change is in effect, but {e}")),
+        // The change is in effect and recorded by now: the action succeeded, and calling it
+        // failed would have `posta watch` retry a takeover that is done. A warning instead, in
+        // the steps, the verdict, `--json` and on stderr.
+        Err(e) => {
+            outcome.steps.push(Step {
+                what: format!("{} hooks", moment.name()),
+                ok: false,
+                detail: e.to_string(),
+                millis: started.elapsed().as_secs_f64() * 1000.0,
+            });
+            outcome
+                .warnings
+                .push(format!("the change is in effect, but {e}"));
+        }
     }
 }
 

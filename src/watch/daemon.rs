@@ -6,11 +6,14 @@
 //! between rounds.
 //!
 //! While healthy, a sweep (`posta migrate`, the failback's own run, so the same journals)
-//! brings home what mailserver2 accepted anyway every sweep interval. It runs beside the
-//! probe rounds, so a long sweep never delays detection; one at a time; and every other
-//! action that runs a child (takeover, failback, bringing mail home) first waits for it to
-//! end: killing it would leave messages whose outcome is unknown, and after a takeover its
-//! deliveries would come back to this host.
+//! brings home what mailserver2 accepted anyway every sweep interval, and after a failback
+//! the same `posta migrate` brings the outage's mail home. Either runs beside the probe
+//! rounds, so a long migration never delays detection of a second outage; one at a time; and
+//! every other action that runs a child (takeover, failback, bringing mail home) first waits
+//! for it to end: killing it would leave messages whose outcome is unknown (`posta migrate`
+//! has no graceful stop), and after a takeover its deliveries would come back to this host.
+//! The wait is bounded: both runs pass `--retry-for`, so one that cannot reach a server ends
+//! within that window instead of migrate's default ten minutes.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -77,6 +80,28 @@ pub struct VipWatch {
     pub rightful: bool,
 }
 
+/// The retry window of a migration when the watch never sweeps ([`Daemon::retry_for`]): the
+/// default sweep interval.
+const HOME_RETRY: Duration = Duration::from_secs(60);
+
+/// Which `posta migrate` runs beside the probe rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// While healthy, every sweep interval.
+    Sweep,
+    /// After a failback: the outage's mail.
+    BringHome,
+}
+
+impl Run {
+    fn name(self) -> &'static str {
+        match self {
+            Run::Sweep => "the sweep",
+            Run::BringHome => "bringing the mail home",
+        }
+    }
+}
+
 /// Whether this host holds the primary's address or record now.
 pub fn holds(takeover_state: &std::path::Path) -> bool {
     crate::takeover::state::State::load(takeover_state)
@@ -96,8 +121,8 @@ pub struct Daemon {
     /// The last probe round's verdict: a sweep needs the primary seen up, not only a
     /// `healthy` assumed at start.
     last_up: Option<bool>,
-    /// The sweep in flight, if any.
-    sweep: Option<JoinHandle<SweepRecord>>,
+    /// The migration in flight (a sweep, or bringing the mail home after a failback), if any.
+    sweep: Option<(Run, JoinHandle<SweepRecord>)>,
     /// What was last said about who answers for the VIP ([`holder::Verdict::key`], or the
     /// probe's error): said again only when it changes.
     holders_said: Option<String>,
@@ -195,11 +220,12 @@ impl Daemon {
                     }
                     continue;
                 }
-                ended = async { self.sweep.as_mut()?.await.ok() }, if self.sweep.is_some() => {
-                    self.sweep = None;
-                    match ended {
-                        Some(record) => self.swept(record).await,
-                        None => error!("the sweep task failed"),
+                ended = async { (&mut self.sweep.as_mut()?.1).await.ok() }, if self.sweep.is_some() => {
+                    if let Some((run, _)) = self.sweep.take() {
+                        match ended {
+                            Some(record) => self.swept(run, record).await,
+                            None => error!("the {} task failed", run.name()),
+                        }
                     }
                     continue;
                 }
@@ -244,19 +270,24 @@ impl Daemon {
         Some(t)
     }
 
-    /// Starts a sweep unless one runs.
-    fn start_sweep(&mut self) {
-        if self.sweep.is_some() {
-            info!("a sweep still runs: this one is skipped");
+    /// How long a sweep or bringing the mail home retries temporary failures: one sweep
+    /// interval (or [`HOME_RETRY`] when the watch never sweeps), not migrate's default ten
+    /// minutes. The next sweep retries anyway, and a migration caught by the primary's failure
+    /// must end long before a takeover, which waits for it: this is that wait's bound.
+    pub fn retry_for(&self) -> Duration {
+        self.plan.sweep_interval.unwrap_or(HOME_RETRY)
+    }
+
+    /// Starts `posta migrate` beside the probe rounds unless a migration runs already.
+    fn start_sweep(&mut self, run: Run) {
+        if let Some((running, _)) = &self.sweep {
+            // Only a sweep can come here: bringing the mail home waits for the sweep first.
+            info!("{} still runs: this one is skipped", running.name());
             return;
         }
         let (exe, config) = (self.plan.exe.clone(), self.plan.config.clone());
-        // Temporary failures are retried for one interval, not migrate's default ten minutes:
-        // the next sweep retries anyway, and a sweep caught by the primary's failure must end
-        // long before a takeover, which waits for it.
-        let retry_for =
-            crate::config::format_duration(self.plan.sweep_interval.unwrap_or_default());
-        self.sweep = Some(tokio::spawn(async move {
+        let retry_for = crate::config::format_duration(self.retry_for());
+        let handle = tokio::spawn(async move {
             let started = Instant::now();
             let args = ["migrate", "--retry-for", &retry_for];
             let (ok, detail) = posta(&exe, &config, &args).await;
@@ -266,24 +297,45 @@ impl Daemon {
                 ok,
                 detail,
             }
-        }));
+        });
+        self.sweep = Some((run, handle));
     }
 
-    /// Waits for the sweep in flight, if any, before `why`.
+    /// Waits for the migration in flight, if any, before `why`.
     async fn finish_sweep(&mut self, why: &str) {
-        let Some(handle) = self.sweep.take() else {
+        let Some((run, handle)) = self.sweep.take() else {
             return;
         };
-        info!("waiting for the sweep to end before {why}");
+        info!("waiting for {} to end before {why}", run.name());
         match handle.await {
-            Ok(record) => self.swept(record).await,
-            Err(e) => error!(error = %e, "the sweep task failed"),
+            Ok(record) => self.swept(run, record).await,
+            Err(e) => error!(error = %e, "the {} task failed", run.name()),
         }
     }
 
-    /// Records a finished sweep, counts what still waits and publishes both. A failed sweep
-    /// changes no state: the next interval tries again.
-    async fn swept(&mut self, record: SweepRecord) {
+    /// Records a finished sweep (or bringing the mail home), counts what still waits and
+    /// publishes both. A failed one changes no state: the next interval tries again.
+    async fn swept(&mut self, run: Run, record: SweepRecord) {
+        if run == Run::BringHome {
+            if record.ok {
+                info!(seconds = record.seconds, detail = %record.detail, "mail brought home");
+            } else {
+                error!(
+                    seconds = record.seconds,
+                    why = %record.detail,
+                    "posta migrate did not finish; the next sweep, or posta migrate by hand, \
+                     brings the rest home"
+                );
+            }
+            if let Some(w) = self.count_waiting().await
+                && let Ok(mut s) = self.snapshot.write()
+            {
+                s.queue_depth = w.queue.as_ref().map(|q| q.messages);
+                s.waiting = Some(w);
+            }
+            self.publish();
+            return;
+        }
         if record.ok {
             info!(seconds = record.seconds, detail = %record.detail, "sweep done");
         } else {
@@ -660,17 +712,14 @@ impl Daemon {
                     info!(%ok, %detail, "mta queue flushed after failback");
                 }
                 if self.plan.migrate {
-                    let (ok, detail) = self.posta(&["migrate"]).await;
-                    if ok {
-                        info!(%detail, "mail brought home");
-                    } else {
-                        error!(%detail, "posta migrate did not finish; run it by hand");
-                    }
+                    // Beside the probe rounds, like a sweep: a second outage while it runs is
+                    // detected, and its takeover waits for it (bounded by `--retry-for`).
+                    self.start_sweep(Run::BringHome);
                 }
                 None
             }
             Action::Sweep => {
-                self.start_sweep();
+                self.start_sweep(Run::Sweep);
                 None
             }
             Action::Notify(message) => {
@@ -699,10 +748,17 @@ async fn posta(exe: &std::path::Path, config: &std::path::Path, args: &[&str]) -
         .output()
         .await;
     match out {
-        Ok(o) => (
-            o.status.success(),
-            child_reason(&o.status, &o.stdout, &o.stderr),
-        ),
+        Ok(o) => {
+            // A child that succeeded may still have something to say: `posta takeover` whose
+            // post hook failed after the change took effect exits 0 with a warning.
+            for w in child_warnings(&o.stderr) {
+                warn!(command = %args.join(" "), "{w}");
+            }
+            (
+                o.status.success(),
+                child_reason(&o.status, &o.stdout, &o.stderr),
+            )
+        }
         Err(e) => (false, format!("cannot run {}: {e}", exe.display())),
     }
 }
@@ -734,6 +790,15 @@ fn failed_services(reports: &[crate::health::ProbeReport]) -> String {
         .join("; ")
 }
 
+/// The warnings a child printed on stderr (`posta: warning: WHAT`), each as WHAT.
+fn child_warnings(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("posta: warning: "))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// What a child said, for the log: the last non-empty line of stderr and of stdout (a failed
 /// `posta takeover` reports on stdout, a refused site file on stderr), and the exit status
 /// when it said nothing, so a reason is never empty.
@@ -758,7 +823,7 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
     use std::process::ExitStatus;
 
-    use super::{Daemon, Plan, child_reason, failed_services};
+    use super::{Daemon, Plan, child_reason, child_warnings, failed_services};
     use crate::health::{ProbeReport, Status};
     use crate::watch::policy::{Action, Event, Tuning};
 
@@ -812,13 +877,17 @@ mod tests {
     }
 
     /// A daemon whose `posta` is a script that logs its arguments to `dir/calls`; `migrate`
-    /// takes a second, and fails saying why when `dir/fail` exists.
+    /// takes a second, and fails saying why when `dir/fail` exists; `takeover` succeeds with a
+    /// failed post hook's warning when `dir/hookfail` exists.
     fn scripted(dir: &std::path::Path) -> Daemon {
         use std::os::unix::fs::PermissionsExt;
         let exe = dir.join("posta");
         let script = format!(
             "#!/bin/sh\nshift 2\n[ \"$1\" = migrate ] && sleep 1\necho \"$*\" >> {d}/calls\n\
-             if [ \"$1\" = migrate ] && [ -e {d}/fail ]; then echo 'journal in use' >&2; exit 1; fi\n",
+             if [ \"$1\" = migrate ] && [ -e {d}/fail ]; then echo 'journal in use' >&2; exit 1; fi\n\
+             if [ \"$1\" = takeover ] && [ -e {d}/hookfail ]; then \
+             echo 'posta: warning: the change is in effect, but post-takeover hook /bin/false \
+             failed (exit status: 1)' >&2; echo 'takeover of 10.0.0.25 done, with a warning'; fi\n",
             d = dir.display()
         );
         std::fs::write(&exe, script).unwrap();
@@ -894,6 +963,72 @@ mod tests {
         assert_eq!(
             saved.last_sweep.map(|l| l.detail),
             Some("journal in use".into())
+        );
+    }
+
+    /// After a failback the mail comes home beside the probe rounds: the round that sees the
+    /// primary fail again is not held up by the migration, and the takeover it leads to waits
+    /// for the migration to end instead of overlapping or killing it. The migration's retries
+    /// are bounded by the sweep interval.
+    #[tokio::test]
+    async fn bringing_mail_home_runs_beside_the_probes_and_a_takeover_waits_for_it() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("fail"), b"").unwrap();
+        let mut d = scripted(t.path());
+        assert!(d.act(Action::BringMailHome).await.is_none());
+        // Started, not awaited: `migrate` sleeps a second before it logs its call.
+        assert!(matches!(d.sweep, Some((super::Run::BringHome, _))));
+        assert!(calls(t.path()).is_empty());
+        // A sweep due meanwhile is skipped rather than run beside it.
+        d.feed(Event::SweepDue).await;
+        // mailserver1 fails again: fall 1, grace 0, no witnesses: the takeover follows at once
+        // and waits for the migration.
+        d.feed(Event::Probe {
+            at: std::time::Duration::from_secs(1),
+            up: false,
+        })
+        .await;
+        assert_eq!(d.policy.state.name(), "taken_over");
+        assert_eq!(calls(t.path()), ["migrate --retry-for 2s", "takeover"]);
+        assert!(d.sweep.is_none());
+        // Bringing mail home is not a sweep: the sweep counters stay as they were.
+        let s = d.snapshot.read().unwrap().clone();
+        assert_eq!((s.sweeps_total, s.sweeps_failed_total), (0, 0));
+    }
+
+    /// Without sweeps the migration after a failback still retries for a bounded time.
+    #[test]
+    fn bringing_mail_home_retries_for_a_bounded_time_without_sweeps() {
+        let t = tempfile::tempdir().unwrap();
+        let mut d = scripted(t.path());
+        assert_eq!(d.retry_for(), std::time::Duration::from_secs(2));
+        d.plan.sweep_interval = None;
+        assert_eq!(d.retry_for(), super::HOME_RETRY);
+    }
+
+    /// A takeover whose post hook failed is done: the watch moves to taken_over (no retry,
+    /// no "takeover failed"), and the warning is picked out of the child's stderr for the log.
+    #[tokio::test]
+    async fn a_takeover_with_a_failed_post_hook_is_taken_over() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("hookfail"), b"").unwrap();
+        let mut d = scripted(t.path());
+        d.feed(Event::Probe {
+            at: std::time::Duration::ZERO,
+            up: false,
+        })
+        .await;
+        assert_eq!(d.policy.state.name(), "taken_over");
+        assert_eq!(calls(t.path()), ["takeover"]);
+        let s = d.snapshot.read().unwrap().clone();
+        let last = s.transitions.last().unwrap();
+        assert!(last.reason.contains("done, with a warning"), "{last:?}");
+        assert_eq!(
+            child_warnings(
+                b"posta: warning: the change is in effect, but post-takeover hook /bin/false \
+                  failed\nposta: second announcement burst failed: x\n"
+            ),
+            ["the change is in effect, but post-takeover hook /bin/false failed"]
         );
     }
 }

@@ -322,3 +322,89 @@ fn yielding_the_address_ends_the_takeover() {
     });
     assert!(t.is_none() && a.is_empty(), "{t:?} {a:?}");
 }
+
+/// Bringing the mail home after a failback is no state of its own: the daemon runs it beside
+/// the probe rounds, so the policy is healthy at once and judges every round as usual. A
+/// second outage while the migration still runs is detected after `fall` and taken over right
+/// after the grace (the daemon's takeover then waits for the migration, bounded by its
+/// `--retry-for`); with no outage the watch stays healthy and sweeps.
+#[test]
+fn a_second_outage_while_the_mail_comes_home_is_detected_and_taken_over() {
+    let mut p = Policy::new(tuning(true), true);
+    let (a, _) = run(&mut p, 0, &[true; 4]);
+    assert_eq!(a, vec![(3, Action::Failback)]);
+    let (t, a) = p.step(Event::FailbackDone {
+        ok: true,
+        detail: "vip released".into(),
+    });
+    assert_eq!(t.unwrap().to, State::Healthy);
+    assert_eq!(a, vec![Action::BringMailHome]);
+    // The migration runs; mailserver1 fails again at interval 5: suspect, then down at the
+    // third failure (interval 7), with the grace counted from there.
+    let (a, states) = run(&mut p, 4, &[true, false, false, false]);
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(states, ["suspect", "down"]);
+    assert_eq!(p.grace_left(I * 7), Some(Duration::from_secs(300)));
+    // A sweep due while down is skipped: it would fail, and the migration still runs anyway.
+    let (_, a) = p.step(Event::SweepDue);
+    assert!(a.is_empty());
+    let (a, _) = run(&mut p, 8, &[false; 29]);
+    assert!(a.is_empty(), "no takeover inside the grace: {a:?}");
+    let (a, _) = run(&mut p, 37, &[false]);
+    assert_eq!(a, vec![(37, Action::AskWitnesses)]);
+    let (_, a) = p.step(Event::Witnesses {
+        agree: true,
+        detail: String::new(),
+    });
+    assert_eq!(a, vec![Action::Takeover]);
+    let (t, _) = p.step(Event::TakeoverDone {
+        ok: true,
+        detail: "vip".into(),
+    });
+    assert_eq!(t.unwrap().to, State::TakenOver);
+}
+
+#[test]
+fn failback_then_the_mail_comes_home_and_the_watch_stays_healthy() {
+    let mut p = Policy::new(tuning(true), true);
+    run(&mut p, 0, &[true; 4]);
+    let (_, a) = p.step(Event::FailbackDone {
+        ok: true,
+        detail: "vip released".into(),
+    });
+    assert_eq!(a, vec![Action::BringMailHome]);
+    let (a, states) = run(&mut p, 4, &[true; 10]);
+    assert!(a.is_empty() && states.is_empty(), "{a:?} {states:?}");
+    assert_eq!(p.state, State::Healthy);
+    let (_, a) = p.step(Event::SweepDue);
+    assert_eq!(a, vec![Action::Sweep]);
+}
+
+/// A takeover whose post hook failed is done (`posta takeover` exits 0 with a warning):
+/// taken over, no retry, no "takeover failed".
+#[test]
+fn a_takeover_done_with_a_warning_is_taken_over() {
+    let mut p = Policy::new(
+        Tuning {
+            grace: Duration::ZERO,
+            ..tuning(true)
+        },
+        false,
+    );
+    let (a, _) = run(&mut p, 0, &[false; 3]);
+    assert_eq!(a, vec![(2, Action::AskWitnesses)]);
+    p.step(Event::Witnesses {
+        agree: true,
+        detail: String::new(),
+    });
+    let (t, a) = p.step(Event::TakeoverDone {
+        ok: true,
+        detail: "takeover of 10.0.0.25 done, with a warning: the change is in effect, but \
+                 post-takeover hook /bin/false failed (exit status: 1)"
+            .into(),
+    });
+    let t = t.unwrap();
+    assert_eq!(t.to, State::TakenOver);
+    assert!(t.reason.contains("with a warning"), "{t:?}");
+    assert!(a.is_empty());
+}
