@@ -3,7 +3,7 @@
 //! (tests/support/netns.rs, names starting with `pfb`); on ms1 a real Postfix delivering over
 //! LMTP into a real Dovecot, both listening on every address (its own and the VIP), and
 //! `posta watch` on mailserver1's side; on ms2 `posta mta` and `posta watch`. The site file is
-//! examples/site.toml itself with only addresses, names, paths and fast timings substituted
+//! examples/site.toml itself with only addresses, names, paths and fast timings changed, key by key
 //! (tests/support/example_site.rs).
 //!
 //! Five outage cycles: ms1's link down, its mail services killed, the host frozen, then link
