@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use posta::migrate::message::{body_hash, message_id};
+use support::example_site::MigrateSite;
 use support::run::{Run, posta_command};
-use support::site::MigrateSite;
 use support::{Ca, Dovecot, Primary, StoredMessage};
 
 const USERS: [&str; 3] = ["alice", "bob", "carol"];

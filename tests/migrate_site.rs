@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use posta::migrate::message::{body_hash, message_id};
+use support::example_site::MigrateSite;
 use support::run::{Run, posta_command};
 use support::{Ca, Dovecot, Primary, StoredMessage};
 
@@ -54,57 +55,20 @@ To: {user}@example.org\nSubject: {folder} message {i}\nDate: Fri, 27 Nov 2026 10
 /// The example site file with both servers on loopback, `accounts = "all"` and one admin per
 /// side; `[mta] maildir` is mailserver2's Maildir root.
 fn site(dir: &Path, source: &Dovecot, primary: &Primary, smtp_port: u16) -> PathBuf {
-    let example = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/site.toml"))
-        .expect("read examples/site.toml");
-    // The one listed account goes: "all" finds them.
-    let start = example
-        .find("[[migrate.accounts]]")
-        .expect("example account");
-    let end = start
-        + example[start..]
-            .find("\n[mta]")
-            .expect("[mta] after the accounts");
-    let example = format!("{}{}", &example[..start], &example[end..]);
-    let text = example
-        .replace("/etc/posta/", &format!("{}/", dir.display()))
-        .replace("/var/lib/posta/", &format!("{}/", dir.display()))
-        // The servers' names (the test CA's certificate is for localhost); [dns] keeps its own.
-        .replacen("\"mailserver1.laorganizacion.org\"", "\"localhost\"", 1)
-        .replacen("\"mailserver2.laorganizacion.org\"", "\"localhost\"", 1)
-        .replace(
-            "probe_address = \"192.0.2.11\"",
-            "probe_address = \"127.0.0.1\"",
-        )
-        .replace(
-            "services = [\"smtp\", \"submission?starttls=require\", \"imap\", \"pop3\"]",
-            &format!(
-                "services = [\"smtp:{smtp_port}\", \"imaps:{}\"]",
-                primary.dovecot.imaps_port()
-            ),
-        )
-        .replace("address = \"192.0.2.20\"", "address = \"127.0.0.2\"")
-        .replace(
-            "services = [\"smtp\", \"imap\", \"pop3\"]",
-            &format!("services = [\"imaps:{}\"]", source.imaps_port()),
-        )
-        .replace(
-            &format!("ca_file = \"{}/ca.pem\"", dir.display()),
-            &format!("ca_file = \"{}\"", Ca::get().ca_pem().display()),
-        )
-        .replace(
-            "maildir = \"/var/vmail/%u/Maildir\"",
-            &format!("maildir = \"{}/mail/%u/Maildir\"", source.path().display()),
-        )
-        .replace(
-            "[migrate]\n",
-            "[migrate]\naccounts = \"all\"\ndeliver_to = \"%u@example.org\"\n\
-             source_admin = { user = \"admin\", password_file = \"source-admin.pw\" }\n\
-             dest_admin = { user = \"admin\", password_file = \"dest-admin.pw\" }\n",
-        );
-    assert!(text.contains("accounts = \"all\"") && text.contains("/mail/%u/Maildir"));
-    let path = dir.join("site.toml");
-    fs::write(&path, text).expect("write site file");
-    path
+    MigrateSite {
+        primary: &[
+            format!("smtp:{smtp_port}"),
+            format!("imaps:{}", primary.dovecot.imaps_port()),
+        ],
+        backup: &[format!("imaps:{}", source.imaps_port())],
+        maildir: Some(&source.path().join("mail/%u/Maildir")),
+        migrate: "accounts = \"all\"\ndeliver_to = \"%u@example.org\"\n\
+                  source_admin = { user = \"admin\", password_file = \"source-admin.pw\" }\n\
+                  dest_admin = { user = \"admin\", password_file = \"dest-admin.pw\" }\n",
+        // The one listed account goes: "all" finds them.
+        accounts: "",
+    }
+    .write(dir)
 }
 
 fn assert_exactly_once(what: &str, seeded: &[Vec<u8>], stored: &[StoredMessage]) {

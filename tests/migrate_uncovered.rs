@@ -11,8 +11,8 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use support::example_site::MigrateSite;
 use support::run::{Run, posta_command};
-use support::site::MigrateSite;
 use support::sys::{server_dir, vmail_ids};
 use support::{Ca, Dovecot, Primary};
 

@@ -3,8 +3,8 @@
 //! (tests/support/netns.rs, names starting with `pfb`); on ms1 a real Postfix delivering over
 //! LMTP into a real Dovecot, both listening on every address (its own and the VIP), and
 //! `posta watch` on mailserver1's side; on ms2 `posta mta` and `posta watch`. The site file is
-//! examples/site.toml itself with only addresses, names, paths and fast timings substituted
-//! (tests/support/site_layout.rs).
+//! examples/site.toml itself with only addresses, names, paths and fast timings changed, key by key
+//! (tests/support/example_site.rs).
 //!
 //! Five outage cycles: ms1's link down, its mail services killed, the host frozen, then link
 //! and services again. Each takes over exactly once, never fails back while ms1 is down, and
@@ -28,9 +28,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
+use support::example_site::{VipLayout, vip_site};
 use support::netns::{Host, Lan};
 use support::postfix::Options;
-use support::site_layout::{VipLayout, vip_site};
 use support::{Ca, Dovecot, Postfix};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posta");

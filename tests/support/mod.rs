@@ -27,8 +27,6 @@ pub mod posta_mta;
 pub mod postfix;
 pub mod primary;
 pub mod run;
-pub mod site;
-pub mod site_layout;
 pub mod socketmap;
 pub mod sys;
 
