@@ -11,6 +11,9 @@
 //! after each failback the client's SMTP, POP3 and IMAP sessions through the VIP reach ms1
 //! (Postfix's and Dovecot's greetings) within a second of mailserver2 letting the address go;
 //! `posta status --json` names the holder at every step, "nobody" and "both" included.
+//! During the first outage a client verifying mailserver1's name gets mailserver1's
+//! certificate through the VIP from mailserver2's `posta mta` (SMTP STARTTLS and POP3S), and
+//! the new one after the certificate is replaced and the mta gets SIGHUP.
 //!
 //! A frozen host is SIGSTOP on every process in ms1's namespace plus `arp off` on its link: a
 //! namespace shares the test machine's kernel, which SIGSTOP cannot stop, so without `arp off`
@@ -22,13 +25,14 @@ mod support;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use support::example_site::{VipLayout, vip_site};
+use support::example_site::{MtaTls, VipLayout, vip_site};
 use support::netns::{Host, Lan};
 use support::postfix::Options;
 use support::{Ca, Dovecot, Postfix};
@@ -172,6 +176,54 @@ fn greeting(host: &Host, address: IpAddr, port: u16) -> Result<String, String> {
     })
 }
 
+/// The serial number (hex, as openssl prints it, without leading zeros) of the certificate the
+/// server at `addr` presents to a client in `host`'s namespace that verifies `name` against the
+/// test CA; panics unless it verifies.
+fn presented_serial(host: &Host, addr: SocketAddr, starttls: bool, name: &str) -> String {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", host.ns.name(), "openssl", "s_client"])
+        .args(["-connect", &addr.to_string(), "-verify_return_error"])
+        .args(["-verify_hostname", name, "-noservername", "-CAfile"])
+        .arg(Ca::get().ca_pem());
+    if starttls {
+        cmd.args(["-starttls", "smtp"]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("Verify return code: 0 (ok)"),
+        "{addr} does not verify as {name}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("certificate shown");
+    let end = text
+        .find("-----END CERTIFICATE-----")
+        .expect("certificate end");
+    let pem = &text[begin..end + "-----END CERTIFICATE-----".len()];
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run openssl x509");
+    x509.stdin
+        .take()
+        .expect("stdin")
+        .write_all(pem.as_bytes())
+        .expect("write certificate");
+    let serial = x509.wait_with_output().expect("openssl x509");
+    String::from_utf8_lossy(&serial.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .trim_start_matches('0')
+        .to_string()
+}
+
 fn holds_vip(lan: &Lan, host: &Host) -> bool {
     let out = host.ns.ip(&["-4", "addr", "show", "dev", Host::INTERFACE]);
     String::from_utf8_lossy(&out.stdout).contains(&format!("{}/24", lan.vip4))
@@ -292,7 +344,17 @@ fn failback_gap(s: &Site, limit: Duration) -> f64 {
     released.elapsed().as_secs_f64()
 }
 
-fn cycle(s: &mut Site, ms2: &Daemon, ms1: &Daemon, outage: Outage, gaps: &mut Vec<f64>) {
+/// A check run once, while mailserver2 holds the VIP.
+type DuringOutage<'a> = Option<Box<dyn FnOnce(&Site) + 'a>>;
+
+fn cycle(
+    s: &mut Site,
+    ms2: &Daemon,
+    ms1: &Daemon,
+    outage: Outage,
+    gaps: &mut Vec<f64>,
+    during_outage: &mut DuringOutage<'_>,
+) {
     let (lan, dir, site) = (&s.lan, s.dir.path().to_path_buf(), s.site.clone());
     let started = epoch();
     eprintln!("cycle: {outage:?}");
@@ -335,6 +397,10 @@ fn cycle(s: &mut Site, ms2: &Daemon, ms1: &Daemon, outage: Outage, gaps: &mut Ve
     assert_eq!(who(&lan.ms2, &site, &dir), "this_host");
     let g = greeting(&lan.client, s.vip(), 25).unwrap_or_else(|e| e);
     assert!(g.contains(MS2_SMTP), "mailserver2's mta answers: {g}");
+    if let Some(check) = during_outage.take() {
+        check(s);
+    }
+    let lan = &s.lan;
     // ms1 stays down a while: no failback meanwhile.
     thread::sleep(Duration::from_secs(2));
     let v = ms2.snapshot();
@@ -407,6 +473,29 @@ fn five_outages_each_taken_over_once_and_failed_back_without_a_blackout() {
         lan.ms2.ipv4.to_string(),
         lan.vip4.to_string(),
     );
+    // posta mta on ms2: its own certificate, and mailserver1's for connections to the VIP. It
+    // reloads them on SIGHUP after dropping root to the Maildirs' owner, so that user owns them
+    // and can reach them.
+    let tls = dir.path().join("tls");
+    fs::create_dir(&tls).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let (own_cert, own_key) = ca.issue(&tls, "ms2", &format!("mailserver2.{DOMAIN}"), 0x22);
+    let (vip_cert, vip_key) = ca.issue(&tls, "ms1-vip", "localhost", 0x11);
+    let pop3_users = tls.join("pop3-users");
+    let line = format!(
+        "alice:{}\n",
+        posta::mta::users::hash_password("alice-password")
+    );
+    fs::write(&pop3_users, line).unwrap();
+    let (uid, gid) = support::sys::vmail_ids();
+    let own = |f: &Path, mode: u32| {
+        fs::set_permissions(f, fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(f, Some(uid), Some(gid)).unwrap();
+    };
+    own(&tls, 0o700);
+    for f in [&own_cert, &own_key, &vip_cert, &vip_key, &pop3_users] {
+        own(f, 0o600);
+    }
     let site = vip_site(&VipLayout {
         dir: dir.path(),
         primary_name: "localhost",
@@ -419,6 +508,14 @@ fn five_outages_each_taken_over_once_and_failed_back_without_a_blackout() {
         probe_password: PROBE_PASSWORD,
         ca_file: &ca.ca_pem(),
         maildir_owner: support::sys::VMAIL_USER,
+        mta_tls: Some(MtaTls {
+            cert: &own_cert,
+            key: &own_key,
+            vip_cert: &vip_cert,
+            vip_key: &vip_key,
+            pop3s_listen: "0.0.0.0:995",
+            pop3_users: &pop3_users,
+        }),
         // A probe of real Postfix and Dovecot (TLS included) on a loaded two-core machine
         // needs more than 250 ms now and then; a false "down" would fail the test.
         interval: "500ms",
@@ -482,6 +579,37 @@ fn five_outages_each_taken_over_once_and_failed_back_without_a_blackout() {
     }
     assert_eq!(ms1.snapshot()["state"], "serving", "{}", ms1.log());
 
+    // During the first outage: a client that verifies mailserver1's name ("localhost" here)
+    // gets a valid certificate through the VIP from mailserver2's mta, over SMTP STARTTLS and
+    // POP3S; and after a SIGHUP with a new certificate, the new one.
+    let mta_pid = mta.child.id().to_string();
+    let mut tls_check: DuringOutage<'_> = Some(Box::new(|s: &Site| {
+        let smtp = SocketAddr::new(s.vip(), 25);
+        let pop3s = SocketAddr::new(s.vip(), 995);
+        for (addr, starttls) in [(smtp, true), (pop3s, false)] {
+            let serial = presented_serial(&s.lan.client, addr, starttls, "localhost");
+            assert_eq!(serial, "11", "mailserver1's certificate at {addr}");
+        }
+        ca.issue(&tls, "ms1-vip", "localhost", 0x12);
+        own(&vip_cert, 0o600);
+        own(&vip_key, 0o600);
+        signal_all(&[mta_pid.clone()], "-HUP");
+        for (addr, starttls) in [(smtp, true), (pop3s, false)] {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let serial = presented_serial(&s.lan.client, addr, starttls, "localhost");
+                if serial == "12" {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "after SIGHUP {addr} still presents serial {serial}"
+                );
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+        eprintln!("TLS through the VIP: mailserver1's certificate, and the new one after SIGHUP");
+    }));
     for outage in [
         Outage::LinkDown,
         Outage::ServicesKilled,
@@ -489,8 +617,9 @@ fn five_outages_each_taken_over_once_and_failed_back_without_a_blackout() {
         Outage::LinkDown,
         Outage::ServicesKilled,
     ] {
-        cycle(&mut s, &ms2, &ms1, outage, &mut gaps);
+        cycle(&mut s, &ms2, &ms1, outage, &mut gaps, &mut tls_check);
     }
+    assert!(tls_check.is_none(), "the TLS check ran");
     let worst = gaps.iter().copied().fold(0.0, f64::max);
     eprintln!("failback gaps (s): {gaps:?}; worst {worst:.3}");
     assert!(

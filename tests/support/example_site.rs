@@ -124,6 +124,17 @@ impl ExampleSite {
     }
 }
 
+/// The mta's certificates (PEM files) and its POP3S address.
+pub struct MtaTls<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub vip_cert: &'a Path,
+    pub vip_key: &'a Path,
+    pub pop3s_listen: &'a str,
+    /// The POP3 users file (POP3S needs one).
+    pub pop3_users: &'a Path,
+}
+
 /// Where the example's hosts and files are in tests/site.rs's layout (mode "vip").
 pub struct VipLayout<'a> {
     /// Stands in for /etc/posta, /var/lib/posta and /var/vmail.
@@ -144,6 +155,9 @@ pub struct VipLayout<'a> {
     pub ca_file: &'a Path,
     /// The Maildirs' owner (the example's `vmail`).
     pub maildir_owner: &'a str,
+    /// `[mta]` TLS: mailserver2's own certificate and mailserver1's for the VIP, and the POP3S
+    /// listener; `None` leaves the example's TLS keys commented out.
+    pub mta_tls: Option<MtaTls<'a>>,
     /// `[probe]`: interval, timeout, fall, rise, takeover_grace.
     pub interval: &'a str,
     pub timeout: &'a str,
@@ -197,6 +211,15 @@ pub fn vip_site(layout: &VipLayout) -> PathBuf {
         // mailserver2 has no IMAP/POP3 server here: posta migrate reads the mta's Maildirs,
         // the example's documented alternative.
         .insert("migrate.source", "maildir");
+    if let Some(tls) = &layout.mta_tls {
+        let path = |p: &Path| p.display().to_string();
+        ex.insert("mta.tls_cert", path(tls.cert))
+            .insert("mta.tls_key", path(tls.key))
+            .insert("mta.vip_tls_cert", path(tls.vip_cert))
+            .insert("mta.vip_tls_key", path(tls.vip_key))
+            .insert("mta.pop3_users", path(tls.pop3_users))
+            .insert("mta.pop3s_listen", vec![tls.pop3s_listen]);
+    }
     let secrets = dir.join("secrets");
     fs::create_dir_all(&secrets).expect("create secrets dir");
     for (name, content) in [
