@@ -593,7 +593,7 @@ fn five_outages_each_taken_over_once_and_failed_back_without_a_blackout() {
         ca.issue(&tls, "ms1-vip", "localhost", 0x12);
         own(&vip_cert, 0o600);
         own(&vip_key, 0o600);
-        signal_all(&[mta_pid.clone()], "-HUP");
+        signal_all(std::slice::from_ref(&mta_pid), "-HUP");
         for (addr, starttls) in [(smtp, true), (pop3s, false)] {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
