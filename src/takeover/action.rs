@@ -83,24 +83,29 @@ impl Outcome {
         self.error.is_none()
     }
 
-    /// Runs one step under `limit`, recording it; `Err` carries the step's failure text.
+    /// Runs one step under `limit`, recording it; `Err` carries the step's failure, as the
+    /// report shows it.
     async fn step<T, E: std::fmt::Display>(
         &mut self,
         what: impl Into<String>,
         limit: Duration,
         fut: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, String> {
+    ) -> Result<T, StepFailed> {
         let what = what.into();
         let started = Instant::now();
         let result = match tokio::time::timeout(limit, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no result within {limit:?}")),
+            Ok(Err(e)) => Err(StepFailed(e.to_string())),
+            Err(_) => Err(StepFailed(format!("no result within {limit:?}"))),
         };
         self.steps.push(Step {
             what: what.clone(),
             ok: result.is_ok(),
-            detail: result.as_ref().err().cloned().unwrap_or_default(),
+            detail: result
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             millis: started.elapsed().as_secs_f64() * 1000.0,
         });
         result
@@ -395,7 +400,7 @@ pub async fn vip_take(
             }
             let v = verify_smtp(&mut outcome, address, job.smtp_port, limit).await;
             if let Err(e) = v {
-                outcome.error = Some(e);
+                outcome.error = Some(e.into());
             }
             return (outcome, None);
         }
@@ -530,25 +535,29 @@ async fn rollback_vip(outcome: &mut Outcome, v: &Vip, limit: Duration) {
     }
 }
 
+/// Why the SMTP check through the moved address failed.
+#[derive(Debug, thiserror::Error)]
+enum GreetingError {
+    #[error(transparent)]
+    Conn(#[from] crate::client::ConnError),
+    #[error("greeting is not 220: {0}")]
+    Not220(String),
+}
+
 /// Connects to `address:port` and waits for the 220 greeting.
 async fn verify_smtp(
     outcome: &mut Outcome,
     address: IpAddr,
     port: u16,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), StepFailed> {
     let fut = async move {
-        let mut conn = crate::client::Conn::connect(&address.to_string(), port)
-            .await
-            .map_err(|e| e.to_string())?;
-        let line = conn.read_line().await.map_err(|e| e.to_string())?;
+        let mut conn = crate::client::Conn::connect(&address.to_string(), port).await?;
+        let line = conn.read_line().await?;
         if line.starts_with(b"220") {
-            Ok::<_, String>(())
+            Ok(())
         } else {
-            Err(format!(
-                "greeting is not 220: {}",
-                crate::proto::escape(&line)
-            ))
+            Err(GreetingError::Not220(crate::proto::escape(&line)))
         }
     };
     outcome
@@ -963,21 +972,50 @@ fn unknown_before() -> dns::Snapshot {
     }
 }
 
-async fn run_reload(argv: &[String]) -> Result<(), String> {
-    let (exe, args) = argv.split_first().ok_or("empty reload command")?;
+/// Why a zone's reload command failed; its stderr is part of the message.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error("empty reload command")]
+    Empty,
+    #[error("cannot run {exe}: {source}")]
+    Start { exe: String, source: std::io::Error },
+    #[error("{exe} failed ({status}): {stderr}")]
+    Failed {
+        exe: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
+async fn run_reload(argv: &[String]) -> Result<(), ReloadError> {
+    let (exe, args) = argv.split_first().ok_or(ReloadError::Empty)?;
     let out = tokio::process::Command::new(exe)
         .args(args)
         .output()
         .await
-        .map_err(|e| format!("cannot run {exe}: {e}"))?;
+        .map_err(|source| ReloadError::Start {
+            exe: exe.clone(),
+            source,
+        })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{exe} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(ReloadError::Failed {
+            exe: exe.clone(),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// A recorded step that failed: its text is the step's detail in the report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+struct StepFailed(String);
+
+impl From<StepFailed> for String {
+    fn from(e: StepFailed) -> String {
+        e.0
     }
 }
 
