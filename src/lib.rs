@@ -7,6 +7,8 @@
 //! - `cmd`      one file per subcommand, orchestration only; maps results to exit codes.
 //! - `config`   the site file: raw serde types, validated once into typed config with located errors.
 //! - `secret`   secrets read from owner-only files; never printed.
+//! - `service`  what a mail service is (scheme, STARTTLS, TLS policy, admin login form): plain
+//!   types shared by `config`, `client` and `health`.
 //! - `durable`  the one atomic, fsync'd file replacement every writer uses.
 //! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
 //! - `takeover` mailserver2 takes mailserver1's place: `dns` moves its A/AAAA record (RFC 2136
@@ -41,6 +43,7 @@ pub mod mta;
 pub mod proto;
 pub mod routes;
 pub mod secret;
+pub mod service;
 pub mod takeover;
 pub mod watch;
 pub mod zone;

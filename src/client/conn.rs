@@ -8,8 +8,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::tls::{TlsSetup, describe_handshake_error, tls_info};
-use crate::health::TlsInfo;
 use crate::proto::{LineBuffer, ProtoError, escape};
+use crate::service::TlsInfo;
 
 /// What went wrong on the connection. Messages are lowercase fragments; the probe adds the step.
 #[derive(Debug, thiserror::Error)]

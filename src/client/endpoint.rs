@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::health::{StartTls, TlsPolicy};
 use crate::secret::Secret;
+use crate::service::{AdminForm, StartTls, TlsPolicy};
 
 /// A server to talk to.
 #[derive(Debug, Clone)]
@@ -76,38 +76,4 @@ impl Login {
 pub struct Admin {
     pub user: String,
     pub form: AdminForm,
-}
-
-/// How an admin identity presents itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum AdminForm {
-    /// SASL PLAIN with an authorization identity when the server offers PLAIN (IMAP
-    /// `AUTH=PLAIN`, POP3 `SASL PLAIN`), else the `user*admin` login name.
-    #[default]
-    Auto,
-    /// Only SASL PLAIN with an authorization identity (RFC 4616).
-    Plain,
-    /// Only `LOGIN user*admin password` (POP3: `USER user*admin`), Dovecot's
-    /// `auth_master_user_separator = *`.
-    Separator,
-}
-
-impl AdminForm {
-    /// The site file's and the flag's spelling: `auto`, `plain` or `separator`.
-    pub fn parse(text: &str) -> Option<AdminForm> {
-        match text {
-            "auto" => Some(AdminForm::Auto),
-            "plain" => Some(AdminForm::Plain),
-            "separator" => Some(AdminForm::Separator),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AdminForm::Auto => "auto",
-            AdminForm::Plain => "plain",
-            AdminForm::Separator => "separator",
-        }
-    }
 }

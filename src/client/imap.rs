@@ -25,7 +25,6 @@ pub use self::fetch::MAX_MESSAGE;
 use self::fetch::Streaming;
 use self::wire::{Limits, timed};
 use super::{AdminForm, Conn, ConnError, Endpoint, Login, TlsSetup};
-use crate::health::{StartTls, TlsInfo};
 use crate::proto::escape;
 use crate::proto::imap::{self, Cond, has_capability};
 use crate::proto::imap_cmd::{Command, LiteralMode};
@@ -34,6 +33,7 @@ pub use crate::proto::imap_data::MailboxInfo;
 pub use crate::proto::imap_fetch::{FetchedMessage, MessageMeta};
 pub use crate::proto::imap_select::Selected;
 use crate::proto::sasl;
+use crate::service::{StartTls, TlsInfo};
 
 /// An authenticated (after [`ImapClient::login`]) IMAP session.
 pub struct ImapClient {

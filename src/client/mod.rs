@@ -11,7 +11,8 @@ pub mod pop3;
 pub mod smtp;
 pub mod tls;
 
+pub use crate::service::AdminForm;
 pub use conn::{Conn, ConnError};
-pub use endpoint::{Admin, AdminForm, Endpoint, Login};
+pub use endpoint::{Admin, Endpoint, Login};
 pub use imap::{ImapClient, ImapError};
 pub use tls::{TlsSetup, TlsSetupError};

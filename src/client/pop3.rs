@@ -13,12 +13,12 @@ use std::time::Duration;
 use tokio::time::{error::Elapsed, timeout};
 
 use super::{AdminForm, Conn, ConnError, Endpoint, Login, TlsSetup, TlsSetupError};
-use crate::health::StartTls;
 use crate::proto::dotstuff::{MAX_DATA_LINE, Unstuffer};
 use crate::proto::pop3::{
     self, Capability, Command, MAX_LISTING, MultiLine, StatusLine, has_capability,
 };
 use crate::proto::{ProtoError, sasl};
+use crate::service::StartTls;
 
 /// DELEs per write under PIPELINING: about 1 KB of commands and as much of replies, far below
 /// what the socket buffers hold, so neither side blocks writing while the other writes.

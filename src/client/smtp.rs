@@ -13,10 +13,10 @@ use std::time::Duration;
 use tokio::time::{error::Elapsed, timeout};
 
 use super::{Conn, ConnError, Endpoint, Login, TlsSetup, TlsSetupError};
-use crate::health::StartTls;
 use crate::proto::ProtoError;
 use crate::proto::dotstuff::Stuffer;
 use crate::proto::smtp::{Command, Ehlo, Reply, ReplyParser};
+use crate::service::StartTls;
 
 /// RFC 5321 §4.5.3.2.5: the client waits at least 3 minutes for each block of data to go out.
 const DATA_BLOCK_TIMEOUT: Duration = Duration::from_secs(3 * 60);

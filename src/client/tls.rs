@@ -15,7 +15,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use crate::health::{TlsInfo, TlsPolicy};
+use crate::service::{TlsInfo, TlsPolicy};
 
 /// Why TLS could not even be attempted.
 #[derive(Debug, thiserror::Error)]

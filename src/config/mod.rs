@@ -28,12 +28,25 @@ pub use location::{Located, Problem, line_column};
 pub use show::to_site_file;
 pub use validate::{default_helo, in_zone, parse_domain, parse_socket_addr_53};
 
-use crate::health::{Scheme, StartTls};
+use crate::service::{Scheme, StartTls};
 
 /// Where the site file is looked for when neither `--config` nor `POSTA_CONFIG` names one.
 pub const DEFAULT_PATH: &str = "/etc/posta/site.toml";
 
 /// The validated site.
+/// The hooks of one site.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Run by `posta watch` on every state change (POSTA_OLD/POSTA_NEW are the states).
+    pub on_transition: Vec<Vec<String>>,
+    pub pre_takeover: Vec<Vec<String>>,
+    pub post_takeover: Vec<Vec<String>>,
+    pub pre_failback: Vec<Vec<String>>,
+    pub post_failback: Vec<Vec<String>>,
+    /// Limit for each hook.
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Site {
     /// The mail domain (`laorganizacion.org`).
@@ -62,7 +75,7 @@ pub struct Site {
     pub takeover_state_file: Option<PathBuf>,
     /// Commands run before and after takeover and failback (`[hooks]`).
     #[serde(skip)]
-    pub hooks: crate::takeover::hooks::Hooks,
+    pub hooks: Hooks,
     /// `posta mta`'s settings (`[mta]`); its flags override them.
     pub mta: Option<MtaSection>,
     /// `posta watch`'s settings (`[watch]`).
@@ -359,11 +372,11 @@ pub struct MigrateAdmin {
     /// `auto`, `plain` (SASL PLAIN with an authorization identity) or `separator`
     /// (`user*admin`).
     #[serde(serialize_with = "admin_form")]
-    pub login: crate::client::AdminForm,
+    pub login: crate::service::AdminForm,
 }
 
 fn admin_form<S: serde::Serializer>(
-    form: &crate::client::AdminForm,
+    form: &crate::service::AdminForm,
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.serialize_str(form.name())

@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::{MigrateAccount, MtaSection, Server, Service, Site, TakeoverMode, format_duration};
-use crate::health::StartTls;
+use crate::service::StartTls;
 
 /// The site as a site file (TOML). Secret files appear by path, never by content.
 pub fn to_site_file(site: &Site) -> String {

@@ -419,11 +419,11 @@ fn admin_identities_replace_per_account_passwords() {
     let source = site.migrate_source_admin.as_ref().unwrap();
     assert_eq!(
         (source.user.as_str(), source.login),
-        ("admin", crate::client::AdminForm::Separator)
+        ("admin", crate::service::AdminForm::Separator)
     );
     assert_eq!(
         site.migrate_dest_admin.unwrap().login,
-        crate::client::AdminForm::Auto
+        crate::service::AdminForm::Auto
     );
     assert_eq!(site.migrate[0].password_file, None);
 

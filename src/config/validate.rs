@@ -14,8 +14,8 @@ use super::{
     ProbeAccount, ProbeSettings, Problem, Role, SecretFile, Server, Service, Site, TakeoverMode,
     TlsSettings, Vip, WatchSettings, Witness, duration,
 };
-use crate::client::AdminForm;
-use crate::health::{Scheme, StartTls};
+use crate::service::AdminForm;
+use crate::service::{Scheme, StartTls};
 
 /// Validates the whole file at `file`; `Err` holds every problem found, in file order.
 pub fn site(text: &str, file: &Path) -> Result<Site, Vec<Problem>> {
@@ -724,8 +724,8 @@ impl Validator<'_> {
         })
     }
 
-    fn hooks(&mut self, raw: &RawSite) -> Option<crate::takeover::hooks::Hooks> {
-        let mut hooks = crate::takeover::hooks::Hooks {
+    fn hooks(&mut self, raw: &RawSite) -> Option<super::Hooks> {
+        let mut hooks = super::Hooks {
             timeout: std::time::Duration::from_secs(30),
             ..Default::default()
         };

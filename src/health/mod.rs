@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::service::TlsInfo;
 pub use target::{Account, Scheme, StartTls, Target, TlsPolicy};
 
 /// Nagios-style verdict. Order is severity: the worst status of a run decides its exit code.
@@ -57,21 +58,6 @@ impl Status {
     pub fn worst(all: impl IntoIterator<Item = Status>) -> Status {
         all.into_iter().max().unwrap_or(Status::Ok)
     }
-}
-
-/// What a probe learned about the server's TLS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TlsInfo {
-    /// "TLSv1.3" or "TLSv1.2".
-    pub version: String,
-    /// Whether the certificate chain was verified (false only under `--insecure`).
-    pub verified: bool,
-    /// Whole days until the leaf certificate expires (negative once expired).
-    pub cert_days_left: Option<i64>,
-    /// When the leaf certificate expires, seconds since the epoch (for `/metrics`).
-    pub cert_not_after: Option<i64>,
-    /// The leaf certificate's subject, for the report.
-    pub cert_subject: Option<String>,
 }
 
 /// One step of a probe's conversation ("greeting", "ehlo", "starttls", "auth", ...).

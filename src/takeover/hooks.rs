@@ -14,18 +14,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-/// The hooks of one site.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hooks {
-    /// Run by `posta watch` on every state change (POSTA_OLD/POSTA_NEW are the states).
-    pub on_transition: Vec<Vec<String>>,
-    pub pre_takeover: Vec<Vec<String>>,
-    pub post_takeover: Vec<Vec<String>>,
-    pub pre_failback: Vec<Vec<String>>,
-    pub post_failback: Vec<Vec<String>>,
-    /// Limit for each hook.
-    pub timeout: Duration,
-}
+pub use crate::config::Hooks;
 
 /// When a hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::*;
-use crate::health::TlsPolicy;
 use crate::secret::Secret;
+use crate::service::TlsPolicy;
 
 enum Act {
     Say(Vec<u8>),
