@@ -272,40 +272,13 @@ fn site_file_takeover_runs_hooks_in_order_with_the_event() {
             log.display()
         )
     };
-    let site = dir.path().join("site.toml");
-    fs::write(
-        &site,
-        format!(
-            r#"domain = "{ZONE}"
-[primary]
-name = "mail.{ZONE}"
-address = "{PRIMARY}"
-services = ["smtp"]
-[backup]
-name = "mail2.{ZONE}"
-address = "{BACKUP}"
-services = ["smtp"]
-[takeover]
-mode = "dns"
-state_file = "state.json"
-[dns]
-server = "{server}"
-zone = "{ZONE}"
-name = "mail.{ZONE}"
-ttl = 60
-tsig_key_file = "tsig.key"
-[hooks]
-pre_takeover = [{a}, {b}]
-post_takeover = [{c}]
-timeout = "5s"
-"#,
-            server = b.addr(),
-            a = hook("first"),
-            b = hook("second"),
-            c = hook("after"),
-        ),
-    )
-    .unwrap();
+    let hooks = format!(
+        "pre_takeover = [{}, {}]\npost_takeover = [{}]\n",
+        hook("first"),
+        hook("second"),
+        hook("after")
+    );
+    let site = dns_site_with_hooks(&b, dir.path(), &hooks);
     let config = site.display().to_string();
     let run = posta(&["--config", &config, "takeover"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -327,15 +300,10 @@ timeout = "5s"
     assert_eq!(served(&b), PRIMARY);
 }
 
-/// A post hook that fails runs after the record moved and the move was recorded: the takeover
-/// is done (exit 0, the record served, the holder recorded), and the hook's failure is a
-/// warning in the steps, the verdict, `--json` and on stderr, never a failed takeover.
-#[test]
-fn a_failing_post_hook_is_a_warning_on_a_takeover_that_is_done() {
-    let b = bind();
-    let dir = tempfile::tempdir().unwrap();
-    key_copy(&b, dir.path());
-    let site = dir.path().join("site.toml");
+/// A DNS-mode site file in `dir` for the test zone on `b`, whose `[hooks]` table holds `hooks`
+/// (TOML lines) and a 5 s timeout.
+fn dns_site_with_hooks(b: &Bind, dir: &Path, hooks: &str) -> PathBuf {
+    let site = dir.join("site.toml");
     fs::write(
         &site,
         format!(
@@ -358,14 +326,28 @@ name = "mail.{ZONE}"
 ttl = 60
 tsig_key_file = "tsig.key"
 [hooks]
-post_takeover = [["/bin/false"]]
-post_failback = [["/bin/false"]]
-timeout = "5s"
+{hooks}timeout = "5s"
 "#,
             server = b.addr(),
         ),
     )
     .unwrap();
+    site
+}
+
+/// A post hook that fails runs after the record moved and the move was recorded: the takeover
+/// is done (exit 0, the record served, the holder recorded), and the hook's failure is a
+/// warning in the steps, the verdict, `--json` and on stderr, never a failed takeover.
+#[test]
+fn a_failing_post_hook_is_a_warning_on_a_takeover_that_is_done() {
+    let b = bind();
+    let dir = tempfile::tempdir().unwrap();
+    key_copy(&b, dir.path());
+    let site = dns_site_with_hooks(
+        &b,
+        dir.path(),
+        "post_takeover = [[\"/bin/false\"]]\npost_failback = [[\"/bin/false\"]]\n",
+    );
     let config = site.display().to_string();
     let run = posta(&["--config", &config, "takeover"]);
     assert_eq!(run.code, 0, "{run:?}");
