@@ -360,31 +360,55 @@ impl Daemon {
 
     /// What waits on this host, counted off the runtime; `None` without Maildirs or queue.
     async fn count_waiting(&self) -> Option<waiting::Waiting> {
-        let (maildir, queue) = (self.plan.maildir.clone(), self.plan.queue.clone());
-        if maildir.is_none() && queue.is_none() {
-            return None;
+        count_waiting(self.plan.maildir.clone(), self.plan.queue.clone()).await
+    }
+
+    /// Awaits a round's probes. When the grace ends before they come back (on a dead host
+    /// they wait out their timeout), the takeover starts then, on the last round's verdict,
+    /// and this round's verdict follows when the probes do.
+    async fn while_grace_runs<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let Some(grace) = self.policy.grace_left(self.now()).filter(|g| !g.is_zero()) else {
+            return work.await;
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            done = &mut work => done,
+            () = tokio::time::sleep(grace) => {
+                self.feed(Event::Tick { at: self.now() }).await;
+                self.publish();
+                work.await
+            }
         }
-        Some(waiting::count_blocking(maildir, queue).await)
     }
 
     /// One probe round and everything it leads to.
     pub async fn round(&mut self) {
-        // The count runs on a blocking thread while the probes wait on the network, and so
-        // does the VIP's holder probe.
-        let (reports, waiting, holders) = tokio::join!(
-            all(self.plan.jobs.clone()),
-            self.count_waiting(),
-            self.look_at_vip()
+        // Whether someone should answer for the VIP while the holder probe runs: judged on
+        // the state now, not on a takeover this round may start.
+        let held = matches!(
+            self.policy.state,
+            State::TakenOver | State::PrimaryBack { .. }
         );
+        // The count runs on a blocking thread while the probes wait on the network, and so
+        // does the VIP's holder probe. The round owns what it needs, so the grace can end
+        // while it waits.
+        let (maildir, queue) = (self.plan.maildir.clone(), self.plan.queue.clone());
+        let vip = self
+            .plan
+            .vip
+            .as_ref()
+            .map(|w| (w.vip.clone(), w.mailserver1));
+        let jobs = self.plan.jobs.clone();
+        let work = async move {
+            tokio::join!(all(jobs), count_waiting(maildir, queue), async move {
+                let (vip, mailserver1) = vip?;
+                Some(vip::holders(&vip, &ProbeSettings::default(), Some(mailserver1)).await)
+            })
+        };
+        let (reports, waiting, holders) = self.while_grace_runs(work).await;
         let up = !reports.is_empty() && reports.iter().all(|r| r.status != Status::Critical);
         self.last_up = Some(up);
-        // Whether someone should have answered while the holder probe ran: judged on the
-        // state then, not on a takeover this round's verdict may start.
-        let should_be_held = up
-            || matches!(
-                self.policy.state,
-                State::TakenOver | State::PrimaryBack { .. }
-            );
+        let should_be_held = up || held;
         if let Ok(mut s) = self.snapshot.write() {
             s.primary_up = Some(up);
             if let Some(w) = waiting {
@@ -554,11 +578,6 @@ impl Daemon {
     }
 
     /// Who answers for the VIP now (mode "vip" only).
-    async fn look_at_vip(&self) -> Option<Result<Holders, VipError>> {
-        let w = self.plan.vip.as_ref()?;
-        Some(vip::holders(&w.vip, &ProbeSettings::default(), Some(w.mailserver1)).await)
-    }
-
     /// Records who answers for the VIP, says so once per change, and gives the address up
     /// when this host holds it beside its rightful owner.
     async fn holders_seen(&mut self, found: Result<Holders, VipError>, should_be_held: bool) {
@@ -818,6 +837,18 @@ fn child_reason(status: &std::process::ExitStatus, stdout: &[u8], stderr: &[u8])
     }
 }
 
+/// What waits under the Maildirs and the queue, counted on a blocking thread; `None` without
+/// either.
+async fn count_waiting(
+    maildir: Option<PathBuf>,
+    queue: Option<PathBuf>,
+) -> Option<waiting::Waiting> {
+    if maildir.is_none() && queue.is_none() {
+        return None;
+    }
+    Some(waiting::count_blocking(maildir, queue).await)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;
@@ -1029,6 +1060,65 @@ mod tests {
                   failed\nposta: second announcement burst failed: x\n"
             ),
             ["the change is in effect, but post-takeover hook /bin/false failed"]
+        );
+    }
+
+    /// The grace ends while a round's probes still wait on a host that accepts and never
+    /// answers (they give up only at their timeout): the takeover starts at the grace's end,
+    /// not when the probes come back. The tarpit looks, when the probe hangs up, whether the
+    /// takeover has run yet.
+    #[tokio::test]
+    async fn the_takeover_starts_when_the_grace_ends_not_when_a_hanging_probe_gives_up() {
+        use crate::health::run::Job;
+        use crate::health::{Scheme, StartTls, Target, TlsPolicy};
+        use tokio::io::AsyncReadExt;
+
+        let t = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let calls_at = t.path().to_path_buf();
+        let tarpit = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut sink = Vec::new();
+            // Never greets; reads until the probe gives up and closes.
+            let _ = stream.read_to_end(&mut sink).await;
+            calls(&calls_at)
+        });
+        let mut d = scripted(t.path());
+        d.policy.tuning.grace = std::time::Duration::from_secs(1);
+        d.plan.jobs = vec![Job::Service(Target {
+            label: "primary smtp".into(),
+            scheme: Scheme::Smtp,
+            host: "127.0.0.1".into(),
+            port,
+            starttls: StartTls::No,
+            tls: TlsPolicy::default(),
+            account: None,
+            timeout: std::time::Duration::from_secs(4),
+            helo: "probe.test".into(),
+            foreign_names: Vec::new(),
+        })];
+        d.feed(Event::Probe {
+            at: d.now(),
+            up: false,
+        })
+        .await;
+        assert_eq!(d.policy.state.name(), "down");
+        d.round().await;
+        // (The scripted posta writes no takeover state, so the round's own verdict afterwards
+        // reads the takeover as undone by an operator: what this test looks at is when it ran.)
+        let s = d.snapshot.read().unwrap().clone();
+        assert!(
+            s.transitions
+                .iter()
+                .any(|t| (t.from.as_str(), t.to.as_str()) == ("down", "taken_over")),
+            "{:?}",
+            s.transitions
+        );
+        assert_eq!(
+            tarpit.await.unwrap(),
+            ["takeover"],
+            "the takeover waited for the hanging probe's timeout"
         );
     }
 }
