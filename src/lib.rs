@@ -10,6 +10,8 @@
 //! - `service`  what a mail service is (scheme, STARTTLS, TLS policy, admin login form): plain
 //!   types shared by `config`, `client` and `health`.
 //! - `durable`  the one atomic, fsync'd file replacement every writer uses.
+//! - `dns`      DNS names and the wire exchange with one server (queries, UPDATE, AXFR) that the
+//!   takeover, the zone check and the site file's validation share.
 //! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
 //! - `takeover` mailserver2 takes mailserver1's place: `dns` moves its A/AAAA record (RFC 2136
 //!   UPDATE signed with TSIG, or a static zone file) and verifies every authoritative server.
@@ -34,6 +36,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod dns;
 pub mod docs;
 pub mod drill;
 pub mod durable;

@@ -14,8 +14,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::Rr;
-use crate::takeover::dns::wire::{self, Deadline};
-use crate::takeover::dns::{DnsError, mnemonic};
+use crate::dns::{self, Deadline, WireError, mnemonic};
 
 /// The whole transfer: a routes zone is tens of records.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -66,7 +65,7 @@ pub enum VerifyError {
         zone: String,
         server: SocketAddr,
         axfr: String,
-        query: DnsError,
+        query: WireError,
     },
     #[error(
         "DNS server {server} does not answer authoritatively for zone {zone} ({detail}): ask \
@@ -105,7 +104,7 @@ pub async fn fetch(
 
 /// The zone by AXFR, or why not (as the operator would want it said).
 async fn transfer(server: SocketAddr, zone: &Name) -> Result<Vec<Rr>, String> {
-    let messages = wire::transfer(server, zone, Deadline::after(TRANSFER_TIMEOUT))
+    let messages = dns::transfer(server, zone, Deadline::after(TRANSFER_TIMEOUT))
         .await
         .map_err(|e| e.to_string())?;
     let mut records = Vec::new();
@@ -151,7 +150,7 @@ async fn queries(
     axfr: &str,
 ) -> Result<Vec<Rr>, VerifyError> {
     // The apex SOA first: an unreachable or wrong server says so once, clearly.
-    let apex = wire::query(
+    let apex = dns::query(
         server,
         zone,
         RecordType::SOA,
@@ -185,9 +184,9 @@ async fn queries(
             Name::from_ascii(name).map_err(|e| VerifyError::Name(format!("{name}: {e}")))?;
         asks.extend(QUERY_TYPES.iter().map(|t| (parsed.clone(), *t)));
     }
-    let replies: Vec<Result<(Name, RecordType, Message), DnsError>> =
+    let replies: Vec<Result<(Name, RecordType, Message), WireError>> =
         futures::stream::iter(asks.into_iter().map(|(name, t)| async move {
-            let m = wire::query(server, &name, t, Deadline::after(QUERY_TIMEOUT)).await?;
+            let m = dns::query(server, &name, t, Deadline::after(QUERY_TIMEOUT)).await?;
             Ok((name, t, m))
         }))
         .buffered(PARALLEL)

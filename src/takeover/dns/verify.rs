@@ -19,8 +19,8 @@ use serde::{Serialize, Serializer};
 use tokio::task::JoinSet;
 
 use super::snapshot::{self, Snapshot};
-use super::wire::{self, Deadline};
 use super::{DnsError, Record, convergence, normalize};
+use crate::dns::{self, Deadline};
 
 /// The standard DNS port, for every NS that is not the primary.
 const DNS_PORT: u16 = 53;
@@ -109,7 +109,7 @@ pub async fn verify(
 ) -> Result<Verification, DnsError> {
     let deadline = Deadline::after(timeout);
     let want = normalize(want);
-    let reply = wire::query(server, &rec.zone, RecordType::NS, deadline).await?;
+    let reply = dns::query(server, &rec.zone, RecordType::NS, deadline).await?;
     let names = name_servers(server, &rec.zone, &reply)?;
 
     let mut targets: Vec<(Name, Result<Vec<SocketAddr>, String>)> = Vec::new();
@@ -236,8 +236,8 @@ async fn lookup(
 ) -> Result<Vec<IpAddr>, String> {
     if rec.zone.zone_of(ns) {
         let (a, aaaa) = tokio::try_join!(
-            wire::query(server, ns, RecordType::A, deadline),
-            wire::query(server, ns, RecordType::AAAA, deadline),
+            dns::query(server, ns, RecordType::A, deadline),
+            dns::query(server, ns, RecordType::AAAA, deadline),
         )
         .map_err(|e| e.to_string())?;
         let mut ips = Vec::new();
