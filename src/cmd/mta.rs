@@ -584,7 +584,7 @@ fn start_pop3(
         let c = if implicit_tls { &tls_cfg } else { &cfg };
         let (c, mut stop) = (Arc::clone(c), stop.clone());
         tasks.spawn(async move {
-            let shutdown = async move { crate::mta::server::stopped(&mut stop).await };
+            let shutdown = async move { crate::shutdown::stopped(&mut stop).await };
             pop3::serve(l, c, shutdown)
                 .await
                 .map_err(|e| std::io::Error::other(format!("{e:#}")))

@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::unix_now;
 use crate::durable::{replace, sync_dir};
 
 const MAGIC: &[u8] = b"posta-queue 1\n";
@@ -125,12 +126,6 @@ pub fn new_id() -> String {
         .unwrap_or_default();
     let seq = SEQ.fetch_add(1, Ordering::Relaxed) & 0xffff;
     format!("{:09X}{:05X}{seq:04X}", now.as_secs(), now.subsec_micros())
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn valid_id(id: &str) -> bool {

@@ -13,7 +13,7 @@
 //! [`DnsError::NotExpected`].
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, OpCode, Query, ResponseCode, UpdateMessage};
 use hickory_proto::rr::rdata::tsig::TsigError;
@@ -21,6 +21,7 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, RData, Record as Rr, RecordType};
 
 use super::{DnsError, Record, Swap, TsigKey, normalize, snapshot};
+use crate::clock::unix_now;
 use crate::dns::{self, Deadline, WireError, mnemonic};
 
 /// Replaces the A/AAAA addresses of `rec.name` with `to` (TTL `rec.ttl`) on `server`, the
@@ -193,12 +194,6 @@ fn rdata(ip: &IpAddr) -> RData {
         IpAddr::V4(v4) => RData::A(A(*v4)),
         IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// What an accepted reply means for the swap.
