@@ -494,7 +494,7 @@ fn router(settings: &Settings) -> Result<Router, String> {
         nameserver: settings.nameserver,
         ..LookupOptions::default()
     };
-    Router::new(SelfIdentity { names, addrs }, &opts).map_err(|e| format!("{e:#}"))
+    Router::new(SelfIdentity { names, addrs }, &opts).map_err(|e| e.to_string())
 }
 
 /// Once every port is bound: the queue (posta's own, perhaps left by a run as root) and the
@@ -587,7 +587,7 @@ fn start_pop3(
             let shutdown = async move { crate::shutdown::stopped(&mut stop).await };
             pop3::serve(l, c, shutdown)
                 .await
-                .map_err(|e| std::io::Error::other(format!("{e:#}")))
+                .map_err(std::io::Error::other)
         });
     }
     Ok(cfg)
