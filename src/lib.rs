@@ -10,6 +10,10 @@
 //! - `service`  what a mail service is (scheme, STARTTLS, TLS policy, admin login form): plain
 //!   types shared by `config`, `client` and `health`.
 //! - `durable`  the one atomic, fsync'd file replacement every writer uses.
+//! - `clock`    now as stored: seconds since the Unix epoch.
+//! - `shutdown` the stop signal every long-running task selects on.
+//! - `dns`      DNS names and the wire exchange with one server (queries, UPDATE, AXFR) that the
+//!   takeover, the zone check and the site file's validation share.
 //! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
 //! - `takeover` mailserver2 takes mailserver1's place: `dns` moves its A/AAAA record (RFC 2136
 //!   UPDATE signed with TSIG, or a static zone file) and verifies every authoritative server.
@@ -32,8 +36,10 @@
 
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod dns;
 pub mod docs;
 pub mod drill;
 pub mod durable;
@@ -44,6 +50,7 @@ pub mod proto;
 pub mod routes;
 pub mod secret;
 pub mod service;
+pub mod shutdown;
 pub mod takeover;
 pub mod watch;
 pub mod zone;

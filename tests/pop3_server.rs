@@ -15,7 +15,7 @@ use std::time::Duration;
 use posta::client::pop3::{Pop3Client, Pop3Error};
 use posta::client::{Endpoint, Login};
 use posta::health::{StartTls, TlsPolicy};
-use posta::mta::pop3::{PlaintextAuth, Pop3Config, serve};
+use posta::mta::pop3::{PlaintextAuth, Pop3Config, ServeError, serve};
 use posta::mta::users::{Users, hash_password};
 use posta::secret::Secret;
 use support::Ca;
@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 struct Server {
     port: u16,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
 }
 
 impl Server {

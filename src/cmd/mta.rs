@@ -494,7 +494,7 @@ fn router(settings: &Settings) -> Result<Router, String> {
         nameserver: settings.nameserver,
         ..LookupOptions::default()
     };
-    Router::new(SelfIdentity { names, addrs }, &opts).map_err(|e| format!("{e:#}"))
+    Router::new(SelfIdentity { names, addrs }, &opts).map_err(|e| e.to_string())
 }
 
 /// Once every port is bound: the queue (posta's own, perhaps left by a run as root) and the
@@ -584,10 +584,10 @@ fn start_pop3(
         let c = if implicit_tls { &tls_cfg } else { &cfg };
         let (c, mut stop) = (Arc::clone(c), stop.clone());
         tasks.spawn(async move {
-            let shutdown = async move { crate::mta::server::stopped(&mut stop).await };
+            let shutdown = async move { crate::shutdown::stopped(&mut stop).await };
             pop3::serve(l, c, shutdown)
                 .await
-                .map_err(|e| std::io::Error::other(format!("{e:#}")))
+                .map_err(std::io::Error::other)
         });
     }
     Ok(cfg)

@@ -8,10 +8,11 @@ use serde_json::json;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::{ExportFormat, QueueArgs, QueueCommand};
+use crate::clock::unix_now;
 use crate::config::MtaSection;
 use crate::mta::control;
 use crate::mta::settings::DEFAULT_CONTROL_SOCKET;
-use crate::mta::spool::{Place, Spool, State, unix_now};
+use crate::mta::spool::{Place, Spool, State};
 
 pub fn execute(config: Option<PathBuf>, args: QueueArgs) -> u8 {
     let need_site = args.queue.is_none() || args.control_socket.is_none();

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::StatusArgs;
+use crate::clock::unix_now;
 use crate::config::Role;
-use crate::mta::spool::unix_now;
 use crate::takeover::action::resolvers_may_hold;
 use crate::takeover::state::State;
 use crate::takeover::vip::{Holders, ProbeSettings};

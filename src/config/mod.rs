@@ -26,7 +26,7 @@ pub use duration::{DurationError, format as format_duration, parse as parse_dura
 pub use host::{HostCheck, check_host, check_vip_interface, this_host};
 pub use location::{Located, Problem, line_column};
 pub use show::to_site_file;
-pub use validate::{default_helo, in_zone, parse_domain, parse_socket_addr_53};
+pub use validate::{default_helo, parse_domain, parse_socket_addr_53};
 
 use crate::service::{Scheme, StartTls};
 

@@ -14,6 +14,7 @@ use super::{
     ProbeAccount, ProbeSettings, Problem, Role, SecretFile, Server, Service, Site, TakeoverMode,
     TlsSettings, Vip, WatchSettings, Witness, duration,
 };
+use crate::dns::in_zone;
 use crate::service::AdminForm;
 use crate::service::{Scheme, StartTls};
 
@@ -1031,11 +1032,6 @@ pub fn parse_domain(text: String) -> Result<String, ValueError> {
     } else {
         Err(ValueError::Domain(text))
     }
-}
-
-/// Whether `name` is `zone` itself or a name below it.
-pub fn in_zone(name: &str, zone: &str) -> bool {
-    name == zone || name.ends_with(&format!(".{zone}"))
 }
 
 /// `192.0.2.10/24` → address and prefix length.

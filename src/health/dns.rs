@@ -13,7 +13,8 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
 use super::{ProbeReport, Status, Step};
-use crate::config::{TakeoverMode, format_duration, in_zone};
+use crate::config::{TakeoverMode, format_duration};
+use crate::dns::in_zone;
 
 /// What `posta check dns` expects, from the site file.
 #[derive(Debug, Clone)]

@@ -55,7 +55,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     loop {
         tokio::select! {
-            _ = super::server::stopped(&mut shutdown) => break,
+            _ = crate::shutdown::stopped(&mut shutdown) => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let flush = flush.clone();

@@ -36,9 +36,10 @@ use super::dsn::{self, Action, DsnInput, RecipientReport, Status};
 use super::route::{Candidate, Route, Router};
 use super::server::Wake;
 use super::settings::{NextHop, RelayTls, Retry};
-use super::spool::{self, Envelope, Outcome, Place, QueuedRcpt, Spool, State, unix_now};
+use super::spool::{self, Envelope, Outcome, Place, QueuedRcpt, Spool, State};
 use crate::client::endpoint::Endpoint;
 use crate::client::smtp::{Dialect, SmtpClient, SmtpError};
+use crate::clock::unix_now;
 use crate::health::{StartTls, TlsPolicy};
 use crate::proto::dotstuff::is_8bit;
 
@@ -400,7 +401,7 @@ impl Runner {
         let mut last_scan = Instant::now();
         loop {
             tokio::select! {
-                _ = super::server::stopped(&mut shutdown) => return,
+                _ = crate::shutdown::stopped(&mut shutdown) => return,
                 _ = tick.tick() => {}
                 w = wake.recv() => {
                     let Some(w) = w else { return };
@@ -455,7 +456,7 @@ impl Runner {
             let pass = self.clone().pass(due);
             tokio::select! {
                 _ = pass => {}
-                _ = super::server::stopped(&mut shutdown) => return,
+                _ = crate::shutdown::stopped(&mut shutdown) => return,
             }
         }
     }

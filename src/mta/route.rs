@@ -22,7 +22,7 @@ use hickory_resolver::proto::rr::Name;
 
 use super::dsn::Status;
 
-pub use dns::{LookupOptions, Router};
+pub use dns::{LookupOptions, ResolverError, Router};
 
 /// The SMTP port MX delivery uses (RFC 5321 §4.5.4.2 by way of the IANA assignment).
 pub const SMTP_PORT: u16 = 25;

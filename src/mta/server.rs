@@ -30,6 +30,7 @@ use super::tls::Tls;
 use crate::proto::dotstuff::MAX_DATA_LINE;
 use crate::proto::smtp_server::MAX_COMMAND_LINE;
 use crate::proto::{LineBuffer, ProtoError};
+use crate::shutdown::stopped;
 
 /// What wakes the queue runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +302,7 @@ impl Mta {
                 id: t.id.clone(),
                 from: t.from.clone(),
                 rcpts: relayed,
-                arrival: spool::unix_now(),
+                arrival: crate::clock::unix_now(),
                 client: t.client.to_string(),
                 helo: t.helo.clone(),
                 size: message.len(),
@@ -362,11 +363,6 @@ impl Drop for Admission<'_> {
             }
         }
     }
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone).
-pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
 }
 
 /// Accepts connections until `shutdown` turns true, then waits (bounded) for sessions.

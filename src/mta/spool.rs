@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::unix_now;
 use crate::durable::{replace, sync_dir};
 
 const MAGIC: &[u8] = b"posta-queue 1\n";
@@ -125,12 +126,6 @@ pub fn new_id() -> String {
         .unwrap_or_default();
     let seq = SEQ.fetch_add(1, Ordering::Relaxed) & 0xffff;
     format!("{:09X}{:05X}{seq:04X}", now.as_secs(), now.subsec_micros())
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn valid_id(id: &str) -> bool {
@@ -245,7 +240,10 @@ impl Spool {
         decode(&bytes, with_message).map_err(|why| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("queue file {id} is corrupt: {why}"),
+                CorruptFile {
+                    id: id.to_string(),
+                    why,
+                },
             )
         })
     }
@@ -329,26 +327,47 @@ impl Spool {
     }
 }
 
-fn decode(bytes: &[u8], with_message: bool) -> Result<(Envelope, Vec<u8>), String> {
-    let rest = bytes
-        .strip_prefix(MAGIC)
-        .ok_or("not a posta queue file (bad first line)")?;
+/// A queue file that does not decode, carried inside the `InvalidData` error of
+/// [`Spool::load`].
+#[derive(Debug, thiserror::Error)]
+#[error("queue file {id} is corrupt: {why}")]
+pub struct CorruptFile {
+    pub id: String,
+    #[source]
+    pub why: Corrupt,
+}
+
+/// What is wrong with a queue file.
+#[derive(Debug, thiserror::Error)]
+pub enum Corrupt {
+    #[error("not a posta queue file (bad first line)")]
+    FirstLine,
+    #[error("no envelope line")]
+    NoEnvelope,
+    #[error("bad envelope: {0}")]
+    Envelope(#[source] serde_json::Error),
+    #[error("message is {found} octets, the envelope says {said} (truncated?)")]
+    Size { found: usize, said: u64 },
+    #[error("bad id in envelope")]
+    Id,
+}
+
+fn decode(bytes: &[u8], with_message: bool) -> Result<(Envelope, Vec<u8>), Corrupt> {
+    let rest = bytes.strip_prefix(MAGIC).ok_or(Corrupt::FirstLine)?;
     let nl = rest
         .iter()
         .position(|&b| b == b'\n')
-        .ok_or("no envelope line")?;
-    let env: Envelope =
-        serde_json::from_slice(&rest[..nl]).map_err(|e| format!("bad envelope: {e}"))?;
+        .ok_or(Corrupt::NoEnvelope)?;
+    let env: Envelope = serde_json::from_slice(&rest[..nl]).map_err(Corrupt::Envelope)?;
     let message = &rest[nl + 1..];
     if message.len() as u64 != env.size {
-        return Err(format!(
-            "message is {} octets, the envelope says {} (truncated?)",
-            message.len(),
-            env.size
-        ));
+        return Err(Corrupt::Size {
+            found: message.len(),
+            said: env.size,
+        });
     }
     if !valid_id(&env.id) {
-        return Err("bad id in envelope".into());
+        return Err(Corrupt::Id);
     }
     Ok((
         env,

@@ -21,8 +21,8 @@ use tracing::{debug, info, warn};
 
 use super::policy::Verdict;
 use super::relay::Runner;
-use super::spool::unix_now;
 use super::tables::Reply;
+use crate::clock::unix_now;
 use crate::durable::{parent, sync_dir};
 
 const POSITIVE_TTL: u64 = 31 * 86_400;

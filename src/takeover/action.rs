@@ -304,16 +304,39 @@ async fn post_hooks(common: &Common, outcome: &mut Outcome, moment: Moment, ev: 
 
 /// The state file's lock. Waiting for it polls with sleeps, so it runs on the blocking pool,
 /// never on the runtime's worker threads.
-async fn lock(common: &Common) -> Result<Option<Lock>, String> {
+async fn lock(common: &Common) -> Result<Option<Lock>, LockError> {
     if common.dry_run {
         return Ok(None);
     }
     let (path, wait) = (common.state_file.clone(), common.step_timeout);
-    tokio::task::spawn_blocking(move || Lock::acquire(&path, wait))
+    let acquired = tokio::task::spawn_blocking(move || Lock::acquire(&path, wait))
         .await
-        .map_err(|e| format!("the lock task failed: {e}"))?
-        .map(Some)
-        .map_err(|e| e.to_string())
+        .map_err(LockError::Task)??;
+    Ok(Some(acquired))
+}
+
+/// Why the state file's lock was not taken: the report's error.
+#[derive(Debug, thiserror::Error)]
+enum LockError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("the lock task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl From<LockError> for String {
+    fn from(e: LockError) -> String {
+        e.to_string()
+    }
+}
+
+/// Work on the blocking pool: its own error, or the task's (a panic).
+#[derive(Debug, thiserror::Error)]
+enum Blocking<E> {
+    #[error(transparent)]
+    Work(E),
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A VIP action's parameters.
@@ -854,9 +877,8 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
                         tokio::task::spawn_blocking(move || {
                             dns::zonefile::swap(&path, &rec, &expect, &to)
                         })
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string())
+                        .await?
+                        .map_err(Blocking::Work)
                     }
                 })
                 .await;

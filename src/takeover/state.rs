@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::unix_now;
+
 /// Where the state lives unless the site file or `--state-file` says otherwise.
 pub const DEFAULT_PATH: &str = "/var/lib/posta/takeover.json";
 
@@ -260,13 +262,6 @@ impl Lock {
 }
 
 /// Now, RFC 3339 in UTC.
-/// Seconds since the epoch.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 pub fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

@@ -33,10 +33,10 @@ use super::sdnotify;
 use super::snapshot::{ProbeResult, Snapshot, SweepRecord, TransitionRecord};
 use super::waiting;
 use super::witness;
+use crate::clock::unix_now;
 use crate::config::Witness;
 use crate::health::Status;
 use crate::health::run::{Job, all};
-use crate::mta::spool::unix_now;
 use crate::takeover::hooks::{EventEnv, Hooks, Moment};
 use crate::takeover::vip::{
     self, AnnounceSettings, Holders, ProbeOutcome, ProbeSettings, Vip, VipError,
@@ -194,7 +194,7 @@ impl Daemon {
                 }
             };
             tokio::select! {
-                _ = crate::mta::server::stopped(&mut shutdown) => break,
+                _ = crate::shutdown::stopped(&mut shutdown) => break,
                 _ = grace_end => {
                     self.feed(Event::Tick { at: self.now() }).await;
                     self.publish();

@@ -19,7 +19,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     loop {
         tokio::select! {
-            _ = crate::mta::server::stopped(&mut shutdown) => return Ok(()),
+            _ = crate::shutdown::stopped(&mut shutdown) => return Ok(()),
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let snapshot = Arc::clone(&snapshot);

@@ -15,6 +15,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::rr::{RData, Record};
 
+use crate::dns::{absolute, relative};
+
 pub use diff::{Drift, DriftKind, diff};
 pub use plan::{Plan, PlanError, plan, render};
 pub use verify::{Fetched, Method, VerifyError, fetch, planned_names};
@@ -169,47 +171,9 @@ fn wire_u32(v: i32) -> u32 {
     u32::from_ne_bytes(v.to_ne_bytes())
 }
 
-/// `name` with the trailing dot, lowercase.
-pub fn absolute(name: &str) -> String {
-    let n = name.to_ascii_lowercase();
-    if n.ends_with('.') { n } else { format!("{n}.") }
-}
-
-/// Whether `name` is `zone` or below it (both absolute).
-pub use crate::config::in_zone;
-
-/// `name` relative to `origin` (`@` for the origin itself); absolute when outside it or when
-/// `origin` is empty.
-pub fn relative(name: &str, origin: &str) -> String {
-    if origin.is_empty() {
-        return name.to_string();
-    }
-    if name == origin {
-        return "@".to_string();
-    }
-    match name.strip_suffix(&format!(".{origin}")) {
-        Some(rel) => rel.to_string(),
-        None => name.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_relative_to_the_origin() {
-        let o = "inkacoca.org.";
-        assert_eq!(relative("inkacoca.org.", o), "@");
-        assert_eq!(relative("lima-mail.inkacoca.org.", o), "lima-mail");
-        assert_eq!(
-            relative("mx.laorganizacion.org.", o),
-            "mx.laorganizacion.org."
-        );
-        assert_eq!(relative("xinkacoca.org.", o), "xinkacoca.org.");
-        assert_eq!(absolute("Switch.Inkacoca.org"), "switch.inkacoca.org.");
-        assert!(in_zone("a.inkacoca.org.", o) && !in_zone("xinkacoca.org.", o));
-    }
 
     #[test]
     fn wire_records_take_the_planned_form() {

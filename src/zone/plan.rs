@@ -8,7 +8,8 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::{Data, Rr, Soa, absolute, in_zone, relative};
+use super::{Data, Rr, Soa};
+use crate::dns::{absolute, in_zone, relative};
 use crate::routes::layout::LayoutFile;
 
 /// SOA timers (RFC 1912 §2.2 ranges). The negative-caching TTL (RFC 2308) is short so a name

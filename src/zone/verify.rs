@@ -10,12 +10,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
+use hickory_proto::ProtoError;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::Rr;
-use crate::takeover::dns::wire::{self, Deadline};
-use crate::takeover::dns::{DnsError, mnemonic};
+use crate::dns::{self, Deadline, WireError, mnemonic};
 
 /// The whole transfer: a routes zone is tens of records.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -56,8 +56,8 @@ pub struct Fetched {
 /// Why the live zone could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("invalid zone name {0}")]
-    Name(String),
+    #[error("invalid zone name {name}: {source}")]
+    Name { name: String, source: ProtoError },
     #[error(
         "cannot read zone {zone} from {server}: the transfer failed ({axfr}) and so did the \
          queries: {query}"
@@ -66,7 +66,8 @@ pub enum VerifyError {
         zone: String,
         server: SocketAddr,
         axfr: String,
-        query: DnsError,
+        #[source]
+        query: WireError,
     },
     #[error(
         "DNS server {server} does not answer authoritatively for zone {zone} ({detail}): ask \
@@ -79,13 +80,30 @@ pub enum VerifyError {
     },
 }
 
+/// Why the zone could not be transferred: said in [`Method::Queries`] when the queries worked.
+#[derive(Debug, thiserror::Error)]
+enum TransferError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("{server} answered {}", mnemonic(*.rcode))]
+    Answered {
+        server: SocketAddr,
+        rcode: ResponseCode,
+    },
+    #[error("{server} did not send the whole zone")]
+    Incomplete { server: SocketAddr },
+}
+
 /// Reads zone `origin` (absolute) from `server`, by transfer or else by querying `names`.
 pub async fn fetch(
     server: SocketAddr,
     origin: &str,
     names: &[String],
 ) -> Result<Fetched, VerifyError> {
-    let zone = Name::from_ascii(origin).map_err(|e| VerifyError::Name(format!("{origin}: {e}")))?;
+    let zone = Name::from_ascii(origin).map_err(|source| VerifyError::Name {
+        name: origin.to_string(),
+        source,
+    })?;
     let axfr = match transfer(server, &zone).await {
         Ok(records) => {
             return Ok(Fetched {
@@ -93,7 +111,7 @@ pub async fn fetch(
                 method: Method::Axfr,
             });
         }
-        Err(reason) => reason,
+        Err(reason) => reason.to_string(),
     };
     tracing::info!(%server, zone = origin, reason = axfr, "no zone transfer, querying");
     let records = queries(server, origin, &zone, names, &axfr).await?;
@@ -104,15 +122,13 @@ pub async fn fetch(
 }
 
 /// The zone by AXFR, or why not (as the operator would want it said).
-async fn transfer(server: SocketAddr, zone: &Name) -> Result<Vec<Rr>, String> {
-    let messages = wire::transfer(server, zone, Deadline::after(TRANSFER_TIMEOUT))
-        .await
-        .map_err(|e| e.to_string())?;
+async fn transfer(server: SocketAddr, zone: &Name) -> Result<Vec<Rr>, TransferError> {
+    let messages = dns::transfer(server, zone, Deadline::after(TRANSFER_TIMEOUT)).await?;
     let mut records = Vec::new();
     for m in &messages {
         let rcode = m.metadata.response_code;
         if rcode != ResponseCode::NoError {
-            return Err(format!("{server} answered {}", mnemonic(rcode)));
+            return Err(TransferError::Answered { server, rcode });
         }
         records.extend(m.answers.iter().filter(|r| !bookkeeping(r.record_type())));
     }
@@ -121,7 +137,7 @@ async fn transfer(server: SocketAddr, zone: &Name) -> Result<Vec<Rr>, String> {
         .filter(|r| r.record_type() == RecordType::SOA)
         .count();
     if soas < 2 {
-        return Err(format!("{server} did not send the whole zone"));
+        return Err(TransferError::Incomplete { server });
     }
     // The closing SOA repeats the opening one (RFC 5936 §2.2).
     records.pop();
@@ -151,7 +167,7 @@ async fn queries(
     axfr: &str,
 ) -> Result<Vec<Rr>, VerifyError> {
     // The apex SOA first: an unreachable or wrong server says so once, clearly.
-    let apex = wire::query(
+    let apex = dns::query(
         server,
         zone,
         RecordType::SOA,
@@ -181,13 +197,15 @@ async fn queries(
     }
     let mut asks = Vec::new();
     for name in names {
-        let parsed =
-            Name::from_ascii(name).map_err(|e| VerifyError::Name(format!("{name}: {e}")))?;
+        let parsed = Name::from_ascii(name).map_err(|source| VerifyError::Name {
+            name: name.clone(),
+            source,
+        })?;
         asks.extend(QUERY_TYPES.iter().map(|t| (parsed.clone(), *t)));
     }
-    let replies: Vec<Result<(Name, RecordType, Message), DnsError>> =
+    let replies: Vec<Result<(Name, RecordType, Message), WireError>> =
         futures::stream::iter(asks.into_iter().map(|(name, t)| async move {
-            let m = wire::query(server, &name, t, Deadline::after(QUERY_TIMEOUT)).await?;
+            let m = dns::query(server, &name, t, Deadline::after(QUERY_TIMEOUT)).await?;
             Ok((name, t, m))
         }))
         .buffered(PARALLEL)

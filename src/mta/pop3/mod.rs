@@ -166,6 +166,15 @@ struct Shared {
     sizes: maildrop::SizeCache,
 }
 
+/// A configuration [`serve`] cannot run with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("POP3 with implicit TLS needs a certificate")]
+    NoCertificate,
+    #[error("POP3 max_connections and max_per_ip must be at least 1")]
+    NoConnections,
+}
+
 /// Serves POP3 on `listener` until `shutdown` completes, then waits for open sessions to end
 /// (they are told to at their next read). Fails only on a bad configuration; connection errors
 /// are logged and end that connection.
@@ -173,15 +182,13 @@ pub async fn serve(
     listener: TcpListener,
     cfg: Arc<Pop3Config>,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !cfg.implicit_tls || cfg.tls.is_some(),
-        "POP3 with implicit TLS needs a certificate"
-    );
-    anyhow::ensure!(
-        cfg.max_connections > 0 && cfg.max_per_ip > 0,
-        "POP3 max_connections and max_per_ip must be at least 1"
-    );
+) -> Result<(), ServeError> {
+    if cfg.implicit_tls && cfg.tls.is_none() {
+        return Err(ServeError::NoCertificate);
+    }
+    if cfg.max_connections == 0 || cfg.max_per_ip == 0 {
+        return Err(ServeError::NoConnections);
+    }
     let shared = Arc::new(Shared {
         cfg: Arc::clone(&cfg),
         locks: Arc::default(),

@@ -11,7 +11,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::Context;
 use futures::future::join_all;
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -44,6 +43,15 @@ impl Default for LookupOptions {
     }
 }
 
+/// Why the resolver the queue runner routes with could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolverError {
+    #[error("failed to read the system resolver configuration: {0}")]
+    SystemConfig(#[source] NetError),
+    #[error("failed to set up the resolver: {0}")]
+    Build(#[source] NetError),
+}
+
 /// Answers "where does mail for this domain go now" for the queue runner.
 pub struct Router {
     resolver: TokioResolver,
@@ -52,21 +60,20 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(me: SelfIdentity, opts: &LookupOptions) -> anyhow::Result<Router> {
+    pub fn new(me: SelfIdentity, opts: &LookupOptions) -> Result<Router, ResolverError> {
         let mut builder = match opts.nameserver {
             Some(server) => Resolver::builder_with_config(
                 crate::health::dns::single_server(server),
                 TokioRuntimeProvider::default(),
             ),
-            None => Resolver::builder_tokio()
-                .context("failed to read the system resolver configuration")?,
+            None => Resolver::builder_tokio().map_err(ResolverError::SystemConfig)?,
         };
         let o = builder.options_mut();
         o.timeout = opts.timeout;
         o.attempts = 2;
         // Names we look up are fully qualified: no search list.
         o.ndots = 0;
-        let resolver = builder.build().context("failed to set up the resolver")?;
+        let resolver = builder.build().map_err(ResolverError::Build)?;
         Ok(Router {
             resolver,
             me,

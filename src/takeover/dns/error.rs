@@ -5,10 +5,8 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
-use hickory_proto::op::ResponseCode;
-
+use crate::dns::{NameError, WireError};
 use crate::secret::SecretError;
 
 /// A DNS takeover failure.
@@ -25,35 +23,17 @@ pub enum DnsError {
         message: String,
     },
     /// A zone or record name that is not a valid DNS name.
-    #[error("invalid DNS name {name:?}: {reason}")]
-    Name { name: String, reason: String },
+    #[error(transparent)]
+    Name(#[from] NameError),
     /// The record's name is not inside the zone the update is sent for.
     #[error("{name} is not inside zone {zone}")]
     OutsideZone { name: String, zone: String },
     /// A request that makes no sense (no new address, nothing to compare against).
     #[error("{0}")]
     Invalid(String),
-    /// No reply within the time allowed (UDP retransmitted meanwhile).
-    #[error("no answer from DNS server {server} to the {what} within {after:?}")]
-    Timeout {
-        server: SocketAddr,
-        what: String,
-        after: Duration,
-    },
-    /// Socket errors: refused, unreachable, reset.
-    #[error("cannot talk to DNS server {server} ({what}): {source}")]
-    Io {
-        server: SocketAddr,
-        what: String,
-        source: io::Error,
-    },
-    /// A reply that does not parse as DNS.
-    #[error("malformed reply from DNS server {server} to the {what}: {reason}")]
-    Malformed {
-        server: SocketAddr,
-        what: String,
-        reason: String,
-    },
+    /// No reply, or none that parses: timeout, socket error, garbled message.
+    #[error(transparent)]
+    Wire(#[from] WireError),
     /// NOTAUTH with TSIG error BADSIG (RFC 8945 §5.2.2): the key name is known, the secret is not.
     #[error(
         "DNS server {server} rejects the update's signature (NOTAUTH/BADSIG): the TSIG secret in \
@@ -174,13 +154,11 @@ impl DnsError {
     /// Whether trying again later may succeed: no answer, a network error, a garbled reply or
     /// SERVFAIL. Key, permission, prerequisite and syntax problems need a person.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            DnsError::Timeout { .. }
-                | DnsError::Io { .. }
-                | DnsError::Malformed { .. }
-                | DnsError::ServerFailure { .. }
-        )
+        match self {
+            DnsError::Wire(e) => e.is_transient(),
+            DnsError::ServerFailure { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -190,25 +168,6 @@ fn skew_text(skew: Option<i64>) -> String {
         Some(s) => format!("its clock is {}s behind this host's", s.unsigned_abs()),
         None => "the clocks differ".to_owned(),
     }
-}
-
-/// The rcode as dig and nsupdate print it (`FORMERR`, `NOTAUTH`), not hickory's prose.
-pub(crate) fn mnemonic(rcode: ResponseCode) -> String {
-    let known = match rcode {
-        ResponseCode::NoError => "NOERROR",
-        ResponseCode::FormErr => "FORMERR",
-        ResponseCode::ServFail => "SERVFAIL",
-        ResponseCode::NXDomain => "NXDOMAIN",
-        ResponseCode::NotImp => "NOTIMP",
-        ResponseCode::Refused => "REFUSED",
-        ResponseCode::YXDomain => "YXDOMAIN",
-        ResponseCode::YXRRSet => "YXRRSET",
-        ResponseCode::NXRRSet => "NXRRSET",
-        ResponseCode::NotAuth => "NOTAUTH",
-        ResponseCode::NotZone => "NOTZONE",
-        other => return format!("rcode {}", u16::from(other)),
-    };
-    known.to_owned()
 }
 
 /// `10.0.0.25, 2001:db8::25`, or `no address`.
@@ -225,6 +184,8 @@ pub(crate) fn list_or_none(addrs: &[IpAddr]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn server() -> SocketAddr {
@@ -233,11 +194,11 @@ mod tests {
 
     #[test]
     fn transient_only_for_retryable_failures() {
-        let timeout = DnsError::Timeout {
+        let timeout = DnsError::Wire(WireError::Timeout {
             server: server(),
             what: "update".into(),
             after: Duration::from_secs(2),
-        };
+        });
         assert!(timeout.is_transient());
         let servfail = DnsError::ServerFailure {
             server: server(),

@@ -11,14 +11,13 @@
 //!   SOA serial bumped; the caller runs the reload command, then [`verify`].
 //!
 //! Sans-I/O parts (key-file parsing, the UPDATE message, reply interpretation, zone-file editing,
-//! the verdict) are pure and unit-tested; `wire` owns the sockets.
+//! the verdict) are pure and unit-tested; [`crate::dns`] owns the sockets.
 
 mod error;
 mod key;
 mod snapshot;
 mod update;
 mod verify;
-pub(crate) mod wire;
 pub mod zonefile;
 
 use std::net::IpAddr;
@@ -26,8 +25,9 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
+use crate::dns::parse_name;
+
 pub use error::DnsError;
-pub(crate) use error::mnemonic;
 pub use key::{FUDGE, TsigKey, parse_key_file, read_key_file};
 pub use snapshot::Snapshot;
 pub use update::{preview, swap};
@@ -75,21 +75,6 @@ impl Record {
     pub fn from_site(dns: &crate::config::DnsRecord) -> Result<Record, DnsError> {
         Record::new(&dns.zone, &dns.name, dns.ttl)
     }
-}
-
-/// A fully qualified name from text with or without the trailing dot.
-fn parse_name(text: &str) -> Result<Name, DnsError> {
-    let err = |reason: String| DnsError::Name {
-        name: text.to_owned(),
-        reason,
-    };
-    let trimmed = text.trim_end_matches('.');
-    if trimmed.is_empty() {
-        return Err(err("empty name".into()));
-    }
-    let mut name = Name::from_ascii(trimmed).map_err(|e| err(e.to_string()))?;
-    name.set_fqdn(true);
-    Ok(name)
 }
 
 /// What [`swap`] (or [`zonefile::swap`]) did.
@@ -172,11 +157,11 @@ mod tests {
         );
         assert!(matches!(
             Record::new("", "mail", 60),
-            Err(DnsError::Name { .. })
+            Err(DnsError::Name(_))
         ));
         assert!(matches!(
             Record::new("example.test", "a..b", 60),
-            Err(DnsError::Name { .. })
+            Err(DnsError::Name(_))
         ));
     }
 

@@ -9,8 +9,8 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 
-use super::wire::{self, Deadline};
 use super::{DnsError, Record};
+use crate::dns::{self, Deadline, mnemonic};
 
 /// One server's view of the zone and the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,9 +33,9 @@ pub(crate) async fn read(
     deadline: Deadline,
 ) -> Result<Snapshot, DnsError> {
     let (soa, a, aaaa) = tokio::try_join!(
-        wire::query(server, &rec.zone, RecordType::SOA, deadline),
-        wire::query(server, &rec.name, RecordType::A, deadline),
-        wire::query(server, &rec.name, RecordType::AAAA, deadline),
+        dns::query(server, &rec.zone, RecordType::SOA, deadline),
+        dns::query(server, &rec.name, RecordType::A, deadline),
+        dns::query(server, &rec.name, RecordType::AAAA, deadline),
     )?;
     let (serial, negative_ttl) = soa_of(server, &rec.zone, &soa)?;
     let mut addrs = Vec::new();
@@ -127,7 +127,7 @@ pub(crate) fn check(
         rcode => Err(DnsError::Rejected {
             server,
             what: what(),
-            rcode: super::error::mnemonic(rcode),
+            rcode: mnemonic(rcode),
         }),
     }
 }

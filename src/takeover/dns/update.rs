@@ -13,15 +13,16 @@
 //! [`DnsError::NotExpected`].
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, OpCode, Query, ResponseCode, UpdateMessage};
 use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, RData, Record as Rr, RecordType};
 
-use super::wire::{self, Deadline};
 use super::{DnsError, Record, Swap, TsigKey, normalize, snapshot};
+use crate::clock::unix_now;
+use crate::dns::{self, Deadline, WireError, mnemonic};
 
 /// Replaces the A/AAAA addresses of `rec.name` with `to` (TTL `rec.ttl`) on `server`, the
 /// zone's primary, if and only if they are exactly `expect` now; signed with `key`. Within
@@ -53,11 +54,13 @@ pub async fn swap(
         .map_err(|e| DnsError::Invalid(format!("cannot encode the {what}: {e}")))?;
     tracing::debug!(%server, zone = %rec.zone, name = %rec.name, key = %key.display_name(),
         bytes = bytes.len(), "sending signed update");
-    let reply_bytes = wire::exchange(server, &bytes, deadline, &what).await?;
-    let reply = Message::from_vec(&reply_bytes).map_err(|e| DnsError::Malformed {
-        server,
-        what: what.clone(),
-        reason: e.to_string(),
+    let reply_bytes = dns::exchange(server, &bytes, deadline, &what).await?;
+    let reply = Message::from_vec(&reply_bytes).map_err(|e| {
+        DnsError::Wire(WireError::Malformed {
+            server,
+            what: what.clone(),
+            reason: e.to_string(),
+        })
     })?;
     let verified = match verifier {
         Some(mut v) => v
@@ -193,12 +196,6 @@ fn rdata(ip: &IpAddr) -> RData {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// What an accepted reply means for the swap.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -257,7 +254,7 @@ pub(crate) fn interpret(
         (rcode, Some(e)) => Err(DnsError::Rejected {
             server,
             what: ctx.what.to_owned(),
-            rcode: format!("{} with TSIG error {e:?}", super::error::mnemonic(rcode)),
+            rcode: format!("{} with TSIG error {e:?}", mnemonic(rcode)),
         }),
         (ResponseCode::NoError, None) => match verified {
             Ok(()) => Ok(Outcome::Applied),
@@ -284,7 +281,7 @@ pub(crate) fn interpret(
         (rcode, None) => Err(DnsError::Rejected {
             server,
             what: ctx.what.to_owned(),
-            rcode: super::error::mnemonic(rcode),
+            rcode: mnemonic(rcode),
         }),
     }
 }

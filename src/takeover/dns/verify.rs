@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_resolver::net::NetError;
 use serde::{Serialize, Serializer};
 use tokio::task::JoinSet;
 
 use super::snapshot::{self, Snapshot};
-use super::wire::{self, Deadline};
 use super::{DnsError, Record, convergence, normalize};
+use crate::dns::{self, Deadline, WireError};
 
 /// The standard DNS port, for every NS that is not the primary.
 const DNS_PORT: u16 = 53;
@@ -109,10 +110,10 @@ pub async fn verify(
 ) -> Result<Verification, DnsError> {
     let deadline = Deadline::after(timeout);
     let want = normalize(want);
-    let reply = wire::query(server, &rec.zone, RecordType::NS, deadline).await?;
+    let reply = dns::query(server, &rec.zone, RecordType::NS, deadline).await?;
     let names = name_servers(server, &rec.zone, &reply)?;
 
-    let mut targets: Vec<(Name, Result<Vec<SocketAddr>, String>)> = Vec::new();
+    let mut targets: Vec<(Name, Result<Vec<SocketAddr>, LookupError>)> = Vec::new();
     for ns in names {
         let mut ips = glue(&reply, &ns);
         if ips.is_empty() {
@@ -136,7 +137,7 @@ pub async fn verify(
                 ns,
                 addr: None,
                 seen: None,
-                problem: Some(reason),
+                problem: Some(reason.to_string()),
             }),
             Ok(addrs) => {
                 for addr in addrs {
@@ -226,6 +227,24 @@ fn glue(reply: &Message, ns: &Name) -> Vec<IpAddr> {
         .collect()
 }
 
+/// Why no address was found for a name server without glue: that server's problem in the
+/// verification.
+#[derive(Debug, thiserror::Error)]
+enum LookupError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Reply(#[from] DnsError),
+    #[error("{ns} has no A or AAAA record in zone {zone}")]
+    NoAddress { ns: Name, zone: Name },
+    #[error("cannot set up the system resolver to find {ns}: {source}")]
+    Resolver { ns: Name, source: NetError },
+    #[error("no address for {ns} within {after:?}")]
+    Timeout { ns: Name, after: Duration },
+    #[error("no address for {ns}: {source}")]
+    Resolve { ns: Name, source: NetError },
+}
+
 /// Addresses for an NS name without glue: from the primary when the name is in the zone, else
 /// from the system resolver.
 async fn lookup(
@@ -233,31 +252,41 @@ async fn lookup(
     rec: &Record,
     ns: &Name,
     deadline: Deadline,
-) -> Result<Vec<IpAddr>, String> {
+) -> Result<Vec<IpAddr>, LookupError> {
     if rec.zone.zone_of(ns) {
         let (a, aaaa) = tokio::try_join!(
-            wire::query(server, ns, RecordType::A, deadline),
-            wire::query(server, ns, RecordType::AAAA, deadline),
-        )
-        .map_err(|e| e.to_string())?;
+            dns::query(server, ns, RecordType::A, deadline),
+            dns::query(server, ns, RecordType::AAAA, deadline),
+        )?;
         let mut ips = Vec::new();
         for reply in [&a, &aaaa] {
-            let (found, _) =
-                snapshot::addresses_of(server, &rec.zone, ns, reply).map_err(|e| e.to_string())?;
+            let (found, _) = snapshot::addresses_of(server, &rec.zone, ns, reply)?;
             ips.extend(found);
         }
         if ips.is_empty() {
-            return Err(format!("{ns} has no A or AAAA record in zone {}", rec.zone));
+            return Err(LookupError::NoAddress {
+                ns: ns.clone(),
+                zone: rec.zone.clone(),
+            });
         }
         return Ok(ips);
     }
     let resolver = hickory_resolver::TokioResolver::builder_tokio()
         .and_then(|b| b.build())
-        .map_err(|e| format!("cannot set up the system resolver to find {ns}: {e}"))?;
+        .map_err(|source| LookupError::Resolver {
+            ns: ns.clone(),
+            source,
+        })?;
     let found = tokio::time::timeout_at(deadline.at, resolver.lookup_ip(ns.clone()))
         .await
-        .map_err(|_| format!("no address for {ns} within {:?}", deadline.total))?
-        .map_err(|e| format!("no address for {ns}: {e}"))?;
+        .map_err(|_| LookupError::Timeout {
+            ns: ns.clone(),
+            after: deadline.total,
+        })?
+        .map_err(|source| LookupError::Resolve {
+            ns: ns.clone(),
+            source,
+        })?;
     Ok(found.iter().collect())
 }
 

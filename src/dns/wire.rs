@@ -13,13 +13,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message};
+use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
-
-use super::DnsError;
 
 /// Largest request sent over UDP without EDNS (RFC 1035 §4.2.1).
 const UDP_LIMIT: usize = 512;
@@ -27,6 +25,61 @@ const UDP_LIMIT: usize = 512;
 const EDNS_PAYLOAD: u16 = 1232;
 /// Time between UDP retransmissions (nsupdate waits 3 s; loopback and LAN answer in ms).
 const RETRY: Duration = Duration::from_secs(1);
+
+/// Why an exchange with a DNS server brought back no reply to read.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// A request that cannot be sent (empty, not encodable) or a transfer that never ends.
+    #[error("{0}")]
+    Invalid(String),
+    /// No reply within the time allowed (UDP retransmitted meanwhile).
+    #[error("no answer from DNS server {server} to the {what} within {after:?}")]
+    Timeout {
+        server: SocketAddr,
+        what: String,
+        after: Duration,
+    },
+    /// Socket errors: refused, unreachable, reset.
+    #[error("cannot talk to DNS server {server} ({what}): {source}")]
+    Io {
+        server: SocketAddr,
+        what: String,
+        source: std::io::Error,
+    },
+    /// A reply that does not parse as DNS.
+    #[error("malformed reply from DNS server {server} to the {what}: {reason}")]
+    Malformed {
+        server: SocketAddr,
+        what: String,
+        reason: String,
+    },
+}
+
+impl WireError {
+    /// Whether asking again later may succeed: no answer, a network error or a garbled reply.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, WireError::Invalid(_))
+    }
+}
+
+/// The rcode as dig and nsupdate print it (`FORMERR`, `NOTAUTH`), not hickory's prose.
+pub(crate) fn mnemonic(rcode: ResponseCode) -> String {
+    let known = match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::YXDomain => "YXDOMAIN",
+        ResponseCode::YXRRSet => "YXRRSET",
+        ResponseCode::NXRRSet => "NXRRSET",
+        ResponseCode::NotAuth => "NOTAUTH",
+        ResponseCode::NotZone => "NOTZONE",
+        other => return format!("rcode {}", u16::from(other)),
+    };
+    known.to_owned()
+}
 
 /// When the whole operation must be over, and how long that was, for messages.
 #[derive(Debug, Clone, Copy)]
@@ -51,20 +104,20 @@ pub(crate) async fn exchange(
     request: &[u8],
     deadline: Deadline,
     what: &str,
-) -> Result<Vec<u8>, DnsError> {
-    let io = |source| DnsError::Io {
+) -> Result<Vec<u8>, WireError> {
+    let io = |source| WireError::Io {
         server,
         what: what.to_owned(),
         source,
     };
-    let timeout = || DnsError::Timeout {
+    let timeout = || WireError::Timeout {
         server,
         what: what.to_owned(),
         after: deadline.total,
     };
     let id = match request {
         [a, b, ..] => [*a, *b],
-        _ => return Err(DnsError::Invalid(format!("empty DNS {what}"))),
+        _ => return Err(WireError::Invalid(format!("empty DNS {what}"))),
     };
     if request.len() <= UDP_LIMIT {
         let reply = tokio::time::timeout_at(deadline.at, udp(server, request, id))
@@ -141,7 +194,7 @@ pub(crate) async fn query(
     name: &Name,
     rtype: RecordType,
     deadline: Deadline,
-) -> Result<Message, DnsError> {
+) -> Result<Message, WireError> {
     let what = format!("{rtype} query for {name}");
     let mut msg = Message::query();
     msg.add_query(hickory_proto::op::Query::query(name.clone(), rtype));
@@ -152,9 +205,9 @@ pub(crate) async fn query(
     msg.set_edns(edns);
     let bytes = msg
         .to_vec()
-        .map_err(|e| DnsError::Invalid(format!("{what}: {e}")))?;
+        .map_err(|e| WireError::Invalid(format!("{what}: {e}")))?;
     let reply = exchange(server, &bytes, deadline, &what).await?;
-    Message::from_vec(&reply).map_err(|e| DnsError::Malformed {
+    Message::from_vec(&reply).map_err(|e| WireError::Malformed {
         server,
         what,
         reason: e.to_string(),
@@ -172,7 +225,7 @@ pub(crate) async fn transfer(
     server: SocketAddr,
     zone: &Name,
     deadline: Deadline,
-) -> Result<Vec<Message>, DnsError> {
+) -> Result<Vec<Message>, WireError> {
     let what = format!("AXFR of {zone}");
     let mut msg = Message::query();
     msg.add_query(hickory_proto::op::Query::query(
@@ -182,9 +235,9 @@ pub(crate) async fn transfer(
     msg.metadata.recursion_desired = false;
     let request = msg
         .to_vec()
-        .map_err(|e| DnsError::Invalid(format!("{what}: {e}")))?;
+        .map_err(|e| WireError::Invalid(format!("{what}: {e}")))?;
     let id = msg.metadata.id.to_be_bytes();
-    let io = |source| DnsError::Io {
+    let io = |source| WireError::Io {
         server,
         what: what.clone(),
         source,
@@ -206,7 +259,7 @@ pub(crate) async fn transfer(
             if !is_reply_to(&reply, id) {
                 continue;
             }
-            let m = Message::from_vec(&reply).map_err(|e| DnsError::Malformed {
+            let m = Message::from_vec(&reply).map_err(|e| WireError::Malformed {
                 server,
                 what: what.clone(),
                 reason: e.to_string(),
@@ -229,7 +282,7 @@ pub(crate) async fn transfer(
                 return Ok(messages);
             }
             if records > TRANSFER_LIMIT {
-                return Err(DnsError::Invalid(format!(
+                return Err(WireError::Invalid(format!(
                     "{what} from {server}: more than {TRANSFER_LIMIT} records without the \
                      closing SOA"
                 )));
@@ -238,7 +291,7 @@ pub(crate) async fn transfer(
     };
     tokio::time::timeout_at(deadline.at, read)
         .await
-        .map_err(|_| DnsError::Timeout {
+        .map_err(|_| WireError::Timeout {
             server,
             what: what.clone(),
             after: deadline.total,
@@ -248,7 +301,6 @@ pub(crate) async fn transfer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::ResponseCode;
 
     #[test]
     fn reply_must_match_id_and_be_a_response() {
@@ -321,7 +373,7 @@ mod tests {
         let e = transfer(server, &zone, Deadline::after(Duration::from_millis(300)))
             .await
             .unwrap_err();
-        assert!(matches!(e, DnsError::Timeout { .. }), "{e}");
+        assert!(matches!(e, WireError::Timeout { .. }), "{e}");
         assert!(e.to_string().contains("AXFR of example.test."), "{e}");
     }
 
@@ -335,7 +387,7 @@ mod tests {
         let e = query(server, &name, RecordType::SOA, deadline)
             .await
             .unwrap_err();
-        assert!(matches!(e, DnsError::Timeout { .. }), "{e}");
+        assert!(matches!(e, WireError::Timeout { .. }), "{e}");
         assert!(e.is_transient());
         assert!(e.to_string().contains("SOA query for example.test."), "{e}");
     }
