@@ -34,7 +34,7 @@ use tracing::{debug, error, info, warn};
 
 use super::dsn::{self, Action, DsnInput, RecipientReport, Status};
 use super::route::{Candidate, Route, Router};
-use super::server::Wake;
+use super::wake::Wake;
 use super::settings::{NextHop, RelayTls, Retry};
 use super::spool::{self, Envelope, Outcome, Place, QueuedRcpt, Spool, State, unix_now};
 use crate::client::endpoint::Endpoint;
