@@ -2,7 +2,7 @@
 # Fails when a module of src/ imports (`crate::MODULE`) from a layer above its own, so the shape
 # of the source tree cannot drift back into cycles (README, Architecture). The layers, bottom up:
 #
-#   0  durable secret service   plain helpers and types every layer may use
+#   0  durable secret service retry   plain helpers and types every layer may use
 #   1  config                   the site file
 #   2  proto                    sans-I/O wire formats
 #   3  client                   the async drivers that own sockets
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 declare -A layer=(
-  [durable]=0 [secret]=0 [service]=0
+  [durable]=0 [secret]=0 [service]=0 [retry]=0
   [config]=1
   [proto]=2
   [client]=3

@@ -10,6 +10,7 @@
 //! - `service`  what a mail service is (scheme, STARTTLS, TLS policy, admin login form): plain
 //!   types shared by `config`, `client` and `health`.
 //! - `durable`  the one atomic, fsync'd file replacement every writer uses.
+//! - `retry`    the one retry policy: exponential backoff with jitter.
 //! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
 //! - `takeover` mailserver2 takes mailserver1's place: `dns` moves its A/AAAA record (RFC 2136
 //!   UPDATE signed with TSIG, or a static zone file) and verifies every authoritative server.
@@ -41,6 +42,7 @@ pub mod health;
 pub mod migrate;
 pub mod mta;
 pub mod proto;
+pub mod retry;
 pub mod routes;
 pub mod secret;
 pub mod service;
