@@ -232,6 +232,21 @@ impl SmtpClient {
         helo: &str,
         login: Option<&Login>,
     ) -> Result<SmtpClient, SmtpError> {
+        let mut client = SmtpClient::greet(ep, dialect).await?;
+        client.ehlo = client.hello(helo).await?;
+        if !ep.implicit_tls && ep.starttls != StartTls::No {
+            client.starttls(ep, helo).await?;
+        }
+        if let Some(login) = login {
+            client.auth(ep, login).await?;
+        }
+        Ok(client)
+    }
+
+    /// The first step of [`SmtpClient::connect`] alone: the connection (TLS first when
+    /// `ep.implicit_tls`) and a 220 greeting, nothing sent yet. Enough to know a server
+    /// accepts mail; use `connect` for a session that sends any.
+    pub async fn greet(ep: &Endpoint, dialect: Dialect) -> Result<SmtpClient, SmtpError> {
         let server = ep.display();
         let proto = dialect.name();
         let during = || format!("connect to {server}");
@@ -270,13 +285,6 @@ impl SmtpClient {
         let greeting = client.read_reply("greeting", ep.timeout).await?;
         if greeting.code != 220 {
             return Err(client.rejected("greeting".into(), greeting));
-        }
-        client.ehlo = client.hello(helo).await?;
-        if !ep.implicit_tls && ep.starttls != StartTls::No {
-            client.starttls(ep, helo).await?;
-        }
-        if let Some(login) = login {
-            client.auth(ep, login).await?;
         }
         Ok(client)
     }
