@@ -2,9 +2,10 @@
 # Fails when a module of src/ imports (`crate::MODULE`) from a layer above its own, so the shape
 # of the source tree cannot drift back into cycles (README, Architecture). The layers, bottom up:
 #
-#   0  durable secret service dns clock shutdown
-#                               plain helpers and types every layer may use, DNS names and the
-#                               one wire exchange with a DNS server among them
+#   0  durable secret service dns clock shutdown retry
+#                               plain helpers and types every layer may use (the one retry
+#                               policy among them), DNS names and the one wire exchange with a
+#                               DNS server
 #   1  config                   the site file
 #   2  proto                    sans-I/O wire formats
 #   3  client                   the async drivers that own sockets
@@ -20,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 declare -A layer=(
-  [durable]=0 [secret]=0 [service]=0 [dns]=0 [clock]=0 [shutdown]=0
+  [durable]=0 [secret]=0 [service]=0 [dns]=0 [clock]=0 [shutdown]=0 [retry]=0
   [config]=1
   [proto]=2
   [client]=3

@@ -14,6 +14,7 @@
 //! - `shutdown` the stop signal every long-running task selects on.
 //! - `dns`      DNS names and the wire exchange with one server (queries, UPDATE, AXFR) that the
 //!   takeover, the zone check and the site file's validation share.
+//! - `retry`    the one retry policy: exponential backoff with jitter.
 //! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
 //! - `takeover` mailserver2 takes mailserver1's place: `dns` moves its A/AAAA record (RFC 2136
 //!   UPDATE signed with TSIG, or a static zone file) and verifies every authoritative server.
@@ -47,6 +48,7 @@ pub mod health;
 pub mod migrate;
 pub mod mta;
 pub mod proto;
+pub mod retry;
 pub mod routes;
 pub mod secret;
 pub mod service;

@@ -200,6 +200,54 @@ impl Envelope {
     }
 }
 
+/// Reads one reply, all its lines, off `conn`: the one SMTP reply reader, which [`SmtpClient`]
+/// and the health probe share. A reply that does not parse is [`ConnError::Malformed`].
+pub async fn read_reply(conn: &mut Conn) -> Result<Reply, ConnError> {
+    let mut parser = ReplyParser::new();
+    loop {
+        let line = conn.read_line().await?;
+        if let Some(reply) = parser.feed(&line).map_err(ConnError::Malformed)? {
+            return Ok(reply);
+        }
+    }
+}
+
+/// Sends one command's encoded bytes (`shown` is what the log may show) and reads its reply.
+pub async fn exchange(conn: &mut Conn, bytes: &[u8], shown: &str) -> Result<Reply, ConnError> {
+    conn.send(bytes, shown).await?;
+    read_reply(conn).await
+}
+
+/// An AUTH mechanism the clients speak (RFC 4954).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMech {
+    /// RFC 4616: user and password in one initial response.
+    Plain,
+    /// The user, then the password, each an answer to a 334 challenge.
+    Login,
+}
+
+impl AuthMech {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMech::Plain => "PLAIN",
+            AuthMech::Login => "LOGIN",
+        }
+    }
+
+    /// The command that starts the mechanism, and the answers that follow, each only after a
+    /// 334 (RFC 4954 §4: each 334 is a challenge; LOGIN asks for the user, then the password).
+    pub fn commands<'a>(self, user: &'a str, password: &'a str) -> (Command<'a>, Vec<Command<'a>>) {
+        match self {
+            AuthMech::Plain => (Command::AuthPlain { user, password }, Vec::new()),
+            AuthMech::Login => (
+                Command::AuthLogin,
+                vec![Command::AuthResponse(user), Command::AuthResponse(password)],
+            ),
+        }
+    }
+}
+
 enum State {
     Idle,
     /// Between a 354 and the final dot: every byte written is message.
@@ -232,6 +280,21 @@ impl SmtpClient {
         helo: &str,
         login: Option<&Login>,
     ) -> Result<SmtpClient, SmtpError> {
+        let mut client = SmtpClient::greet(ep, dialect).await?;
+        client.ehlo = client.hello(helo).await?;
+        if !ep.implicit_tls && ep.starttls != StartTls::No {
+            client.starttls(ep, helo).await?;
+        }
+        if let Some(login) = login {
+            client.auth(ep, login).await?;
+        }
+        Ok(client)
+    }
+
+    /// The first step of [`SmtpClient::connect`] alone: the connection (TLS first when
+    /// `ep.implicit_tls`) and a 220 greeting, nothing sent yet. Enough to know a server
+    /// accepts mail; use `connect` for a session that sends any.
+    pub async fn greet(ep: &Endpoint, dialect: Dialect) -> Result<SmtpClient, SmtpError> {
         let server = ep.display();
         let proto = dialect.name();
         let during = || format!("connect to {server}");
@@ -270,13 +333,6 @@ impl SmtpClient {
         let greeting = client.read_reply("greeting", ep.timeout).await?;
         if greeting.code != 220 {
             return Err(client.rejected("greeting".into(), greeting));
-        }
-        client.ehlo = client.hello(helo).await?;
-        if !ep.implicit_tls && ep.starttls != StartTls::No {
-            client.starttls(ep, helo).await?;
-        }
-        if let Some(login) = login {
-            client.auth(ep, login).await?;
         }
         Ok(client)
     }
@@ -569,29 +625,26 @@ impl SmtpClient {
             });
         }
         let offered = self.ehlo.auth_mechanisms();
-        let (user, password) = (login.user.as_str(), login.password.expose());
-        let (name, reply) = if offered.iter().any(|m| m == "PLAIN") {
-            let reply = self.command(Command::AuthPlain { user, password }).await?;
-            ("AUTH PLAIN", reply)
-        } else if offered.iter().any(|m| m == "LOGIN") {
-            // RFC 4954 §4: each 334 is a challenge; LOGIN asks for the user, then the password.
-            let mut reply = self.command(Command::AuthLogin).await?;
-            for answer in [user, password] {
-                if reply.code != 334 {
-                    break;
-                }
-                reply = self.command(Command::AuthResponse(answer)).await?;
-            }
-            ("AUTH LOGIN", reply)
-        } else {
+        let Some(mech) = [AuthMech::Plain, AuthMech::Login]
+            .into_iter()
+            .find(|m| offered.iter().any(|o| o == m.name()))
+        else {
             return Err(SmtpError::NoAuthMechanism {
                 proto,
                 server: self.server.clone(),
                 offered: offered.join(" "),
             });
         };
+        let (start, answers) = mech.commands(&login.user, login.password.expose());
+        let mut reply = self.command(start).await?;
+        for answer in answers {
+            if reply.code != 334 {
+                break;
+            }
+            reply = self.command(answer).await?;
+        }
         if reply.code != 235 {
-            return Err(self.rejected(name.into(), reply));
+            return Err(self.rejected(format!("AUTH {}", mech.name()), reply));
         }
         Ok(())
     }
@@ -667,27 +720,23 @@ impl SmtpClient {
         }
     }
 
-    /// Reads one reply (all its lines) waiting up to `wait` for each line. A 421 becomes
+    /// Reads one reply (all its lines) waiting up to `wait` for it. A 421 becomes
     /// [`SmtpError::Closing`] whatever was asked (RFC 5321 §3.8).
     async fn read_reply(&mut self, during: &str, wait: Duration) -> Result<Reply, SmtpError> {
-        let mut parser = ReplyParser::new();
-        loop {
-            let result = timeout(wait, self.conn.read_line()).await;
-            let line = self.settle(result, during, wait)?;
-            match parser.feed(&line) {
-                Ok(Some(reply)) if reply.code == 421 => {
-                    self.broken = true;
-                    return Err(SmtpError::Closing {
-                        proto: self.dialect.name(),
-                        command: during.to_owned(),
-                        reply,
-                    });
-                }
-                Ok(Some(reply)) => return Ok(reply),
-                Ok(None) => {}
-                Err(e) => return Err(self.malformed(during, e)),
-            }
+        let result = match timeout(wait, read_reply(&mut self.conn)).await {
+            Ok(Err(ConnError::Malformed(e))) => return Err(self.malformed(during, e)),
+            other => other,
+        };
+        let reply = self.settle(result, during, wait)?;
+        if reply.code == 421 {
+            self.broken = true;
+            return Err(SmtpError::Closing {
+                proto: self.dialect.name(),
+                command: during.to_owned(),
+                reply,
+            });
         }
+        Ok(reply)
     }
 
     async fn command(&mut self, cmd: Command<'_>) -> Result<Reply, SmtpError> {

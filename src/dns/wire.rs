@@ -19,12 +19,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
+use crate::retry::Backoff;
+
 /// Largest request sent over UDP without EDNS (RFC 1035 §4.2.1).
 const UDP_LIMIT: usize = 512;
 /// Our advertised UDP reply size for queries (the DNS Flag Day 2020 value).
 const EDNS_PAYLOAD: u16 = 1232;
-/// Time between UDP retransmissions (nsupdate waits 3 s; loopback and LAN answer in ms).
-const RETRY: Duration = Duration::from_secs(1);
+/// Time between UDP retransmissions, ±25 % (nsupdate waits 3 s; loopback and LAN answer in ms).
+const RETRY: Backoff =
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(1)).with_jitter(0.25);
 
 /// Why an exchange with a DNS server brought back no reply to read.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +150,7 @@ async fn udp(server: SocketAddr, request: &[u8], id: [u8; 2]) -> std::io::Result
     let mut buf = vec![0u8; 65535];
     loop {
         socket.send(request).await?;
-        let resend = Instant::now() + RETRY;
+        let resend = Instant::now() + RETRY.delay(1);
         loop {
             match tokio::time::timeout_at(resend, socket.recv(&mut buf)).await {
                 Err(_) => break,

@@ -39,15 +39,10 @@ pub enum DrillError {
     Namespace { path: String, source: nix::Error },
     #[error("the client thread panicked")]
     Panicked,
-    #[error("SMTP to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("SMTP: connection closed after {0:?}")]
-    Closed(String),
-    #[error("SMTP: {line:?} got {reply}")]
-    Reply { line: String, reply: String },
+    #[error("cannot start the client thread's runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{0}")]
+    Smtp(#[from] crate::client::smtp::SmtpError),
 }
 
 impl DrillError {

@@ -6,6 +6,7 @@ use super::probe::{self, Failure, Recorder};
 use super::{ProbeReport, StartTls, Target};
 use crate::client::{Conn, ConnError};
 use crate::proto::imap::{self, Cond, Response, StatusResp, Tags, has_capability};
+use crate::proto::imap_frame::{Frame, Need};
 use crate::proto::{ProtoError, escape};
 
 /// Largest literal skipped in a server response. The probe's commands never ask for message
@@ -227,21 +228,29 @@ fn tag_is_logout(rec: &Recorder<'_>) -> bool {
     rec.step() == "logout"
 }
 
-/// Reads one response, skipping over literals so their data is never taken for lines.
+/// Reads one response, framed by `proto::imap_frame` (which bounds the literals); literal data
+/// is never taken for lines, and stands as NIL in the line parsed, since no probe command asks
+/// for any.
 async fn read_response(conn: &mut Conn) -> Result<Response, ConnError> {
-    let mut line = conn.read_line().await?;
-    while let Some(n) = imap::literal_at_end(&line) {
-        if n > MAX_LITERAL {
-            let e = ProtoError::Malformed(format!(
-                "literal of {n} octets is larger than a probe accepts"
-            ));
-            return Err(ConnError::Malformed(e));
+    let first = conn.read_line().await?;
+    let mut line = first.clone();
+    let mut frame = Frame::new(first, MAX_LITERAL).map_err(ConnError::Malformed)?;
+    loop {
+        match frame.need() {
+            Need::Done => break,
+            Need::Literal(n) => {
+                let data = conn.read_exact(n).await?;
+                frame.push_literal(&data).map_err(ConnError::Malformed)?;
+            }
+            Need::Line => {
+                let open = line.iter().rposition(|&b| b == b'{').unwrap_or(line.len());
+                line.truncate(open);
+                line.extend_from_slice(b"NIL");
+                let next = conn.read_line().await?;
+                frame.push_line(&next).map_err(ConnError::Malformed)?;
+                line.extend(next);
+            }
         }
-        conn.read_exact(n).await?;
-        let open = line.iter().rposition(|&b| b == b'{').unwrap_or(line.len());
-        line.truncate(open);
-        line.extend_from_slice(b"NIL");
-        line.extend(conn.read_line().await?);
     }
     imap::parse_response(&line).map_err(ConnError::Malformed)
 }

@@ -1,12 +1,14 @@
 //! The SMTP / submission / SMTPS probe: greeting, EHLO, STARTTLS (RFC 3207), optional AUTH
 //! (RFC 4954 with PLAIN, RFC 4616, or LOGIN), QUIT. Verdicts come from reply codes and EHLO
-//! keywords only.
+//! keywords only. Replies are read, commands exchanged and AUTH spoken by `client::smtp`, the
+//! dialogue the relay and migrate use; this file decides what each step's reply means.
 
 use super::probe::{self, Failure, Recorder};
 use super::{Account, ProbeReport, StartTls, Target};
+use crate::client::smtp::{self, AuthMech};
 use crate::client::{Conn, ConnError};
 use crate::health::target::AuthMechanism;
-use crate::proto::smtp::{Command, Ehlo, Reply, ReplyParser};
+use crate::proto::smtp::{Command, Ehlo, Reply};
 
 /// Probes one SMTP server; never fails, every problem is a verdict in the report.
 pub async fn probe(target: &Target) -> ProbeReport {
@@ -18,7 +20,7 @@ async fn session(rec: &mut Recorder<'_>) -> Result<(), Failure> {
     let mut conn = probe::connect(rec).await?;
 
     rec.begin("greeting");
-    let greeting = read_reply(&mut conn).await.map_err(|e| rec.fail(e))?;
+    let greeting = smtp::read_reply(&mut conn).await.map_err(|e| rec.fail(e))?;
     // RFC 5321 §4.3.1: 220 opens the session; 554 (and 421) mean "no service here".
     if greeting.code != 220 {
         return Err(rec.critical(format!("server refused the session: greeting {greeting}")));
@@ -77,16 +79,6 @@ fn greeting_domain(greeting: &Reply) -> Option<&str> {
     greeting.lines.first()?.split_whitespace().next()
 }
 
-async fn read_reply(conn: &mut Conn) -> Result<Reply, ConnError> {
-    let mut parser = ReplyParser::new();
-    loop {
-        let line = conn.read_line().await?;
-        if let Some(reply) = parser.feed(&line).map_err(ConnError::Malformed)? {
-            return Ok(reply);
-        }
-    }
-}
-
 /// Sends one command and reads its reply, recording transport and syntax failures.
 async fn command(
     rec: &mut Recorder<'_>,
@@ -94,10 +86,9 @@ async fn command(
     cmd: Command<'_>,
 ) -> Result<Reply, Failure> {
     let bytes = cmd.encode().map_err(|e| rec.unknown(e.to_string()))?;
-    conn.send(&bytes, &cmd.redacted())
+    smtp::exchange(conn, &bytes, &cmd.redacted())
         .await
-        .map_err(|e| rec.fail(e))?;
-    read_reply(conn).await.map_err(|e| rec.fail(e))
+        .map_err(|e| rec.fail(e))
 }
 
 /// EHLO, falling back to HELO when EHLO is refused permanently (RFC 5321 §4.1.4). `None` means
@@ -152,12 +143,12 @@ async fn auth(
     if offered.is_empty() {
         return Err(rec.critical("AUTH not advertised, but a probe account is configured"));
     }
-    let has = |m: &str| offered.iter().any(|o| o == m);
-    let use_plain = match account.mechanism {
-        AuthMechanism::Auto if has("PLAIN") => true,
-        AuthMechanism::Auto if has("LOGIN") => false,
-        AuthMechanism::Plain if has("PLAIN") => true,
-        AuthMechanism::Login if has("LOGIN") => false,
+    let has = |m: AuthMech| offered.iter().any(|o| o == m.name());
+    let mech = match account.mechanism {
+        AuthMechanism::Auto if has(AuthMech::Plain) => AuthMech::Plain,
+        AuthMechanism::Auto if has(AuthMech::Login) => AuthMech::Login,
+        AuthMechanism::Plain if has(AuthMech::Plain) => AuthMech::Plain,
+        AuthMechanism::Login if has(AuthMech::Login) => AuthMech::Login,
         wanted => {
             let wanted = match wanted {
                 AuthMechanism::Auto => "PLAIN or LOGIN",
@@ -170,21 +161,15 @@ async fn auth(
             )));
         }
     };
-    let (user, password) = (account.user.as_str(), account.password.expose());
-    let reply = if use_plain {
-        command(rec, conn, Command::AuthPlain { user, password }).await?
-    } else {
-        // RFC 4954 §4: each 334 is a challenge; LOGIN asks for user then password.
-        let mut reply = command(rec, conn, Command::AuthLogin).await?;
-        for answer in [user, password] {
-            if reply.code != 334 {
-                break;
-            }
-            reply = command(rec, conn, Command::AuthResponse(answer)).await?;
+    let (start, answers) = mech.commands(&account.user, account.password.expose());
+    let mut reply = command(rec, conn, start).await?;
+    for answer in answers {
+        if reply.code != 334 {
+            break;
         }
-        reply
-    };
-    let mech = if use_plain { "PLAIN" } else { "LOGIN" };
+        reply = command(rec, conn, answer).await?;
+    }
+    let mech = mech.name();
     match reply.code {
         235 => {
             rec.ok(format!("AUTH {mech}: {reply}"));
@@ -199,13 +184,9 @@ async fn auth(
 /// QUIT politely; a server that closes without 221 is only worth a note (RFC 5321 §4.1.1.10).
 async fn quit(rec: &mut Recorder<'_>, conn: &mut Conn) {
     let cmd = Command::Quit;
-    let sent = match cmd.encode() {
-        Ok(bytes) => conn.send(&bytes, &cmd.redacted()).await,
+    let result = match cmd.encode() {
+        Ok(bytes) => smtp::exchange(conn, &bytes, &cmd.redacted()).await,
         Err(e) => Err(ConnError::Malformed(e)),
-    };
-    let result = match sent {
-        Ok(()) => read_reply(conn).await,
-        Err(e) => Err(e),
     };
     match result {
         Ok(reply) if reply.code == 221 => rec.ok(reply.to_string()),

@@ -21,8 +21,12 @@ use super::plan::UnknownPolicy;
 use crate::client::imap::{ImapClient, ImapError};
 use crate::client::smtp::{SmtpClient, SmtpError};
 use crate::proto::smtp::Reply;
+use crate::retry::Backoff;
 
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Waits between tries after a temporary failure, of a delivery and of a whole pass: 1 s
+/// doubling to 30 s, ±25 % so accounts that failed together do not retry together.
+pub(super) const RETRY: Backoff =
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(30)).with_jitter(0.25);
 
 /// Where a message goes.
 #[derive(Debug, Clone)]
@@ -179,7 +183,7 @@ async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job, facts: &Facts) -> Outc
     };
     let bytes = ctx.with_trace(job, rcpt.as_deref());
     let started = Instant::now();
-    let mut delay = Duration::from_secs(1);
+    let mut tries = 0;
     loop {
         let attempt = match &job.target {
             Target::Deliver => {
@@ -222,6 +226,8 @@ async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job, facts: &Facts) -> Outc
             Attempt::Transient(reason) => {
                 conns.smtp = None;
                 conns.imap = None;
+                tries += 1;
+                let delay = RETRY.delay(tries);
                 if started.elapsed() + delay > ctx.opts.retry_for {
                     return Outcome::Left {
                         reason: format!("{reason} (still failing after {:?})", started.elapsed()),
@@ -234,7 +240,6 @@ async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job, facts: &Facts) -> Outc
                     "temporary failure: {reason}"
                 );
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_BACKOFF);
             }
         }
     }

@@ -39,7 +39,7 @@ pub mod uncovered;
 pub mod verify;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -381,7 +381,7 @@ async fn migrate_account(
     // Transient failures of the source (a restart, a dropped connection) restart the pass:
     // the journal makes every pass start where the last one stopped.
     let started = Instant::now();
-    let mut delay = Duration::from_secs(1);
+    let mut tries = 0;
     let mut folders: Vec<FolderReport> = Vec::new();
     loop {
         ctx.slot.deliver_again().await;
@@ -397,13 +397,14 @@ async fn migrate_account(
             }
             Err((partial, e)) => {
                 merge(&mut folders, partial);
+                tries += 1;
+                let delay = deliver::RETRY.delay(tries);
                 if !e.transient || started.elapsed() + delay > ctx.opts.retry_for {
                     report.error = Some(e.message);
                     break;
                 }
                 tracing::warn!(account = %ctx.account.name, retry_in = ?delay, "{}", e.message);
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
     }

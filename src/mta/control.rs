@@ -14,7 +14,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
-use super::server::Wake;
+use super::wake::Wake;
 
 /// Binds the socket, creating its directory. A stale socket file (its owner died) is replaced;
 /// one a live mta answers on is not: two mtas on different queues must not share a path (the

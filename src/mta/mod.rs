@@ -12,6 +12,7 @@
 //! - `route`    where a queued message goes next: a smarthost, or the domain's MX hosts more
 //!   preferred than us (never back to ourselves).
 //! - `dsn`      the RFC 3464 notice for mail the relay cannot deliver.
+//! - `wake`     what wakes the queue runner (a message queued, ETRN, a flush).
 //! - `control`  the control socket `posta queue flush` reaches (under /run/posta, never in
 //!   the queue directory).
 //! - `verify`   recipients of backed-up domains checked with the primary and cached.
@@ -36,3 +37,4 @@ pub mod tables;
 pub mod tls;
 pub mod users;
 pub mod verify;
+pub mod wake;

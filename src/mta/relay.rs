@@ -34,14 +34,15 @@ use tracing::{debug, error, info, warn};
 
 use super::dsn::{self, Action, DsnInput, RecipientReport, Status};
 use super::route::{Candidate, Route, Router};
-use super::server::Wake;
 use super::settings::{NextHop, RelayTls, Retry};
 use super::spool::{self, Envelope, Outcome, Place, QueuedRcpt, Spool, State};
+use super::wake::Wake;
 use crate::client::endpoint::Endpoint;
 use crate::client::smtp::{Dialect, SmtpClient, SmtpError};
 use crate::clock::unix_now;
 use crate::health::{StartTls, TlsPolicy};
 use crate::proto::dotstuff::is_8bit;
+use crate::retry::Backoff;
 
 /// How the runner reaches next hops.
 pub struct RelayConfig {
@@ -240,19 +241,9 @@ pub struct Runner {
 /// Exponential backoff: `min · 2^(attempts-1)`, capped at `max`, ±25 % jitter so a queue
 /// filled in one burst does not retry in one burst.
 pub fn backoff(retry: &Retry, attempts: u32) -> Duration {
-    let exp = attempts.saturating_sub(1).min(20);
-    let base = retry
-        .min_backoff
-        .saturating_mul(1u32 << exp)
-        .min(retry.max_backoff);
-    let jitter = (rand_u32() % 501) as f64 / 1000.0 + 0.75;
-    base.mul_f64(jitter)
-}
-
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    u32::from_le_bytes(b)
+    Backoff::new(retry.min_backoff, retry.max_backoff)
+        .with_jitter(0.25)
+        .delay(attempts)
 }
 
 fn domain_of(addr: &str) -> String {

@@ -27,20 +27,11 @@ use super::spool::{self, Envelope, QueuedRcpt, Spool};
 use super::store::{Body, Spill, Store, Target, classify, sweep_spills};
 use super::tables::{Access, LocalHostNames, Reply, TableError, Tables, VirtUser};
 use super::tls::Tls;
+use super::wake::Wake;
 use crate::proto::dotstuff::MAX_DATA_LINE;
 use crate::proto::smtp_server::MAX_COMMAND_LINE;
 use crate::proto::{LineBuffer, ProtoError};
 use crate::shutdown::stopped;
-
-/// What wakes the queue runner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Wake {
-    /// A message was queued (its id): try it now.
-    Queued(String),
-    /// Run the queue now, for one domain (ETRN) or everything (`None`), forgetting down
-    /// states and retry times.
-    Flush(Option<String>),
-}
 
 /// What every session shares.
 pub struct Mta {

@@ -120,7 +120,7 @@ pub fn parse(wire: Vec<u8>) -> Result<Data, ProtoError> {
         "SEARCH" => Data::Search(search(&mut lex)?),
         "FLAGS" => {
             lex.expect(b' ')?;
-            Data::Flags(flag_list(&mut lex)?)
+            Data::Flags(lex.flag_list()?)
         }
         _ => return Ok(other(&wire)),
     };
@@ -182,7 +182,7 @@ fn other(wire: &[u8]) -> Data {
 /// `mailbox-list` (RFC 3501 §9): `(attributes) delimiter name`, then LIST-EXTENDED data.
 fn list(lex: &mut Lexer<'_>) -> Result<MailboxInfo, ProtoError> {
     lex.expect(b' ')?;
-    let attributes = flag_list(lex)?;
+    let attributes = lex.flag_list()?;
     lex.expect(b' ')?;
     let delimiter = delimiter(lex)?;
     lex.expect(b' ')?;
@@ -221,19 +221,6 @@ fn delimiter(lex: &mut Lexer<'_>) -> Result<Option<char>, ProtoError> {
         [c] if c.is_ascii() => Ok(Some(char::from(*c))),
         _ => Err(lex.error("hierarchy delimiter is not one character")),
     }
-}
-
-/// A parenthesized, space-separated list of flags or attributes.
-pub(super) fn flag_list(lex: &mut Lexer<'_>) -> Result<Vec<String>, ProtoError> {
-    lex.expect(b'(')?;
-    let mut flags = Vec::new();
-    while !lex.eat(b')') {
-        if !flags.is_empty() {
-            lex.expect(b' ')?;
-        }
-        flags.push(lex.flag()?.to_owned());
-    }
-    Ok(flags)
 }
 
 /// `* SEARCH 3 5 9` (RFC 3501 §7.2.5); with CONDSTORE a trailing `(MODSEQ n)` is ignored.

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use super::ProtoError;
-use super::imap_data::flag_list;
 use super::imap_lex::{Lexer, Str};
 
 /// The items of one FETCH response; absent items are `None`.
@@ -186,7 +185,7 @@ pub(super) fn parse_items(lex: &mut Lexer<'_>, seq: u32) -> Result<Parsed, Proto
             "UID" => p.fetch.uid = Some(nonzero(lex)?),
             "RFC822.SIZE" => p.fetch.size = Some(lex.number64()?),
             "FLAGS" => {
-                let mut flags = flag_list(lex)?;
+                let mut flags = lex.flag_list()?;
                 flags.retain(|f| !f.eq_ignore_ascii_case("\\Recent"));
                 p.fetch.flags = Some(flags);
             }

@@ -90,6 +90,19 @@ impl<'a> Lexer<'a> {
         self.text(start)
     }
 
+    /// A parenthesized, space-separated list of flags or attributes.
+    pub fn flag_list(&mut self) -> Result<Vec<String>, ProtoError> {
+        self.expect(b'(')?;
+        let mut flags = Vec::new();
+        while !self.eat(b')') {
+            if !flags.is_empty() {
+                self.expect(b' ')?;
+            }
+            flags.push(self.flag()?.to_owned());
+        }
+        Ok(flags)
+    }
+
     /// A FETCH item name such as `UID`, `RFC822.SIZE` or `BODY[]<0>`: an atom with an optional
     /// section in brackets (which may hold spaces) and an optional `<origin>`.
     pub fn item_name(&mut self) -> Result<String, ProtoError> {
@@ -269,6 +282,10 @@ mod tests {
         l.expect(b' ').unwrap();
         assert_eq!(l.astring().unwrap(), b"Nile");
         assert!(l.at_end());
+        let mut l = Lexer::new(b"(\\Seen $Junk \\*) ()");
+        assert_eq!(l.flag_list().unwrap(), ["\\Seen", "$Junk", "\\*"]);
+        l.expect(b' ').unwrap();
+        assert!(l.flag_list().unwrap().is_empty());
     }
 
     #[test]
@@ -279,6 +296,7 @@ mod tests {
         assert!(Lexer::new(b"99999999999").number().is_err());
         assert!(Lexer::new(b"BODY[ \r\n").item_name().is_err());
         assert!(Lexer::new(b"(x)").atom().is_err());
+        assert!(Lexer::new(b"(\\Seen  x)").flag_list().is_err());
         assert!(Lexer::new(b"{99999999999}\r\n").string().is_err());
     }
 }

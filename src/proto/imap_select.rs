@@ -4,7 +4,7 @@
 
 use super::ProtoError;
 use super::imap::{Cond, StatusResp};
-use super::imap_data::{Data, flag_list};
+use super::imap_data::Data;
 use super::imap_lex::Lexer;
 
 /// A selected mailbox.
@@ -48,7 +48,7 @@ impl SelectState {
                     "UIDNEXT" => self.uidnext = Some(nonzero(&code.args, "UIDNEXT")?),
                     "PERMANENTFLAGS" => {
                         let mut lex = Lexer::new(code.args.as_bytes());
-                        self.permanent_flags = flag_list(&mut lex)?;
+                        self.permanent_flags = lex.flag_list()?;
                     }
                     _ => {}
                 }

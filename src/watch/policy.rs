@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::retry::Backoff;
+
 /// The knobs, from the site file's `[probe]` and `[watch]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tuning {
@@ -139,14 +141,13 @@ pub struct Policy {
     retry_at: Duration,
 }
 
-/// The first retry waits this long; each further failure doubles it, up to [`RETRY_MAX`].
-const RETRY_FIRST: Duration = Duration::from_secs(5);
-const RETRY_MAX: Duration = Duration::from_secs(300);
+/// The first retry waits 5 s; each further failure doubles it, up to 5 minutes. No jitter: one
+/// watch retries alone, and the notice names the exact wait ("retrying in 5s").
+const RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(300));
 
 /// The wait before the retry that follows `failures` failed takeovers.
 fn backoff(failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    RETRY_FIRST.saturating_mul(1 << doublings).min(RETRY_MAX)
+    RETRY.delay(failures)
 }
 
 impl Policy {
