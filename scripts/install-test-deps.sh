@@ -5,7 +5,8 @@
 # arping, shellcheck (CI lints the scripts with it) and prometheus (for promtool: CI checks and
 # unit-tests the shipped alert rules with it; its server is never started), and for the Debian
 # package's check (scripts/package-test.sh) man-db, binutils (cargo-deb strips with it),
-# systemd (systemd-analyze) and cargo-deb itself, from crates.io at a pinned version.
+# systemd (systemd-analyze) and cargo-deb itself, from crates.io at a pinned version, and
+# cargo-nextest (the test runner scripts/test.sh uses), from crates.io.
 # Also creates the posta-vmail system user/group that owns test Maildirs (Dovecot refuses uid 0 for
 # mail). Safe to repeat: packages and the user already present are left alone. Never starts the
 # system-wide daemons.
@@ -36,6 +37,15 @@ ensure_cargo_deb() {
   cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --quiet
 }
 ensure_cargo_deb
+
+# cargo-nextest runs the tests (scripts/test.sh; .config/nextest.toml). Not pinned: the
+# config only uses settings nextest has had for years.
+ensure_cargo_nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then return 0; fi
+  echo "install-test-deps: installing cargo-nextest (cargo install)"
+  cargo install cargo-nextest --locked --quiet
+}
+ensure_cargo_nextest
 
 need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }

@@ -294,6 +294,47 @@ impl Counting {
     }
 }
 
+/// mailserver2 (a Dovecot) and mailserver1 (`Primary`), both serving `pairs` with an admin
+/// (master) login, the two admins' password files in `dir`, and `per_user` INBOX messages
+/// seeded on mailserver2 for each account (`seeded`, by user).
+struct Servers {
+    source: Dovecot,
+    primary: Primary,
+    dir: tempfile::TempDir,
+    seeded: HashMap<String, Vec<Vec<u8>>>,
+}
+
+impl Servers {
+    fn seeded(ca: &Ca, pairs: &[(&str, &str)], per_user: usize) -> Servers {
+        let source = Dovecot::start_with_master(ca, pairs, ("admin", SOURCE_ADMIN_PW));
+        let primary = Primary::start_with_master(ca, pairs, ("admin", DEST_ADMIN_PW));
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, pw) in [
+            ("source-admin.pw", SOURCE_ADMIN_PW),
+            ("dest-admin.pw", DEST_ADMIN_PW),
+        ] {
+            let path = dir.path().join(name);
+            fs::write(&path, format!("{pw}\n")).expect("write password file");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let t = SystemTime::now();
+        let mut seeded = HashMap::new();
+        for (user, _) in pairs {
+            let list: Vec<Vec<u8>> = (0..per_user).map(|i| message(user, "INBOX", i)).collect();
+            for m in &list {
+                source.seed(user, None, m, "", &[], t);
+            }
+            seeded.insert(user.to_string(), list);
+        }
+        Servers {
+            source,
+            primary,
+            dir,
+            seeded,
+        }
+    }
+}
+
 /// Six accounts at once with four delivery connections each would open 24 SMTP connections to
 /// mailserver1; --max-primary-connections 5 holds the site to five, and every message still
 /// arrives once.
@@ -307,26 +348,12 @@ fn delivery_connections_to_mailserver1_stay_under_the_site_cap() {
         .iter()
         .map(|(u, p)| (u.as_str(), p.as_str()))
         .collect();
-    let source = Dovecot::start_with_master(ca, &pairs, ("admin", SOURCE_ADMIN_PW));
-    let primary = Primary::start_with_master(ca, &pairs, ("admin", DEST_ADMIN_PW));
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (name, pw) in [
-        ("source-admin.pw", SOURCE_ADMIN_PW),
-        ("dest-admin.pw", DEST_ADMIN_PW),
-    ] {
-        let path = dir.path().join(name);
-        fs::write(&path, format!("{pw}\n")).expect("write password file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    let t = SystemTime::now();
-    let mut seeded = HashMap::new();
-    for (user, _) in &users {
-        let list: Vec<Vec<u8>> = (0..40).map(|i| message(user, "INBOX", i)).collect();
-        for m in &list {
-            source.seed(user, None, m, "", &[], t);
-        }
-        seeded.insert(user.clone(), list);
-    }
+    let Servers {
+        source,
+        primary,
+        dir,
+        seeded,
+    } = Servers::seeded(ca, &pairs, 40);
     let relay = Counting::start(primary.postfix.smtp_port());
     let site = site(dir.path(), &source, &primary, relay.port);
     let out = dir.path().join("report.json");
@@ -389,26 +416,12 @@ fn postfix_tool(tool: &str, conf: &Path, args: &[&str]) {
 fn the_next_account_delivers_while_one_waits_for_its_mail_to_be_stored() {
     let ca = Ca::get();
     let pairs = [("held", "held-own-secret"), ("next", "next-own-secret")];
-    let source = Dovecot::start_with_master(ca, &pairs, ("admin", SOURCE_ADMIN_PW));
-    let primary = Primary::start_with_master(ca, &pairs, ("admin", DEST_ADMIN_PW));
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (name, pw) in [
-        ("source-admin.pw", SOURCE_ADMIN_PW),
-        ("dest-admin.pw", DEST_ADMIN_PW),
-    ] {
-        let path = dir.path().join(name);
-        fs::write(&path, format!("{pw}\n")).expect("write password file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    let t = SystemTime::now();
-    let mut seeded = HashMap::new();
-    for (user, _) in pairs {
-        let list: Vec<Vec<u8>> = (0..20).map(|i| message(user, "INBOX", i)).collect();
-        for m in &list {
-            source.seed(user, None, m, "", &[], t);
-        }
-        seeded.insert(user, list);
-    }
+    let Servers {
+        source,
+        primary,
+        dir,
+        seeded,
+    } = Servers::seeded(ca, &pairs, 20);
     primary
         .postfix
         .set_recipient_access("held@example.org HOLD");
