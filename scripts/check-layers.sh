@@ -32,8 +32,9 @@ declare -A layer=(
   [cmd]=8 [docs]=8
 )
 # Same-layer imports that are allowed, as "from>to": migrate reads what the mta stored (its
-# Maildirs, users and recipients files); routes checks its tables with the mta's own evaluator.
-SIDEWAYS=" migrate>mta routes>mta "
+# Maildirs, users and recipients files); routes checks its tables with the mta's own evaluator;
+# the DNS exchange resends with the one retry policy.
+SIDEWAYS=" migrate>mta routes>mta dns>retry "
 
 status=0
 while IFS= read -r file; do
