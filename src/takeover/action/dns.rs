@@ -75,7 +75,7 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
             job.record.ttl
         ),
     };
-    if common.dry_run {
+    let done = if common.dry_run {
         // Read what the compare-and-swap would compare, so the rehearsal fails where the
         // real run would (someone else's address, a lame server, a refused query).
         let read = outcome
@@ -87,81 +87,89 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
             .await;
         match read {
             Err(e) => return outcome.fail(e),
-            Ok(Swap::AlreadyDone { .. }) => {
-                outcome.note(format!("{} already holds {new}", job.record.name), "");
-                return outcome;
+            Ok(Swap::AlreadyDone { .. }) => true,
+            Ok(Swap::Done { before }) => {
+                outcome.note(
+                    format!("{} holds {old}", job.record.name),
+                    before.ttl.map_or(String::new(), |t| {
+                        format!("TTL {t}, serial {}", before.serial)
+                    }),
+                );
+                false
             }
-            Ok(Swap::Done { before }) => outcome.note(
-                format!("{} holds {old}", job.record.name),
-                before.ttl.map_or(String::new(), |t| {
-                    format!("TTL {t}, serial {}", before.serial)
-                }),
-            ),
         }
-        let _ = pre_hooks(common, &mut outcome, pre, &ev).await;
-        outcome.note(change_what, "");
-        if let DnsWhere::ZoneFile { reload, .. } = &job.how {
-            outcome.note(format!("run {}", reload.join(" ")), "");
-        }
-        outcome.note(
-            format!(
-                "verify at every authoritative server of {}",
-                job.record.zone
-            ),
-            "",
-        );
-        outcome.note(
-            "record in state file",
-            common.state_file.display().to_string(),
-        );
-        post_hooks(common, &mut outcome, post, &ev).await;
-        return outcome;
-    }
-    // Cheap first look: a repeated action is a no-op without running hooks.
-    let current = outcome
-        .step(
-            format!("read {} at {}", job.record.name, job.server),
-            limit,
-            dns::verify(job.server, &job.record, &job.to, &unknown_before(), limit),
-        )
-        .await;
-    if let Ok(v) = &current
-        && v.servers.iter().any(|s| s.serves(&job.to))
-        && v.consistent
-    {
+    } else {
+        // Cheap first look: a repeated action is a no-op without running hooks.
+        let current = outcome
+            .step(
+                format!("read {} at {}", job.record.name, job.server),
+                limit,
+                dns::verify(job.server, &job.record, &job.to, &unknown_before(), limit),
+            )
+            .await;
+        matches!(&current, Ok(v) if v.servers.iter().any(|s| s.serves(&job.to)) && v.consistent)
+    };
+    if done {
         outcome.note(format!("{} already holds {new}", job.record.name), "");
         return outcome;
     }
     if !pre_hooks(common, &mut outcome, pre, &ev).await {
         return outcome;
     }
-    let swapped = match &job.how {
-        DnsWhere::Update { key } => {
-            outcome
-                .step(
-                    change_what,
-                    limit,
-                    dns::swap(job.server, key, &job.record, &job.expect, &job.to, limit),
-                )
-                .await
+    let mut swapped = None;
+    let mut before = None;
+    for step in DnsStep::plan(job) {
+        if common.dry_run {
+            let (what, detail) = step.planned(job, common, &change_what);
+            outcome.note(what, detail);
+            continue;
         }
-        DnsWhere::ZoneFile { path, reload } => {
-            let edited = outcome
-                .step(change_what, limit, {
-                    let (path, rec) = (path.clone(), job.record.clone());
-                    let (expect, to) = (job.expect.clone(), job.to.clone());
-                    // File I/O with fsync: off the async workers.
-                    async move {
-                        tokio::task::spawn_blocking(move || {
-                            dns::zonefile::swap(&path, &rec, &expect, &to)
-                        })
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string())
+        match step {
+            DnsStep::Change => {
+                let result = match &job.how {
+                    DnsWhere::Update { key } => {
+                        outcome
+                            .step(
+                                change_what.clone(),
+                                limit,
+                                dns::swap(
+                                    job.server,
+                                    key,
+                                    &job.record,
+                                    &job.expect,
+                                    &job.to,
+                                    limit,
+                                ),
+                            )
+                            .await
                     }
-                })
-                .await;
-            if edited.is_ok() {
+                    DnsWhere::ZoneFile { path, .. } => {
+                        outcome
+                            .step(change_what.clone(), limit, {
+                                let (path, rec) = (path.clone(), job.record.clone());
+                                let (expect, to) = (job.expect.clone(), job.to.clone());
+                                // File I/O with fsync: off the async workers.
+                                async move {
+                                    tokio::task::spawn_blocking(move || {
+                                        dns::zonefile::swap(&path, &rec, &expect, &to)
+                                    })
+                                    .await
+                                    .map_err(|e| e.to_string())?
+                                    .map_err(|e| e.to_string())
+                                }
+                            })
+                            .await
+                    }
+                };
+                match result {
+                    Ok(s) => swapped = Some(s),
+                    Err(e) => return outcome.fail(e),
+                }
+            }
+            DnsStep::Reload => {
+                let DnsWhere::ZoneFile { path, reload } = &job.how else {
+                    continue;
+                };
                 let r = outcome
                     .step(
                         format!("run {}", reload.join(" ")),
@@ -177,20 +185,59 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
                     return outcome.fail(e);
                 }
             }
-            edited
+            DnsStep::Verify => {
+                let replaced = match swapped.take() {
+                    Some(Swap::AlreadyDone { current }) => {
+                        outcome.note(format!("{} already holds {new}", job.record.name), "");
+                        current
+                    }
+                    Some(Swap::Done { before }) => {
+                        outcome.changed = true;
+                        before
+                    }
+                    None => unknown_before(),
+                };
+                verify_and_report(&mut outcome, job, &replaced, limit, &new).await;
+                before = Some(replaced);
+            }
+            DnsStep::Record => {
+                if let (true, Some(before)) = (outcome.changed, &before) {
+                    let ev_rec = event(common, &outcome, &old, &new);
+                    // The TTL the owner gave the record, kept so failback can put it back; and
+                    // how long resolvers may still hand out the replaced address, for `posta
+                    // status`. Taken from what the swap replaced, so a failed verification does
+                    // not lose it.
+                    let old = dns::convergence(before, &job.to).as_secs();
+                    outcome.convergence_secs.get_or_insert(old);
+                    let (holder, original) = if action == Action::Takeover {
+                        ("backup", before.ttl)
+                    } else {
+                        ("primary", None)
+                    };
+                    let ttls = state::DnsTtls {
+                        original,
+                        old: Some(old),
+                    };
+                    record_with_ttl(common, &mut outcome, ev_rec, holder, ttls);
+                }
+            }
         }
-    };
-    let before = match swapped {
-        Err(e) => return outcome.fail(e),
-        Ok(Swap::AlreadyDone { current }) => {
-            outcome.note(format!("{} already holds {new}", job.record.name), "");
-            current
-        }
-        Ok(Swap::Done { before }) => {
-            outcome.changed = true;
-            before
-        }
-    };
+    }
+    // A run that found the change already made has nothing to announce to the hooks.
+    if common.dry_run || outcome.changed {
+        post_hooks(common, &mut outcome, post, &ev).await;
+    }
+    outcome
+}
+
+/// Verifies the change at every authoritative server, a line per server in the report.
+async fn verify_and_report(
+    outcome: &mut Outcome,
+    job: &DnsJob,
+    before: &dns::Snapshot,
+    limit: Duration,
+    new: &str,
+) {
     let verified = outcome
         .step(
             format!(
@@ -198,7 +245,7 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
                 job.record.zone
             ),
             limit,
-            verify_until_consistent(job, &before, limit),
+            verify_until_consistent(job, before, limit),
         )
         .await;
     match verified {
@@ -221,26 +268,50 @@ pub async fn dns_swap(job: &DnsJob, common: &Common, action: Action) -> Outcome 
         }
         Err(e) => outcome.error = Some(format!("the change was made but verification failed: {e}")),
     }
-    if outcome.changed {
-        let ev_rec = event(common, &outcome, &old, &new);
-        // The TTL the owner gave the record, kept so failback can put it back; and how long
-        // resolvers may still hand out the replaced address, for `posta status`. Taken from
-        // what the swap replaced, so a failed verification does not lose it.
-        let old = dns::convergence(&before, &job.to).as_secs();
-        outcome.convergence_secs.get_or_insert(old);
-        let (holder, original) = if action == Action::Takeover {
-            ("backup", before.ttl)
-        } else {
-            ("primary", None)
-        };
-        let ttls = state::DnsTtls {
-            original,
-            old: Some(old),
-        };
-        record_with_ttl(common, &mut outcome, ev_rec, holder, ttls);
-        post_hooks(common, &mut outcome, post, &ev).await;
+}
+
+/// The steps of moving the record, after the hooks: a dry run prints them, a real run does
+/// them in this order.
+#[derive(Debug, Clone, Copy)]
+enum DnsStep {
+    Change,
+    Reload,
+    Verify,
+    Record,
+}
+
+impl DnsStep {
+    /// A zone file is reloaded after the edit; an UPDATE needs no reload.
+    fn plan(job: &DnsJob) -> Vec<DnsStep> {
+        let mut steps = vec![DnsStep::Change];
+        if let DnsWhere::ZoneFile { .. } = job.how {
+            steps.push(DnsStep::Reload);
+        }
+        steps.extend([DnsStep::Verify, DnsStep::Record]);
+        steps
     }
-    outcome
+
+    /// What a dry run says the step would do.
+    fn planned(self, job: &DnsJob, common: &Common, change_what: &str) -> (String, String) {
+        let what = match (self, &job.how) {
+            (DnsStep::Change, _) => change_what.to_string(),
+            (DnsStep::Reload, DnsWhere::ZoneFile { reload, .. }) => {
+                format!("run {}", reload.join(" "))
+            }
+            (DnsStep::Reload, DnsWhere::Update { .. }) => String::new(),
+            (DnsStep::Verify, _) => format!(
+                "verify at every authoritative server of {}",
+                job.record.zone
+            ),
+            (DnsStep::Record, _) => {
+                return (
+                    "record in state file".into(),
+                    common.state_file.display().to_string(),
+                );
+            }
+        };
+        (what, String::new())
+    }
 }
 
 /// Asks every authoritative server until all serve the new record or `limit` passes: a

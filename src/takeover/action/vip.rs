@@ -31,6 +31,99 @@ pub struct VipJob {
 /// seeing nobody hold it. Past this, nobody holding it is an error to report.
 const HANDOVER_WAIT: Duration = Duration::from_secs(3);
 
+/// The steps of taking the address, after the hooks: a dry run prints them, a real run does
+/// them in this order.
+#[derive(Debug, Clone, Copy)]
+enum TakeStep {
+    Probe,
+    Add,
+    Announce,
+    CheckSmtp,
+    Record,
+}
+
+impl TakeStep {
+    /// An address configured here already is not added again.
+    fn plan(already: bool) -> Vec<TakeStep> {
+        let mut steps = vec![TakeStep::Probe];
+        if !already {
+            steps.push(TakeStep::Add);
+        }
+        steps.extend([TakeStep::Announce, TakeStep::CheckSmtp, TakeStep::Record]);
+        steps
+    }
+
+    /// What a dry run says the step would do.
+    fn planned(self, job: &VipJob, common: &Common) -> (String, String) {
+        let what = match self {
+            TakeStep::Probe => probe_what(job),
+            TakeStep::Add => format!("add {}", job.vip),
+            TakeStep::Announce => format!(
+                "announce: {} gratuitous ARP {:?} {:?} apart{}",
+                job.announce.count,
+                job.announce.mode,
+                job.announce.interval,
+                job.announce
+                    .second_burst_after
+                    .map(|d| format!(", again after {d:?}"))
+                    .unwrap_or_default()
+            ),
+            TakeStep::CheckSmtp => {
+                format!(
+                    "check SMTP answers at {}:{}",
+                    job.vip.address, job.smtp_port
+                )
+            }
+            TakeStep::Record => return planned_record(common),
+        };
+        (what, String::new())
+    }
+}
+
+/// The steps of giving the address back, after the hooks.
+#[derive(Debug, Clone, Copy)]
+enum ReleaseStep {
+    Remove,
+    HandOver,
+    Record,
+}
+
+impl ReleaseStep {
+    const PLAN: [ReleaseStep; 3] = [
+        ReleaseStep::Remove,
+        ReleaseStep::HandOver,
+        ReleaseStep::Record,
+    ];
+
+    /// What a dry run says the step would do.
+    fn planned(self, job: &VipJob, common: &Common) -> (String, String) {
+        let what = match self {
+            ReleaseStep::Remove => format!("remove {}", job.vip),
+            ReleaseStep::HandOver => format!(
+                "wait up to {HANDOVER_WAIT:?} for mailserver1 to answer for {}, then announce \
+                 it at mailserver1's MAC",
+                job.vip.address
+            ),
+            ReleaseStep::Record => return planned_record(common),
+        };
+        (what, String::new())
+    }
+}
+
+fn planned_record(common: &Common) -> (String, String) {
+    (
+        "record in state file".into(),
+        common.state_file.display().to_string(),
+    )
+}
+
+fn probe_what(job: &VipJob) -> String {
+    format!(
+        "ARP probe for {} ({} probes {:?} apart, then {:?})",
+        job.vip.address, job.probe.count, job.probe.interval, job.probe.wait
+    )
+}
+
 /// Takes the virtual IP (on mailserver2), or reclaims it (on mailserver1, `action` =
 /// [`Action::Reclaim`]). Returns the announcement whose second burst the caller should await.
 pub async fn vip_take(
@@ -108,113 +201,105 @@ pub async fn vip_take(
     if !pre_hooks(common, &mut outcome, pre, &ev).await {
         return (outcome, None);
     }
-    let probe_what = format!(
-        "ARP probe for {address} ({} probes {:?} apart, then {:?})",
-        job.probe.count, job.probe.interval, job.probe.wait
-    );
-    if common.dry_run {
-        outcome.note(probe_what, "");
-        if !already {
-            outcome.note(format!("add {}", job.vip), "");
+    let mut announcement = None;
+    for step in TakeStep::plan(already) {
+        if common.dry_run {
+            let (what, detail) = step.planned(job, common);
+            outcome.note(what, detail);
+            continue;
         }
-        outcome.note(
-            format!(
-                "announce: {} gratuitous ARP {:?} {:?} apart{}",
-                job.announce.count,
-                job.announce.mode,
-                job.announce.interval,
-                job.announce
-                    .second_burst_after
-                    .map(|d| format!(", again after {d:?}"))
-                    .unwrap_or_default()
-            ),
-            "",
-        );
-        outcome.note(
-            format!("check SMTP answers at {address}:{}", job.smtp_port),
-            "",
-        );
-        outcome.note(
-            "record in state file",
-            common.state_file.display().to_string(),
-        );
-        post_hooks(common, &mut outcome, post, &ev).await;
-        return (outcome, None);
-    }
-    let probe_limit = limit + job.probe.duration();
-    let probed = if job.probe.count == 0 {
-        outcome.note("ARP probe skipped (--probe-count 0)", "");
-        Ok(ProbeOutcome::Free)
-    } else {
-        outcome
-            .step(probe_what, probe_limit, vip::probe(&job.vip, &job.probe))
-            .await
-    };
-    match probed {
-        Err(e) => return (outcome.fail(e), None),
-        Ok(ProbeOutcome::Held { mac }) if !job.force => {
-            let who = if action == Action::Reclaim {
-                "mailserver2 (run posta failback there first)"
-            } else {
-                "mailserver1 (or another host)"
-            };
-            let e = format!(
-                "{address} is still held: {mac} answered the ARP probe. Taking it would give two \
-                 hosts one address; {who}. Use --force only if you know that host is not a mail server"
-            );
-            return (outcome.fail(e), None);
-        }
-        Ok(ProbeOutcome::Held { mac }) => outcome.note(
-            "--force: taking the address anyway",
-            format!("{mac} answered"),
-        ),
-        Ok(ProbeOutcome::Free) if job.probe.count > 0 => outcome.note("nobody answered", ""),
-        Ok(ProbeOutcome::Free) => {}
-    }
-    if !already
-        && let Err(e) = outcome
-            .step(format!("add {}", job.vip), limit, vip::add(&job.vip))
-            .await
-    {
-        return (outcome.fail(e), None);
-    }
-    let announcement = match outcome
-        .step(
-            "announce (gratuitous ARP / unsolicited NA)",
-            limit,
-            vip::announce(&job.vip, &job.announce),
-        )
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => {
-            if !already {
-                rollback_vip(&mut outcome, &job.vip, limit).await;
+        match step {
+            TakeStep::Probe => {
+                let probed = if job.probe.count == 0 {
+                    outcome.note("ARP probe skipped (--probe-count 0)", "");
+                    Ok(ProbeOutcome::Free)
+                } else {
+                    let probe_limit = limit + job.probe.duration();
+                    outcome
+                        .step(
+                            probe_what(job),
+                            probe_limit,
+                            vip::probe(&job.vip, &job.probe),
+                        )
+                        .await
+                };
+                match probed {
+                    Err(e) => return (outcome.fail(e), None),
+                    Ok(ProbeOutcome::Held { mac }) if !job.force => {
+                        let who = if action == Action::Reclaim {
+                            "mailserver2 (run posta failback there first)"
+                        } else {
+                            "mailserver1 (or another host)"
+                        };
+                        let e = format!(
+                            "{address} is still held: {mac} answered the ARP probe. Taking it would give two \
+                             hosts one address; {who}. Use --force only if you know that host is not a mail server"
+                        );
+                        return (outcome.fail(e), None);
+                    }
+                    Ok(ProbeOutcome::Held { mac }) => outcome.note(
+                        "--force: taking the address anyway",
+                        format!("{mac} answered"),
+                    ),
+                    Ok(ProbeOutcome::Free) if job.probe.count > 0 => {
+                        outcome.note("nobody answered", "")
+                    }
+                    Ok(ProbeOutcome::Free) => {}
+                }
             }
-            return (outcome.fail(e), None);
+            TakeStep::Add => {
+                let added = outcome
+                    .step(format!("add {}", job.vip), limit, vip::add(&job.vip))
+                    .await;
+                if let Err(e) = added {
+                    return (outcome.fail(e), None);
+                }
+            }
+            TakeStep::Announce => {
+                let announced = outcome
+                    .step(
+                        "announce (gratuitous ARP / unsolicited NA)",
+                        limit,
+                        vip::announce(&job.vip, &job.announce),
+                    )
+                    .await;
+                match announced {
+                    Ok(a) => announcement = Some(a),
+                    Err(e) => {
+                        if !already {
+                            rollback_vip(&mut outcome, &job.vip, limit).await;
+                        }
+                        return (outcome.fail(e), None);
+                    }
+                }
+                outcome.changed = true;
+            }
+            TakeStep::CheckSmtp => {
+                if let Err(e) = verify_smtp(&mut outcome, address, job.smtp_port, limit).await {
+                    // The address stays: clients reach this host for IMAP/POP3 and the next
+                    // probe; the operator fixes the MTA. Said plainly instead of undone silently.
+                    outcome
+                        .remaining
+                        .push(format!("{} is up on this host", job.vip));
+                    outcome.error = Some(format!(
+                        "{e}; check that the MTA listens on all addresses (Postfix: inet_interfaces = all)"
+                    ));
+                }
+            }
+            TakeStep::Record => {
+                let holder = if action == Action::Reclaim {
+                    "primary"
+                } else {
+                    "backup"
+                };
+                let mut ev_rec = event(common, &outcome, old, new);
+                ev_rec.changed = true;
+                record(common, &mut outcome, ev_rec, holder);
+            }
         }
-    };
-    outcome.changed = true;
-    if let Err(e) = verify_smtp(&mut outcome, address, job.smtp_port, limit).await {
-        // The address stays: clients reach this host for IMAP/POP3 and the next probe; the
-        // operator fixes the MTA. Said plainly instead of undone silently.
-        outcome
-            .remaining
-            .push(format!("{} is up on this host", job.vip));
-        outcome.error = Some(format!(
-            "{e}; check that the MTA listens on all addresses (Postfix: inet_interfaces = all)"
-        ));
     }
-    let holder = if action == Action::Reclaim {
-        "primary"
-    } else {
-        "backup"
-    };
-    let mut ev_rec = event(common, &outcome, old, new);
-    ev_rec.changed = true;
-    record(common, &mut outcome, ev_rec, holder);
     post_hooks(common, &mut outcome, post, &ev).await;
-    (outcome, Some(announcement))
+    (outcome, announcement)
 }
 
 async fn rollback_vip(outcome: &mut Outcome, v: &Vip, limit: Duration) {
@@ -295,36 +380,33 @@ pub async fn vip_release(job: &VipJob, common: &Common) -> (Outcome, Option<Anno
     if !pre_hooks(common, &mut outcome, Moment::PreFailback, &ev).await {
         return (outcome, None);
     }
-    if common.dry_run {
-        outcome.note(format!("remove {}", job.vip), "");
-        outcome.note(
-            format!(
-                "wait up to {HANDOVER_WAIT:?} for mailserver1 to answer for {}, then announce \
-                 it at mailserver1's MAC",
-                job.vip.address
-            ),
-            "",
-        );
-        outcome.note(
-            "record in state file",
-            common.state_file.display().to_string(),
-        );
-        post_hooks(common, &mut outcome, Moment::PostFailback, &ev).await;
-        return (outcome, None);
+    let mut announcement = None;
+    for step in ReleaseStep::PLAN {
+        if common.dry_run {
+            let (what, detail) = step.planned(job, common);
+            outcome.note(what, detail);
+            continue;
+        }
+        match step {
+            ReleaseStep::Remove => {
+                let removed = outcome
+                    .step(format!("remove {}", job.vip), limit, vip::remove(&job.vip))
+                    .await;
+                if let Err(e) = removed {
+                    outcome
+                        .remaining
+                        .push(format!("{} is still on this host", job.vip));
+                    return (outcome.fail(e), None);
+                }
+                outcome.changed = true;
+            }
+            ReleaseStep::HandOver => announcement = hand_over(&mut outcome, job, limit).await,
+            ReleaseStep::Record => {
+                let ev_rec = event(common, &outcome, old, new);
+                record(common, &mut outcome, ev_rec, "primary");
+            }
+        }
     }
-    if let Err(e) = outcome
-        .step(format!("remove {}", job.vip), limit, vip::remove(&job.vip))
-        .await
-    {
-        outcome
-            .remaining
-            .push(format!("{} is still on this host", job.vip));
-        return (outcome.fail(e), None);
-    }
-    outcome.changed = true;
-    let announcement = hand_over(&mut outcome, job, limit).await;
-    let ev_rec = event(common, &outcome, old, new);
-    record(common, &mut outcome, ev_rec, "primary");
     post_hooks(common, &mut outcome, Moment::PostFailback, &ev).await;
     (outcome, announcement)
 }
