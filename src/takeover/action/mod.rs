@@ -1,0 +1,394 @@
+//! The ordered, verified, recorded actions behind `posta takeover` and `posta failback`.
+//!
+//! Every action has the same frame: take the state lock; find out whether it is already in
+//! effect (then it is a no-op that says so); run the `pre` hooks (a failure stops here, nothing
+//! changed); do the steps, each under a time limit, undoing what was done when a later step
+//! fails; verify from the outside; record the event; run the `post` hooks. `--dry-run` walks
+//! the same frame and prints each step instead of doing it.
+//!
+//! - `vip`  take, reclaim and release a virtual IP.
+//! - `dns`  the compare-and-swap of a DNS record, by UPDATE or in a zone file.
+
+mod dns;
+mod vip;
+
+pub use dns::{DnsJob, DnsWhere, dns_resource, dns_swap};
+pub use vip::{VipJob, vip_release, vip_take};
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::hooks::{EventEnv, Hooks, Moment};
+use super::state::{self, Action, Event, Lock, State};
+
+/// What every action shares.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub hooks: Hooks,
+    pub state_file: PathBuf,
+    pub dry_run: bool,
+    /// Limit for each step (a probe, an update, a verification).
+    pub step_timeout: Duration,
+    /// This host, for the record.
+    pub host: String,
+}
+
+/// One step as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+    pub millis: f64,
+}
+
+/// The result of an action, printed as lines or JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub action: Action,
+    pub mode: String,
+    pub resource: String,
+    pub dry_run: bool,
+    /// False when the action was already in effect (or refused) and nothing changed.
+    pub changed: bool,
+    pub steps: Vec<Step>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What went wrong after the change took effect and was recorded (a failed post hook):
+    /// the action succeeded, so these never make it fail, but the operator must hear of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// After a failure: what is still in place that the operator must look at.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remaining: Vec<String>,
+    /// DNS: worst-case time until every client sees the new address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convergence_secs: Option<u64>,
+}
+
+impl Outcome {
+    fn new(action: Action, mode: &str, resource: String, dry_run: bool) -> Outcome {
+        Outcome {
+            action,
+            mode: mode.into(),
+            resource,
+            dry_run,
+            changed: false,
+            steps: Vec::new(),
+            error: None,
+            warnings: Vec::new(),
+            remaining: Vec::new(),
+            convergence_secs: None,
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// Runs one step under `limit`, recording it; `Err` carries the step's failure, as the
+    /// report shows it.
+    async fn step<T, E: std::fmt::Display>(
+        &mut self,
+        what: impl Into<String>,
+        limit: Duration,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, StepFailed> {
+        let what = what.into();
+        let started = Instant::now();
+        let result = match tokio::time::timeout(limit, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StepFailed(e.to_string())),
+            Err(_) => Err(StepFailed(format!("no result within {limit:?}"))),
+        };
+        self.steps.push(Step {
+            what: what.clone(),
+            ok: result.is_ok(),
+            detail: result
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            millis: started.elapsed().as_secs_f64() * 1000.0,
+        });
+        result
+    }
+
+    /// Notes a step that needs no work (or a dry run's "would").
+    fn note(&mut self, what: impl Into<String>, detail: impl Into<String>) {
+        self.steps.push(Step {
+            what: what.into(),
+            ok: true,
+            detail: detail.into(),
+            millis: 0.0,
+        });
+    }
+
+    fn fail(mut self, error: impl Into<String>) -> Outcome {
+        self.error = Some(error.into());
+        self
+    }
+
+    /// The human report: one line per step, then the verdict.
+    pub fn lines(&self) -> String {
+        let mut out = String::new();
+        let verb = match self.action {
+            Action::Takeover => "takeover",
+            Action::Failback => "failback",
+            Action::Reclaim => "reclaim",
+        };
+        if self.dry_run {
+            out.push_str(&format!("dry run: {verb} {} would\n", self.resource));
+        }
+        for s in &self.steps {
+            let mark = if self.dry_run {
+                "-"
+            } else if s.ok {
+                "ok"
+            } else {
+                "FAILED"
+            };
+            out.push_str(&format!("{mark:>6}  {}", s.what));
+            if !s.detail.is_empty() {
+                out.push_str(&format!(": {}", s.detail));
+            }
+            if s.millis > 0.0 {
+                out.push_str(&format!(" ({:.0} ms)", s.millis));
+            }
+            out.push('\n');
+        }
+        // A DNS change is not over when it is made: caches keep the old address for its TTL.
+        // Said on the verdict line, the last one, which is what `posta watch` logs of a child.
+        let cached = match (self.convergence_secs, self.changed) {
+            (Some(c), true) => Some(resolvers_may_hold(c)),
+            _ => None,
+        };
+        match (&self.error, self.changed, self.dry_run) {
+            (_, _, true) => {}
+            (Some(e), _, _) => {
+                if let Some(c) = &cached {
+                    out.push_str(&format!("{c}\n"));
+                }
+                out.push_str(&format!("{verb} of {} FAILED: {e}\n", self.resource));
+                for r in &self.remaining {
+                    out.push_str(&format!("  still in place: {r}\n"));
+                }
+            }
+            (None, true, _) => {
+                out.push_str(&format!("{verb} of {} done", self.resource));
+                if let Some(c) = &cached {
+                    out.push_str(&format!(": {c}"));
+                }
+                // On the verdict line too, so `posta watch`'s log of the child carries it.
+                if !self.warnings.is_empty() {
+                    out.push_str(&format!(", with a warning: {}", self.warnings.join("; ")));
+                }
+                out.push('\n');
+            }
+            (None, false, _) => out.push_str(&format!(
+                "{verb} of {} was already in effect; nothing changed\n",
+                self.resource
+            )),
+        }
+        out
+    }
+}
+
+/// How long after a DNS change resolvers may still hand out the address it replaced: the
+/// sentence the failback report and `posta status` share.
+pub fn resolvers_may_hold(secs: u64) -> String {
+    format!("resolvers may hand out the old address for up to {secs} s (the record's TTL)")
+}
+
+fn event(common: &Common, outcome: &Outcome, old: &str, new: &str) -> Event {
+    Event {
+        time: state::now(),
+        action: outcome.action,
+        mode: outcome.mode.clone(),
+        resource: outcome.resource.clone(),
+        old: old.into(),
+        new: new.into(),
+        host: common.host.clone(),
+        changed: true,
+    }
+}
+
+fn env(outcome: &Outcome, old: &str, new: &str) -> EventEnv {
+    EventEnv {
+        mode: outcome.mode.clone(),
+        resource: outcome.resource.clone(),
+        old: old.into(),
+        new: new.into(),
+        changed: true,
+    }
+}
+
+/// Records the event; a failure to record is reported, not undone (the change is real).
+fn record(common: &Common, outcome: &mut Outcome, event: Event, holder: &str) {
+    record_with_ttl(common, outcome, event, holder, state::DnsTtls::default());
+}
+
+fn record_with_ttl(
+    common: &Common,
+    outcome: &mut Outcome,
+    event: Event,
+    holder: &str,
+    ttls: state::DnsTtls,
+) {
+    let result = State::load(&common.state_file).and_then(|mut s| {
+        s.record_with_ttl(event, holder, ttls);
+        s.save(&common.state_file)
+    });
+    match result {
+        Ok(()) => outcome.note(
+            "record in state file",
+            common.state_file.display().to_string(),
+        ),
+        Err(e) => {
+            outcome.steps.push(Step {
+                what: "record in state file".into(),
+                ok: false,
+                detail: e.to_string(),
+                millis: 0.0,
+            });
+            outcome.error = Some(format!("the change is in effect but was not recorded: {e}"));
+        }
+    }
+}
+
+async fn pre_hooks(common: &Common, outcome: &mut Outcome, moment: Moment, ev: &EventEnv) -> bool {
+    if common.dry_run {
+        for line in common.hooks.describe(moment) {
+            outcome.note(line, "");
+        }
+        return true;
+    }
+    let n = common.hooks.run(moment, ev).await;
+    match n {
+        Ok(0) => true,
+        Ok(n) => {
+            outcome.note(format!("{} hooks", moment.name()), format!("{n} ran"));
+            true
+        }
+        Err(e) => {
+            outcome.error = Some(format!("{e}; nothing was changed"));
+            false
+        }
+    }
+}
+
+async fn post_hooks(common: &Common, outcome: &mut Outcome, moment: Moment, ev: &EventEnv) {
+    if common.dry_run {
+        for line in common.hooks.describe(moment) {
+            outcome.note(line, "");
+        }
+        return;
+    }
+    let started = Instant::now();
+    match common.hooks.run(moment, ev).await {
+        Ok(0) => {}
+        Ok(n) => outcome.note(format!("{} hooks", moment.name()), format!("{n} ran")),
+        // The change is in effect and recorded by now: the action succeeded, and calling it
+        // failed would have `posta watch` retry a takeover that is done. A warning instead, in
+        // the steps, the verdict, `--json` and on stderr.
+        Err(e) => {
+            outcome.steps.push(Step {
+                what: format!("{} hooks", moment.name()),
+                ok: false,
+                detail: e.to_string(),
+                millis: started.elapsed().as_secs_f64() * 1000.0,
+            });
+            outcome
+                .warnings
+                .push(format!("the change is in effect, but {e}"));
+        }
+    }
+}
+
+/// The state file's lock. Waiting for it polls with sleeps, so it runs on the blocking pool,
+/// never on the runtime's worker threads.
+async fn lock(common: &Common) -> Result<Option<Lock>, LockError> {
+    if common.dry_run {
+        return Ok(None);
+    }
+    let (path, wait) = (common.state_file.clone(), common.step_timeout);
+    let acquired = tokio::task::spawn_blocking(move || Lock::acquire(&path, wait))
+        .await
+        .map_err(LockError::Task)??;
+    Ok(Some(acquired))
+}
+
+/// Why the state file's lock was not taken: the report's error.
+#[derive(Debug, thiserror::Error)]
+enum LockError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("the lock task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl From<LockError> for String {
+    fn from(e: LockError) -> String {
+        e.to_string()
+    }
+}
+
+/// Work on the blocking pool: its own error, or the task's (a panic).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Blocking<E> {
+    #[error(transparent)]
+    Work(E),
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A recorded step that failed: its text is the step's detail in the report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+struct StepFailed(String);
+
+impl From<StepFailed> for String {
+    fn from(e: StepFailed) -> String {
+        e.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Action, Outcome};
+
+    fn dns(action: Action, changed: bool, error: Option<&str>) -> Outcome {
+        let mut o = Outcome::new(action, "dns", "mail.example.org. A/AAAA".into(), false);
+        o.changed = changed;
+        o.convergence_secs = Some(60);
+        o.error = error.map(Into::into);
+        o
+    }
+
+    #[test]
+    fn a_dns_change_ends_with_how_long_resolvers_may_hand_out_the_old_address() {
+        // The last line is what `posta watch` keeps of its child: the TTL must be on it.
+        let text = dns(Action::Failback, true, None).lines();
+        assert_eq!(
+            text.lines().last(),
+            Some(
+                "failback of mail.example.org. A/AAAA done: resolvers may hand out the old \
+                 address for up to 60 s (the record's TTL)"
+            )
+        );
+        let failed = dns(Action::Takeover, true, Some("ns2 serves 10.0.0.25")).lines();
+        assert_eq!(
+            failed.lines().collect::<Vec<_>>(),
+            [
+                "resolvers may hand out the old address for up to 60 s (the record's TTL)",
+                "takeover of mail.example.org. A/AAAA FAILED: ns2 serves 10.0.0.25",
+            ]
+        );
+        // Nothing changed: nothing to wait for.
+        let noop = dns(Action::Takeover, false, None).lines();
+        assert!(!noop.contains("resolvers"), "{noop}");
+    }
+}
