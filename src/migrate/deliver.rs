@@ -8,16 +8,18 @@
 //! dot: retried with backoff for `retry_for`. A connection lost after the dot: the outcome is
 //! unknown, and the reader asks mailserver1 before sending again.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::Ctx;
 use super::confirm::Presence;
 use super::journal::{Entry, MessageKey, Step};
 use super::message;
 use super::plan::UnknownPolicy;
+use super::verify::VerifyError;
 use crate::client::imap::{ImapClient, ImapError};
 use crate::client::smtp::{SmtpClient, SmtpError};
 use crate::proto::smtp::Reply;
@@ -77,24 +79,64 @@ pub struct Done {
     pub outcome: Outcome,
 }
 
-/// Starts `n` workers. Jobs go into the returned sender (bounded, so a fast source never
-/// piles messages up in memory); results come out of the receiver.
+/// Bytes of read messages that may wait for a worker. The reader stops now and then: it
+/// removes a window of delivered messages from the source (Dovecot's EXPUNGE of 200 Maildir
+/// files takes a few hundred milliseconds) or looks for them at mailserver1. What waits here
+/// keeps the workers delivering meanwhile; the reader then catches up, the source being faster
+/// than mailserver1's intake. Small against the memory ceiling, also with `--parallel`
+/// accounts each holding its own.
+const WAITING_BYTES: usize = 2 << 20;
+
+/// Messages that may wait for a worker, however small.
+const WAITING_JOBS: usize = 64;
+
+/// The workers' intake: bounded in messages and in bytes, so a fast source never piles
+/// messages up in memory.
+pub struct Jobs {
+    tx: mpsc::Sender<(Job, OwnedSemaphorePermit)>,
+    room: Arc<Semaphore>,
+}
+
+/// Every worker has stopped: the job was not taken.
+#[derive(Debug)]
+pub struct WorkersGone;
+
+impl Jobs {
+    /// Hands `job` to the workers, waiting while the messages already waiting fill the room
+    /// (a message larger than the room waits until it is empty).
+    pub async fn send(&self, job: Job) -> Result<(), WorkersGone> {
+        let bytes = job.message.len().clamp(1, WAITING_BYTES);
+        let permit = self
+            .room
+            .clone()
+            .acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| WorkersGone)?;
+        self.tx.send((job, permit)).await.map_err(|_| WorkersGone)
+    }
+}
+
+/// Starts `n` workers. Jobs go into the returned [`Jobs`]; results come out of the receiver.
 pub fn start(
     ctx: Arc<Ctx>,
     n: usize,
 ) -> (
-    mpsc::Sender<Job>,
+    Jobs,
     mpsc::UnboundedReceiver<Done>,
     tokio::task::JoinSet<()>,
 ) {
-    let (job_tx, job_rx) = mpsc::channel::<Job>(n.max(1));
+    let (job_tx, job_rx) = mpsc::channel(WAITING_JOBS.max(n));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let job_rx = Arc::new(Mutex::new(job_rx));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..n.max(1) {
         set.spawn(worker(ctx.clone(), job_rx.clone(), done_tx.clone()));
     }
-    (job_tx, done_rx, set)
+    let jobs = Jobs {
+        tx: job_tx,
+        room: Arc::new(Semaphore::new(WAITING_BYTES)),
+    };
+    (jobs, done_rx, set)
 }
 
 #[derive(Default)]
@@ -105,13 +147,15 @@ struct Conns {
 
 async fn worker(
     ctx: Arc<Ctx>,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    jobs: Arc<Mutex<mpsc::Receiver<(Job, OwnedSemaphorePermit)>>>,
     done: mpsc::UnboundedSender<Done>,
 ) {
     let mut conns = Conns::default();
     loop {
         let job = jobs.lock().await.recv().await;
-        let Some(job) = job else { break };
+        let Some((job, waiting)) = job else { break };
+        // Taken: its bytes no longer wait, the room is the reader's again.
+        drop(waiting);
         let size = job.message.len() as u64;
         let facts = Facts {
             message_id: message::message_id(&job.message),
@@ -124,17 +168,42 @@ async fn worker(
             },
             file: job.file.clone(),
         };
-        let message_id = facts.message_id.clone();
-        // Boxed: the delivery future nests the SMTP/IMAP session futures and is large.
-        let outcome = Box::pin(deliver(&ctx, &mut conns, &job, &facts)).await;
-        ctx.progress.message(size);
-        let _ = done.send(Done {
-            key: job.key,
+        let finished = Done {
+            key: job.key.clone(),
             handle: job.handle,
             size,
-            message_id,
-            outcome,
-        });
+            message_id: facts.message_id.clone(),
+            outcome: Outcome::Delivered,
+        };
+        // Boxed: the delivery future nests the SMTP/IMAP session futures and is large.
+        match Box::pin(deliver(&ctx, &mut conns, &job, &facts)).await {
+            Ended::Outcome(outcome) => {
+                ctx.progress.message(size);
+                let _ = done.send(Done {
+                    outcome,
+                    ..finished
+                });
+            }
+            // The `delivered` record's fsync runs while this worker sends the next message;
+            // the reader hears of the message (and may remove it) only once it is on disk.
+            Ended::Accepted(entry) => {
+                let (ctx, done) = (ctx.clone(), done.clone());
+                tokio::spawn(async move {
+                    let outcome = match ctx.journal.record(&finished.key, entry).await {
+                        Ok(()) => Outcome::Delivered,
+                        // Accepted, but not durably known: the next run must check, not resend.
+                        Err(e) => Outcome::InDoubt {
+                            reason: e.to_string(),
+                        },
+                    };
+                    ctx.progress.message(size);
+                    let _ = done.send(Done {
+                        outcome,
+                        ..finished
+                    });
+                });
+            }
+        }
     }
     if let Some(c) = conns.smtp.take() {
         let _ = c.quit().await;
@@ -162,22 +231,23 @@ enum Attempt {
     Unknown(String),
 }
 
-async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job, facts: &Facts) -> Outcome {
+/// How a delivery ended: mailserver1 accepted the message and its `delivered` record (this
+/// entry) is still to be written, or that is all there is to know.
+enum Ended {
+    Accepted(Entry),
+    Outcome(Outcome),
+}
+
+async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job, facts: &Facts) -> Ended {
     let rcpt = match (&job.target, &ctx.account.rcpt) {
         (Target::Append { .. }, _) => None,
         (Target::Deliver, Some(r)) => Some(r.clone()),
         (Target::Deliver, None) => match message::envelope_recipient(&job.message) {
             Some(r) => Some(r),
             None => {
-                return quarantine(
-                    ctx,
-                    job,
-                    facts,
-                    "no envelope recipient: no Delivered-To or X-Original-To header and no \
-                     account mapping (posta never guesses from To/Cc)"
-                        .into(),
-                )
-                .await;
+                let reason = "no envelope recipient: no Delivered-To or X-Original-To header and \
+                              no account mapping (posta never guesses from To/Cc)";
+                return Ended::Outcome(quarantine(ctx, job, facts, reason.into()).await);
             }
         },
     };
@@ -204,24 +274,20 @@ async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job, facts: &Facts) -> Outc
         match attempt {
             Attempt::Accepted => {
                 let entry = ctx.entry(facts, Step::Delivered, ctx.describe(&job.target));
-                return match ctx.journal.record(&job.key, entry).await {
-                    Ok(()) => Outcome::Delivered,
-                    // Accepted, but not durably known: the next run must check, not resend.
-                    Err(e) => Outcome::InDoubt {
-                        reason: e.to_string(),
-                    },
-                };
+                return Ended::Accepted(entry);
             }
-            Attempt::Refused(reason) => return quarantine(ctx, job, facts, reason).await,
+            Attempt::Refused(reason) => {
+                return Ended::Outcome(quarantine(ctx, job, facts, reason).await);
+            }
             Attempt::Unknown(reason) => {
                 conns.smtp = None;
                 conns.imap = None;
-                return Outcome::InDoubt { reason };
+                return Ended::Outcome(Outcome::InDoubt { reason });
             }
             Attempt::Fatal(reason) => {
                 conns.smtp = None;
                 conns.imap = None;
-                return Outcome::Left { reason };
+                return Ended::Outcome(Outcome::Left { reason });
             }
             Attempt::Transient(reason) => {
                 conns.smtp = None;
@@ -229,9 +295,9 @@ async fn deliver(ctx: &Ctx, conns: &mut Conns, job: &Job, facts: &Facts) -> Outc
                 tries += 1;
                 let delay = RETRY.delay(tries);
                 if started.elapsed() + delay > ctx.opts.retry_for {
-                    return Outcome::Left {
+                    return Ended::Outcome(Outcome::Left {
                         reason: format!("{reason} (still failing after {:?})", started.elapsed()),
-                    };
+                    });
                 }
                 tracing::warn!(
                     account = %ctx.account.name,
@@ -476,30 +542,38 @@ pub struct Tally {
     pub doubt: Vec<(MessageKey, u32)>,
     /// Accepted by mailserver1, not yet found in its mailbox: removable once found.
     pub unconfirmed: Vec<(MessageKey, u32)>,
-    /// Whether delivered messages wait for confirmation ([`Ctx::confirms`]); with it, the
-    /// session that looks for them.
+    /// Whether delivered messages wait for confirmation ([`Ctx::confirms`]).
+    confirms: bool,
+    /// The session that looks for them; taken while a look runs beside the reader.
     presence: Option<Presence>,
+    /// A window's look at mailserver1 running beside the reader ([`Tally::look_behind`]).
+    looking: Option<tokio::task::JoinHandle<Look>>,
 }
+
+/// A finished look: the session, for the next one, and which tracking ids it found.
+type Look = (Presence, Result<HashSet<String>, VerifyError>);
 
 impl Tally {
     /// The bookkeeping for a folder whose messages go to `target`, read back from mailserver1's
     /// `dest_folder` when they need confirming.
     pub fn new(ctx: &Ctx, target: &Target, dest_folder: &str) -> Tally {
+        let confirms = ctx.confirms(target);
         Tally {
-            presence: ctx.confirms(target).then(|| Presence::new(dest_folder)),
+            confirms,
+            presence: confirms.then(|| Presence::new(dest_folder)),
             ..Tally::default()
         }
     }
 
     /// Whether what this folder delivers waits for confirmation before removal.
     pub fn confirms(&self) -> bool {
-        self.presence.is_some()
+        self.confirms
     }
 
     /// Books a message the journal already knows as accepted (an earlier run): removable, or
     /// first looked for at mailserver1 when the journal has no confirmation yet.
     pub fn earlier(&mut self, step: Step, key: MessageKey, handle: u32) {
-        if step == Step::Delivered && self.presence.is_some() {
+        if step == Step::Delivered && self.confirms {
             self.unconfirmed.push((key, handle));
         } else {
             self.removable.push((key, handle));
@@ -522,7 +596,7 @@ impl Tally {
                     let hash = ctx.journal.get(&d.key).map(|e| e.hash).unwrap_or_default();
                     report.delivered_keys.push((d.key.clone(), hash));
                 }
-                if self.presence.is_some() {
+                if self.confirms {
                     self.unconfirmed.push((d.key, d.handle));
                 } else {
                     self.removable.push((d.key, d.handle));
@@ -568,24 +642,17 @@ impl Tally {
         }
     }
 
-    /// Looks for the accepted messages at mailserver1 in one batch; found ones are journaled
-    /// `confirmed` and become removable. In the `last` look, posta waits up to --settle, and
-    /// what is still not there stays on the source and is reported: mailserver1 bounced or
-    /// lost it after its 250. Earlier looks do not wait: what has not arrived yet is looked
-    /// for again with the next window.
-    pub async fn confirm(
-        &mut self,
-        ctx: &Ctx,
-        report: &mut super::report::FolderReport,
-        last: bool,
-    ) {
+    /// The folder's last look for the accepted messages at mailserver1, once everything is
+    /// sent (after a look still running beside the reader): found ones are journaled
+    /// `confirmed` and become removable. posta waits up to --settle; what is still not there
+    /// stays on the source and is reported: mailserver1 bounced or lost it after its 250.
+    pub async fn confirm(&mut self, ctx: &Ctx, report: &mut super::report::FolderReport) {
+        self.looked(ctx, true).await;
         let Some(presence) = self.presence.as_mut() else {
             return;
         };
         if self.unconfirmed.is_empty() {
-            if last {
-                presence.close().await;
-            }
+            presence.close().await;
             return;
         }
         let ids: Vec<String> = self
@@ -593,18 +660,11 @@ impl Tally {
             .iter()
             .map(|(k, _)| ctx.tracking_id(k))
             .collect();
-        let wait = if last {
-            ctx.opts.settle
-        } else {
-            Duration::ZERO
-        };
-        let present = presence.present(ctx, &ids, wait).await;
-        if last {
-            presence.close().await;
-        }
+        let present = presence.present(ctx, &ids, ctx.opts.settle).await;
+        presence.close().await;
         let present = match present {
             Ok(p) => p,
-            Err(e) if last => {
+            Err(e) => {
                 let reason = format!(
                     "accepted by mailserver1, but its mailbox could not be checked ({e}); kept \
                      on the source, the next run checks again"
@@ -612,15 +672,28 @@ impl Tally {
                 self.keep_unconfirmed(ctx, report, reason);
                 return;
             }
-            Err(e) => {
-                tracing::warn!(account = %ctx.account.name, "cannot look for delivered messages at mailserver1 yet: {e}");
-                return;
-            }
         };
+        self.book_present(ctx, &present).await;
+        if !self.unconfirmed.is_empty() {
+            let reason = format!(
+                "accepted by mailserver1 but not in its mailbox after --settle {:?} (bounced or \
+                 lost after its 250: see mailserver1's log); kept on the source",
+                ctx.opts.settle
+            );
+            self.keep_unconfirmed(ctx, report, reason);
+        }
+    }
+
+    /// Journals the unconfirmed messages mailserver1 holds (`present`, by tracking id) as
+    /// `confirmed`; they become removable.
+    async fn book_present(&mut self, ctx: &Ctx, present: &HashSet<String>) {
         let (found, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unconfirmed)
             .into_iter()
             .partition(|(k, _)| present.contains(&ctx.tracking_id(k)));
         self.unconfirmed = rest;
+        if found.is_empty() {
+            return;
+        }
         let entries = found
             .iter()
             .map(|(k, _)| (k.clone(), ctx.journal.next(k, Step::Confirmed, "")))
@@ -630,13 +703,47 @@ impl Tally {
             // Not durably confirmed: stays on the source; the next run looks again.
             Err(e) => tracing::error!("{e}"),
         }
-        if last && !self.unconfirmed.is_empty() {
-            let reason = format!(
-                "accepted by mailserver1 but not in its mailbox after --settle {:?} (bounced or \
-                 lost after its 250: see mailserver1's log); kept on the source",
-                ctx.opts.settle
-            );
-            self.keep_unconfirmed(ctx, report, reason);
+    }
+
+    /// Starts a look at mailserver1 for the accepted messages beside the reader, which goes on
+    /// fetching meanwhile: what the look finds is booked by [`Tally::looked`]. It does not wait
+    /// for what has not arrived yet: the next look, or the last, finds it. Nothing happens
+    /// while a look runs or when nothing waits for confirmation.
+    pub fn look_behind(&mut self, ctx: &Arc<Ctx>) {
+        if self.looking.is_some() || self.unconfirmed.is_empty() {
+            return;
+        }
+        let Some(mut presence) = self.presence.take() else {
+            return;
+        };
+        let ids: Vec<String> = self
+            .unconfirmed
+            .iter()
+            .map(|(k, _)| ctx.tracking_id(k))
+            .collect();
+        let ctx = ctx.clone();
+        self.looking = Some(tokio::spawn(async move {
+            let present = presence.present(&ctx, &ids, Duration::ZERO).await;
+            (presence, present)
+        }));
+    }
+
+    /// Books the look started by [`Tally::look_behind`] once it has finished, or, with
+    /// `wait`, waits for it: found messages are journaled `confirmed` and become removable.
+    pub async fn looked(&mut self, ctx: &Ctx, wait: bool) {
+        let Some(look) = self.looking.take_if(|l| wait || l.is_finished()) else {
+            return;
+        };
+        let (presence, present) = match look.await {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        self.presence = Some(presence);
+        match present {
+            Ok(present) => self.book_present(ctx, &present).await,
+            Err(e) => {
+                tracing::warn!(account = %ctx.account.name, "cannot look for delivered messages at mailserver1 yet: {e}");
+            }
         }
     }
 

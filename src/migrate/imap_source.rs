@@ -89,7 +89,7 @@ async fn finish(
     report: &mut FolderReport,
     tally: &mut Tally,
 ) -> Result<(), PassError> {
-    tally.confirm(ctx, report, true).await;
+    tally.confirm(ctx, report).await;
     if ctx.opts.keep || tally.removable.is_empty() {
         return Ok(());
     }
@@ -356,10 +356,12 @@ async fn send(
                 tally.done(ctx, report, d);
             }
         }
-        // One look at mailserver1 per window of accepted messages; what has not arrived yet
-        // is looked for with the next one (or, at the end, for up to --settle).
+        // One look at mailserver1 per window of accepted messages, beside the reader (it has
+        // its own session there); what has not arrived yet is looked for with the next one (or,
+        // at the end, for up to --settle).
+        tally.looked(ctx, false).await;
         if tally.unconfirmed.len() >= 200 {
-            tally.confirm(ctx, report, false).await;
+            tally.look_behind(ctx);
         }
         if tally.removable.len() >= 200
             && let Err(e) = remove(ctx, client, report, tally).await

@@ -96,7 +96,7 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
     ctx.slot.sent_everything().await;
     for (i, (place, mut tally)) in unfinished {
         let report = &mut reports[i];
-        tally.confirm(ctx, report, true).await;
+        tally.confirm(ctx, report).await;
         if let Err(e) = remove(ctx, &place, report, &mut tally).await {
             return Err((reports, e));
         }

@@ -142,7 +142,7 @@ pub async fn pass(ctx: &Arc<Ctx>) -> PassResult {
     // Waiting up to --settle for mailserver1 to store what it accepted needs no delivery
     // connection: the delivering slot goes to the next account first.
     ctx.slot.sent_everything().await;
-    tally.confirm(ctx, &mut report, true).await;
+    tally.confirm(ctx, &mut report).await;
     if let Err(e) = remove(ctx, client, &mut report, &mut tally).await {
         return Err((vec![report], e));
     }
