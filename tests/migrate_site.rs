@@ -102,17 +102,12 @@ fn fifty_accounts_found_by_all_arrive_once_with_folders_and_flags() {
         .iter()
         .map(|(u, p)| (u.as_str(), p.as_str()))
         .collect();
-    let source = Dovecot::start_with_master(ca, &pairs, ("admin", SOURCE_ADMIN_PW));
-    let primary = Primary::start_with_master(ca, &pairs, ("admin", DEST_ADMIN_PW));
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (name, pw) in [
-        ("source-admin.pw", SOURCE_ADMIN_PW),
-        ("dest-admin.pw", DEST_ADMIN_PW),
-    ] {
-        let path = dir.path().join(name);
-        fs::write(&path, format!("{pw}\n")).expect("write password file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
+    let Servers {
+        source,
+        primary,
+        dir,
+        ..
+    } = Servers::start(ca, &pairs);
 
     // On disk, as Dovecot keeps it: 10,000 messages in seconds.
     let t = SystemTime::now();
@@ -305,7 +300,8 @@ struct Servers {
 }
 
 impl Servers {
-    fn seeded(ca: &Ca, pairs: &[(&str, &str)], per_user: usize) -> Servers {
+    /// Both servers with the master user `admin`, and its password files (0600) in `dir`.
+    fn start(ca: &Ca, pairs: &[(&str, &str)]) -> Servers {
         let source = Dovecot::start_with_master(ca, pairs, ("admin", SOURCE_ADMIN_PW));
         let primary = Primary::start_with_master(ca, pairs, ("admin", DEST_ADMIN_PW));
         let dir = tempfile::tempdir().expect("temp dir");
@@ -317,21 +313,26 @@ impl Servers {
             fs::write(&path, format!("{pw}\n")).expect("write password file");
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
         }
-        let t = SystemTime::now();
-        let mut seeded = HashMap::new();
-        for (user, _) in pairs {
-            let list: Vec<Vec<u8>> = (0..per_user).map(|i| message(user, "INBOX", i)).collect();
-            for m in &list {
-                source.seed(user, None, m, "", &[], t);
-            }
-            seeded.insert(user.to_string(), list);
-        }
         Servers {
             source,
             primary,
             dir,
-            seeded,
+            seeded: HashMap::new(),
         }
+    }
+
+    /// [`Servers::start`], then `per_user` messages in each user's INBOX on the source.
+    fn seeded(ca: &Ca, pairs: &[(&str, &str)], per_user: usize) -> Servers {
+        let mut servers = Servers::start(ca, pairs);
+        let t = SystemTime::now();
+        for (user, _) in pairs {
+            let list: Vec<Vec<u8>> = (0..per_user).map(|i| message(user, "INBOX", i)).collect();
+            for m in &list {
+                servers.source.seed(user, None, m, "", &[], t);
+            }
+            servers.seeded.insert(user.to_string(), list);
+        }
+        servers
     }
 }
 

@@ -655,11 +655,7 @@ impl Tally {
             presence.close().await;
             return;
         }
-        let ids: Vec<String> = self
-            .unconfirmed
-            .iter()
-            .map(|(k, _)| ctx.tracking_id(k))
-            .collect();
+        let ids = Self::tracking_ids(ctx, &self.unconfirmed);
         let present = presence.present(ctx, &ids, ctx.opts.settle).await;
         presence.close().await;
         let present = match present {
@@ -682,6 +678,14 @@ impl Tally {
             );
             self.keep_unconfirmed(ctx, report, reason);
         }
+    }
+
+    /// The tracking ids of accepted messages not yet seen at mailserver1.
+    fn tracking_ids(ctx: &Ctx, unconfirmed: &[(MessageKey, u32)]) -> Vec<String> {
+        unconfirmed
+            .iter()
+            .map(|(k, _)| ctx.tracking_id(k))
+            .collect()
     }
 
     /// Journals the unconfirmed messages mailserver1 holds (`present`, by tracking id) as
@@ -716,11 +720,7 @@ impl Tally {
         let Some(mut presence) = self.presence.take() else {
             return;
         };
-        let ids: Vec<String> = self
-            .unconfirmed
-            .iter()
-            .map(|(k, _)| ctx.tracking_id(k))
-            .collect();
+        let ids = Self::tracking_ids(ctx, &self.unconfirmed);
         let ctx = ctx.clone();
         self.looking = Some(tokio::spawn(async move {
             let present = presence.present(&ctx, &ids, Duration::ZERO).await;
