@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::hooks::{EventEnv, Hooks, Moment};
 use super::state::{self, Action, Event, Lock, State};
+use crate::notify::Summary;
 
 /// What every action shares.
 #[derive(Debug, Clone)]
@@ -67,6 +68,10 @@ pub struct Outcome {
     /// DNS: worst-case time until every client sees the new address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub convergence_secs: Option<u64>,
+    /// The notices that told users of the change (`[notify]`): how many were sent, skipped by
+    /// the rate limit, failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notified: Option<Summary>,
 }
 
 impl Outcome {
@@ -82,7 +87,34 @@ impl Outcome {
             warnings: Vec::new(),
             remaining: Vec::new(),
             convergence_secs: None,
+            notified: None,
         }
+    }
+
+    /// Adds the notices' summary; notices that failed are a warning, never a failure (the
+    /// change is in effect).
+    pub fn add_notices(&mut self, summary: Summary) {
+        if !summary.failed.is_empty() {
+            let shown: Vec<String> = summary
+                .failed
+                .iter()
+                .take(3)
+                .map(|f| format!("{}: {}", f.recipient, f.error))
+                .collect();
+            let more = summary.failed.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            };
+            self.warnings.push(format!(
+                "the change is in effect, but {} {} notices failed ({}{more})",
+                summary.failed.len(),
+                summary.event.name(),
+                shown.join("; ")
+            ));
+        }
+        self.notified = Some(summary);
     }
 
     pub fn ok(&self) -> bool {
@@ -159,6 +191,13 @@ impl Outcome {
                 out.push_str(&format!(" ({:.0} ms)", s.millis));
             }
             out.push('\n');
+        }
+        if let Some(n) = &self.notified {
+            out.push_str(&format!(
+                "{:>6}  {}\n",
+                if n.failed.is_empty() { "ok" } else { "FAILED" },
+                n.line()
+            ));
         }
         // A DNS change is not over when it is made: caches keep the old address for its TTL.
         // Said on the verdict line, the last one, which is what `posta watch` logs of a child.
