@@ -11,7 +11,7 @@ use super::ledger::Ledger;
 use super::message::{Notice, compose, message_id};
 use super::text::template;
 use crate::client::endpoint::Endpoint;
-use crate::client::smtp::{Dialect, SmtpClient};
+use crate::client::smtp::{Dialect, SmtpClient, SmtpError};
 use crate::config::{NotifyEvent, NotifySettings};
 
 /// Why one notice was not delivered.
@@ -169,25 +169,33 @@ impl SmtpTransport {
         from: &str,
         to: &str,
         message: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), Undelivered> {
         let rcpts = [to.to_string()];
         let envelope = client
             .begin(Some(from), &rcpts, message.len(), false)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(undelivered)?;
         if let Some(refused) = envelope.refusal() {
-            return Err(refused.to_string());
+            return Err(Undelivered::Refused(refused.to_string()));
         }
-        client
-            .write_body(message)
-            .await
-            .map_err(|e| e.to_string())?;
-        for (_, reply) in client.finish().await.map_err(|e| e.to_string())? {
+        client.write_body(message).await.map_err(undelivered)?;
+        for (_, reply) in client.finish().await.map_err(undelivered)? {
             if !(200..300).contains(&reply.code) {
-                return Err(format!("end of DATA: {reply}"));
+                return Err(Undelivered::Refused(format!("end of DATA: {reply}")));
             }
         }
         Ok(())
+    }
+}
+
+/// A server that stops answering or closes is not asked again for every other user (each
+/// would wait out the timeout); any other failure is this notice's alone.
+fn undelivered(e: SmtpError) -> Undelivered {
+    match e {
+        SmtpError::Timeout { .. } | SmtpError::Closing { .. } => {
+            Undelivered::Unreachable(e.to_string())
+        }
+        _ => Undelivered::Refused(e.to_string()),
     }
 }
 
@@ -203,7 +211,7 @@ impl Transport for SmtpTransport {
         if result.is_ok() {
             self.client = Some(client);
         }
-        result.map_err(Undelivered::Refused)
+        result
     }
 }
 
@@ -299,6 +307,46 @@ mod tests {
         let s = send(&job, &mut after, "t".into()).await;
         assert_eq!(after.got, ["c@x.org", "d@x.org"]);
         assert_eq!((s.notified, s.rate_limited, s.failed.len()), (2, 2, 0));
+    }
+
+    /// A server that greets and then stops answering costs one timeout, not one per user.
+    #[tokio::test]
+    async fn a_server_that_stalls_mid_session_is_unreachable_for_the_rest() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"220 stalls ESMTP\r\n").await.unwrap();
+            lines.next_line().await.unwrap();
+            write.write_all(b"250 stalls\r\n").await.unwrap();
+            // MAIL FROM gets no answer, ever.
+            while lines.next_line().await.unwrap().is_some() {}
+        });
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            implicit_tls: false,
+            starttls: crate::service::StartTls::No,
+            tls: crate::service::TlsPolicy::default(),
+            timeout: Duration::from_millis(300),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let settings = NotifySettings::default();
+        let job = job(&settings, dir.path().join("notify.json"));
+        let mut smtp = SmtpTransport::new(endpoint, "posta.test".into());
+        let started = std::time::Instant::now();
+        let s = send(&job, &mut smtp, "t".into()).await;
+        assert_eq!((s.notified, s.failed.len()), (0, 4));
+        assert!(s.failed[3].error.contains("no reply"), "{:?}", s.failed);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        server.abort();
     }
 
     #[tokio::test]
