@@ -430,4 +430,40 @@ mod tests {
         let noop = dns(Action::Takeover, false, None).lines();
         assert!(!noop.contains("resolvers"), "{noop}");
     }
+
+    /// Notices that failed are a warning on a takeover that is done, and the report's notice
+    /// line comes before the verdict, which stays last (what `posta watch` keeps of a child).
+    #[test]
+    fn failed_notices_are_a_warning_and_the_verdict_stays_last() {
+        use crate::config::NotifyEvent;
+        use crate::notify::send::Failure;
+        let mut o = dns(Action::Takeover, true, None);
+        o.add_notices(crate::notify::Summary {
+            event: NotifyEvent::MirrorMissing,
+            via: "192.0.2.20:25".into(),
+            notified: 3,
+            rate_limited: 1,
+            failed: vec![Failure {
+                recipient: "bob@example.org".into(),
+                error: "550 no such user".into(),
+            }],
+        });
+        assert!(o.ok());
+        assert_eq!(
+            o.warnings,
+            [
+                "the change is in effect, but 1 mirror_missing notices failed \
+                 (bob@example.org: 550 no such user)"
+            ]
+        );
+        let text = o.lines();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[lines.len() - 2],
+            "FAILED  mirror_missing notice via 192.0.2.20:25: 3 notified, 1 skipped by the rate \
+             limit, 1 failed"
+        );
+        assert!(lines[lines.len() - 1].contains("done"), "{text}");
+        assert!(lines[lines.len() - 1].contains("with a warning"), "{text}");
+    }
 }
