@@ -2191,13 +2191,17 @@ _posta() {
             return 0
             ;;
         posta__subcmd__notify)
-            opts="-c -v -h -V --test --event --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --test --send-test --event --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --test)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --send-test)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -219,6 +219,7 @@ complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_su
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from help" -f -a "dns" -d 'DNS: mailserver1\'s A record is rewritten to mailserver2\'s address'
 complete -c posta -n "__fish_posta_using_subcommand failback; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c posta -n "__fish_posta_using_subcommand notify" -l test -d 'Print exactly the message USER would be sent, headers and body, and send nothing: an address, or the user of a [[migrate.accounts]] entry' -r
+complete -c posta -n "__fish_posta_using_subcommand notify" -l send-test -d 'Send USER that message through the server that serves users now (mailserver2 while the takeover state says it holds mailserver1\'s address, else mailserver1); not recorded, so the rate limit neither counts nor stops it' -r
 complete -c posta -n "__fish_posta_using_subcommand notify" -l event -d 'The notice to show [default: the one a takeover sends now]' -r -f -a "takeover\t''
 failback\t''
 mirror-missing\t''"

@@ -226,6 +226,17 @@ fn each_account_is_told_once_per_event_through_the_server_that_serves_it() {
     for user in USERS {
         assert_eq!(notices(&ms2_root, user).len(), 1, "{user} told twice");
     }
+    // A test notice goes through the server that serves users now (mailserver2 again), past
+    // the rate limit and unrecorded.
+    let test = posta(&site, &["notify", "--send-test", "alice"]);
+    assert_eq!(test.code, 0, "{test:?}");
+    assert!(
+        test.stdout
+            .contains(&format!("via 127.0.0.1:{}", ms2_mta.port)),
+        "{test:?}"
+    );
+    assert_eq!(notices(&ms2_root, "alice").len(), 2);
+    assert_eq!(notices(&ms2_root, "bob").len(), 1);
     let record = fs::read_to_string(dir.path().join("state/notify.json")).unwrap();
     assert!(
         record.contains("mirror_missing") && record.contains("failback"),

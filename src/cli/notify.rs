@@ -11,11 +11,18 @@ use clap::{Args, ValueEnum};
 /// mailserver1), else the takeover notice. Each event tells a user at most once within the
 /// rate limit.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["test", "send_test"]))]
 pub struct NotifyArgs {
     /// Print exactly the message USER would be sent, headers and body, and send nothing: an
     /// address, or the user of a [[migrate.accounts]] entry
     #[arg(long, value_name = "USER")]
-    pub test: String,
+    pub test: Option<String>,
+
+    /// Send USER that message through the server that serves users now (mailserver2 while the
+    /// takeover state says it holds mailserver1's address, else mailserver1); not recorded,
+    /// so the rate limit neither counts nor stops it
+    #[arg(long, value_name = "USER")]
+    pub send_test: Option<String>,
 
     /// The notice to show [default: the one a takeover sends now]
     #[arg(long, value_enum)]

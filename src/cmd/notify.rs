@@ -1,4 +1,4 @@
-//! `posta notify --test`, and the notices `posta takeover` / `posta failback` send once the
+//! `posta notify --test` / `--send-test`, and the notices `posta takeover` / `posta failback` send once the
 //! change is in effect: who is told (the site's accounts or list), through which server (the
 //! one serving users now), about what.
 
@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{EXIT_USAGE, print};
+use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::{EventArg, NotifyArgs};
 use crate::client::endpoint::Endpoint;
 use crate::config::{NotifyEvent, NotifyRecipients, NotifySettings, Server, Site};
 use crate::migrate::discover;
-use crate::notify::{self, Job, Notice, SmtpTransport, Summary, View, ledger};
+use crate::notify::{self, Job, Notice, SmtpTransport, Summary, Transport, View, ledger};
 use crate::service::{Scheme, TlsPolicy};
 use crate::takeover::state::{Action, State};
 
@@ -29,7 +29,12 @@ pub async fn execute(config: Option<PathBuf>, args: NotifyArgs) -> u8 {
         Some(EventArg::MirrorMissing) => NotifyEvent::MirrorMissing,
         None => notify::takeover_notice(&settings, View::now()).unwrap_or(NotifyEvent::Takeover),
     };
-    let to = match address_of(&site, &args.test) {
+    let (user, send) = match (&args.test, &args.send_test) {
+        (Some(u), _) => (u, false),
+        (None, Some(u)) => (u, true),
+        (None, None) => return usage("--test USER or --send-test USER"),
+    };
+    let to = match address_of(&site, user) {
         Ok(a) => a,
         Err(e) => return usage(&e),
     };
@@ -43,8 +48,37 @@ pub async fn execute(config: Option<PathBuf>, args: NotifyArgs) -> u8 {
         PathBuf::new(),
     );
     let message = notify::message_for(&job, &to, now);
-    print(&String::from_utf8_lossy(&message));
-    0
+    if !send {
+        print(&String::from_utf8_lossy(&message));
+        return 0;
+    }
+    let state_file = super::takeover::state_file(None, Some(&site));
+    let backup_serves = State::load(&state_file)
+        .map(|s| s.holdings.iter().any(|h| h.holder == "backup"))
+        .unwrap_or(false);
+    let server = if backup_serves {
+        &site.backup
+    } else {
+        &site.primary
+    };
+    let endpoint = endpoint(&site, server, Duration::from_secs(30));
+    let via = endpoint.display();
+    let mut transport = SmtpTransport::new(endpoint, crate::config::default_helo());
+    let sent = transport.deliver(&job.from, &to, &message).await;
+    transport.close().await;
+    match sent {
+        Ok(()) => {
+            print(&format!(
+                "sent the {} notice to {to} via {via} (not recorded)\n",
+                event.name()
+            ));
+            0
+        }
+        Err(e) => {
+            eprintln!("posta: the {} notice to {to} via {via}: {e}", event.name());
+            EXIT_FAILURE
+        }
+    }
 }
 
 /// `USER` as `--test` names it: an address, or a `[[migrate.accounts]]` user (with
