@@ -46,6 +46,9 @@ _posta() {
             posta,mta)
                 cmd="posta__subcmd__mta"
                 ;;
+            posta,notify)
+                cmd="posta__subcmd__notify"
+                ;;
             posta,queue)
                 cmd="posta__subcmd__queue"
                 ;;
@@ -144,6 +147,9 @@ _posta() {
                 ;;
             posta__subcmd__help,mta)
                 cmd="posta__subcmd__help__subcmd__mta"
+                ;;
+            posta__subcmd__help,notify)
+                cmd="posta__subcmd__help__subcmd__notify"
                 ;;
             posta__subcmd__help,queue)
                 cmd="posta__subcmd__help__subcmd__queue"
@@ -359,7 +365,7 @@ _posta() {
 
     case "${cmd}" in
         posta)
-            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback status watch drill keepalived config mta queue routes dns completions help"
+            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback notify status watch drill keepalived config mta queue routes dns completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1017,7 +1023,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help)
-            opts="check migrate takeover failback status watch drill keepalived config mta queue routes dns completions help"
+            opts="check migrate takeover failback notify status watch drill keepalived config mta queue routes dns completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1313,6 +1319,20 @@ _posta() {
         posta__subcmd__help__subcmd__mta__subcmd__passwd)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__notify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2151,6 +2171,44 @@ _posta() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__notify)
+            opts="-c -v -h -V --test --send-test --event --config --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --test)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --send-test)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -W "takeover failback mirror-missing" -- "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

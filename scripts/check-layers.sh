@@ -9,7 +9,7 @@
 #   1  config                   the site file
 #   2  proto                    sans-I/O wire formats
 #   3  client                   the async drivers that own sockets
-#   4  health                   probes and verdicts
+#   4  health notify            probes and verdicts; notices telling users of an event
 #   5  takeover migrate mta routes   the jobs
 #   6  watch drill zone         what decides, rehearses, and checks a routes zone
 #   7  cli                      the arguments (clap definitions)
@@ -25,7 +25,7 @@ declare -A layer=(
   [config]=1
   [proto]=2
   [client]=3
-  [health]=4
+  [health]=4 [notify]=4
   [takeover]=5 [migrate]=5 [mta]=5 [routes]=5
   [watch]=6 [drill]=6 [zone]=6
   [cli]=7

@@ -15,6 +15,8 @@
 //! - `dns`      DNS names and the wire exchange with one server (queries, UPDATE, AXFR) that the
 //!   takeover, the zone check and the site file's validation share.
 //! - `retry`    the one retry policy: exponential backoff with jitter.
+//! - `notify`   telling users of a takeover or failback: templates, RFC 5322 notices sent over
+//!   SMTP, a durable record that the per-event rate limit reads.
 //! - `health`   probes (SMTP, IMAP, POP3, DNS) and their Nagios-style verdicts; reports.
 //! - `takeover` mailserver2 takes mailserver1's place: `dns` moves its A/AAAA record (RFC 2136
 //!   UPDATE signed with TSIG, or a static zone file) and verifies every authoritative server.
@@ -47,6 +49,7 @@ pub mod durable;
 pub mod health;
 pub mod migrate;
 pub mod mta;
+pub mod notify;
 pub mod proto;
 pub mod retry;
 pub mod routes;

@@ -9,6 +9,7 @@ mod drill;
 mod keepalived;
 mod migrate;
 mod mta;
+mod notify;
 mod queue;
 mod routes;
 mod status;
@@ -25,6 +26,7 @@ pub use drill::DrillArgs;
 pub use keepalived::{KeepalivedCommand, PairRole};
 pub use migrate::{AdminVia, InboxVia, MigrateArgs, UnknownVia};
 pub use mta::{ExplainArgs, MtaArgs, MtaCommand, MtaRunArgs, RelayTlsArg};
+pub use notify::{EventArg, NotifyArgs};
 pub use queue::{ExportFormat, QueueArgs, QueueCommand};
 pub use routes::{RoutesArgs, RoutesBuildArgs, RoutesCheckArgs, RoutesCommand};
 pub use status::StatusArgs;
@@ -85,6 +87,7 @@ pub enum Command {
     Migrate(Box<MigrateArgs>),
     Takeover(TakeoverArgs),
     Failback(TakeoverArgs),
+    Notify(NotifyArgs),
     Status(StatusArgs),
     Watch(WatchArgs),
     Drill(DrillArgs),

@@ -294,6 +294,9 @@ async fn notify(ctx: &Ctx<'_>, n: Notification, to: VrrpState) -> u8 {
     code
 }
 
+/// Limit for each reply while telling users of the change (`[notify]`).
+const NOTICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs `f` on the blocking pool (file locks, fsync).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
     tokio::task::spawn_blocking(f)
@@ -383,6 +386,7 @@ async fn handle(ctx: &Ctx<'_>, name: &str, to: VrrpState) -> (u8, bool) {
         host: site.backup.name.clone(),
         changed: true,
     };
+    let notice_state = state_file.clone();
     let saved = blocking(move || {
         State::load(&state_file)
             .and_then(|mut s| {
@@ -399,6 +403,14 @@ async fn handle(ctx: &Ctx<'_>, name: &str, to: VrrpState) -> (u8, bool) {
     }
     drop(lock);
     print(&format!("{name} {to:?}: {action:?} handled\n"));
+    // Users are told as after `posta takeover` / `posta failback`; a notice that fails is
+    // logged, never this notification's failure (the address has moved).
+    if let Some(n) = super::notify::after(site, &notice_state, action, NOTICE_TIMEOUT).await {
+        print(&format!("{}\n", n.line()));
+        for f in &n.failed {
+            warn!(recipient = %f.recipient, error = %f.error, "notice failed");
+        }
+    }
     if step != Step::Failback {
         return (code, false);
     }

@@ -11,6 +11,7 @@ mod drill;
 mod keepalived;
 mod migrate;
 mod mta;
+mod notify;
 mod queue;
 mod routes;
 mod status;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Migrate(args) => runtime().block_on(migrate::execute(config, *args)),
         Command::Takeover(args) => runtime().block_on(takeover::execute(config, args, false)),
         Command::Failback(args) => runtime().block_on(takeover::execute(config, args, true)),
+        Command::Notify(args) => runtime().block_on(notify::execute(config, args)),
         Command::Status(args) => runtime().block_on(status::execute(config, args)),
         Command::Watch(args) => runtime().block_on(watch::execute(config, args)),
         Command::Drill(args) => drill::execute(args),

@@ -44,7 +44,7 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
             );
         }
     };
-    let outcome = match mode {
+    let mut outcome = match mode {
         ModeArgs::Vip(v) => {
             if v.reclaim && !failback {
                 return usage("--reclaim belongs to failback (run on mailserver1)");
@@ -53,7 +53,7 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
                 Ok(j) => j,
                 Err(e) => return usage(&e),
             };
-            let (outcome, announcement) = if failback && !v.reclaim {
+            let (mut outcome, announcement) = if failback && !v.reclaim {
                 action::vip_release(&job, &common).await
             } else {
                 let what = if failback {
@@ -63,6 +63,7 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
                 };
                 action::vip_take(&job, &common, what).await
             };
+            notices(site.as_ref(), &common, &mut outcome).await;
             show(&outcome, args.json);
             if let Some(a) = announcement {
                 if a.is_pending() {
@@ -87,8 +88,28 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
             action::dns_swap(&job, &common, what).await
         }
     };
+    notices(site.as_ref(), &common, &mut outcome).await;
     show(&outcome, args.json);
     code(&outcome)
+}
+
+/// Tells users (`[notify]`) once the change is in effect, whether this run made it or found it
+/// made: a run after a crash mid-send tells those not yet told, the rate limit skips the rest.
+async fn notices(site: Option<&Site>, common: &Common, outcome: &mut Outcome) {
+    let Some(site) = site else { return };
+    if common.dry_run || !outcome.ok() {
+        return;
+    }
+    let summary = super::notify::after(
+        site,
+        &common.state_file,
+        outcome.action,
+        common.step_timeout,
+    )
+    .await;
+    if let Some(summary) = summary {
+        outcome.add_notices(summary);
+    }
 }
 
 fn show(outcome: &Outcome, json: bool) {

@@ -11,6 +11,7 @@
 mod duration;
 mod host;
 mod location;
+mod notify;
 mod raw;
 mod show;
 mod validate;
@@ -25,6 +26,10 @@ use serde::Serialize;
 pub use duration::{DurationError, format as format_duration, parse as parse_duration};
 pub use host::{HostCheck, check_host, check_vip_interface, this_host};
 pub use location::{Located, Problem, line_column};
+pub use notify::{
+    DEFAULT_RATE_LIMIT, Language, MessageTemplate, NotifyEvent, NotifyRecipients, NotifySettings,
+    Piece, Placeholder, TemplateFile, TemplateProblem,
+};
 pub use show::to_site_file;
 pub use validate::{default_helo, parse_domain, parse_socket_addr_53};
 
@@ -80,6 +85,9 @@ pub struct Site {
     pub mta: Option<MtaSection>,
     /// `posta watch`'s settings (`[watch]`).
     pub watch: WatchSettings,
+    /// Telling users of a takeover, a failback, a missing mirror (`[notify]`); `None`: no
+    /// notices.
+    pub notify: Option<NotifySettings>,
     /// Every secret file the site names, with the section that needs it. Loading the site
     /// never opens them: each is read only by the feature that uses it, so one user's loose
     /// migration password cannot stop a takeover; `posta config check` checks them all.

@@ -55,6 +55,27 @@ pub struct RawSite {
     pub hooks: Option<Spanned<RawHooks>>,
     pub mta: Option<Spanned<RawMta>>,
     pub watch: Option<Spanned<RawWatch>>,
+    pub notify: Option<Spanned<RawNotify>>,
+}
+
+/// `[notify]`: telling users of a takeover, a failback, a missing mirror.
+#[derive(Debug, Deserialize)]
+pub struct RawNotify {
+    pub events: Option<Field<Vec<String>>>,
+    /// `"accounts"` or a list of addresses.
+    pub recipients: Option<Field<toml::Value>>,
+    pub from: Option<Field<String>>,
+    pub language: Option<Field<String>>,
+    pub templates: Option<Spanned<RawNotifyTemplates>>,
+    pub rate_limit: Option<Field<String>>,
+}
+
+/// `[notify.templates]`: a template file per event.
+#[derive(Debug, Deserialize)]
+pub struct RawNotifyTemplates {
+    pub takeover: Option<Field<String>>,
+    pub failback: Option<Field<String>>,
+    pub mirror_missing: Option<Field<String>>,
 }
 
 /// `[watch]`: what `posta watch` may do by itself, who else must agree, where it reports.

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use super::{MigrateAccount, MtaSection, Server, Service, Site, TakeoverMode, format_duration};
+use super::{
+    MigrateAccount, MtaSection, NotifyRecipients, NotifySettings, Server, Service, Site,
+    TakeoverMode, format_duration,
+};
 use crate::service::StartTls;
 
 /// The site as a site file (TOML). Secret files appear by path, never by content.
@@ -128,6 +131,9 @@ pub fn to_site_file(site: &Site) -> String {
     let sweep = w.sweep_interval.map_or_else(|| "off".into(), duration);
     watch.insert("sweep_interval".into(), sweep);
     top.insert("watch".into(), watch.into());
+    if let Some(n) = &site.notify {
+        top.insert("notify".into(), notify(n).into());
+    }
     // A table of strings, numbers and arrays always serializes; an empty string would only
     // hide a bug, so say so in the output instead.
     toml::to_string_pretty(&top).unwrap_or_else(|e| format!("# cannot write the site: {e}\n"))
@@ -175,6 +181,30 @@ fn hooks(site: &Site) -> Table {
         t.insert(key.into(), Value::Array(argvs.collect()));
     }
     t.insert("timeout".into(), duration(h.timeout));
+    t
+}
+
+fn notify(n: &NotifySettings) -> Table {
+    let mut t = Table::new();
+    let events: Vec<String> = n.events.iter().map(|e| e.name().to_string()).collect();
+    t.insert("events".into(), strings(&events));
+    let recipients = match &n.recipients {
+        NotifyRecipients::Accounts => "accounts".into(),
+        NotifyRecipients::List(list) => strings(list),
+    };
+    t.insert("recipients".into(), recipients);
+    if let Some(from) = &n.from {
+        t.insert("from".into(), from.clone().into());
+    }
+    t.insert("language".into(), n.language.name().into());
+    t.insert("rate_limit".into(), duration(n.rate_limit));
+    if !n.templates.is_empty() {
+        let mut templates = Table::new();
+        for file in &n.templates {
+            put_path(&mut templates, file.event.name(), Some(&file.path));
+        }
+        t.insert("templates".into(), templates.into());
+    }
     t
 }
 

@@ -264,6 +264,14 @@ fn the_example_states_the_code_defaults() {
         example.takeover_state_file.as_deref(),
         Some(Path::new(crate::takeover::state::DEFAULT_PATH))
     );
+    let notify = example.notify.clone().unwrap();
+    assert_eq!(
+        NotifySettings {
+            from: None,
+            ..notify
+        },
+        NotifySettings::default()
+    );
     // Every table the site file knows is in the example.
     for table in [
         "[primary]",
@@ -279,6 +287,7 @@ fn the_example_states_the_code_defaults() {
         "[migrate]",
         "[[migrate.accounts]]",
         "[mta]",
+        "[notify]",
     ] {
         assert!(text.lines().any(|l| l == table), "{table} missing");
     }
@@ -585,5 +594,96 @@ fn a_maildir_source_needs_no_password_and_needs_mta_maildir() {
             .iter()
             .any(|p| p.message.contains("not one of server, maildir")),
         "{found:?}"
+    );
+}
+
+#[test]
+fn notify_reads_its_templates_and_locates_their_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let good = dir.path().join("takeover.txt");
+    fs::write(
+        &good,
+        "Subject: Aviso {event}\n\nDesde {since}.\n{what_you_can_see}\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("failback.txt");
+    fs::write(&bad, "Subject: Vuelta\n\nHola {usuario}\n").unwrap();
+    let with = |templates: &str, rest: &str| {
+        text.replace(
+            "rate_limit = \"6h\"\n",
+            &format!("rate_limit = \"2h\"\n{rest}templates = {{ {templates} }}\n"),
+        )
+    };
+    let site = parse(&path, &with("takeover = \"takeover.txt\"", "")).unwrap();
+    let n = site.notify.as_ref().unwrap();
+    assert_eq!(n.rate_limit, Duration::from_secs(7200));
+    assert_eq!(n.language, Language::Es);
+    assert_eq!(n.templates.len(), 1);
+    assert!(n.template(NotifyEvent::Takeover).is_some());
+    assert!(n.template(NotifyEvent::Failback).is_none());
+    let shown = to_site_file(&site);
+    let again = parse(&dir.path().join("shown.toml"), &shown).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.notify, site.notify);
+
+    let wrong = with(
+        "failback = \"failback.txt\", mirror_missing = \"absent.txt\"",
+        "",
+    )
+    .replace("language = \"es\"", "language = \"fr\"")
+    .replace(
+        "recipients = \"accounts\"",
+        "recipients = [\"not an address\"]",
+    )
+    .replace(
+        "events = [\"takeover\", \"failback\", \"mirror_missing\"]",
+        "events = [\"outage\"]",
+    );
+    let found = problems(&path, &wrong);
+    let messages: Vec<String> = found.iter().map(ToString::to_string).collect();
+    let line = |needle: &str| wrong.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    let at = |needle: &str, what: &str| {
+        messages
+            .iter()
+            .any(|m| m.contains(&format!("site.toml:{}:", line(needle))) && m.contains(what))
+    };
+    assert!(
+        at("events = [\"outage\"]", "unknown event \"outage\""),
+        "{messages:#?}"
+    );
+    assert!(at("recipients = [", "not an address"), "{messages:#?}");
+    assert!(
+        at("language = \"fr\"", "not one of es, en"),
+        "{messages:#?}"
+    );
+    // The template's own position, after the site file's.
+    assert!(
+        at(
+            "templates = ",
+            &format!("{}:3:6: unknown placeholder {{usuario}}", bad.display())
+        ),
+        "{messages:#?}"
+    );
+    assert!(at("templates = ", "cannot read"), "{messages:#?}");
+}
+
+#[test]
+fn notify_accounts_need_accounts_to_tell() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let start = text.find("[[migrate.accounts]]").unwrap();
+    let end = text[start..].find("\n# `posta mta`").unwrap() + start;
+    let without = format!("{}{}", &text[..start], &text[end..]);
+    let found = problems(&path, &without);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].message.contains("lists none"), "{found:#?}");
+    let listed = without.replace(
+        "recipients = \"accounts\"",
+        "recipients = [\"ana@laorganizacion.org\"]",
+    );
+    let site = parse(&path, &listed).unwrap();
+    assert_eq!(
+        site.notify.unwrap().recipients,
+        NotifyRecipients::List(vec!["ana@laorganizacion.org".into()])
     );
 }

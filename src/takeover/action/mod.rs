@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::hooks::{EventEnv, Hooks, Moment};
 use super::state::{self, Action, Event, Lock, State};
+use crate::notify::Summary;
 
 /// What every action shares.
 #[derive(Debug, Clone)]
@@ -67,6 +68,10 @@ pub struct Outcome {
     /// DNS: worst-case time until every client sees the new address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub convergence_secs: Option<u64>,
+    /// The notices that told users of the change (`[notify]`): how many were sent, skipped by
+    /// the rate limit, failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notified: Option<Summary>,
 }
 
 impl Outcome {
@@ -82,7 +87,34 @@ impl Outcome {
             warnings: Vec::new(),
             remaining: Vec::new(),
             convergence_secs: None,
+            notified: None,
         }
+    }
+
+    /// Adds the notices' summary; notices that failed are a warning, never a failure (the
+    /// change is in effect).
+    pub fn add_notices(&mut self, summary: Summary) {
+        if !summary.failed.is_empty() {
+            let shown: Vec<String> = summary
+                .failed
+                .iter()
+                .take(3)
+                .map(|f| format!("{}: {}", f.recipient, f.error))
+                .collect();
+            let more = summary.failed.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            };
+            self.warnings.push(format!(
+                "the change is in effect, but {} {} notices failed ({}{more})",
+                summary.failed.len(),
+                summary.event.name(),
+                shown.join("; ")
+            ));
+        }
+        self.notified = Some(summary);
     }
 
     pub fn ok(&self) -> bool {
@@ -159,6 +191,13 @@ impl Outcome {
                 out.push_str(&format!(" ({:.0} ms)", s.millis));
             }
             out.push('\n');
+        }
+        if let Some(n) = &self.notified {
+            out.push_str(&format!(
+                "{:>6}  {}\n",
+                if n.failed.is_empty() { "ok" } else { "FAILED" },
+                n.line()
+            ));
         }
         // A DNS change is not over when it is made: caches keep the old address for its TTL.
         // Said on the verdict line, the last one, which is what `posta watch` logs of a child.
@@ -390,5 +429,41 @@ mod tests {
         // Nothing changed: nothing to wait for.
         let noop = dns(Action::Takeover, false, None).lines();
         assert!(!noop.contains("resolvers"), "{noop}");
+    }
+
+    /// Notices that failed are a warning on a takeover that is done, and the report's notice
+    /// line comes before the verdict, which stays last (what `posta watch` keeps of a child).
+    #[test]
+    fn failed_notices_are_a_warning_and_the_verdict_stays_last() {
+        use crate::config::NotifyEvent;
+        use crate::notify::send::Failure;
+        let mut o = dns(Action::Takeover, true, None);
+        o.add_notices(crate::notify::Summary {
+            event: NotifyEvent::MirrorMissing,
+            via: "192.0.2.20:25".into(),
+            notified: 3,
+            rate_limited: 1,
+            failed: vec![Failure {
+                recipient: "bob@example.org".into(),
+                error: "550 no such user".into(),
+            }],
+        });
+        assert!(o.ok());
+        assert_eq!(
+            o.warnings,
+            [
+                "the change is in effect, but 1 mirror_missing notices failed \
+                 (bob@example.org: 550 no such user)"
+            ]
+        );
+        let text = o.lines();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[lines.len() - 2],
+            "FAILED  mirror_missing notice via 192.0.2.20:25: 3 notified, 1 skipped by the rate \
+             limit, 1 failed"
+        );
+        assert!(lines[lines.len() - 1].contains("done"), "{text}");
+        assert!(lines[lines.len() - 1].contains("with a warning"), "{text}");
     }
 }
