@@ -16,6 +16,18 @@
 //! ENV_FILE. `reseed N SIZE` then seeds N messages into every account's INBOX, and `count`
 //! sums over the accounts.
 //!
+//! Site mode also serves scripts/bench/mirror.sh, where mailserver1 (the primary's Dovecot)
+//! is mirrored onto mailserver2 (the other Dovecot):
+//!
+//! - `mirror-seed N SIZE`: empties mailserver2's mailboxes (folders and all), and gives every
+//!   account on mailserver1 N fresh messages of SIZE bytes spread over [`MIRROR_FOLDERS`]
+//!   (nested, one non-ASCII name), a third of them read, one in ten flagged.
+//! - `mirror-change`: on mailserver1, changes 1% of every account's messages as its users
+//!   would: for each 100 messages, 2 new ones, and one each flagged, moved to another folder
+//!   and expunged.
+//! - `mirror-count`: the messages on mailserver1 and on mailserver2 over every account and
+//!   folder, `MS1 MS2`.
+//!
 //! A seeded message is a delivered RFC 5322 message (Return-Path, Delivered-To, Received,
 //! Message-ID, Date, MIME text/plain) of exactly SIZE bytes on disk, body in 76-character lines.
 
@@ -29,6 +41,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::{Ca, Dovecot, Primary, maildir};
+
+/// The folders of a mirrored account: IMAP names with `.` as separator, modified UTF-7
+/// (`A&APE-o` is `Año`).
+const MIRROR_FOLDERS: [Option<&str>; 5] = [
+    None,
+    Some("Archivo"),
+    Some("Archivo.2025"),
+    Some("Proyectos.A&APE-o 2026"),
+    Some("Enviados"),
+];
 
 const USER: &str = "alice";
 const PASSWORD: &str = "alice-bench-pw";
@@ -147,6 +169,24 @@ fn main() {
                 seeder.reseed(&source, &primary, &names, n, size);
                 "ok".to_owned()
             }
+            ["mirror-seed", n, size] => {
+                let (n, size) = dataset(n, size);
+                seeder.mirror_seed(&source, &primary, &names, n, size);
+                "ok".to_owned()
+            }
+            ["mirror-change"] => {
+                seeder.mirror_change(&primary, &names);
+                "ok".to_owned()
+            }
+            ["mirror-count"] => {
+                let sum = |d: &Dovecot| -> usize {
+                    names
+                        .iter()
+                        .flat_map(|u| MIRROR_FOLDERS.map(|f| maildir::count(&d.maildir(u), f)))
+                        .sum()
+                };
+                format!("{} {}", sum(&primary.dovecot), sum(&source))
+            }
             ["count"] => {
                 let sum = |d: &Dovecot| -> usize {
                     names
@@ -156,7 +196,10 @@ fn main() {
                 };
                 format!("{} {}", sum(&source), sum(&primary.dovecot))
             }
-            _ => format!("error: unknown command {line:?} (reseed N SIZE | count)"),
+            _ => format!(
+                "error: unknown command {line:?} (reseed N SIZE | count | mirror-seed N SIZE | \
+                 mirror-change | mirror-count)"
+            ),
         };
         writeln!(out, "{reply}").expect("failed to write to stdout");
         out.flush().expect("failed to flush stdout");
@@ -205,6 +248,81 @@ impl Seeder {
         }
     }
 
+    /// Wipes every account on mailserver2 (the `source` Dovecot here) and seeds `n` messages
+    /// per account over [`MIRROR_FOLDERS`] on mailserver1.
+    fn mirror_seed(
+        &mut self,
+        mailserver2: &Dovecot,
+        primary: &Primary,
+        users: &[&str],
+        n: usize,
+        size: usize,
+    ) {
+        self.generation += 1;
+        let now = SystemTime::now();
+        for user in users {
+            wipe(&mailserver2.maildir(user));
+            wipe(&primary.dovecot.maildir(user));
+            for i in 0..n {
+                let minutes = u64::try_from(n - i).expect("message count fits u64");
+                let date = now - Duration::from_secs(60 * minutes);
+                let flags = match i % 10 {
+                    0 => "FS",
+                    1..=3 => "S",
+                    _ => "",
+                };
+                let folder = MIRROR_FOLDERS[i % MIRROR_FOLDERS.len()];
+                let message = self.message(user, i, n, size, date);
+                primary
+                    .dovecot
+                    .seed(user, folder, &message, flags, &[], date);
+            }
+        }
+    }
+
+    /// 1% of every account's messages on mailserver1 change: per 100, two new, one flagged,
+    /// one moved, one expunged (directly in the Maildirs; Dovecot sees it at its next sync).
+    fn mirror_change(&mut self, primary: &Primary, users: &[&str]) {
+        self.generation += 1;
+        let now = SystemTime::now();
+        for user in users {
+            let root = primary.dovecot.maildir(user);
+            let all: Vec<(Option<&str>, maildir::StoredMessage)> = MIRROR_FOLDERS
+                .iter()
+                .flat_map(|f| maildir::messages(&root, *f).into_iter().map(|m| (*f, m)))
+                .collect();
+            let hundreds = all.len().div_ceil(100);
+            for h in 0..hundreds {
+                for k in 0..2 {
+                    let i = h * 2 + k;
+                    let message = self.message(user, i, 2 * hundreds, 2000, now);
+                    primary.dovecot.seed(user, None, &message, "", &[], now);
+                }
+                // Three distinct messages of this hundred: flag, move, expunge.
+                let pick = |j: usize| all.get(h * 100 + j * 31).map(|(f, m)| (*f, &m.path));
+                if let Some((_, path)) = pick(0) {
+                    set_flags(path, "FS");
+                }
+                if let Some((from, path)) = pick(1) {
+                    let to = MIRROR_FOLDERS
+                        .iter()
+                        .find(|f| **f != from)
+                        .copied()
+                        .flatten();
+                    let dir = match to {
+                        None => root.clone(),
+                        Some(name) => root.join(format!(".{name}")),
+                    };
+                    let name = path.file_name().expect("a message file has a name");
+                    fs::rename(path, dir.join("cur").join(name)).expect("failed to move a message");
+                }
+                if let Some((_, path)) = pick(2) {
+                    fs::remove_file(path).expect("failed to expunge a message");
+                }
+            }
+        }
+    }
+
     fn message(&self, user: &str, i: usize, n: usize, size: usize, date: SystemTime) -> Vec<u8> {
         let sender = i % 37;
         let date = rfc5322_date(date);
@@ -244,6 +362,35 @@ impl Seeder {
         }
         text.into_bytes()
     }
+}
+
+/// Removes a Maildir with its folders and Dovecot's files, and makes an empty one owned by the
+/// mail user: the account as a fresh server has it.
+fn wipe(root: &std::path::Path) {
+    if root.exists() {
+        fs::remove_dir_all(root).expect("failed to remove a Maildir");
+    }
+    let (uid, gid) = support::sys::vmail_ids();
+    for sub in ["", "cur", "new", "tmp"] {
+        let dir = root.join(sub);
+        fs::create_dir_all(&dir).expect("failed to create a Maildir");
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("failed to chown a Maildir");
+    }
+}
+
+/// Gives the message file at `path` the maildir flag letters `flags` (moving it to `cur/`).
+fn set_flags(path: &std::path::Path, flags: &str) {
+    let name = path
+        .file_name()
+        .expect("a message file has a name")
+        .to_string_lossy();
+    let base = name.split_once(":2,").map_or(&*name, |(base, _)| base);
+    let folder = path
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("a message file is in cur/ or new/");
+    fs::rename(path, folder.join("cur").join(format!("{base}:2,{flags}")))
+        .expect("failed to flag a message");
 }
 
 /// Lorem-ipsum-like words from a xorshift generator: cheap, varied, deterministic.
