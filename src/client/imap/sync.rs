@@ -46,6 +46,11 @@ impl ImapClient {
         Ok(on)
     }
 
+    /// Whether `ENABLE QRESYNC` succeeded on this session.
+    pub fn qresync_enabled(&self) -> bool {
+        self.qresync
+    }
+
     /// SELECT (or EXAMINE when `read_only`) that asks what changed since `known`
     /// (uidvalidity, mod-sequence): with QRESYNC enabled the answer carries the VANISHED UIDs
     /// and the changed messages (RFC 7162 §3.2.5); otherwise, or without `known`, it is a
