@@ -27,14 +27,22 @@ use support::{Ca, Dovecot};
 
 const PRIMARY_ADMIN_PW: &str = "mirror-ms1-admin";
 const BACKUP_ADMIN_PW: &str = "mirror-ms2-admin";
-/// The folders seeded per account (IMAP names, `.` the separator; the last is "Entwürfe" in
-/// modified UTF-7) and how many messages each gets.
-const FOLDERS: [(Option<&str>, usize); 4] = [
+/// The folders seeded per account (IMAP names, `.` the separator; "Entwürfe" in modified
+/// UTF-7) and how many messages each gets. `Old` and `Kept` are deleted on mailserver1 later;
+/// `Kept` gets a message of its own on mailserver2 first.
+const FOLDERS: [(Option<&str>, usize); 6] = [
     (None, 30),
     (Some("Projects"), 10),
     (Some("Projects.2026"), 10),
     (Some("Entw&APw-rfe"), 10),
+    (Some("Old"), 4),
+    (Some("Kept"), 4),
 ];
+
+/// Messages seeded per account at scale 1.
+fn per_user() -> usize {
+    FOLDERS.iter().map(|f| f.1).sum()
+}
 
 /// One folder as the test compares it: sorted (Message-ID, body hash, sorted flags).
 type Folder = Vec<(String, String, Vec<String>)>;
@@ -200,17 +208,21 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// mailserver2 holds exactly what mailserver1 holds, folder by folder, apart from `foreign`
-/// (Message-IDs of mail that reached mailserver2 by other ways), which must be there once.
-fn assert_identical(s: &Servers, foreign: &[String]) {
+/// (folder and Message-ID of mail that reached mailserver2 by other ways), which must be
+/// there once; a folder that holds nothing else need not be on mailserver1.
+fn assert_identical(s: &Servers, foreign: &[(&str, &str)]) {
     let rt = rt();
     for (user, pw) in &s.users {
         let want = rt.block_on(snapshot(&s.primary, user, pw));
         let mut got = rt.block_on(snapshot(&s.backup, user, pw));
-        for id in foreign {
-            let inbox = got.get_mut("INBOX").expect("INBOX");
-            let n = inbox.iter().filter(|m| &m.0 == id).count();
-            assert_eq!(n, 1, "{user}: foreign {id} must stay, once");
-            inbox.retain(|m| &m.0 != id);
+        for (folder, id) in foreign {
+            let msgs = got.get_mut(*folder).expect("the foreign message's folder");
+            let n = msgs.iter().filter(|m| m.0 == *id).count();
+            assert_eq!(n, 1, "{user}: foreign {id} in {folder} must stay, once");
+            msgs.retain(|m| m.0 != *id);
+            if msgs.is_empty() && !want.contains_key(*folder) {
+                got.remove(*folder);
+            }
         }
         assert_eq!(
             want.keys().collect::<Vec<_>>(),
@@ -232,12 +244,13 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     let s = Servers::start(3);
     s.seed(1);
     let (run, took) = s.mirror(&[]);
-    eprintln!("first pass: 180 messages, 3 accounts in {took:?}");
+    let total = 3 * per_user();
+    eprintln!("first pass: {total} messages, 3 accounts in {took:?}");
     assert_eq!(run.code, 0, "{run:?}");
     let t = totals(&run);
-    assert_eq!(t["copied"], 180, "{t}");
-    assert_eq!(t["folders"], 12, "{t}");
-    assert_eq!(t["folders_created"], 9, "INBOX exists already: {t}");
+    assert_eq!(t["copied"], total, "{t}");
+    assert_eq!(t["folders"], 18, "{t}");
+    assert_eq!(t["folders_created"], 15, "INBOX exists already: {t}");
     assert_identical(&s, &[]);
 
     let (run, took) = s.mirror(&[]);
@@ -246,13 +259,14 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     let t = totals(&run);
     assert_eq!(
         (t["copied"].as_u64(), t["folders_unchanged"].as_u64()),
-        (Some(0), Some(12)),
+        (Some(0), Some(18)),
         "{t}"
     );
 
     // Changes on mailserver1, through IMAP as a user makes them.
     let rt = rt();
-    let foreign = "<straight-to-mailserver2@example.net>".to_owned();
+    let foreign = "<straight-to-mailserver2@example.net>";
+    let kept = "<filed-on-mailserver2@example.net>";
     for (user, pw) in &s.users {
         rt.block_on(async {
             let mut c = session(&s.primary, user, pw).await;
@@ -290,14 +304,18 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
             c.rename("Entw&APw-rfe", "Alt-Entw&APw-rfe")
                 .await
                 .expect("rename");
+            // Two folders go; one of them holds a message of its own on mailserver2.
+            c.delete("Old").await.expect("delete Old");
+            c.delete("Kept").await.expect("delete Kept");
             c.logout().await.expect("logout");
 
             let mut b = session(&s.backup, user, pw).await;
-            let m =
-                format!("Message-ID: {foreign}\r\nSubject: stored by posta mta\r\n\r\nhello\r\n");
-            b.append("INBOX", &[], None, m.as_bytes())
-                .await
-                .expect("append foreign");
+            for (folder, id) in [("INBOX", foreign), ("Kept", kept)] {
+                let m = format!("Message-ID: {id}\r\nSubject: not the mirror's\r\n\r\nhello\r\n");
+                b.append(folder, &[], None, m.as_bytes())
+                    .await
+                    .expect("append foreign");
+            }
             b.logout().await.expect("logout");
         });
     }
@@ -306,24 +324,76 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     assert_eq!(run.code, 0, "{run:?}");
     let t = totals(&run);
     assert_eq!(t["folders_renamed"], 3, "{t}");
+    assert_eq!(t["folders_deleted"], 6, "{t}");
     assert_eq!(t["copied"], 3 * (5 + 3), "new and moved: {t}");
-    assert_eq!(t["expunged"], 3 * (3 + 2), "moved away and expunged: {t}");
+    assert_eq!(
+        t["expunged"],
+        3 * (3 + 2 + 4),
+        "moved away, expunged, and the copies in Kept: {t}"
+    );
     assert_eq!(t["flags_changed"], 3 * (5 + 2), "{t}");
     assert_eq!(t["folders_created"], 0, "the rename is a RENAME: {t}");
-    assert_identical(&s, std::slice::from_ref(&foreign));
+    for a in run.json()["accounts"].as_array().expect("accounts") {
+        assert_eq!(a["folders_kept"], serde_json::json!(["Kept"]), "{a}");
+    }
+    let foreign_mail = [("INBOX", foreign), ("Kept", kept)];
+    assert_identical(&s, &foreign_mail);
 
-    // Still identical, and the foreign message still untouched, after one more pass.
+    // A folder recreated on mailserver1 with the same mail (new UIDVALIDITY, new UIDs): the
+    // copies are found by content, nothing is copied or expunged.
+    for (user, pw) in &s.users {
+        rt.block_on(async {
+            let mut c = session(&s.primary, user, pw).await;
+            c.select("Alt-Entw&APw-rfe", false).await.expect("select");
+            let uids = c.uid_search("ALL").await.expect("search");
+            c.start_fetch(&uids).await.expect("fetch");
+            let mut all = Vec::new();
+            while let Some(m) = c.next_message().await.expect("message") {
+                all.push(m);
+            }
+            c.select("INBOX", false).await.expect("leave the folder");
+            c.delete("Alt-Entw&APw-rfe").await.expect("delete");
+            c.create("Alt-Entw&APw-rfe").await.expect("create");
+            for m in &all {
+                c.append(
+                    "Alt-Entw&APw-rfe",
+                    &m.flags,
+                    Some(&m.internal_date),
+                    &m.body,
+                )
+                .await
+                .expect("append");
+            }
+            c.logout().await.expect("logout");
+        });
+    }
+    let (run, took) = s.mirror(&[]);
+    eprintln!("pass after a UIDVALIDITY change: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    assert_eq!(
+        (
+            t["rebuilt"].as_u64(),
+            t["copied"].as_u64(),
+            t["expunged"].as_u64()
+        ),
+        (Some(3), Some(0), Some(0)),
+        "{t}"
+    );
+    assert_identical(&s, &foreign_mail);
+
+    // Still identical, and the foreign mail still untouched, after one more pass.
     let (run, _) = s.mirror(&[]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(totals(&run)["copied"], 0);
-    assert_identical(&s, &[foreign]);
+    assert_identical(&s, &foreign_mail);
 }
 
 #[test]
 fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
     let s = Servers::start(2);
     s.seed(8);
-    let total = 2 * 60 * 8;
+    let total = 2 * per_user() * 8;
     let mut kills = 0;
     let log = s.dir.path().join("killed.log");
     for delay in [400, 700, 1000, 1300, 1600, 1900, 2200, 2500] {

@@ -331,6 +331,9 @@ impl Pass<'_> {
         let present = dst.uid_search("ALL").await.map_err(MirrorError::Dest)?;
         let ours = fs.dest_uids();
         if present.iter().all(|u| ours.contains(u)) {
+            // Dovecot ends a session whose selected mailbox is deleted (BYE); CLOSE would
+            // expunge messages others marked \Deleted. Leave it for INBOX, read-only.
+            dst.select("INBOX", true).await.map_err(MirrorError::Dest)?;
             dst.delete(&fs.dest).await.map_err(MirrorError::Dest)?;
             tracing::info!(account = %self.account.name, "folder {name:?} deleted");
         } else {
