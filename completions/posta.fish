@@ -100,8 +100,8 @@ complete -c posta -n "__fish_posta_using_subcommand migrate" -l no-verify -d 'Sk
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s V -l version -d 'Print version'
-complete -c posta -n "__fish_posta_using_subcommand mirror" -l interval -d 'Time between the start of one pass and the next' -r
-complete -c posta -n "__fish_posta_using_subcommand mirror" -l state-dir -d 'The per-account state files' -r -F
+complete -c posta -n "__fish_posta_using_subcommand mirror" -l interval -d 'Time between the start of one pass and the next [default: the site\'s [mirror] interval, else 60s]' -r
+complete -c posta -n "__fish_posta_using_subcommand mirror" -l state-dir -d 'The per-account state files [default: the site\'s [mirror] state_dir, else /var/lib/posta/mirror]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l parallel -d 'Accounts mirrored at once; each holds one session to each server, so this caps the sessions per server' -r
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l ca-file -d 'Trust the CA certificates in this PEM file, besides the system\'s' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l timeout -d 'Longest wait for any one reply' -r

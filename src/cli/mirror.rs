@@ -35,17 +35,19 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub once: bool,
 
-    /// Time between the start of one pass and the next
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub interval: std::time::Duration,
+    /// Time between the start of one pass and the next [default: the site's [mirror]
+    /// interval, else 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<std::time::Duration>,
 
     /// Print each pass's report as JSON
     #[arg(long)]
     pub json: bool,
 
-    /// The per-account state files
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/posta/mirror")]
-    pub state_dir: PathBuf,
+    /// The per-account state files [default: the site's [mirror] state_dir, else
+    /// /var/lib/posta/mirror]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 
     /// Accounts mirrored at once; each holds one session to each server, so this caps the
     /// sessions per server

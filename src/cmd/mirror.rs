@@ -7,7 +7,7 @@ use super::migrate::{AdminLogin, read_secret, site_accounts, site_endpoint};
 use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::MirrorArgs;
 use crate::client::Login;
-use crate::config;
+use crate::config::{self, MirrorSettings};
 use crate::health::{Scheme, TlsPolicy};
 use crate::mirror::report::RunReport;
 use crate::mirror::{self, Account, Options, Side};
@@ -19,8 +19,8 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
         (args, planned)
     })
     .await;
-    let (args, accounts) = match planned {
-        Ok((args, Ok(accounts))) => (args, accounts),
+    let (args, (accounts, settings)) = match planned {
+        Ok((args, Ok(planned))) => (args, planned),
         Ok((_, Err(e))) => {
             eprintln!("posta mirror: {e}");
             return EXIT_USAGE;
@@ -30,8 +30,13 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
+    let interval = args.interval.unwrap_or(settings.interval);
     let opts = Options {
-        state_dir: args.state_dir.clone(),
+        state_dir: args
+            .state_dir
+            .clone()
+            .or(settings.state_dir)
+            .unwrap_or_else(|| PathBuf::from(mirror::DEFAULT_STATE_DIR)),
         parallel: usize::from(args.parallel),
         batch: 50,
     };
@@ -44,7 +49,7 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
             return code;
         }
         tokio::select! {
-            () = tokio::time::sleep_until(started + args.interval) => {}
+            () = tokio::time::sleep_until(started + interval) => {}
             () = stop_signal() => return code,
         }
     }
@@ -81,7 +86,10 @@ fn show(report: &RunReport, json: bool) {
 /// The accounts: mailserver1 (the site's primary) read with `[migrate] dest_admin` or the
 /// account's `dest_password_file`, mailserver2 (the backup) written with `[migrate]
 /// source_admin` or its `password_file`.
-fn plan(path: &std::path::Path, args: &MirrorArgs) -> Result<Vec<Account>, String> {
+fn plan(
+    path: &std::path::Path,
+    args: &MirrorArgs,
+) -> Result<(Vec<Account>, MirrorSettings), String> {
     let site = config::load(path).map_err(|e| e.to_string())?;
     let listed = site_accounts(&site)?;
     for name in &args.accounts {
@@ -130,7 +138,7 @@ fn plan(path: &std::path::Path, args: &MirrorArgs) -> Result<Vec<Account>, Strin
             },
         });
     }
-    Ok(accounts)
+    Ok((accounts, site.mirror))
 }
 
 fn imap_side(

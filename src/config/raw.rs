@@ -55,6 +55,14 @@ pub struct RawSite {
     pub hooks: Option<Spanned<RawHooks>>,
     pub mta: Option<Spanned<RawMta>>,
     pub watch: Option<Spanned<RawWatch>>,
+    pub mirror: Option<Spanned<RawMirror>>,
+}
+
+/// `[mirror]`: `posta mirror`'s pass interval and state.
+#[derive(Debug, Deserialize)]
+pub struct RawMirror {
+    pub interval: Option<Field<String>>,
+    pub state_dir: Option<Field<String>>,
 }
 
 /// `[watch]`: what `posta watch` may do by itself, who else must agree, where it reports.

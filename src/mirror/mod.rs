@@ -37,6 +37,9 @@ use crate::client::{Endpoint, Login};
 use crate::migrate::folders::{self, Naming};
 use crate::proto::mutf7;
 
+/// Where the state files live unless the site file or --state-dir says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/posta/mirror";
+
 /// One server of an account: where, and who logs in (the admin identity as the user).
 #[derive(Debug, Clone)]
 pub struct Side {

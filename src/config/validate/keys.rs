@@ -28,6 +28,7 @@ pub(super) fn headers(raw: &RawSite) -> Vec<(usize, String)> {
     add(raw.hooks.as_ref().map(Spanned::span), "[hooks]");
     add(raw.mta.as_ref().map(Spanned::span), "[mta]");
     add(raw.watch.as_ref().map(Spanned::span), "[watch]");
+    add(raw.mirror.as_ref().map(Spanned::span), "[mirror]");
     if let Some(m) = &raw.migrate {
         add(Some(m.span()), "[migrate]");
         let accounts = m.get_ref().accounts.as_ref();

@@ -6,6 +6,7 @@
 mod hooks;
 mod keys;
 mod migrate;
+mod mirror;
 mod mta;
 mod probe;
 mod servers;
@@ -174,6 +175,7 @@ impl Validator<'_> {
         let hooks = self.hooks(&raw);
         let mta = self.mta(&raw);
         let watch = self.watch(&raw);
+        let mirror = self.mirror(&raw);
         let migrate_state_dir = self.migrate_state_dir(&raw);
         let migrate_source = self.migrate_source(&raw);
         let (migrate_source_admin, migrate_dest_admin) = self.admins(&raw);
@@ -198,6 +200,7 @@ impl Validator<'_> {
             hooks: hooks?,
             mta: mta?,
             watch: watch?,
+            mirror: mirror?,
             secrets: Vec::new(),
             vip_interface_at: None,
         })
