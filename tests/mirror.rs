@@ -387,6 +387,23 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(totals(&run)["copied"], 0);
     assert_identical(&s, &foreign_mail);
+
+    // A mirror that passes every interval holds the state: a second one is refused.
+    let mut daemon = posta_command(env!("CARGO_BIN_EXE_posta"))
+        .arg("--config")
+        .arg(s.site())
+        .args(["mirror", "--interval", "1s", "--state-dir"])
+        .arg(s.state_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run posta");
+    thread::sleep(Duration::from_millis(1500));
+    let (run, _) = s.mirror(&[]);
+    daemon.kill().expect("stop the daemon");
+    daemon.wait().expect("reap");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("another posta mirror is running"), "{run:?}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::migrate::{AdminLogin, read_secret, site_accounts, site_endpoint};
-use super::{EXIT_FAILURE, EXIT_USAGE, print};
+use super::{EXIT_FAILURE, EXIT_USAGE, exclusive_lock, print};
 use crate::cli::MirrorArgs;
 use crate::client::Login;
 use crate::config::{self, MirrorSettings};
@@ -31,12 +31,21 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
         }
     };
     let interval = args.interval.unwrap_or(settings.interval);
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or(settings.state_dir)
+        .unwrap_or_else(|| PathBuf::from(mirror::DEFAULT_STATE_DIR));
+    // Two mirrors writing one state would each copy what the other's map does not show yet.
+    let _lock = match exclusive_lock(&state_dir.join("lock"), "another posta mirror is running") {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("posta mirror: {e}");
+            return EXIT_FAILURE;
+        }
+    };
     let opts = Options {
-        state_dir: args
-            .state_dir
-            .clone()
-            .or(settings.state_dir)
-            .unwrap_or_else(|| PathBuf::from(mirror::DEFAULT_STATE_DIR)),
+        state_dir,
         parallel: usize::from(args.parallel),
         batch: 50,
     };

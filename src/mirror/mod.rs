@@ -279,24 +279,36 @@ impl Pass<'_> {
         }
         // Parents first: renaming one renames its children on mailserver2 too.
         renames.sort();
-        for (old, new) in &renames {
-            let Some(mut fs) = self.state.folders.remove(old) else {
+        let mut renamed = Vec::new();
+        for (old, new) in renames {
+            let Some(fs) = self.state.folders.get(&old) else {
                 continue;
             };
-            let target = dest_names[new].clone();
-            if dest.has_raw(&fs.dest) && !dest.has_raw(&target) {
-                dst.rename(&fs.dest, &target)
-                    .await
-                    .map_err(MirrorError::Dest)?;
-                *dest = Listing::of(dst).await.map_err(MirrorError::Dest)?;
+            let target = dest_names[&new].clone();
+            match (dest.has_raw(&fs.dest), dest.has_raw(&target)) {
+                (true, false) => {
+                    dst.rename(&fs.dest, &target)
+                        .await
+                        .map_err(MirrorError::Dest)?;
+                    *dest = Listing::of(dst).await.map_err(MirrorError::Dest)?;
+                }
+                // Its parent's RENAME moved it already.
+                (false, true) => {}
+                // The new name is taken on mailserver2 (by a folder that is not the mirror's),
+                // or the old one is gone: the old folder is deleted and the new one mirrored
+                // afresh instead.
+                _ => continue,
             }
+            let Some(mut fs) = self.state.folders.remove(&old) else {
+                continue;
+            };
             tracing::info!(account = %self.account.name, "folder {old:?} renamed to {new:?}");
             fs.dest = target;
-            self.state.folders.insert(new.clone(), fs);
+            self.state.folders.insert(new, fs);
             self.save()?;
             self.report.counts.folders_renamed += 1;
+            renamed.push(old);
         }
-        let renamed: Vec<&String> = renames.iter().map(|(old, _)| old).collect();
         // Children first: a parent goes once it is empty.
         let mut deleted: Vec<&String> = gone.iter().filter(|g| !renamed.contains(g)).collect();
         deleted.sort_by(|a, b| b.cmp(a));
