@@ -403,7 +403,10 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     daemon.kill().expect("stop the daemon");
     daemon.wait().expect("reap");
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("another posta mirror is running"), "{run:?}");
+    assert!(
+        run.stderr.contains("another posta mirror is running"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -463,4 +466,65 @@ fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
         })
         .sum();
     assert_eq!(on_backup, total, "duplicated or lost on mailserver2");
+}
+
+/// mailserver1 without QRESYNC (Dovecot told to announce CONDSTORE only): changes are found
+/// with `UID FETCH 1:* (UID FLAGS MODSEQ) (CHANGEDSINCE n)` and expunges with a UID SEARCH,
+/// and an unchanged folder is still recognized from its HIGHESTMODSEQ and message count.
+#[test]
+fn without_qresync_condstore_finds_the_changes() {
+    let mut s = Servers::start(1);
+    s.primary.stop();
+    let conf = s.primary.path().join("dovecot.conf");
+    let mut text = fs::read_to_string(&conf).expect("read dovecot.conf");
+    text.push_str(
+        "protocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE \
+         NAMESPACE UIDPLUS CHILDREN UNSELECT CONDSTORE ESEARCH MOVE\n}\n",
+    );
+    fs::write(&conf, text).expect("write dovecot.conf");
+    s.primary.start_again();
+    s.seed(1);
+    let (user, pw) = s.users[0].clone();
+    let caps = rt().block_on(async {
+        let c = session(&s.primary, &user, &pw).await;
+        (c.has_capability("CONDSTORE"), c.has_capability("QRESYNC"))
+    });
+    assert_eq!(caps, (true, false), "CONDSTORE without QRESYNC");
+
+    let (run, _) = s.mirror(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["copied"], per_user());
+    let (run, took) = s.mirror(&[]);
+    eprintln!("CONDSTORE pass with nothing changed: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["folders_unchanged"], 6, "{run:?}");
+
+    rt().block_on(async {
+        let mut c = session(&s.primary, &user, &pw).await;
+        c.append("INBOX", &[], None, &message(&user, "INBOX", 200))
+            .await
+            .expect("append");
+        c.select("Projects", false).await.expect("select");
+        let uids = c.uid_search("ALL").await.expect("search");
+        c.store_flags(&uids[..3], &["$Later".into()])
+            .await
+            .expect("store");
+        c.store_deleted(&uids[5..6]).await.expect("delete");
+        c.expunge(&uids[5..6]).await.expect("expunge");
+        c.logout().await.expect("logout");
+    });
+    let (run, _) = s.mirror(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    assert_eq!(
+        (
+            t["copied"].as_u64(),
+            t["flags_changed"].as_u64(),
+            t["expunged"].as_u64(),
+            t["folders_unchanged"].as_u64()
+        ),
+        (Some(1), Some(3), Some(1), Some(4)),
+        "{t}"
+    );
+    assert_identical(&s, &[]);
 }
