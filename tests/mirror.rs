@@ -528,3 +528,38 @@ fn without_qresync_condstore_finds_the_changes() {
     );
     assert_identical(&s, &[]);
 }
+
+/// Issue 17's scale, for the pass times: 20 accounts of 476 messages in six folders, the
+/// first pass, a pass with nothing changed, and one after 1% new mail, each ending identical.
+#[test]
+fn twenty_accounts_initial_and_incremental_pass_times() {
+    let s = Servers::start(20);
+    s.seed(7);
+    let total = 20 * per_user() * 7;
+    let (run, took) = s.mirror(&["--parallel", "8"]);
+    let rate = total as f64 / took.as_secs_f64();
+    eprintln!("initial pass: {total} messages, 20 accounts in {took:?} ({rate:.0} msg/s)");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["copied"], total);
+    let (run, took) = s.mirror(&["--parallel", "8"]);
+    eprintln!("pass with nothing changed: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["folders_unchanged"], 20 * 6);
+    let rt = rt();
+    for (user, pw) in &s.users {
+        rt.block_on(async {
+            let mut c = session(&s.primary, user, pw).await;
+            for i in 0..total / 100 / 20 {
+                c.append("INBOX", &[], None, &message(user, "INBOX", 1000 + i))
+                    .await
+                    .expect("append");
+            }
+            c.logout().await.expect("logout");
+        });
+    }
+    let (run, took) = s.mirror(&["--parallel", "8"]);
+    eprintln!("pass after 1% new mail: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["copied"], total / 100 / 20 * 20);
+    assert_identical(&s, &[]);
+}
