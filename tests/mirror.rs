@@ -426,7 +426,9 @@ fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
             .env("POSTA_LOG", "posta=info")
             .arg("--config")
             .arg(s.site())
-            .args(["mirror", "--once", "--parallel", "1", "--state-dir"])
+            // A resume waits --timeout for a killed run's last APPEND to settle.
+            .args(["mirror", "--once", "--parallel", "1", "--timeout", "3s"])
+            .arg("--state-dir")
             .arg(s.state_dir())
             .stdout(std::process::Stdio::null())
             .stderr(stderr)
@@ -439,7 +441,7 @@ fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
         }
         child.wait().expect("reap");
     }
-    let (run, took) = s.mirror(&[]);
+    let (run, took) = s.mirror(&["--timeout", "3s"]);
     eprintln!("{kills} kills; the final pass took {took:?}");
     assert!(kills >= 5, "only {kills} kills landed during the pass");
     // A kill between an APPEND and the state write leaves copies the next run adopts.

@@ -48,6 +48,7 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
         state_dir,
         parallel: usize::from(args.parallel),
         batch: 50,
+        settle: args.timeout,
     };
     loop {
         let started = tokio::time::Instant::now();

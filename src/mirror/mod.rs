@@ -26,16 +26,19 @@ pub mod state;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
 use self::report::{AccountReport, RunReport};
 use self::state::{AccountState, Copy, FolderState, Identity, Pending, StateError};
-use crate::client::imap::{FlagsOf, ImapClient, ImapError, MailboxInfo};
+use crate::client::imap::{FetchedMessage, FlagsOf, ImapClient, ImapError, MailboxInfo};
 use crate::client::{Endpoint, Login};
 use crate::migrate::folders::{self, Naming};
 use crate::proto::mutf7;
+
+/// The most message bytes one MULTIAPPEND carries (and the mirror holds in memory at once).
+const MULTI_BYTES: usize = 8 << 20;
 
 /// Where the state files live unless the site file or --state-dir says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/posta/mirror";
@@ -64,6 +67,9 @@ pub struct Options {
     pub parallel: usize,
     /// Messages per APPEND batch (one state write before and one after).
     pub batch: usize,
+    /// The longest any one command may take (the sessions' timeout): how long after a batch
+    /// was recorded its copies may still appear on mailserver2, the sender killed.
+    pub settle: Duration,
 }
 
 /// Why an account's pass stopped.
@@ -525,40 +531,83 @@ impl Pass<'_> {
         fs.pending = Some(Pending {
             dest_uidnext: uidnext,
             source_uids: batch.to_vec(),
+            written: crate::clock::unix_now(),
         });
         let (target, validity) = (fs.dest.clone(), fs.dest_uidvalidity);
         self.save()?;
         src.start_fetch(batch).await.map_err(MirrorError::Source)?;
+        // With MULTIAPPEND (RFC 3502) messages go up to MULTI_BYTES at a time: one command,
+        // one transaction on mailserver2, instead of one round trip and one fsync each.
+        let multi = dst.has_capability("MULTIAPPEND");
         let mut next = uidnext;
+        let mut held: Vec<FetchedMessage> = Vec::new();
+        let mut held_bytes = 0;
         while let Some(msg) = src.next_message().await.map_err(MirrorError::Source)? {
-            let appended = dst
-                .append(&target, &msg.flags, Some(&msg.internal_date), &msg.body)
-                .await
-                .map_err(MirrorError::Dest)?;
-            let Some((v, uid)) = appended else {
-                return Err(MirrorError::Refused(format!(
-                    "APPEND to {target:?} gave no APPENDUID"
-                )));
-            };
-            if v != validity {
-                return Err(MirrorError::Refused(format!(
-                    "{target:?} changed UIDVALIDITY during the pass"
-                )));
+            if !held.is_empty() && (!multi || held_bytes + msg.body.len() > MULTI_BYTES) {
+                next = self
+                    .append(dst, name, &target, validity, &mut held, next)
+                    .await?;
+                held_bytes = 0;
             }
-            next = next.max(uid + 1);
+            held_bytes += msg.body.len();
+            held.push(msg);
+        }
+        next = self
+            .append(dst, name, &target, validity, &mut held, next)
+            .await?;
+        self.folder_mut(name)?.pending = None;
+        self.save()?;
+        Ok(next)
+    }
+
+    /// APPENDs `held` (one message, or several in one MULTIAPPEND) and maps the copies.
+    async fn append(
+        &mut self,
+        dst: &mut ImapClient,
+        name: &str,
+        target: &str,
+        validity: u32,
+        held: &mut Vec<FetchedMessage>,
+        mut next: u32,
+    ) -> Result<u32> {
+        let appended = match &held[..] {
+            [] => return Ok(next),
+            [one] => dst
+                .append(target, &one.flags, Some(&one.internal_date), &one.body)
+                .await
+                .map(|r| r.map(|(v, uid)| (v, vec![uid]))),
+            many => {
+                let items: Vec<(&[String], &str, &[u8])> = many
+                    .iter()
+                    .map(|m| (&m.flags[..], m.internal_date.as_str(), &m.body[..]))
+                    .collect();
+                dst.append_many(target, &items).await
+            }
+        }
+        .map_err(MirrorError::Dest)?;
+        let Some((v, uids)) = appended else {
+            return Err(MirrorError::Refused(format!(
+                "APPEND to {target:?} gave no APPENDUID"
+            )));
+        };
+        if v != validity {
+            return Err(MirrorError::Refused(format!(
+                "{target:?} changed UIDVALIDITY during the pass"
+            )));
+        }
+        for (msg, uid) in held.drain(..).zip(uids) {
+            next = next.max(uid.saturating_add(1));
             self.report.counts.copied += 1;
             self.report.counts.copied_bytes += msg.body.len() as u64;
             self.folder_mut(name)?.messages.insert(
                 msg.uid,
                 Copy {
                     dest_uid: uid,
-                    flags: msg.flags,
                     identity: Identity::of(&msg.body),
+                    flags: msg.flags,
                 },
             );
         }
-        self.folder_mut(name)?.pending = None;
-        self.save()?;
         Ok(next)
     }
 
@@ -571,6 +620,20 @@ impl Pass<'_> {
         fs: &mut FolderState,
         p: &Pending,
     ) -> Result<()> {
+        let age = crate::clock::unix_now().saturating_sub(p.written);
+        let wait = self
+            .opts
+            .settle
+            .saturating_sub(Duration::from_secs(age))
+            .saturating_add(Duration::from_secs(1));
+        if age <= self.opts.settle.as_secs() {
+            tracing::info!(
+                account = %self.account.name,
+                "folder {:?}: waiting {wait:?} for an interrupted pass's last APPEND to settle",
+                fs.dest
+            );
+            tokio::time::sleep(wait).await;
+        }
         let ours = fs.dest_uids();
         let candidates: Vec<u32> = dst
             .uid_search(&format!("UID {}:*", p.dest_uidnext))

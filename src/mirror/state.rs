@@ -12,7 +12,9 @@
 //! mailserver1 UIDs about to be copied ([`Pending`]), durably. A pass that finds a pending
 //! batch matches the messages at or above that UIDNEXT that are not in the map to the pending
 //! ones by content identity and adopts them ([`adopt`]), so a kill between an APPEND and the
-//! state write never leads to a second copy. A UIDVALIDITY change on either side is handled
+//! state write never leads to a second copy. It first waits until the record is as old as the
+//! longest a command may take: the server may still be storing an APPEND whose sender was
+//! killed after sending it, and a copy that appears after the look would be made again. A UIDVALIDITY change on either side is handled
 //! the same way, by content identity ([`rebuild`]), never by a blind recopy.
 //!
 //! The file is JSON, replaced through [`crate::durable`] (write, fsync, rename, fsync the
@@ -75,6 +77,10 @@ pub struct Pending {
     pub dest_uidnext: u32,
     /// The mailserver1 UIDs being copied.
     pub source_uids: Vec<u32>,
+    /// Unix time the record was written. A killed pass's last APPEND may still be stored by
+    /// mailserver2 after the kill: a resume waits until the record is older than the longest
+    /// a command may take before it looks for the copies.
+    pub written: u64,
 }
 
 /// One folder of mailserver1 and its mirror.
@@ -308,6 +314,7 @@ mod tests {
         f.pending = Some(Pending {
             dest_uidnext: 103,
             source_uids: vec![6, 8],
+            written: 1_700_000_000,
         });
         state.folders.insert("Projektä".into(), f);
         state.last_complete_pass = Some(1_700_000_000);

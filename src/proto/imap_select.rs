@@ -107,6 +107,42 @@ pub fn append_uid(done: &StatusResp) -> Result<Option<(u32, u32)>, ProtoError> {
     )))
 }
 
+/// `[APPENDUID uidvalidity uid-set]` from a MULTIAPPEND's tagged OK (RFC 4315 §3, RFC 3502):
+/// the new UIDs in the order the messages were sent (UIDs are assigned in that order, so the
+/// set's ascending order is theirs). The set must hold exactly `count` UIDs: it is refused,
+/// not expanded, when it holds more (a hostile `1:4294967295`).
+pub fn append_uids(done: &StatusResp, count: usize) -> Result<Option<(u32, Vec<u32>)>, ProtoError> {
+    let Some(code) = done.code.as_ref().filter(|c| c.name == "APPENDUID") else {
+        return Ok(None);
+    };
+    let bad = || ProtoError::Malformed(format!("bad [APPENDUID {}]", code.args));
+    let (validity, set) = code.args.split_once(' ').ok_or_else(bad)?;
+    let validity = nonzero(validity, "APPENDUID").map_err(|_| bad())?;
+    let wire = format!("{set}\r\n");
+    let mut lex = Lexer::new(wire.as_bytes());
+    let ranges = super::imap_sync::UidRanges::parse_set(&mut lex).map_err(|_| bad())?;
+    if !lex.at_end() {
+        return Err(bad());
+    }
+    let held: u64 = ranges
+        .ranges()
+        .iter()
+        .map(|&(lo, hi)| u64::from(hi - lo) + 1)
+        .sum();
+    if held != count as u64 {
+        return Err(ProtoError::Malformed(format!(
+            "[APPENDUID {}] names {held} UIDs for {count} messages",
+            code.args
+        )));
+    }
+    let uids = ranges
+        .ranges()
+        .iter()
+        .flat_map(|&(lo, hi)| lo..=hi)
+        .collect();
+    Ok(Some((validity, uids)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::imap_data::parse;
@@ -196,6 +232,27 @@ mod tests {
         ] {
             let mut s = SelectState::default();
             assert!(s.observe(&parse(bad.to_vec()).unwrap()).is_err());
+        }
+    }
+
+    #[test]
+    fn appenduid_of_a_multiappend() {
+        let ok = tagged(b"p9 OK [APPENDUID 38505 3955:3957,3960] done\r\n");
+        assert_eq!(
+            append_uids(&ok, 4).unwrap(),
+            Some((38505, vec![3955, 3956, 3957, 3960]))
+        );
+        assert_eq!(append_uids(&tagged(b"p9 OK done\r\n"), 2).unwrap(), None);
+        for (bad, n) in [
+            (&b"p9 OK [APPENDUID 1 1:4294967295] x\r\n"[..], 3),
+            (b"p9 OK [APPENDUID 1 1:3] x\r\n", 2),
+            (b"p9 OK [APPENDUID 1 1:*] x\r\n", 1),
+            (b"p9 OK [APPENDUID 1 0] x\r\n", 1),
+            (b"p9 OK [APPENDUID 0 5] x\r\n", 1),
+            (b"p9 OK [APPENDUID 1] x\r\n", 1),
+            (b"p9 OK [APPENDUID 1 2 3] x\r\n", 1),
+        ] {
+            assert!(append_uids(&tagged(bad), n).is_err(), "{bad:?}");
         }
     }
 

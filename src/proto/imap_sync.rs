@@ -56,9 +56,9 @@ impl UidRanges {
         self.0 = out;
     }
 
-    /// `uid-set` (RFC 4315 §4, used by VANISHED): `n` or `n:m` separated by commas, no `*`,
-    /// no 0. `m:n` with `m > n` is the same range (RFC 3501 §9 `seq-range`).
-    pub(super) fn parse(lex: &mut Lexer<'_>) -> Result<UidRanges, ProtoError> {
+    /// `uid-set` (RFC 4315 §4, used by VANISHED and APPENDUID): `n` or `n:m` separated by
+    /// commas, no `*`, no 0. `m:n` with `m > n` is the same range (RFC 3501 §9 `seq-range`).
+    pub(super) fn parse_set(lex: &mut Lexer<'_>) -> Result<UidRanges, ProtoError> {
         let mut ranges = Vec::new();
         loop {
             let a = uid(lex)?;
@@ -99,7 +99,7 @@ pub(super) fn vanished(lex: &mut Lexer<'_>) -> Result<(bool, UidRanges), ProtoEr
     } else {
         false
     };
-    Ok((earlier, UidRanges::parse(lex)?))
+    Ok((earlier, UidRanges::parse_set(lex)?))
 }
 
 /// `MODSEQ (n)` in a FETCH response (RFC 7162 §3.1.4.1), after the item name: a positive
@@ -147,7 +147,7 @@ mod tests {
     fn ranges(text: &str) -> Result<UidRanges, ProtoError> {
         let wire = format!("{text}\r\n");
         let mut lex = Lexer::new(wire.as_bytes());
-        let set = UidRanges::parse(&mut lex)?;
+        let set = UidRanges::parse_set(&mut lex)?;
         if !lex.at_end() {
             return Err(lex.error("trailing data"));
         }
