@@ -418,3 +418,44 @@ async fn a_malformed_vanished_is_an_error() {
         .expect_err("malformed");
     assert!(matches!(err, ImapError::Malformed { .. }), "{err}");
 }
+
+/// MULTIAPPEND: one APPEND with a literal per message, each synchronizing literal after its
+/// `+`, and the APPENDUID set mapped to the messages in order; a set naming more UIDs than
+/// messages is malformed.
+#[tokio::test]
+async fn multiappend_sends_every_message_in_one_command() {
+    let (port, srv) = serve(script(vec![
+        Act::Hear,
+        say("+ go\r\n"),
+        Act::Hear,
+        say("+ go\r\n"),
+        Act::Hear,
+        say("p2 OK [APPENDUID 7 10:11] done\r\n"),
+        Act::Hear,
+        say("+ go\r\n"),
+        Act::Hear,
+        say("p3 OK [APPENDUID 7 1:4294967295] done\r\n"),
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    let date = "01-Jan-2024 10:00:00 +0000";
+    let seen = ["\\Seen".to_owned()];
+    let two: [(&[String], &str, &[u8]); 2] = [(&[], date, b"hello"), (&seen, date, b"abc")];
+    let got = client.append_many("F", &two).await.expect("multiappend");
+    assert_eq!(got, Some((7, vec![10, 11])));
+    let err = client
+        .append_many("F", &two[..1])
+        .await
+        .expect_err("hostile APPENDUID");
+    assert!(matches!(err, ImapError::Malformed { .. }), "{err}");
+    drop(client);
+    let heard = srv.await.expect("server");
+    assert_eq!(
+        heard[2..5],
+        [
+            "p2 APPEND \"F\" () \"01-Jan-2024 10:00:00 +0000\" {5}",
+            "hello (\\Seen) \"01-Jan-2024 10:00:00 +0000\" {3}",
+            "abc",
+        ]
+    );
+}
