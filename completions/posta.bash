@@ -43,6 +43,9 @@ _posta() {
             posta,migrate)
                 cmd="posta__subcmd__migrate"
                 ;;
+            posta,mirror)
+                cmd="posta__subcmd__mirror"
+                ;;
             posta,mta)
                 cmd="posta__subcmd__mta"
                 ;;
@@ -144,6 +147,9 @@ _posta() {
                 ;;
             posta__subcmd__help,migrate)
                 cmd="posta__subcmd__help__subcmd__migrate"
+                ;;
+            posta__subcmd__help,mirror)
+                cmd="posta__subcmd__help__subcmd__mirror"
                 ;;
             posta__subcmd__help,mta)
                 cmd="posta__subcmd__help__subcmd__mta"
@@ -365,7 +371,7 @@ _posta() {
 
     case "${cmd}" in
         posta)
-            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate takeover failback notify status watch drill keepalived config mta queue routes dns completions help"
+            opts="-c -v -h -V --config --log-format --verbose --help --version check migrate mirror takeover failback notify status watch drill keepalived config mta queue routes dns completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1023,7 +1029,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help)
-            opts="check migrate takeover failback notify status watch drill keepalived config mta queue routes dns completions help"
+            opts="check migrate mirror takeover failback notify status watch drill keepalived config mta queue routes dns completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1275,6 +1281,20 @@ _posta() {
             return 0
             ;;
         posta__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__help__subcmd__mirror)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1866,6 +1886,52 @@ _posta() {
                     return 0
                     ;;
                 --helo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        posta__subcmd__mirror)
+            opts="-c -v -h -V --once --interval --json --state-dir --parallel --ca-file --insecure --timeout --config --log-format --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

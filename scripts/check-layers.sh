@@ -10,7 +10,7 @@
 #   2  proto                    sans-I/O wire formats
 #   3  client                   the async drivers that own sockets
 #   4  health notify            probes and verdicts; notices telling users of an event
-#   5  takeover migrate mta routes   the jobs
+#   5  takeover migrate mirror mta routes   the jobs
 #   6  watch drill zone         what decides, rehearses, and checks a routes zone
 #   7  cli                      the arguments (clap definitions)
 #   8  cmd docs                 the edge: subcommands, generated man pages
@@ -26,15 +26,16 @@ declare -A layer=(
   [proto]=2
   [client]=3
   [health]=4 [notify]=4
-  [takeover]=5 [migrate]=5 [mta]=5 [routes]=5
+  [takeover]=5 [migrate]=5 [mirror]=5 [mta]=5 [routes]=5
   [watch]=6 [drill]=6 [zone]=6
   [cli]=7
   [cmd]=8 [docs]=8
 )
 # Same-layer imports that are allowed, as "from>to": migrate reads what the mta stored (its
 # Maildirs, users and recipients files); routes checks its tables with the mta's own evaluator;
-# the DNS exchange resends with the one retry policy.
-SIDEWAYS=" migrate>mta routes>mta dns>retry "
+# the DNS exchange resends with the one retry policy; the mirror maps folder names as migrate
+# does.
+SIDEWAYS=" migrate>mta routes>mta dns>retry mirror>migrate "
 
 status=0
 while IFS= read -r file; do

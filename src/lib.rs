@@ -21,6 +21,8 @@
 //! - `takeover` mailserver2 takes mailserver1's place: `dns` moves its A/AAAA record (RFC 2136
 //!   UPDATE signed with TSIG, or a static zone file) and verifies every authoritative server.
 //! - `migrate`  mailserver2 → mailserver1: journal, readers, delivery workers, reconciliation.
+//! - `mirror`   mailserver1 → mailserver2: a warm, incremental IMAP copy of every mailbox
+//!   (CONDSTORE/QRESYNC), with a durable map of which mailserver2 message copies which.
 //! - `proto`    sans-I/O wire formats: reply parsing with no sockets, tested with bytes.
 //! - `client`   the async drivers that own sockets: line I/O, TLS (rustls with ring only), the
 //!   IMAP, POP3 and SMTP/LMTP sessions migrate uses.
@@ -48,6 +50,7 @@ pub mod drill;
 pub mod durable;
 pub mod health;
 pub mod migrate;
+pub mod mirror;
 pub mod mta;
 pub mod notify;
 pub mod proto;

@@ -8,6 +8,7 @@ mod dns;
 mod drill;
 mod keepalived;
 mod migrate;
+mod mirror;
 mod mta;
 mod notify;
 mod queue;
@@ -25,6 +26,7 @@ pub use dns::{ZoneArgs, ZoneCommand};
 pub use drill::DrillArgs;
 pub use keepalived::{KeepalivedCommand, PairRole};
 pub use migrate::{AdminVia, InboxVia, MigrateArgs, UnknownVia};
+pub use mirror::MirrorArgs;
 pub use mta::{ExplainArgs, MtaArgs, MtaCommand, MtaRunArgs, RelayTlsArg};
 pub use notify::{EventArg, NotifyArgs};
 pub use queue::{ExportFormat, QueueArgs, QueueCommand};
@@ -85,6 +87,7 @@ pub enum LogFormat {
 pub enum Command {
     Check(CheckArgs),
     Migrate(Box<MigrateArgs>),
+    Mirror(MirrorArgs),
     Takeover(TakeoverArgs),
     Failback(TakeoverArgs),
     Notify(NotifyArgs),

@@ -1,6 +1,7 @@
 //! An IMAP4rev1 client session (RFC 3501) for `posta migrate`: the source (mailserver2) is read
 //! with LIST, SELECT, UID SEARCH and a streamed UID FETCH; the destination (mailserver1) gets
 //! CREATE and APPEND with flags and INTERNALDATE, and APPENDUID (RFC 4315) names the copy.
+//! `posta mirror` adds CONDSTORE/QRESYNC (RFC 7162), flag replacement, RENAME and DELETE.
 //!
 //! Our own small client on [`Conn`] rather than a crate: we need message bodies streamed one at
 //! a time out of a single FETCH, literals sent without copying the message, STARTTLS with the
@@ -14,6 +15,7 @@
 mod error;
 mod fetch;
 mod mailbox;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -23,6 +25,7 @@ use std::time::Duration;
 pub use self::error::ImapError;
 pub use self::fetch::MAX_MESSAGE;
 use self::fetch::Streaming;
+pub use self::sync::Resync;
 use self::wire::{Limits, timed};
 use super::{AdminForm, Conn, ConnError, Endpoint, Login, TlsSetup};
 use crate::proto::escape;
@@ -30,8 +33,9 @@ use crate::proto::imap::{self, Cond, has_capability};
 use crate::proto::imap_cmd::{Command, LiteralMode};
 use crate::proto::imap_data::Data;
 pub use crate::proto::imap_data::MailboxInfo;
-pub use crate::proto::imap_fetch::{FetchedMessage, MessageMeta};
+pub use crate::proto::imap_fetch::{FetchedMessage, FlagsOf, MessageMeta};
 pub use crate::proto::imap_select::Selected;
+pub use crate::proto::imap_sync::UidRanges;
 use crate::proto::sasl;
 use crate::service::{StartTls, TlsInfo};
 
@@ -52,6 +56,8 @@ pub struct ImapClient {
     fetch: Option<Streaming>,
     /// A failure left unread data or a dead connection; every further command fails fast.
     broken: bool,
+    /// `ENABLE QRESYNC` succeeded (RFC 7162 §3.2.3).
+    qresync: bool,
 }
 
 impl ImapClient {
@@ -88,6 +94,7 @@ impl ImapClient {
             preauth: false,
             fetch: None,
             broken: false,
+            qresync: false,
         };
         if ep.implicit_tls {
             client.start_tls(ep).await?;

@@ -168,19 +168,19 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
     Ok((accounts, opts, coverage))
 }
 
-fn read_secret(path: &Path) -> Result<Secret, String> {
+pub(super) fn read_secret(path: &Path) -> Result<Secret, String> {
     secret::read_password(path).map_err(|e| e.to_string())
 }
 
 /// An admin identity with its password, read once for every account.
-struct AdminLogin {
+pub(super) struct AdminLogin {
     admin: Admin,
     password: Secret,
 }
 
 impl AdminLogin {
     /// The flags' identity, else the site file's; `--admin-login` overrides how it logs in.
-    fn pick(
+    pub(super) fn pick(
         flag: Option<(&String, &PathBuf)>,
         site: Option<&config::MigrateAdmin>,
         via: Option<AdminVia>,
@@ -203,7 +203,7 @@ impl AdminLogin {
     }
 
     /// Logs in as `user` with this identity.
-    fn login_as(&self, user: &str) -> Login {
+    pub(super) fn login_as(&self, user: &str) -> Login {
         Login {
             user: user.to_owned(),
             password: self.password.clone(),
@@ -480,7 +480,7 @@ fn delivery(
 
 /// The site file's accounts: its [[migrate.accounts]], or with accounts = "all" those found
 /// on this host, each delivered to the site's address template.
-fn site_accounts(site: &Site) -> Result<Vec<config::MigrateAccount>, String> {
+pub(super) fn site_accounts(site: &Site) -> Result<Vec<config::MigrateAccount>, String> {
     let Some(template) = &site.migrate_all else {
         if site.migrate.is_empty() {
             return Err(
@@ -508,6 +508,28 @@ fn site_accounts(site: &Site) -> Result<Vec<config::MigrateAccount>, String> {
         .collect())
 }
 
+/// A server of the site file at its own address. Just after failback the VIP may still
+/// answer from mailserver2: mail "brought home" there would land where it came from, and a
+/// mirror would copy mailserver2 onto itself.
+pub(super) fn site_endpoint(
+    server: &config::Server,
+    svc: config::Service,
+    tls: &TlsPolicy,
+    timeout: std::time::Duration,
+) -> Endpoint {
+    Endpoint {
+        host: server.probe_target().to_string(),
+        port: svc.port,
+        implicit_tls: svc.scheme.implicit_tls(),
+        starttls: svc.starttls,
+        tls: TlsPolicy {
+            server_name: Some(server.name.clone()),
+            ..tls.clone()
+        },
+        timeout,
+    }
+}
+
 fn from_site(
     site: &Site,
     listed: &[config::MigrateAccount],
@@ -532,19 +554,8 @@ fn from_site(
             .find_map(|s| server.services.iter().find(|x| x.scheme == *s))
             .copied()
     };
-    // Each server at its own address: just after failback the VIP may still answer from
-    // mailserver2, and mail "brought home" there would land where it came from.
-    let site_endpoint = |server: &config::Server, svc: config::Service| Endpoint {
-        host: server.probe_target().to_string(),
-        port: svc.port,
-        implicit_tls: svc.scheme.implicit_tls(),
-        starttls: svc.starttls,
-        tls: TlsPolicy {
-            server_name: Some(server.name.clone()),
-            ..tls.clone()
-        },
-        timeout: args.timeout,
-    };
+    let site_endpoint =
+        |server: &config::Server, svc| site_endpoint(server, svc, &tls, args.timeout);
     // `[migrate] source = "maildir"`: the Maildirs posta mta writes, read on this host.
     let local_root = match site.migrate_source {
         config::MigrateSource::Maildir => site.mta.as_ref().and_then(|m| m.maildir.clone()),

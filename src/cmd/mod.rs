@@ -10,6 +10,7 @@ mod dns;
 mod drill;
 mod keepalived;
 mod migrate;
+mod mirror;
 mod mta;
 mod notify;
 mod queue;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Check(args) => runtime().block_on(check::execute(config, args)),
         Command::Migrate(args) => runtime().block_on(migrate::execute(config, *args)),
+        Command::Mirror(args) => runtime().block_on(mirror::execute(config, args)),
         Command::Takeover(args) => runtime().block_on(takeover::execute(config, args, false)),
         Command::Failback(args) => runtime().block_on(takeover::execute(config, args, true)),
         Command::Notify(args) => runtime().block_on(notify::execute(config, args)),
@@ -99,7 +101,7 @@ pub fn init_logging(cli: &Cli) {
     let level = match verbose {
         0 if matches!(
             cli.command,
-            Command::Migrate(_) | Command::Mta(_) | Command::Watch(_)
+            Command::Migrate(_) | Command::Mirror(_) | Command::Mta(_) | Command::Watch(_)
         ) =>
         {
             "posta=info"

@@ -88,6 +88,8 @@ pub struct Site {
     /// Telling users of a takeover, a failback, a missing mirror (`[notify]`); `None`: no
     /// notices.
     pub notify: Option<NotifySettings>,
+    /// `posta mirror`'s settings (`[mirror]`); its flags override them.
+    pub mirror: MirrorSettings,
     /// Every secret file the site names, with the section that needs it. Loading the site
     /// never opens them: each is read only by the feature that uses it, so one user's loose
     /// migration password cannot stop a takeover; `posta config check` checks them all.
@@ -143,6 +145,29 @@ impl Default for WatchSettings {
             listen: None,
             state_file: None,
             sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
+        }
+    }
+}
+
+/// `[mirror]`: how often `posta mirror` passes and where it keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MirrorSettings {
+    /// Time from the start of one pass to the start of the next.
+    #[serde(serialize_with = "serialize_duration")]
+    pub interval: Duration,
+    /// The per-account state files [default: /var/lib/posta/mirror].
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Mail that reaches mailserver1 is on mailserver2 within this long (issue 17's default): a
+/// pass with nothing changed costs one login and one EXAMINE per folder with QRESYNC.
+pub const DEFAULT_MIRROR_INTERVAL: Duration = Duration::from_secs(60);
+
+impl Default for MirrorSettings {
+    fn default() -> MirrorSettings {
+        MirrorSettings {
+            interval: DEFAULT_MIRROR_INTERVAL,
+            state_dir: None,
         }
     }
 }

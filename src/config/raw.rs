@@ -56,6 +56,7 @@ pub struct RawSite {
     pub mta: Option<Spanned<RawMta>>,
     pub watch: Option<Spanned<RawWatch>>,
     pub notify: Option<Spanned<RawNotify>>,
+    pub mirror: Option<Spanned<RawMirror>>,
 }
 
 /// `[notify]`: telling users of a takeover, a failback, a missing mirror.
@@ -76,6 +77,13 @@ pub struct RawNotifyTemplates {
     pub takeover: Option<Field<String>>,
     pub failback: Option<Field<String>>,
     pub mirror_missing: Option<Field<String>>,
+}
+
+/// `[mirror]`: `posta mirror`'s pass interval and state.
+#[derive(Debug, Deserialize)]
+pub struct RawMirror {
+    pub interval: Option<Field<String>>,
+    pub state_dir: Option<Field<String>>,
 }
 
 /// `[watch]`: what `posta watch` may do by itself, who else must agree, where it reports.

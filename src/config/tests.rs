@@ -351,6 +351,43 @@ fn timeout_longer_than_interval_is_refused() {
 }
 
 #[test]
+fn the_mirror_section_states_the_defaults_and_a_bad_interval_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, text) = example_in(dir.path());
+    let example = parse(&path, &text).unwrap();
+    assert_eq!(
+        example.mirror.interval,
+        crate::config::DEFAULT_MIRROR_INTERVAL
+    );
+    assert!(
+        example
+            .mirror
+            .state_dir
+            .as_deref()
+            .is_some_and(|d| d.ends_with("mirror")),
+        "{:?}",
+        example.mirror.state_dir
+    );
+    assert!(text.contains(&format!(
+        "state_dir = \"{}\"",
+        crate::mirror::DEFAULT_STATE_DIR
+    )));
+    let minimal = text.replace("[mirror]\n", "[unused_mirror]\n");
+    assert!(
+        !problems(&path, &minimal).is_empty(),
+        "unknown tables are refused"
+    );
+    let with = |value: &str| text.replace("interval = \"60s\"", value);
+    let site = parse(&path, &with("interval = \"5m\"")).unwrap();
+    assert_eq!(site.mirror.interval, Duration::from_secs(300));
+    for bad in ["interval = \"0\"", "interval = \"soon\""] {
+        let found = problems(&path, &with(bad));
+        assert!(found[0].message.starts_with("`interval`: "), "{found:?}");
+        assert!(found[0].line > 0, "{found:?}");
+    }
+}
+
+#[test]
 fn the_sweep_is_turned_off_by_zero_or_off_and_a_bad_interval_is_located() {
     let dir = tempfile::tempdir().unwrap();
     let (path, text) = example_in(dir.path());

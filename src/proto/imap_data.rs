@@ -1,12 +1,13 @@
 //! Parsing of whole IMAP responses (framed by [`super::imap_frame`]) for the migration client:
 //! status and continuation lines through [`super::imap::parse_response`], and the untagged data
 //! the client asks for (RFC 3501 §7.2-§7.4): LIST, NAMESPACE (RFC 2342), SEARCH, FLAGS, EXISTS,
-//! EXPUNGE and FETCH. Anything else untagged is kept as text: servers send unsolicited data at
+//! EXPUNGE and FETCH, and for `posta mirror` ENABLED (RFC 5161) and VANISHED (RFC 7162). Anything else untagged is kept as text: servers send unsolicited data at
 //! any time (§7), and a client must skip what it does not understand.
 
 use super::imap::{self, Response, StatusResp};
 use super::imap_fetch::{self, Fetch};
 use super::imap_lex::Lexer;
+use super::imap_sync::{self, UidRanges};
 use super::{ProtoError, escape, mutf7};
 
 /// One server response.
@@ -39,6 +40,14 @@ pub enum Data {
     Expunge(u32),
     /// `* n FETCH (...)`
     Fetch(Fetch),
+    /// `* VANISHED [(EARLIER)] uid-set` (RFC 7162 §3.2.10): these UIDs are expunged.
+    Vanished {
+        /// `(EARLIER)`: an answer about the past (QRESYNC), not a fresh expunge.
+        earlier: bool,
+        uids: UidRanges,
+    },
+    /// `* ENABLED ext...` (RFC 5161 §3.2): the extensions ENABLE turned on.
+    Enabled(Vec<String>),
     /// Untagged data the client does not use, as escaped text for logs.
     Other(String),
 }
@@ -121,6 +130,17 @@ pub fn parse(wire: Vec<u8>) -> Result<Data, ProtoError> {
         "FLAGS" => {
             lex.expect(b' ')?;
             Data::Flags(lex.flag_list()?)
+        }
+        "VANISHED" => {
+            let (earlier, uids) = imap_sync::vanished(&mut lex)?;
+            Data::Vanished { earlier, uids }
+        }
+        "ENABLED" => {
+            let mut names = Vec::new();
+            while lex.eat(b' ') {
+                names.push(lex.atom()?.to_owned());
+            }
+            Data::Enabled(names)
         }
         _ => return Ok(other(&wire)),
     };

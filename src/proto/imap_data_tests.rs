@@ -102,7 +102,7 @@ fn search_flags_and_numbered() {
     assert_eq!(one(b"* 1 RECENT\r\n"), Data::Other("1 RECENT".into()));
     assert_eq!(
         one(b"* ENABLED UTF8=ACCEPT\r\n"),
-        Data::Other("ENABLED UTF8=ACCEPT".into())
+        Data::Enabled(vec!["UTF8=ACCEPT".into()])
     );
 }
 
@@ -149,6 +149,43 @@ fn hostile_data_fails() {
         b"* 4 EXISTS extra\r\n",
         b"* 99999999999 EXISTS\r\n",
         b"garbage\r\n",
+    ] {
+        assert!(parse(wire.to_vec()).is_err(), "{}", escape(wire));
+    }
+}
+
+#[test]
+fn vanished_and_enabled() {
+    let Data::Vanished { earlier, uids } = one(b"* VANISHED (EARLIER) 41,43:116,118,120:211\r\n")
+    else {
+        panic!("not VANISHED");
+    };
+    assert!(earlier);
+    assert_eq!(uids.ranges(), [(41, 41), (43, 116), (118, 118), (120, 211)]);
+    let Data::Vanished { earlier, uids } = one(b"* VANISHED 1:4294967295\r\n") else {
+        panic!("not VANISHED");
+    };
+    assert!(!earlier);
+    assert!(uids.contains(4_000_000_000));
+    assert_eq!(
+        one(b"* ENABLED QRESYNC CONDSTORE\r\n"),
+        Data::Enabled(vec!["QRESYNC".into(), "CONDSTORE".into()])
+    );
+    assert_eq!(one(b"* ENABLED\r\n"), Data::Enabled(Vec::new()));
+}
+
+#[test]
+fn hostile_vanished_fails() {
+    for wire in [
+        &b"* VANISHED\r\n"[..],
+        b"* VANISHED (LATER) 1\r\n",
+        b"* VANISHED (EARLIER)\r\n",
+        b"* VANISHED (EARLIER) 1:*\r\n",
+        b"* VANISHED 0\r\n",
+        b"* VANISHED 1,,2\r\n",
+        b"* VANISHED 99999999999\r\n",
+        b"* VANISHED 1 2\r\n",
+        b"* ENABLED (x)\r\n",
     ] {
         assert!(parse(wire.to_vec()).is_err(), "{}", escape(wire));
     }

@@ -26,6 +26,18 @@ pub struct Fetch {
     /// `BODY[]` exactly as sent: the whole message, octet for octet (or `BODY[HEADER]`, the
     /// header and its blank line, when only that was asked for).
     pub body: Option<Vec<u8>>,
+    /// `MODSEQ (n)` (RFC 7162 §3.1.4.1): the message's mod-sequence, with CONDSTORE.
+    pub modseq: Option<u64>,
+}
+
+/// A message's UID and flags, as a flag scan or a QRESYNC SELECT reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagsOf {
+    pub uid: u32,
+    /// System flags and keywords verbatim, without `\Recent`.
+    pub flags: Vec<String>,
+    /// Its mod-sequence, when the server keeps them.
+    pub modseq: Option<u64>,
 }
 
 /// What a plan or dry run needs to know about a message.
@@ -65,6 +77,20 @@ impl Fetch {
         self.flags = self.flags.take().or(earlier.flags);
         self.internal_date = self.internal_date.take().or(earlier.internal_date);
         self.body = self.body.take().or(earlier.body);
+        self.modseq = self.modseq.or(earlier.modseq);
+    }
+
+    /// UID and flags, if both arrived.
+    pub fn into_flags(self) -> Result<FlagsOf, ProtoError> {
+        let seq = self.seq;
+        let missing = move |what: &str| {
+            ProtoError::Malformed(format!("FETCH for message {seq} lacks {what}"))
+        };
+        Ok(FlagsOf {
+            uid: self.uid.ok_or_else(|| missing("UID"))?,
+            flags: self.flags.ok_or_else(|| missing("FLAGS"))?,
+            modseq: self.modseq,
+        })
     }
 
     /// The metadata, if every item arrived.
@@ -184,6 +210,7 @@ pub(super) fn parse_items(lex: &mut Lexer<'_>, seq: u32) -> Result<Parsed, Proto
         match name.as_str() {
             "UID" => p.fetch.uid = Some(nonzero(lex)?),
             "RFC822.SIZE" => p.fetch.size = Some(lex.number64()?),
+            "MODSEQ" => p.fetch.modseq = Some(super::imap_sync::fetch_modseq(lex)?),
             "FLAGS" => {
                 let mut flags = lex.flag_list()?;
                 flags.retain(|f| !f.eq_ignore_ascii_case("\\Recent"));
@@ -214,7 +241,7 @@ fn nonzero(lex: &mut Lexer<'_>) -> Result<u32, ProtoError> {
     }
 }
 
-/// Skips one value of an item this client did not ask for (MODSEQ, BODYSTRUCTURE, ...).
+/// Skips one value of an item this client did not ask for (BODYSTRUCTURE, X-GM-LABELS, ...).
 fn skip_value(lex: &mut Lexer<'_>, depth: usize) -> Result<(), ProtoError> {
     if depth > 50 {
         return Err(lex.error("nesting too deep"));
@@ -315,6 +342,31 @@ mod tests {
         p.keep(late);
         let uids: Vec<_> = p.into_records().map(|f| (f.seq, f.uid)).collect();
         assert_eq!(uids, [(2, Some(30)), (3, Some(40))]);
+    }
+
+    #[test]
+    fn modseq_and_flags() {
+        let f = fetch(b"* 2 FETCH (UID 8 MODSEQ (65402) FLAGS (\\Seen $Work))\r\n");
+        assert_eq!(f.modseq, Some(65402));
+        let flags = f.into_flags().unwrap();
+        assert_eq!((flags.uid, flags.modseq), (8, Some(65402)));
+        assert_eq!(flags.flags, ["\\Seen", "$Work"]);
+        assert!(fetch(b"* 2 FETCH (FLAGS ())\r\n").into_flags().is_err());
+        for wire in [
+            &b"* 1 FETCH (UID 1 MODSEQ 5)\r\n"[..],
+            b"* 1 FETCH (UID 1 MODSEQ (0))\r\n",
+            b"* 1 FETCH (UID 1 MODSEQ (9223372036854775808))\r\n",
+            b"* 1 FETCH (UID 1 MODSEQ (99999999999999999999999))\r\n",
+            b"* 1 FETCH (UID 1 MODSEQ (-1))\r\n",
+            b"* 1 FETCH (UID 1 MODSEQ (1 2))\r\n",
+            b"* 1 FETCH (UID 1 MODSEQ ())\r\n",
+        ] {
+            assert!(
+                parse(wire.to_vec()).is_err(),
+                "{}",
+                super::super::escape(wire)
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What SELECT / EXAMINE tell about a mailbox (RFC 3501 §6.3.1-§6.3.2, §7.1 response codes),
 //! and the APPENDUID code of UIDPLUS (RFC 4315 §3). A migration keys its state by
 //! (UIDVALIDITY, UID), so a mailbox that does not say its UIDVALIDITY cannot be migrated safely.
+//! With CONDSTORE (RFC 7162) SELECT also says `[HIGHESTMODSEQ n]` or `[NOMODSEQ]`.
 
 use super::ProtoError;
 use super::imap::{Cond, StatusResp};
@@ -22,6 +23,9 @@ pub struct Selected {
     pub permanent_flags: Vec<String>,
     /// EXAMINE, or the server's `[READ-ONLY]`.
     pub read_only: bool,
+    /// `[HIGHESTMODSEQ n]` (RFC 7162 §3.1.2.1): None when the server keeps no mod-sequences
+    /// for the mailbox (`[NOMODSEQ]`) or has no CONDSTORE.
+    pub highest_modseq: Option<u64>,
 }
 
 /// Collects the untagged responses of a SELECT until its completion.
@@ -32,6 +36,8 @@ pub struct SelectState {
     uidnext: Option<u32>,
     flags: Vec<String>,
     permanent_flags: Vec<String>,
+    highest_modseq: Option<u64>,
+    nomodseq: bool,
 }
 
 impl SelectState {
@@ -46,6 +52,10 @@ impl SelectState {
                 match code.name.as_str() {
                     "UIDVALIDITY" => self.uidvalidity = Some(nonzero(&code.args, "UIDVALIDITY")?),
                     "UIDNEXT" => self.uidnext = Some(nonzero(&code.args, "UIDNEXT")?),
+                    "HIGHESTMODSEQ" => {
+                        self.highest_modseq = Some(super::imap_sync::parse_modseq(&code.args)?)
+                    }
+                    "NOMODSEQ" => self.nomodseq = true,
                     "PERMANENTFLAGS" => {
                         let mut lex = Lexer::new(code.args.as_bytes());
                         self.permanent_flags = lex.flag_list()?;
@@ -72,6 +82,7 @@ impl SelectState {
             flags: self.flags,
             permanent_flags: self.permanent_flags,
             read_only: read_only || code == Some("READ-ONLY"),
+            highest_modseq: self.highest_modseq.filter(|_| !self.nomodseq),
         })
     }
 }
@@ -94,6 +105,42 @@ pub fn append_uid(done: &StatusResp) -> Result<Option<(u32, u32)>, ProtoError> {
         nonzero(validity, "APPENDUID").map_err(|_| bad())?,
         nonzero(uid, "APPENDUID").map_err(|_| bad())?,
     )))
+}
+
+/// `[APPENDUID uidvalidity uid-set]` from a MULTIAPPEND's tagged OK (RFC 4315 §3, RFC 3502):
+/// the new UIDs in the order the messages were sent (UIDs are assigned in that order, so the
+/// set's ascending order is theirs). The set must hold exactly `count` UIDs: it is refused,
+/// not expanded, when it holds more (a hostile `1:4294967295`).
+pub fn append_uids(done: &StatusResp, count: usize) -> Result<Option<(u32, Vec<u32>)>, ProtoError> {
+    let Some(code) = done.code.as_ref().filter(|c| c.name == "APPENDUID") else {
+        return Ok(None);
+    };
+    let bad = || ProtoError::Malformed(format!("bad [APPENDUID {}]", code.args));
+    let (validity, set) = code.args.split_once(' ').ok_or_else(bad)?;
+    let validity = nonzero(validity, "APPENDUID").map_err(|_| bad())?;
+    let wire = format!("{set}\r\n");
+    let mut lex = Lexer::new(wire.as_bytes());
+    let ranges = super::imap_sync::UidRanges::parse_set(&mut lex).map_err(|_| bad())?;
+    if !lex.at_end() {
+        return Err(bad());
+    }
+    let held: u64 = ranges
+        .ranges()
+        .iter()
+        .map(|&(lo, hi)| u64::from(hi - lo) + 1)
+        .sum();
+    if held != count as u64 {
+        return Err(ProtoError::Malformed(format!(
+            "[APPENDUID {}] names {held} UIDs for {count} messages",
+            code.args
+        )));
+    }
+    let uids = ranges
+        .ranges()
+        .iter()
+        .flat_map(|&(lo, hi)| lo..=hi)
+        .collect();
+    Ok(Some((validity, uids)))
 }
 
 #[cfg(test)]
@@ -151,6 +198,62 @@ mod tests {
         let mut s = SelectState::default();
         let bad = parse(b"* OK [UIDVALIDITY 0] x\r\n".to_vec()).unwrap();
         assert!(s.observe(&bad).is_err());
+    }
+
+    #[test]
+    fn condstore_codes() {
+        let mut s = SelectState::default();
+        feed(
+            &mut s,
+            &[
+                b"* 0 EXISTS\r\n",
+                b"* OK [UIDVALIDITY 3857529045] UIDs valid\r\n",
+                b"* OK [HIGHESTMODSEQ 715194045007] Highest\r\n",
+            ],
+        );
+        let sel = s.finish(&tagged(b"p1 OK done\r\n"), false).unwrap();
+        assert_eq!(sel.highest_modseq, Some(715_194_045_007));
+        let mut s = SelectState::default();
+        feed(
+            &mut s,
+            &[
+                b"* 0 EXISTS\r\n",
+                b"* OK [UIDVALIDITY 1] x\r\n",
+                b"* OK [NOMODSEQ] No permanent modsequences\r\n",
+            ],
+        );
+        let sel = s.finish(&tagged(b"p1 OK done\r\n"), false).unwrap();
+        assert_eq!(sel.highest_modseq, None);
+        for bad in [
+            &b"* OK [HIGHESTMODSEQ 0] x\r\n"[..],
+            b"* OK [HIGHESTMODSEQ x] x\r\n",
+            b"* OK [HIGHESTMODSEQ 9223372036854775808] x\r\n",
+            b"* OK [HIGHESTMODSEQ] x\r\n",
+        ] {
+            let mut s = SelectState::default();
+            assert!(s.observe(&parse(bad.to_vec()).unwrap()).is_err());
+        }
+    }
+
+    #[test]
+    fn appenduid_of_a_multiappend() {
+        let ok = tagged(b"p9 OK [APPENDUID 38505 3955:3957,3960] done\r\n");
+        assert_eq!(
+            append_uids(&ok, 4).unwrap(),
+            Some((38505, vec![3955, 3956, 3957, 3960]))
+        );
+        assert_eq!(append_uids(&tagged(b"p9 OK done\r\n"), 2).unwrap(), None);
+        for (bad, n) in [
+            (&b"p9 OK [APPENDUID 1 1:4294967295] x\r\n"[..], 3),
+            (b"p9 OK [APPENDUID 1 1:3] x\r\n", 2),
+            (b"p9 OK [APPENDUID 1 1:*] x\r\n", 1),
+            (b"p9 OK [APPENDUID 1 0] x\r\n", 1),
+            (b"p9 OK [APPENDUID 0 5] x\r\n", 1),
+            (b"p9 OK [APPENDUID 1] x\r\n", 1),
+            (b"p9 OK [APPENDUID 1 2 3] x\r\n", 1),
+        ] {
+            assert!(append_uids(&tagged(bad), n).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`imap_frame`], [`imap_data`], [`imap_fetch`], [`imap_select`], [`imap_cmd`]: the migration
 //!   client's IMAP (RFC 3501): responses with literals, LIST/NAMESPACE/SEARCH/FETCH, SELECT codes
 //!   and APPENDUID, commands with literals (RFC 7888 LITERAL+) and UID sets.
+//! - [`imap_sync`] CONDSTORE/QRESYNC (RFC 7162): mod-sequences and VANISHED UID sets, for
+//!   `posta mirror`.
 //! - [`mutf7`] modified UTF-7 mailbox names (RFC 3501 §5.1.3).
 //! - [`pop3`] status lines, multi-line responses with dot-unstuffing (RFC 1939), CAPA (RFC 2449).
 //! - [`pop3_server`] the POP3 server side of `posta mta`: command parsing and the session state
@@ -30,6 +32,7 @@ pub mod imap_fetch;
 pub mod imap_frame;
 mod imap_lex;
 pub mod imap_select;
+pub mod imap_sync;
 pub mod mutf7;
 pub mod ndp;
 pub mod pop3;

@@ -6,7 +6,7 @@ use super::{ImapClient, ImapError, MailboxInfo, Selected};
 use crate::proto::imap::Cond;
 use crate::proto::imap_cmd::{self, Command};
 use crate::proto::imap_data::{Data, Namespaces};
-use crate::proto::imap_select::{SelectState, append_uid};
+use crate::proto::imap_select::{SelectState, append_uid, append_uids};
 
 /// `* SEARCH` puts every matching UID on one line (RFC 3501 §7.2.5): about 100 000 UIDs fit.
 /// Narrow the criteria (`UID 1:50000 ALL`) for larger mailboxes.
@@ -175,6 +175,43 @@ impl ImapClient {
         let done = self.run(cmd, &what, Limits::SMALL, |_| Ok(())).await?;
         self.check(done.clone(), &what)?;
         append_uid(&done).map_err(|reason| self.malformed(&what, reason))
+    }
+
+    /// MULTIAPPEND (RFC 3502): `messages` (flags, INTERNALDATE, body) in one APPEND, which
+    /// the server stores all or none, in one transaction. Returns `(uidvalidity, uids)` in the
+    /// order of `messages` from APPENDUID (RFC 4315). Only when the server announced
+    /// MULTIAPPEND; an empty list is refused (APPEND needs a message).
+    pub async fn append_many(
+        &mut self,
+        raw_name: &str,
+        messages: &[(&[String], &str, &[u8])],
+    ) -> Result<Option<(u32, Vec<u32>)>, ImapError> {
+        let what = format!("APPEND {raw_name:?} ({} messages)", messages.len());
+        let argument = |reason| ImapError::Argument {
+            command: what.clone(),
+            reason,
+        };
+        if messages.is_empty() {
+            return Err(argument(crate::proto::ProtoError::BadArgument(
+                "no message to append".into(),
+            )));
+        }
+        let mut heads = Vec::with_capacity(messages.len());
+        for (flags, date, _) in messages {
+            let flags = imap_cmd::flag_list(flags).map_err(argument)?;
+            let date = imap_cmd::check_date_time(date).map_err(argument)?;
+            heads.push(format!("{flags} \"{date}\""));
+        }
+        let tag = self.tags.next_tag();
+        let mut cmd = Command::build(&tag, "APPEND", self.literal_mode()).astring(raw_name);
+        for (head, (_, _, body)) in heads.iter().zip(messages) {
+            cmd = cmd.raw(head).literal(body);
+        }
+        let done = self
+            .run(cmd.finish(), &what, Limits::SMALL, |_| Ok(()))
+            .await?;
+        self.check(done.clone(), &what)?;
+        append_uids(&done, messages.len()).map_err(|reason| self.malformed(&what, reason))
     }
 
     /// NAMESPACE (RFC 2342 §5).

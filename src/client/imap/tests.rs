@@ -337,3 +337,125 @@ fn command_futures_are_send() {
     };
     let _ = check;
 }
+
+/// A QRESYNC session as Dovecot answers it: ENABLE, a SELECT that brings VANISHED and changed
+/// flags, a CHANGEDSINCE scan, flags replaced, RENAME and DELETE.
+#[tokio::test]
+async fn qresync_select_and_flag_scans() {
+    let (port, srv) = serve(vec![
+        say("* OK [CAPABILITY IMAP4rev1 ENABLE CONDSTORE QRESYNC UIDPLUS] scripted\r\n"),
+        Act::Hear,
+        say("p1 OK [CAPABILITY IMAP4rev1 ENABLE CONDSTORE QRESYNC UIDPLUS] hi\r\n"),
+        Act::Hear,
+        say("* ENABLED QRESYNC\r\np2 OK Enabled.\r\n"),
+        Act::Hear,
+        say("* FLAGS (\\Seen)\r\n* 3 EXISTS\r\n* OK [UIDVALIDITY 67890007] x\r\n"),
+        say("* OK [UIDNEXT 600] x\r\n* OK [HIGHESTMODSEQ 90060115205545359] x\r\n"),
+        say("* VANISHED (EARLIER) 41,43:116,118,120:211,214:540\r\n"),
+        say("* 1 FETCH (UID 49 MODSEQ (90060115194045001) FLAGS (\\Seen $Work))\r\n"),
+        say("* 3 FETCH (UID 599 MODSEQ (90060115205545359) FLAGS ())\r\n"),
+        say("* 2 FETCH (FLAGS (\\Deleted))\r\n"),
+        say("p3 OK [READ-WRITE] done\r\n"),
+        Act::Hear,
+        say("* 1 FETCH (UID 49 MODSEQ (7) FLAGS (\\Seen))\r\np4 OK done\r\n"),
+        Act::Hear,
+        say("p5 OK done\r\n"),
+        Act::Hear,
+        say("p6 OK done\r\n"),
+        Act::Hear,
+        say("p7 NO [NONEXISTENT] no such mailbox\r\n"),
+    ])
+    .await;
+    let mut client = logged_in(port).await;
+    assert!(client.enable_qresync().await.expect("enable"));
+    let r = client
+        .select_since("INBOX", false, Some((67890007, 90060115194045000)))
+        .await
+        .expect("select");
+    assert_eq!(r.selected.highest_modseq, Some(90060115205545359));
+    assert_eq!(r.selected.uidnext, Some(600));
+    assert!(r.vanished.contains(41) && r.vanished.contains(300) && !r.vanished.contains(42));
+    let changed: Vec<_> = r.changed.iter().map(|f| (f.uid, f.flags.len())).collect();
+    assert_eq!(
+        changed,
+        [(49, 2), (599, 0)],
+        "the update without UID is dropped"
+    );
+    let scan = client.fetch_flags(Some(5)).await.expect("scan");
+    assert_eq!((scan[0].uid, scan[0].modseq), (49, Some(7)));
+    let flags = ["\\Seen".to_owned(), "$Work".to_owned()];
+    client.store_flags(&[5, 3, 4], &flags).await.expect("store");
+    client.rename("Old", "Ne&AwE-u").await.expect("rename");
+    let err = client.delete("Gone").await.expect_err("refused");
+    assert_eq!(err.code(), Some("NONEXISTENT"), "{err}");
+    drop(client);
+    let heard = srv.await.expect("server");
+    assert_eq!(
+        heard[1..],
+        [
+            "p2 ENABLE QRESYNC",
+            "p3 SELECT \"INBOX\" (QRESYNC (67890007 90060115194045000))",
+            "p4 UID FETCH 1:* (UID FLAGS MODSEQ) (CHANGEDSINCE 5)",
+            "p5 UID STORE 3:5 FLAGS.SILENT (\\Seen $Work)",
+            "p6 RENAME \"Old\" \"Ne&AwE-u\"",
+            "p7 DELETE \"Gone\"",
+        ]
+    );
+}
+
+/// A VANISHED line with a hostile set breaks the session with a clear error, not a panic.
+#[tokio::test]
+async fn a_malformed_vanished_is_an_error() {
+    let (port, _srv) = serve(script(vec![
+        Act::Hear,
+        say("* 0 EXISTS\r\n* OK [UIDVALIDITY 1] x\r\n* VANISHED (EARLIER) 1:*\r\np2 OK done\r\n"),
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    let err = client
+        .select_since("INBOX", true, Some((1, 1)))
+        .await
+        .expect_err("malformed");
+    assert!(matches!(err, ImapError::Malformed { .. }), "{err}");
+}
+
+/// MULTIAPPEND: one APPEND with a literal per message, each synchronizing literal after its
+/// `+`, and the APPENDUID set mapped to the messages in order; a set naming more UIDs than
+/// messages is malformed.
+#[tokio::test]
+async fn multiappend_sends_every_message_in_one_command() {
+    let (port, srv) = serve(script(vec![
+        Act::Hear,
+        say("+ go\r\n"),
+        Act::Hear,
+        say("+ go\r\n"),
+        Act::Hear,
+        say("p2 OK [APPENDUID 7 10:11] done\r\n"),
+        Act::Hear,
+        say("+ go\r\n"),
+        Act::Hear,
+        say("p3 OK [APPENDUID 7 1:4294967295] done\r\n"),
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    let date = "01-Jan-2024 10:00:00 +0000";
+    let seen = ["\\Seen".to_owned()];
+    let two: [(&[String], &str, &[u8]); 2] = [(&[], date, b"hello"), (&seen, date, b"abc")];
+    let got = client.append_many("F", &two).await.expect("multiappend");
+    assert_eq!(got, Some((7, vec![10, 11])));
+    let err = client
+        .append_many("F", &two[..1])
+        .await
+        .expect_err("hostile APPENDUID");
+    assert!(matches!(err, ImapError::Malformed { .. }), "{err}");
+    drop(client);
+    let heard = srv.await.expect("server");
+    assert_eq!(
+        heard[2..5],
+        [
+            "p2 APPEND \"F\" () \"01-Jan-2024 10:00:00 +0000\" {5}",
+            "hello (\\Seen) \"01-Jan-2024 10:00:00 +0000\" {3}",
+            "abc",
+        ]
+    );
+}

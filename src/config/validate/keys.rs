@@ -29,6 +29,7 @@ pub(super) fn headers(raw: &RawSite) -> Vec<(usize, String)> {
     add(raw.mta.as_ref().map(Spanned::span), "[mta]");
     add(raw.watch.as_ref().map(Spanned::span), "[watch]");
     add(raw.notify.as_ref().map(Spanned::span), "[notify]");
+    add(raw.mirror.as_ref().map(Spanned::span), "[mirror]");
     if let Some(m) = &raw.migrate {
         add(Some(m.span()), "[migrate]");
         let accounts = m.get_ref().accounts.as_ref();

@@ -6,6 +6,7 @@
 mod hooks;
 mod keys;
 mod migrate;
+mod mirror;
 mod mta;
 mod notify;
 mod probe;
@@ -176,6 +177,7 @@ impl Validator<'_> {
         let mta = self.mta(&raw);
         let watch = self.watch(&raw);
         let notify = self.notify(&raw);
+        let mirror = self.mirror(&raw);
         let migrate_state_dir = self.migrate_state_dir(&raw);
         let migrate_source = self.migrate_source(&raw);
         let (migrate_source_admin, migrate_dest_admin) = self.admins(&raw);
@@ -201,6 +203,7 @@ impl Validator<'_> {
             mta: mta?,
             watch: watch?,
             notify: notify?,
+            mirror: mirror?,
             secrets: Vec::new(),
             vip_interface_at: None,
         })

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# Times `posta mirror` keeping a warm copy of a whole site on mailserver2, against mbsync (one
+# IMAP->IMAP channel per account, all in one run, as isync is used) and Dovecot's own
+# `doveadm sync -1 -R ... imapc:` (run on mailserver2, pulling each account over IMAP) as a
+# reference. Both servers are Dovecots with a master user `admin`; every tool logs in as
+# `user*admin` or with SASL PLAIN's authorization identity, over TLS with a verified
+# certificate.
+#
+# For each tool: mailserver2 is wiped and mailserver1 reseeded (ACCOUNTS accounts x
+# PER_ACCOUNT messages of SIZE bytes over 5 folders, nested, one non-ASCII name, some read and
+# flagged), then the initial pass is timed; then 1% of mailserver1's messages change (new
+# mail, a flag, a move, an expunge per 100) and the incremental pass is timed. After each pass
+# mailserver2 must hold as many messages as mailserver1, or the run is marked failed. GNU time
+# gives each client's peak RSS.
+#
+# Defaults: 20 accounts x 500 x 10,000 bytes. DOVEADM=0 leaves Dovecot's reference out,
+# MBSYNC=0 mbsync. POSTA is the binary. Needs root (it installs isync and starts the servers).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+scripts/install-test-deps.sh >/dev/null
+command -v mbsync >/dev/null || {
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q isync >/dev/null
+}
+cargo build --release --locked --bin posta --example bench_env >/dev/null 2>&1
+
+POSTA=${POSTA:-target/release/posta}
+ACCOUNTS=${ACCOUNTS:-20}
+PER_ACCOUNT=${PER_ACCOUNT:-500}
+SIZE=${SIZE:-10000}
+MBSYNC=${MBSYNC:-1}
+DOVEADM=${DOVEADM:-1}
+
+work=$(mktemp -d)
+coproc BENCH_ENV {
+  exec target/release/examples/bench_env "$work/env" --accounts "$ACCOUNTS" 2>"$work/bench_env.log"
+}
+env_pid=$BENCH_ENV_PID
+to_env=${BENCH_ENV[1]}
+from_env=${BENCH_ENV[0]}
+cleanup() {
+  exec {to_env}>&-
+  wait "$env_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# One request to bench_env, one line back.
+ask() {
+  local reply
+  echo "$*" >&"$to_env"
+  if ! read -r -t 600 reply <&"$from_env"; then
+    echo "bench_env did not answer '$*':" >&2
+    cat "$work/bench_env.log" >&2
+    exit 1
+  fi
+  echo "$reply"
+}
+
+if ! read -r -t 120 ready <&"$from_env" || [ "$ready" != ready ]; then
+  echo "bench_env did not start:" >&2
+  cat "$work/bench_env.log" >&2
+  exit 1
+fi
+# shellcheck disable=SC1091
+. "$work/env"
+users=()
+for ((i = 0; i < ACCOUNTS; i++)); do users+=("$(printf 'user%02d' "$i")"); done
+
+# timed CMD...: runs CMD under GNU time; elapsed seconds and peak RSS (KB) land in $work/time.
+timed() {
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >>"$work/client.log" 2>&1
+}
+
+# ---- the tools ----------------------------------------------------------------------------------
+
+# mailserver1 is the primary's Dovecot (DST_*), mailserver2 the other one (SRC_*).
+cat >"$work/site.toml" <<EOF
+domain = "example.org"
+[primary]
+name = "localhost"
+address = "127.0.0.1"
+services = ["imaps:$DST_IMAPS_PORT"]
+[backup]
+name = "localhost"
+address = "127.0.0.2"
+services = ["imaps:$SRC_IMAPS_PORT"]
+[takeover]
+mode = "vip"
+state_file = "$work/takeover.json"
+[vip]
+address = "127.0.0.9/8"
+interface = "lo"
+[tls]
+ca_file = "$CA_FILE"
+[mirror]
+state_dir = "$work/state/posta"
+[migrate]
+source = "server"
+source_admin = { user = "admin", password_file = "$SRC_ADMIN_PASSWORD_FILE" }
+dest_admin = { user = "admin", password_file = "$DST_ADMIN_PASSWORD_FILE" }
+EOF
+for user in "${users[@]}"; do
+  printf '[[migrate.accounts]]\nuser = "%s"\ndeliver_to = "%s@example.org"\n' "$user" "$user" \
+    >>"$work/site.toml"
+done
+
+run_posta() { timed "$POSTA" --config "$work/site.toml" mirror --once --json; }
+
+# One channel per account: far = mailserver1, near = mailserver2, pull only, folders created
+# and removed, expunges propagated, arrival dates kept.
+mbsyncrc() {
+  local user
+  umask 077
+  for user in "${users[@]}"; do
+    cat <<EOF
+IMAPAccount ms1-$user
+Host localhost
+Port $DST_IMAPS_PORT
+User $user*admin
+PassCmd "cat $DST_ADMIN_PASSWORD_FILE"
+SSLType IMAPS
+CertificateFile $CA_FILE
+
+IMAPStore ms1-$user
+Account ms1-$user
+
+IMAPAccount ms2-$user
+Host localhost
+Port $SRC_IMAPS_PORT
+User $user*admin
+PassCmd "cat $SRC_ADMIN_PASSWORD_FILE"
+SSLType IMAPS
+CertificateFile $CA_FILE
+
+IMAPStore ms2-$user
+Account ms2-$user
+
+Channel $user
+Far :ms1-$user:
+Near :ms2-$user:
+Patterns *
+Create Near
+Remove Near
+Expunge Near
+Sync Pull
+CopyArrivalDate yes
+SyncState $work/state/mbsync/$user/
+
+EOF
+  done
+}
+run_mbsync() {
+  local user
+  for user in "${users[@]}"; do mkdir -p "$work/state/mbsync/$user"; done
+  [ -f "$work/mbsyncrc" ] || mbsyncrc >"$work/mbsyncrc"
+  timed mbsync -q -c "$work/mbsyncrc" -a
+}
+
+# Dovecot's reference: on mailserver2, `doveadm sync -1 -R` pulls each account one way from
+# mailserver1 through its imapc storage, logged in as user*admin. Accounts one after another.
+# (`doveadm backup -R` refuses here: it would delete mailserver2's INBOX to recreate it.)
+run_doveadm() {
+  local conf
+  conf="$(dirname "$SRC_DOVECOT_LOG")/dovecot.conf"
+  cat >"$work/doveadm.sh" <<EOF
+#!/bin/sh
+set -e
+for user in ${users[*]}; do
+  doveadm -c "$conf" \\
+    -o imapc_host=localhost -o imapc_port=$DST_IMAPS_PORT -o imapc_ssl=imaps \\
+    -o imapc_ssl_verify=yes -o ssl_client_ca_file=$CA_FILE \\
+    -o imapc_user=\$user -o imapc_master_user=admin \\
+    -o imapc_password="\$(cat "$DST_ADMIN_PASSWORD_FILE")" \\
+    sync -1 -R -u "\$user" imapc:
+done
+EOF
+  chmod 700 "$work/doveadm.sh"
+  timed "$work/doveadm.sh"
+}
+
+# ---- measuring ----------------------------------------------------------------------------------
+
+declare -A INITIAL INCREMENTAL RSS
+# pass KEY RUN: one timed pass; sets PASS_S, or returns 1 when the tool failed or mailserver2
+# does not hold what mailserver1 holds.
+pass() {
+  local key=$1 run=$2 status=0 client_s rss_kb ms1 ms2
+  : >"$work/client.log"
+  "$run" || status=$?
+  if [ "$status" -ne 0 ]; then
+    printf '  %-10s failed with exit status %s:\n' "$key" "$status"
+    tail -n 5 "$work/client.log" | sed 's/^/      /'
+    return 1
+  fi
+  read -r client_s rss_kb <"$work/time"
+  read -r ms1 ms2 <<<"$(ask mirror-count)"
+  if [ "$ms1" != "$ms2" ]; then
+    printf '  %-10s left mailserver2 with %s messages, mailserver1 has %s\n' "$key" "$ms2" "$ms1"
+    return 1
+  fi
+  PASS_S=$client_s
+  RSS[$key]=$(awk -v a="${RSS[$key]:-0}" -v k="$rss_kb" 'BEGIN { m = k / 1024; printf "%.1f", (m > a ? m : a) }')
+}
+
+measure() {
+  local key=$1 run=$2
+  [ "$(ask mirror-seed "$PER_ACCOUNT" "$SIZE")" = ok ] || { echo "seeding failed" >&2; exit 1; }
+  rm -rf "$work/state"
+  INITIAL[$key]=failed INCREMENTAL[$key]=failed RSS[$key]=0
+  pass "$key" "$run" || return 0
+  INITIAL[$key]=$PASS_S
+  [ "$(ask mirror-change)" = ok ] || { echo "changing mailserver1 failed" >&2; exit 1; }
+  pass "$key" "$run" || return 0
+  INCREMENTAL[$key]=$PASS_S
+  printf '  %-10s initial %8.2f s   1%% change %7.2f s   peak RSS %6s MB\n' \
+    "$key" "${INITIAL[$key]}" "${INCREMENTAL[$key]}" "${RSS[$key]}"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+
+total=$((ACCOUNTS * PER_ACCOUNT))
+echo "posta: $POSTA ($("$POSTA" --version 2>/dev/null || echo 'version unknown'))"
+echo "site: $ACCOUNTS accounts x $PER_ACCOUNT messages x $SIZE bytes ($total messages, 5 folders each)"
+measure posta run_posta
+[ "$MBSYNC" = 1 ] && measure mbsync run_mbsync
+[ "$DOVEADM" = 1 ] && measure doveadm run_doveadm
+
+echo
+printf '%-10s %12s %10s %14s %12s\n' tool "initial s" "msg/s" "1% change s" "peak RSS MB"
+for key in posta mbsync doveadm; do
+  [ -n "${INITIAL[$key]:-}" ] || continue
+  rate=$(awk -v n="$total" -v t="${INITIAL[$key]}" 'BEGIN { if (t + 0 > 0) printf "%.1f", n / t; else printf "-" }')
+  printf '%-10s %12s %10s %14s %12s\n' "$key" "${INITIAL[$key]}" "$rate" "${INCREMENTAL[$key]}" \
+    "${RSS[$key]}"
+done
+for peer in mbsync doveadm; do
+  [ -n "${INITIAL[$peer]:-}" ] || continue
+  echo "posta vs $peer: initial $(ratio "${INITIAL[$peer]}" "${INITIAL[posta]}")x as fast," \
+    "1% change pass $(ratio "${INCREMENTAL[$peer]}" "${INCREMENTAL[posta]}")x as fast"
+done

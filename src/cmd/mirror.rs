@@ -1,0 +1,183 @@
+//! `posta mirror`: the site's accounts from the site file, a pass (or one every --interval),
+//! the report; exit 0 only when every account's pass completed.
+
+use std::path::PathBuf;
+
+use super::migrate::{AdminLogin, read_secret, site_accounts, site_endpoint};
+use super::{EXIT_FAILURE, EXIT_USAGE, exclusive_lock, print};
+use crate::cli::MirrorArgs;
+use crate::client::Login;
+use crate::config::{self, MirrorSettings};
+use crate::health::{Scheme, TlsPolicy};
+use crate::mirror::report::RunReport;
+use crate::mirror::{self, Account, Options, Side};
+
+pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
+    let path = config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let planned = tokio::task::spawn_blocking(move || {
+        let planned = plan(&path, &args);
+        (args, planned)
+    })
+    .await;
+    let (args, (accounts, settings)) = match planned {
+        Ok((args, Ok(planned))) => (args, planned),
+        Ok((_, Err(e))) => {
+            eprintln!("posta mirror: {e}");
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            eprintln!("posta mirror: internal error while planning: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let interval = args.interval.unwrap_or(settings.interval);
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or(settings.state_dir)
+        .unwrap_or_else(|| PathBuf::from(mirror::DEFAULT_STATE_DIR));
+    // Two mirrors writing one state would each copy what the other's map does not show yet.
+    let _lock = match exclusive_lock(&state_dir.join("lock"), "another posta mirror is running") {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("posta mirror: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let opts = Options {
+        state_dir,
+        parallel: usize::from(args.parallel),
+        batch: 50,
+        settle: args.timeout,
+    };
+    loop {
+        let started = tokio::time::Instant::now();
+        let report = mirror::run(accounts.clone(), &opts).await;
+        show(&report, args.json);
+        let code = if report.ok { 0 } else { EXIT_FAILURE };
+        if args.once {
+            return code;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(started + interval) => {}
+            () = stop_signal() => return code,
+        }
+    }
+}
+
+/// SIGTERM or SIGINT between passes.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+fn show(report: &RunReport, json: bool) {
+    if json {
+        match serde_json::to_string_pretty(report) {
+            Ok(text) => print(&format!("{text}\n")),
+            Err(e) => eprintln!("posta mirror: cannot encode the report: {e}"),
+        }
+    } else {
+        print(&report.table());
+    }
+}
+
+/// The accounts: mailserver1 (the site's primary) read with `[migrate] dest_admin` or the
+/// account's `dest_password_file`, mailserver2 (the backup) written with `[migrate]
+/// source_admin` or its `password_file`.
+fn plan(
+    path: &std::path::Path,
+    args: &MirrorArgs,
+) -> Result<(Vec<Account>, MirrorSettings), String> {
+    let site = config::load(path).map_err(|e| e.to_string())?;
+    let listed = site_accounts(&site)?;
+    for name in &args.accounts {
+        if !listed.iter().any(|a| &a.user == name) {
+            return Err(format!("no account {name:?} in the site file"));
+        }
+    }
+    let tls = TlsPolicy {
+        ca_file: args.ca_file.clone().or(site.tls.ca_file.clone()),
+        insecure: args.insecure,
+        ..TlsPolicy::default()
+    };
+    let primary_admin = AdminLogin::pick(None, site.migrate_dest_admin.as_ref(), None)?;
+    let backup_admin = AdminLogin::pick(None, site.migrate_source_admin.as_ref(), None)?;
+    let primary = imap_side(&site.primary, "primary", &tls, args)?;
+    let backup = imap_side(&site.backup, "backup", &tls, args)?;
+    let mut accounts = Vec::new();
+    for a in listed {
+        if !args.accounts.is_empty() && !args.accounts.contains(&a.user) {
+            continue;
+        }
+        let source_user = a.dest_user.clone().unwrap_or_else(|| a.user.clone());
+        let source = login(
+            &source_user,
+            a.dest_password_file.as_deref(),
+            primary_admin.as_ref(),
+            "dest_password_file",
+            "[migrate] dest_admin",
+        )?;
+        let dest = login(
+            &a.user,
+            a.password_file.as_deref(),
+            backup_admin.as_ref(),
+            "password_file",
+            "[migrate] source_admin",
+        )?;
+        accounts.push(Account {
+            name: a.user.clone(),
+            source: Side {
+                endpoint: primary.clone(),
+                login: source,
+            },
+            dest: Side {
+                endpoint: backup.clone(),
+                login: dest,
+            },
+        });
+    }
+    Ok((accounts, site.mirror))
+}
+
+fn imap_side(
+    server: &config::Server,
+    which: &str,
+    tls: &TlsPolicy,
+    args: &MirrorArgs,
+) -> Result<crate::client::Endpoint, String> {
+    let svc = [Scheme::Imaps, Scheme::Imap]
+        .iter()
+        .find_map(|s| server.services.iter().find(|x| x.scheme == *s))
+        .copied()
+        .ok_or_else(|| format!("the {which} server lists no imap or imaps service to mirror"))?;
+    Ok(site_endpoint(server, svc, tls, args.timeout))
+}
+
+/// The account's own password file, else the admin identity.
+fn login(
+    user: &str,
+    own: Option<&std::path::Path>,
+    admin: Option<&AdminLogin>,
+    own_key: &str,
+    admin_key: &str,
+) -> Result<Login, String> {
+    match (own, admin) {
+        (Some(file), _) => Ok(Login::own(user, read_secret(file)?)),
+        (None, Some(admin)) => Ok(admin.login_as(user)),
+        (None, None) => Err(format!(
+            "account {user:?} has no {own_key} and there is no {admin_key}"
+        )),
+    }
+}

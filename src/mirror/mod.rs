@@ -1,0 +1,795 @@
+//! `posta mirror`: a warm copy of every mailbox of mailserver1 on mailserver2, one way and
+//! incremental over IMAP with each server's admin identity, so that after a takeover users
+//! find their folders and old mail there.
+//!
+//! One pass per account: LIST both sides; folders missing on mailserver2 are created, folders
+//! renamed on mailserver1 (the same UIDVALIDITY under a new name: a RENAME keeps it, RFC 3501
+//! §6.3.5) are renamed, folders gone from mailserver1 are deleted; then per folder new messages
+//! are copied byte for byte with their flags and INTERNALDATE (APPEND; APPENDUID names the
+//! copy, RFC 4315), flag and keyword changes are applied (UID STORE FLAGS.SILENT) and what
+//! mailserver1 expunged is expunged on mailserver2.
+//!
+//! What changed is asked the cheapest way the server offers: QRESYNC (RFC 7162 §3.2: one
+//! EXAMINE per unchanged folder, VANISHED and changed flags in its answer), else CONDSTORE
+//! (`CHANGEDSINCE` and a UID SEARCH for expunges), else a full `UID FETCH 1:* (UID FLAGS)`.
+//!
+//! The per-account state ([`state`]) maps every mailserver1 message to its copy; a message on
+//! mailserver2 that is not in it is never touched. See [`state`] for why a kill at any moment
+//! leads to no second copy, and how UIDVALIDITY changes are handled by content.
+//!
+//! - `state`  the durable map and the matching by content identity.
+//! - `report` counters, table and JSON.
+
+pub mod report;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use self::report::{AccountReport, RunReport};
+use self::state::{AccountState, Copy, FolderState, Identity, Pending, StateError};
+use crate::client::imap::{FetchedMessage, FlagsOf, ImapClient, ImapError, MailboxInfo};
+use crate::client::{Endpoint, Login};
+use crate::migrate::folders::{self, Naming};
+use crate::proto::mutf7;
+
+/// The most message bytes one MULTIAPPEND carries (and the mirror holds in memory at once).
+const MULTI_BYTES: usize = 8 << 20;
+
+/// Where the state files live unless the site file or --state-dir says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/posta/mirror";
+
+/// One server of an account: where, and who logs in (the admin identity as the user).
+#[derive(Debug, Clone)]
+pub struct Side {
+    pub endpoint: Endpoint,
+    pub login: Login,
+}
+
+/// An account mirrored from `source` (mailserver1) to `dest` (mailserver2).
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub source: Side,
+    pub dest: Side,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the per-account state files live.
+    pub state_dir: PathBuf,
+    /// Accounts mirrored at once: each holds one connection to each server, so this is also
+    /// the cap on connections per server.
+    pub parallel: usize,
+    /// Messages per APPEND batch (one state write before and one after).
+    pub batch: usize,
+    /// The longest any one command may take (the sessions' timeout): how long after a batch
+    /// was recorded its copies may still appear on mailserver2, the sender killed.
+    pub settle: Duration,
+}
+
+/// Why an account's pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("mailserver1: {0}")]
+    Source(ImapError),
+    #[error("mailserver2: {0}")]
+    Dest(ImapError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("mailserver2: {0}")]
+    Refused(String),
+}
+
+type Result<T> = std::result::Result<T, MirrorError>;
+
+/// The state file of account `name` in `dir`.
+pub fn state_path(dir: &Path, name: &str) -> PathBuf {
+    let file: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{file}.json"))
+}
+
+/// One pass over every account, `opts.parallel` at a time.
+pub async fn run(accounts: Vec<Account>, opts: &Options) -> RunReport {
+    let started = Instant::now();
+    let slots = Arc::new(Semaphore::new(opts.parallel.max(1)));
+    let mut tasks = Vec::new();
+    for account in accounts {
+        let slots = slots.clone();
+        let opts = opts.clone();
+        tasks.push(tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            mirror_account(account, &opts).await
+        }));
+    }
+    let mut reports = Vec::new();
+    for t in tasks {
+        reports.push(t.await.unwrap_or_else(|e| AccountReport {
+            account: "?".into(),
+            error: Some(format!("internal error: {e}")),
+            ..AccountReport::default()
+        }));
+    }
+    RunReport::new(reports, started.elapsed())
+}
+
+async fn mirror_account(account: Account, opts: &Options) -> AccountReport {
+    let started = Instant::now();
+    let mut report = AccountReport {
+        account: account.name.clone(),
+        ..AccountReport::default()
+    };
+    let path = state_path(&opts.state_dir, &account.name);
+    let result = match AccountState::load(&path) {
+        Ok(state) => {
+            let mut pass = Pass {
+                account: &account,
+                opts,
+                path,
+                state,
+                report: &mut report,
+            };
+            pass.run().await
+        }
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = result {
+        report.error = Some(e.to_string());
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+/// One account's pass.
+struct Pass<'a> {
+    account: &'a Account,
+    opts: &'a Options,
+    path: PathBuf,
+    state: AccountState,
+    report: &'a mut AccountReport,
+}
+
+/// A server's folders by decoded name, and how it names them.
+struct Listing {
+    selectable: Vec<MailboxInfo>,
+    naming: Naming,
+}
+
+impl Listing {
+    async fn of(client: &mut ImapClient) -> std::result::Result<Listing, ImapError> {
+        let all = client.list().await?;
+        let delimiter = all.iter().find_map(|m| m.delimiter);
+        Ok(Listing {
+            selectable: all.into_iter().filter(|m| !m.noselect).collect(),
+            naming: Naming {
+                prefix: String::new(),
+                delimiter,
+            },
+        })
+    }
+
+    fn has_raw(&self, raw: &str) -> bool {
+        self.selectable.iter().any(|m| m.raw_name == raw)
+    }
+}
+
+async fn connect(side: &Side) -> std::result::Result<ImapClient, ImapError> {
+    let mut client = ImapClient::connect(&side.endpoint).await?;
+    client.login(&side.login).await?;
+    Ok(client)
+}
+
+impl Pass<'_> {
+    fn save(&self) -> Result<()> {
+        Ok(self.state.save(&self.path)?)
+    }
+
+    fn folder_mut(&mut self, name: &str) -> Result<&mut FolderState> {
+        self.state
+            .folders
+            .get_mut(name)
+            .ok_or_else(|| MirrorError::Refused(format!("no state for folder {name:?}")))
+    }
+
+    async fn run(&mut self) -> Result<()> {
+        let mut src = connect(&self.account.source)
+            .await
+            .map_err(MirrorError::Source)?;
+        src.enable_qresync().await.map_err(MirrorError::Source)?;
+        let mut dst = connect(&self.account.dest)
+            .await
+            .map_err(MirrorError::Dest)?;
+        if !dst.has_capability("UIDPLUS") {
+            // APPENDUID names each copy; UID EXPUNGE removes only the mirror's messages.
+            return Err(MirrorError::Refused(
+                "no UIDPLUS (RFC 4315): the mirror needs APPENDUID and UID EXPUNGE".into(),
+            ));
+        }
+        let source = Listing::of(&mut src).await.map_err(MirrorError::Source)?;
+        let mut dest = Listing::of(&mut dst).await.map_err(MirrorError::Dest)?;
+        let dest_raw = |m: &MailboxInfo| {
+            let components = folders::components(&m.name, &source.naming);
+            mutf7::encode(&folders::dest_name(&components, &dest.naming))
+        };
+        let dest_names: HashMap<String, String> = source
+            .selectable
+            .iter()
+            .map(|m| (m.name.clone(), dest_raw(m)))
+            .collect();
+        self.folder_changes(&mut src, &mut dst, &source, &mut dest, &dest_names)
+            .await?;
+        for m in &source.selectable {
+            self.report.counts.folders += 1;
+            let target = dest_names[&m.name].clone();
+            self.folder(&mut src, &mut dst, m, &target, &mut dest)
+                .await?;
+        }
+        self.state.last_complete_pass = Some(crate::clock::unix_now());
+        self.save()?;
+        let _ = src.logout().await;
+        let _ = dst.logout().await;
+        Ok(())
+    }
+
+    /// Renames and deletions: folders of the state that mailserver1 no longer lists.
+    async fn folder_changes(
+        &mut self,
+        src: &mut ImapClient,
+        dst: &mut ImapClient,
+        source: &Listing,
+        dest: &mut Listing,
+        dest_names: &HashMap<String, String>,
+    ) -> Result<()> {
+        let listed: Vec<&str> = source.selectable.iter().map(|m| m.name.as_str()).collect();
+        let gone: Vec<String> = self
+            .state
+            .folders
+            .keys()
+            .filter(|k| !listed.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        // A renamed folder keeps its UIDVALIDITY: look at the new names for one that was gone.
+        let mut renames = Vec::new();
+        for m in source
+            .selectable
+            .iter()
+            .filter(|m| !self.state.folders.contains_key(&m.name))
+        {
+            let sel = src
+                .select(&m.raw_name, true)
+                .await
+                .map_err(MirrorError::Source)?;
+            let was: Vec<&String> = gone
+                .iter()
+                .filter(|g| self.state.folders[*g].source_uidvalidity == sel.uidvalidity)
+                .collect();
+            if let [old] = was[..] {
+                renames.push((old.clone(), m.name.clone()));
+            }
+        }
+        // Parents first: renaming one renames its children on mailserver2 too.
+        renames.sort();
+        let mut renamed = Vec::new();
+        for (old, new) in renames {
+            let Some(fs) = self.state.folders.get(&old) else {
+                continue;
+            };
+            let target = dest_names[&new].clone();
+            match (dest.has_raw(&fs.dest), dest.has_raw(&target)) {
+                (true, false) => {
+                    dst.rename(&fs.dest, &target)
+                        .await
+                        .map_err(MirrorError::Dest)?;
+                    *dest = Listing::of(dst).await.map_err(MirrorError::Dest)?;
+                }
+                // Its parent's RENAME moved it already.
+                (false, true) => {}
+                // The new name is taken on mailserver2 (by a folder that is not the mirror's),
+                // or the old one is gone: the old folder is deleted and the new one mirrored
+                // afresh instead.
+                _ => continue,
+            }
+            let Some(mut fs) = self.state.folders.remove(&old) else {
+                continue;
+            };
+            tracing::info!(account = %self.account.name, "folder {old:?} renamed to {new:?}");
+            fs.dest = target;
+            self.state.folders.insert(new, fs);
+            self.save()?;
+            self.report.counts.folders_renamed += 1;
+            renamed.push(old);
+        }
+        // Children first: a parent goes once it is empty.
+        let mut deleted: Vec<&String> = gone.iter().filter(|g| !renamed.contains(g)).collect();
+        deleted.sort_by(|a, b| b.cmp(a));
+        for name in deleted {
+            let Some(fs) = self.state.folders.get(name).cloned() else {
+                continue;
+            };
+            if dest.has_raw(&fs.dest) {
+                self.delete_folder(dst, name, &fs).await?;
+            }
+            self.state.folders.remove(name);
+            self.save()?;
+            self.report.counts.folders_deleted += 1;
+        }
+        Ok(())
+    }
+
+    /// Deletes the mirror of a folder mailserver1 no longer has: the whole folder when it holds
+    /// only mirror copies, else only the copies.
+    async fn delete_folder(
+        &mut self,
+        dst: &mut ImapClient,
+        name: &str,
+        fs: &FolderState,
+    ) -> Result<()> {
+        let sel = dst
+            .select(&fs.dest, false)
+            .await
+            .map_err(MirrorError::Dest)?;
+        if sel.uidvalidity != fs.dest_uidvalidity {
+            // Not the folder the mirror made: someone else's now.
+            self.report.folders_kept.push(name.to_owned());
+            return Ok(());
+        }
+        let present = dst.uid_search("ALL").await.map_err(MirrorError::Dest)?;
+        let ours = fs.dest_uids();
+        if present.iter().all(|u| ours.contains(u)) {
+            // Dovecot ends a session whose selected mailbox is deleted (BYE); CLOSE would
+            // expunge messages others marked \Deleted. Leave it for INBOX, read-only.
+            dst.select("INBOX", true).await.map_err(MirrorError::Dest)?;
+            dst.delete(&fs.dest).await.map_err(MirrorError::Dest)?;
+            tracing::info!(account = %self.account.name, "folder {name:?} deleted");
+        } else {
+            let mine: Vec<u32> = present.into_iter().filter(|u| ours.contains(u)).collect();
+            expunge(dst, &mine).await?;
+            self.report.counts.expunged += mine.len();
+            self.report.folders_kept.push(name.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Brings one folder of mailserver2 up to mailserver1's.
+    async fn folder(
+        &mut self,
+        src: &mut ImapClient,
+        dst: &mut ImapClient,
+        m: &MailboxInfo,
+        target: &str,
+        dest: &mut Listing,
+    ) -> Result<()> {
+        let known = self
+            .state
+            .folders
+            .get(&m.name)
+            .and_then(|f| f.highest_modseq.map(|n| (f.source_uidvalidity, n)));
+        let r = src
+            .select_since(&m.raw_name, true, known)
+            .await
+            .map_err(MirrorError::Source)?;
+        let validity = r.selected.uidvalidity;
+        let existing = self
+            .state
+            .folders
+            .get(&m.name)
+            .filter(|f| f.dest == target && dest.has_raw(target));
+        if let Some(fs) = existing
+            && known.is_some()
+            && fs.source_uidvalidity == validity
+            && fs.pending.is_none()
+            && r.vanished.is_empty()
+            && r.changed.is_empty()
+            && r.selected.highest_modseq == fs.highest_modseq
+            // Without QRESYNC an expunge need not show in HIGHESTMODSEQ: count too.
+            && (src.qresync_enabled() || r.selected.exists as usize == fs.messages.len())
+        {
+            self.report.counts.folders_unchanged += 1;
+            return Ok(());
+        }
+        let fresh = existing.is_none();
+        if fresh {
+            // New to the mirror, or its mailserver2 folder went away: start from what is there.
+            let had = dest.has_raw(target);
+            if !had {
+                dst.create(target).await.map_err(MirrorError::Dest)?;
+                *dest = Listing::of(dst).await.map_err(MirrorError::Dest)?;
+                self.report.counts.folders_created += 1;
+            }
+            let sel = dst.select(target, false).await.map_err(MirrorError::Dest)?;
+            let mut fs = FolderState::new(target.to_owned(), validity, sel.uidvalidity);
+            if had && sel.exists > 0 {
+                // A folder with mail and no state (the state was lost): copies made before
+                // are found by content, never doubled.
+                self.rebuild(src, dst, &mut fs, true).await?;
+            }
+            self.state.folders.insert(m.name.clone(), fs);
+            self.save()?;
+        }
+        let mut fs = self.folder_mut(&m.name)?.clone();
+        let dsel = dst
+            .select(&fs.dest, false)
+            .await
+            .map_err(MirrorError::Dest)?;
+        let mut full = fresh;
+        if fs.source_uidvalidity != validity || fs.dest_uidvalidity != dsel.uidvalidity {
+            tracing::warn!(
+                account = %self.account.name,
+                "folder {:?}: UIDVALIDITY changed; matching the copies by content", m.name
+            );
+            fs.source_uidvalidity = validity;
+            fs.dest_uidvalidity = dsel.uidvalidity;
+            self.rebuild(src, dst, &mut fs, false).await?;
+            self.report.counts.rebuilt += 1;
+            full = true;
+        }
+        if let Some(p) = fs.pending.clone() {
+            self.adopt(src, dst, &mut fs, &p).await?;
+            full = true;
+        }
+        // What changed on mailserver1, and what it expunged.
+        let (changed, gone): (Vec<FlagsOf>, Vec<u32>) = match known {
+            Some(_) if !full && src.qresync_enabled() => {
+                let gone = fs
+                    .messages
+                    .keys()
+                    .copied()
+                    .filter(|u| r.vanished.contains(*u))
+                    .collect();
+                (r.changed, gone)
+            }
+            Some((_, since)) if !full => {
+                let changed = src
+                    .fetch_flags(Some(since))
+                    .await
+                    .map_err(MirrorError::Source)?;
+                let all = src.uid_search("ALL").await.map_err(MirrorError::Source)?;
+                (changed, missing(&fs, &all))
+            }
+            _ => {
+                let all = src.fetch_flags(None).await.map_err(MirrorError::Source)?;
+                let uids: Vec<u32> = all.iter().map(|f| f.uid).collect();
+                let gone = missing(&fs, &uids);
+                (all, gone)
+            }
+        };
+        // Expunges.
+        let doomed: Vec<u32> = gone
+            .iter()
+            .filter_map(|u| fs.messages.get(u).map(|c| c.dest_uid))
+            .collect();
+        expunge(dst, &doomed).await?;
+        for u in &gone {
+            fs.messages.remove(u);
+        }
+        self.report.counts.expunged += doomed.len();
+        // Flag changes, one STORE per distinct flag set.
+        let mut by_flags: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
+        for f in &changed {
+            if let Some(c) = fs.messages.get_mut(&f.uid)
+                && !same_flags(&c.flags, &f.flags)
+            {
+                by_flags
+                    .entry(f.flags.clone())
+                    .or_default()
+                    .push(c.dest_uid);
+                c.flags.clone_from(&f.flags);
+            }
+        }
+        for (flags, uids) in &by_flags {
+            dst.store_flags(uids, flags)
+                .await
+                .map_err(MirrorError::Dest)?;
+            self.report.counts.flags_changed += uids.len();
+        }
+        self.state.folders.insert(m.name.clone(), fs.clone());
+        if !doomed.is_empty() || !by_flags.is_empty() {
+            self.save()?;
+        }
+        // New messages.
+        let new: Vec<u32> = changed
+            .iter()
+            .map(|f| f.uid)
+            .filter(|u| !fs.messages.contains_key(u))
+            .collect();
+        let mut uidnext = dsel.uidnext.ok_or_else(|| {
+            MirrorError::Refused(format!("SELECT {:?} reported no UIDNEXT", fs.dest))
+        })?;
+        for batch in new.chunks(self.opts.batch.max(1)) {
+            uidnext = self.copy_batch(src, dst, &m.name, batch, uidnext).await?;
+        }
+        self.folder_mut(&m.name)?.highest_modseq = r.selected.highest_modseq;
+        self.save()
+    }
+
+    /// Copies one batch: the pending record first, then the APPENDs, then the map.
+    async fn copy_batch(
+        &mut self,
+        src: &mut ImapClient,
+        dst: &mut ImapClient,
+        name: &str,
+        batch: &[u32],
+        uidnext: u32,
+    ) -> Result<u32> {
+        let fs = self.folder_mut(name)?;
+        fs.pending = Some(Pending {
+            dest_uidnext: uidnext,
+            source_uids: batch.to_vec(),
+            written: crate::clock::unix_now(),
+        });
+        let (target, validity) = (fs.dest.clone(), fs.dest_uidvalidity);
+        self.save()?;
+        src.start_fetch(batch).await.map_err(MirrorError::Source)?;
+        // With MULTIAPPEND (RFC 3502) messages go up to MULTI_BYTES at a time: one command,
+        // one transaction on mailserver2, instead of one round trip and one fsync each.
+        let multi = dst.has_capability("MULTIAPPEND");
+        let mut next = uidnext;
+        let mut held: Vec<FetchedMessage> = Vec::new();
+        let mut held_bytes = 0;
+        while let Some(msg) = src.next_message().await.map_err(MirrorError::Source)? {
+            if !held.is_empty() && (!multi || held_bytes + msg.body.len() > MULTI_BYTES) {
+                next = self
+                    .append(dst, name, &target, validity, &mut held, next)
+                    .await?;
+                held_bytes = 0;
+            }
+            held_bytes += msg.body.len();
+            held.push(msg);
+        }
+        next = self
+            .append(dst, name, &target, validity, &mut held, next)
+            .await?;
+        self.folder_mut(name)?.pending = None;
+        self.save()?;
+        Ok(next)
+    }
+
+    /// APPENDs `held` (one message, or several in one MULTIAPPEND) and maps the copies.
+    async fn append(
+        &mut self,
+        dst: &mut ImapClient,
+        name: &str,
+        target: &str,
+        validity: u32,
+        held: &mut Vec<FetchedMessage>,
+        mut next: u32,
+    ) -> Result<u32> {
+        let appended = match &held[..] {
+            [] => return Ok(next),
+            [one] => dst
+                .append(target, &one.flags, Some(&one.internal_date), &one.body)
+                .await
+                .map(|r| r.map(|(v, uid)| (v, vec![uid]))),
+            many => {
+                let items: Vec<(&[String], &str, &[u8])> = many
+                    .iter()
+                    .map(|m| (&m.flags[..], m.internal_date.as_str(), &m.body[..]))
+                    .collect();
+                dst.append_many(target, &items).await
+            }
+        }
+        .map_err(MirrorError::Dest)?;
+        let Some((v, uids)) = appended else {
+            return Err(MirrorError::Refused(format!(
+                "APPEND to {target:?} gave no APPENDUID"
+            )));
+        };
+        if v != validity {
+            return Err(MirrorError::Refused(format!(
+                "{target:?} changed UIDVALIDITY during the pass"
+            )));
+        }
+        for (msg, uid) in held.drain(..).zip(uids) {
+            next = next.max(uid.saturating_add(1));
+            self.report.counts.copied += 1;
+            self.report.counts.copied_bytes += msg.body.len() as u64;
+            self.folder_mut(name)?.messages.insert(
+                msg.uid,
+                Copy {
+                    dest_uid: uid,
+                    identity: Identity::of(&msg.body),
+                    flags: msg.flags,
+                },
+            );
+        }
+        Ok(next)
+    }
+
+    /// A batch was being copied when the last pass stopped: its copies on mailserver2, at or
+    /// above the UIDNEXT recorded before it, are found by content and taken into the map.
+    async fn adopt(
+        &mut self,
+        src: &mut ImapClient,
+        dst: &mut ImapClient,
+        fs: &mut FolderState,
+        p: &Pending,
+    ) -> Result<()> {
+        let age = crate::clock::unix_now().saturating_sub(p.written);
+        let wait = self
+            .opts
+            .settle
+            .saturating_sub(Duration::from_secs(age))
+            .saturating_add(Duration::from_secs(1));
+        if age <= self.opts.settle.as_secs() {
+            tracing::info!(
+                account = %self.account.name,
+                "folder {:?}: waiting {wait:?} for an interrupted pass's last APPEND to settle",
+                fs.dest
+            );
+            tokio::time::sleep(wait).await;
+        }
+        let ours = fs.dest_uids();
+        let candidates: Vec<u32> = dst
+            .uid_search(&format!("UID {}:*", p.dest_uidnext))
+            .await
+            .map_err(MirrorError::Dest)?
+            .into_iter()
+            .filter(|u| *u >= p.dest_uidnext && !ours.contains(u))
+            .collect();
+        let waiting: Vec<u32> = p
+            .source_uids
+            .iter()
+            .copied()
+            .filter(|u| !fs.messages.contains_key(u))
+            .collect();
+        if !candidates.is_empty() && !waiting.is_empty() {
+            let theirs = identities(dst, &candidates)
+                .await
+                .map_err(MirrorError::Dest)?;
+            let pending = identities(src, &waiting)
+                .await
+                .map_err(MirrorError::Source)?;
+            let flags: HashMap<u32, Vec<String>> =
+                theirs.iter().map(|(u, _, f)| (*u, f.clone())).collect();
+            let strip = |v: &[(u32, Identity, Vec<String>)]| {
+                v.iter()
+                    .map(|(u, id, _)| (*u, id.clone()))
+                    .collect::<Vec<_>>()
+            };
+            let found = state::adopt(&strip(&pending), &strip(&theirs));
+            let ids: HashMap<u32, Identity> = strip(&theirs).into_iter().collect();
+            for (s, d) in &found {
+                fs.messages.insert(
+                    *s,
+                    Copy {
+                        dest_uid: *d,
+                        flags: flags[d].clone(),
+                        identity: ids[d].clone(),
+                    },
+                );
+            }
+            self.report.counts.adopted += found.len();
+            tracing::info!(
+                account = %self.account.name,
+                "folder {:?}: adopted {} copies an interrupted pass made, of {} pending",
+                fs.dest,
+                found.len(),
+                waiting.len()
+            );
+        }
+        fs.pending = None;
+        Ok(())
+    }
+
+    /// Rebuilds `fs`'s map by content (see [`state::rebuild`]) and expunges the stale copies.
+    async fn rebuild(
+        &mut self,
+        src: &mut ImapClient,
+        dst: &mut ImapClient,
+        fs: &mut FolderState,
+        adopt_all: bool,
+    ) -> Result<()> {
+        let src_all = src.uid_search("ALL").await.map_err(MirrorError::Source)?;
+        let source: Vec<(u32, Identity)> = identities(src, &src_all)
+            .await
+            .map_err(MirrorError::Source)?
+            .into_iter()
+            .map(|(u, id, _)| (u, id))
+            .collect();
+        let dst_all = dst.uid_search("ALL").await.map_err(MirrorError::Dest)?;
+        let dest = identities(dst, &dst_all).await.map_err(MirrorError::Dest)?;
+        let rebuilt = state::rebuild(&fs.messages, &source, &dest, adopt_all);
+        expunge(dst, &rebuilt.stale).await?;
+        self.report.counts.expunged += rebuilt.stale.len();
+        self.report.counts.adopted += rebuilt.messages.len();
+        fs.messages = rebuilt.messages;
+        fs.highest_modseq = None;
+        fs.pending = None;
+        Ok(())
+    }
+}
+
+/// The identity and flags of each of `uids` in the selected mailbox, read one body at a time.
+async fn identities(
+    client: &mut ImapClient,
+    uids: &[u32],
+) -> std::result::Result<Vec<(u32, Identity, Vec<String>)>, ImapError> {
+    let mut out = Vec::with_capacity(uids.len());
+    for chunk in uids.chunks(200) {
+        client.start_fetch(chunk).await?;
+        while let Some(m) = client.next_message().await? {
+            out.push((m.uid, Identity::of(&m.body), m.flags));
+        }
+    }
+    Ok(out)
+}
+
+/// Marks `uids` `\Deleted` and removes exactly them (UID EXPUNGE, RFC 4315 §2.1).
+async fn expunge(dst: &mut ImapClient, uids: &[u32]) -> Result<()> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    dst.store_deleted(uids).await.map_err(MirrorError::Dest)?;
+    dst.expunge(uids).await.map_err(MirrorError::Dest)
+}
+
+/// The mapped mailserver1 UIDs not among `present`.
+fn missing(fs: &FolderState, present: &[u32]) -> Vec<u32> {
+    let present: std::collections::HashSet<u32> = present.iter().copied().collect();
+    fs.messages
+        .keys()
+        .copied()
+        .filter(|u| !present.contains(u))
+        .collect()
+}
+
+/// Flag lists as sets: order and case of system flags do not matter.
+fn same_flags(a: &[String], b: &[String]) -> bool {
+    let norm = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|f| f.to_ascii_lowercase()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    norm(a) == norm(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_compare_as_sets() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(same_flags(&s(&["\\Seen", "$A"]), &s(&["$a", "\\SEEN"])));
+        assert!(!same_flags(&s(&["\\Seen"]), &s(&["\\Seen", "\\Flagged"])));
+    }
+
+    #[test]
+    fn state_files_are_named_after_the_account() {
+        let p = state_path(Path::new("/s"), "a/../b c@x");
+        assert_eq!(p, Path::new("/s/a_.._b_c@x.json"));
+    }
+
+    #[test]
+    fn missing_uids_are_the_mapped_ones_not_present() {
+        let mut fs = FolderState::new("X".into(), 1, 2);
+        for u in [1, 2, 3] {
+            fs.messages.insert(
+                u,
+                Copy {
+                    dest_uid: u + 10,
+                    flags: Vec::new(),
+                    identity: Identity::of(b"x"),
+                },
+            );
+        }
+        assert_eq!(missing(&fs, &[2, 4]), [1, 3]);
+    }
+}

@@ -1,0 +1,567 @@
+//! `posta mirror` between two real Dovecots, each with a master user (issue 17, item 1):
+//! mailserver1 seeded with three accounts (INBOX, a nested folder and a folder with a
+//! non-ASCII name; some read, flagged or with keywords), a first pass makes mailserver2
+//! identical (per folder: the multiset of Message-ID, body hash and flags), a pass with
+//! nothing changed copies nothing, and after new mail, flag changes, moves, expunges and a
+//! folder rename on mailserver1 the next pass makes it identical again, leaving a message
+//! delivered straight to mailserver2 alone. A second test SIGKILLs posta mirror during a first
+//! pass and checks the run after the last kill ends identical with nothing doubled.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use posta::client::imap::ImapClient;
+use posta::client::{Endpoint, Login};
+use posta::health::{StartTls, TlsPolicy};
+use posta::migrate::message::{body_hash, message_id};
+use posta::secret::Secret;
+use support::example_site::MigrateSite;
+use support::run::{Run, posta_command};
+use support::{Ca, Dovecot};
+
+const PRIMARY_ADMIN_PW: &str = "mirror-ms1-admin";
+const BACKUP_ADMIN_PW: &str = "mirror-ms2-admin";
+/// The folders seeded per account (IMAP names, `.` the separator; "Entwürfe" in modified
+/// UTF-7) and how many messages each gets. `Old` and `Kept` are deleted on mailserver1 later;
+/// `Kept` gets a message of its own on mailserver2 first.
+const FOLDERS: [(Option<&str>, usize); 6] = [
+    (None, 30),
+    (Some("Projects"), 10),
+    (Some("Projects.2026"), 10),
+    (Some("Entw&APw-rfe"), 10),
+    (Some("Old"), 4),
+    (Some("Kept"), 4),
+];
+
+/// Messages seeded per account at scale 1.
+fn per_user() -> usize {
+    FOLDERS.iter().map(|f| f.1).sum()
+}
+
+/// One folder as the test compares it: sorted (Message-ID, body hash, sorted flags).
+type Folder = Vec<(String, String, Vec<String>)>;
+
+struct Servers {
+    primary: Dovecot,
+    backup: Dovecot,
+    dir: tempfile::TempDir,
+    users: Vec<(String, String)>,
+}
+
+impl Servers {
+    fn start(users: usize) -> Servers {
+        let ca = Ca::get();
+        let users: Vec<(String, String)> = (0..users)
+            .map(|n| (format!("pm-user{n}"), format!("pm-user{n}-secret")))
+            .collect();
+        let pairs: Vec<(&str, &str)> = users
+            .iter()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
+            .collect();
+        let primary = Dovecot::start_with_master(ca, &pairs, ("admin", PRIMARY_ADMIN_PW));
+        let backup = Dovecot::start_with_master(ca, &pairs, ("admin", BACKUP_ADMIN_PW));
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, pw) in [
+            ("primary-admin.pw", PRIMARY_ADMIN_PW),
+            ("backup-admin.pw", BACKUP_ADMIN_PW),
+        ] {
+            let path = dir.path().join(name);
+            fs::write(&path, format!("{pw}\n")).expect("write password file");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        Servers {
+            primary,
+            backup,
+            dir,
+            users,
+        }
+    }
+
+    /// `per_folder(n)` messages in each folder of [`FOLDERS`] on mailserver1, on disk.
+    fn seed(&self, scale: usize) {
+        let t = SystemTime::now() - Duration::from_secs(86_400);
+        for (user, _) in &self.users {
+            for (folder, n) in FOLDERS {
+                for i in 0..n * scale {
+                    let m = message(user, folder.unwrap_or("INBOX"), i);
+                    let (flags, keywords): (&str, &[&str]) = match i % 7 {
+                        0 => ("FS", &[]),
+                        1 | 2 => ("S", &[]),
+                        3 => ("", &["$Work"]),
+                        _ => ("", &[]),
+                    };
+                    self.primary.seed(user, folder, &m, flags, keywords, t);
+                }
+            }
+        }
+    }
+
+    /// The example site file: mailserver1 and mailserver2 with their imaps ports, the admin
+    /// of each, the accounts.
+    fn site(&self) -> PathBuf {
+        let accounts: String = self
+            .users
+            .iter()
+            .map(|(u, _)| {
+                format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@example.org\"\n")
+            })
+            .collect();
+        MigrateSite {
+            primary: &[format!("imaps:{}", self.primary.imaps_port())],
+            backup: &[format!("imaps:{}", self.backup.imaps_port())],
+            maildir: None,
+            migrate: "source_admin = { user = \"admin\", password_file = \"backup-admin.pw\" }\n\
+                      dest_admin = { user = \"admin\", password_file = \"primary-admin.pw\" }\n",
+            accounts: &accounts,
+        }
+        .write(self.dir.path())
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("mirror-state")
+    }
+
+    fn mirror(&self, extra: &[&str]) -> (Run, Duration) {
+        let started = Instant::now();
+        let out = posta_command(env!("CARGO_BIN_EXE_posta"))
+            .arg("--config")
+            .arg(self.site())
+            .args(["mirror", "--once", "--json", "--state-dir"])
+            .arg(self.state_dir())
+            .args(extra)
+            .output()
+            .expect("run posta");
+        (Run::from_output(out), started.elapsed())
+    }
+}
+
+fn message(user: &str, folder: &str, i: usize) -> Vec<u8> {
+    let mut m = format!(
+        "Message-ID: <mirror.{user}.{folder}.{i}@example.net>\r\nFrom: sender{i}@example.net\r\n\
+To: {user}@example.org\r\nSubject: {folder} message {i}\r\n\
+Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\n"
+    );
+    for line in 0..15 {
+        m.push_str(&format!("line {line} of {user}'s {folder} message {i}\r\n"));
+    }
+    m.into_bytes()
+}
+
+fn endpoint(port: u16) -> Endpoint {
+    Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+        implicit_tls: true,
+        starttls: StartTls::No,
+        tls: TlsPolicy {
+            ca_file: Some(Ca::get().ca_pem()),
+            server_name: Some("localhost".into()),
+            ..TlsPolicy::default()
+        },
+        timeout: Duration::from_secs(30),
+    }
+}
+
+async fn session(server: &Dovecot, user: &str, password: &str) -> ImapClient {
+    let mut c = ImapClient::connect(&endpoint(server.imaps_port()))
+        .await
+        .expect("connect");
+    c.login(&Login::own(user, Secret::new(password)))
+        .await
+        .expect("login");
+    c
+}
+
+/// Every selectable folder of `user` (by wire name) with its messages.
+async fn snapshot(server: &Dovecot, user: &str, password: &str) -> BTreeMap<String, Folder> {
+    let mut c = session(server, user, password).await;
+    let mut out = BTreeMap::new();
+    for m in c.list().await.expect("list") {
+        if m.noselect {
+            continue;
+        }
+        c.select(&m.raw_name, true).await.expect("examine");
+        let uids = c.uid_search("ALL").await.expect("search");
+        let mut folder = Vec::new();
+        c.start_fetch(&uids).await.expect("fetch");
+        while let Some(msg) = c.next_message().await.expect("message") {
+            let mut flags = msg.flags.clone();
+            flags.sort();
+            let id = message_id(&msg.body).unwrap_or_default();
+            folder.push((id, body_hash(&msg.body), flags));
+        }
+        folder.sort();
+        out.insert(m.raw_name, folder);
+    }
+    c.logout().await.expect("logout");
+    out
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("runtime")
+}
+
+/// mailserver2 holds exactly what mailserver1 holds, folder by folder, apart from `foreign`
+/// (folder and Message-ID of mail that reached mailserver2 by other ways), which must be
+/// there once; a folder that holds nothing else need not be on mailserver1.
+fn assert_identical(s: &Servers, foreign: &[(&str, &str)]) {
+    let rt = rt();
+    for (user, pw) in &s.users {
+        let want = rt.block_on(snapshot(&s.primary, user, pw));
+        let mut got = rt.block_on(snapshot(&s.backup, user, pw));
+        for (folder, id) in foreign {
+            let msgs = got.get_mut(*folder).expect("the foreign message's folder");
+            let n = msgs.iter().filter(|m| m.0 == *id).count();
+            assert_eq!(n, 1, "{user}: foreign {id} in {folder} must stay, once");
+            msgs.retain(|m| m.0 != *id);
+            if msgs.is_empty() && !want.contains_key(*folder) {
+                got.remove(*folder);
+            }
+        }
+        assert_eq!(
+            want.keys().collect::<Vec<_>>(),
+            got.keys().collect::<Vec<_>>(),
+            "{user}: folders"
+        );
+        for (folder, msgs) in &want {
+            assert_eq!(&got[folder], msgs, "{user} {folder}");
+        }
+    }
+}
+
+fn totals(run: &Run) -> serde_json::Value {
+    run.json()["totals"].clone()
+}
+
+#[test]
+fn mirror_copies_folders_messages_flags_and_follows_changes() {
+    let s = Servers::start(3);
+    s.seed(1);
+    let (run, took) = s.mirror(&[]);
+    let total = 3 * per_user();
+    eprintln!("first pass: {total} messages, 3 accounts in {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    assert_eq!(t["copied"], total, "{t}");
+    assert_eq!(t["folders"], 18, "{t}");
+    assert_eq!(t["folders_created"], 15, "INBOX exists already: {t}");
+    assert_identical(&s, &[]);
+
+    let (run, took) = s.mirror(&[]);
+    eprintln!("pass with nothing changed: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    assert_eq!(
+        (t["copied"].as_u64(), t["folders_unchanged"].as_u64()),
+        (Some(0), Some(18)),
+        "{t}"
+    );
+
+    // Changes on mailserver1, through IMAP as a user makes them.
+    let rt = rt();
+    let foreign = "<straight-to-mailserver2@example.net>";
+    let kept = "<filed-on-mailserver2@example.net>";
+    for (user, pw) in &s.users {
+        rt.block_on(async {
+            let mut c = session(&s.primary, user, pw).await;
+            for i in 100..105 {
+                let m = message(user, "INBOX", i);
+                c.append("INBOX", &[], None, &m).await.expect("append new");
+            }
+            c.select("INBOX", false).await.expect("select");
+            let uids = c.uid_search("ALL").await.expect("search");
+            // Flags: flagged with a keyword, and unread again.
+            c.store_flags(&uids[3..8], &["\\Flagged".into(), "$Urgent".into()])
+                .await
+                .expect("store");
+            c.store_flags(&uids[1..3], &[]).await.expect("unread");
+            // Moves: three messages from INBOX to Projects.
+            let moved = &uids[10..13];
+            c.start_fetch(moved).await.expect("fetch");
+            let mut bodies = Vec::new();
+            while let Some(m) = c.next_message().await.expect("message") {
+                bodies.push(m);
+            }
+            for m in &bodies {
+                c.append("Projects", &m.flags, Some(&m.internal_date), &m.body)
+                    .await
+                    .expect("append moved");
+            }
+            c.store_deleted(moved).await.expect("delete moved");
+            c.expunge(moved).await.expect("expunge moved");
+            // Expunges in the nested folder.
+            c.select("Projects.2026", false).await.expect("select");
+            let uids = c.uid_search("ALL").await.expect("search");
+            c.store_deleted(&uids[..2]).await.expect("delete");
+            c.expunge(&uids[..2]).await.expect("expunge");
+            // A rename, to a name with another non-ASCII letter.
+            c.rename("Entw&APw-rfe", "Alt-Entw&APw-rfe")
+                .await
+                .expect("rename");
+            // Two folders go; one of them holds a message of its own on mailserver2.
+            c.delete("Old").await.expect("delete Old");
+            c.delete("Kept").await.expect("delete Kept");
+            c.logout().await.expect("logout");
+
+            let mut b = session(&s.backup, user, pw).await;
+            for (folder, id) in [("INBOX", foreign), ("Kept", kept)] {
+                let m = format!("Message-ID: {id}\r\nSubject: not the mirror's\r\n\r\nhello\r\n");
+                b.append(folder, &[], None, m.as_bytes())
+                    .await
+                    .expect("append foreign");
+            }
+            b.logout().await.expect("logout");
+        });
+    }
+    let (run, took) = s.mirror(&[]);
+    eprintln!("pass after changes: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    assert_eq!(t["folders_renamed"], 3, "{t}");
+    assert_eq!(t["folders_deleted"], 6, "{t}");
+    assert_eq!(t["copied"], 3 * (5 + 3), "new and moved: {t}");
+    assert_eq!(
+        t["expunged"],
+        3 * (3 + 2 + 4),
+        "moved away, expunged, and the copies in Kept: {t}"
+    );
+    assert_eq!(t["flags_changed"], 3 * (5 + 2), "{t}");
+    assert_eq!(t["folders_created"], 0, "the rename is a RENAME: {t}");
+    for a in run.json()["accounts"].as_array().expect("accounts") {
+        assert_eq!(a["folders_kept"], serde_json::json!(["Kept"]), "{a}");
+    }
+    let foreign_mail = [("INBOX", foreign), ("Kept", kept)];
+    assert_identical(&s, &foreign_mail);
+
+    // A folder recreated on mailserver1 with the same mail (new UIDVALIDITY, new UIDs): the
+    // copies are found by content, nothing is copied or expunged.
+    for (user, pw) in &s.users {
+        rt.block_on(async {
+            let mut c = session(&s.primary, user, pw).await;
+            c.select("Alt-Entw&APw-rfe", false).await.expect("select");
+            let uids = c.uid_search("ALL").await.expect("search");
+            c.start_fetch(&uids).await.expect("fetch");
+            let mut all = Vec::new();
+            while let Some(m) = c.next_message().await.expect("message") {
+                all.push(m);
+            }
+            c.select("INBOX", false).await.expect("leave the folder");
+            c.delete("Alt-Entw&APw-rfe").await.expect("delete");
+            c.create("Alt-Entw&APw-rfe").await.expect("create");
+            for m in &all {
+                c.append(
+                    "Alt-Entw&APw-rfe",
+                    &m.flags,
+                    Some(&m.internal_date),
+                    &m.body,
+                )
+                .await
+                .expect("append");
+            }
+            c.logout().await.expect("logout");
+        });
+    }
+    let (run, took) = s.mirror(&[]);
+    eprintln!("pass after a UIDVALIDITY change: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    assert_eq!(
+        (
+            t["rebuilt"].as_u64(),
+            t["copied"].as_u64(),
+            t["expunged"].as_u64()
+        ),
+        (Some(3), Some(0), Some(0)),
+        "{t}"
+    );
+    assert_identical(&s, &foreign_mail);
+
+    // Still identical, and the foreign mail still untouched, after one more pass.
+    let (run, _) = s.mirror(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["copied"], 0);
+    assert_identical(&s, &foreign_mail);
+
+    // A mirror that passes every interval holds the state: a second one is refused.
+    let mut daemon = posta_command(env!("CARGO_BIN_EXE_posta"))
+        .arg("--config")
+        .arg(s.site())
+        .args(["mirror", "--interval", "1s", "--state-dir"])
+        .arg(s.state_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run posta");
+    thread::sleep(Duration::from_millis(1500));
+    let (run, _) = s.mirror(&[]);
+    daemon.kill().expect("stop the daemon");
+    daemon.wait().expect("reap");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("another posta mirror is running"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
+    let s = Servers::start(2);
+    s.seed(8);
+    let total = 2 * per_user() * 8;
+    let mut kills = 0;
+    let log = s.dir.path().join("killed.log");
+    for delay in [400, 700, 1000, 1300, 1600, 1900, 2200, 2500] {
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        let mut child = posta_command(env!("CARGO_BIN_EXE_posta"))
+            .env("POSTA_LOG", "posta=info")
+            .arg("--config")
+            .arg(s.site())
+            // A resume waits --timeout for a killed run's last APPEND to settle.
+            .args(["mirror", "--once", "--parallel", "1", "--timeout", "3s"])
+            .arg("--state-dir")
+            .arg(s.state_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("run posta");
+        thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        child.wait().expect("reap");
+    }
+    let (run, took) = s.mirror(&["--timeout", "3s"]);
+    eprintln!("{kills} kills; the final pass took {took:?}");
+    assert!(kills >= 5, "only {kills} kills landed during the pass");
+    // A kill between an APPEND and the state write leaves copies the next run adopts.
+    let logged = fs::read_to_string(&log).expect("read log");
+    let adoptions: Vec<&str> = logged.lines().filter(|l| l.contains("adopted")).collect();
+    eprintln!("{}", adoptions.join("\n"));
+    assert!(
+        !adoptions.is_empty(),
+        "no kill landed inside a batch:\n{logged}"
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    eprintln!("final pass: {t}");
+    assert_identical(&s, &[]);
+    let rt = rt();
+    let on_backup: usize = s
+        .users
+        .iter()
+        .map(|(u, p)| {
+            rt.block_on(snapshot(&s.backup, u, p))
+                .values()
+                .map(Vec::len)
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(on_backup, total, "duplicated or lost on mailserver2");
+}
+
+/// mailserver1 without QRESYNC (Dovecot told to announce CONDSTORE only): changes are found
+/// with `UID FETCH 1:* (UID FLAGS MODSEQ) (CHANGEDSINCE n)` and expunges with a UID SEARCH,
+/// and an unchanged folder is still recognized from its HIGHESTMODSEQ and message count.
+#[test]
+fn without_qresync_condstore_finds_the_changes() {
+    let mut s = Servers::start(1);
+    s.primary.stop();
+    let conf = s.primary.path().join("dovecot.conf");
+    let mut text = fs::read_to_string(&conf).expect("read dovecot.conf");
+    text.push_str(
+        "protocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE \
+         NAMESPACE UIDPLUS CHILDREN UNSELECT CONDSTORE ESEARCH MOVE\n}\n",
+    );
+    fs::write(&conf, text).expect("write dovecot.conf");
+    s.primary.start_again();
+    s.seed(1);
+    let (user, pw) = s.users[0].clone();
+    let caps = rt().block_on(async {
+        let c = session(&s.primary, &user, &pw).await;
+        (c.has_capability("CONDSTORE"), c.has_capability("QRESYNC"))
+    });
+    assert_eq!(caps, (true, false), "CONDSTORE without QRESYNC");
+
+    let (run, _) = s.mirror(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["copied"], per_user());
+    let (run, took) = s.mirror(&[]);
+    eprintln!("CONDSTORE pass with nothing changed: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["folders_unchanged"], 6, "{run:?}");
+
+    rt().block_on(async {
+        let mut c = session(&s.primary, &user, &pw).await;
+        c.append("INBOX", &[], None, &message(&user, "INBOX", 200))
+            .await
+            .expect("append");
+        c.select("Projects", false).await.expect("select");
+        let uids = c.uid_search("ALL").await.expect("search");
+        c.store_flags(&uids[..3], &["$Later".into()])
+            .await
+            .expect("store");
+        c.store_deleted(&uids[5..6]).await.expect("delete");
+        c.expunge(&uids[5..6]).await.expect("expunge");
+        c.logout().await.expect("logout");
+    });
+    let (run, _) = s.mirror(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    assert_eq!(
+        (
+            t["copied"].as_u64(),
+            t["flags_changed"].as_u64(),
+            t["expunged"].as_u64(),
+            t["folders_unchanged"].as_u64()
+        ),
+        (Some(1), Some(3), Some(1), Some(4)),
+        "{t}"
+    );
+    assert_identical(&s, &[]);
+}
+
+/// Issue 17's scale, for the pass times: 20 accounts of 476 messages in six folders, the
+/// first pass, a pass with nothing changed, and one after 1% new mail, each ending identical.
+#[test]
+fn twenty_accounts_initial_and_incremental_pass_times() {
+    let s = Servers::start(20);
+    s.seed(7);
+    let total = 20 * per_user() * 7;
+    let (run, took) = s.mirror(&["--parallel", "8"]);
+    let rate = total as f64 / took.as_secs_f64();
+    eprintln!("initial pass: {total} messages, 20 accounts in {took:?} ({rate:.0} msg/s)");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["copied"], total);
+    let (run, took) = s.mirror(&["--parallel", "8"]);
+    eprintln!("pass with nothing changed: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["folders_unchanged"], 20 * 6);
+    let rt = rt();
+    for (user, pw) in &s.users {
+        rt.block_on(async {
+            let mut c = session(&s.primary, user, pw).await;
+            for i in 0..total / 100 / 20 {
+                c.append("INBOX", &[], None, &message(user, "INBOX", 1000 + i))
+                    .await
+                    .expect("append");
+            }
+            c.logout().await.expect("logout");
+        });
+    }
+    let (run, took) = s.mirror(&["--parallel", "8"]);
+    eprintln!("pass after 1% new mail: {took:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(totals(&run)["copied"], total / 100 / 20 * 20);
+    assert_identical(&s, &[]);
+}
