@@ -105,7 +105,11 @@ for user in "${users[@]}"; do
     >>"$work/site.toml"
 done
 
-run_posta() { timed "$POSTA" --config "$work/site.toml" mirror --once --json; }
+# POSTA_ARGS: extra posta mirror flags (e.g. --parallel 8).
+run_posta() {
+  # shellcheck disable=SC2086
+  timed "$POSTA" --config "$work/site.toml" mirror --once --json ${POSTA_ARGS:-}
+}
 
 # One channel per account: far = mailserver1, near = mailserver2, pull only, folders created
 # and removed, expunges propagated, arrival dates kept.

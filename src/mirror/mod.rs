@@ -204,7 +204,20 @@ impl Pass<'_> {
             .ok_or_else(|| MirrorError::Refused(format!("no state for folder {name:?}")))
     }
 
+    /// The pass; when it fails, what it learned is saved all the same. The state in memory
+    /// is always true to save: a copy enters the map only once APPENDUID named it, and the
+    /// batch in flight stays recorded as pending.
     async fn run(&mut self) -> Result<()> {
+        let result = self.pass().await;
+        if result.is_err()
+            && let Err(e) = self.save()
+        {
+            tracing::warn!(account = %self.account.name, "after a failed pass: {e}");
+        }
+        result
+    }
+
+    async fn pass(&mut self) -> Result<()> {
         let mut src = connect(&self.account.source)
             .await
             .map_err(MirrorError::Source)?;
@@ -498,10 +511,10 @@ impl Pass<'_> {
                 .map_err(MirrorError::Dest)?;
             self.report.counts.flags_changed += uids.len();
         }
+        // Not saved on its own: the next save (a batch's pending record, or the pass's end)
+        // carries it, and a pass killed before that repeats these idempotent STOREs and
+        // EXPUNGEs from the old HIGHESTMODSEQ.
         self.state.folders.insert(m.name.clone(), fs.clone());
-        if !doomed.is_empty() || !by_flags.is_empty() {
-            self.save()?;
-        }
         // New messages.
         let new: Vec<u32> = changed
             .iter()
@@ -514,11 +527,18 @@ impl Pass<'_> {
         for batch in new.chunks(self.opts.batch.max(1)) {
             uidnext = self.copy_batch(src, dst, &m.name, batch, uidnext).await?;
         }
-        self.folder_mut(&m.name)?.highest_modseq = r.selected.highest_modseq;
-        self.save()
+        // Saved with the pass's end (or, if the pass fails, at once): killed before that, the
+        // next pass adopts the last batch by content and repeats the STOREs from the old
+        // HIGHESTMODSEQ, so no folder costs an fsync of its own.
+        let fs = self.folder_mut(&m.name)?;
+        fs.pending = None;
+        fs.highest_modseq = r.selected.highest_modseq;
+        Ok(())
     }
 
-    /// Copies one batch: the pending record first, then the APPENDs, then the map.
+    /// Copies one batch: the pending record first, then the APPENDs, then the map in memory.
+    /// The next save (the next batch's pending record, or the pass's end) makes the copies
+    /// durable; killed before it, the next pass adopts them by content.
     async fn copy_batch(
         &mut self,
         src: &mut ImapClient,
@@ -552,12 +572,8 @@ impl Pass<'_> {
             held_bytes += msg.body.len();
             held.push(msg);
         }
-        next = self
-            .append(dst, name, &target, validity, &mut held, next)
-            .await?;
-        self.folder_mut(name)?.pending = None;
-        self.save()?;
-        Ok(next)
+        self.append(dst, name, &target, validity, &mut held, next)
+            .await
     }
 
     /// APPENDs `held` (one message, or several in one MULTIAPPEND) and maps the copies.
