@@ -12,7 +12,7 @@ use crate::cli::WatchArgs;
 use crate::config::{self, Site};
 use crate::health::TlsPolicy;
 use crate::health::url::UrlDefaults;
-use crate::watch::daemon::{Daemon, Plan, VipWatch};
+use crate::watch::daemon::{Daemon, MirrorDuty, Plan, VipWatch};
 use crate::watch::policy::Tuning;
 use crate::watch::{DEFAULT_STATE_FILE, http};
 
@@ -175,5 +175,23 @@ fn plan(path: &Path, witness_only: bool) -> Result<Plan, String> {
                 mailserver1: site.primary.probe_target(),
                 rightful: config::this_host(&site) == Some(config::Role::Primary),
             }),
+        mirror: mirror_duty(&site)?,
     })
+}
+
+/// With `[mirror]` and accounts to mirror: the watch's mirror duty.
+fn mirror_duty(site: &Site) -> Result<Option<MirrorDuty>, String> {
+    if !site.mirror.enabled || (site.migrate.is_empty() && site.migrate_all.is_none()) {
+        return Ok(None);
+    }
+    let accounts = super::migrate::site_accounts(site)?;
+    Ok(Some(MirrorDuty {
+        interval: site.mirror.interval,
+        state_dir: site
+            .mirror
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::mirror::DEFAULT_STATE_DIR)),
+        accounts: accounts.into_iter().map(|a| a.user).collect(),
+    }))
 }
