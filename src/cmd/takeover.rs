@@ -9,7 +9,7 @@ use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::{DnsArgs, GarpMode, ModeArgs, TakeoverArgs, VipArgs};
 use crate::config::{self, Site, TakeoverMode};
 use crate::health::Scheme;
-use crate::takeover::action::{self, Common, DnsJob, DnsWhere, Outcome, VipJob};
+use crate::takeover::action::{self, Common, DnsJob, DnsWhere, MirrorView, Outcome, VipJob};
 use crate::takeover::dns::{self, Record};
 use crate::takeover::hooks::Hooks;
 use crate::takeover::state::{self, Action};
@@ -44,7 +44,7 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
             );
         }
     };
-    let outcome = match mode {
+    let mut outcome = match mode {
         ModeArgs::Vip(v) => {
             if v.reclaim && !failback {
                 return usage("--reclaim belongs to failback (run on mailserver1)");
@@ -53,7 +53,7 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
                 Ok(j) => j,
                 Err(e) => return usage(&e),
             };
-            let (outcome, announcement) = if failback && !v.reclaim {
+            let (mut outcome, announcement) = if failback && !v.reclaim {
                 action::vip_release(&job, &common).await
             } else {
                 let what = if failback {
@@ -63,6 +63,9 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
                 };
                 action::vip_take(&job, &common, what).await
             };
+            if !failback {
+                outcome.mirror = site.as_ref().map(mirror_view);
+            }
             show(&outcome, args.json);
             if let Some(a) = announcement {
                 if a.is_pending() {
@@ -87,8 +90,46 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
             action::dns_swap(&job, &common, what).await
         }
     };
+    if !failback {
+        outcome.mirror = site.as_ref().map(mirror_view);
+    }
     show(&outcome, args.json);
     code(&outcome)
+}
+
+/// What users find on mailserver2 after this takeover: no mirror without `[mirror]`, else
+/// fresh or stale by each account's last complete pass and `[mirror] max_lag`.
+fn mirror_view(site: &Site) -> MirrorView {
+    let Some(lags) = super::status::mirror_lags(site) else {
+        return MirrorView::None;
+    };
+    let now = crate::clock::unix_now();
+    let Ok(lags) = lags else {
+        return MirrorView::Stale {
+            last_pass: None,
+            lag_seconds: None,
+            accounts: Vec::new(),
+        };
+    };
+    let max = site.mirror.max_lag.as_secs();
+    let stale: Vec<String> = lags
+        .iter()
+        .filter(|l| l.stale(max) || l.error.is_some())
+        .map(|l| l.account.clone())
+        .collect();
+    let last_pass = crate::mirror::status::oldest_pass(&lags);
+    let lag_seconds = last_pass.map(|t| now.saturating_sub(t));
+    match (last_pass, lag_seconds) {
+        (Some(last_pass), Some(lag_seconds)) if stale.is_empty() => MirrorView::Fresh {
+            last_pass,
+            lag_seconds,
+        },
+        _ => MirrorView::Stale {
+            last_pass,
+            lag_seconds,
+            accounts: stale,
+        },
+    }
 }
 
 fn show(outcome: &Outcome, json: bool) {
