@@ -201,21 +201,28 @@ fn mirror_copies(site: &Site, accounts: &mut [Account]) -> Result<Option<std::fs
          that every mirror copy is known",
     )?;
     for a in accounts.iter_mut() {
-        match a.source.kind {
-            SourceKind::Imap => {}
+        if a.source.kind == SourceKind::Maildir {
             // The site file refuses [mirror] with a Maildir source.
-            SourceKind::Maildir => continue,
-            SourceKind::Pop3 => {
-                return Err(format!(
-                    "[mirror] is set but account {:?} is read over POP3, which cannot tell \
-                     mirror copies apart: list an imap or imaps service for the backup server",
-                    a.name
-                ));
-            }
+            continue;
         }
         let path = crate::mirror::state_path(&dir, &a.name);
         let state = crate::mirror::state::AccountState::load(&path).map_err(|e| e.to_string())?;
-        a.mirror_copies = Some(crate::mirror::status::copies(&state));
+        let copies = crate::mirror::status::copies(&state);
+        if a.source.kind == SourceKind::Pop3 {
+            // POP3 cannot tell the copies apart. A backup read over POP3 lists no IMAP
+            // service, so no mirror ran there, unless the state says otherwise.
+            if copies.folders.values().any(|(_, uids)| !uids.is_empty()) {
+                return Err(format!(
+                    "account {:?} is read over POP3, which cannot tell the mirror's copies on \
+                     mailserver2 apart ({} names some): list an imap or imaps service for the \
+                     backup server",
+                    a.name,
+                    path.display()
+                ));
+            }
+            continue;
+        }
+        a.mirror_copies = Some(copies);
     }
     Ok(Some(lock))
 }
