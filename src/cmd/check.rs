@@ -11,6 +11,7 @@ use crate::health::dns::DnsCheck;
 use crate::health::run::{self, Job};
 use crate::health::url::{self, UrlDefaults};
 use crate::health::{Account, ProbeReport, Status, Target, TlsPolicy, report};
+use crate::mirror::status::AccountLag;
 use crate::secret;
 
 /// Default per-probe limit for ad hoc URLs without a site file.
@@ -31,11 +32,12 @@ pub async fn execute(config: Option<PathBuf>, args: CheckArgs) -> u8 {
     } else {
         Output::Table
     };
-    let jobs = match plan(config, &args) {
-        Ok(jobs) => jobs,
+    let (jobs, mirror) = match plan(config, &args) {
+        Ok(planned) => planned,
         Err(e) => return unknown(output, &e),
     };
-    let reports = run::all(jobs).await;
+    let mut reports = run::all(jobs).await;
+    reports.extend(mirror);
     let text = match output {
         Output::Table => report::table(&reports),
         Output::Json => report::json(&reports),
@@ -66,8 +68,12 @@ fn unknown(output: Output, message: &str) -> u8 {
     Status::Unknown.exit_code()
 }
 
-/// Turns the arguments into jobs; any error means nothing is probed.
-fn plan(config: Option<PathBuf>, args: &CheckArgs) -> Result<Vec<Job>, String> {
+/// Turns the arguments into jobs, and with the backup among the roles and `[mirror]` in the
+/// site file the mirror's lag, read from its state; any error means nothing is probed.
+fn plan(
+    config: Option<PathBuf>,
+    args: &CheckArgs,
+) -> Result<(Vec<Job>, Option<ProbeReport>), String> {
     let roles: Vec<&str> = args
         .targets
         .iter()
@@ -126,6 +132,7 @@ fn plan(config: Option<PathBuf>, args: &CheckArgs) -> Result<Vec<Job>, String> {
     };
 
     let mut jobs = Vec::new();
+    let mut mirror = None;
     if let Some(site) = &site {
         let all = ["primary", "backup", "relay", "dns"];
         let wanted: Vec<&str> = if roles.is_empty() && urls.is_empty() {
@@ -138,6 +145,11 @@ fn plan(config: Option<PathBuf>, args: &CheckArgs) -> Result<Vec<Job>, String> {
         };
         for role in wanted {
             jobs.extend(role_jobs(site, role, &defaults)?);
+            if role == "backup"
+                && let Some(lags) = super::status::mirror_lags(site)
+            {
+                mirror = Some(mirror_report(&lags, site.mirror.max_lag));
+            }
         }
     }
     for u in urls {
@@ -145,7 +157,63 @@ fn plan(config: Option<PathBuf>, args: &CheckArgs) -> Result<Vec<Job>, String> {
             url::parse(u, &defaults).map_err(|e| e.to_string())?,
         ));
     }
-    Ok(jobs)
+    Ok((jobs, mirror))
+}
+
+/// `backup mirror`: WARNING when an account's last complete pass is older than `[mirror]
+/// max_lag` (or it never had one), UNKNOWN when the accounts or a state cannot be read.
+fn mirror_report(lags: &Result<Vec<AccountLag>, String>, max_lag: Duration) -> ProbeReport {
+    let started = std::time::Instant::now();
+    let (status, summary) = match lags {
+        Err(e) => (Status::Unknown, format!("cannot list the accounts: {e}")),
+        Ok(lags) => {
+            let limit = max_lag.as_secs();
+            let unreadable: Vec<&AccountLag> = lags.iter().filter(|l| l.error.is_some()).collect();
+            let stale: Vec<&AccountLag> = lags.iter().filter(|l| l.stale(limit)).collect();
+            let list = |v: &[&AccountLag]| {
+                v.iter()
+                    .map(|l| format!("{} {}", l.account, l.describe()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let max = config::format_duration(max_lag);
+            if !unreadable.is_empty() {
+                (
+                    Status::Unknown,
+                    format!("mirror state unreadable: {}", list(&unreadable)),
+                )
+            } else if !stale.is_empty() {
+                (
+                    Status::Warning,
+                    format!(
+                        "{} of {} accounts mirrored longer ago than max_lag {max}: {}",
+                        stale.len(),
+                        lags.len(),
+                        list(&stale)
+                    ),
+                )
+            } else {
+                let worst = lags.iter().filter_map(|l| l.lag_seconds).max().unwrap_or(0);
+                (
+                    Status::Ok,
+                    format!(
+                        "{} accounts mirrored, the oldest pass {worst}s ago (max_lag {max})",
+                        lags.len()
+                    ),
+                )
+            }
+        }
+    };
+    ProbeReport {
+        probe: "backup mirror".into(),
+        protocol: "mirror",
+        status,
+        latency: started.elapsed(),
+        summary,
+        steps: Vec::new(),
+        tls: None,
+        capabilities: Vec::new(),
+    }
 }
 
 fn load(config: Option<PathBuf>) -> Result<Site, String> {
@@ -248,5 +316,53 @@ fn dns_check(site: &Site, timeout: Duration) -> DnsCheck {
         server: site.dns.as_ref().map(|d| d.server),
         zone: site.dns.as_ref().map(|d| d.zone.clone()),
         timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::mirror_report;
+    use crate::health::Status;
+    use crate::mirror::status::AccountLag;
+
+    fn lag(account: &str, lag: Option<u64>) -> AccountLag {
+        AccountLag {
+            account: account.into(),
+            last_pass: lag.map(|l| 1000 - l),
+            lag_seconds: lag,
+            pending: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_mirror_warns_past_max_lag_and_names_the_late_accounts() {
+        let max = Duration::from_secs(180);
+        let fresh = mirror_report(&Ok(vec![lag("alice", Some(30))]), max);
+        assert_eq!(fresh.status, Status::Ok, "{}", fresh.summary);
+        assert_eq!(fresh.probe, "backup mirror");
+        let late = mirror_report(
+            &Ok(vec![
+                lag("alice", Some(30)),
+                lag("bob", Some(181)),
+                lag("carol", None),
+            ]),
+            max,
+        );
+        assert_eq!(late.status, Status::Warning);
+        assert_eq!(
+            late.summary,
+            "2 of 3 accounts mirrored longer ago than max_lag 3m: bob 3m1s, carol never"
+        );
+        let broken = AccountLag {
+            error: Some("damaged".into()),
+            ..lag("dave", None)
+        };
+        assert_eq!(
+            mirror_report(&Ok(vec![broken]), max).status,
+            Status::Unknown
+        );
     }
 }

@@ -37,7 +37,7 @@ pub async fn execute(config: Option<PathBuf>, args: MigrateArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    let (accounts, opts, coverage) = match planned {
+    let (accounts, opts, coverage, _mirror_lock) = match planned {
         Ok(p) => p,
         Err(e) => {
             eprintln!("posta migrate: {e}");
@@ -97,7 +97,14 @@ impl Coverage {
     }
 }
 
-type Plan = (Vec<Account>, Options, Option<Coverage>);
+/// The accounts, the options, what to check for coverage afterwards, and with `[mirror]` the
+/// mirror's lock, held for the whole run (see [`mirror_copies`]).
+type Plan = (
+    Vec<Account>,
+    Options,
+    Option<Coverage>,
+    Option<std::fs::File>,
+);
 
 fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
     if args.unseen && args.from.as_deref().is_some_and(|f| f.starts_with("pop3")) {
@@ -113,11 +120,12 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
         InboxVia::Deliver => InboxRoute::Deliver,
         InboxVia::Append => InboxRoute::Append,
     };
-    let (accounts, site_state, coverage) = match &args.from {
+    let (accounts, site_state, coverage, mirror_lock) = match &args.from {
         Some(from) => {
             let admins = Admins::new(args, None)?;
             (
                 vec![ad_hoc(from, args, &admins, &tls, &helo, inbox)?],
+                None,
                 None,
                 None,
             )
@@ -127,7 +135,8 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
             let site = config::load(&path).map_err(|e| e.to_string())?;
             let admins = Admins::new(args, Some(&site))?;
             let listed = site_accounts(&site)?;
-            let accounts = from_site(&site, &listed, args, &admins, &tls, &helo, inbox)?;
+            let mut accounts = from_site(&site, &listed, args, &admins, &tls, &helo, inbox)?;
+            let mirror_lock = mirror_copies(&site, &mut accounts)?;
             // Every account of the site file covers its mailbox, also those --account left
             // out of this run: they are the operator's choice, not forgotten mail. With
             // accounts = "all" every Maildir is covered when the run starts; one made during
@@ -140,7 +149,12 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
                     maildir,
                     covered: listed.iter().map(|a| a.user.clone()).collect(),
                 });
-            (accounts, site.migrate_state_dir.clone(), coverage)
+            (
+                accounts,
+                site.migrate_state_dir.clone(),
+                coverage,
+                mirror_lock,
+            )
         }
     };
     let opts = Options {
@@ -165,7 +179,52 @@ fn plan(config: Option<PathBuf>, args: &MigrateArgs) -> Result<Plan, String> {
             UnknownVia::Resend => UnknownPolicy::Resend,
         },
     };
-    Ok((accounts, opts, coverage))
+    Ok((accounts, opts, coverage, mirror_lock))
+}
+
+/// With `[mirror]`: the mirror's copies on mailserver2, for each account read over IMAP, so
+/// the run leaves them in place (mailserver1 holds the originals). The mirror's lock is taken
+/// first and held for the whole run: copies a pass made meanwhile would not be in the map
+/// read here, and would be sent back as duplicates.
+fn mirror_copies(site: &Site, accounts: &mut [Account]) -> Result<Option<std::fs::File>, String> {
+    if !site.mirror.enabled {
+        return Ok(None);
+    }
+    let dir = site
+        .mirror
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::mirror::DEFAULT_STATE_DIR));
+    let lock = super::exclusive_lock(
+        &dir.join("lock"),
+        "a posta mirror pass is running; mailserver2's mailboxes are read once it ends, so \
+         that every mirror copy is known",
+    )?;
+    for a in accounts.iter_mut() {
+        if a.source.kind == SourceKind::Maildir {
+            // The site file refuses [mirror] with a Maildir source.
+            continue;
+        }
+        let path = crate::mirror::state_path(&dir, &a.name);
+        let state = crate::mirror::state::AccountState::load(&path).map_err(|e| e.to_string())?;
+        let copies = crate::mirror::status::copies(&state);
+        if a.source.kind == SourceKind::Pop3 {
+            // POP3 cannot tell the copies apart. A backup read over POP3 lists no IMAP
+            // service, so no mirror ran there, unless the state says otherwise.
+            if copies.folders.values().any(|(_, uids)| !uids.is_empty()) {
+                return Err(format!(
+                    "account {:?} is read over POP3, which cannot tell the mirror's copies on \
+                     mailserver2 apart ({} names some): list an imap or imaps service for the \
+                     backup server",
+                    a.name,
+                    path.display()
+                ));
+            }
+            continue;
+        }
+        a.mirror_copies = Some(copies);
+    }
+    Ok(Some(lock))
 }
 
 pub(super) fn read_secret(path: &Path) -> Result<Secret, String> {
@@ -327,6 +386,7 @@ fn ad_hoc(
         dest_imap,
         dest_maildir,
         inbox,
+        mirror_copies: None,
     })
 }
 
@@ -671,6 +731,7 @@ fn from_site(
             dest_imap,
             dest_maildir,
             inbox,
+            mirror_copies: None,
         });
     }
     Ok(accounts)

@@ -8,6 +8,7 @@ use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::StatusArgs;
 use crate::clock::unix_now;
 use crate::config::Role;
+use crate::mirror::status::{self, AccountLag};
 use crate::takeover::action::resolvers_may_hold;
 use crate::takeover::state::State;
 use crate::takeover::vip::{Holders, ProbeSettings};
@@ -59,6 +60,7 @@ fn watch_lines(w: &Snapshot, path: &std::path::Path, alive: bool, now: u64) -> S
         ));
     }
     out.push_str(&sweep_line(w, now));
+    out.push_str(&mirror_pass_line(w, now));
     out.push('\n');
     out
 }
@@ -79,6 +81,29 @@ fn sweep_line(w: &Snapshot, now: u64) -> String {
         ),
     };
     format!("  sweep: every {every:.0}s while healthy; last {last}\n")
+}
+
+/// The watch's mirror duty: how often, and how the last pass went (nothing without
+/// `[mirror]`).
+fn mirror_pass_line(w: &Snapshot, now: u64) -> String {
+    let Some(every) = w.mirror_interval_seconds else {
+        return String::new();
+    };
+    let last = match &w.last_mirror {
+        None => "none yet".into(),
+        Some(s) => format!(
+            "{} {}s ago, took {:.1}s{}",
+            if s.ok { "ok" } else { "FAILED" },
+            now.saturating_sub(s.at as u64),
+            s.seconds,
+            if s.ok {
+                String::new()
+            } else {
+                format!(": {}", s.detail)
+            }
+        ),
+    };
+    format!("  mirror: a pass every {every:.0}s while healthy; last {last}\n")
 }
 
 /// What waits here for mailserver1, one line per place.
@@ -140,6 +165,51 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// With `[mirror]` in the site file: each account's mirror lag, from the mirror's state files
+/// (None without `[mirror]`; an error when the accounts cannot be listed).
+pub(super) fn mirror_lags(site: &crate::config::Site) -> Option<Result<Vec<AccountLag>, String>> {
+    if !site.mirror.enabled {
+        return None;
+    }
+    let dir = site
+        .mirror
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::mirror::DEFAULT_STATE_DIR));
+    Some(super::migrate::site_accounts(site).map(|accounts| {
+        let names: Vec<String> = accounts.into_iter().map(|a| a.user).collect();
+        status::lags(&dir, &names, unix_now())
+    }))
+}
+
+/// The mirror: one line per account with its lag, flagged past `max_lag` seconds.
+fn mirror_lines(lags: &Result<Vec<AccountLag>, String>, max_lag: u64) -> String {
+    let lags = match lags {
+        Ok(l) => l,
+        Err(e) => return format!("mirror: cannot list the accounts: {e}\n"),
+    };
+    let stale = lags.iter().filter(|l| l.stale(max_lag)).count();
+    let mut out = format!(
+        "mirror: {} accounts, {stale} older than max_lag ({max_lag}s)\n",
+        lags.len()
+    );
+    for l in lags {
+        let mut line = format!("  {}: lag {}", l.account, l.describe());
+        if l.pending > 0 {
+            line.push_str(&format!(
+                ", {} messages of an interrupted batch pending",
+                l.pending
+            ));
+        }
+        if l.stale(max_lag) {
+            line.push_str(" (STALE)");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 /// Events shown in the table (the JSON has the whole history).
 const RECENT: usize = 10;
 
@@ -181,6 +251,9 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         _ => None,
     };
     let me = site.as_ref().and_then(crate::config::this_host);
+    let mirror = site
+        .as_ref()
+        .and_then(|s| Some((mirror_lags(s)?, s.mirror.max_lag.as_secs())));
     let state = match State::load(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -216,6 +289,13 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
                 };
                 obj.insert("vip_holders".into(), v);
             }
+            if let Some((lags, max_lag)) = &mirror {
+                let v = match lags {
+                    Ok(l) => serde_json::json!({ "max_lag_seconds": max_lag, "accounts": l }),
+                    Err(e) => serde_json::json!({ "error": e }),
+                };
+                obj.insert("mirror".into(), v);
+            }
         }
         match serde_json::to_string_pretty(&both) {
             Ok(j) => print(&format!("{j}\n")),
@@ -232,6 +312,9 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
     }
     if let Some(w) = &waiting {
         out.push_str(&waiting_lines(w, unix_now()));
+    }
+    if let Some((lags, max_lag)) = &mirror {
+        out.push_str(&mirror_lines(lags, *max_lag));
     }
     if let Some(h) = &holders {
         out.push_str(&holders_line(h, me));
@@ -362,6 +445,33 @@ mod tests {
     }
 
     #[test]
+    fn each_mirrored_account_shows_its_lag_and_stale_ones_are_flagged() {
+        use crate::mirror::status::AccountLag;
+        let lag = |account: &str, lag: Option<u64>, pending| AccountLag {
+            account: account.into(),
+            last_pass: lag.map(|l| 1000 - l),
+            lag_seconds: lag,
+            pending,
+            error: None,
+        };
+        let lines = super::mirror_lines(
+            &Ok(vec![
+                lag("alice", Some(12), 0),
+                lag("bob", Some(400), 3),
+                lag("carol", None, 0),
+            ]),
+            180,
+        );
+        assert_eq!(
+            lines,
+            "mirror: 3 accounts, 2 older than max_lag (180s)\n\
+             \x20 alice: lag 12s\n\
+             \x20 bob: lag 6m40s, 3 messages of an interrupted batch pending (STALE)\n\
+             \x20 carol: lag never (STALE)\n"
+        );
+    }
+
+    #[test]
     fn the_last_sweep_and_what_waits_are_shown() {
         use crate::watch::snapshot::SweepRecord;
         use crate::watch::waiting::{Pile, Waiting};
@@ -375,6 +485,22 @@ mod tests {
             }),
             ..Snapshot::default()
         };
+        assert_eq!(super::mirror_pass_line(&w, 1030), "", "no [mirror]");
+        let mirrored = Snapshot {
+            mirror_interval_seconds: Some(3.0),
+            last_mirror: Some(SweepRecord {
+                at: 1020.0,
+                seconds: 0.5,
+                ok: false,
+                detail: "mailserver1: connection refused".into(),
+            }),
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            super::mirror_pass_line(&mirrored, 1030),
+            "  mirror: a pass every 3s while healthy; last FAILED 10s ago, took 0.5s: \
+             mailserver1: connection refused\n"
+        );
         assert_eq!(
             super::sweep_line(&w, 1030),
             "  sweep: every 60s while healthy; last FAILED 30s ago, took 2.2s: \

@@ -9,7 +9,7 @@ use super::{EXIT_FAILURE, EXIT_USAGE, print};
 use crate::cli::{DnsArgs, GarpMode, ModeArgs, TakeoverArgs, VipArgs};
 use crate::config::{self, Site, TakeoverMode};
 use crate::health::Scheme;
-use crate::takeover::action::{self, Common, DnsJob, DnsWhere, Outcome, VipJob};
+use crate::takeover::action::{self, Common, DnsJob, DnsWhere, MirrorView, Outcome, VipJob};
 use crate::takeover::dns::{self, Record};
 use crate::takeover::hooks::Hooks;
 use crate::takeover::state::{self, Action};
@@ -63,6 +63,9 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
                 };
                 action::vip_take(&job, &common, what).await
             };
+            if !failback {
+                outcome.mirror = site.as_ref().map(mirror_view);
+            }
             notices(site.as_ref(), &common, &mut outcome).await;
             show(&outcome, args.json);
             if let Some(a) = announcement {
@@ -88,6 +91,9 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
             action::dns_swap(&job, &common, what).await
         }
     };
+    if !failback {
+        outcome.mirror = site.as_ref().map(mirror_view);
+    }
     notices(site.as_ref(), &common, &mut outcome).await;
     show(&outcome, args.json);
     code(&outcome)
@@ -109,6 +115,41 @@ async fn notices(site: Option<&Site>, common: &Common, outcome: &mut Outcome) {
     .await;
     if let Some(summary) = summary {
         outcome.add_notices(summary);
+    }
+}
+
+/// What users find on mailserver2 after this takeover: no mirror without `[mirror]`, else
+/// fresh or stale by each account's last complete pass and `[mirror] max_lag`.
+fn mirror_view(site: &Site) -> MirrorView {
+    let Some(lags) = super::status::mirror_lags(site) else {
+        return MirrorView::None;
+    };
+    let now = crate::clock::unix_now();
+    let Ok(lags) = lags else {
+        return MirrorView::Stale {
+            last_pass: None,
+            lag_seconds: None,
+            accounts: Vec::new(),
+        };
+    };
+    let max = site.mirror.max_lag.as_secs();
+    let stale: Vec<String> = lags
+        .iter()
+        .filter(|l| l.stale(max) || l.error.is_some())
+        .map(|l| l.account.clone())
+        .collect();
+    let last_pass = crate::mirror::status::oldest_pass(&lags);
+    let lag_seconds = last_pass.map(|t| now.saturating_sub(t));
+    match (last_pass, lag_seconds) {
+        (Some(last_pass), Some(lag_seconds)) if stale.is_empty() => MirrorView::Fresh {
+            last_pass,
+            lag_seconds,
+        },
+        _ => MirrorView::Stale {
+            last_pass,
+            lag_seconds,
+            accounts: stale,
+        },
     }
 }
 

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{EXIT_FAILURE, EXIT_USAGE};
 use crate::cli::WatchArgs;
 use crate::config::{self, Site};
 use crate::health::TlsPolicy;
 use crate::health::url::UrlDefaults;
-use crate::watch::daemon::{Daemon, Plan, VipWatch};
+use crate::watch::daemon::{Daemon, MirrorDuty, Plan, VipWatch};
 use crate::watch::policy::Tuning;
 use crate::watch::{DEFAULT_STATE_FILE, http};
 
@@ -175,5 +175,27 @@ fn plan(path: &Path, witness_only: bool) -> Result<Plan, String> {
                 mailserver1: site.primary.probe_target(),
                 rightful: config::this_host(&site) == Some(config::Role::Primary),
             }),
+        mirror: mirror_duty(&site),
+    })
+}
+
+/// With `[mirror]` and accounts to mirror: the watch's mirror duty.
+fn mirror_duty(site: &Site) -> Option<MirrorDuty> {
+    if !site.mirror.enabled || (site.migrate.is_empty() && site.migrate_all.is_none()) {
+        return None;
+    }
+    // The accounts only name the lags shown: the passes run whatever this says.
+    let accounts = super::migrate::site_accounts(site).unwrap_or_else(|e| {
+        warn!("the mirror's lag per account is not shown: {e}");
+        Vec::new()
+    });
+    Some(MirrorDuty {
+        interval: site.mirror.interval,
+        state_dir: site
+            .mirror
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::mirror::DEFAULT_STATE_DIR)),
+        accounts: accounts.into_iter().map(|a| a.user).collect(),
     })
 }

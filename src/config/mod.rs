@@ -157,6 +157,13 @@ pub struct MirrorSettings {
     pub interval: Duration,
     /// The per-account state files [default: /var/lib/posta/mirror].
     pub state_dir: Option<PathBuf>,
+    /// Whether the site file has `[mirror]`: only then does a mirror count as existing (the
+    /// watch's mirror duty, the sweep leaving mirror copies in place, the lag checks).
+    pub enabled: bool,
+    /// Lag (time since an account's last complete pass) past which `posta check backup`
+    /// warns [default: 3 × interval].
+    #[serde(serialize_with = "serialize_duration")]
+    pub max_lag: Duration,
 }
 
 /// Mail that reaches mailserver1 is on mailserver2 within this long (issue 17's default): a
@@ -168,6 +175,8 @@ impl Default for MirrorSettings {
         MirrorSettings {
             interval: DEFAULT_MIRROR_INTERVAL,
             state_dir: None,
+            enabled: false,
+            max_lag: DEFAULT_MIRROR_INTERVAL * 3,
         }
     }
 }

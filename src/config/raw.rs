@@ -84,6 +84,7 @@ pub struct RawNotifyTemplates {
 pub struct RawMirror {
     pub interval: Option<Field<String>>,
     pub state_dir: Option<Field<String>>,
+    pub max_lag: Option<Field<String>>,
 }
 
 /// `[watch]`: what `posta watch` may do by itself, who else must agree, where it reports.

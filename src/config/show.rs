@@ -134,10 +134,14 @@ pub fn to_site_file(site: &Site) -> String {
     if let Some(n) = &site.notify {
         top.insert("notify".into(), notify(n).into());
     }
-    let mut mirror = Table::new();
-    mirror.insert("interval".into(), duration(site.mirror.interval));
-    put_path(&mut mirror, "state_dir", site.mirror.state_dir.as_deref());
-    top.insert("mirror".into(), mirror.into());
+    // Without [mirror] there is no mirror: showing the defaults would turn one on.
+    if site.mirror.enabled {
+        let mut mirror = Table::new();
+        mirror.insert("interval".into(), duration(site.mirror.interval));
+        put_path(&mut mirror, "state_dir", site.mirror.state_dir.as_deref());
+        mirror.insert("max_lag".into(), duration(site.mirror.max_lag));
+        top.insert("mirror".into(), mirror.into());
+    }
     // A table of strings, numbers and arrays always serializes; an empty string would only
     // hide a bug, so say so in the output instead.
     toml::to_string_pretty(&top).unwrap_or_else(|e| format!("# cannot write the site: {e}\n"))

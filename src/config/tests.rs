@@ -385,6 +385,28 @@ fn the_mirror_section_states_the_defaults_and_a_bad_interval_is_located() {
         assert!(found[0].message.starts_with("`interval`: "), "{found:?}");
         assert!(found[0].line > 0, "{found:?}");
     }
+    assert!(example.mirror.enabled);
+    assert_eq!(
+        site.mirror.max_lag,
+        Duration::from_secs(900),
+        "3 x interval"
+    );
+    let lag = |value: &str| text.replace("# max_lag = \"3m\"", value);
+    let site = parse(&path, &lag("max_lag = \"10m\"")).unwrap();
+    assert_eq!(site.mirror.max_lag, Duration::from_secs(600));
+    for (bad, says) in [
+        ("max_lag = \"0\"", "`max_lag`: "),
+        ("max_lag = \"30s\"", "`max_lag` is shorter than `interval`"),
+    ] {
+        let found = problems(&path, &lag(bad));
+        assert!(found[0].message.starts_with(says), "{found:?}");
+        assert!(found[0].line > 0 && found[0].column > 0, "{found:?}");
+    }
+    let minimal = parse(&path, &text[..text.find("[mirror]\n").unwrap()]);
+    assert!(
+        minimal.is_ok_and(|s| !s.mirror.enabled),
+        "without [mirror] no mirror counts as existing"
+    );
 }
 
 #[test]
@@ -610,6 +632,19 @@ fn a_maildir_source_needs_no_password_and_needs_mta_maildir() {
     let maildir = text
         .replace(&alice_pw, "")
         .replace("# source = \"maildir\"\n", "source = \"maildir\"\n");
+    // [mirror] refuses a Maildir source (the_mirror_refuses_a_maildir_source).
+    let start = maildir.find("[mirror]\n").unwrap();
+    let end = start + maildir[start..].find("\n\n").unwrap();
+    let mirrored = maildir.clone();
+    let maildir = format!("{}{}", &maildir[..start], &maildir[end + 2..]);
+    let found = problems(&path, &mirrored);
+    assert!(
+        found.len() == 1
+            && found[0]
+                .message
+                .starts_with("[mirror] needs `[migrate] source = \"server\"`"),
+        "{found:?}"
+    );
     let site = parse(&path, &maildir).unwrap();
     assert_eq!(site.migrate_source, super::MigrateSource::Maildir);
     assert_eq!(site.migrate[0].password_file, None);

@@ -123,6 +123,9 @@ pub fn site_file(dir: &Path, lan: &Addresses, pace: Pace) -> Result<String, Dril
         .remove("tls.ca_file")?
         .set("watch.state_file", d("watch.json"))?
         .set("migrate.state_dir", d("migrate"))?
+        // The drill's mailserver1 is a posta mta with no IMAP, and its mailserver2 is read
+        // over POP3: there is nothing to mirror, and a mirror could not be told apart there.
+        .remove("mirror")?
         .set("migrate.accounts.0.user", "ana")?
         .set("migrate.accounts.0.password_file", d("ana.password"))?
         .set("migrate.accounts.0.deliver_to", format!("ana@{DOMAIN}"))?

@@ -232,7 +232,13 @@ async fn folder(
     let mut earlier = Vec::new();
     let mut doubt = Vec::new();
     let mut send_bytes = 0u64;
+    let copies = ctx.account.mirror_copies.as_ref();
     for &(uid, size) in &metas {
+        if copies.is_some_and(|c| c.is_copy(&mailbox.raw_name, selected.uidvalidity, uid)) {
+            // mailserver1 holds the original: sending the copy back would double it.
+            report.mirror_copies += 1;
+            continue;
+        }
         report.source_messages += 1;
         report.source_bytes += size;
         match ctx.journal.get(&key(uid)).map(|e| e.step) {

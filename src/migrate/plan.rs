@@ -1,6 +1,7 @@
 //! What a migration is asked to do: accounts (a source mailbox, where its mail goes) and the
 //! options that apply to all of them. Built by `cmd::migrate` from the site file or from URLs.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -91,6 +92,41 @@ pub struct Account {
     /// tracking id to settle unknown outcomes and for the read-back, without any login.
     pub dest_maildir: Option<PathBuf>,
     pub inbox: InboxRoute,
+    /// The messages on mailserver2 that `posta mirror` put there (with `[mirror]` in the site
+    /// file; an IMAP source only): copies of what mailserver1 holds, left in place.
+    pub mirror_copies: Option<MirrorCopies>,
+}
+
+/// The mirror's copies in one account on mailserver2, by folder wire name: the folder's
+/// UIDVALIDITY as the mirror recorded it, and the UIDs of the copies. Under another
+/// UIDVALIDITY the UIDs name other messages, so none counts as a copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorCopies {
+    pub folders: HashMap<String, (u32, HashSet<u32>)>,
+    /// Folders with a batch of APPENDs whose state write may not have happened: every UID at
+    /// or above this one may be a copy the map does not show yet.
+    pub pending_from: HashMap<String, u32>,
+}
+impl MirrorCopies {
+    /// The mirror's copies in `folder` as selected under `uidvalidity`.
+    pub fn in_folder(&self, folder: &str, uidvalidity: u32) -> Option<&HashSet<u32>> {
+        self.folders
+            .get(folder)
+            .filter(|(v, _)| *v == uidvalidity)
+            .map(|(_, uids)| uids)
+    }
+
+    /// Whether UID `uid` of `folder`, selected under `uidvalidity`, is (or may be) the
+    /// mirror's copy.
+    pub fn is_copy(&self, folder: &str, uidvalidity: u32, uid: u32) -> bool {
+        self.in_folder(folder, uidvalidity).is_some_and(|uids| {
+            uids.contains(&uid)
+                || self
+                    .pending_from
+                    .get(folder)
+                    .is_some_and(|&from| uid >= from)
+        })
+    }
 }
 
 impl Account {

@@ -57,6 +57,8 @@ pub struct FolderReport {
     pub duplicated: Vec<Problem>,
     /// Not part of this migration, and why (e.g. marked \Deleted, no IMAP login for folders).
     pub skipped: Vec<Problem>,
+    /// Copies `posta mirror` made of mailserver1's messages: left in place, never sent back.
+    pub mirror_copies: usize,
     /// The destination folder on the wire (INBOX for SMTP/LMTP), for the read-back.
     #[serde(skip)]
     pub dest_folder: String,
@@ -309,6 +311,13 @@ impl RunReport {
         }
         for a in &self.accounts {
             for f in &a.folders {
+                if f.mirror_copies > 0 {
+                    let _ = writeln!(
+                        out,
+                        "{} {}: {} mirror copies, left in place",
+                        a.account, f.folder, f.mirror_copies
+                    );
+                }
                 let groups = [
                     ("quarantined", &f.quarantined),
                     ("left on source", &f.left),

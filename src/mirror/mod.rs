@@ -22,6 +22,7 @@
 
 pub mod report;
 pub mod state;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -67,6 +67,18 @@ pub struct Plan {
     pub witness_only: bool,
     /// Mode "vip": whose answers for the address to count each round.
     pub vip: Option<VipWatch>,
+    /// With `[mirror]` (and accounts): a mirror pass every interval while healthy.
+    pub mirror: Option<MirrorDuty>,
+}
+
+/// The watch's mirror duty on mailserver2: `posta mirror --once` every interval while
+/// mailserver1 is healthy and nothing is taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorDuty {
+    pub interval: Duration,
+    /// Where `posta mirror` keeps its state: each account's lag is read there after a pass.
+    pub state_dir: PathBuf,
+    pub accounts: Vec<String>,
 }
 
 /// What the watch needs to find who answers for the VIP.
@@ -123,6 +135,12 @@ pub struct Daemon {
     last_up: Option<bool>,
     /// The migration in flight (a sweep, or bringing the mail home after a failback), if any.
     sweep: Option<(Run, JoinHandle<SweepRecord>)>,
+    /// The mirror pass in flight, if any. A sweep and a mirror pass never run at once (the
+    /// sweep reads the mirror's map under its lock): one that comes due meanwhile is owed, and
+    /// starts when the other ends.
+    mirror: Option<JoinHandle<SweepRecord>>,
+    sweep_owed: bool,
+    mirror_owed: bool,
     /// What was last said about who answers for the VIP ([`holder::Verdict::key`], or the
     /// probe's error): said again only when it changes.
     holders_said: Option<String>,
@@ -164,6 +182,9 @@ impl Daemon {
             last_failure: String::new(),
             last_up: None,
             sweep: None,
+            mirror: None,
+            sweep_owed: false,
+            mirror_owed: false,
             holders_said: None,
             primary,
         }
@@ -181,6 +202,7 @@ impl Daemon {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_dog = Instant::now();
         let mut sweeps = self.sweep_timer();
+        let mut mirrors = self.mirror_timer();
         loop {
             // While down, wake exactly when the grace ends rather than at the next round.
             let grace = self
@@ -208,9 +230,25 @@ impl Daemon {
                     }
                     let resweep = (plan.sweep_interval, plan.migrate)
                         != (self.plan.sweep_interval, self.plan.migrate);
+                    let remirror = plan.mirror != self.plan.mirror;
                     self.plan = plan;
                     if resweep {
                         sweeps = self.sweep_timer();
+                    }
+                    if remirror {
+                        mirrors = self.mirror_timer();
+                    }
+                    continue;
+                }
+                _ = async { mirrors.as_mut()?.tick().await; Some(()) }, if mirrors.is_some() => {
+                    self.mirror_due();
+                    continue;
+                }
+                ended = async { self.mirror.as_mut()?.await.ok() }, if self.mirror.is_some() => {
+                    self.mirror = None;
+                    match ended {
+                        Some(record) => self.mirrored(record).await,
+                        None => error!("the mirror task failed"),
                     }
                     continue;
                 }
@@ -240,6 +278,7 @@ impl Daemon {
             }
         }
         sdnotify::notify("STOPPING=1");
+        self.stop_mirror("stopping").await;
         self.finish_sweep("stopping").await;
         info!("posta watch stopped");
     }
@@ -270,6 +309,99 @@ impl Daemon {
         Some(t)
     }
 
+    /// The mirror's timer, the first tick one interval from now; `None` (said once, here)
+    /// without `[mirror]`, on mailserver1 and for a witness.
+    fn mirror_timer(&self) -> Option<Interval> {
+        if self.plan.witness_only || self.primary.is_some() {
+            return None;
+        }
+        let duty = self.plan.mirror.as_ref()?;
+        info!(every = ?duty.interval, "mirroring mailserver1 while healthy");
+        let mut t =
+            tokio::time::interval_at(tokio::time::Instant::now() + duty.interval, duty.interval);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Some(t)
+    }
+
+    /// Whether a mirror pass may run: mailserver1 seen up in the last round and nothing taken
+    /// over (after a takeover mailserver1's address may answer here).
+    fn may_mirror(&self) -> bool {
+        self.last_up == Some(true) && self.policy.state == State::Healthy
+    }
+
+    /// A mirror pass is due: started now, owed while a sweep runs, skipped unless healthy.
+    fn mirror_due(&mut self) {
+        if !self.may_mirror() || self.mirror.is_some() {
+            return;
+        }
+        if self.sweep.is_some() {
+            self.mirror_owed = true;
+            return;
+        }
+        self.start_mirror();
+    }
+
+    fn start_mirror(&mut self) {
+        self.mirror_owed = false;
+        let (exe, config) = (self.plan.exe.clone(), self.plan.config.clone());
+        self.mirror = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            let (ok, detail) = posta(&exe, &config, &["mirror", "--once"]).await;
+            SweepRecord {
+                at: epoch_now(),
+                seconds: started.elapsed().as_secs_f64(),
+                ok,
+                detail,
+            }
+        }));
+    }
+
+    /// Stops the mirror pass in flight before `why` (a takeover, a failback, bringing the
+    /// mail home, stopping): a pass is safe to kill at any moment (the next one adopts what
+    /// it copied), and one running while mailserver1's address moves could read this host.
+    async fn stop_mirror(&mut self, why: &str) {
+        self.mirror_owed = false;
+        let Some(handle) = self.mirror.take() else {
+            return;
+        };
+        handle.abort();
+        let _ = handle.await;
+        info!("mirror pass stopped before {why}; the next pass resumes where it was");
+    }
+
+    /// Records a finished mirror pass: its outcome, each account's lag, and a sweep owed.
+    /// A failed pass is a warning, never a reason for takeover: the next interval tries again.
+    async fn mirrored(&mut self, record: SweepRecord) {
+        if record.ok {
+            info!(seconds = record.seconds, "mirror pass done");
+        } else {
+            warn!(
+                seconds = record.seconds,
+                why = %record.detail,
+                "mirror pass failed; the next interval tries again"
+            );
+        }
+        let lags = match self.plan.mirror.clone() {
+            Some(d) => tokio::task::spawn_blocking(move || {
+                crate::mirror::status::lags(&d.state_dir, &d.accounts, unix_now())
+            })
+            .await
+            .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if let Ok(mut s) = self.snapshot.write() {
+            s.mirrors_total += 1;
+            s.mirrors_failed_total += u64::from(!record.ok);
+            s.last_mirror = Some(record);
+            s.mirror_accounts = lags;
+        }
+        self.publish();
+        if self.sweep_owed && self.last_up == Some(true) && self.policy.state == State::Healthy {
+            self.sweep_owed = false;
+            self.start_sweep(Run::Sweep);
+        }
+    }
+
     /// How long a sweep or bringing the mail home retries temporary failures: one sweep
     /// interval (or [`HOME_RETRY`] when the watch never sweeps), not migrate's default ten
     /// minutes. The next sweep retries anyway, and a migration caught by the primary's failure
@@ -285,6 +417,13 @@ impl Daemon {
             info!("{} still runs: this one is skipped", running.name());
             return;
         }
+        if self.mirror.is_some() {
+            // Only a sweep can come here: bringing the mail home stops the mirror first.
+            info!("a mirror pass runs: the sweep starts when it ends");
+            self.sweep_owed = true;
+            return;
+        }
+        self.sweep_owed = false;
         let (exe, config) = (self.plan.exe.clone(), self.plan.config.clone());
         let retry_for = crate::config::format_duration(self.retry_for());
         let handle = tokio::spawn(async move {
@@ -356,6 +495,9 @@ impl Daemon {
             }
         }
         self.publish();
+        if self.mirror_owed {
+            self.mirror_due();
+        }
     }
 
     /// What waits on this host, counted off the runtime; `None` without Maildirs or queue.
@@ -421,6 +563,13 @@ impl Daemon {
                 .sweep_interval
                 .filter(|_| sweeping)
                 .map(|d| d.as_secs_f64());
+            let mirroring = !self.plan.witness_only && self.primary.is_none();
+            s.mirror_interval_seconds = self
+                .plan
+                .mirror
+                .as_ref()
+                .filter(|_| mirroring)
+                .map(|d| d.interval.as_secs_f64());
             s.probes = reports
                 .iter()
                 .map(|r| ProbeResult {
@@ -696,12 +845,13 @@ impl Daemon {
             action,
             Action::Takeover | Action::Failback | Action::BringMailHome
         ) {
-            self.finish_sweep(match action {
+            let why = match action {
                 Action::Takeover => "the takeover",
                 Action::Failback => "the failback",
                 _ => "bringing the mail home",
-            })
-            .await;
+            };
+            self.stop_mirror(why).await;
+            self.finish_sweep(why).await;
         }
         match action {
             Action::AskWitnesses => {
@@ -944,6 +1094,7 @@ mod tests {
             maildir: None,
             witness_only: false,
             vip: None,
+            mirror: None,
         };
         Daemon::new(plan, dir.join("watch.json"))
     }

@@ -100,6 +100,19 @@ pub struct Snapshot {
     /// Why the last holder probe failed, when it did.
     #[serde(default)]
     pub vip_holders_error: Option<String>,
+    /// How often a healthy watch runs a mirror pass; `None`: never (no `[mirror]`).
+    #[serde(default)]
+    pub mirror_interval_seconds: Option<f64>,
+    /// The last mirror pass's outcome (`posta mirror --once`).
+    #[serde(default)]
+    pub last_mirror: Option<SweepRecord>,
+    #[serde(default)]
+    pub mirrors_total: u64,
+    #[serde(default)]
+    pub mirrors_failed_total: u64,
+    /// Each account's mirror as its state showed after the last pass.
+    #[serde(default)]
+    pub mirror_accounts: Vec<crate::mirror::status::AccountLag>,
 }
 
 /// One sweep: a `posta migrate` run while the primary was healthy.
@@ -214,6 +227,7 @@ impl Snapshot {
             vec![(String::new(), self.updated as f64)],
         );
         self.sweep_metrics(&mut gauge);
+        self.mirror_metrics(&mut gauge);
         self.holder_metrics(&mut gauge);
         if let Some(q) = self.queue_depth {
             gauge(
@@ -250,6 +264,62 @@ impl Snapshot {
                         format!("{{who=\"{}\"}}", w.name()),
                         f64::from(u8::from(h.is_some_and(|h| h.who == *w))),
                     )
+                })
+                .collect(),
+        );
+    }
+
+    /// The watch's mirror passes and each account's lag (only with `[mirror]`). An account
+    /// that never completed a pass has no timestamp and an infinite lag.
+    fn mirror_metrics(&self, gauge: &mut impl FnMut(&str, &str, &str, Vec<(String, f64)>)) {
+        let Some(every) = self.mirror_interval_seconds else {
+            return;
+        };
+        gauge(
+            "posta_watch_mirror_interval_seconds",
+            "How often a healthy watch runs a mirror pass",
+            "gauge",
+            vec![(String::new(), every)],
+        );
+        gauge(
+            "posta_watch_mirror_passes_total",
+            "Mirror passes run since the daemon started, by result",
+            "counter",
+            vec![
+                (
+                    "{result=\"ok\"}".into(),
+                    (self.mirrors_total - self.mirrors_failed_total.min(self.mirrors_total)) as f64,
+                ),
+                (
+                    "{result=\"failed\"}".into(),
+                    self.mirrors_failed_total as f64,
+                ),
+            ],
+        );
+        let label = |a: &str| format!("{{account=\"{}\"}}", label_value(a));
+        gauge(
+            "posta_mirror_last_pass_timestamp_seconds",
+            "When the account's last complete mirror pass ended",
+            "gauge",
+            self.mirror_accounts
+                .iter()
+                .filter_map(|a| Some((label(&a.account), a.last_pass? as f64)))
+                .collect(),
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        gauge(
+            "posta_mirror_lag_seconds",
+            "Time since the account's last complete mirror pass (+Inf: never)",
+            "gauge",
+            self.mirror_accounts
+                .iter()
+                .map(|a| {
+                    let lag = a
+                        .last_pass
+                        .map_or(f64::INFINITY, |t| now.saturating_sub(t) as f64);
+                    (label(&a.account), lag)
                 })
                 .collect(),
         );

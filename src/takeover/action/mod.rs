@@ -72,6 +72,60 @@ pub struct Outcome {
     /// the rate limit, failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notified: Option<Summary>,
+    /// A takeover from a site file: what users find on mailserver2, by the mirror's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorView>,
+}
+
+/// What users find on mailserver2 after a takeover, by the mirror (`[mirror]`) and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "state")]
+pub enum MirrorView {
+    /// No `[mirror]` in the site file: the users' folders and old mail stayed on mailserver1.
+    None,
+    /// Every account's last complete pass within `[mirror] max_lag`: users see all their
+    /// folders and their mail up to the oldest of those passes.
+    Fresh { last_pass: u64, lag_seconds: u64 },
+    /// Some accounts' last pass is older than `max_lag`, or they never had one (then
+    /// `last_pass` is None): users see their folders and mail only as of then.
+    Stale {
+        last_pass: Option<u64>,
+        lag_seconds: Option<u64>,
+        accounts: Vec<String>,
+    },
+}
+
+impl MirrorView {
+    /// One line for the takeover's report.
+    pub fn describe(&self) -> String {
+        let ago = |s: u64| crate::config::format_duration(Duration::from_secs(s));
+        match self {
+            MirrorView::None => "none ([mirror] is not in the site file): users see only mail \
+                                 that arrives from now on; their folders and old mail stayed on \
+                                 mailserver1"
+                .into(),
+            MirrorView::Fresh { lag_seconds, .. } => format!(
+                "fresh: users see all their folders and their mail up to the last pass, {} ago",
+                ago(*lag_seconds)
+            ),
+            MirrorView::Stale {
+                lag_seconds,
+                accounts,
+                ..
+            } => format!(
+                "STALE: users see their folders and mail only as of {} ({} past max_lag)",
+                lag_seconds.map_or("never: no complete pass".into(), |l| format!(
+                    "{} ago",
+                    ago(l)
+                )),
+                if accounts.is_empty() {
+                    "the accounts could not be listed".into()
+                } else {
+                    accounts.join(", ")
+                }
+            ),
+        }
+    }
 }
 
 impl Outcome {
@@ -88,6 +142,7 @@ impl Outcome {
             remaining: Vec::new(),
             convergence_secs: None,
             notified: None,
+            mirror: None,
         }
     }
 
@@ -198,6 +253,9 @@ impl Outcome {
                 if n.failed.is_empty() { "ok" } else { "FAILED" },
                 n.line()
             ));
+        }
+        if let Some(m) = &self.mirror {
+            out.push_str(&format!("{:>6}  {}\n", "mirror", m.describe()));
         }
         // A DNS change is not over when it is made: caches keep the old address for its TTL.
         // Said on the verdict line, the last one, which is what `posta watch` logs of a child.
@@ -397,7 +455,62 @@ impl From<StepFailed> for String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Action, Outcome};
+    use super::{Action, MirrorView, Outcome};
+
+    #[test]
+    fn a_takeover_says_what_users_see_by_the_mirror_and_json_tells_the_three_apart() {
+        let mut o = dns(Action::Takeover, true, None);
+        o.mirror = Some(MirrorView::Stale {
+            last_pass: Some(1000),
+            lag_seconds: Some(3720),
+            accounts: vec!["alice".into(), "bob".into()],
+        });
+        let text = o.lines();
+        assert!(
+            text.contains(
+                "mirror  STALE: users see their folders and mail only as of 1h2m ago (alice, bob \
+                 past max_lag)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.lines().last().is_some_and(|l| l.contains("done")),
+            "{text}"
+        );
+        let json = serde_json::to_value(&o).expect("json");
+        assert_eq!(json["mirror"]["state"], "stale", "{json}");
+        assert_eq!(json["mirror"]["lag_seconds"], 3720, "{json}");
+        o.mirror = Some(MirrorView::Fresh {
+            last_pass: 1000,
+            lag_seconds: 40,
+        });
+        assert!(
+            o.lines().contains(
+                "fresh: users see all their folders and their mail up to the last pass, 40s ago"
+            ),
+            "{}",
+            o.lines()
+        );
+        o.mirror = Some(MirrorView::None);
+        assert!(
+            o.lines()
+                .contains("their folders and old mail stayed on mailserver1")
+        );
+        assert_eq!(
+            serde_json::to_value(&o).expect("json")["mirror"]["state"],
+            "none"
+        );
+        let never = MirrorView::Stale {
+            last_pass: None,
+            lag_seconds: None,
+            accounts: vec!["carol".into()],
+        };
+        assert!(
+            never
+                .describe()
+                .contains("never: no complete pass (carol past max_lag)")
+        );
+    }
 
     fn dns(action: Action, changed: bool, error: Option<&str>) -> Outcome {
         let mut o = Outcome::new(action, "dns", "mail.example.org. A/AAAA".into(), false);
