@@ -405,7 +405,11 @@ async fn handle(ctx: &Ctx<'_>, name: &str, to: VrrpState) -> (u8, bool) {
     print(&format!("{name} {to:?}: {action:?} handled\n"));
     // Users are told as after `posta takeover` / `posta failback`; a notice that fails is
     // logged, never this notification's failure (the address has moved).
-    if let Some(n) = super::notify::after(site, &notice_state, action, NOTICE_TIMEOUT).await {
+    let view = match action {
+        Action::Takeover => super::notify::view_of(Some(&super::takeover::mirror_view(site))),
+        _ => crate::notify::View::NoMirror,
+    };
+    if let Some(n) = super::notify::after(site, &notice_state, action, NOTICE_TIMEOUT, view).await {
         print(&format!("{}\n", n.line()));
         for f in &n.failed {
             warn!(recipient = %f.recipient, error = %f.error, "notice failed");

@@ -14,6 +14,7 @@ use crate::config::{NotifyEvent, NotifyRecipients, NotifySettings, Server, Site}
 use crate::migrate::discover;
 use crate::notify::{self, Job, Notice, SmtpTransport, Summary, Transport, View, ledger};
 use crate::service::{Scheme, TlsPolicy};
+use crate::takeover::action::MirrorView;
 use crate::takeover::state::{Action, State};
 
 pub async fn execute(config: Option<PathBuf>, args: NotifyArgs) -> u8 {
@@ -27,7 +28,9 @@ pub async fn execute(config: Option<PathBuf>, args: NotifyArgs) -> u8 {
         Some(EventArg::Takeover) => NotifyEvent::Takeover,
         Some(EventArg::Failback) => NotifyEvent::Failback,
         Some(EventArg::MirrorMissing) => NotifyEvent::MirrorMissing,
-        None => notify::takeover_notice(&settings, View::now()).unwrap_or(NotifyEvent::Takeover),
+        None => {
+            notify::takeover_notice(&settings, view_now(&site)).unwrap_or(NotifyEvent::Takeover)
+        }
     };
     let (user, send) = match (&args.test, &args.send_test) {
         (Some(u), _) => (u, false),
@@ -43,6 +46,7 @@ pub async fn execute(config: Option<PathBuf>, args: NotifyArgs) -> u8 {
         &site,
         &settings,
         event,
+        view_now(&site),
         now,
         vec![to.clone()],
         PathBuf::new(),
@@ -99,10 +103,34 @@ fn address_of(site: &Site, user: &str) -> Result<String, String> {
     }
 }
 
+/// What users would see on mailserver2 after a takeover now, by the mirror's state.
+fn view_now(site: &Site) -> View {
+    view_of(Some(&super::takeover::mirror_view(site)))
+}
+
+/// The notice's view of what a takeover's report says of the mirror.
+pub fn view_of(mirror: Option<&MirrorView>) -> View {
+    match mirror {
+        Some(MirrorView::Fresh { last_pass, .. })
+        | Some(MirrorView::Stale {
+            last_pass: Some(last_pass),
+            ..
+        }) => View::Mirror { as_of: *last_pass },
+        Some(
+            MirrorView::None
+            | MirrorView::Stale {
+                last_pass: None, ..
+            },
+        )
+        | None => View::NoMirror,
+    }
+}
+
 fn job<'a>(
     site: &Site,
     settings: &'a NotifySettings,
     event: NotifyEvent,
+    view: View,
     since: OffsetDateTime,
     recipients: Vec<String>,
     ledger: PathBuf,
@@ -112,7 +140,7 @@ fn job<'a>(
         notice: Notice {
             event,
             language: settings.language,
-            view: View::now(),
+            view,
             since,
         },
         from: settings
@@ -124,20 +152,19 @@ fn job<'a>(
     }
 }
 
-/// The notices after `action`, which succeeded: `None` when the site tells no one of it.
-/// Failures are in the summary, never an error: the takeover is done whatever they are.
+/// The notices after `action`, which succeeded, with `view` what users see on mailserver2:
+/// `None` when the site tells no one of it. Failures are in the summary, never an error: the
+/// takeover is done whatever they are.
 pub async fn after(
     site: &Site,
     state_file: &Path,
     action: Action,
     timeout: Duration,
+    view: View,
 ) -> Option<Summary> {
     let settings = site.notify.as_ref()?;
     let (event, server) = match action {
-        Action::Takeover => (
-            notify::takeover_notice(settings, View::now())?,
-            &site.backup,
-        ),
+        Action::Takeover => (notify::takeover_notice(settings, view)?, &site.backup),
         Action::Failback => (
             settings
                 .enabled(NotifyEvent::Failback)
@@ -166,7 +193,7 @@ pub async fn after(
             });
         }
     };
-    let job = job(site, settings, event, since, recipients, ledger);
+    let job = job(site, settings, event, view, since, recipients, ledger);
     let mut transport = SmtpTransport::new(endpoint, crate::config::default_helo());
     let summary = notify::send(&job, &mut transport, via).await;
     transport.close().await;

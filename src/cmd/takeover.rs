@@ -106,11 +106,13 @@ async fn notices(site: Option<&Site>, common: &Common, outcome: &mut Outcome) {
     if common.dry_run || !outcome.ok() {
         return;
     }
+    let view = super::notify::view_of(outcome.mirror.as_ref());
     let summary = super::notify::after(
         site,
         &common.state_file,
         outcome.action,
         common.step_timeout,
+        view,
     )
     .await;
     if let Some(summary) = summary {
@@ -120,7 +122,7 @@ async fn notices(site: Option<&Site>, common: &Common, outcome: &mut Outcome) {
 
 /// What users find on mailserver2 after this takeover: no mirror without `[mirror]`, else
 /// fresh or stale by each account's last complete pass and `[mirror] max_lag`.
-fn mirror_view(site: &Site) -> MirrorView {
+pub(super) fn mirror_view(site: &Site) -> MirrorView {
     let Some(lags) = super::status::mirror_lags(site) else {
         return MirrorView::None;
     };

@@ -23,9 +23,7 @@ impl Notice {
         match p {
             Placeholder::Event => event_text(self.language, self.event).to_string(),
             Placeholder::Since => since_text(self.since),
-            Placeholder::WhatYouCanSee => {
-                what_you_can_see(self.language, self.event, self.view).to_string()
-            }
+            Placeholder::WhatYouCanSee => what_you_can_see(self.language, self.event, self.view),
         }
     }
 

@@ -6,33 +6,29 @@ use time::OffsetDateTime;
 
 use crate::config::{Language, MessageTemplate, NotifyEvent, NotifySettings};
 
-/// What users can see on the server that serves them after a takeover. mailserver2 holds no
-/// copy of their mailboxes (posta keeps no mirror yet), so today's one answer is `NoMirror`; a
-/// mirror adds its own answers (current, stale since a time) beside it, with their text in
-/// [`what_you_can_see`] and the notice they select in [`takeover_notice`].
+/// What users can see on the server that serves them after a takeover: nothing of their old
+/// mail without a mirror (`[mirror]`), or a copy of their mailboxes as of the mirror's last
+/// complete pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum View {
     /// Only the mail that arrives from now on; folders and older mail stayed on mailserver1.
     NoMirror,
+    /// Every folder and the mail as of `as_of` (Unix seconds: the oldest account's last
+    /// complete mirror pass), and the mail that arrives from now on.
+    Mirror { as_of: u64 },
 }
 
-impl View {
-    /// What users see on mailserver2 now.
-    pub fn now() -> View {
-        View::NoMirror
-    }
-}
-
-/// The notice a takeover sends each user: `mirror_missing` when they cannot see their folders
-/// and older mail and that notice is enabled, else `takeover` when enabled, else none. One
-/// notice per user per takeover, never both.
+/// The notice a takeover sends each user: with a mirror `takeover`; without one
+/// `mirror_missing` when they cannot see their folders and older mail and that notice is
+/// enabled, else `takeover` when enabled, else none. One notice per user per takeover, never
+/// both.
 pub fn takeover_notice(settings: &NotifySettings, view: View) -> Option<NotifyEvent> {
     match view {
         View::NoMirror if settings.enabled(NotifyEvent::MirrorMissing) => {
             Some(NotifyEvent::MirrorMissing)
         }
-        View::NoMirror => settings
+        View::NoMirror | View::Mirror { .. } => settings
             .enabled(NotifyEvent::Takeover)
             .then_some(NotifyEvent::Takeover),
     }
@@ -83,27 +79,61 @@ pub fn event_text(language: Language, event: NotifyEvent) -> &'static str {
 }
 
 /// `{what_you_can_see}`: what the user sees in their mail program now.
-pub fn what_you_can_see(language: Language, event: NotifyEvent, view: View) -> &'static str {
+pub fn what_you_can_see(language: Language, event: NotifyEvent, view: View) -> String {
+    let as_of = |t: u64| {
+        let t = OffsetDateTime::from_unix_timestamp(i64::try_from(t).unwrap_or(i64::MAX))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        since_text(t)
+    };
     match (language, event, view) {
         (Language::Es, NotifyEvent::Takeover | NotifyEvent::MirrorMissing, View::NoMirror) => {
             "Mientras dure la avería solo verá el correo que llegue desde ahora. Si usa IMAP y \
              creó carpetas en el servidor, esas carpetas y su correo anterior no se pueden ver: \
              se quedaron en el servidor principal, no se han perdido, y volverá a verlos cuando \
              vuelva."
+                .into()
         }
-        (Language::Es, NotifyEvent::Failback, View::NoMirror) => {
+        (
+            Language::Es,
+            NotifyEvent::Takeover | NotifyEvent::MirrorMissing,
+            View::Mirror { as_of: t },
+        ) => {
+            format!(
+                "Ve todas sus carpetas y su correo tal como estaban el {}, y el correo que \
+                 llegue desde ahora. El correo nuevo volverá con usted al servidor principal; \
+                 los cambios que haga en el correo anterior (marcas, mensajes movidos o \
+                 borrados) pueden no conservarse.",
+                as_of(t)
+            )
+        }
+        (Language::Es, NotifyEvent::Failback, _) => {
             "Vuelve a ver todas sus carpetas y su correo anterior. El correo que recibió \
              durante la avería se traslada a su buzón de siempre; no tiene que hacer nada."
+                .into()
         }
         (Language::En, NotifyEvent::Takeover | NotifyEvent::MirrorMissing, View::NoMirror) => {
             "While the outage lasts you will only see the mail that arrives from now on. If you \
              use IMAP and created folders on the server, those folders and your older mail \
              cannot be seen: they stayed on the main server, nothing is lost, and you will see \
              them again when it is back."
+                .into()
         }
-        (Language::En, NotifyEvent::Failback, View::NoMirror) => {
+        (
+            Language::En,
+            NotifyEvent::Takeover | NotifyEvent::MirrorMissing,
+            View::Mirror { as_of: t },
+        ) => {
+            format!(
+                "You see all your folders and your mail as they were at {}, and the mail that \
+                 arrives from now on. New mail goes back with you to the main server; changes \
+                 you make to older mail (flags, moved or deleted messages) may not be kept.",
+                as_of(t)
+            )
+        }
+        (Language::En, NotifyEvent::Failback, _) => {
             "You see all your folders and older mail again. The mail you received during the \
              outage is being moved to your usual mailbox; you do not need to do anything."
+                .into()
         }
     }
 }
@@ -157,6 +187,24 @@ mod tests {
         );
         s.events = vec![NotifyEvent::Failback];
         assert_eq!(takeover_notice(&s, View::NoMirror), None);
+    }
+
+    #[test]
+    fn a_takeover_with_a_mirror_says_as_of_when_and_never_that_folders_are_missing() {
+        let s = NotifySettings::default();
+        let view = View::Mirror {
+            as_of: 1_796_276_682,
+        };
+        assert_eq!(takeover_notice(&s, view), Some(NotifyEvent::Takeover));
+        for language in [Language::Es, Language::En] {
+            let text = what_you_can_see(language, NotifyEvent::Takeover, view);
+            assert!(text.contains("2026-12-03 05:44 UTC"), "{text}");
+            let without = what_you_can_see(language, NotifyEvent::Takeover, View::NoMirror);
+            assert_ne!(text, without);
+        }
+        let mut off = NotifySettings::default();
+        off.events = vec![NotifyEvent::MirrorMissing, NotifyEvent::Failback];
+        assert_eq!(takeover_notice(&off, view), None);
     }
 
     #[test]
