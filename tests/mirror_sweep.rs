@@ -134,3 +134,50 @@ fn the_sweep_moves_only_new_mail_and_leaves_mirror_copies_in_place() {
     assert_eq!(primary.messages(USER, None).len(), 4);
     assert_eq!(primary.messages(USER, Some("Work")).len(), 2);
 }
+
+#[test]
+fn a_copy_a_user_moved_on_mailserver2_is_not_sent_back_beside_its_original() {
+    let ca = Ca::get();
+    let users = [(USER, "pl-alice-secret")];
+    let primary = Dovecot::start_with_master(ca, &users, ("admin", PRIMARY_ADMIN_PW));
+    let backup = Dovecot::start_with_master(ca, &users, ("admin", BACKUP_ADMIN_PW));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let site = site(dir.path(), &primary, &backup);
+    let t = SystemTime::now() - Duration::from_secs(3600);
+    for id in ["old-1", "old-2"] {
+        primary.seed(USER, None, &message(id), "S", &[], t);
+    }
+    primary.seed(USER, Some("Work"), &message("work-1"), "S", &[], t);
+    let run = posta(&site, &["mirror", "--once", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // During the outage the user moves old-1's copy into Work: in a Maildir a move is a
+    // rename, and Dovecot gives it a new UID there, one the mirror's map does not name.
+    let copy = backup
+        .messages(USER, None)
+        .into_iter()
+        .find(|m| count(std::slice::from_ref(m), "old-1") == 1)
+        .expect("old-1's copy on mailserver2");
+    let name = copy.path.file_name().expect("a file name").to_owned();
+    let work = backup.maildir(USER).join(".Work").join("cur").join(name);
+    fs::rename(&copy.path, &work).expect("move the copy into Work");
+
+    let run = posta(&site, &["migrate", "--inbox", "append", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(mirror_copies(&run.json()), 3, "{}", run.stdout);
+    let everything: Vec<StoredMessage> = primary
+        .messages(USER, None)
+        .into_iter()
+        .chain(primary.messages(USER, Some("Work")))
+        .collect();
+    for id in ["old-1", "old-2", "work-1"] {
+        assert_eq!(count(&everything, id), 1, "{id} at mailserver1: {run:?}");
+    }
+    assert_eq!(everything.len(), 3, "{run:?}");
+    let moved = backup.messages(USER, Some("Work"));
+    assert_eq!(
+        count(&moved, "old-1"),
+        1,
+        "the moved copy stays where the user put it"
+    );
+}

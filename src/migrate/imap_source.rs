@@ -346,6 +346,19 @@ async fn send(
                     break 'batches;
                 }
             };
+            if ctx
+                .account
+                .mirror_copies
+                .as_ref()
+                .is_some_and(|c| c.holds_content(&m.body))
+            {
+                // A copy a user moved on mailserver2: its original is on mailserver1 already.
+                report.mirror_copies += 1;
+                report.source_messages = report.source_messages.saturating_sub(1);
+                report.source_bytes = report.source_bytes.saturating_sub(m.body.len() as u64);
+                ctx.progress.message(m.body.len() as u64);
+                continue;
+            }
             let job = Job {
                 key: key(m.uid),
                 handle: m.uid,

@@ -81,6 +81,11 @@ pub fn message_id(message: &[u8]) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// SHA-256 of the whole message as stored, in hex: the mirror's content identity.
+pub fn whole_hash(message: &[u8]) -> String {
+    hex(digest::digest(&digest::SHA256, message).as_ref())
+}
+
 /// SHA-256 of the body with line ends made CRLF (SMTP makes them so), in hex.
 pub fn body_hash(message: &[u8]) -> String {
     let body = &message[body_offset(message)..];

@@ -106,6 +106,9 @@ pub struct MirrorCopies {
     /// Folders with a batch of APPENDs whose state write may not have happened: every UID at
     /// or above this one may be a copy the map does not show yet.
     pub pending_from: HashMap<String, u32>,
+    /// The content (hex SHA-256 of the whole message) of every copy: a copy a user moved to
+    /// another folder on mailserver2 has a new UID there but the same bytes.
+    pub contents: HashSet<String>,
 }
 impl MirrorCopies {
     /// The mirror's copies in `folder` as selected under `uidvalidity`.
@@ -114,6 +117,13 @@ impl MirrorCopies {
             .get(folder)
             .filter(|(v, _)| *v == uidvalidity)
             .map(|(_, uids)| uids)
+    }
+
+    /// Whether `message` (as fetched) has the bytes of one of the mirror's copies: a copy
+    /// moved to another folder, whose original mailserver1 still holds. Sending it would
+    /// double it there.
+    pub fn holds_content(&self, message: &[u8]) -> bool {
+        !self.contents.is_empty() && self.contents.contains(&super::message::whole_hash(message))
     }
 
     /// Whether UID `uid` of `folder`, selected under `uidvalidity`, is (or may be) the

@@ -18,6 +18,8 @@ use crate::migrate::plan::MirrorCopies;
 pub fn copies(state: &AccountState) -> MirrorCopies {
     let mut out = MirrorCopies::default();
     for f in state.folders.values() {
+        out.contents
+            .extend(f.messages.values().map(|c| c.identity.hash.clone()));
         let mut uids: HashSet<u32> = f.dest_uids().into_iter().collect();
         if let Some(p) = &f.pending {
             out.pending_from.insert(f.dest.clone(), p.dest_uidnext);
