@@ -202,8 +202,10 @@ mod tests {
             let without = what_you_can_see(language, NotifyEvent::Takeover, View::NoMirror);
             assert_ne!(text, without);
         }
-        let mut off = NotifySettings::default();
-        off.events = vec![NotifyEvent::MirrorMissing, NotifyEvent::Failback];
+        let off = NotifySettings {
+            events: vec![NotifyEvent::MirrorMissing, NotifyEvent::Failback],
+            ..NotifySettings::default()
+        };
         assert_eq!(takeover_notice(&off, view), None);
     }
 
