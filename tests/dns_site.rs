@@ -291,6 +291,8 @@ fn five_dns_outage_cycles_on_the_example_site() {
         // a minute after each failback (the watch's bound with sweeps off), which the next
         // cycle's takeover would wait for.
         .insert("migrate.source", "maildir")
+        // [mirror] refuses a Maildir source (its copies are known by IMAP UID only).
+        .remove("mirror")
         .set("mta.maildir", p("vmail/%u/Maildir"))
         .set("mta.recipients", recipients.display().to_string())
         .set("migrate.accounts.0.password_file", alice)

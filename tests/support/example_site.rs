@@ -211,6 +211,9 @@ pub fn vip_site(layout: &VipLayout) -> PathBuf {
         // mailserver2 has no IMAP/POP3 server here: posta migrate reads the mta's Maildirs,
         // the example's documented alternative.
         .insert("migrate.source", "maildir")
+        // [mirror] refuses a Maildir source (its copies are known by IMAP UID only), and
+        // mailserver1 here has no IMAP to mirror.
+        .remove("mirror")
         // The layout's tests count the mail in alice's mailbox: a notice telling her of each
         // takeover would be mail they did not send (tests/notify.rs covers the notices).
         .remove("notify");
