@@ -184,13 +184,12 @@ async fn worker(
                     ..finished
                 });
             }
-            // The `delivered` record waits for the next message's `sending` record and shares
-            // its fsync while this worker goes on; the reader hears of the message (and may
-            // remove it) only once it is on disk.
+            // The `delivered` record's fsync runs while this worker sends the next message;
+            // the reader hears of the message (and may remove it) only once it is on disk.
             Ended::Accepted(entry) => {
                 let (ctx, done) = (ctx.clone(), done.clone());
                 tokio::spawn(async move {
-                    let outcome = match ctx.journal.record_patiently(&finished.key, entry).await {
+                    let outcome = match ctx.journal.record(&finished.key, entry).await {
                         Ok(()) => Outcome::Delivered,
                         // Accepted, but not durably known: the next run must check, not resend.
                         Err(e) => Outcome::InDoubt {

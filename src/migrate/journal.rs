@@ -7,18 +7,13 @@
 //!
 //! Writes go through one thread per journal that gathers every record queued while the
 //! previous fsync ran and commits them with a single fsync (group commit): concurrent delivery
-//! workers wait for durability together instead of one after another. A record nobody is
-//! blocked on (a `delivered` step, whose worker has gone on to the next message) waits up to
-//! [`COMPANY_WAIT`] for one somebody is blocked on (that next message's `sending` step) and
-//! shares its fsync: one fsync per message on a connection instead of two. Every caller still
-//! returns only once its record is on disk.
+//! workers wait for durability together instead of one after another.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use serde::{Deserialize, Serialize};
@@ -136,18 +131,7 @@ pub enum JournalError {
     Write { path: PathBuf, source: io::Error },
 }
 
-/// How long a record nobody is blocked on waits for company before its fsync: longer than a
-/// delivery worker takes from one message's 250 to the next message's `sending` record (the
-/// envelope and the body streamed over loopback or a LAN), short beside the read-back and
-/// removal that wait for it.
-pub const COMPANY_WAIT: std::time::Duration = std::time::Duration::from_millis(25);
-
-/// One record for the writer: its line, whether it may wait for company, and who to tell.
-struct Batch {
-    line: Vec<u8>,
-    patient: bool,
-    done: oneshot::Sender<io::Result<()>>,
-}
+type Batch = (Vec<u8>, oneshot::Sender<io::Result<()>>);
 
 /// An open, locked journal.
 pub struct Journal {
@@ -155,8 +139,6 @@ pub struct Journal {
     entries: Mutex<HashMap<MessageKey, Entry>>,
     writer: Mutex<Option<mpsc::Sender<Batch>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// fsyncs so far, for the debug log when the journal closes.
-    commits: Arc<AtomicU64>,
 }
 
 impl Journal {
@@ -193,18 +175,15 @@ impl Journal {
         }
         let (tx, rx) = mpsc::channel::<Batch>();
         let thread_path = path.to_owned();
-        let commits = Arc::new(AtomicU64::new(0));
-        let counter = commits.clone();
         let thread = std::thread::Builder::new()
             .name("posta-journal".into())
-            .spawn(move || commit_loop(file, rx, &thread_path, &counter, COMPANY_WAIT))
+            .spawn(move || commit_loop(file, rx, &thread_path))
             .map_err(open_err)?;
         Ok(Arc::new(Journal {
             path: path.to_owned(),
             entries: Mutex::new(entries),
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
-            commits,
         }))
     }
 
@@ -245,29 +224,11 @@ impl Journal {
     /// Appends a record and returns once it is on disk (fsync'd). The in-memory view changes
     /// only after that, so nothing acts on a step that a crash could still undo.
     pub async fn record(&self, key: &MessageKey, entry: Entry) -> Result<(), JournalError> {
-        self.write(vec![(key.clone(), entry)], false).await
+        self.record_many(vec![(key.clone(), entry)]).await
     }
 
     /// Records many entries with one wait: they share the writer's fsync.
     pub async fn record_many(&self, items: Vec<(MessageKey, Entry)>) -> Result<(), JournalError> {
-        self.write(items, false).await
-    }
-
-    /// [`Journal::record`] for a record no worker is blocked on: its fsync may wait up to
-    /// [`COMPANY_WAIT`] for a record that one is, and share it. Same guarantee on return.
-    pub async fn record_patiently(
-        &self,
-        key: &MessageKey,
-        entry: Entry,
-    ) -> Result<(), JournalError> {
-        self.write(vec![(key.clone(), entry)], true).await
-    }
-
-    async fn write(
-        &self,
-        items: Vec<(MessageKey, Entry)>,
-        patient: bool,
-    ) -> Result<(), JournalError> {
         let write_err = |source| JournalError::Write {
             path: self.path.clone(),
             source,
@@ -284,12 +245,7 @@ impl Journal {
                 let mut line = serde_json::to_vec(&record).map_err(|e| write_err(e.into()))?;
                 line.push(b'\n');
                 let (done, wait) = oneshot::channel();
-                tx.send(Batch {
-                    line,
-                    patient,
-                    done,
-                })
-                .map_err(|_| write_err(closed()))?;
+                tx.send((line, done)).map_err(|_| write_err(closed()))?;
                 waits.push(wait);
             }
         }
@@ -318,11 +274,6 @@ impl Drop for Journal {
         if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = thread.join();
         }
-        tracing::debug!(
-            path = %self.path.display(),
-            fsyncs = self.commits.load(Ordering::Relaxed),
-            "journal closed"
-        );
     }
 }
 
@@ -413,38 +364,20 @@ fn compact(
     Ok(file)
 }
 
-/// Commits what arrives, a batch per fsync; a batch of patient records waits up to `company`
-/// for one that is not.
-fn commit_loop(
-    mut file: File,
-    rx: mpsc::Receiver<Batch>,
-    path: &Path,
-    commits: &AtomicU64,
-    company: std::time::Duration,
-) {
+fn commit_loop(mut file: File, rx: mpsc::Receiver<Batch>, path: &Path) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let deadline = std::time::Instant::now() + company;
-        while batch.iter().all(|b| b.patient) {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        batch.extend(rx.try_iter());
         let mut buf = Vec::new();
-        for b in &batch {
-            buf.extend_from_slice(&b.line);
+        for (line, _) in &batch {
+            buf.extend_from_slice(line);
         }
         let result = file.write_all(&buf).and_then(|()| file.sync_data());
-        commits.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = &result {
             tracing::error!(path = %path.display(), error = %e, "journal write failed");
         }
-        for b in batch {
-            let _ = b.done.send(match &result {
+        for (_, done) in batch {
+            let _ = done.send(match &result {
                 Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             });
@@ -608,53 +541,5 @@ mod tests {
         drop(j);
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 200);
-    }
-
-    #[tokio::test]
-    async fn a_patient_record_shares_the_next_records_fsync() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j");
-        let file = File::create(&path).unwrap();
-        let (tx, rx) = mpsc::channel();
-        let commits = Arc::new(AtomicU64::new(0));
-        let thread = {
-            let (path, commits) = (path.clone(), commits.clone());
-            // A wait that cannot run out here: the eager record must end it, not the clock.
-            let company = std::time::Duration::from_secs(600);
-            std::thread::spawn(move || commit_loop(file, rx, &path, &commits, company))
-        };
-        let send = |line: &str, patient: bool| {
-            let (done, wait) = oneshot::channel();
-            tx.send(Batch {
-                line: format!("{line}\n").into_bytes(),
-                patient,
-                done,
-            })
-            .unwrap();
-            wait
-        };
-        let delivered = send("delivered", true);
-        let sending = send("sending", false);
-        sending.await.unwrap().unwrap();
-        delivered.await.unwrap().unwrap();
-        assert_eq!(commits.load(Ordering::Relaxed), 1, "one fsync for both");
-        drop(tx);
-        thread.join().unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "delivered\nsending\n");
-    }
-
-    #[tokio::test]
-    async fn a_patient_record_alone_still_lands() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j");
-        let j = Journal::open(&path).unwrap();
-        j.record_patiently(&key(3), entry(Step::Delivered))
-            .await
-            .unwrap();
-        assert_eq!(j.get(&key(3)).unwrap().step, Step::Delivered);
-        assert_eq!(j.commits.load(Ordering::Relaxed), 1);
-        drop(j);
-        let j = Journal::open(&path).unwrap();
-        assert_eq!(j.get(&key(3)).unwrap().step, Step::Delivered);
     }
 }
