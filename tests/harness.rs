@@ -169,10 +169,37 @@ fn tls_client(port: u16, ca: &Ca) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("failed to run openssl s_client");
-    // Let the greeting arrive before stdin's EOF ends the session.
-    std::thread::sleep(Duration::from_millis(300));
+    // stdin's EOF ends the session: it is closed only once the greeting was read (or the
+    // session ended without one), never after a guessed delay. A watchdog ends a session
+    // that hangs.
+    let pid = child.id();
+    let (done, ended) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let waited = ended.recv_timeout(Duration::from_secs(30));
+        if waited == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    loop {
+        let mut l = String::new();
+        if stdout.read_line(&mut l).unwrap_or(0) == 0 {
+            break;
+        }
+        seen.extend_from_slice(l.as_bytes());
+        if l.starts_with("* OK") || l.starts_with("+OK") {
+            break;
+        }
+    }
     drop(child.stdin.take());
-    child.wait_with_output().expect("openssl s_client failed")
+    stdout.read_to_end(&mut seen).unwrap();
+    let mut out = child.wait_with_output().expect("openssl s_client failed");
+    drop(done);
+    watchdog.join().unwrap();
+    seen.append(&mut out.stdout);
+    out.stdout = seen;
+    out
 }
 
 #[test]
