@@ -1,6 +1,7 @@
 //! What `posta mirror` adds to the session: ENABLE QRESYNC (RFC 5161, RFC 7162 §3.2.3), a
 //! SELECT that resynchronizes (VANISHED and changed flags in its answer), flag scans with and
-//! without CHANGEDSINCE, flags replaced with UID STORE, RENAME and DELETE.
+//! without CHANGEDSINCE, flags replaced with UID STORE, RENAME and DELETE; and for the return
+//! after a failback, messages moved between mailboxes (UID MOVE).
 
 use super::wire::Limits;
 use super::{ImapClient, ImapError, Selected};
@@ -175,6 +176,42 @@ impl ImapClient {
             .finish();
         let done = self.run(cmd, &what, Limits::SMALL, |_| Ok(())).await?;
         self.check(done, &what)
+    }
+
+    /// Moves `uids` of the selected mailbox to mailbox `to` (wire name): `UID MOVE` (RFC 6851)
+    /// when the server has MOVE, one atomic step. Without MOVE: `UID COPY`, then `\Deleted`
+    /// and UID EXPUNGE of exactly them, which needs UIDPLUS (RFC 4315) and is two steps: a
+    /// caller that may be killed between them must find the copies (by content) before it
+    /// moves again. Returns whether the move was atomic.
+    pub async fn move_uids(&mut self, uids: &[u32], to: &str) -> Result<bool, ImapError> {
+        let Some(set) = imap_cmd::uid_set(uids) else {
+            return Ok(true);
+        };
+        let atomic = self.has_capability("MOVE");
+        if !atomic && !self.has_capability("UIDPLUS") {
+            return Err(ImapError::Argument {
+                command: format!("UID MOVE {set} {to:?}"),
+                reason: crate::proto::ProtoError::BadArgument(
+                    "the server has neither MOVE (RFC 6851) nor UIDPLUS (RFC 4315): a move \
+                     would expunge other clients' deleted messages too"
+                        .into(),
+                ),
+            });
+        }
+        let verb = if atomic { "UID MOVE" } else { "UID COPY" };
+        let what = format!("{verb} {set} {to:?}");
+        let tag = self.tags.next_tag();
+        let cmd = Command::build(&tag, verb, self.literal_mode())
+            .raw(&set)
+            .astring(to)
+            .finish();
+        let done = self.run(cmd, &what, Limits::SMALL, |_| Ok(())).await?;
+        self.check(done, &what)?;
+        if !atomic {
+            self.store_deleted(uids).await?;
+            self.expunge(uids).await?;
+        }
+        Ok(atomic)
     }
 
     /// DELETE (RFC 3501 §6.3.4) of a mailbox and the messages in it.

@@ -459,3 +459,60 @@ async fn multiappend_sends_every_message_in_one_command() {
         ]
     );
 }
+
+/// UID MOVE where the server has MOVE; else UID COPY, then `\Deleted` and UID EXPUNGE of
+/// exactly the moved UIDs; refused without either MOVE or UIDPLUS.
+#[tokio::test]
+async fn moves_use_uid_move_else_copy_and_uid_expunge() {
+    let (port, srv) = serve(vec![
+        say("* OK [CAPABILITY IMAP4rev1 MOVE UIDPLUS] scripted\r\n"),
+        Act::Hear,
+        say("p1 OK [CAPABILITY IMAP4rev1 MOVE UIDPLUS] hi\r\n"),
+        Act::Hear,
+        say("* OK [COPYUID 9 3:4 20:21] moved\r\n* 1 EXPUNGE\r\n* 1 EXPUNGE\r\np2 OK done\r\n"),
+    ])
+    .await;
+    let mut client = logged_in(port).await;
+    assert!(
+        client
+            .move_uids(&[4, 3], "Ar&AQ0-hivo")
+            .await
+            .expect("move")
+    );
+    drop(client);
+    assert_eq!(
+        srv.await.expect("server")[1..],
+        ["p2 UID MOVE 3:4 \"Ar&AQ0-hivo\""]
+    );
+
+    let (port, srv) = serve(script(vec![
+        Act::Hear,
+        say("p2 OK [COPYUID 9 7 30] copied\r\n"),
+        Act::Hear,
+        say("p3 OK stored\r\n"),
+        Act::Hear,
+        say("* 2 EXPUNGE\r\np4 OK expunged\r\n"),
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    assert!(!client.move_uids(&[7], "Trash").await.expect("copy"));
+    drop(client);
+    assert_eq!(
+        srv.await.expect("server")[2..],
+        [
+            "p2 UID COPY 7 \"Trash\"",
+            "p3 UID STORE 7 +FLAGS.SILENT (\\Deleted)",
+            "p4 UID EXPUNGE 7",
+        ]
+    );
+
+    let (port, _srv) = serve(vec![
+        say("* OK [CAPABILITY IMAP4rev1] scripted\r\n"),
+        Act::Hear,
+        say("p1 OK [CAPABILITY IMAP4rev1] hi\r\n"),
+    ])
+    .await;
+    let mut client = logged_in(port).await;
+    let err = client.move_uids(&[1], "Trash").await.expect_err("refused");
+    assert!(err.to_string().contains("neither MOVE"), "{err}");
+}
