@@ -1783,7 +1783,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__migrate)
-            opts="-c -v -h -V --from --user --password-file --to --rcpt --to-imap --to-maildir --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --json --state-dir --ca-file --insecure --connections --parallel --max-primary-connections --retry-for --settle --timeout --no-verify --unknown --helo --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --from --user --password-file --to --rcpt --to-imap --to-maildir --to-password-file --source-admin --source-admin-password-file --dest-admin --dest-admin-password-file --admin-login --inbox --folder --keep --unseen --dry-run --return --json --state-dir --ca-file --insecure --connections --parallel --max-primary-connections --retry-for --settle --timeout --no-verify --unknown --helo --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -95,6 +95,7 @@ json\t''"
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l keep -d 'Leave the source untouched; a later run still sends nothing twice'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l unseen -d 'Only unread messages (IMAP)'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l dry-run -d 'Print, per account and folder, what would move; change nothing'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l return -d 'After a failback, with [mirror]: first carry back to mailserver1 what users did on mailserver2 to the mirror\'s copies (flags, moves between folders, deletions, folders created, renamed or deleted), then bring new mail home as always. Lifts the mirror\'s hold (set by the takeover) once every account\'s return completed'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l json -d 'Print the reconciliation as JSON'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l insecure -d 'Do not verify TLS certificates (they are verified by default)'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l no-verify -d 'Skip reading mailserver1 back at the end (the reconciliation then relies on its replies)'

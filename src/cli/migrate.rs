@@ -131,6 +131,13 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// After a failback, with [mirror]: first carry back to mailserver1 what users did on
+    /// mailserver2 to the mirror's copies (flags, moves between folders, deletions, folders
+    /// created, renamed or deleted), then bring new mail home as always. Lifts the mirror's
+    /// hold (set by the takeover) once every account's return completed
+    #[arg(long = "return", conflicts_with_all = ["from", "dry_run"])]
+    pub carry_back: bool,
+
     /// Print the reconciliation as JSON
     #[arg(long)]
     pub json: bool,

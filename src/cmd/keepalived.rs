@@ -405,6 +405,9 @@ async fn handle(ctx: &Ctx<'_>, name: &str, to: VrrpState) -> (u8, bool) {
     print(&format!("{name} {to:?}: {action:?} handled\n"));
     // Users are told as after `posta takeover` / `posta failback`; a notice that fails is
     // logged, never this notification's failure (the address has moved).
+    if action == Action::Takeover {
+        super::mirror::hold_after_takeover(site);
+    }
     let view = match action {
         Action::Takeover => super::notify::view_of(Some(&super::takeover::mirror_view(site))),
         _ => crate::notify::View::NoMirror,

@@ -17,12 +17,21 @@ use crate::migrate::plan::{
 };
 use crate::migrate::progress::Progress;
 use crate::migrate::uncovered::{self, Mailbox};
+use crate::mirror::back::ReturnReport;
 use crate::secret::{self, Secret};
 
 /// Where journals and the quarantine live unless the site file or --state-dir says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/posta/migrate";
 
 pub async fn execute(config: Option<PathBuf>, args: MigrateArgs) -> u8 {
+    let returned = if args.carry_back {
+        match carry_back(config.clone(), &args).await {
+            Ok(r) => Some(r),
+            Err(code) => return code,
+        }
+    } else {
+        None
+    };
     // The site file, password files and (for accounts = "all") the Maildirs are read from
     // disk: off the async threads.
     let planned = tokio::task::spawn_blocking(move || {
@@ -51,7 +60,15 @@ pub async fn execute(config: Option<PathBuf>, args: MigrateArgs) -> u8 {
         None => report,
     };
     if args.json {
-        match serde_json::to_string_pretty(&report) {
+        // With --return: both reports, under "return" and "migrate".
+        let json = match &returned {
+            Some(back) => serde_json::to_string_pretty(&serde_json::json!({
+                "return": back,
+                "migrate": report,
+            })),
+            None => serde_json::to_string_pretty(&report),
+        };
+        match json {
             Ok(json) => print(&format!("{json}\n")),
             Err(e) => eprintln!("posta migrate: cannot encode the report: {e}"),
         }
@@ -61,7 +78,84 @@ pub async fn execute(config: Option<PathBuf>, args: MigrateArgs) -> u8 {
     let dry_ok = opts.dry_run
         && report.uncovered.is_empty()
         && report.accounts.iter().all(|a| a.error.is_none());
-    if report.ok || dry_ok { 0 } else { EXIT_FAILURE }
+    let back_ok = returned.as_ref().is_none_or(|r| r.ok);
+    if (report.ok || dry_ok) && back_ok {
+        0
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// `--return`: what users did on mailserver2 to the mirror's copies, carried back to
+/// mailserver1 for every account (or those named), under the mirror's lock. The hold is lifted
+/// once every account's return completed; the migration follows either way (new mail home
+/// does not wait for it). Err: the exit code of a refusal.
+async fn carry_back(config: Option<PathBuf>, args: &MigrateArgs) -> Result<ReturnReport, u8> {
+    let names = args.accounts.clone();
+    let (ca_file, insecure, timeout) = (args.ca_file.clone(), args.insecure, args.timeout);
+    let planned = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let path = config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+        let site = config::load(&path).map_err(|e| e.to_string())?;
+        if !site.mirror.enabled {
+            return Err(
+                "--return carries back what users did to the mirror's copies, and \
+                        the site file has no [mirror]: without one, the plain posta migrate \
+                        is the whole return"
+                    .into(),
+            );
+        }
+        let tls = TlsPolicy {
+            ca_file: ca_file.or(site.tls.ca_file.clone()),
+            insecure,
+            ..TlsPolicy::default()
+        };
+        let accounts = super::mirror::accounts(&site, &names, &tls, timeout)?;
+        let dir = super::mirror::state_dir(&site);
+        let lock = super::exclusive_lock(
+            &dir.join("lock"),
+            "a posta mirror pass is running; stop it (the hold after a takeover keeps the \
+             watch from starting one) and run the return again",
+        )?;
+        Ok((accounts, dir, lock))
+    })
+    .await;
+    let (accounts, state_dir, lock) = match planned {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            eprintln!("posta migrate: {e}");
+            return Err(EXIT_USAGE);
+        }
+        Err(e) => {
+            eprintln!("posta migrate: internal error while planning the return: {e}");
+            return Err(EXIT_FAILURE);
+        }
+    };
+    let opts = crate::mirror::Options {
+        state_dir,
+        parallel: usize::from(args.parallel),
+        batch: 50,
+        settle: timeout,
+    };
+    let report = crate::mirror::back::run(accounts, &opts).await;
+    if report.ok {
+        if let Err(e) = crate::mirror::hold::release(&opts.state_dir) {
+            eprintln!(
+                "posta migrate: the return completed, but the mirror's hold in {} could not \
+                 be lifted: {e}",
+                opts.state_dir.display()
+            );
+        }
+    } else {
+        eprintln!(
+            "posta migrate: the return did not complete for every account; the mirror stays \
+             on hold until posta migrate --return completes"
+        );
+    }
+    if !args.json {
+        print(&report.table());
+    }
+    drop(lock);
+    Ok(report)
 }
 
 /// The site's Maildir root on mailserver2 and the users its accounts cover: after the run,
@@ -190,11 +284,15 @@ fn mirror_copies(site: &Site, accounts: &mut [Account]) -> Result<Option<std::fs
     if !site.mirror.enabled {
         return Ok(None);
     }
-    let dir = site
-        .mirror
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::mirror::DEFAULT_STATE_DIR));
+    let dir = super::mirror::state_dir(site);
+    if let Ok(Some(since)) = crate::mirror::hold::held(&dir) {
+        eprintln!(
+            "posta migrate: mailserver2 has served users since {} (the mirror is on hold); \
+             posta migrate --return also carries back what they did there to the mirror's \
+             copies (flags, moves, deletions, folders)",
+            crate::clock::rfc3339(since)
+        );
+    }
     let lock = super::exclusive_lock(
         &dir.join("lock"),
         "a posta mirror pass is running; mailserver2's mailboxes are read once it ends, so \

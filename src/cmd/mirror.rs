@@ -52,9 +52,29 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
     };
     loop {
         let started = tokio::time::Instant::now();
-        let report = mirror::run(accounts.clone(), &opts).await;
-        show(&report, args.json);
-        let code = if report.ok { 0 } else { EXIT_FAILURE };
+        let code = match mirror::hold::held(&opts.state_dir) {
+            Ok(None) => {
+                let report = mirror::run(accounts.clone(), &opts).await;
+                show(&report, args.json);
+                if report.ok { 0 } else { EXIT_FAILURE }
+            }
+            Ok(Some(since)) => {
+                eprintln!(
+                    "posta mirror: on hold since {} (a takeover: mailserver2 served users, and \
+                     a pass now would overwrite what they did there); after the failback, \
+                     posta migrate --return carries it back and lifts the hold",
+                    crate::clock::rfc3339(since)
+                );
+                EXIT_FAILURE
+            }
+            Err(e) => {
+                eprintln!(
+                    "posta mirror: cannot read the hold in {}: {e}",
+                    opts.state_dir.display()
+                );
+                EXIT_FAILURE
+            }
+        };
         if args.once {
             return code;
         }
@@ -63,6 +83,30 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
             () = stop_signal() => return code,
         }
     }
+}
+
+/// Puts the mirror on hold after a takeover ([`mirror::hold`]), with `[mirror]`. A failure
+/// is said, never the takeover's: the address has moved either way.
+pub(super) fn hold_after_takeover(site: &config::Site) {
+    if !site.mirror.enabled {
+        return;
+    }
+    let dir = state_dir(site);
+    if let Err(e) = mirror::hold::hold(&dir, crate::clock::unix_now()) {
+        eprintln!(
+            "posta: cannot put the mirror on hold in {}: {e}; stop posta mirror until \
+             posta migrate --return has run after the failback",
+            dir.display()
+        );
+    }
+}
+
+/// The mirror's state directory by the site file.
+pub(super) fn state_dir(site: &config::Site) -> PathBuf {
+    site.mirror
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(mirror::DEFAULT_STATE_DIR))
 }
 
 /// SIGTERM or SIGINT between passes.
@@ -93,32 +137,43 @@ fn show(report: &RunReport, json: bool) {
     }
 }
 
-/// The accounts: mailserver1 (the site's primary) read with `[migrate] dest_admin` or the
-/// account's `dest_password_file`, mailserver2 (the backup) written with `[migrate]
-/// source_admin` or its `password_file`.
+/// The site file's accounts ([`accounts`]) and `[mirror]` settings.
 fn plan(
     path: &std::path::Path,
     args: &MirrorArgs,
 ) -> Result<(Vec<Account>, MirrorSettings), String> {
     let site = config::load(path).map_err(|e| e.to_string())?;
-    let listed = site_accounts(&site)?;
-    for name in &args.accounts {
-        if !listed.iter().any(|a| &a.user == name) {
-            return Err(format!("no account {name:?} in the site file"));
-        }
-    }
     let tls = TlsPolicy {
         ca_file: args.ca_file.clone().or(site.tls.ca_file.clone()),
         insecure: args.insecure,
         ..TlsPolicy::default()
     };
+    let accounts = accounts(&site, &args.accounts, &tls, args.timeout)?;
+    Ok((accounts, site.mirror))
+}
+
+/// The mirror's accounts of the site file (all, or those `names`): mailserver1 read with
+/// `[migrate] dest_admin` or the account's `dest_password_file`, mailserver2 with `[migrate]
+/// source_admin` or its `password_file`. `posta migrate --return` uses the same.
+pub(super) fn accounts(
+    site: &config::Site,
+    names: &[String],
+    tls: &TlsPolicy,
+    timeout: std::time::Duration,
+) -> Result<Vec<Account>, String> {
+    let listed = site_accounts(site)?;
+    for name in names {
+        if !listed.iter().any(|a| &a.user == name) {
+            return Err(format!("no account {name:?} in the site file"));
+        }
+    }
     let primary_admin = AdminLogin::pick(None, site.migrate_dest_admin.as_ref(), None)?;
     let backup_admin = AdminLogin::pick(None, site.migrate_source_admin.as_ref(), None)?;
-    let primary = imap_side(&site.primary, "primary", &tls, args)?;
-    let backup = imap_side(&site.backup, "backup", &tls, args)?;
+    let primary = imap_side(&site.primary, "primary", tls, timeout)?;
+    let backup = imap_side(&site.backup, "backup", tls, timeout)?;
     let mut accounts = Vec::new();
     for a in listed {
-        if !args.accounts.is_empty() && !args.accounts.contains(&a.user) {
+        if !names.is_empty() && !names.contains(&a.user) {
             continue;
         }
         let source_user = a.dest_user.clone().unwrap_or_else(|| a.user.clone());
@@ -148,21 +203,21 @@ fn plan(
             },
         });
     }
-    Ok((accounts, site.mirror))
+    Ok(accounts)
 }
 
 fn imap_side(
     server: &config::Server,
     which: &str,
     tls: &TlsPolicy,
-    args: &MirrorArgs,
+    timeout: std::time::Duration,
 ) -> Result<crate::client::Endpoint, String> {
     let svc = [Scheme::Imaps, Scheme::Imap]
         .iter()
         .find_map(|s| server.services.iter().find(|x| x.scheme == *s))
         .copied()
         .ok_or_else(|| format!("the {which} server lists no imap or imaps service to mirror"))?;
-    Ok(site_endpoint(server, svc, tls, args.timeout))
+    Ok(site_endpoint(server, svc, tls, timeout))
 }
 
 /// The account's own password file, else the admin identity.

@@ -171,11 +171,7 @@ pub(super) fn mirror_lags(site: &crate::config::Site) -> Option<Result<Vec<Accou
     if !site.mirror.enabled {
         return None;
     }
-    let dir = site
-        .mirror
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::mirror::DEFAULT_STATE_DIR));
+    let dir = super::mirror::state_dir(site);
     Some(super::migrate::site_accounts(site).map(|accounts| {
         let names: Vec<String> = accounts.into_iter().map(|a| a.user).collect();
         status::lags(&dir, &names, unix_now())
@@ -251,9 +247,10 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
         _ => None,
     };
     let me = site.as_ref().and_then(crate::config::this_host);
-    let mirror = site
-        .as_ref()
-        .and_then(|s| Some((mirror_lags(s)?, s.mirror.max_lag.as_secs())));
+    let mirror = site.as_ref().and_then(|s| {
+        let held = crate::mirror::hold::held(&super::mirror::state_dir(s)).unwrap_or(Some(0));
+        Some((mirror_lags(s)?, s.mirror.max_lag.as_secs(), held))
+    });
     let state = match State::load(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -289,10 +286,14 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
                 };
                 obj.insert("vip_holders".into(), v);
             }
-            if let Some((lags, max_lag)) = &mirror {
+            if let Some((lags, max_lag, held)) = &mirror {
                 let v = match lags {
-                    Ok(l) => serde_json::json!({ "max_lag_seconds": max_lag, "accounts": l }),
-                    Err(e) => serde_json::json!({ "error": e }),
+                    Ok(l) => serde_json::json!({
+                        "max_lag_seconds": max_lag,
+                        "accounts": l,
+                        "held_since": held,
+                    }),
+                    Err(e) => serde_json::json!({ "error": e, "held_since": held }),
                 };
                 obj.insert("mirror".into(), v);
             }
@@ -313,8 +314,15 @@ pub async fn execute(config: Option<PathBuf>, args: StatusArgs) -> u8 {
     if let Some(w) = &waiting {
         out.push_str(&waiting_lines(w, unix_now()));
     }
-    if let Some((lags, max_lag)) = &mirror {
+    if let Some((lags, max_lag, held)) = &mirror {
         out.push_str(&mirror_lines(lags, *max_lag));
+        if let Some(since) = held {
+            out.push_str(&format!(
+                "  ON HOLD since {}: a takeover; after the failback, posta migrate --return \
+                 carries back what users did on mailserver2 and lifts it\n",
+                crate::clock::rfc3339(*since)
+            ));
+        }
     }
     if let Some(h) = &holders {
         out.push_str(&holders_line(h, me));

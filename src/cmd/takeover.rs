@@ -66,6 +66,7 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
             if !failback {
                 outcome.mirror = site.as_ref().map(mirror_view);
             }
+            hold_mirror(site.as_ref(), &common, &outcome);
             notices(site.as_ref(), &common, &mut outcome).await;
             show(&outcome, args.json);
             if let Some(a) = announcement {
@@ -94,9 +95,21 @@ pub async fn execute(config: Option<PathBuf>, args: TakeoverArgs, failback: bool
     if !failback {
         outcome.mirror = site.as_ref().map(mirror_view);
     }
+    hold_mirror(site.as_ref(), &common, &outcome);
     notices(site.as_ref(), &common, &mut outcome).await;
     show(&outcome, args.json);
     code(&outcome)
+}
+
+/// Once mailserver2 serves users, the mirror waits for the return ([`crate::mirror::hold`]).
+fn hold_mirror(site: Option<&Site>, common: &Common, outcome: &Outcome) {
+    if let Some(site) = site
+        && !common.dry_run
+        && outcome.ok()
+        && outcome.action == Action::Takeover
+    {
+        super::mirror::hold_after_takeover(site);
+    }
 }
 
 /// Tells users (`[notify]`) once the change is in effect, whether this run made it or found it

@@ -18,8 +18,12 @@
 //! leads to no second copy, and how UIDVALIDITY changes are handled by content.
 //!
 //! - `state`  the durable map and the matching by content identity.
+//! - `back`   the return after a failback: what users did on mailserver2, carried back.
+//! - `hold`   the mirror held from a takeover until the return.
 //! - `report` counters, table and JSON.
 
+pub mod back;
+pub mod hold;
 pub mod report;
 pub mod state;
 pub mod status;
@@ -373,7 +377,7 @@ impl Pass<'_> {
             tracing::info!(account = %self.account.name, "folder {name:?} deleted");
         } else {
             let mine: Vec<u32> = present.into_iter().filter(|u| ours.contains(u)).collect();
-            expunge(dst, &mine).await?;
+            expunge(dst, &mine).await.map_err(MirrorError::Dest)?;
             self.report.counts.expunged += mine.len();
             self.report.folders_kept.push(name.to_owned());
         }
@@ -488,7 +492,7 @@ impl Pass<'_> {
             .iter()
             .filter_map(|u| fs.messages.get(u).map(|c| c.dest_uid))
             .collect();
-        expunge(dst, &doomed).await?;
+        expunge(dst, &doomed).await.map_err(MirrorError::Dest)?;
         for u in &gone {
             fs.messages.remove(u);
         }
@@ -722,7 +726,9 @@ impl Pass<'_> {
         let dst_all = dst.uid_search("ALL").await.map_err(MirrorError::Dest)?;
         let dest = identities(dst, &dst_all).await.map_err(MirrorError::Dest)?;
         let rebuilt = state::rebuild(&fs.messages, &source, &dest, adopt_all);
-        expunge(dst, &rebuilt.stale).await?;
+        expunge(dst, &rebuilt.stale)
+            .await
+            .map_err(MirrorError::Dest)?;
         self.report.counts.expunged += rebuilt.stale.len();
         self.report.counts.adopted += rebuilt.messages.len();
         fs.messages = rebuilt.messages;
@@ -748,12 +754,12 @@ async fn identities(
 }
 
 /// Marks `uids` `\Deleted` and removes exactly them (UID EXPUNGE, RFC 4315 §2.1).
-async fn expunge(dst: &mut ImapClient, uids: &[u32]) -> Result<()> {
+async fn expunge(client: &mut ImapClient, uids: &[u32]) -> std::result::Result<(), ImapError> {
     if uids.is_empty() {
         return Ok(());
     }
-    dst.store_deleted(uids).await.map_err(MirrorError::Dest)?;
-    dst.expunge(uids).await.map_err(MirrorError::Dest)
+    client.store_deleted(uids).await?;
+    client.expunge(uids).await
 }
 
 /// The mapped mailserver1 UIDs not among `present`.

@@ -83,6 +83,34 @@ pub struct Pending {
     pub written: u64,
 }
 
+/// A move the return after a failback is making on mailserver1 (see [`super::back`]): recorded
+/// before the MOVE, so that a run killed after it adopts the moved messages by content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moving {
+    /// mailserver1 folders (decoded names, keys of [`AccountState::folders`]).
+    pub from: String,
+    pub to: String,
+    /// mailserver1's UIDNEXT in `to` before the move: the moved messages are at or above it.
+    pub to_uidnext: u32,
+    pub messages: Vec<Moved>,
+    /// Unix time the record was written.
+    pub written: u64,
+}
+
+/// One message of a [`Moving`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// Its UID in the source folder on mailserver1.
+    pub uid: u32,
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// The flags the mirror last set on its copy.
+    pub base_flags: Vec<String>,
+    /// Its copy's UID in the target folder's mirror on mailserver2, and the flags there.
+    pub dest_uid: u32,
+    pub dest_flags: Vec<String>,
+}
+
 /// One folder of mailserver1 and its mirror.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FolderState {
@@ -133,6 +161,9 @@ pub struct AccountState {
     /// Unix time of the end of the last pass that completed: the mirror's lag is measured
     /// from here.
     pub last_complete_pass: Option<u64>,
+    /// Moves the return after a failback recorded and has not finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moving: Vec<Moving>,
 }
 
 impl AccountState {

@@ -323,10 +323,20 @@ impl Daemon {
         Some(t)
     }
 
-    /// Whether a mirror pass may run: mailserver1 seen up in the last round and nothing taken
-    /// over (after a takeover mailserver1's address may answer here).
+    /// Whether a mirror pass may run: mailserver1 seen up in the last round, nothing taken
+    /// over (after a takeover mailserver1's address may answer here), and no return pending
+    /// since the last takeover ([`crate::mirror::hold`]).
     fn may_mirror(&self) -> bool {
-        self.last_up == Some(true) && self.policy.state == State::Healthy
+        self.last_up == Some(true) && self.policy.state == State::Healthy && !self.mirror_held()
+    }
+
+    /// Whether a takeover put the mirror on hold that no complete return lifted yet. A hold
+    /// that cannot be read holds.
+    fn mirror_held(&self) -> bool {
+        self.plan
+            .mirror
+            .as_ref()
+            .is_some_and(|d| !matches!(crate::mirror::hold::held(&d.state_dir), Ok(None)))
     }
 
     /// A mirror pass is due: started now, owed while a sweep runs, skipped unless healthy.
@@ -426,9 +436,15 @@ impl Daemon {
         self.sweep_owed = false;
         let (exe, config) = (self.plan.exe.clone(), self.plan.config.clone());
         let retry_for = crate::config::format_duration(self.retry_for());
+        // After a takeover with a mirror: the return first, then the outage's mail; a sweep
+        // after a return that did not complete tries it again.
+        let carry_back = self.mirror_held();
         let handle = tokio::spawn(async move {
             let started = Instant::now();
-            let args = ["migrate", "--retry-for", &retry_for];
+            let mut args = vec!["migrate", "--retry-for", &retry_for];
+            if carry_back {
+                args.push("--return");
+            }
             let (ok, detail) = posta(&exe, &config, &args).await;
             SweepRecord {
                 at: epoch_now(),
