@@ -31,7 +31,6 @@ use support::{Bind, Ca, Dovecot, Primary};
 const PRIMARY_ADMIN_PW: &str = "pr-ms1-admin";
 const BACKUP_ADMIN_PW: &str = "pr-ms2-admin";
 const ZONE: &str = "example.org";
-const USERS: [(&str, &str); 2] = [("pr-alice", "pr-alice-pw"), ("pr-bob", "pr-bob-pw")];
 /// Five folders: nested, and one with a non-ASCII name ("Facturación", modified UTF-7).
 const FOLDERS: [(Option<&str>, usize); 5] = [
     (None, 20),
@@ -111,7 +110,13 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// The migrate site of the example, then a DNS-mode takeover against `bind` (mailserver1's A
 /// record), no hooks and no notices (tests/notify.rs covers those).
-fn site(dir: &Path, primary: &Primary, backup: &Dovecot, bind: &Bind) -> PathBuf {
+fn site(
+    dir: &Path,
+    primary: &Primary,
+    backup: &Dovecot,
+    bind: &Bind,
+    users: &[(String, String)],
+) -> PathBuf {
     for (name, pw) in [
         ("primary-admin.pw", PRIMARY_ADMIN_PW),
         ("backup-admin.pw", BACKUP_ADMIN_PW),
@@ -120,7 +125,7 @@ fn site(dir: &Path, primary: &Primary, backup: &Dovecot, bind: &Bind) -> PathBuf
         fs::write(&path, format!("{pw}\n")).expect("write password file");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
     }
-    let accounts: String = USERS
+    let accounts: String = users
         .iter()
         .map(|(u, _)| {
             format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@{ZONE}\"\n")
@@ -194,183 +199,288 @@ async fn uids_of(c: &mut ImapClient, user: &str, folder: &str, seq: &[usize]) ->
     out
 }
 
-#[test]
-fn after_the_outage_mailserver1_holds_what_users_left_on_mailserver2() {
-    let ca = Ca::get();
-    let mut primary = Primary::start_with_master(ca, &USERS, ("admin", PRIMARY_ADMIN_PW));
-    let backup = Dovecot::start_with_master(ca, &USERS, ("admin", BACKUP_ADMIN_PW));
-    let bind = Bind::start(
-        ZONE,
-        &format!("{}mail IN A 192.0.2.10\n", Bind::minimal_zone(ZONE)),
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let site = site(dir.path(), &primary, &backup, &bind);
-    let t = SystemTime::now() - Duration::from_secs(86_400);
-    for (user, _) in USERS {
-        for (folder, n) in FOLDERS {
-            for i in 0..n {
-                let flags = if i % 3 == 0 { "S" } else { "" };
-                let keywords: &[&str] = if i % 5 == 1 { &["$Work"] } else { &[] };
-                let m = message(user, folder.unwrap_or("INBOX"), i);
-                primary.dovecot.seed(user, folder, &m, flags, keywords, t);
+/// The servers, the site file, and what mailserver1 must hold after the return.
+struct Outage {
+    primary: Primary,
+    backup: Dovecot,
+    _bind: Bind,
+    dir: tempfile::TempDir,
+    site: PathBuf,
+    users: Vec<(String, String)>,
+    want: BTreeMap<String, BTreeMap<String, Folder>>,
+}
+
+impl Outage {
+    /// Everything up to the failback, at `scale` (messages and changes per user scale with
+    /// it): `users` accounts of five folders mirrored; three late messages and a flag on
+    /// mailserver1 no pass saw (first user); the takeover; on mailserver2 every user reads
+    /// 2 x scale and flags scale messages in INBOX, moves 5 x scale from INBOX to Archivo and
+    /// 5 x scale from Proyectos into a new folder, deletes 5 x scale and receives 15; then
+    /// mailserver1 back and the failback.
+    fn through_failback(users: usize, scale: usize) -> Outage {
+        let ca = Ca::get();
+        let users: Vec<(String, String)> = (0..users)
+            .map(|n| (format!("pr-user{n}"), format!("pr-user{n}-pw")))
+            .collect();
+        let pairs: Vec<(&str, &str)> = users
+            .iter()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
+            .collect();
+        let mut primary = Primary::start_with_master(ca, &pairs, ("admin", PRIMARY_ADMIN_PW));
+        let backup = Dovecot::start_with_master(ca, &pairs, ("admin", BACKUP_ADMIN_PW));
+        let bind = Bind::start(
+            ZONE,
+            &format!("{}mail IN A 192.0.2.10\n", Bind::minimal_zone(ZONE)),
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let site = site(dir.path(), &primary, &backup, &bind, &users);
+        let t = SystemTime::now() - Duration::from_secs(86_400);
+        for (user, _) in &users {
+            for (folder, n) in FOLDERS {
+                for i in 0..n * scale {
+                    let flags = if i % 3 == 0 { "S" } else { "" };
+                    let keywords: &[&str] = if i % 5 == 1 { &["$Work"] } else { &[] };
+                    let m = message(user, folder.unwrap_or("INBOX"), i);
+                    primary.dovecot.seed(user, folder, &m, flags, keywords, t);
+                }
+            }
+        }
+        let run = posta(&site, &["mirror", "--once", "--json"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let rt = rt();
+        for (user, pw) in &users {
+            let a = rt.block_on(snapshot(&primary.dovecot, user, pw));
+            let b = rt.block_on(snapshot(&backup, user, pw));
+            assert_eq!(a, b, "{user}: the mirror is identical before the outage");
+            assert_eq!(a.len(), 5, "{user}: five folders");
+        }
+
+        // Just before the crash, mailserver1 gets three messages and a flag no pass saw.
+        let (first, first_pw) = users[0].clone();
+        rt.block_on(async {
+            let mut c = session(&primary.dovecot, &first, &first_pw).await;
+            for i in 0..3 {
+                c.append("INBOX", &[], None, &message(&first, "late", i))
+                    .await
+                    .expect("append");
+            }
+            let u = uids_of(&mut c, &first, "Archivo", &[2]).await;
+            c.store_flags(&u, &["\\Flagged".into()])
+                .await
+                .expect("flag");
+            c.logout().await.expect("logout");
+        });
+
+        // The crash, and the takeover: the mirror goes on hold.
+        primary.dovecot.stop();
+        let taken = posta(&site, &["takeover"]);
+        assert_eq!(taken.code, 0, "{taken:?}");
+        let held = posta(&site, &["mirror", "--once"]);
+        assert_eq!(held.code, 1, "{held:?}");
+        assert!(held.stderr.contains("on hold since"), "{held:?}");
+
+        // The outage, on mailserver2.
+        for (user, pw) in &users {
+            rt.block_on(outage_actions(&backup, user, pw, scale));
+        }
+        let now = SystemTime::now();
+        for (user, _) in &users {
+            for i in 0..15 {
+                backup.seed(user, None, &message(user, "outage", i), "", &[], now);
+            }
+        }
+        // What each user leaves on mailserver2 is what mailserver1 must hold after the
+        // return, with what reached mailserver1 before the crash.
+        let mut want: BTreeMap<String, BTreeMap<String, Folder>> = users
+            .iter()
+            .map(|(u, pw)| (u.clone(), rt.block_on(snapshot(&backup, u, pw))))
+            .collect();
+        let mine = want.get_mut(&first).expect("first user");
+        let inbox = mine.get_mut("INBOX").expect("INBOX");
+        for i in 0..3 {
+            let m = message(&first, "late", i);
+            inbox.push((message_id(&m).unwrap(), body_hash(&m), Vec::new()));
+        }
+        inbox.sort();
+        let flagged = format!("<ret.{first}.Archivo.2@example.net>");
+        let archivo = mine.get_mut("Archivo").expect("Archivo");
+        for m in archivo.iter_mut().filter(|m| m.0 == flagged) {
+            m.2.push("\\Flagged".into());
+            m.2.sort();
+        }
+
+        // mailserver1 is back: failback.
+        primary.dovecot.start_again();
+        let back = posta(&site, &["failback"]);
+        assert_eq!(back.code, 0, "{back:?}");
+        Outage {
+            primary,
+            backup,
+            _bind: bind,
+            dir,
+            site,
+            users,
+            want,
+        }
+    }
+
+    /// mailserver1 holds exactly what the users left on mailserver2, and what reached it
+    /// before the crash.
+    fn assert_home(&self) {
+        let rt = rt();
+        for (user, pw) in &self.users {
+            let got = rt.block_on(snapshot(&self.primary.dovecot, user, pw));
+            let want = &self.want[user];
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>(),
+                "{user}: folders"
+            );
+            for (folder, msgs) in want {
+                assert_eq!(&got[folder], msgs, "{user} {folder} at mailserver1");
             }
         }
     }
-    let run = posta(&site, &["mirror", "--once", "--json"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let rt = rt();
-    for (user, pw) in USERS {
-        let a = rt.block_on(snapshot(&primary.dovecot, user, pw));
-        let b = rt.block_on(snapshot(&backup, user, pw));
-        assert_eq!(a, b, "{user}: the mirror is identical before the outage");
-        assert_eq!(a.len(), 5, "{user}: five folders");
-    }
 
-    // Just before the crash, mailserver1 gets three messages and a flag no pass saw.
-    let (alice, alice_pw) = USERS[0];
-    rt.block_on(async {
-        let mut c = session(&primary.dovecot, alice, alice_pw).await;
-        for i in 0..3 {
-            c.append("INBOX", &[], None, &message(alice, "late", i))
-                .await
-                .expect("append");
+    /// The hold is lifted: a mirror pass runs and makes mailserver2 identical again; a second
+    /// return carries nothing back and changes nothing.
+    fn assert_mirror_resumes(&self) {
+        let run = posta(&self.site, &["mirror", "--once", "--json"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let rt = rt();
+        for (user, pw) in &self.users {
+            let a = rt.block_on(snapshot(&self.primary.dovecot, user, pw));
+            let b = rt.block_on(snapshot(&self.backup, user, pw));
+            assert_eq!(a, b, "{user}: identical after the mirror resumed");
         }
-        let u = uids_of(&mut c, alice, "Archivo", &[2]).await;
-        c.store_flags(&u, &["\\Flagged".into()])
-            .await
-            .expect("flag");
-        c.logout().await.expect("logout");
-    });
-
-    // The crash, and the takeover: the mirror goes on hold.
-    primary.dovecot.stop();
-    let taken = posta(&site, &["takeover"]);
-    assert_eq!(taken.code, 0, "{taken:?}");
-    let held = posta(&site, &["mirror", "--once"]);
-    assert_eq!(held.code, 1, "{held:?}");
-    assert!(held.stderr.contains("on hold since"), "{held:?}");
-
-    // The outage, on mailserver2: alice reads, flags, moves, deletes, makes a folder; both
-    // receive mail.
-    rt.block_on(async {
-        let mut c = session(&backup, alice, alice_pw).await;
-        let folders: Vec<String> = c
-            .list()
-            .await
-            .expect("list")
-            .into_iter()
-            .map(|m| m.raw_name)
-            .collect();
-        assert_eq!(folders.len(), 5, "alice sees all five folders: {folders:?}");
-        // Reads two and flags one in INBOX.
-        let inbox = uids_of(&mut c, alice, "INBOX", &[1, 2, 4]).await;
-        c.store_flags(&inbox[..2], &["\\Seen".into()])
-            .await
-            .expect("read");
-        c.store_flags(&inbox[2..], &["\\Flagged".into(), "\\Seen".into()])
-            .await
-            .expect("flag");
-        // Five from INBOX to Archivo.
-        let moving = uids_of(&mut c, alice, "INBOX", &[10, 11, 12, 13, 14]).await;
-        assert!(c.move_uids(&moving, "Archivo").await.expect("move"));
-        // A new folder, and five from Proyectos into it.
-        c.create("Nueva").await.expect("create");
-        let moving = uids_of(&mut c, alice, "Proyectos", &[0, 1, 2, 3, 4]).await;
-        assert!(c.move_uids(&moving, "Nueva").await.expect("move"));
-        // Five deleted.
-        let doomed = uids_of(&mut c, alice, "Proyectos.2026", &[0, 1, 2, 3, 4]).await;
-        c.store_deleted(&doomed).await.expect("delete");
-        c.expunge(&doomed).await.expect("expunge");
-        c.logout().await.expect("logout");
-    });
-    let now = SystemTime::now();
-    for (user, _) in USERS {
-        for i in 0..15 {
-            backup.seed(user, None, &message(user, "outage", i), "", &[], now);
+        let run = posta(&self.site, &["migrate", "--return", "--json"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        for a in run.json()["return"]["accounts"]
+            .as_array()
+            .expect("accounts")
+        {
+            for key in ["moved", "deleted", "flags_changed", "folders_created"] {
+                assert_eq!(a[key], 0, "{key}: {a}");
+            }
         }
+        self.assert_home();
     }
-    // What each user leaves on mailserver2, and what mailserver1 must hold after the return.
-    let mut want: BTreeMap<&str, BTreeMap<String, Folder>> = USERS
-        .iter()
-        .map(|(u, pw)| (*u, rt.block_on(snapshot(&backup, u, pw))))
-        .collect();
-    let alice_inbox = want
-        .get_mut(alice)
-        .and_then(|f| f.get_mut("INBOX"))
-        .expect("INBOX");
-    for i in 0..3 {
-        let m = message(alice, "late", i);
-        alice_inbox.push((message_id(&m).unwrap(), body_hash(&m), Vec::new()));
-    }
-    alice_inbox.sort();
-    let archivo = want
-        .get_mut(alice)
-        .and_then(|f| f.get_mut("Archivo"))
-        .expect("Archivo");
-    let flagged = format!("<ret.{alice}.Archivo.2@example.net>");
-    for m in archivo.iter_mut().filter(|m| m.0 == flagged) {
-        m.2.push("\\Flagged".into());
-        m.2.sort();
-    }
+}
 
-    // mailserver1 is back: failback, then the return.
-    primary.dovecot.start_again();
-    let back = posta(&site, &["failback"]);
-    assert_eq!(back.code, 0, "{back:?}");
-    let run = posta(&site, &["migrate", "--return", "--json"]);
+/// What a user does on mailserver2 during the outage, at `scale` (see
+/// [`Outage::through_failback`]).
+async fn outage_actions(backup: &Dovecot, user: &str, pw: &str, scale: usize) {
+    let mut c = session(backup, user, pw).await;
+    let folders = c.list().await.expect("list");
+    assert_eq!(
+        folders.len(),
+        5,
+        "{user} sees all five folders: {folders:?}"
+    );
+    let read: Vec<usize> = (1..1 + 2 * scale).collect();
+    let uids = uids_of(&mut c, user, "INBOX", &read).await;
+    c.store_flags(&uids, &["\\Seen".into()])
+        .await
+        .expect("read");
+    let flag: Vec<usize> = (1 + 2 * scale..1 + 3 * scale).collect();
+    let uids = uids_of(&mut c, user, "INBOX", &flag).await;
+    c.store_flags(&uids, &["\\Flagged".into(), "\\Seen".into()])
+        .await
+        .expect("flag");
+    let moving: Vec<usize> = (10 * scale..15 * scale).collect();
+    let uids = uids_of(&mut c, user, "INBOX", &moving).await;
+    assert!(c.move_uids(&uids, "Archivo").await.expect("move"));
+    c.create("Nueva").await.expect("create");
+    let moving: Vec<usize> = (0..5 * scale).collect();
+    let uids = uids_of(&mut c, user, "Proyectos", &moving).await;
+    assert!(c.move_uids(&uids, "Nueva").await.expect("move"));
+    let doomed: Vec<usize> = (0..5 * scale).collect();
+    let uids = uids_of(&mut c, user, "Proyectos.2026", &doomed).await;
+    c.store_deleted(&uids).await.expect("delete");
+    c.expunge(&uids).await.expect("expunge");
+    c.logout().await.expect("logout");
+}
+
+#[test]
+fn after_the_outage_mailserver1_holds_what_users_left_on_mailserver2() {
+    let o = Outage::through_failback(2, 1);
+    let run = posta(&o.site, &["migrate", "--return", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let report = run.json();
-    let a = &report["return"]["accounts"][0];
-    assert_eq!(a["account"], alice, "{a}");
-    assert_eq!(
-        (
-            a["moved"].as_u64(),
-            a["deleted"].as_u64(),
-            a["folders_created"].as_u64(),
-            a["flags_changed"].as_u64()
-        ),
-        (Some(10), Some(5), Some(1), Some(3)),
-        "{a}"
-    );
-    let b = &report["return"]["accounts"][1];
-    assert_eq!(
-        (b["moved"].as_u64(), b["deleted"].as_u64()),
-        (Some(0), Some(0)),
-        "{b}"
-    );
-    for (user, pw) in USERS {
-        let got = rt.block_on(snapshot(&primary.dovecot, user, pw));
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want[user].keys().collect::<Vec<_>>(),
-            "{user}: folders"
-        );
-        for (folder, msgs) in &want[user] {
-            assert_eq!(&got[folder], msgs, "{user} {folder} at mailserver1");
-        }
-    }
-
-    // The hold is lifted: the mirror resumes and mailserver2 is mailserver1's copy again.
-    let run = posta(&site, &["mirror", "--once", "--json"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    for (user, pw) in USERS {
-        let a = rt.block_on(snapshot(&primary.dovecot, user, pw));
-        let b = rt.block_on(snapshot(&backup, user, pw));
-        assert_eq!(a, b, "{user}: identical after the mirror resumed");
-    }
-    // A second return finds nothing to carry back.
-    let run = posta(&site, &["migrate", "--return", "--json"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    for a in run.json()["return"]["accounts"]
+    for (n, a) in report["return"]["accounts"]
         .as_array()
         .expect("accounts")
+        .iter()
+        .enumerate()
     {
-        for key in ["moved", "deleted", "flags_changed", "folders_created"] {
-            assert_eq!(a[key], 0, "{key}: {a}");
+        assert_eq!(a["account"], o.users[n].0, "{a}");
+        assert_eq!(
+            (
+                a["moved"].as_u64(),
+                a["deleted"].as_u64(),
+                a["folders_created"].as_u64(),
+                a["flags_changed"].as_u64()
+            ),
+            (Some(10), Some(5), Some(1), Some(3)),
+            "{a}"
+        );
+    }
+    // The outage's mail went through mailserver1's Postfix, once each.
+    assert_eq!(report["migrate"]["ok"], true, "{report}");
+    o.assert_home();
+    o.assert_mirror_resumes();
+}
+
+/// The return SIGKILLed again and again: the run after the last kill ends with mailserver1
+/// exactly as without kills, nothing lost, nothing doubled.
+#[test]
+fn a_return_killed_again_and_again_ends_exact() {
+    let o = Outage::through_failback(4, 4);
+    let out = o.dir.path().join("return.out");
+    let log = o.dir.path().join("return.log");
+    let (mut kills, mut attempts) = (0, 0);
+    loop {
+        attempts += 1;
+        assert!(attempts < 60, "the return never finished: {kills} kills");
+        let delay = 60 * (1 + attempts % 10);
+        let stdout = fs::File::create(&out).expect("stdout file");
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        let mut child = posta_command(env!("CARGO_BIN_EXE_posta"))
+            .env("POSTA_LOG", "posta=info")
+            .arg("--config")
+            .arg(&o.site)
+            // A resumed move waits --timeout for a killed MOVE to settle.
+            .args(["migrate", "--return", "--parallel", "1", "--timeout", "2s"])
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("run posta");
+        std::thread::sleep(Duration::from_millis(delay as u64));
+        let returned = || {
+            fs::read_to_string(&out)
+                .unwrap_or_default()
+                .contains("return:")
+        };
+        if child.try_wait().expect("wait").is_none() && !returned() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+            kills += 1;
+            continue;
+        }
+        let status = child.wait().expect("reap");
+        if returned() {
+            assert!(status.success(), "{}", fs::read_to_string(&out).unwrap());
+            break;
         }
     }
-    for (user, pw) in USERS {
-        let got = rt.block_on(snapshot(&primary.dovecot, user, pw));
-        assert_eq!(got, want[user], "{user}: unchanged by a second return");
-    }
+    let logged = fs::read_to_string(&log).expect("log");
+    let resumed = logged.matches("interrupted run's last move").count();
+    eprintln!("{kills} kills in {attempts} runs; {resumed} resumed a recorded move");
+    assert!(kills >= 10, "only {kills} kills landed during the return");
+    o.assert_home();
+    o.assert_mirror_resumes();
 }
