@@ -1194,6 +1194,34 @@ mod tests {
         assert_eq!((s.sweeps_total, s.sweeps_failed_total), (0, 0));
     }
 
+    /// After a takeover with a mirror, the hold keeps mirror passes from running, and the
+    /// migration after the failback (and any sweep until a return completed) is the return.
+    #[tokio::test]
+    async fn a_held_mirror_is_not_run_and_the_migration_carries_back() {
+        let t = tempfile::tempdir().unwrap();
+        let mut d = scripted(t.path());
+        let state_dir = t.path().join("mirror");
+        d.plan.mirror = Some(super::MirrorDuty {
+            interval: std::time::Duration::from_secs(60),
+            state_dir: state_dir.clone(),
+            accounts: vec!["alice".into()],
+        });
+        d.last_up = Some(true);
+        assert!(d.may_mirror());
+        crate::mirror::hold::hold(&state_dir, 1).unwrap();
+        assert!(!d.may_mirror());
+        assert!(d.act(Action::BringMailHome).await.is_none());
+        d.finish_sweep("the test's end").await;
+        crate::mirror::hold::release(&state_dir).unwrap();
+        d.feed(Event::SweepDue).await;
+        d.finish_sweep("the test's end").await;
+        assert_eq!(
+            calls(t.path()),
+            ["migrate --retry-for 2s --return", "migrate --retry-for 2s"]
+        );
+        assert!(d.may_mirror());
+    }
+
     /// Without sweeps the migration after a failback still retries for a bounded time.
     #[test]
     fn bringing_mail_home_retries_for_a_bounded_time_without_sweeps() {
