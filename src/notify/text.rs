@@ -100,9 +100,9 @@ pub fn what_you_can_see(language: Language, event: NotifyEvent, view: View) -> S
         ) => {
             format!(
                 "Ve todas sus carpetas y su correo tal como estaban el {}, y el correo que \
-                 llegue desde ahora. El correo nuevo volverá con usted al servidor principal; \
-                 los cambios que haga en el correo anterior (marcas, mensajes movidos o \
-                 borrados) pueden no conservarse.",
+                 llegue desde ahora. Todo lo que haga aquí (mensajes leídos o marcados, \
+                 movidos o borrados, carpetas nuevas) y el correo nuevo volverán con usted al \
+                 servidor principal.",
                 as_of(t)
             )
         }
@@ -125,8 +125,9 @@ pub fn what_you_can_see(language: Language, event: NotifyEvent, view: View) -> S
         ) => {
             format!(
                 "You see all your folders and your mail as they were at {}, and the mail that \
-                 arrives from now on. New mail goes back with you to the main server; changes \
-                 you make to older mail (flags, moved or deleted messages) may not be kept.",
+                 arrives from now on. Everything you do here (messages read or flagged, moved \
+                 or deleted, new folders) and the new mail go back with you to the main \
+                 server.",
                 as_of(t)
             )
         }
