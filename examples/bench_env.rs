@@ -128,6 +128,12 @@ fn main() {
             "DST_DOVECOT_LOG",
             primary.dovecot.log().display().to_string(),
         ),
+        ("SRC_DOVECOT_DIR", source.path().display().to_string()),
+        (
+            "DST_DOVECOT_DIR",
+            primary.dovecot.path().display().to_string(),
+        ),
+        ("POSTFIX_DIR", primary.postfix.path().display().to_string()),
         ("POSTFIX_CONF", primary.postfix.conf().display().to_string()),
         ("POSTFIX_LOG", primary.postfix.log().display().to_string()),
         ("MAIL_USER", names[0].to_owned()),

@@ -215,7 +215,7 @@ impl Outage {
     /// it): `users` accounts of five folders mirrored; three late messages and a flag on
     /// mailserver1 no pass saw (first user); the takeover; on mailserver2 every user reads
     /// 2 x scale and flags scale messages in INBOX, moves 5 x scale from INBOX to Archivo and
-    /// 5 x scale from Proyectos into a new folder, deletes 5 x scale and receives 15; then
+    /// 5 x scale from Proyectos into a new folder, deletes 5 x scale and receives 30; then
     /// mailserver1 back and the failback.
     fn through_failback(users: usize, scale: usize) -> Outage {
         let ca = Ca::get();
@@ -285,7 +285,7 @@ impl Outage {
         }
         let now = SystemTime::now();
         for (user, _) in &users {
-            for i in 0..15 {
+            for i in 0..30 {
                 backup.seed(user, None, &message(user, "outage", i), "", &[], now);
             }
         }

@@ -21,6 +21,13 @@
 #
 # FETCHMAIL=0 leaves fetchmail out (quicker while iterating on posta alone).
 #
+# TWO_HOSTS=1 (the default in site mode) emulates two hosts on a machine of two or more CPUs:
+# mailserver1 (Postfix and its Dovecot, every process they start) runs on CPU 1 only, and
+# mailserver2's Dovecot, the clients (posta, fetchmail, smtp-source) and bench_env on CPU 0.
+# The ceiling then is what mailserver1 can take on its own CPU, and a tool's ratio to it says
+# how close it comes to that, as on a real site where reading mailserver2 costs mailserver2's
+# CPU, not mailserver1's. TWO_HOSTS=0 lets every process share every CPU (the old figures).
+#
 # Why fetchmail is slow here: it writes SMTP a line at a time without TCP_NODELAY, so every
 # message waits about 40 ms for Postfix's delayed ACK (1,000 x 20 KB: about 50 s, 20 msg/s).
 set -euo pipefail
@@ -35,6 +42,7 @@ FLAT=${FLAT:-"1000x20000 10000x20000"}
 STALL_SECONDS=${STALL_SECONDS:-60}
 
 SITE=${SITE:-0}
+TWO_HOSTS=${TWO_HOSTS:-$SITE}
 ACCOUNTS=${ACCOUNTS:-50}
 PER_ACCOUNT=${PER_ACCOUNT:-200}
 SIZE=${SIZE:-20000}
@@ -78,11 +86,31 @@ fi
 # shellcheck disable=SC1091
 . "$work/env"
 
+# pin_tree CPU PID: PID, its threads and every process below it on CPU; their future
+# children inherit it.
+pin_tree() {
+  local child
+  taskset -a -p -c "$1" "$2" >/dev/null
+  for child in $(pgrep -P "$2"); do pin_tree "$1" "$child"; done
+}
+client_cpu=()
+if [ "$TWO_HOSTS" = 1 ]; then
+  if [ "$(nproc)" -lt 2 ]; then
+    echo "TWO_HOSTS=1 needs two CPUs; this machine has $(nproc)" >&2
+    exit 1
+  fi
+  pin_tree 1 "$(cat "$POSTFIX_DIR/spool/pid/master.pid")"
+  pin_tree 1 "$(cat "$DST_DOVECOT_DIR/run/master.pid")"
+  pin_tree 0 "$(cat "$SRC_DOVECOT_DIR/run/master.pid")"
+  pin_tree 0 "$env_pid"
+  client_cpu=(taskset -c 0)
+fi
+
 # ---- one measured run ---------------------------------------------------------------------------
 
 # timed CMD...: runs CMD under GNU time; its elapsed seconds and peak RSS (KB) land in $work/time.
 timed() {
-  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/client.log" 2>&1
+  "${client_cpu[@]}" /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/client.log" 2>&1
 }
 
 # await_delivery N: waits until the destination INBOX holds N messages; fails on more than N
@@ -272,6 +300,11 @@ if [ "$SITE" = 1 ]; then
   fkey="fetchmail ($FETCHMAIL_ACCOUNTS accounts)"
   echo "posta: $POSTA ($("$POSTA" --version 2>/dev/null || echo 'version unknown'))"
   echo "site: $ACCOUNTS accounts x $PER_ACCOUNT messages x $((SIZE / 1000)) KB ($total messages)"
+  if [ "$TWO_HOSTS" = 1 ]; then
+    echo "two hosts emulated: mailserver1 on CPU 1, mailserver2 and the clients on CPU 0"
+  else
+    echo "one host: every process on every CPU"
+  fi
   measure smtp-source "$total" "$SIZE" run_smtp_source_site "$PER_ACCOUNT"
   measure "posta (IMAP, admin)" "$total" "$SIZE" run_posta_site_imap "$PER_ACCOUNT"
   measure "posta (Maildir)" "$total" "$SIZE" run_posta_site_maildir "$PER_ACCOUNT"
