@@ -2,7 +2,7 @@
 //! mailserver1 seeded with three accounts (INBOX, a nested folder and a folder with a
 //! non-ASCII name; some read, flagged or with keywords), a first pass makes mailserver2
 //! identical (per folder: the multiset of Message-ID, body hash and flags), a pass with
-//! nothing changed copies nothing, and after new mail, flag changes, moves, expunges and a
+//! nothing changed copies nothing and does not log in to mailserver2, and after new mail, flag changes, moves, expunges and a
 //! folder rename on mailserver1 the next pass makes it identical again, leaving a message
 //! delivered straight to mailserver2 alone. A second test SIGKILLs posta mirror ten times and
 //! more during a first pass and checks the run after the last kill ends identical with nothing
@@ -243,6 +243,14 @@ fn assert_identical(s: &Servers, foreign: &[(&str, &str)]) {
     }
 }
 
+/// The IMAP logins `server` has logged.
+fn logins(server: &Dovecot) -> usize {
+    fs::read_to_string(server.log())
+        .expect("read the Dovecot log")
+        .matches("imap-login: Login:")
+        .count()
+}
+
 fn totals(run: &Run) -> serde_json::Value {
     run.json()["totals"].clone()
 }
@@ -261,6 +269,7 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     assert_eq!(t["folders_created"], 15, "INBOX exists already: {t}");
     assert_identical(&s, &[]);
 
+    let logins_before = logins(&s.backup);
     let (run, took) = s.mirror(&[]);
     eprintln!("pass with nothing changed: {took:?}");
     assert_eq!(run.code, 0, "{run:?}");
@@ -269,6 +278,11 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
         (t["copied"].as_u64(), t["folders_unchanged"].as_u64()),
         (Some(0), Some(18)),
         "{t}"
+    );
+    assert_eq!(
+        logins(&s.backup),
+        logins_before,
+        "a pass with nothing changed logs in to mailserver2"
     );
 
     // Changes on mailserver1, through IMAP as a user makes them.
@@ -515,6 +529,42 @@ fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
         })
         .sum();
     assert_eq!(on_backup, total, "duplicated or lost on mailserver2");
+}
+
+/// Folders unchanged on mailserver1 are passed without a look at mailserver2 until a folder
+/// needs work there; once mailserver2 is listed, those whose mirror went away there are made
+/// again, the others left alone.
+#[test]
+fn mirror_folders_deleted_on_mailserver2_are_made_again_when_the_account_changes() {
+    let s = Servers::start(1);
+    s.seed(1);
+    let (run, _) = s.mirror(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (user, pw) = s.users[0].clone();
+    rt().block_on(async {
+        let mut b = session(&s.backup, &user, &pw).await;
+        b.delete("Old").await.expect("delete Old");
+        b.delete("Kept").await.expect("delete Kept");
+        b.logout().await.expect("logout");
+        let mut c = session(&s.primary, &user, &pw).await;
+        c.append("INBOX", &[], None, &message(&user, "INBOX", 300))
+            .await
+            .expect("append");
+        c.logout().await.expect("logout");
+    });
+    let (run, _) = s.mirror(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    assert_eq!(
+        (
+            t["folders_created"].as_u64(),
+            t["copied"].as_u64(),
+            t["folders_unchanged"].as_u64()
+        ),
+        (Some(2), Some(1 + 4 + 4), Some(3)),
+        "{t}"
+    );
+    assert_identical(&s, &[]);
 }
 
 /// mailserver1 without QRESYNC (Dovecot told to announce CONDSTORE only): changes are found
