@@ -473,7 +473,7 @@ fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
             .arg("--config")
             .arg(s.site())
             // A resume waits --timeout for a killed run's last APPEND to settle.
-            .args(["mirror", "--once", "--parallel", "1", "--timeout", "3s"])
+            .args(["mirror", "--once", "--parallel", "1", "--timeout", "5s"])
             .arg("--state-dir")
             .arg(s.state_dir())
             .stdout(std::process::Stdio::null())
@@ -502,7 +502,7 @@ fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
         }
         child.wait().expect("reap");
     }
-    let (run, took) = s.mirror(&["--timeout", "3s"]);
+    let (run, took) = s.mirror(&["--timeout", "5s"]);
     eprintln!("{kills} kills; the final pass took {took:?}");
     assert!(kills >= 10, "only {kills} kills landed during the pass");
     // A kill between an APPEND and the state write leaves copies the next run adopts.

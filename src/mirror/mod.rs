@@ -698,20 +698,17 @@ impl Pass<'_> {
         fs: &mut FolderState,
         p: &Pending,
     ) -> Result<()> {
-        let age = crate::clock::unix_now().saturating_sub(p.written);
-        let wait = self
-            .opts
-            .settle
-            .saturating_sub(Duration::from_secs(age))
-            .saturating_add(Duration::from_secs(1));
-        if age <= self.opts.settle.as_secs() {
-            tracing::info!(
-                account = %self.account.name,
-                "folder {:?}: waiting {wait:?} for an interrupted pass's last APPEND to settle",
-                fs.dest
-            );
-            tokio::time::sleep(wait).await;
-        }
+        // The interrupted pass stopped before this one started, and sent its last APPEND
+        // before it stopped; not necessarily soon after the record was written (the batch is
+        // read from mailserver1 first), so the record's age bounds nothing: the whole settle
+        // time is waited from here.
+        let wait = self.opts.settle.saturating_add(Duration::from_secs(1));
+        tracing::info!(
+            account = %self.account.name,
+            "folder {:?}: waiting {wait:?} for an interrupted pass's last APPEND to settle",
+            fs.dest
+        );
+        tokio::time::sleep(wait).await;
         let ours = fs.dest_uids();
         let candidates: Vec<u32> = dst
             .uid_search(&format!("UID {}:*", p.dest_uidnext))
