@@ -2,10 +2,11 @@
 //! mailserver1 seeded with three accounts (INBOX, a nested folder and a folder with a
 //! non-ASCII name; some read, flagged or with keywords), a first pass makes mailserver2
 //! identical (per folder: the multiset of Message-ID, body hash and flags), a pass with
-//! nothing changed copies nothing, and after new mail, flag changes, moves, expunges and a
+//! nothing changed copies nothing and does not log in to mailserver2, and after new mail, flag changes, moves, expunges and a
 //! folder rename on mailserver1 the next pass makes it identical again, leaving a message
-//! delivered straight to mailserver2 alone. A second test SIGKILLs posta mirror during a first
-//! pass and checks the run after the last kill ends identical with nothing doubled.
+//! delivered straight to mailserver2 alone. A second test SIGKILLs posta mirror ten times and
+//! more during a first pass and checks the run after the last kill ends identical with nothing
+//! doubled; the last one is the acceptance's scale: 20 accounts x 500 messages.
 
 mod support;
 
@@ -83,12 +84,19 @@ impl Servers {
         }
     }
 
-    /// `per_folder(n)` messages in each folder of [`FOLDERS`] on mailserver1, on disk.
+    /// `scale` times each folder's count of [`FOLDERS`] on mailserver1, on disk.
     fn seed(&self, scale: usize) {
+        let folders = FOLDERS.map(|(f, n)| (f, n * scale));
+        self.seed_folders(&folders);
+    }
+
+    /// Each folder's count of messages on mailserver1, on disk, some read, flagged or with a
+    /// keyword.
+    fn seed_folders(&self, folders: &[(Option<&str>, usize)]) {
         let t = SystemTime::now() - Duration::from_secs(86_400);
         for (user, _) in &self.users {
-            for (folder, n) in FOLDERS {
-                for i in 0..n * scale {
+            for &(folder, n) in folders {
+                for i in 0..n {
                     let m = message(user, folder.unwrap_or("INBOX"), i);
                     let (flags, keywords): (&str, &[&str]) = match i % 7 {
                         0 => ("FS", &[]),
@@ -235,6 +243,14 @@ fn assert_identical(s: &Servers, foreign: &[(&str, &str)]) {
     }
 }
 
+/// The IMAP logins `server` has logged.
+fn logins(server: &Dovecot) -> usize {
+    fs::read_to_string(server.log())
+        .expect("read the Dovecot log")
+        .matches("imap-login: Login:")
+        .count()
+}
+
 fn totals(run: &Run) -> serde_json::Value {
     run.json()["totals"].clone()
 }
@@ -253,6 +269,7 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     assert_eq!(t["folders_created"], 15, "INBOX exists already: {t}");
     assert_identical(&s, &[]);
 
+    let logins_before = logins(&s.backup);
     let (run, took) = s.mirror(&[]);
     eprintln!("pass with nothing changed: {took:?}");
     assert_eq!(run.code, 0, "{run:?}");
@@ -261,6 +278,11 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
         (t["copied"].as_u64(), t["folders_unchanged"].as_u64()),
         (Some(0), Some(18)),
         "{t}"
+    );
+    assert_eq!(
+        logins(&s.backup),
+        logins_before,
+        "a pass with nothing changed logs in to mailserver2"
     );
 
     // Changes on mailserver1, through IMAP as a user makes them.
@@ -409,41 +431,80 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     );
 }
 
+/// When each state file of `dir` was last written (a save replaces the file).
+fn state_writes(dir: &std::path::Path) -> Vec<SystemTime> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut times: Vec<SystemTime> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let json = e.path().extension().is_some_and(|x| x == "json");
+            json.then(|| e.metadata().ok()?.modified().ok())?
+        })
+        .collect();
+    times.sort();
+    times
+}
+
+/// Issue 17's "10 SIGKILLs during a mirror pass": a first pass is killed at least ten times,
+/// each time one to three state writes after its start (a write is a batch about to be
+/// copied, or a folder begun) and a few milliseconds on, so kills land before, inside and
+/// after batches of APPENDs; the run after the last kill ends identical, nothing doubled.
 #[test]
 fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
     let s = Servers::start(2);
-    s.seed(8);
-    let total = 2 * per_user() * 8;
+    s.seed(12);
+    let total = 2 * per_user() * 12;
     let mut kills = 0;
     let log = s.dir.path().join("killed.log");
-    for delay in [400, 700, 1000, 1300, 1600, 1900, 2200, 2500] {
+    for round in 0..20 {
+        if kills >= 10 {
+            break;
+        }
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("log");
+        let mut last = state_writes(&s.state_dir());
         let mut child = posta_command(env!("CARGO_BIN_EXE_posta"))
             .env("POSTA_LOG", "posta=info")
             .arg("--config")
             .arg(s.site())
             // A resume waits --timeout for a killed run's last APPEND to settle.
-            .args(["mirror", "--once", "--parallel", "1", "--timeout", "3s"])
+            .args(["mirror", "--once", "--parallel", "1", "--timeout", "5s"])
             .arg("--state-dir")
             .arg(s.state_dir())
             .stdout(std::process::Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("run posta");
-        thread::sleep(Duration::from_millis(delay));
-        if child.try_wait().expect("wait").is_none() {
-            child.kill().expect("SIGKILL");
-            kills += 1;
+        let writes = 1 + round % 3;
+        let mut seen = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while child.try_wait().expect("wait").is_none() {
+            let now = state_writes(&s.state_dir());
+            if now != last {
+                seen += 1;
+                last = now;
+            }
+            if seen >= writes {
+                thread::sleep(Duration::from_millis((round as u64 * 37) % 60));
+                if child.try_wait().expect("wait").is_none() {
+                    child.kill().expect("SIGKILL");
+                    kills += 1;
+                }
+                break;
+            }
+            assert!(Instant::now() < deadline, "posta mirror wrote no state");
+            thread::sleep(Duration::from_millis(5));
         }
         child.wait().expect("reap");
     }
-    let (run, took) = s.mirror(&["--timeout", "3s"]);
+    let (run, took) = s.mirror(&["--timeout", "5s"]);
     eprintln!("{kills} kills; the final pass took {took:?}");
-    assert!(kills >= 5, "only {kills} kills landed during the pass");
+    assert!(kills >= 10, "only {kills} kills landed during the pass");
     // A kill between an APPEND and the state write leaves copies the next run adopts.
     let logged = fs::read_to_string(&log).expect("read log");
     let adoptions: Vec<&str> = logged.lines().filter(|l| l.contains("adopted")).collect();
@@ -468,6 +529,42 @@ fn a_first_pass_killed_again_and_again_ends_identical_without_doubles() {
         })
         .sum();
     assert_eq!(on_backup, total, "duplicated or lost on mailserver2");
+}
+
+/// Folders unchanged on mailserver1 are passed without a look at mailserver2 until a folder
+/// needs work there; once mailserver2 is listed, those whose mirror went away there are made
+/// again, the others left alone.
+#[test]
+fn mirror_folders_deleted_on_mailserver2_are_made_again_when_the_account_changes() {
+    let s = Servers::start(1);
+    s.seed(1);
+    let (run, _) = s.mirror(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (user, pw) = s.users[0].clone();
+    rt().block_on(async {
+        let mut b = session(&s.backup, &user, &pw).await;
+        b.delete("Old").await.expect("delete Old");
+        b.delete("Kept").await.expect("delete Kept");
+        b.logout().await.expect("logout");
+        let mut c = session(&s.primary, &user, &pw).await;
+        c.append("INBOX", &[], None, &message(&user, "INBOX", 300))
+            .await
+            .expect("append");
+        c.logout().await.expect("logout");
+    });
+    let (run, _) = s.mirror(&[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let t = totals(&run);
+    assert_eq!(
+        (
+            t["folders_created"].as_u64(),
+            t["copied"].as_u64(),
+            t["folders_unchanged"].as_u64()
+        ),
+        (Some(2), Some(1 + 4 + 4), Some(3)),
+        "{t}"
+    );
+    assert_identical(&s, &[]);
 }
 
 /// mailserver1 without QRESYNC (Dovecot told to announce CONDSTORE only): changes are found
@@ -531,37 +628,111 @@ fn without_qresync_condstore_finds_the_changes() {
     assert_identical(&s, &[]);
 }
 
-/// Issue 17's scale, for the pass times: 20 accounts of 476 messages in six folders, the
-/// first pass, a pass with nothing changed, and one after 1% new mail, each ending identical.
+/// The folders of issue 17's acceptance, IMAP names with Dovecot's Maildir++ separator `.`:
+/// INBOX, `Proyectos` and its child `Proyectos.2026`, `Correspondencia.Año` (its parent only
+/// a name) and `Facturación`, in modified UTF-7; 100 messages each.
+const SITE_FOLDERS: [(Option<&str>, usize); 5] = [
+    (None, 100),
+    (Some("Proyectos"), 100),
+    (Some("Proyectos.2026"), 100),
+    (Some("Correspondencia.A&APE-o"), 100),
+    (Some("Facturaci&APM-n"), 100),
+];
+
+/// Issue 17's first acceptance bullet: 20 accounts x 500 messages in 5 folders (nested,
+/// non-ASCII names), some read, flagged or with a keyword, mirrored; a pass with nothing
+/// changed; then on mailserver1, as its users would, 100 new messages, 50 flag changes, 20 UID
+/// MOVEs between folders, 10 expunges and one folder renamed: the next pass makes mailserver2
+/// identical (per folder: Message-ID, body hash and flags of every message). Prints the pass
+/// times.
 #[test]
-fn twenty_accounts_initial_and_incremental_pass_times() {
+fn twenty_accounts_of_500_mirrored_then_a_pass_after_issue_17s_changes() {
     let s = Servers::start(20);
-    s.seed(7);
-    let total = 20 * per_user() * 7;
-    let (run, took) = s.mirror(&["--parallel", "8"]);
+    s.seed_folders(&SITE_FOLDERS);
+    let total = 20 * 500;
+    let (run, took) = s.mirror(&[]);
     let rate = total as f64 / took.as_secs_f64();
     eprintln!("initial pass: {total} messages, 20 accounts in {took:?} ({rate:.0} msg/s)");
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(totals(&run)["copied"], total);
-    let (run, took) = s.mirror(&["--parallel", "8"]);
+    let t = totals(&run);
+    assert_eq!(
+        (t["copied"].as_u64(), t["folders"].as_u64()),
+        (Some(total as u64), Some(20 * 5)),
+        "{t}"
+    );
+    assert_identical(&s, &[]);
+
+    let (run, took) = s.mirror(&[]);
     eprintln!("pass with nothing changed: {took:?}");
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(totals(&run)["folders_unchanged"], 20 * 6);
+    let t = totals(&run);
+    assert_eq!(
+        (t["copied"].as_u64(), t["folders_unchanged"].as_u64()),
+        (Some(0), Some(20 * 5)),
+        "{t}"
+    );
+
+    // Over the 20 accounts: 5 new messages each (100), 5 flag changes in 10 of them (50), one
+    // UID MOVE each (20), one expunge in 10 of them (10), and one folder renamed.
     let rt = rt();
-    for (user, pw) in &s.users {
+    for (k, (user, pw)) in s.users.iter().enumerate() {
         rt.block_on(async {
             let mut c = session(&s.primary, user, pw).await;
-            for i in 0..total / 100 / 20 {
-                c.append("INBOX", &[], None, &message(user, "INBOX", 1000 + i))
+            for i in 0..5 {
+                let m = message(user, "INBOX", 1000 + i);
+                c.append("INBOX", &[], None, &m).await.expect("append new");
+            }
+            c.select("Facturaci&APM-n", false).await.expect("select");
+            let uids = c.uid_search("ALL").await.expect("search");
+            let atomic = c
+                .move_uids(&uids[..1], "Correspondencia.A&APE-o")
+                .await
+                .expect("move");
+            assert!(atomic, "Dovecot has MOVE");
+            if k < 10 {
+                c.select("Proyectos", false).await.expect("select");
+                let uids = c.uid_search("ALL").await.expect("search");
+                c.store_flags(&uids[..5], &["\\Flagged".into(), "$Urgent".into()])
                     .await
-                    .expect("append");
+                    .expect("store");
+                c.select("Proyectos.2026", false).await.expect("select");
+                let uids = c.uid_search("ALL").await.expect("search");
+                c.store_deleted(&uids[..1]).await.expect("delete");
+                c.expunge(&uids[..1]).await.expect("expunge");
+            }
+            if k == 0 {
+                c.select("INBOX", true).await.expect("leave the folder");
+                c.rename("Correspondencia.A&APE-o", "Correspondencia.A&APE-o 2025")
+                    .await
+                    .expect("rename");
             }
             c.logout().await.expect("logout");
         });
     }
-    let (run, took) = s.mirror(&["--parallel", "8"]);
-    eprintln!("pass after 1% new mail: {took:?}");
+    let (run, took) = s.mirror(&[]);
+    eprintln!("pass after the changes: {took:?}");
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(totals(&run)["copied"], total / 100 / 20 * 20);
+    let t = totals(&run);
+    assert_eq!(
+        (
+            t["copied"].as_u64(),
+            t["flags_changed"].as_u64(),
+            t["expunged"].as_u64(),
+            t["folders_renamed"].as_u64(),
+            t["folders_created"].as_u64(),
+            t["folders_deleted"].as_u64(),
+        ),
+        // Copied: the new messages and the moved ones in their new folder; expunged: the
+        // moved ones in their old folder and the expunged ones.
+        (
+            Some(100 + 20),
+            Some(50),
+            Some(20 + 10),
+            Some(1),
+            Some(0),
+            Some(0)
+        ),
+        "{t}"
+    );
     assert_identical(&s, &[]);
 }

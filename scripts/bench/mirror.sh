@@ -8,8 +8,9 @@
 #
 # For each tool: mailserver2 is wiped and mailserver1 reseeded (ACCOUNTS accounts x
 # PER_ACCOUNT messages of SIZE bytes over 5 folders, nested, one non-ASCII name, some read and
-# flagged), then the initial pass is timed; then 1% of mailserver1's messages change (new
-# mail, a flag, a move, an expunge per 100) and the incremental pass is timed. After each pass
+# flagged), then the initial pass is timed, then a pass with nothing changed; then 1% of
+# mailserver1's messages change (new mail, a flag, a move, an expunge per 100) and the
+# incremental pass is timed. After each pass
 # mailserver2 must hold as many messages as mailserver1, or the run is marked failed. GNU time
 # gives each client's peak RSS.
 #
@@ -185,7 +186,7 @@ EOF
 
 # ---- measuring ----------------------------------------------------------------------------------
 
-declare -A INITIAL INCREMENTAL RSS
+declare -A INITIAL UNCHANGED INCREMENTAL RSS
 # pass KEY RUN: one timed pass; sets PASS_S, or returns 1 when the tool failed or mailserver2
 # does not hold what mailserver1 holds.
 pass() {
@@ -211,14 +212,16 @@ measure() {
   local key=$1 run=$2
   [ "$(ask mirror-seed "$PER_ACCOUNT" "$SIZE")" = ok ] || { echo "seeding failed" >&2; exit 1; }
   rm -rf "$work/state"
-  INITIAL[$key]=failed INCREMENTAL[$key]=failed RSS[$key]=0
+  INITIAL[$key]=failed UNCHANGED[$key]=failed INCREMENTAL[$key]=failed RSS[$key]=0
   pass "$key" "$run" || return 0
   INITIAL[$key]=$PASS_S
+  pass "$key" "$run" || return 0
+  UNCHANGED[$key]=$PASS_S
   [ "$(ask mirror-change)" = ok ] || { echo "changing mailserver1 failed" >&2; exit 1; }
   pass "$key" "$run" || return 0
   INCREMENTAL[$key]=$PASS_S
-  printf '  %-10s initial %8.2f s   1%% change %7.2f s   peak RSS %6s MB\n' \
-    "$key" "${INITIAL[$key]}" "${INCREMENTAL[$key]}" "${RSS[$key]}"
+  printf '  %-10s initial %8.2f s   unchanged %6.2f s   1%% change %7.2f s   peak RSS %6s MB\n' \
+    "$key" "${INITIAL[$key]}" "${UNCHANGED[$key]}" "${INCREMENTAL[$key]}" "${RSS[$key]}"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
@@ -231,15 +234,17 @@ measure posta run_posta
 [ "$DOVEADM" = 1 ] && measure doveadm run_doveadm
 
 echo
-printf '%-10s %12s %10s %14s %12s\n' tool "initial s" "msg/s" "1% change s" "peak RSS MB"
+printf '%-10s %12s %10s %12s %14s %12s\n' tool "initial s" "msg/s" "unchanged s" "1% change s" \
+  "peak RSS MB"
 for key in posta mbsync doveadm; do
   [ -n "${INITIAL[$key]:-}" ] || continue
   rate=$(awk -v n="$total" -v t="${INITIAL[$key]}" 'BEGIN { if (t + 0 > 0) printf "%.1f", n / t; else printf "-" }')
-  printf '%-10s %12s %10s %14s %12s\n' "$key" "${INITIAL[$key]}" "$rate" "${INCREMENTAL[$key]}" \
-    "${RSS[$key]}"
+  printf '%-10s %12s %10s %12s %14s %12s\n' "$key" "${INITIAL[$key]}" "$rate" "${UNCHANGED[$key]}" \
+    "${INCREMENTAL[$key]}" "${RSS[$key]}"
 done
 for peer in mbsync doveadm; do
   [ -n "${INITIAL[$peer]:-}" ] || continue
   echo "posta vs $peer: initial $(ratio "${INITIAL[$peer]}" "${INITIAL[posta]}")x as fast," \
-    "1% change pass $(ratio "${INCREMENTAL[$peer]}" "${INCREMENTAL[posta]}")x as fast"
+    "unchanged pass $(ratio "${UNCHANGED[$peer]}" "${UNCHANGED[posta]}")x," \
+    "1% change pass $(ratio "${INCREMENTAL[$peer]}" "${INCREMENTAL[posta]}")x"
 done

@@ -62,8 +62,8 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub insecure: bool,
 
-    /// Longest wait for any one reply; a pass after a kill also waits until the killed
-    /// pass's last batch is this old before it looks for its copies on mailserver2
+    /// Longest wait for any one reply; a pass after a kill also waits this long before it
+    /// looks for the killed pass's last batch on mailserver2
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
 }

@@ -197,6 +197,46 @@ async fn connect(side: &Side) -> std::result::Result<ImapClient, ImapError> {
     Ok(client)
 }
 
+/// The name on mailserver2 of mailserver1's folder `m`.
+fn dest_name(m: &MailboxInfo, source: &Naming, dest: &Naming) -> String {
+    mutf7::encode(&folders::dest_name(
+        &folders::components(&m.name, source),
+        dest,
+    ))
+}
+
+/// mailserver2's session and its folders, opened when a folder first needs them: a pass that
+/// finds every folder of mailserver1 unchanged since the state never logs in there (each
+/// session costs the server a login process, a TLS handshake and an IMAP process).
+struct Dest<'a> {
+    side: &'a Side,
+    session: Option<(ImapClient, Listing)>,
+}
+
+impl Dest<'_> {
+    async fn open(&mut self) -> Result<(&mut ImapClient, &mut Listing)> {
+        let (client, listing) = match &mut self.session {
+            Some(session) => session,
+            slot @ None => {
+                let mut client = connect(self.side).await.map_err(MirrorError::Dest)?;
+                if !client.has_capability("UIDPLUS") {
+                    // APPENDUID names each copy; UID EXPUNGE removes only the mirror's messages.
+                    return Err(MirrorError::Refused(
+                        "no UIDPLUS (RFC 4315): the mirror needs APPENDUID and UID EXPUNGE".into(),
+                    ));
+                }
+                let listing = Listing::of(&mut client).await.map_err(MirrorError::Dest)?;
+                slot.insert((client, listing))
+            }
+        };
+        Ok((client, listing))
+    }
+
+    fn listing(&self) -> Option<&Listing> {
+        self.session.as_ref().map(|(_, listing)| listing)
+    }
+}
+
 impl Pass<'_> {
     fn save(&self) -> Result<()> {
         Ok(self.state.save(&self.path)?)
@@ -227,38 +267,42 @@ impl Pass<'_> {
             .await
             .map_err(MirrorError::Source)?;
         src.enable_qresync().await.map_err(MirrorError::Source)?;
-        let mut dst = connect(&self.account.dest)
-            .await
-            .map_err(MirrorError::Dest)?;
-        if !dst.has_capability("UIDPLUS") {
-            // APPENDUID names each copy; UID EXPUNGE removes only the mirror's messages.
-            return Err(MirrorError::Refused(
-                "no UIDPLUS (RFC 4315): the mirror needs APPENDUID and UID EXPUNGE".into(),
-            ));
-        }
         let source = Listing::of(&mut src).await.map_err(MirrorError::Source)?;
-        let mut dest = Listing::of(&mut dst).await.map_err(MirrorError::Dest)?;
-        let dest_raw = |m: &MailboxInfo| {
-            let components = folders::components(&m.name, &source.naming);
-            mutf7::encode(&folders::dest_name(&components, &dest.naming))
+        let mut dest = Dest {
+            side: &self.account.dest,
+            session: None,
         };
-        let dest_names: HashMap<String, String> = source
-            .selectable
-            .iter()
-            .map(|m| (m.name.clone(), dest_raw(m)))
-            .collect();
-        self.folder_changes(&mut src, &mut dst, &source, &mut dest, &dest_names)
-            .await?;
+        self.folder_changes(&mut src, &mut dest, &source).await?;
+        // Folders unchanged on mailserver1 that were passed before mailserver2 was listed.
+        let mut unlooked = Vec::new();
         for m in &source.selectable {
             self.report.counts.folders += 1;
-            let target = dest_names[&m.name].clone();
-            self.folder(&mut src, &mut dst, m, &target, &mut dest)
-                .await?;
+            if !self.folder(&mut src, &mut dest, &source, m).await? {
+                unlooked.push(m);
+            }
+        }
+        for m in unlooked {
+            // mailserver2 was listed for another folder after all: one whose mirror went
+            // away there (or moved) is made again.
+            let gone = dest.listing().is_some_and(|l| {
+                let target = dest_name(m, &source.naming, &l.naming);
+                self.state
+                    .folders
+                    .get(&m.name)
+                    .is_none_or(|f| f.dest != target || !l.has_raw(&target))
+            });
+            if gone {
+                self.folder(&mut src, &mut dest, &source, m).await?;
+            } else {
+                self.report.counts.folders_unchanged += 1;
+            }
         }
         self.state.last_complete_pass = Some(crate::clock::unix_now());
         self.save()?;
         let _ = src.logout().await;
-        let _ = dst.logout().await;
+        if let Some((dst, _)) = dest.session {
+            let _ = dst.logout().await;
+        }
         Ok(())
     }
 
@@ -266,10 +310,8 @@ impl Pass<'_> {
     async fn folder_changes(
         &mut self,
         src: &mut ImapClient,
-        dst: &mut ImapClient,
+        dest: &mut Dest<'_>,
         source: &Listing,
-        dest: &mut Listing,
-        dest_names: &HashMap<String, String>,
     ) -> Result<()> {
         let listed: Vec<&str> = source.selectable.iter().map(|m| m.name.as_str()).collect();
         let gone: Vec<String> = self
@@ -282,6 +324,7 @@ impl Pass<'_> {
         if gone.is_empty() {
             return Ok(());
         }
+        let (dst, dest) = dest.open().await?;
         // A renamed folder keeps its UIDVALIDITY: look at the new names for one that was gone.
         let mut renames = Vec::new();
         for m in source
@@ -308,7 +351,10 @@ impl Pass<'_> {
             let Some(fs) = self.state.folders.get(&old) else {
                 continue;
             };
-            let target = dest_names[&new].clone();
+            let Some(m) = source.selectable.iter().find(|m| m.name == new) else {
+                continue;
+            };
+            let target = dest_name(m, &source.naming, &dest.naming);
             match (dest.has_raw(&fs.dest), dest.has_raw(&target)) {
                 (true, false) => {
                     dst.rename(&fs.dest, &target)
@@ -384,15 +430,15 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Brings one folder of mailserver2 up to mailserver1's.
+    /// Brings one folder of mailserver2 up to mailserver1's. False when the folder is
+    /// unchanged on mailserver1 and mailserver2 was not looked at (its session not open yet).
     async fn folder(
         &mut self,
         src: &mut ImapClient,
-        dst: &mut ImapClient,
+        dest: &mut Dest<'_>,
+        source: &Listing,
         m: &MailboxInfo,
-        target: &str,
-        dest: &mut Listing,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let known = self
             .state
             .folders
@@ -403,11 +449,13 @@ impl Pass<'_> {
             .await
             .map_err(MirrorError::Source)?;
         let validity = r.selected.uidvalidity;
-        let existing = self
-            .state
-            .folders
-            .get(&m.name)
-            .filter(|f| f.dest == target && dest.has_raw(target));
+        // Until mailserver2 is listed, the state's word that the mirror is there is taken.
+        let existing = self.state.folders.get(&m.name).filter(|f| {
+            dest.listing().is_none_or(|l| {
+                let target = dest_name(m, &source.naming, &l.naming);
+                f.dest == target && l.has_raw(&target)
+            })
+        });
         if let Some(fs) = existing
             && known.is_some()
             && fs.source_uidvalidity == validity
@@ -418,10 +466,19 @@ impl Pass<'_> {
             // Without QRESYNC an expunge need not show in HIGHESTMODSEQ: count too.
             && (src.qresync_enabled() || r.selected.exists as usize == fs.messages.len())
         {
+            if dest.listing().is_none() {
+                return Ok(false);
+            }
             self.report.counts.folders_unchanged += 1;
-            return Ok(());
+            return Ok(true);
         }
-        let fresh = existing.is_none();
+        let (dst, dest) = dest.open().await?;
+        let target = &dest_name(m, &source.naming, &dest.naming);
+        let fresh = !self
+            .state
+            .folders
+            .get(&m.name)
+            .is_some_and(|f| f.dest == *target && dest.has_raw(target));
         if fresh {
             // New to the mirror, or its mailserver2 folder went away: start from what is there.
             let had = dest.has_raw(target);
@@ -538,7 +595,7 @@ impl Pass<'_> {
         let fs = self.folder_mut(&m.name)?;
         fs.pending = None;
         fs.highest_modseq = r.selected.highest_modseq;
-        Ok(())
+        Ok(true)
     }
 
     /// Copies one batch: the pending record first, then the APPENDs, then the map in memory.
@@ -641,20 +698,17 @@ impl Pass<'_> {
         fs: &mut FolderState,
         p: &Pending,
     ) -> Result<()> {
-        let age = crate::clock::unix_now().saturating_sub(p.written);
-        let wait = self
-            .opts
-            .settle
-            .saturating_sub(Duration::from_secs(age))
-            .saturating_add(Duration::from_secs(1));
-        if age <= self.opts.settle.as_secs() {
-            tracing::info!(
-                account = %self.account.name,
-                "folder {:?}: waiting {wait:?} for an interrupted pass's last APPEND to settle",
-                fs.dest
-            );
-            tokio::time::sleep(wait).await;
-        }
+        // The interrupted pass stopped before this one started, and sent its last APPEND
+        // before it stopped; not necessarily soon after the record was written (the batch is
+        // read from mailserver1 first), so the record's age bounds nothing: the whole settle
+        // time is waited from here.
+        let wait = self.opts.settle.saturating_add(Duration::from_secs(1));
+        tracing::info!(
+            account = %self.account.name,
+            "folder {:?}: waiting {wait:?} for an interrupted pass's last APPEND to settle",
+            fs.dest
+        );
+        tokio::time::sleep(wait).await;
         let ours = fs.dest_uids();
         let candidates: Vec<u32> = dst
             .uid_search(&format!("UID {}:*", p.dest_uidnext))

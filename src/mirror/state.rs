@@ -12,10 +12,13 @@
 //! mailserver1 UIDs about to be copied ([`Pending`]), durably. A pass that finds a pending
 //! batch matches the messages at or above that UIDNEXT that are not in the map to the pending
 //! ones by content identity and adopts them ([`adopt`]), so a kill between an APPEND and the
-//! state write never leads to a second copy. It first waits until the record is as old as the
-//! longest a command may take: the server may still be storing an APPEND whose sender was
-//! killed after sending it, and a copy that appears after the look would be made again. A UIDVALIDITY change on either side is handled
-//! the same way, by content identity ([`rebuild`]), never by a blind recopy.
+//! state write never leads to a second copy. It first waits the longest a command may take
+//! (`--timeout`), counted from its own start, not from the record's: the server may still be
+//! storing an APPEND whose sender was killed after sending it, and a copy that appears after
+//! the look would be made again; the sender read its batch from mailserver1 between the record
+//! and the APPEND, so only the time since the sender stopped (before this pass began) bounds
+//! it. A UIDVALIDITY change on either side is handled the same way, by content identity
+//! ([`rebuild`]), never by a blind recopy.
 //!
 //! The file is JSON, replaced through [`crate::durable`] (write, fsync, rename, fsync the
 //! directory): a kill or a power failure leaves the old state or the new one.
@@ -77,9 +80,9 @@ pub struct Pending {
     pub dest_uidnext: u32,
     /// The mailserver1 UIDs being copied.
     pub source_uids: Vec<u32>,
-    /// Unix time the record was written. A killed pass's last APPEND may still be stored by
-    /// mailserver2 after the kill: a resume waits until the record is older than the longest
-    /// a command may take before it looks for the copies.
+    /// Unix time the record was written. A killed pass's last
+    /// APPEND may still be stored by mailserver2 after the kill: a resume waits the longest a
+    /// command may take before it looks for the copies.
     pub written: u64,
 }
 
