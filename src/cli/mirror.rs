@@ -40,6 +40,12 @@ pub struct MirrorArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub interval: Option<std::time::Duration>,
 
+    /// Also pass an account within seconds of mail reaching its INBOX on mailserver1: one more
+    /// session per account to mailserver1 IDLEs there (RFC 2177). The --interval passes go on
+    /// (they catch other folders' changes). Not with --once
+    #[arg(long, conflicts_with = "once")]
+    pub idle: bool,
+
     /// Print each pass's report as JSON
     #[arg(long)]
     pub json: bool,
