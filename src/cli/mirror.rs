@@ -22,9 +22,11 @@ use super::parse_duration;
 #[command(
     after_help = "Exit status: 0 every account's pass completed, 1 some account's pass failed \
 (see the report), 2 usage or site-file error. Without --once posta mirror passes every \
---interval until stopped and exits with the last pass's status.\n\n\
+--interval (and with --idle when an INBOX changes) until SIGTERM or SIGINT, lets a pass in \
+progress end, and exits with the last pass's status. It holds the mirror's lock, which posta \
+migrate takes to read the map, only during its passes.\n\n\
 Examples:\n  posta mirror --once\n  posta mirror --once --json alice bob\n  \
-posta mirror --interval 30s"
+posta mirror --interval 30s\n  posta mirror --idle"
 )]
 pub struct MirrorArgs {
     /// Site-file accounts to mirror [default: all]
