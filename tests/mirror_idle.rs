@@ -3,7 +3,8 @@
 //! is on mailserver2 within seconds, for one account and then another; SIGTERM ends the
 //! daemon with status 0. And the daemon holds the mirror's lock only during its passes: a
 //! `posta migrate` sweep between them runs, and the mail it brings to mailserver1 wakes the
-//! mirror, which copies it back to mailserver2 once.
+//! mirror, which copies it back to mailserver2 once; a pass woken while the lock is held
+//! waits for it, and one woken while the mirror is on hold does not run.
 
 mod support;
 
@@ -182,6 +183,19 @@ impl Daemon {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits up to [`ARRIVAL`] until the daemon has said `what`.
+    fn said(&self, what: &str) {
+        let deadline = Instant::now() + ARRIVAL;
+        while !self.log().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "posta mirror did not say {what:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The passes reported so far (each report is one JSON document with an `"ok"`).
     fn passes(&self) -> usize {
         self.log().matches("\"ok\":").count()
@@ -292,12 +306,49 @@ fn a_sweep_runs_while_an_idle_mirror_waits_between_passes() {
     // Home on mailserver1, it wakes the mirror, which copies it to mailserver2: once.
     let took = s.arrives(&daemon, user, "new-1", ARRIVAL);
     eprintln!("the swept message was mirrored back in {took:?}");
+
+    // While a migrate holds the lock, a woken pass waits for it, then runs.
+    let state_dir = s.dir.path().join("mirror");
+    let lock = fs::File::create(state_dir.join("lock")).expect("open the mirror's lock");
+    // The pass that copied new-1 releases the lock right after its report.
+    daemon.wait_passes(2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lock.try_lock().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon holds the lock between passes"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    s.deliver(user, "locked-1");
+    daemon.said("posta migrate is reading the mirror's map");
+    assert_eq!(count(&s.backup.messages(user, None), "locked-1"), 0);
+    drop(lock);
+    s.arrives(&daemon, user, "locked-1", ARRIVAL);
+
+    // On hold (a takeover), a woken pass is not run; once lifted, the next one catches up.
+    posta::mirror::hold::hold(&state_dir, 1).expect("hold");
+    s.deliver(user, "held-1");
+    daemon.said("on hold since");
+    assert_eq!(count(&s.backup.messages(user, None), "held-1"), 0);
+    posta::mirror::hold::release(&state_dir).expect("release");
+    s.deliver(user, "after-1");
+    s.arrives(&daemon, user, "after-1", ARRIVAL);
+    assert_eq!(count(&s.backup.messages(user, None), "held-1"), 1);
+
     let log = daemon.log();
     let status = daemon.terminate();
     assert!(status.success(), "{status:?}:\n{log}");
     let inbox = s.backup.messages(user, None);
-    assert_eq!(count(&inbox, "new-1"), 1, "{log}");
-    assert_eq!(count(&inbox, &format!("old-{user}")), 1, "{log}");
-    assert_eq!(inbox.len(), 2, "{log}");
-    assert_eq!(s.primary.messages(user, None).len(), 2, "{log}");
+    for id in [
+        &format!("old-{user}")[..],
+        "new-1",
+        "locked-1",
+        "held-1",
+        "after-1",
+    ] {
+        assert_eq!(count(&inbox, id), 1, "{id} once on mailserver2:\n{log}");
+    }
+    assert_eq!(inbox.len(), 5, "{log}");
+    assert_eq!(s.primary.messages(user, None).len(), 5, "{log}");
 }
