@@ -157,6 +157,150 @@ impl Due {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::{Endpoint, Login};
+    use crate::secret::Secret;
+    use crate::service::{StartTls, TlsPolicy};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    /// Serves one scripted session per connection, in order: each string is said after one
+    /// line is heard (the first before anything is heard). What was heard, per session.
+    async fn serve(
+        sessions: Vec<Vec<&'static str>>,
+    ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let task = tokio::spawn(async move {
+            let mut heard = Vec::new();
+            for script in sessions {
+                let Ok((sock, _)) = listener.accept().await else {
+                    break;
+                };
+                let (r, mut w) = sock.into_split();
+                let mut r = BufReader::new(r);
+                for (i, say) in script.into_iter().enumerate() {
+                    if i > 0 {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            break;
+                        }
+                        heard.push(line.trim_end().to_owned());
+                    }
+                    if w.write_all(say.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            heard
+        });
+        (port, task)
+    }
+
+    fn account(port: u16) -> Account {
+        let side = Side {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+                implicit_tls: false,
+                starttls: StartTls::No,
+                tls: TlsPolicy::default(),
+                timeout: Duration::from_millis(500),
+            },
+            login: Login::own("u", Secret::new("pw")),
+        };
+        Account {
+            name: "alice".into(),
+            source: side.clone(),
+            dest: side,
+        }
+    }
+
+    const GREETING: &str = "* OK [CAPABILITY IMAP4rev1 IDLE] scripted\r\n";
+    const LOGGED_IN: &str = "p1 OK [CAPABILITY IMAP4rev1 IDLE] hi\r\n";
+    const EXAMINED: &str = "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\np2 OK [READ-ONLY] done\r\n";
+
+    /// A session that breaks is said with its wait and reconnects; back, its account is due
+    /// (a delivery may have come meanwhile), and new mail makes it due again.
+    #[tokio::test]
+    async fn a_lost_session_reconnects_and_wakes_its_account() {
+        let (port, srv) = serve(vec![
+            vec![
+                GREETING,
+                LOGGED_IN,
+                EXAMINED,
+                "+ idling\r\n* BYE going down\r\n",
+            ],
+            vec![
+                GREETING,
+                LOGGED_IN,
+                EXAMINED,
+                "+ idling\r\n* 2 EXISTS\r\n",
+                "p3 OK done\r\n",
+            ],
+        ])
+        .await;
+        let (tx, mut rx) = mpsc::channel(8);
+        let sessions = watch(&[account(port)], tx);
+        let wait = Duration::from_secs(10);
+        let next = async |rx: &mut mpsc::Receiver<Event>| {
+            tokio::time::timeout(wait, rx.recv())
+                .await
+                .expect("an event")
+                .expect("open")
+        };
+        match next(&mut rx).await {
+            Event::Lost {
+                account,
+                error,
+                retry_in,
+            } => {
+                assert_eq!(account, "alice");
+                assert!(matches!(error, ImapError::Bye { .. }), "{error}");
+                assert!(retry_in <= Duration::from_millis(2500), "{retry_in:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(next(&mut rx).await, Event::Changed(0)), "back");
+        assert!(matches!(next(&mut rx).await, Event::Changed(0)), "new mail");
+        drop(sessions);
+        let heard = srv.await.expect("server");
+        assert_eq!(
+            heard,
+            [
+                "p1 LOGIN \"u\" \"pw\"",
+                "p2 EXAMINE \"INBOX\"",
+                "p3 IDLE",
+                "p1 LOGIN \"u\" \"pw\"",
+                "p2 EXAMINE \"INBOX\"",
+                "p3 IDLE",
+                "DONE",
+            ]
+        );
+    }
+
+    /// Without IDLE the account is said once and its session ends: no reconnecting.
+    #[tokio::test]
+    async fn a_server_without_idle_is_said_once() {
+        let (port, _srv) = serve(vec![vec![
+            "* OK [CAPABILITY IMAP4rev1] scripted\r\n",
+            "p1 OK [CAPABILITY IMAP4rev1] hi\r\n",
+            EXAMINED,
+        ]])
+        .await;
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut sessions = watch(&[account(port)], tx);
+        let event = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        match event.expect("an event").expect("open") {
+            Event::Unsupported { account, error } => {
+                assert_eq!(account, "alice");
+                assert!(matches!(error, ImapError::Unsupported { .. }), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(5), sessions.join_next()).await;
+        assert!(matches!(ended, Ok(Some(Ok(())))), "the session ended");
+        assert!(rx.recv().await.is_none(), "nothing more");
+    }
 
     #[test]
     fn a_burst_of_changes_is_one_pass_and_the_interval_passes_everyone() {
