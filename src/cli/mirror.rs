@@ -22,9 +22,11 @@ use super::parse_duration;
 #[command(
     after_help = "Exit status: 0 every account's pass completed, 1 some account's pass failed \
 (see the report), 2 usage or site-file error. Without --once posta mirror passes every \
---interval until stopped and exits with the last pass's status.\n\n\
+--interval (and with --idle when an INBOX changes) until SIGTERM or SIGINT, lets a pass in \
+progress end, and exits with the last pass's status. It holds the mirror's lock, which posta \
+migrate takes to read the map, only during its passes.\n\n\
 Examples:\n  posta mirror --once\n  posta mirror --once --json alice bob\n  \
-posta mirror --interval 30s"
+posta mirror --interval 30s\n  posta mirror --idle"
 )]
 pub struct MirrorArgs {
     /// Site-file accounts to mirror [default: all]
@@ -39,6 +41,12 @@ pub struct MirrorArgs {
     /// interval, else 60s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub interval: Option<std::time::Duration>,
+
+    /// Also pass an account within seconds of mail reaching its INBOX on mailserver1: one more
+    /// session per account to mailserver1 IDLEs there (RFC 2177). The --interval passes go on
+    /// (they catch other folders' changes). Not with --once
+    #[arg(long, conflicts_with = "once")]
+    pub idle: bool,
 
     /// Print each pass's report as JSON
     #[arg(long)]

@@ -1,7 +1,8 @@
 //! An IMAP4rev1 client session (RFC 3501) for `posta migrate`: the source (mailserver2) is read
 //! with LIST, SELECT, UID SEARCH and a streamed UID FETCH; the destination (mailserver1) gets
 //! CREATE and APPEND with flags and INTERNALDATE, and APPENDUID (RFC 4315) names the copy.
-//! `posta mirror` adds CONDSTORE/QRESYNC (RFC 7162), flag replacement, RENAME and DELETE.
+//! `posta mirror` adds CONDSTORE/QRESYNC (RFC 7162), flag replacement, RENAME and DELETE, and
+//! IDLE (RFC 2177) to learn of new mail as it arrives.
 //!
 //! Our own small client on [`Conn`] rather than a crate: we need message bodies streamed one at
 //! a time out of a single FETCH, literals sent without copying the message, STARTTLS with the
@@ -14,6 +15,7 @@
 
 mod error;
 mod fetch;
+mod idle;
 mod mailbox;
 mod sync;
 #[cfg(test)]
@@ -25,6 +27,7 @@ use std::time::Duration;
 pub use self::error::ImapError;
 pub use self::fetch::MAX_MESSAGE;
 use self::fetch::Streaming;
+pub use self::idle::{IdleWake, MAX_IDLE};
 pub use self::sync::Resync;
 use self::wire::{Limits, timed};
 use super::{AdminForm, Conn, ConnError, Endpoint, Login, TlsSetup};

@@ -1,7 +1,13 @@
-//! `posta mirror`: the site's accounts from the site file, a pass (or one every --interval),
-//! the report; exit 0 only when every account's pass completed.
+//! `posta mirror`: the site's accounts from the site file, a pass (or one every --interval,
+//! and with --idle one when an INBOX changes), the report; exit 0 only when every account's
+//! pass completed.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::migrate::{AdminLogin, read_secret, site_accounts, site_endpoint};
 use super::{EXIT_FAILURE, EXIT_USAGE, exclusive_lock, print};
@@ -9,6 +15,7 @@ use crate::cli::MirrorArgs;
 use crate::client::Login;
 use crate::config::{self, MirrorSettings};
 use crate::health::{Scheme, TlsPolicy};
+use crate::mirror::idle::{Due, Event};
 use crate::mirror::report::RunReport;
 use crate::mirror::{self, Account, Options, Side};
 
@@ -36,8 +43,13 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
         .clone()
         .or(settings.state_dir)
         .unwrap_or_else(|| PathBuf::from(mirror::DEFAULT_STATE_DIR));
-    // Two mirrors writing one state would each copy what the other's map does not show yet.
-    let _lock = match exclusive_lock(&state_dir.join("lock"), "another posta mirror is running") {
+    // Two mirrors would pass the same accounts each on its own schedule: one per state
+    // directory, for the whole life of the process.
+    let running = exclusive_lock(
+        &state_dir.join("process.lock"),
+        "another posta mirror is running",
+    );
+    let _running = match running {
         Ok(file) => file,
         Err(e) => {
             eprintln!("posta mirror: {e}");
@@ -50,39 +62,125 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
         batch: 50,
         settle: args.timeout,
     };
-    loop {
-        let started = tokio::time::Instant::now();
-        let code = match mirror::hold::held(&opts.state_dir) {
-            Ok(None) => {
-                let report = mirror::run(accounts.clone(), &opts).await;
-                show(&report, args.json);
-                if report.ok { 0 } else { EXIT_FAILURE }
-            }
-            Ok(Some(since)) => {
-                eprintln!(
-                    "posta mirror: on hold since {} (a takeover: mailserver2 served users, and \
-                     a pass now would overwrite what they did there); after the failback, \
-                     posta migrate --return carries it back and lifts the hold",
-                    crate::clock::rfc3339(since)
-                );
-                EXIT_FAILURE
-            }
-            Err(e) => {
-                eprintln!(
-                    "posta mirror: cannot read the hold in {}: {e}",
-                    opts.state_dir.display()
-                );
+    if args.once {
+        return match pass(accounts, &opts, args.json).await {
+            Ok(code) => code,
+            Err(busy) => {
+                eprintln!("posta mirror: {busy}");
                 EXIT_FAILURE
             }
         };
-        if args.once {
-            return code;
-        }
+    }
+    daemon(accounts, &opts, interval, &args).await
+}
+
+/// A pass that finds the mirror's lock held (a `posta migrate` reads the map) is tried again
+/// this much later.
+const RETRY_BUSY: Duration = Duration::from_secs(5);
+
+/// Passes every interval, and with --idle soon after an account's INBOX changed on
+/// mailserver1 ([`mirror::idle`]), until SIGTERM or SIGINT; a signal during a pass is acted
+/// on once it ends. Returns the last pass's status.
+///
+/// The mirror's lock (`state_dir/lock`, which `posta migrate` takes to read the map) is held
+/// per pass and released between passes, never for the life of the daemon, which would keep
+/// every sweep from running. A pass here is a round: the accounts due at that moment (all of
+/// them each interval; with --idle, those whose INBOX changed), run at most --parallel at
+/// once ([`mirror::run`]); then the lock is dropped. Per round rather than per account:
+/// rounds run one after another, so one account's passes never overlap and --parallel caps
+/// interval and IDLE passes alike with no second scheduler, while a migrate waits at most one
+/// round and an account that changes during a round is passed in the next. A round that
+/// finds the lock held waits [`RETRY_BUSY`] and tries again.
+async fn daemon(
+    accounts: Vec<Account>,
+    opts: &Options,
+    interval: Duration,
+    args: &MirrorArgs,
+) -> u8 {
+    let mut stop = Stop::new();
+    let (tx, mut events) = mpsc::channel(64);
+    let _sessions = args
+        .idle
+        .then(|| mirror::idle::watch(&accounts, tx.clone()));
+    let mut due = Due::default();
+    let now = Instant::now();
+    due.all(accounts.len(), now);
+    let mut tick = now + interval;
+    let mut code = 0;
+    loop {
+        let at = due.at();
         tokio::select! {
-            () = tokio::time::sleep_until(started + interval) => {}
-            () = stop_signal() => return code,
+            () = stop.recv() => return code,
+            () = tokio::time::sleep_until(tick) => {
+                let now = Instant::now();
+                due.all(accounts.len(), now);
+                tick = now + interval;
+            }
+            Some(event) = events.recv() => said(event, &mut due),
+            () = tokio::time::sleep_until(at.unwrap_or(tick)), if at.is_some() => {
+                let which = due.take();
+                let round = which.iter().map(|&i| accounts[i].clone()).collect();
+                match pass(round, opts, args.json).await {
+                    Ok(c) => code = c,
+                    Err(busy) => {
+                        eprintln!("posta mirror: {busy}; the pass follows in {RETRY_BUSY:?}");
+                        due.later(which, Instant::now() + RETRY_BUSY);
+                    }
+                }
+            }
         }
     }
+}
+
+/// What an IDLE session reported: a change makes its account due, trouble is said.
+fn said(event: Event, due: &mut Due) {
+    match event {
+        Event::Changed(index) => due.changed(index, Instant::now()),
+        Event::Lost {
+            account,
+            error,
+            retry_in,
+        } => eprintln!(
+            "posta mirror: {account}: the IDLE session to mailserver1 failed: {error}; \
+             reconnecting in {:.0?}",
+            retry_in
+        ),
+        Event::Unsupported { account, error } => eprintln!(
+            "posta mirror: {account}: {error}; its new mail waits for the next interval pass"
+        ),
+    }
+}
+
+/// One pass of `accounts` under the mirror's lock, unless the mirror is on hold (said, and a
+/// failure). Err: the lock is held, by a `posta migrate` reading the map.
+async fn pass(accounts: Vec<Account>, opts: &Options, json: bool) -> Result<u8, String> {
+    match mirror::hold::held(&opts.state_dir) {
+        Ok(None) => {}
+        Ok(Some(since)) => {
+            eprintln!(
+                "posta mirror: on hold since {} (a takeover: mailserver2 served users, and \
+                 a pass now would overwrite what they did there); after the failback, \
+                 posta migrate --return carries it back and lifts the hold",
+                crate::clock::rfc3339(since)
+            );
+            return Ok(EXIT_FAILURE);
+        }
+        Err(e) => {
+            eprintln!(
+                "posta mirror: cannot read the hold in {}: {e}",
+                opts.state_dir.display()
+            );
+            return Ok(EXIT_FAILURE);
+        }
+    }
+    // Copies made while a migrate reads the map would be missing from what it read.
+    let _lock = exclusive_lock(
+        &opts.state_dir.join("lock"),
+        "posta migrate is reading the mirror's map",
+    )?;
+    let report = mirror::run(accounts, opts).await;
+    show(&report, json);
+    Ok(if report.ok { 0 } else { EXIT_FAILURE })
 }
 
 /// Puts the mirror on hold after a takeover ([`mirror::hold`]), with `[mirror]`. A failure
@@ -109,20 +207,31 @@ pub(super) fn state_dir(site: &config::Site) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(mirror::DEFAULT_STATE_DIR))
 }
 
-/// SIGTERM or SIGINT between passes.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+/// SIGTERM or SIGINT, listened for from the start: one that comes during a pass is seen
+/// when the pass has ended.
+struct Stop {
+    term: Option<Signal>,
+    int: Option<Signal>,
+}
+
+impl Stop {
+    fn new() -> Stop {
+        Stop {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
         }
-        _ => std::future::pending().await,
+    }
+
+    async fn recv(&mut self) {
+        match (&mut self.term, &mut self.int) {
+            (Some(term), Some(int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
     }
 }
 

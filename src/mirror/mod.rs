@@ -20,10 +20,12 @@
 //! - `state`  the durable map and the matching by content identity.
 //! - `back`   the return after a failback: what users did on mailserver2, carried back.
 //! - `hold`   the mirror held from a takeover until the return.
+//! - `idle`   `--idle`: an IDLE session per account wakes its pass when mail arrives.
 //! - `report` counters, table and JSON.
 
 pub mod back;
 pub mod hold;
+pub mod idle;
 pub mod report;
 pub mod state;
 pub mod status;

@@ -8,6 +8,10 @@ use std::borrow::Cow;
 use super::imap::has_capability;
 use super::{ProtoError, check_arg};
 
+/// What ends an IDLE (RFC 2177 §3): a line of its own, untagged; the IDLE's tagged completion
+/// follows.
+pub const IDLE_DONE: &[u8] = b"DONE\r\n";
+
 /// How literals may be sent on this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiteralMode {

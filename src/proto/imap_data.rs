@@ -52,6 +52,19 @@ pub enum Data {
     Other(String),
 }
 
+impl Data {
+    /// Whether this untagged response says the selected mailbox changed, what an IDLE waits
+    /// for (RFC 2177 §3): a message arrived (EXISTS), left (EXPUNGE, VANISHED without
+    /// EARLIER) or had its flags changed (FETCH). `* OK Still here` and the like are not.
+    pub fn is_mailbox_change(&self) -> bool {
+        match self {
+            Data::Exists(_) | Data::Expunge(_) | Data::Fetch(_) => true,
+            Data::Vanished { earlier, .. } => !earlier,
+            _ => false,
+        }
+    }
+}
+
 /// A mailbox from LIST (RFC 3501 §7.2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxInfo {

@@ -190,3 +190,24 @@ fn hostile_vanished_fails() {
         assert!(parse(wire.to_vec()).is_err(), "{}", escape(wire));
     }
 }
+
+#[test]
+fn what_an_idle_counts_as_a_change() {
+    for wire in [
+        &b"* 5 EXISTS\r\n"[..],
+        b"* 3 EXPUNGE\r\n",
+        b"* 2 FETCH (FLAGS (\\Seen))\r\n",
+        b"* VANISHED 7:9\r\n",
+    ] {
+        assert!(one(wire).is_mailbox_change(), "{}", escape(wire));
+    }
+    for wire in [
+        &b"* OK Still here\r\n"[..],
+        b"* VANISHED (EARLIER) 7:9\r\n",
+        b"* 1 RECENT\r\n",
+        b"* FLAGS (\\Seen \\Answered)\r\n",
+        b"* CAPABILITY IMAP4rev1 IDLE\r\n",
+    ] {
+        assert!(!one(wire).is_mailbox_change(), "{}", escape(wire));
+    }
+}

@@ -67,6 +67,12 @@ pub enum ImapError {
     /// A caller value that cannot go on the wire (a flag with a space, a bad date).
     #[error("cannot send IMAP {command}: {reason}")]
     Argument { command: String, reason: ProtoError },
+    /// The server lacks an extension the caller asked for (`IDLE`); the caller does without.
+    #[error("IMAP server {server} does not offer {capability}")]
+    Unsupported {
+        server: String,
+        capability: &'static str,
+    },
     /// An earlier timeout, lost connection or malformed reply left the session out of step;
     /// only a new connection helps.
     #[error("IMAP session with {server} is unusable after an earlier error")]
@@ -94,7 +100,8 @@ impl ImapError {
             | ImapError::Cleartext { .. }
             | ImapError::LoginDisabled { .. }
             | ImapError::Malformed { .. }
-            | ImapError::Argument { .. } => false,
+            | ImapError::Argument { .. }
+            | ImapError::Unsupported { .. } => false,
         }
     }
 

@@ -516,3 +516,167 @@ async fn moves_use_uid_move_else_copy_and_uid_expunge() {
     let err = client.move_uids(&[1], "Trash").await.expect_err("refused");
     assert!(err.to_string().contains("neither MOVE"), "{err}");
 }
+
+/// The greeting and LOGIN exchange of [`login_script`], announcing IDLE, then `rest`.
+fn idle_script(rest: Vec<Act>) -> Vec<Act> {
+    let mut all = vec![
+        say("* OK [CAPABILITY IMAP4rev1] scripted\r\n"),
+        Act::Hear,
+        say("+ go on\r\n"),
+        Act::HearBytes(11),
+        say("p1 OK [CAPABILITY IMAP4rev1 IDLE] hi\r\n"),
+    ];
+    all.extend(rest);
+    all
+}
+
+/// IDLE waits past keepalives for a change (new mail, flags, an expunge), ends with DONE and
+/// reads the completion; a quiet wait ends when its time is up, with the session in step for
+/// the next IDLE; a change reported between DONE and the completion still counts.
+#[tokio::test]
+async fn idle_wakes_on_a_change_and_ends_quietly_when_the_time_is_up() {
+    let (port, srv) = serve(idle_script(vec![
+        Act::Hear,
+        say("+ idling\r\n* OK Still here\r\n"),
+        say("* 4 EXISTS\r\n* 1 RECENT\r\n"),
+        Act::Hear,
+        say("p2 OK Idle completed.\r\n"),
+        Act::Hear,
+        say("+ idling\r\n"),
+        Act::Hear,
+        say("p3 OK Idle completed.\r\n"),
+        Act::Hear,
+        say("+ idling\r\n"),
+        Act::Hear,
+        say("* 2 FETCH (FLAGS (\\Seen))\r\np4 OK Idle completed.\r\n"),
+        Act::Hear,
+        say("+ idling\r\n* VANISHED 3\r\n"),
+        Act::Hear,
+        say("p5 OK Idle completed.\r\n"),
+    ]))
+    .await;
+    let mut client = logged_in(port).await;
+    let long = Duration::from_secs(5);
+    assert_eq!(client.idle(long).await.expect("idle"), IdleWake::Changed);
+    let started = std::time::Instant::now();
+    let quiet = client.idle(Duration::from_millis(300)).await.expect("idle");
+    assert_eq!(quiet, IdleWake::Quiet);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let late = client.idle(Duration::from_millis(100)).await.expect("idle");
+    assert_eq!(late, IdleWake::Changed, "the FETCH after DONE");
+    assert_eq!(client.idle(long).await.expect("idle"), IdleWake::Changed);
+    drop(client);
+    let heard = srv.await.expect("server");
+    assert_eq!(
+        heard[2..],
+        [
+            "p2 IDLE", "DONE", "p3 IDLE", "DONE", "p4 IDLE", "DONE", "p5 IDLE", "DONE"
+        ]
+    );
+}
+
+/// Without IDLE in the capabilities nothing is sent and the error says so, for good.
+#[tokio::test]
+async fn idle_without_the_capability_is_a_clear_final_error() {
+    let (port, srv) = serve(script(Vec::new())).await;
+    let mut client = logged_in(port).await;
+    let err = client
+        .idle(Duration::from_secs(1))
+        .await
+        .expect_err("no IDLE");
+    assert!(
+        matches!(err, ImapError::Unsupported { .. }) && !err.is_transient(),
+        "{err}"
+    );
+    assert!(err.to_string().contains("does not offer IDLE"), "{err}");
+    drop(client);
+    assert_eq!(
+        srv.await.expect("server").len(),
+        2,
+        "only the login was sent"
+    );
+}
+
+/// Hostile or failing servers during IDLE: each a clear error within the session timeout
+/// (500 ms here), never a panic or a wait until the IDLE's own end.
+#[tokio::test]
+async fn idle_against_hostile_servers_fails_clearly_and_in_time() {
+    type Expected = fn(&ImapError) -> bool;
+    let cases: Vec<(&str, Vec<Act>, Expected)> = vec![
+        (
+            "BYE while idling",
+            vec![
+                Act::Hear,
+                say("+ idling\r\n* BYE Server shutting down.\r\n"),
+            ],
+            |e| matches!(e, ImapError::Bye { .. }) && e.is_transient(),
+        ),
+        ("no + ever", vec![Act::Hear, Act::Hang], |e| {
+            matches!(e, ImapError::Timeout { .. }) && e.is_transient()
+        }),
+        (
+            "no completion after DONE",
+            vec![
+                Act::Hear,
+                say("+ idling\r\n* 1 EXISTS\r\n"),
+                Act::Hear,
+                Act::Hang,
+            ],
+            |e| matches!(e, ImapError::Timeout { .. }),
+        ),
+        (
+            "garbage",
+            vec![Act::Hear, say("+ idling\r\n\x01\x02 garbage\r\n")],
+            |e| matches!(e, ImapError::Malformed { .. }),
+        ),
+        (
+            "a hostile count",
+            vec![Act::Hear, say("+ idling\r\n* 99999999999 EXISTS\r\n")],
+            |e| matches!(e, ImapError::Malformed { .. }),
+        ),
+        (
+            "refused",
+            vec![Act::Hear, say("p2 BAD Unknown command\r\n")],
+            |e| matches!(e, ImapError::Rejected { .. }),
+        ),
+        (
+            "completed before DONE",
+            vec![Act::Hear, say("+ idling\r\np2 OK done already\r\n")],
+            |e| matches!(e, ImapError::Malformed { .. }),
+        ),
+        (
+            "a stray tag",
+            vec![Act::Hear, say("+ idling\r\np9 OK what\r\n")],
+            |e| matches!(e, ImapError::Malformed { .. }),
+        ),
+        (
+            "closed while idling",
+            vec![Act::Hear, say("+ idling\r\n")],
+            |e| matches!(e, ImapError::Conn { .. }) && e.is_transient(),
+        ),
+    ];
+    for (name, rest, expected) in cases {
+        let (port, _srv) = serve(idle_script(rest)).await;
+        let mut client = logged_in(port).await;
+        let started = std::time::Instant::now();
+        let err = client.idle(Duration::from_secs(20)).await.expect_err(name);
+        assert!(expected(&err), "{name}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{name}: {:?}",
+            started.elapsed()
+        );
+        let next = client.idle(Duration::from_secs(1)).await.expect_err(name);
+        let in_step = matches!(err, ImapError::Rejected { .. });
+        assert_eq!(
+            matches!(next, ImapError::Unusable { .. }),
+            !in_step,
+            "{name}: then {next}"
+        );
+    }
+}

@@ -134,6 +134,35 @@ impl ImapClient {
         let first = timed(self.timeout, &waiting_for, what, first)
             .await
             .map_err(|e| self.broke(e))?;
+        self.read_rest(first, what, limits).await
+    }
+
+    /// Waits up to `wait` for a response to begin, then reads it whole as [`ImapClient::read`]
+    /// does. None: nothing came; nothing was read, and the session is still in step (a
+    /// response's first line is only taken off the buffer once complete).
+    pub(super) async fn wait_for(
+        &mut self,
+        what: &str,
+        limits: Limits,
+        wait: Duration,
+    ) -> Result<Option<Data>, ImapError> {
+        let first = self.conn.read_line_within(limits.line);
+        match timed(wait, "a response", what, first).await {
+            Ok(first) => self.read_rest(first, what, limits).await.map(Some),
+            Err(ImapError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(self.broke(e)),
+        }
+    }
+
+    /// The rest of a response whose first line is `first`: literal data and continuation
+    /// lines as the framing asks, each under the session timeout.
+    async fn read_rest(
+        &mut self,
+        first: Vec<u8>,
+        what: &str,
+        limits: Limits,
+    ) -> Result<Data, ImapError> {
+        let waiting_for = format!("the reply to {what}");
         let mut frame =
             Frame::new(first, limits.literal).map_err(|reason| self.malformed(what, reason))?;
         loop {

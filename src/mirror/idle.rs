@@ -1,0 +1,346 @@
+//! `posta mirror --idle`: mail that reaches an INBOX on mailserver1 is on mailserver2 within
+//! seconds, not within the interval. Per account one more session to mailserver1 (the admin
+//! identity, as the pass logs in) EXAMINEs INBOX and IDLEs there (RFC 2177); when it wakes
+//! with a change, that account is due for a pass a moment later ([`DEBOUNCE`]: a burst of
+//! deliveries is one pass). The passes every interval go on beside it: they catch what
+//! happens in other folders, which the INBOX session does not see.
+//!
+//! A session that fails reconnects with the house backoff ([`crate::retry`]), and its account
+//! is passed once it is back (a delivery in between was not seen). A server without IDLE is
+//! said once; its accounts are then passed every interval only.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::{Account, Side};
+use crate::client::imap::{IdleWake, ImapClient, ImapError, MAX_IDLE};
+use crate::retry::Backoff;
+
+/// How long a wake waits for more before its pass starts: deliveries of one burst (a list
+/// message, a queue flushed after an outage) arrive within it and make one pass.
+pub const DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// Waits between reconnections of a failed session: from 2 s, doubling to 5 min, ±25 %.
+const RECONNECT: Backoff =
+    Backoff::new(Duration::from_secs(2), Duration::from_secs(300)).with_jitter(0.25);
+
+/// What the IDLE sessions report.
+#[derive(Debug)]
+pub enum Event {
+    /// The account at this index of the list given to [`watch`] changed on mailserver1, or
+    /// its session is back after a failure and may have missed a change.
+    Changed(usize),
+    /// The session of `account` failed; it reconnects after `retry_in`.
+    Lost {
+        account: String,
+        error: ImapError,
+        retry_in: Duration,
+    },
+    /// mailserver1 offers no IDLE to `account`: it is passed every interval only.
+    Unsupported { account: String, error: ImapError },
+}
+
+/// Starts one IDLE session per account. The sessions end when the receiver of `events` is
+/// dropped, or with the returned set.
+pub fn watch(accounts: &[Account], events: mpsc::Sender<Event>) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for (index, account) in accounts.iter().enumerate() {
+        let (name, side, events) = (account.name.clone(), account.source.clone(), events.clone());
+        set.spawn(async move { watch_one(index, name, side, events).await });
+    }
+    set
+}
+
+async fn watch_one(index: usize, name: String, side: Side, events: mpsc::Sender<Event>) {
+    let mut failures = 0u32;
+    let mut reconnected = false;
+    loop {
+        let error = match session(index, &side, reconnected, &mut failures, &events).await {
+            // The receiver is gone: posta mirror is ending.
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        if matches!(error, ImapError::Unsupported { .. }) {
+            let _ = events
+                .send(Event::Unsupported {
+                    account: name,
+                    error,
+                })
+                .await;
+            return;
+        }
+        failures += 1;
+        let retry_in = RECONNECT.delay(failures);
+        let lost = Event::Lost {
+            account: name.clone(),
+            error,
+            retry_in,
+        };
+        if events.send(lost).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(retry_in).await;
+        reconnected = true;
+    }
+}
+
+/// One session: log in, EXAMINE INBOX (read-only: the session changes nothing, not even
+/// `\Recent`), then IDLE until an error ([`ImapError::Unsupported`] at once without IDLE).
+/// Ok: the receiver is gone.
+async fn session(
+    index: usize,
+    side: &Side,
+    reconnected: bool,
+    failures: &mut u32,
+    events: &mpsc::Sender<Event>,
+) -> Result<(), ImapError> {
+    let mut client = ImapClient::connect(&side.endpoint).await?;
+    client.login(&side.login).await?;
+    client.select("INBOX", true).await?;
+    *failures = 0;
+    if reconnected && events.send(Event::Changed(index)).await.is_err() {
+        return Ok(());
+    }
+    loop {
+        if client.idle(MAX_IDLE).await? == IdleWake::Changed
+            && events.send(Event::Changed(index)).await.is_err()
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// The accounts due for a pass, and when it starts.
+#[derive(Debug, Default)]
+pub struct Due {
+    accounts: BTreeSet<usize>,
+    at: Option<Instant>,
+}
+
+impl Due {
+    /// Account `index` changed: due [`DEBOUNCE`] after the first change not yet passed, so
+    /// later changes within it join that pass.
+    pub fn changed(&mut self, index: usize, now: Instant) {
+        self.accounts.insert(index);
+        self.at = Some(self.at.unwrap_or(now + DEBOUNCE));
+    }
+
+    /// All `count` accounts are due now (the interval).
+    pub fn all(&mut self, count: usize, now: Instant) {
+        self.accounts.extend(0..count);
+        self.at = Some(now);
+    }
+
+    /// When the next pass starts; None: nothing is due.
+    pub fn at(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// The due accounts, for a pass starting now; nothing is due afterwards.
+    pub fn take(&mut self) -> Vec<usize> {
+        self.at = None;
+        std::mem::take(&mut self.accounts).into_iter().collect()
+    }
+
+    /// A pass of `accounts` could not start: they are due again at `at` (or earlier, when
+    /// something else is).
+    pub fn later(&mut self, accounts: Vec<usize>, at: Instant) {
+        self.accounts.extend(accounts);
+        self.at = Some(self.at.map_or(at, |t| t.min(at)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{Endpoint, Login};
+    use crate::secret::Secret;
+    use crate::service::{StartTls, TlsPolicy};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    /// Serves one scripted session per connection, in order: each string is said after one
+    /// line is heard (the first before anything is heard). What was heard, per session.
+    async fn serve(
+        sessions: Vec<Vec<&'static str>>,
+    ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let task = tokio::spawn(async move {
+            let mut heard = Vec::new();
+            for script in sessions {
+                let Ok((sock, _)) = listener.accept().await else {
+                    break;
+                };
+                let (r, mut w) = sock.into_split();
+                let mut r = BufReader::new(r);
+                for (i, say) in script.into_iter().enumerate() {
+                    if i > 0 {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            break;
+                        }
+                        heard.push(line.trim_end().to_owned());
+                    }
+                    if w.write_all(say.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            heard
+        });
+        (port, task)
+    }
+
+    fn account(port: u16) -> Account {
+        let side = Side {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+                implicit_tls: false,
+                starttls: StartTls::No,
+                tls: TlsPolicy::default(),
+                timeout: Duration::from_millis(500),
+            },
+            login: Login::own("u", Secret::new("pw")),
+        };
+        Account {
+            name: "alice".into(),
+            source: side.clone(),
+            dest: side,
+        }
+    }
+
+    const GREETING: &str = "* OK [CAPABILITY IMAP4rev1 IDLE] scripted\r\n";
+    const LOGGED_IN: &str = "p1 OK [CAPABILITY IMAP4rev1 IDLE] hi\r\n";
+    const EXAMINED: &str = "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\np2 OK [READ-ONLY] done\r\n";
+
+    /// A session that breaks is said with its wait and reconnects; back, its account is due
+    /// (a delivery may have come meanwhile), and new mail makes it due again.
+    #[tokio::test]
+    async fn a_lost_session_reconnects_and_wakes_its_account() {
+        let (port, srv) = serve(vec![
+            vec![
+                GREETING,
+                LOGGED_IN,
+                EXAMINED,
+                "+ idling\r\n* BYE going down\r\n",
+            ],
+            vec![
+                GREETING,
+                LOGGED_IN,
+                EXAMINED,
+                "+ idling\r\n* 2 EXISTS\r\n",
+                "p3 OK done\r\n",
+            ],
+        ])
+        .await;
+        let (tx, mut rx) = mpsc::channel(8);
+        let sessions = watch(&[account(port)], tx);
+        let wait = Duration::from_secs(10);
+        let next = async |rx: &mut mpsc::Receiver<Event>| {
+            tokio::time::timeout(wait, rx.recv())
+                .await
+                .expect("an event")
+                .expect("open")
+        };
+        match next(&mut rx).await {
+            Event::Lost {
+                account,
+                error,
+                retry_in,
+            } => {
+                assert_eq!(account, "alice");
+                assert!(matches!(error, ImapError::Bye { .. }), "{error}");
+                assert!(retry_in <= Duration::from_millis(2500), "{retry_in:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(next(&mut rx).await, Event::Changed(0)), "back");
+        assert!(matches!(next(&mut rx).await, Event::Changed(0)), "new mail");
+        drop(sessions);
+        let heard = srv.await.expect("server");
+        assert_eq!(
+            heard,
+            [
+                "p1 LOGIN \"u\" \"pw\"",
+                "p2 EXAMINE \"INBOX\"",
+                "p3 IDLE",
+                "p1 LOGIN \"u\" \"pw\"",
+                "p2 EXAMINE \"INBOX\"",
+                "p3 IDLE",
+                "DONE",
+            ]
+        );
+    }
+
+    /// Without IDLE the account is said once and its session ends: no reconnecting.
+    #[tokio::test]
+    async fn a_server_without_idle_is_said_once() {
+        let (port, _srv) = serve(vec![vec![
+            "* OK [CAPABILITY IMAP4rev1] scripted\r\n",
+            "p1 OK [CAPABILITY IMAP4rev1] hi\r\n",
+            EXAMINED,
+        ]])
+        .await;
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut sessions = watch(&[account(port)], tx);
+        let event = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        match event.expect("an event").expect("open") {
+            Event::Unsupported { account, error } => {
+                assert_eq!(account, "alice");
+                assert!(matches!(error, ImapError::Unsupported { .. }), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(5), sessions.join_next()).await;
+        assert!(matches!(ended, Ok(Some(Ok(())))), "the session ended");
+        assert!(rx.recv().await.is_none(), "nothing more");
+    }
+
+    #[test]
+    fn a_burst_of_changes_is_one_pass_and_the_interval_passes_everyone() {
+        let t0 = Instant::now();
+        let mut due = Due::default();
+        assert_eq!(due.at(), None);
+        due.changed(2, t0);
+        due.changed(0, t0 + Duration::from_millis(400));
+        due.changed(2, t0 + Duration::from_millis(900));
+        assert_eq!(
+            due.at(),
+            Some(t0 + DEBOUNCE),
+            "the first change sets the time"
+        );
+        assert_eq!(due.take(), [0, 2]);
+        assert_eq!((due.at(), due.take()), (None, Vec::new()));
+
+        due.changed(1, t0);
+        due.all(3, t0 + Duration::from_millis(10));
+        assert_eq!(due.at(), Some(t0 + Duration::from_millis(10)));
+        assert_eq!(due.take(), [0, 1, 2]);
+
+        let retry = t0 + Duration::from_secs(5);
+        due.later(vec![1], retry);
+        assert_eq!(due.at(), Some(retry));
+        due.changed(0, t0);
+        assert_eq!(due.at(), Some(retry), "a wake joins the pass already due");
+        due.all(3, t0);
+        assert_eq!(due.at(), Some(t0));
+        due.later(vec![2], retry);
+        assert_eq!(due.at(), Some(t0), "what is due sooner stays sooner");
+        assert_eq!(due.take(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn reconnections_back_off_to_five_minutes() {
+        let exact = |n| RECONNECT.delay_with(n, 0.5);
+        assert_eq!(exact(1), Duration::from_secs(2));
+        assert_eq!(exact(3), Duration::from_secs(8));
+        assert_eq!(exact(20), Duration::from_secs(300));
+        assert!(MAX_IDLE < Duration::from_secs(29 * 60), "RFC 2177 §3");
+    }
+}

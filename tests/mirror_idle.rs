@@ -1,0 +1,354 @@
+//! `posta mirror --idle` between two real Dovecots, each with a master user (issue 17, item
+//! 1's IDLE option): with an interval of an hour, mail delivered to an INBOX on mailserver1
+//! is on mailserver2 within seconds, for one account and then another; SIGTERM ends the
+//! daemon with status 0. And the daemon holds the mirror's lock only during its passes: a
+//! `posta migrate` sweep between them runs, and the mail it brings to mailserver1 wakes the
+//! mirror, which copies it back to mailserver2 once; a pass woken while the lock is held
+//! waits for it, and one woken while the mirror is on hold does not run.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use posta::client::imap::ImapClient;
+use posta::client::{Endpoint, Login};
+use posta::health::{StartTls, TlsPolicy};
+use posta::secret::Secret;
+use support::example_site::MigrateSite;
+use support::run::{Run, posta_command};
+use support::{Ca, Dovecot, StoredMessage};
+
+const BIN: &str = env!("CARGO_BIN_EXE_posta");
+const PRIMARY_ADMIN_PW: &str = "pi-ms1-admin";
+const BACKUP_ADMIN_PW: &str = "pi-ms2-admin";
+const USERS: [(&str, &str); 2] = [("pi-alice", "pi-alice-secret"), ("pi-bob", "pi-bob-secret")];
+/// How long a delivery may take to reach mailserver2: generous for a loaded 2-core machine,
+/// and still far under the hour between interval passes.
+const ARRIVAL: Duration = Duration::from_secs(20);
+
+fn message(user: &str, id: &str) -> Vec<u8> {
+    format!(
+        "Message-ID: <{id}@posta.test>\r\nFrom: sender@example.net\r\nTo: {user}@example.org\r\n\
+         Subject: {id}\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\nbody of {id}\r\n"
+    )
+    .into_bytes()
+}
+
+/// How many of `stored` carry Message-ID `id`.
+fn count(stored: &[StoredMessage], id: &str) -> usize {
+    let needle = format!("Message-ID: <{id}@posta.test>");
+    stored
+        .iter()
+        .filter(|m| String::from_utf8_lossy(&m.body).contains(&needle))
+        .count()
+}
+
+struct Servers {
+    primary: Dovecot,
+    backup: Dovecot,
+    dir: tempfile::TempDir,
+    site: PathBuf,
+}
+
+impl Servers {
+    /// Both servers with [`USERS`], each with `old` messages in INBOX on mailserver1, and the
+    /// example's site file (its `[mirror]` state under the test's directory). No SMTP listens
+    /// on port 9: a migration's INBOX goes by IMAP APPEND (`--inbox append`).
+    fn start() -> Servers {
+        let ca = Ca::get();
+        let primary = Dovecot::start_with_master(ca, &USERS, ("admin", PRIMARY_ADMIN_PW));
+        let backup = Dovecot::start_with_master(ca, &USERS, ("admin", BACKUP_ADMIN_PW));
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, pw) in [
+            ("primary-admin.pw", PRIMARY_ADMIN_PW),
+            ("backup-admin.pw", BACKUP_ADMIN_PW),
+        ] {
+            let path = dir.path().join(name);
+            fs::write(&path, format!("{pw}\n")).expect("write password file");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let accounts: String = USERS
+            .iter()
+            .map(|(u, _)| {
+                format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@example.org\"\n")
+            })
+            .collect();
+        let site = MigrateSite {
+            primary: &[
+                format!("imaps:{}", primary.imaps_port()),
+                "smtp:9".to_string(),
+            ],
+            backup: &[format!("imaps:{}", backup.imaps_port())],
+            maildir: None,
+            migrate: "source_admin = { user = \"admin\", password_file = \"backup-admin.pw\" }\n\
+                      dest_admin = { user = \"admin\", password_file = \"primary-admin.pw\" }\n",
+            accounts: &accounts,
+        }
+        .write(dir.path());
+        let t = SystemTime::now() - Duration::from_secs(3600);
+        for (user, _) in USERS {
+            primary.seed(
+                user,
+                None,
+                &message(user, &format!("old-{user}")),
+                "S",
+                &[],
+                t,
+            );
+        }
+        Servers {
+            primary,
+            backup,
+            dir,
+            site,
+        }
+    }
+
+    /// APPEND as the user to INBOX on mailserver1, as a delivery would store it.
+    fn deliver(&self, user: &str, id: &str) {
+        let password = USERS.iter().find(|u| u.0 == user).expect("a test user").1;
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port: self.primary.imaps_port(),
+            implicit_tls: true,
+            starttls: StartTls::No,
+            tls: TlsPolicy {
+                ca_file: Some(Ca::get().ca_pem()),
+                server_name: Some("localhost".into()),
+                ..TlsPolicy::default()
+            },
+            timeout: Duration::from_secs(30),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut c = ImapClient::connect(&endpoint).await.expect("connect");
+            c.login(&Login::own(user, Secret::new(password)))
+                .await
+                .expect("login");
+            c.append("INBOX", &[], None, &message(user, id))
+                .await
+                .expect("append");
+            c.logout().await.expect("logout");
+        });
+    }
+
+    /// Waits up to `limit` until mailserver2's INBOX of `user` holds `id`; how long it took.
+    fn arrives(&self, daemon: &Daemon, user: &str, id: &str, limit: Duration) -> Duration {
+        let started = Instant::now();
+        while count(&self.backup.messages(user, None), id) == 0 {
+            assert!(
+                started.elapsed() < limit,
+                "{id} not on mailserver2 after {limit:?}; posta mirror said:\n{}",
+                daemon.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        started.elapsed()
+    }
+}
+
+/// `posta mirror --idle --interval 1h --json`, its output in a log; SIGKILLed on drop if
+/// still running.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(site: &Path, dir: &Path) -> Daemon {
+        let log = dir.join("mirror.log");
+        let out = fs::File::create(&log).expect("create log");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(site)
+            .args(["mirror", "--idle", "--interval", "1h", "--json"])
+            .env_remove("POSTA_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup log"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn posta mirror");
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits up to [`ARRIVAL`] until the daemon has said `what`.
+    fn said(&self, what: &str) {
+        let deadline = Instant::now() + ARRIVAL;
+        while !self.log().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "posta mirror did not say {what:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The passes reported so far (each report is one JSON document with an `"ok"`).
+    fn passes(&self) -> usize {
+        self.log().matches("\"ok\":").count()
+    }
+
+    /// Waits until `n` passes have been reported.
+    fn wait_passes(&mut self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.passes() < n {
+            let exited = self.child.try_wait().expect("try_wait");
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "waiting for pass {n} (exited: {exited:?}):\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then the exit status within 10 s.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit on SIGTERM:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn mail_reaching_mailserver1_is_on_mailserver2_within_seconds() {
+    let s = Servers::start();
+    let mut daemon = Daemon::start(&s.site, s.dir.path());
+    daemon.wait_passes(1);
+    for (user, _) in USERS {
+        let id = format!("old-{user}");
+        assert_eq!(count(&s.backup.messages(user, None), &id), 1, "{id}");
+    }
+
+    s.deliver(USERS[0].0, "idle-1");
+    let took = s.arrives(&daemon, USERS[0].0, "idle-1", ARRIVAL);
+    eprintln!("the first delivery reached mailserver2 in {took:?}");
+    s.deliver(USERS[1].0, "idle-2");
+    let took = s.arrives(&daemon, USERS[1].0, "idle-2", ARRIVAL);
+    eprintln!("the second delivery (another account) reached mailserver2 in {took:?}");
+
+    let log = daemon.log();
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}:\n{log}");
+    for (user, id) in [(USERS[0].0, "idle-1"), (USERS[1].0, "idle-2")] {
+        let inbox = s.backup.messages(user, None);
+        assert_eq!(count(&inbox, id), 1, "{id} once on mailserver2:\n{log}");
+        assert_eq!(inbox.len(), 2, "{user}: the old message and {id}:\n{log}");
+    }
+    assert!(!log.contains("IDLE session"), "no session failed:\n{log}");
+}
+
+#[test]
+fn a_sweep_runs_while_an_idle_mirror_waits_between_passes() {
+    let s = Servers::start();
+    let mut daemon = Daemon::start(&s.site, s.dir.path());
+    daemon.wait_passes(1);
+    let user = USERS[0].0;
+    // mailserver2 takes a message itself (MX 20 while mailserver1 was busy).
+    s.backup.seed(
+        user,
+        None,
+        &message(user, "new-1"),
+        "",
+        &[],
+        SystemTime::now(),
+    );
+
+    // The sweep finds the mirror's lock free: the daemon holds it only during a pass.
+    let out = posta_command(BIN)
+        .arg("--config")
+        .arg(&s.site)
+        .args(["migrate", "--inbox", "append", "--json"])
+        .output()
+        .expect("run posta migrate");
+    let run = Run::from_output(out);
+    assert_eq!(run.code, 0, "{run:?}\nposta mirror said:\n{}", daemon.log());
+    assert_eq!(
+        count(&s.primary.messages(user, None), "new-1"),
+        1,
+        "{run:?}"
+    );
+
+    // Home on mailserver1, it wakes the mirror, which copies it to mailserver2: once.
+    let took = s.arrives(&daemon, user, "new-1", ARRIVAL);
+    eprintln!("the swept message was mirrored back in {took:?}");
+
+    // While a migrate holds the lock, a woken pass waits for it, then runs.
+    let state_dir = s.dir.path().join("mirror");
+    let lock = fs::File::create(state_dir.join("lock")).expect("open the mirror's lock");
+    // The pass that copied new-1 releases the lock right after its report.
+    daemon.wait_passes(2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lock.try_lock().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon holds the lock between passes"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    s.deliver(user, "locked-1");
+    daemon.said("posta migrate is reading the mirror's map");
+    assert_eq!(count(&s.backup.messages(user, None), "locked-1"), 0);
+    drop(lock);
+    s.arrives(&daemon, user, "locked-1", ARRIVAL);
+
+    // On hold (a takeover), a woken pass is not run; once lifted, the next one catches up.
+    posta::mirror::hold::hold(&state_dir, 1).expect("hold");
+    s.deliver(user, "held-1");
+    daemon.said("on hold since");
+    assert_eq!(count(&s.backup.messages(user, None), "held-1"), 0);
+    posta::mirror::hold::release(&state_dir).expect("release");
+    s.deliver(user, "after-1");
+    s.arrives(&daemon, user, "after-1", ARRIVAL);
+    assert_eq!(count(&s.backup.messages(user, None), "held-1"), 1);
+
+    let log = daemon.log();
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}:\n{log}");
+    let inbox = s.backup.messages(user, None);
+    for id in [
+        &format!("old-{user}")[..],
+        "new-1",
+        "locked-1",
+        "held-1",
+        "after-1",
+    ] {
+        assert_eq!(count(&inbox, id), 1, "{id} once on mailserver2:\n{log}");
+    }
+    assert_eq!(inbox.len(), 5, "{log}");
+    assert_eq!(s.primary.messages(user, None).len(), 5, "{log}");
+}
