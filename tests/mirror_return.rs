@@ -431,26 +431,37 @@ fn after_the_outage_mailserver1_holds_what_users_left_on_mailserver2() {
     o.assert_mirror_resumes();
 }
 
-/// The return SIGKILLed again and again: the run after the last kill ends with mailserver1
-/// exactly as without kills, nothing lost, nothing doubled.
+/// The return SIGKILLed again and again, each time one or two state saves after it starts
+/// (and a few milliseconds on), so kills land before, inside and after each step: the run
+/// after the last kill ends with mailserver1 exactly as without kills, nothing lost, nothing
+/// doubled.
 #[test]
 fn a_return_killed_again_and_again_ends_exact() {
-    let o = Outage::through_failback(4, 4);
+    let o = Outage::through_failback(5, 4);
     let out = o.dir.path().join("return.out");
     let log = o.dir.path().join("return.log");
-    let (mut kills, mut attempts) = (0, 0);
-    loop {
-        attempts += 1;
-        assert!(attempts < 60, "the return never finished: {kills} kills");
-        let delay = 60 * (1 + attempts % 10);
+    let saves = || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("return state saved")
+            .count()
+    };
+    let returned = || {
+        fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("return:")
+    };
+    let mut kills = 0;
+    for round in 0..60 {
         let stdout = fs::File::create(&out).expect("stdout file");
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("log");
+        let before = saves();
         let mut child = posta_command(env!("CARGO_BIN_EXE_posta"))
-            .env("POSTA_LOG", "posta=info")
+            .env("POSTA_LOG", "posta=info,posta::mirror::back=debug")
             .arg("--config")
             .arg(&o.site)
             // A resumed move waits --timeout for a killed MOVE to settle.
@@ -459,12 +470,16 @@ fn a_return_killed_again_and_again_ends_exact() {
             .stderr(stderr)
             .spawn()
             .expect("run posta");
-        std::thread::sleep(Duration::from_millis(delay as u64));
-        let returned = || {
-            fs::read_to_string(&out)
-                .unwrap_or_default()
-                .contains("return:")
-        };
+        let wanted = before + 1 + round % 2;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while child.try_wait().expect("wait").is_none() && saves() < wanted && !returned() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the return saved nothing"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis((round as u64 * 37) % 60));
         if child.try_wait().expect("wait").is_none() && !returned() {
             child.kill().expect("SIGKILL");
             child.wait().expect("reap");
@@ -472,14 +487,20 @@ fn a_return_killed_again_and_again_ends_exact() {
             continue;
         }
         let status = child.wait().expect("reap");
-        if returned() {
-            assert!(status.success(), "{}", fs::read_to_string(&out).unwrap());
-            break;
-        }
+        assert!(status.success(), "{}", fs::read_to_string(&out).unwrap());
+        break;
+    }
+    if !returned() {
+        let logged = fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = logged.lines().rev().take(60).collect();
+        panic!(
+            "the return never finished: {kills} kills; the log's end:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
     let logged = fs::read_to_string(&log).expect("log");
     let resumed = logged.matches("interrupted run's last move").count();
-    eprintln!("{kills} kills in {attempts} runs; {resumed} resumed a recorded move");
+    eprintln!("{kills} kills; {resumed} runs resumed a recorded move");
     assert!(kills >= 10, "only {kills} kills landed during the return");
     o.assert_home();
     o.assert_mirror_resumes();

@@ -189,7 +189,9 @@ struct Back<'a> {
 
 impl Back<'_> {
     fn save(&self) -> Result<()> {
-        Ok(self.state.save(&self.path)?)
+        self.state.save(&self.path)?;
+        tracing::debug!(account = %self.account.name, "return state saved");
+        Ok(())
     }
 
     async fn run(&mut self) -> Result<()> {
@@ -324,7 +326,6 @@ impl Back<'_> {
             self.finish_move(&mut src, &source, &m, false).await?;
         }
         self.empty_deleted_folders(&mut src, &fates).await?;
-        self.save()?;
         let _ = src.logout().await;
         let _ = dst.logout().await;
         Ok(())
@@ -638,7 +639,7 @@ impl Back<'_> {
             // that follows: the user's move, the later act, keeps the message.
             let uids: Vec<u32> = m.messages.iter().map(|x| x.uid).collect();
             self.forget(&m.from, &uids);
-            self.state.moving.retain(|x| x != m);
+            self.state.moving.retain(|x| !same_move(x, m));
             return self.save();
         };
         let mut moved = self.adopt_moved(src, &to_raw, m).await?;
@@ -661,6 +662,15 @@ impl Back<'_> {
                 .into_iter()
                 .filter(|u| left.contains(u))
                 .collect();
+            // The record's time becomes the time the MOVE is sent: a run killed after this
+            // waits from here for the server to finish it (see `settle`).
+            if !present.is_empty() {
+                let now = crate::clock::unix_now();
+                for r in self.state.moving.iter_mut().filter(|x| same_move(x, m)) {
+                    r.written = now;
+                }
+                self.save()?;
+            }
             atomic = src
                 .move_uids(&present, &to_raw)
                 .await
@@ -744,7 +754,7 @@ impl Back<'_> {
             }
         }
         self.report.moved += moved.len();
-        self.state.moving.retain(|x| x != m);
+        self.state.moving.retain(|x| !same_move(x, m));
         self.save()
     }
 
@@ -791,7 +801,8 @@ impl Back<'_> {
     }
 
     /// Waits until a recorded move is as old as the longest a command may take: mailserver1
-    /// may still be carrying out the MOVE of a run killed after sending it.
+    /// may still be carrying out the MOVE of a run killed after sending it. The record is
+    /// rewritten just before each MOVE is sent, so its age bounds the time since then.
     async fn settle(&self, written: u64) {
         let age = crate::clock::unix_now().saturating_sub(written);
         if age <= self.opts.settle.as_secs() {
@@ -849,6 +860,11 @@ impl Back<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether two records are the same move (the time in them changes as it goes).
+fn same_move(a: &Moving, b: &Moving) -> bool {
+    (&a.from, &a.to, a.to_uidnext) == (&b.from, &b.to, b.to_uidnext)
 }
 
 /// mailserver1's wire name of folder `name` (decoded).
