@@ -10,19 +10,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use posta::client::imap::ImapClient;
-use posta::client::{Endpoint, Login};
-use posta::health::{StartTls, TlsPolicy};
-use posta::migrate::message::{body_hash, message_id};
-use posta::secret::Secret;
 use support::example_site::MigrateSite;
+use support::mirror::{rt, session, snapshot};
 use support::run::{Run, posta_command};
 use support::{Ca, Dovecot};
 
@@ -45,9 +39,6 @@ fn per_user() -> usize {
     FOLDERS.iter().map(|f| f.1).sum()
 }
 
-/// One folder as the test compares it: sorted (Message-ID, body hash, sorted flags).
-type Folder = Vec<(String, String, Vec<String>)>;
-
 struct Servers {
     primary: Dovecot,
     backup: Dovecot,
@@ -68,14 +59,7 @@ impl Servers {
         let primary = Dovecot::start_with_master(ca, &pairs, ("admin", PRIMARY_ADMIN_PW));
         let backup = Dovecot::start_with_master(ca, &pairs, ("admin", BACKUP_ADMIN_PW));
         let dir = tempfile::tempdir().expect("temp dir");
-        for (name, pw) in [
-            ("primary-admin.pw", PRIMARY_ADMIN_PW),
-            ("backup-admin.pw", BACKUP_ADMIN_PW),
-        ] {
-            let path = dir.path().join(name);
-            fs::write(&path, format!("{pw}\n")).expect("write password file");
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-        }
+        support::mirror::admin_password_files(dir.path(), PRIMARY_ADMIN_PW, BACKUP_ADMIN_PW);
         Servers {
             primary,
             backup,
@@ -113,19 +97,12 @@ impl Servers {
     /// The example site file: mailserver1 and mailserver2 with their imaps ports, the admin
     /// of each, the accounts.
     fn site(&self) -> PathBuf {
-        let accounts: String = self
-            .users
-            .iter()
-            .map(|(u, _)| {
-                format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@example.org\"\n")
-            })
-            .collect();
+        let accounts = support::mirror::accounts(self.users.iter().map(|(u, _)| u.as_str()));
         MigrateSite {
             primary: &[format!("imaps:{}", self.primary.imaps_port())],
             backup: &[format!("imaps:{}", self.backup.imaps_port())],
             maildir: None,
-            migrate: "source_admin = { user = \"admin\", password_file = \"backup-admin.pw\" }\n\
-                      dest_admin = { user = \"admin\", password_file = \"primary-admin.pw\" }\n",
+            migrate: support::mirror::ADMINS,
             accounts: &accounts,
         }
         .write(self.dir.path())
@@ -159,60 +136,6 @@ Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\n"
         m.push_str(&format!("line {line} of {user}'s {folder} message {i}\r\n"));
     }
     m.into_bytes()
-}
-
-fn endpoint(port: u16) -> Endpoint {
-    Endpoint {
-        host: "127.0.0.1".into(),
-        port,
-        implicit_tls: true,
-        starttls: StartTls::No,
-        tls: TlsPolicy {
-            ca_file: Some(Ca::get().ca_pem()),
-            server_name: Some("localhost".into()),
-            ..TlsPolicy::default()
-        },
-        timeout: Duration::from_secs(30),
-    }
-}
-
-async fn session(server: &Dovecot, user: &str, password: &str) -> ImapClient {
-    let mut c = ImapClient::connect(&endpoint(server.imaps_port()))
-        .await
-        .expect("connect");
-    c.login(&Login::own(user, Secret::new(password)))
-        .await
-        .expect("login");
-    c
-}
-
-/// Every selectable folder of `user` (by wire name) with its messages.
-async fn snapshot(server: &Dovecot, user: &str, password: &str) -> BTreeMap<String, Folder> {
-    let mut c = session(server, user, password).await;
-    let mut out = BTreeMap::new();
-    for m in c.list().await.expect("list") {
-        if m.noselect {
-            continue;
-        }
-        c.select(&m.raw_name, true).await.expect("examine");
-        let uids = c.uid_search("ALL").await.expect("search");
-        let mut folder = Vec::new();
-        c.start_fetch(&uids).await.expect("fetch");
-        while let Some(msg) = c.next_message().await.expect("message") {
-            let mut flags = msg.flags.clone();
-            flags.sort();
-            let id = message_id(&msg.body).unwrap_or_default();
-            folder.push((id, body_hash(&msg.body), flags));
-        }
-        folder.sort();
-        out.insert(m.raw_name, folder);
-    }
-    c.logout().await.expect("logout");
-    out
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("runtime")
 }
 
 /// mailserver2 holds exactly what mailserver1 holds, folder by folder, apart from `foreign`

@@ -9,19 +9,15 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use posta::client::imap::ImapClient;
-use posta::client::{Endpoint, Login};
-use posta::health::{StartTls, TlsPolicy};
-use posta::secret::Secret;
 use support::example_site::MigrateSite;
+use support::mirror::{count, session, short_message as message};
 use support::run::{Run, posta_command};
-use support::{Ca, Dovecot, StoredMessage};
+use support::{Ca, Dovecot};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posta");
 const PRIMARY_ADMIN_PW: &str = "pi-ms1-admin";
@@ -30,23 +26,6 @@ const USERS: [(&str, &str); 2] = [("pi-alice", "pi-alice-secret"), ("pi-bob", "p
 /// How long a delivery may take to reach mailserver2: generous for a loaded 2-core machine,
 /// and still far under the hour between interval passes.
 const ARRIVAL: Duration = Duration::from_secs(20);
-
-fn message(user: &str, id: &str) -> Vec<u8> {
-    format!(
-        "Message-ID: <{id}@posta.test>\r\nFrom: sender@example.net\r\nTo: {user}@example.org\r\n\
-         Subject: {id}\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\nbody of {id}\r\n"
-    )
-    .into_bytes()
-}
-
-/// How many of `stored` carry Message-ID `id`.
-fn count(stored: &[StoredMessage], id: &str) -> usize {
-    let needle = format!("Message-ID: <{id}@posta.test>");
-    stored
-        .iter()
-        .filter(|m| String::from_utf8_lossy(&m.body).contains(&needle))
-        .count()
-}
 
 struct Servers {
     primary: Dovecot,
@@ -64,20 +43,8 @@ impl Servers {
         let primary = Dovecot::start_with_master(ca, &USERS, ("admin", PRIMARY_ADMIN_PW));
         let backup = Dovecot::start_with_master(ca, &USERS, ("admin", BACKUP_ADMIN_PW));
         let dir = tempfile::tempdir().expect("temp dir");
-        for (name, pw) in [
-            ("primary-admin.pw", PRIMARY_ADMIN_PW),
-            ("backup-admin.pw", BACKUP_ADMIN_PW),
-        ] {
-            let path = dir.path().join(name);
-            fs::write(&path, format!("{pw}\n")).expect("write password file");
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-        }
-        let accounts: String = USERS
-            .iter()
-            .map(|(u, _)| {
-                format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@example.org\"\n")
-            })
-            .collect();
+        support::mirror::admin_password_files(dir.path(), PRIMARY_ADMIN_PW, BACKUP_ADMIN_PW);
+        let accounts = support::mirror::accounts(USERS.iter().map(|(u, _)| *u));
         let site = MigrateSite {
             primary: &[
                 format!("imaps:{}", primary.imaps_port()),
@@ -85,8 +52,7 @@ impl Servers {
             ],
             backup: &[format!("imaps:{}", backup.imaps_port())],
             maildir: None,
-            migrate: "source_admin = { user = \"admin\", password_file = \"backup-admin.pw\" }\n\
-                      dest_admin = { user = \"admin\", password_file = \"primary-admin.pw\" }\n",
+            migrate: support::mirror::ADMINS,
             accounts: &accounts,
         }
         .write(dir.path());
@@ -112,27 +78,12 @@ impl Servers {
     /// APPEND as the user to INBOX on mailserver1, as a delivery would store it.
     fn deliver(&self, user: &str, id: &str) {
         let password = USERS.iter().find(|u| u.0 == user).expect("a test user").1;
-        let endpoint = Endpoint {
-            host: "127.0.0.1".into(),
-            port: self.primary.imaps_port(),
-            implicit_tls: true,
-            starttls: StartTls::No,
-            tls: TlsPolicy {
-                ca_file: Some(Ca::get().ca_pem()),
-                server_name: Some("localhost".into()),
-                ..TlsPolicy::default()
-            },
-            timeout: Duration::from_secs(30),
-        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let mut c = ImapClient::connect(&endpoint).await.expect("connect");
-            c.login(&Login::own(user, Secret::new(password)))
-                .await
-                .expect("login");
+            let mut c = session(&self.primary, user, password).await;
             c.append("INBOX", &[], None, &message(user, id))
                 .await
                 .expect("append");

@@ -20,11 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use posta::client::imap::ImapClient;
-use posta::client::{Endpoint, Login};
-use posta::health::{StartTls, TlsPolicy};
 use posta::migrate::message::{body_hash, message_id};
-use posta::secret::Secret;
 use support::example_site::MigrateSite;
+use support::mirror::{self, Folder, rt, session, snapshot};
 use support::run::{Run, posta_command};
 use support::{Bind, Ca, Dovecot, Primary};
 
@@ -40,9 +38,6 @@ const FOLDERS: [(Option<&str>, usize); 5] = [
     (Some("Archivo"), 6),
 ];
 
-/// One folder as compared: sorted (Message-ID, body hash, sorted flags).
-type Folder = Vec<(String, String, Vec<String>)>;
-
 fn message(user: &str, folder: &str, i: usize) -> Vec<u8> {
     let mut m = format!(
         "Message-ID: <ret.{user}.{folder}.{i}@example.net>\r\nFrom: sender{i}@example.net\r\n\
@@ -54,60 +49,6 @@ fn message(user: &str, folder: &str, i: usize) -> Vec<u8> {
     m.into_bytes()
 }
 
-fn endpoint(port: u16) -> Endpoint {
-    Endpoint {
-        host: "127.0.0.1".into(),
-        port,
-        implicit_tls: true,
-        starttls: StartTls::No,
-        tls: TlsPolicy {
-            ca_file: Some(Ca::get().ca_pem()),
-            server_name: Some("localhost".into()),
-            ..TlsPolicy::default()
-        },
-        timeout: Duration::from_secs(30),
-    }
-}
-
-async fn session(server: &Dovecot, user: &str, password: &str) -> ImapClient {
-    let mut c = ImapClient::connect(&endpoint(server.imaps_port()))
-        .await
-        .expect("connect");
-    c.login(&Login::own(user, Secret::new(password)))
-        .await
-        .expect("login");
-    c
-}
-
-/// Every selectable folder of `user` (by wire name) with its messages.
-async fn snapshot(server: &Dovecot, user: &str, password: &str) -> BTreeMap<String, Folder> {
-    let mut c = session(server, user, password).await;
-    let mut out = BTreeMap::new();
-    for m in c.list().await.expect("list") {
-        if m.noselect {
-            continue;
-        }
-        c.select(&m.raw_name, true).await.expect("examine");
-        let uids = c.uid_search("ALL").await.expect("search");
-        let mut folder = Vec::new();
-        c.start_fetch(&uids).await.expect("fetch");
-        while let Some(msg) = c.next_message().await.expect("message") {
-            let mut flags = msg.flags.clone();
-            flags.sort();
-            let id = message_id(&msg.body).unwrap_or_default();
-            folder.push((id, body_hash(&msg.body), flags));
-        }
-        folder.sort();
-        out.insert(m.raw_name, folder);
-    }
-    c.logout().await.expect("logout");
-    out
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("runtime")
-}
-
 /// The migrate site of the example, then a DNS-mode takeover against `bind` (mailserver1's A
 /// record), no hooks and no notices (tests/notify.rs covers those).
 fn site(
@@ -117,20 +58,8 @@ fn site(
     bind: &Bind,
     users: &[(String, String)],
 ) -> PathBuf {
-    for (name, pw) in [
-        ("primary-admin.pw", PRIMARY_ADMIN_PW),
-        ("backup-admin.pw", BACKUP_ADMIN_PW),
-    ] {
-        let path = dir.join(name);
-        fs::write(&path, format!("{pw}\n")).expect("write password file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    let accounts: String = users
-        .iter()
-        .map(|(u, _)| {
-            format!("[[migrate.accounts]]\nuser = \"{u}\"\ndeliver_to = \"{u}@{ZONE}\"\n")
-        })
-        .collect();
+    mirror::admin_password_files(dir, PRIMARY_ADMIN_PW, BACKUP_ADMIN_PW);
+    let accounts = mirror::accounts(users.iter().map(|(u, _)| u.as_str()));
     let path = MigrateSite {
         primary: &[
             format!("imaps:{}", primary.dovecot.imaps_port()),
@@ -138,8 +67,7 @@ fn site(
         ],
         backup: &[format!("imaps:{}", backup.imaps_port())],
         maildir: None,
-        migrate: "source_admin = { user = \"admin\", password_file = \"backup-admin.pw\" }\n\
-                  dest_admin = { user = \"admin\", password_file = \"primary-admin.pw\" }\n",
+        migrate: mirror::ADMINS,
         accounts: &accounts,
     }
     .write(dir);

@@ -9,11 +9,11 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use support::example_site::MigrateSite;
+use support::mirror::count;
 use support::run::{Run, posta_command};
 use support::{Ca, Dovecot, StoredMessage};
 
@@ -29,24 +29,8 @@ fn message(id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// How many of `stored` carry Message-ID `id`.
-fn count(stored: &[StoredMessage], id: &str) -> usize {
-    let needle = format!("Message-ID: <{id}@posta.test>");
-    stored
-        .iter()
-        .filter(|m| String::from_utf8_lossy(&m.body).contains(&needle))
-        .count()
-}
-
 fn site(dir: &Path, primary: &Dovecot, backup: &Dovecot) -> PathBuf {
-    for (name, pw) in [
-        ("primary-admin.pw", PRIMARY_ADMIN_PW),
-        ("backup-admin.pw", BACKUP_ADMIN_PW),
-    ] {
-        let path = dir.join(name);
-        fs::write(&path, format!("{pw}\n")).expect("write password file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
+    support::mirror::admin_password_files(dir, PRIMARY_ADMIN_PW, BACKUP_ADMIN_PW);
     MigrateSite {
         // No SMTP listens on port 9: INBOX goes by IMAP APPEND (--inbox append).
         primary: &[
@@ -55,8 +39,7 @@ fn site(dir: &Path, primary: &Dovecot, backup: &Dovecot) -> PathBuf {
         ],
         backup: &[format!("imaps:{}", backup.imaps_port())],
         maildir: None,
-        migrate: "source_admin = { user = \"admin\", password_file = \"backup-admin.pw\" }\n\
-                  dest_admin = { user = \"admin\", password_file = \"primary-admin.pw\" }\n",
+        migrate: support::mirror::ADMINS,
         accounts: &format!(
             "[[migrate.accounts]]\nuser = \"{USER}\"\ndeliver_to = \"{USER}@example.org\"\n"
         ),

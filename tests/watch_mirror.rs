@@ -9,7 +9,6 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -34,20 +33,12 @@ fn message(id: &str) -> Vec<u8> {
 }
 
 fn site(dir: &Path, primary: &Dovecot, backup: &Dovecot, http: u16) -> PathBuf {
-    for (name, pw) in [
-        ("primary-admin.pw", PRIMARY_ADMIN_PW),
-        ("backup-admin.pw", BACKUP_ADMIN_PW),
-    ] {
-        let path = dir.join(name);
-        fs::write(&path, format!("{pw}\n")).expect("write password file");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
+    support::mirror::admin_password_files(dir, PRIMARY_ADMIN_PW, BACKUP_ADMIN_PW);
     let path = MigrateSite {
         primary: &[format!("imaps:{}", primary.imaps_port())],
         backup: &[format!("imaps:{}", backup.imaps_port())],
         maildir: None,
-        migrate: "source_admin = { user = \"admin\", password_file = \"backup-admin.pw\" }\n\
-                  dest_admin = { user = \"admin\", password_file = \"primary-admin.pw\" }\n",
+        migrate: support::mirror::ADMINS,
         accounts: &format!(
             "[[migrate.accounts]]\nuser = \"{USER}\"\ndeliver_to = \"{USER}@example.org\"\n"
         ),

@@ -19,7 +19,8 @@
 # smtp-source's ceiling into the same Postfix. fetchmail runs over the first FETCHMAIL_ACCOUNTS
 # (5) accounts only and its time is scaled to the site, which the output says.
 #
-# FETCHMAIL=0 leaves fetchmail out (quicker while iterating on posta alone).
+# FETCHMAIL=0 leaves fetchmail out (quicker while iterating on posta alone). POSTA_ARGS adds
+# arguments to posta's site runs (e.g. --no-verify, to see what reading the mail back costs).
 #
 # TWO_HOSTS=1 (the default in site mode) emulates two hosts on a machine of two or more CPUs:
 # mailserver1 (Postfix and its Dovecot, every process they start) runs on CPU 1 only, and
@@ -89,9 +90,9 @@ fi
 # pin_tree CPU PID: PID, its threads and every process below it on CPU; their future
 # children inherit it.
 pin_tree() {
-  local child
-  taskset -a -p -c "$1" "$2" >/dev/null
-  for child in $(pgrep -P "$2"); do pin_tree "$1" "$child"; done
+  local child pid=$(($2)) # Postfix pads its pid file with spaces
+  taskset -a -p -c "$1" "$pid" >/dev/null
+  for child in $(pgrep -P "$pid"); do pin_tree "$1" "$child"; done
 }
 client_cpu=()
 if [ "$TWO_HOSTS" = 1 ]; then
@@ -251,7 +252,8 @@ EOF
 posta_site() {
   rm -rf "$work/state"
   site_file "$1"
-  timed "$POSTA" --config "$work/site.toml" migrate --json --state-dir "$work/state"
+  # shellcheck disable=SC2086 # POSTA_ARGS is word-split on purpose
+  timed "$POSTA" --config "$work/site.toml" migrate --json --state-dir "$work/state" ${POSTA_ARGS:-}
   # REPORT_DIR keeps posta's JSON reports (per-account figures) after the run.
   [ -z "${REPORT_DIR:-}" ] || cp "$work/client.log" "$REPORT_DIR/posta-$1.json"
 }

@@ -29,12 +29,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use super::state::{self, AccountState, Copy, FolderState, Identity, Moved, Moving};
 use super::{
-    Account, Listing, MirrorError, Options, Result, connect, expunge, identities, same_flags,
-    state_path,
+    Account, Listing, MirrorError, Options, Result, connect, each_account, expunge, identities,
+    same_flags, state_path,
 };
 use crate::client::imap::{ImapClient, MailboxInfo};
 use crate::migrate::folders;
@@ -101,24 +100,19 @@ impl ReturnReport {
 /// The return of every account, `opts.parallel` at a time.
 pub async fn run(accounts: Vec<Account>, opts: &Options) -> ReturnReport {
     let started = Instant::now();
-    let slots = std::sync::Arc::new(Semaphore::new(opts.parallel.max(1)));
-    let mut tasks = Vec::new();
-    for account in accounts {
-        let slots = slots.clone();
-        let opts = opts.clone();
-        tasks.push(tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            return_account(account, &opts).await
-        }));
-    }
-    let mut accounts = Vec::new();
-    for t in tasks {
-        accounts.push(t.await.unwrap_or_else(|e| AccountReturn {
+    let accounts: Vec<AccountReturn> = each_account(accounts, opts, |account, opts| async move {
+        return_account(account, &opts).await
+    })
+    .await
+    .into_iter()
+    .map(|r| {
+        r.unwrap_or_else(|e| AccountReturn {
             account: "?".into(),
-            error: Some(format!("internal error: {e}")),
+            error: Some(e),
             ..AccountReturn::default()
-        }));
-    }
+        })
+    })
+    .collect();
     ReturnReport {
         ok: accounts.iter().all(|a| a.error.is_none()),
         accounts,

@@ -112,25 +112,51 @@ pub fn state_path(dir: &Path, name: &str) -> PathBuf {
 /// One pass over every account, `opts.parallel` at a time.
 pub async fn run(accounts: Vec<Account>, opts: &Options) -> RunReport {
     let started = Instant::now();
+    let reports = each_account(accounts, opts, |account, opts| async move {
+        mirror_account(account, &opts).await
+    })
+    .await;
+    let reports = reports
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|e| AccountReport {
+                account: "?".into(),
+                error: Some(e),
+                ..AccountReport::default()
+            })
+        })
+        .collect();
+    RunReport::new(reports, started.elapsed())
+}
+
+/// `job` for every account, `opts.parallel` at a time (each holds one session to each
+/// server, so this is also the cap per server), the results in the accounts' order; Err: the
+/// job's task failed (a panic), said.
+async fn each_account<R, F, Fut>(
+    accounts: Vec<Account>,
+    opts: &Options,
+    job: F,
+) -> Vec<std::result::Result<R, String>>
+where
+    R: Send + 'static,
+    F: Fn(Account, Options) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(opts.parallel.max(1)));
     let mut tasks = Vec::new();
     for account in accounts {
         let slots = slots.clone();
-        let opts = opts.clone();
+        let work = job(account, opts.clone());
         tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await;
-            mirror_account(account, &opts).await
+            work.await
         }));
     }
-    let mut reports = Vec::new();
+    let mut out = Vec::new();
     for t in tasks {
-        reports.push(t.await.unwrap_or_else(|e| AccountReport {
-            account: "?".into(),
-            error: Some(format!("internal error: {e}")),
-            ..AccountReport::default()
-        }));
+        out.push(t.await.map_err(|e| format!("internal error: {e}")));
     }
-    RunReport::new(reports, started.elapsed())
+    out
 }
 
 async fn mirror_account(account: Account, opts: &Options) -> AccountReport {

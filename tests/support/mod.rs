@@ -21,6 +21,7 @@ pub mod example_site;
 pub mod fake;
 pub mod lazyfs;
 pub mod maildir;
+pub mod mirror;
 pub mod netns;
 pub mod ports;
 pub mod posta_mta;
