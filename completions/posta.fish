@@ -106,7 +106,7 @@ complete -c posta -n "__fish_posta_using_subcommand mirror" -l interval -d 'Time
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l state-dir -d 'The per-account state files [default: the site\'s [mirror] state_dir, else /var/lib/posta/mirror]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l parallel -d 'Accounts mirrored at once; each holds one session to each server, so this caps the sessions per server' -r
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l ca-file -d 'Trust the CA certificates in this PEM file, besides the system\'s' -r -F
-complete -c posta -n "__fish_posta_using_subcommand mirror" -l timeout -d 'Longest wait for any one reply; a pass after a kill also waits until the killed pass\'s last batch is this old before it looks for its copies on mailserver2' -r
+complete -c posta -n "__fish_posta_using_subcommand mirror" -l timeout -d 'Longest wait for any one reply; a pass after a kill also waits this long before it looks for the killed pass\'s last batch on mailserver2' -r
 complete -c posta -n "__fish_posta_using_subcommand mirror" -s c -l config -d 'Site file describing the mail servers [default: /etc/posta/site.toml]' -r -F
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
