@@ -23,7 +23,7 @@ use posta::client::imap::ImapClient;
 use posta::migrate::message::{body_hash, message_id};
 use support::example_site::MigrateSite;
 use support::mirror::{self, Folder, rt, session, snapshot};
-use support::run::{Run, posta_command};
+use support::run::{Run, posta_command, posta_site};
 use support::{Bind, Ca, Dovecot, Primary};
 
 const PRIMARY_ADMIN_PW: &str = "pr-ms1-admin";
@@ -99,16 +99,6 @@ fn site(
     site.remove("notify");
     fs::write(&path, toml::to_string(&site).expect("TOML")).expect("write site");
     path
-}
-
-fn posta(site: &Path, args: &[&str]) -> Run {
-    let out = posta_command(env!("CARGO_BIN_EXE_posta"))
-        .arg("--config")
-        .arg(site)
-        .args(args)
-        .output()
-        .expect("run posta");
-    Run::from_output(out)
 }
 
 /// The UIDs of `folder` whose Message-ID names message `i` of `folder`, in order.
@@ -327,6 +317,10 @@ async fn outage_actions(backup: &Dovecot, user: &str, pw: &str, scale: usize) {
     c.store_deleted(&uids).await.expect("delete");
     c.expunge(&uids).await.expect("expunge");
     c.logout().await.expect("logout");
+}
+
+fn posta(site: &Path, args: &[&str]) -> Run {
+    posta_site(env!("CARGO_BIN_EXE_posta"), site, args)
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use support::example_site::MigrateSite;
 use support::mirror::count;
-use support::run::{Run, posta_command};
+use support::run::{Run, posta_site};
 use support::{Ca, Dovecot, StoredMessage};
 
 const USER: &str = "pl-alice";
@@ -47,16 +47,6 @@ fn site(dir: &Path, primary: &Dovecot, backup: &Dovecot) -> PathBuf {
     .write(dir)
 }
 
-fn posta(site: &Path, args: &[&str]) -> Run {
-    let out = posta_command(env!("CARGO_BIN_EXE_posta"))
-        .arg("--config")
-        .arg(site)
-        .args(args)
-        .output()
-        .expect("run posta");
-    Run::from_output(out)
-}
-
 /// The mirror copies the sweep counted, over every folder of the report.
 fn mirror_copies(report: &serde_json::Value) -> u64 {
     report["accounts"]
@@ -66,6 +56,9 @@ fn mirror_copies(report: &serde_json::Value) -> u64 {
         .flat_map(|a| a["folders"].as_array().into_iter().flatten())
         .map(|f| f["mirror_copies"].as_u64().unwrap_or(0))
         .sum()
+}
+fn posta(site: &Path, args: &[&str]) -> Run {
+    posta_site(env!("CARGO_BIN_EXE_posta"), site, args)
 }
 
 #[test]

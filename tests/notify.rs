@@ -15,24 +15,13 @@ use serde_json::Value;
 use support::example_site::ExampleSite;
 use support::maildir::messages;
 use support::posta_mta::{PostaMta, path, s};
-use support::run::{Run, posta_command};
+use support::run::{Run, posta_site};
 use support::{Bind, Ca, Dovecot};
 
 const BIN: &str = env!("CARGO_BIN_EXE_posta");
 const ZONE: &str = "example.test";
 const PRIMARY: &str = "10.0.0.25";
 const USERS: [&str; 2] = ["alice", "bob"];
-
-fn posta(site: &Path, args: &[&str]) -> Run {
-    Run::from_output(
-        posta_command(BIN)
-            .arg("--config")
-            .arg(site)
-            .args(args)
-            .output()
-            .expect("run posta"),
-    )
-}
 
 /// A `posta mta` for `ZONE` at `ip` storing into `root` (`%u` the user), owned by `owner` if
 /// given.
@@ -118,6 +107,9 @@ fn notified(run: &Run) -> Value {
     let report: Value =
         serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
     report["notified"].clone()
+}
+fn posta(site: &Path, args: &[&str]) -> Run {
+    posta_site(BIN, site, args)
 }
 
 #[test]

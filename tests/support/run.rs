@@ -84,3 +84,15 @@ pub fn posta_command(bin: &str) -> Command {
         .stderr(Stdio::piped());
     c
 }
+
+/// `BIN --config SITE ARGS...` (BIN: posta's binary, `env!("CARGO_BIN_EXE_posta")`), run to
+/// its end.
+pub fn posta_site(bin: &str, site: &std::path::Path, args: &[&str]) -> Run {
+    let out = posta_command(bin)
+        .arg("--config")
+        .arg(site)
+        .args(args)
+        .output()
+        .expect("run posta");
+    Run::from_output(out)
+}
