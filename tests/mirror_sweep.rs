@@ -57,6 +57,7 @@ fn mirror_copies(report: &serde_json::Value) -> u64 {
         .map(|f| f["mirror_copies"].as_u64().unwrap_or(0))
         .sum()
 }
+
 fn posta(site: &Path, args: &[&str]) -> Run {
     posta_site(env!("CARGO_BIN_EXE_posta"), site, args)
 }

@@ -108,6 +108,7 @@ fn notified(run: &Run) -> Value {
         serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
     report["notified"].clone()
 }
+
 fn posta(site: &Path, args: &[&str]) -> Run {
     posta_site(BIN, site, args)
 }
