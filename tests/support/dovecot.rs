@@ -6,6 +6,11 @@
 //! for mail. The auth socket lets a private Postfix do SMTP AUTH through Dovecot, and the LMTP
 //! listener lets it deliver into these Maildirs (see `Postfix::start_with`). Tests seed and
 //! inspect mailboxes on disk through [`super::maildir`].
+//!
+//! Login processes run in Dovecot's default high-security mode (a new `imap-login` per
+//! connection). `POSTA_DOVECOT_LOGIN=performance` (read by the benches only) starts them in
+//! Dovecot's documented high-performance mode instead (`service_count = 0`, one waiting
+//! process per CPU), as a busy site runs them.
 
 use super::ca::Ca;
 use super::maildir::{self, StoredMessage};
@@ -336,7 +341,7 @@ userdb {{
   args = uid={uid} gid={gid} home={dir}/mail/%u
 }}
 service imap-login {{
-  inet_listener imap {{
+{login_mode}  inet_listener imap {{
     address = {listen}
     port = {imap}
   }}
@@ -347,7 +352,7 @@ service imap-login {{
   }}
 }}
 service pop3-login {{
-  inet_listener pop3 {{
+{login_mode}  inet_listener pop3 {{
     address = {listen}
     port = {pop3}
   }}
@@ -384,10 +389,25 @@ plugin {{
 }}
 "#,
             instance = sys::unique_name("posta-dovecot"),
+            login_mode = login_mode(),
             listen = self.listen,
             cert = ca.cert_pem().display(),
             key = ca.key_pem().display(),
         )
+    }
+}
+
+/// The login service's mode lines (see the module's doc): none for the default.
+fn login_mode() -> String {
+    match std::env::var("POSTA_DOVECOT_LOGIN").as_deref() {
+        Ok("performance") => {
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            format!("  service_count = 0\n  process_min_avail = {cpus}\n")
+        }
+        Ok("") | Err(_) => String::new(),
+        Ok(other) => {
+            panic!("POSTA_DOVECOT_LOGIN is {other:?}; the one mode it names is performance")
+        }
     }
 }
 
