@@ -106,10 +106,18 @@ impl Frame {
                 limit: MAX_REPLY_LINES,
             });
         }
+        // The literal arrives in chunks: room for all of it and the short line that ends the
+        // response, taken at once, so a message held in memory (the body is cut out of this
+        // buffer in place) costs its size, not the next power of two. `n` is bounded above.
+        self.wire.reserve_exact(n.saturating_add(LINE_ROOM));
         self.need = if n == 0 { Need::Line } else { Need::Literal(n) };
         Ok(())
     }
 }
+
+/// Room reserved beyond a literal for the line that follows it (`)` and the CRLF, or a few
+/// more FETCH items); a longer line only grows the buffer once more.
+const LINE_ROOM: usize = 256;
 
 /// `+ ...`, `tag OK|NO|BAD ...` and `* OK|NO|BAD|BYE|PREAUTH ...`: responses that carry text,
 /// never literals.
@@ -148,6 +156,28 @@ mod tests {
         assert_eq!(
             f.into_wire(),
             b"* 1 FETCH (UID 9 BODY[] {5}\r\nabc\r\n FLAGS (\\Seen))\r\n"
+        );
+    }
+
+    #[test]
+    fn a_literal_read_in_chunks_costs_its_size() {
+        let n = 20_000;
+        let mut f = Frame::new(
+            format!("* 1 FETCH (UID 9 BODY[] {{{n}}}\r\n").into_bytes(),
+            100_000,
+        )
+        .unwrap();
+        for chunk in vec![b'x'; n].chunks(1_000) {
+            f.push_literal(chunk).unwrap();
+        }
+        f.push_line(b" FLAGS (\\Seen))\r\n").unwrap();
+        assert_eq!(f.need(), Need::Done);
+        let wire = f.into_wire();
+        assert!(
+            wire.capacity() <= wire.len() + LINE_ROOM + 64,
+            "{} bytes held for {}",
+            wire.capacity(),
+            wire.len()
         );
     }
 
