@@ -19,6 +19,10 @@
 # smtp-source's ceiling into the same Postfix. fetchmail runs over the first FETCHMAIL_ACCOUNTS
 # (5) accounts only and its time is scaled to the site, which the output says.
 #
+# ROUNDS=N (site mode) runs the ceiling and both posta runs N times, one after another, and
+# reports each posta run's ratio to the ceiling of its own round and the median of those: on a
+# shared machine the ceiling itself drifts by tens of percent between minutes.
+#
 # FETCHMAIL=0 leaves fetchmail out (quicker while iterating on posta alone). POSTA_ARGS adds
 # arguments to posta's site runs (e.g. --no-verify, to see what reading the mail back costs).
 #
@@ -49,6 +53,7 @@ PER_ACCOUNT=${PER_ACCOUNT:-200}
 SIZE=${SIZE:-20000}
 FETCHMAIL_ACCOUNTS=${FETCHMAIL_ACCOUNTS:-5}
 FETCHMAIL=${FETCHMAIL:-1}
+ROUNDS=${ROUNDS:-1}
 site_args=()
 [ "$SITE" = 1 ] && site_args=(--accounts "$ACCOUNTS")
 
@@ -307,9 +312,19 @@ if [ "$SITE" = 1 ]; then
   else
     echo "one host: every process on every CPU"
   fi
-  measure smtp-source "$total" "$SIZE" run_smtp_source_site "$PER_ACCOUNT"
-  measure "posta (IMAP, admin)" "$total" "$SIZE" run_posta_site_imap "$PER_ACCOUNT"
-  measure "posta (Maildir)" "$total" "$SIZE" run_posta_site_maildir "$PER_ACCOUNT"
+  posta_keys=("posta (IMAP, admin)" "posta (Maildir)")
+  declare -A ROUND_RATIOS PEAK_RSS
+  for ((round = 1; round <= ROUNDS; round++)); do
+    [ "$ROUNDS" = 1 ] || echo "round $round of $ROUNDS"
+    measure smtp-source "$total" "$SIZE" run_smtp_source_site "$PER_ACCOUNT"
+    measure "posta (IMAP, admin)" "$total" "$SIZE" run_posta_site_imap "$PER_ACCOUNT"
+    measure "posta (Maildir)" "$total" "$SIZE" run_posta_site_maildir "$PER_ACCOUNT"
+    for key in "${posta_keys[@]}"; do
+      ROUND_RATIOS[$key]+="$(ratio "${RATE[$key]}" "${RATE[smtp-source]}") "
+      PEAK_RSS[$key]=$(awk -v a="${PEAK_RSS[$key]:-0}" -v b="${RSS[$key]}" \
+        'BEGIN { print (b + 0 > a + 0 ? b : a) }')
+    done
+  done
   # The other accounts keep their seed: only the polled ones count at the destination.
   if [ "$FETCHMAIL" = 1 ]; then
     measure "$fkey" "$fetch_total" "$SIZE" run_fetchmail_site "$PER_ACCOUNT"
@@ -322,14 +337,23 @@ if [ "$SITE" = 1 ]; then
     "messages); its site time below is scaled from that rate."
   row() { printf '%-22s %10s %12s %14s %16s %13s\n' "$@"; }
   row tool "msg/s" "elapsed s" "posta/fetchm." "posta/smtp-src" "peak RSS MB"
-  for key in "posta (IMAP, admin)" "posta (Maildir)"; do
+  for key in "${posta_keys[@]}"; do
     p=${RATE[$key]}
-    row "$key" "$p" "${ELAPSED[$key]}" "$(ratio "$p" "$f")" "$(ratio "$p" "$s")" "${RSS[$key]}"
+    row "$key" "$p" "${ELAPSED[$key]}" "$(ratio "$p" "$f")" "$(ratio "$p" "$s")" "${PEAK_RSS[$key]}"
   done
   row "fetchmail (scaled)" "$f" \
     "$(awk -v n="$total" -v r="$f" 'BEGIN { if (r + 0 > 0) printf "%.0f", n / r; else printf "-" }')" \
     - - "${RSS[$fkey]}"
   row smtp-source "$s" "${ELAPSED[smtp-source]}" - - "${RSS[smtp-source]}"
+  if [ "$ROUNDS" != 1 ]; then
+    echo
+    echo "The rates above are the last round's; peak RSS is the highest of every round."
+    for key in "${posta_keys[@]}"; do
+      # shellcheck disable=SC2086 # one ratio per word
+      echo "$key / smtp-source per round: ${ROUND_RATIOS[$key]}(median $(printf '%s\n' \
+        ${ROUND_RATIOS[$key]} | sort -n | awk '{ r[NR] = $1 } END { print r[int((NR + 1) / 2)] }'))"
+    done
+  fi
   exit 0
 fi
 
