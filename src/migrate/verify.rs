@@ -361,10 +361,24 @@ async fn read_back_imap(ctx: &Ctx, folders: &mut [FolderReport]) -> Result<(), V
         let mut seen: HashMap<String, Vec<Seen>> = HashMap::new();
         let mut fetched = std::collections::HashSet::new();
         let deadline = Instant::now() + ctx.opts.settle;
+        // Messages below the UIDNEXT seen before a search were all looked at by it: the next
+        // round searches only what arrived since, not the user's whole mailbox again.
+        let mut looked: Option<(u32, u32)> = None;
         loop {
-            c.select(&f.dest_folder, true).await?;
+            let sel = c.select(&f.dest_folder, true).await?;
+            let from = match looked {
+                Some((validity, next)) if validity == sel.uidvalidity => next,
+                Some(_) => {
+                    // Renumbered meanwhile: what was seen by UID means nothing now.
+                    seen.clear();
+                    fetched.clear();
+                    1
+                }
+                None => 1,
+            };
+            looked = sel.uidnext.map(|next| (sel.uidvalidity, next));
             let uids = c
-                .uid_search(&format!("HEADER Received \"{}.\"", ctx.tag))
+                .uid_search(&format!("UID {from}:* HEADER Received \"{}.\"", ctx.tag))
                 .await?;
             let new: Vec<u32> = uids.into_iter().filter(|u| fetched.insert(*u)).collect();
             for chunk in new.chunks(ctx.opts.batch.max(1)) {
