@@ -366,16 +366,12 @@ async fn read_back_imap(ctx: &Ctx, folders: &mut [FolderReport]) -> Result<(), V
         let mut looked: Option<(u32, u32)> = None;
         loop {
             let sel = c.select(&f.dest_folder, true).await?;
-            let from = match looked {
-                Some((validity, next)) if validity == sel.uidvalidity => next,
-                Some(_) => {
-                    // Renumbered meanwhile: what was seen by UID means nothing now.
-                    seen.clear();
-                    fetched.clear();
-                    1
-                }
-                None => 1,
-            };
+            let (from, renumbered) = search_start(looked, sel.uidvalidity);
+            if renumbered {
+                // What was seen by UID means nothing now.
+                seen.clear();
+                fetched.clear();
+            }
             looked = sel.uidnext.map(|next| (sel.uidvalidity, next));
             let uids = c
                 .uid_search(&format!("UID {from}:* HEADER Received \"{}.\"", ctx.tag))
@@ -402,6 +398,17 @@ async fn read_back_imap(ctx: &Ctx, folders: &mut [FolderReport]) -> Result<(), V
     }
     let _ = c.logout().await;
     Ok(())
+}
+
+/// Where a read-back round's search starts, given the (UIDVALIDITY, UIDNEXT) the last round's
+/// EXAMINE reported and this round's UIDVALIDITY: from that UIDNEXT, or from 1 on the first
+/// round, without a UIDNEXT, or when the folder was renumbered since (the second value).
+fn search_start(looked: Option<(u32, u32)>, validity: u32) -> (u32, bool) {
+    match looked {
+        Some((v, next)) if v == validity => (next, false),
+        Some(_) => (1, true),
+        None => (1, false),
+    }
 }
 
 /// The local read-back: the whole Maildir is scanned (each file once), until every message
@@ -522,6 +529,14 @@ mod tests {
         let mut none = LocalScan::new(&root.join("absent"), "posta.00aa", false);
         none.scan().unwrap();
         assert!(none.seen.is_empty());
+    }
+
+    #[test]
+    fn a_read_back_round_searches_only_what_arrived_since_the_last() {
+        assert_eq!(search_start(None, 7), (1, false));
+        assert_eq!(search_start(Some((7, 201)), 7), (201, false));
+        // Renumbered: everything again, and what was seen by UID is void.
+        assert_eq!(search_start(Some((7, 201)), 8), (1, true));
     }
 
     #[test]
