@@ -100,19 +100,17 @@ impl ReturnReport {
 /// The return of every account, `opts.parallel` at a time.
 pub async fn run(accounts: Vec<Account>, opts: &Options) -> ReturnReport {
     let started = Instant::now();
-    let accounts: Vec<AccountReturn> = each_account(accounts, opts, |account, opts| async move {
-        return_account(account, &opts).await
-    })
-    .await
-    .into_iter()
-    .map(|r| {
-        r.unwrap_or_else(|e| AccountReturn {
+    let accounts = each_account(
+        accounts,
+        opts,
+        |account, opts| async move { return_account(account, &opts).await },
+        |e| AccountReturn {
             account: "?".into(),
             error: Some(e),
             ..AccountReturn::default()
-        })
-    })
-    .collect();
+        },
+    )
+    .await;
     ReturnReport {
         ok: accounts.iter().all(|a| a.error.is_none()),
         accounts,

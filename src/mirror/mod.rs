@@ -112,31 +112,29 @@ pub fn state_path(dir: &Path, name: &str) -> PathBuf {
 /// One pass over every account, `opts.parallel` at a time.
 pub async fn run(accounts: Vec<Account>, opts: &Options) -> RunReport {
     let started = Instant::now();
-    let reports = each_account(accounts, opts, |account, opts| async move {
-        mirror_account(account, &opts).await
-    })
+    let reports = each_account(
+        accounts,
+        opts,
+        |account, opts| async move { mirror_account(account, &opts).await },
+        |e| AccountReport {
+            account: "?".into(),
+            error: Some(e),
+            ..AccountReport::default()
+        },
+    )
     .await;
-    let reports = reports
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|e| AccountReport {
-                account: "?".into(),
-                error: Some(e),
-                ..AccountReport::default()
-            })
-        })
-        .collect();
     RunReport::new(reports, started.elapsed())
 }
 
 /// `job` for every account, `opts.parallel` at a time (each holds one session to each
-/// server, so this is also the cap per server), the results in the accounts' order; Err: the
-/// job's task failed (a panic), said.
+/// server, so this is also the cap per server), the results in the accounts' order; a job
+/// whose task failed (a panic) gives `failed` of what went wrong.
 async fn each_account<R, F, Fut>(
     accounts: Vec<Account>,
     opts: &Options,
     job: F,
-) -> Vec<std::result::Result<R, String>>
+    failed: fn(String) -> R,
+) -> Vec<R>
 where
     R: Send + 'static,
     F: Fn(Account, Options) -> Fut,
@@ -154,7 +152,10 @@ where
     }
     let mut out = Vec::new();
     for t in tasks {
-        out.push(t.await.map_err(|e| format!("internal error: {e}")));
+        out.push(
+            t.await
+                .unwrap_or_else(|e| failed(format!("internal error: {e}"))),
+        );
     }
     out
 }
