@@ -60,6 +60,118 @@ pub fn replace_if_changed(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bo
     replace(path, bytes, mode).map(|()| true)
 }
 
+/// The file name (`ext` appended) that holds the state of `id` (an account, a source):
+/// `id` itself when every character is safe in a file name (ASCII letters, digits, `.`, `-`,
+/// `_`, `@`; not starting with `.`) and it is short, else its safe characters, `+` and a hash
+/// of the whole id. No two ids share a name: a name without `+` is its id, and one with `+`
+/// carries its id's hash.
+pub fn state_file_name(id: &str, ext: &str) -> String {
+    let safe = legacy_state_file_name(id, "");
+    if safe == id && !id.is_empty() && id.len() <= MAX_PLAIN_NAME && !id.starts_with('.') {
+        return format!("{id}{ext}");
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+    let hash: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // Only the hash tells names apart here: the head is for the reader, and never hidden.
+    let head: String = safe
+        .trim_start_matches('.')
+        .chars()
+        .take(MAX_PLAIN_NAME)
+        .collect();
+    format!("{head}+{hash}{ext}")
+}
+
+/// Longest id kept whole in a state file's name, well under the 255 bytes a name may have.
+const MAX_PLAIN_NAME: usize = 160;
+
+/// The name posta gave a state file before [`state_file_name`]: every unsafe character made
+/// `_`, which lets two ids share one file (`a b` and `a_b`).
+fn legacy_state_file_name(id: &str, ext: &str) -> String {
+    let mut name: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    name.push_str(ext);
+    name
+}
+
+/// A state file under its old name that more than one id claims.
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    #[error(
+        "{} was written by an earlier posta for one of {}, whose state files now have names of \
+         their own; move it to the name of the one it belongs to ({}) and run again",
+        .old.display(),
+        .ids.join(", "),
+        .new.join(" or ")
+    )]
+    Ambiguous {
+        old: PathBuf,
+        ids: Vec<String>,
+        new: Vec<String>,
+    },
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Gives each state file in `dir` that an earlier posta named for one of `ids` its
+/// [`state_file_name`], before anything opens them: a file whose old name only one id gives
+/// is renamed (durably); one that several give is an error, since which of them wrote it is
+/// unknown. Files already under their new name are left alone.
+pub fn adopt_legacy_state_files(dir: &Path, ids: &[&str], ext: &str) -> Result<(), AdoptError> {
+    let mut claims: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for id in ids {
+        claims
+            .entry(legacy_state_file_name(id, ext))
+            .or_default()
+            .push(*id);
+    }
+    let mut renamed = false;
+    for (old_name, claimants) in claims {
+        let old = dir.join(&old_name);
+        let moved: Vec<&str> = claimants
+            .iter()
+            .copied()
+            .filter(|id| state_file_name(id, ext) != old_name)
+            .collect();
+        if moved.is_empty() || !old.exists() {
+            continue;
+        }
+        if claimants.len() > 1 {
+            return Err(AdoptError::Ambiguous {
+                old,
+                ids: claimants.iter().map(|s| s.to_string()).collect(),
+                new: claimants
+                    .iter()
+                    .map(|id| state_file_name(id, ext))
+                    .collect(),
+            });
+        }
+        let new = dir.join(state_file_name(moved[0], ext));
+        if new.exists() {
+            continue;
+        }
+        fs::rename(&old, &new).map_err(|source| AdoptError::Io { path: old, source })?;
+        renamed = true;
+    }
+    if renamed {
+        sync_dir(dir).map_err(|source| AdoptError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// A hidden name beside the target, unique within this process and across processes.
 fn temp_name(dir: &Path, path: &Path) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -107,5 +219,79 @@ mod tests {
         assert_eq!(fs::read(&q).unwrap(), b"old");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 2, "no temporary left behind");
+    }
+
+    #[test]
+    fn state_file_names_are_the_id_when_safe_and_never_shared() {
+        assert_eq!(
+            state_file_name("alice@example.org", ".json"),
+            "alice@example.org.json"
+        );
+        let a = state_file_name("a b", ".json");
+        let b = state_file_name("a/b", ".json");
+        assert!(a.starts_with("a_b+") && b.starts_with("a_b+"), "{a} {b}");
+        assert_ne!(a, b);
+        assert_ne!(a, state_file_name("a_b", ".json"));
+        for odd in ["", ".", "..", ".hidden"] {
+            let n = state_file_name(odd, ".json");
+            assert!(n.contains('+') && !n.starts_with('.'), "{n}");
+            assert_ne!(n, format!("{odd}.json"));
+        }
+        let long = "x".repeat(1000);
+        assert!(state_file_name(&long, ".journal").len() < 200);
+        assert_ne!(
+            state_file_name(&long, ".journal"),
+            state_file_name(&format!("{long}y"), ".journal")
+        );
+    }
+
+    #[test]
+    fn a_state_file_under_its_old_name_is_adopted_by_the_one_id_that_gives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "imap-alice@mailserver2:993";
+        let old = dir.path().join("imap-alice@mailserver2_993.journal");
+        fs::write(&old, b"records").unwrap();
+        // An id whose name never changed, and an id with no file, are left alone.
+        fs::write(dir.path().join("bob.journal"), b"bob's").unwrap();
+        adopt_legacy_state_files(dir.path(), &[id, "bob", "carol:x"], ".journal").unwrap();
+        assert!(!old.exists());
+        let new = dir.path().join(state_file_name(id, ".journal"));
+        assert_eq!(fs::read(&new).unwrap(), b"records");
+        assert_eq!(fs::read(dir.path().join("bob.journal")).unwrap(), b"bob's");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Again: nothing left to adopt.
+        adopt_legacy_state_files(dir.path(), &[id, "bob"], ".journal").unwrap();
+        assert_eq!(fs::read(&new).unwrap(), b"records");
+    }
+
+    #[test]
+    fn an_old_name_two_ids_give_is_an_error_and_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("a_b.json");
+        fs::write(&old, b"whose?").unwrap();
+        let e = adopt_legacy_state_files(dir.path(), &["a b", "a/b"], ".json").unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, AdoptError::Ambiguous { .. }));
+        assert!(
+            msg.contains("a_b.json") && msg.contains("a b, a/b"),
+            "{msg}"
+        );
+        assert!(msg.contains(&state_file_name("a b", ".json")), "{msg}");
+        assert_eq!(fs::read(&old).unwrap(), b"whose?");
+        // The plain id "a_b" has always owned that name: it claims it too.
+        let e = adopt_legacy_state_files(dir.path(), &["a b", "a_b"], ".json").unwrap_err();
+        assert!(e.to_string().contains("a b, a_b"), "{e}");
+    }
+
+    #[test]
+    fn an_old_file_is_not_moved_over_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("a_b.json");
+        let new = dir.path().join(state_file_name("a b", ".json"));
+        fs::write(&old, b"old").unwrap();
+        fs::write(&new, b"new").unwrap();
+        adopt_legacy_state_files(dir.path(), &["a b"], ".json").unwrap();
+        assert_eq!(fs::read(&old).unwrap(), b"old");
+        assert_eq!(fs::read(&new).unwrap(), b"new");
     }
 }

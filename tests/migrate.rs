@@ -287,12 +287,46 @@ fn keep_leaves_the_source_untouched_and_a_second_run_moves_nothing() {
         "--keep changed the source (files, names or flags)"
     );
 
+    // The journal as posta named it before names were made unique (every character outside
+    // letters, digits and `.-_@` made `_`): the second run must carry it on, not start afresh.
+    let journals = scene.dir.path().join("state/journal");
+    let [journal] = <[PathBuf; 1]>::try_from(files_in(&journals))
+        .unwrap_or_else(|f| panic!("one journal expected in {journals:?}: {f:?}"));
+    let source = run.json()["accounts"][0]["source"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let legacy: String = source
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' | '@' => c,
+            _ => '_',
+        })
+        .collect();
+    let legacy = journals.join(format!("{legacy}.journal"));
+    assert_ne!(journal, legacy, "the journal still has its old name");
+    fs::rename(&journal, &legacy).unwrap();
+
     let again = posta(&scene.args(&scene.imaps(), &["--keep"]));
     assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        files_in(&journals),
+        [journal],
+        "the old journal was not adopted"
+    );
     let folder = &again.json()["accounts"][0]["folders"][0];
     assert_eq!(folder["delivered"], 0, "{again:?}");
     assert_eq!(folder["earlier"], 50, "{again:?}");
     assert_exactly_once(&inbox, &scene.await_inbox(inbox.len()));
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]

@@ -298,6 +298,8 @@ fn mirror_copies(site: &Site, accounts: &mut [Account]) -> Result<Option<std::fs
         "a posta mirror pass is running; mailserver2's mailboxes are read once it ends, so \
          that every mirror copy is known",
     )?;
+    let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+    crate::mirror::adopt_state_files(&dir, &names).map_err(|e| e.to_string())?;
     for a in accounts.iter_mut() {
         if a.source.kind == SourceKind::Maildir {
             // The site file refuses [mirror] with a Maildir source.

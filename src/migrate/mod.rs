@@ -38,6 +38,7 @@ pub mod report;
 pub mod uncovered;
 pub mod verify;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -50,6 +51,7 @@ use self::progress::{AccountProgress, Progress};
 use self::quarantine::Quarantine;
 use self::report::{AccountReport, FolderReport, Problem, RunReport};
 use crate::client::smtp::Dialect;
+use crate::durable;
 
 /// Everything one account's reader and workers share.
 pub struct Ctx {
@@ -299,6 +301,23 @@ impl PassError {
 /// reconciliation.
 pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) -> RunReport {
     let started = Instant::now();
+    let ids: Vec<String> = accounts.iter().map(Account::source_id).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let adopted = durable::adopt_legacy_state_files(&journal_dir(opts), &ids, JOURNAL_EXT)
+        .and_then(|()| durable::adopt_legacy_state_files(&quarantine_dir(opts), &ids, ""));
+    if let Err(e) = adopted {
+        // Nothing is opened while the owner of a journal or a quarantine is in doubt.
+        let reports = accounts
+            .iter()
+            .map(|a| AccountReport {
+                account: a.name.clone(),
+                source: a.source_id(),
+                error: Some(e.to_string()),
+                ..Default::default()
+            })
+            .collect();
+        return RunReport::new(reports, started.elapsed());
+    }
     let cap = opts.primary_connections.max(1);
     let caps = Caps {
         delivering: Arc::new(Semaphore::new(opts.parallel_accounts.max(1))),
@@ -328,6 +347,18 @@ pub async fn run(accounts: Vec<Account>, opts: &Options, progress: &Progress) ->
     RunReport::new(reports, started.elapsed())
 }
 
+/// Each source's journal, named for its [`Account::source_id`].
+fn journal_dir(opts: &Options) -> PathBuf {
+    opts.state_dir.join("journal")
+}
+
+const JOURNAL_EXT: &str = ".journal";
+
+/// Each source's quarantine Maildir, named as its journal is.
+fn quarantine_dir(opts: &Options) -> PathBuf {
+    opts.state_dir.join("quarantine")
+}
+
 async fn migrate_account(
     account: Account,
     opts: Options,
@@ -341,11 +372,7 @@ async fn migrate_account(
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let file = sanitize(&source_id);
-    let journal_path = opts
-        .state_dir
-        .join("journal")
-        .join(format!("{file}.journal"));
+    let journal_path = journal_dir(&opts).join(durable::state_file_name(&source_id, JOURNAL_EXT));
     let journal = match Journal::open(&journal_path) {
         Ok(j) => j,
         Err(e) => {
@@ -369,7 +396,9 @@ async fn migrate_account(
     let ctx = Arc::new(Ctx {
         tag: format!("posta.{}", message::short_hash(&[&source_id])),
         by: account.delivery.helo.clone(),
-        quarantine: Quarantine::new(opts.state_dir.join("quarantine").join(&file)),
+        quarantine: Quarantine::new(
+            quarantine_dir(&opts).join(durable::state_file_name(&source_id, "")),
+        ),
         account,
         opts,
         journal,
@@ -447,17 +476,4 @@ fn merge(into: &mut Vec<FolderReport>, pass: Vec<FolderReport>) {
             None => into.push(f),
         }
     }
-}
-
-/// A file name from a source id: letters, digits, `.`, `-`, `_` and `@` kept.
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

@@ -90,23 +90,25 @@ pub enum MirrorError {
     State(#[from] StateError),
     #[error("mailserver2: {0}")]
     Refused(String),
+    #[error(transparent)]
+    Adopt(#[from] crate::durable::AdoptError),
 }
 
 type Result<T> = std::result::Result<T, MirrorError>;
 
 /// The state file of account `name` in `dir`.
 pub fn state_path(dir: &Path, name: &str) -> PathBuf {
-    let file: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    dir.join(format!("{file}.json"))
+    dir.join(crate::durable::state_file_name(name, STATE_EXT))
+}
+
+const STATE_EXT: &str = ".json";
+
+/// Gives the state files an earlier posta named for the accounts `names` their present names
+/// (see [`crate::durable::adopt_legacy_state_files`]); run before any of them is read.
+pub fn adopt_state_files(dir: &Path, names: &[&str]) -> Result<()> {
+    Ok(crate::durable::adopt_legacy_state_files(
+        dir, names, STATE_EXT,
+    )?)
 }
 
 /// One pass over every account, `opts.parallel` at a time.
@@ -140,6 +142,12 @@ where
     F: Fn(Account, Options) -> Fut,
     Fut: std::future::Future<Output = R> + Send + 'static,
 {
+    let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+    if let Err(e) = adopt_state_files(&opts.state_dir, &names) {
+        // No account's state is read while one file's owner is in doubt.
+        let e = e.to_string();
+        return accounts.iter().map(|_| failed(e.clone())).collect();
+    }
     let slots = Arc::new(Semaphore::new(opts.parallel.max(1)));
     let mut tasks = Vec::new();
     for account in accounts {
@@ -879,8 +887,17 @@ mod tests {
 
     #[test]
     fn state_files_are_named_after_the_account() {
-        let p = state_path(Path::new("/s"), "a/../b c@x");
-        assert_eq!(p, Path::new("/s/a_.._b_c@x.json"));
+        assert_eq!(
+            state_path(Path::new("/s"), "alice@x"),
+            Path::new("/s/alice@x.json")
+        );
+        let odd = state_path(Path::new("/s"), "a/../b c@x");
+        assert_eq!(odd.parent(), Some(Path::new("/s")));
+        let name = odd.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("a_.._b_c@x+") && name.ends_with(".json"),
+            "{name}"
+        );
     }
 
     #[test]
