@@ -98,7 +98,7 @@ complete -c posta -n "__fish_posta_using_subcommand migrate" -l dry-run -d 'Prin
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l return -d 'After a failback, with [mirror]: first carry back to mailserver1 what users did on mailserver2 to the mirror\'s copies (flags, moves between folders, deletions, folders created, renamed or deleted), then bring new mail home as always. Lifts the mirror\'s hold (set by the takeover) once every account\'s return completed'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l json -d 'Print the reconciliation as JSON'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -l insecure -d 'Do not verify TLS certificates (they are verified by default)'
-complete -c posta -n "__fish_posta_using_subcommand migrate" -l no-verify -d 'Skip reading mailserver1 back at the end (the reconciliation then relies on its replies)'
+complete -c posta -n "__fish_posta_using_subcommand migrate" -l no-verify -d 'Do not check what mailserver1 stored against the source (body hash, copies): the reconciliation then relies on its replies, and a confirmation before removal reads headers only'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c posta -n "__fish_posta_using_subcommand migrate" -s V -l version -d 'Print version'

@@ -19,9 +19,14 @@
 # smtp-source's ceiling into the same Postfix. fetchmail runs over the first FETCHMAIL_ACCOUNTS
 # (5) accounts only and its time is scaled to the site, which the output says.
 #
-# ROUNDS=N (site mode) runs the ceiling and both posta runs N times, one after another, and
-# reports each posta run's ratio to the ceiling of its own round and the median of those: on a
-# shared machine the ceiling itself drifts by tens of percent between minutes.
+# ROUNDS=N (site mode) runs the ceiling and both posta runs N times, one after another, then the
+# ceiling once more, and reports each posta run's ratio to the ceiling of its own round and to
+# the ceiling interpolated in time between the runs before and after it, with the medians: on
+# a shared machine the ceiling itself drifts by tens of percent between minutes, and within a
+# round. With TWO_HOSTS every run also counts mailserver1's CPU time per message (CPU 1's busy
+# ticks in /proc/stat), compared the same way: how much more work posta makes mailserver1 do
+# than Postfix's own intake. It drifts with the machine too (the same work takes more CPU time
+# when the host is busy), which is why it is interpolated as well.
 #
 # FETCHMAIL=0 leaves fetchmail out (quicker while iterating on posta alone). POSTA_ARGS adds
 # arguments to posta's site runs (e.g. --no-verify, to see what reading the mail back costs).
@@ -141,14 +146,33 @@ await_delivery() {
   done
 }
 
+# ms1_busy: the time CPU 1 has worked so far, in clock ticks (user, nice, system, irq and
+# softirq; not idle, iowait or steal). In TWO_HOSTS mode that is mailserver1's work, which
+# neighbours on a shared machine slow down but do not add to.
+ms1_busy() { awk '$1 == "cpu1" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+ticks=$(getconf CLK_TCK)
+
+# imap_out FROM: the bytes mailserver1's Dovecot sent to IMAP clients in the sessions that
+# ended after byte FROM of its log (its logout lines count them: out=N), in MB.
+imap_out() {
+  tail -c +"$(($1 + 1))" "$DST_DOVECOT_DIR/dovecot.log" |
+    awk '/^.*imap\(/ && match($0, / out=[0-9]+/) { n += substr($0, RSTART + 5, RLENGTH - 5) }
+      END { printf "%.1f", n / 1e6 }'
+}
+
 # measure KEY N SIZE RUN_FUNCTION [SEED]: reseeds SEED (default N) messages per account, runs
 # the function, waits for N messages at the destination, records msgs/s, MB/s, the elapsed
-# time and the client's peak RSS under KEY, and prints one line.
-declare -A RATE RSS ELAPSED
+# time, its middle (for interpolating the ceiling), the client's peak RSS, (TWO_HOSTS)
+# mailserver1's CPU time per message and what mailserver1's IMAP sent (the read-back) under
+# KEY, and prints one line.
+declare -A RATE RSS ELAPSED CPU_MS MID READ_MB
 measure() {
-  local key=$1 n=$2 size=$3 run=$4 seed=${5:-$2} start end status client_s rss_kb total
+  local key=$1 n=$2 size=$3 run=$4 seed=${5:-$2} start end status client_s rss_kb total busy cpu=
+  local log_at
   [ "$(ask reseed "$seed" "$size")" = ok ] || { echo "reseed failed" >&2; exit 1; }
   rm -rf "$work/state" "$work/fetchids"
+  busy=$(ms1_busy)
+  log_at=$(stat -c %s "$DST_DOVECOT_DIR/dovecot.log" 2>/dev/null || echo 0)
   start=$(date +%s.%N)
   status=0
   "$run" "$n" "$size" || status=$?
@@ -164,14 +188,20 @@ measure() {
     return 0
   fi
   end=$(date +%s.%N)
+  CPU_MS[$key]=$(awk -v b="$busy" -v e="$(ms1_busy)" -v t="$ticks" -v n="$n" \
+    'BEGIN { printf "%.2f", (e - b) * 1000 / t / n }')
+  [ "$TWO_HOSTS" = 1 ] && cpu="  mailserver1 CPU ${CPU_MS[$key]} ms/msg"
+  READ_MB[$key]=$(imap_out "$log_at")
+  [ "${READ_MB[$key]}" = 0.0 ] || cpu+="  read from mailserver1 over IMAP ${READ_MB[$key]} MB"
   read -r client_s rss_kb < "$work/time"
   total=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }')
   ELAPSED[$key]=$total
+  MID[$key]=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", (s + e) / 2 }')
   RATE[$key]=$(awk -v n="$n" -v t="$total" 'BEGIN { printf "%.1f", n / t }')
   RSS[$key]=$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')
-  printf '  %-32s %8s msg/s %7s MB/s  delivered in %6.2f s (client exited after %6.2f s)  peak RSS %6s MB\n' \
+  printf '  %-32s %8s msg/s %7s MB/s  delivered in %6.2f s (client exited after %6.2f s)  peak RSS %6s MB%s\n' \
     "$key" "${RATE[$key]}" "$(awk -v n="$n" -v s="$size" -v t="$total" 'BEGIN { printf "%.2f", n * s / 1e6 / t }')" \
-    "$total" "$client_s" "${RSS[$key]}"
+    "$total" "$client_s" "${RSS[$key]}" "$cpu"
 }
 
 # ---- the tools ----------------------------------------------------------------------------------
@@ -313,18 +343,27 @@ if [ "$SITE" = 1 ]; then
     echo "one host: every process on every CPU"
   fi
   posta_keys=("posta (IMAP, admin)" "posta (Maildir)")
-  declare -A ROUND_RATIOS PEAK_RSS
+  declare -A ROUND_RATIOS PEAK_RSS CEILING RUN
+  # ceiling ROUND: smtp-source's run at the start of ROUND (ROUNDS + 1: after the last round),
+  # kept as "rate cpu middle".
+  ceiling() {
+    measure smtp-source "$total" "$SIZE" run_smtp_source_site "$PER_ACCOUNT"
+    CEILING[$1]="${RATE[smtp-source]} ${CPU_MS[smtp-source]} ${MID[smtp-source]}"
+  }
   for ((round = 1; round <= ROUNDS; round++)); do
     [ "$ROUNDS" = 1 ] || echo "round $round of $ROUNDS"
-    measure smtp-source "$total" "$SIZE" run_smtp_source_site "$PER_ACCOUNT"
+    ceiling "$round"
     measure "posta (IMAP, admin)" "$total" "$SIZE" run_posta_site_imap "$PER_ACCOUNT"
     measure "posta (Maildir)" "$total" "$SIZE" run_posta_site_maildir "$PER_ACCOUNT"
     for key in "${posta_keys[@]}"; do
       ROUND_RATIOS[$key]+="$(ratio "${RATE[$key]}" "${RATE[smtp-source]}") "
+      RUN[$key/$round]="${RATE[$key]} ${CPU_MS[$key]} ${MID[$key]}"
       PEAK_RSS[$key]=$(awk -v a="${PEAK_RSS[$key]:-0}" -v b="${RSS[$key]}" \
         'BEGIN { print (b + 0 > a + 0 ? b : a) }')
     done
   done
+  echo "after the last round"
+  ceiling $((ROUNDS + 1))
   # The other accounts keep their seed: only the polled ones count at the destination.
   if [ "$FETCHMAIL" = 1 ]; then
     measure "$fkey" "$fetch_total" "$SIZE" run_fetchmail_site "$PER_ACCOUNT"
@@ -345,15 +384,41 @@ if [ "$SITE" = 1 ]; then
     "$(awk -v n="$total" -v r="$f" 'BEGIN { if (r + 0 > 0) printf "%.0f", n / r; else printf "-" }')" \
     - - "${RSS[$fkey]}"
   row smtp-source "$s" "${ELAPSED[smtp-source]}" - - "${RSS[smtp-source]}"
+  median() { printf '%s\n' "$@" | sort -n | awk '{ r[NR] = $1 } END { print r[int((NR + 1) / 2)] }'; }
   if [ "$ROUNDS" != 1 ]; then
     echo
     echo "The rates above are the last round's; peak RSS is the highest of every round."
     for key in "${posta_keys[@]}"; do
       # shellcheck disable=SC2086 # one ratio per word
-      echo "$key / smtp-source per round: ${ROUND_RATIOS[$key]}(median $(printf '%s\n' \
-        ${ROUND_RATIOS[$key]} | sort -n | awk '{ r[NR] = $1 } END { print r[int((NR + 1) / 2)] }'))"
+      echo "$key / smtp-source per round: ${ROUND_RATIOS[$key]}(median $(median ${ROUND_RATIOS[$key]}))"
     done
   fi
+  # bracketed KEY FIELD: per round, posta's FIELD (1: rate, 2: CPU ms per message) against
+  # the ceiling's, interpolated linearly in time between the ceiling runs before and after
+  # it; for the CPU, ceiling over posta. A ceiling that drifts during a round then drifts for
+  # both sides of the ratio.
+  bracketed() {
+    local r out=
+    for ((r = 1; r <= ROUNDS; r++)); do
+      out+="$(awk -v f="$2" -v p="${RUN[$1/$r]}" -v a="${CEILING[$r]}" -v b="${CEILING[$((r + 1))]}" '
+        BEGIN {
+          split(p, P, " "); split(a, A, " "); split(b, B, " ")
+          if (!(P[f] > 0 && A[f] > 0 && B[f] > 0)) { printf "-"; exit }
+          c = A[f] + (B[f] - A[f]) * (P[3] - A[3]) / (B[3] - A[3])
+          printf "%.2f", (f == 1 ? P[f] / c : c / P[f])
+        }') "
+    done
+    # shellcheck disable=SC2086 # one ratio per word
+    echo "${out}(median $(median $out))"
+  }
+  echo
+  echo "Each posta run against the ceiling interpolated between the smtp-source runs before and"
+  echo "after it (the machine's speed drifts within a round too):"
+  for key in "${posta_keys[@]}"; do
+    echo "  $key, rate per round: $(bracketed "$key" 1)"
+    [ "$TWO_HOSTS" = 1 ] &&
+      echo "  $key, mailserver1 CPU per message, ceiling's over posta's: $(bracketed "$key" 2)"
+  done
   exit 0
 fi
 

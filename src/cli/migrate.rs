@@ -186,7 +186,9 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
 
-    /// Skip reading mailserver1 back at the end (the reconciliation then relies on its replies)
+    /// Do not check what mailserver1 stored against the source (body hash, copies): the
+    /// reconciliation then relies on its replies, and a confirmation before removal reads
+    /// headers only
     #[arg(long)]
     pub no_verify: bool,
 

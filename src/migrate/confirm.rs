@@ -4,23 +4,30 @@
 //! nowhere or a full mailbox, and the sender of that SMTP transaction (posta) never hears of it.
 //!
 //! The check is batched: [`Presence`] keeps one session per destination folder and reads only
-//! the headers of the messages that arrived since its last look (`UID n:*` with posta's
-//! tracking tag), so a window of delivered messages costs one search and one header fetch, not
-//! a round trip each. When posta runs on mailserver1 (`--to-maildir`) it reads the user's
-//! Maildir instead, each new file's header once.
+//! the messages that arrived since its last look (`UID n:*` with posta's tracking tag), so a
+//! window of delivered messages costs one search and one fetch, not a round trip each. When
+//! posta runs on mailserver1 (`--to-maildir`) it reads the user's Maildir instead, each new
+//! file once.
+//!
+//! When the run verifies (no `--no-verify`), the look reads whole messages and keeps each copy's
+//! body hash, and the folder's verification is booked from what it saw ([`Presence::verify`]):
+//! each message is read back from mailserver1 once, not once for the confirmation and again
+//! for the verification. Otherwise it reads the headers alone.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::Ctx;
+use super::message;
 use super::plan::DestImap;
-use super::verify::{LocalScan, ReadBack, VerifyError, tracking_id_in};
+use super::report::FolderReport;
+use super::verify::{self, LocalScan, ReadBack, Seen, VerifyError, tracking_id_in};
 use crate::client::imap::{ImapClient, ImapError};
 
 const POLL: Duration = Duration::from_millis(500);
 
-/// The tracking ids seen so far in one folder of mailserver1, and the session that looks for
-/// more.
+/// The tracking ids seen so far in one folder of mailserver1 (with each copy's body hash when
+/// the run verifies), and the session that looks for more.
 pub struct Presence {
     /// The folder on the wire (INBOX for SMTP/LMTP delivery).
     folder: String,
@@ -28,21 +35,55 @@ pub struct Presence {
     /// UIDVALIDITY and the highest UID already read: later looks read only newer messages.
     validity: u32,
     last_uid: u32,
-    /// The local Maildir read so far (`--to-maildir`).
+    /// The local Maildir read so far (`--to-maildir`): what it saw is kept there.
     local: Option<LocalScan>,
-    seen: HashSet<String>,
+    /// What the IMAP looks saw.
+    seen: HashMap<String, Vec<Seen>>,
+    /// Whether whole messages are read and hashed, for [`Presence::verify`].
+    hashes: bool,
 }
 
 impl Presence {
-    pub fn new(folder: &str) -> Presence {
+    pub fn new(folder: &str, hashes: bool) -> Presence {
         Presence {
             folder: folder.to_owned(),
             client: None,
             validity: 0,
             last_uid: 0,
             local: None,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
+            hashes,
         }
+    }
+
+    fn seen(&self) -> &HashMap<String, Vec<Seen>> {
+        self.local.as_ref().map_or(&self.seen, LocalScan::seen)
+    }
+
+    /// Books the verification of the messages `report` delivered and still lists
+    /// (`delivered_keys`) from what the looks saw: each found once with the source's body hash
+    /// is verified, and leaves the list, so the run's read-back at the end skips it. One not
+    /// seen yet (an unknown outcome found by its own search) is looked for first, up to
+    /// --settle. Without hashes (`--no-verify`), or when mailserver1 cannot be looked at,
+    /// nothing is booked: the read-back at the end tries again.
+    pub async fn verify(&mut self, ctx: &Ctx, report: &mut FolderReport) {
+        if !self.hashes || report.delivered_keys.is_empty() {
+            return;
+        }
+        let unseen: Vec<String> = report
+            .delivered_keys
+            .iter()
+            .map(|(k, _)| ctx.tracking_id(k))
+            .filter(|id| !self.seen().contains_key(id))
+            .collect();
+        if !unseen.is_empty() && self.present(ctx, &unseen, ctx.opts.settle).await.is_err() {
+            return;
+        }
+        let place = match &self.local {
+            Some(scan) => scan.root().display().to_string(),
+            None => self.folder.clone(),
+        };
+        verify::book(ctx, report, self.seen(), &place);
     }
 
     /// Which of `ids` (tracking ids) mailserver1's folder holds, waiting up to `wait` for the
@@ -61,7 +102,7 @@ impl Presence {
                 self.client = None;
                 return Err(e);
             }
-            let all = ids.iter().all(|id| self.seen.contains(id));
+            let all = ids.iter().all(|id| self.seen().contains_key(id));
             if all || Instant::now() >= deadline {
                 break;
             }
@@ -69,7 +110,7 @@ impl Presence {
         }
         Ok(ids
             .iter()
-            .filter(|id| self.seen.contains(*id))
+            .filter(|id| self.seen().contains_key(*id))
             .cloned()
             .collect())
     }
@@ -84,11 +125,9 @@ impl Presence {
                 // have filed the message in any folder.
                 let scan = match self.local.take() {
                     Some(scan) => scan,
-                    None => LocalScan::new(dir, &ctx.tag, false),
+                    None => LocalScan::new(dir, &ctx.tag, self.hashes),
                 };
-                let scan = scan.rescan().await?;
-                self.seen.extend(scan.ids().cloned());
-                self.local = Some(scan);
+                self.local = Some(scan.rescan().await?);
                 Ok(())
             }
         }
@@ -119,10 +158,19 @@ impl Presence {
             .filter(|u| *u > after)
             .collect();
         for chunk in new.chunks(ctx.opts.batch.max(1)) {
-            c.start_fetch_header(chunk).await?;
+            if self.hashes {
+                c.start_fetch(chunk).await?;
+            } else {
+                c.start_fetch_header(chunk).await?;
+            }
             while let Some(m) = c.next_message().await? {
                 if let Some(id) = tracking_id_in(&m.body, &ctx.tag) {
-                    self.seen.insert(id);
+                    let hash = if self.hashes {
+                        message::body_hash(&m.body)
+                    } else {
+                        String::new()
+                    };
+                    self.seen.entry(id).or_default().push(Seen { hash });
                 }
                 self.last_uid = self.last_uid.max(m.uid);
             }

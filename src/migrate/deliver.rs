@@ -560,7 +560,7 @@ impl Tally {
         let confirms = ctx.confirms(target);
         Tally {
             confirms,
-            presence: confirms.then(|| Presence::new(dest_folder)),
+            presence: confirms.then(|| Presence::new(dest_folder, ctx.will_verify())),
             ..Tally::default()
         }
     }
@@ -646,38 +646,39 @@ impl Tally {
     /// sent (after a look still running beside the reader): found ones are journaled
     /// `confirmed` and become removable. posta waits up to --settle; what is still not there
     /// stays on the source and is reported: mailserver1 bounced or lost it after its 250.
+    /// What the looks saw then verifies the confirmed messages ([`Presence::verify`]).
     pub async fn confirm(&mut self, ctx: &Ctx, report: &mut super::report::FolderReport) {
         self.looked(ctx, true).await;
-        let Some(presence) = self.presence.as_mut() else {
+        let Some(mut presence) = self.presence.take() else {
             return;
         };
-        if self.unconfirmed.is_empty() {
-            presence.close().await;
-            return;
-        }
-        let ids = Self::tracking_ids(ctx, &self.unconfirmed);
-        let present = presence.present(ctx, &ids, ctx.opts.settle).await;
-        presence.close().await;
-        let present = match present {
-            Ok(p) => p,
-            Err(e) => {
-                let reason = format!(
-                    "accepted by mailserver1, but its mailbox could not be checked ({e}); kept \
-                     on the source, the next run checks again"
-                );
-                self.keep_unconfirmed(ctx, report, reason);
-                return;
-            }
-        };
-        self.book_present(ctx, &present).await;
         if !self.unconfirmed.is_empty() {
-            let reason = format!(
-                "accepted by mailserver1 but not in its mailbox after --settle {:?} (bounced or \
-                 lost after its 250: see mailserver1's log); kept on the source",
-                ctx.opts.settle
-            );
-            self.keep_unconfirmed(ctx, report, reason);
+            let ids = Self::tracking_ids(ctx, &self.unconfirmed);
+            match presence.present(ctx, &ids, ctx.opts.settle).await {
+                Ok(present) => {
+                    self.book_present(ctx, &present).await;
+                    if !self.unconfirmed.is_empty() {
+                        let reason = format!(
+                            "accepted by mailserver1 but not in its mailbox after --settle {:?} \
+                             (bounced or lost after its 250: see mailserver1's log); kept on the \
+                             source",
+                            ctx.opts.settle
+                        );
+                        self.keep_unconfirmed(ctx, report, reason);
+                    }
+                }
+                Err(e) => {
+                    let reason = format!(
+                        "accepted by mailserver1, but its mailbox could not be checked ({e}); \
+                         kept on the source, the next run checks again"
+                    );
+                    self.keep_unconfirmed(ctx, report, reason);
+                }
+            }
         }
+        presence.verify(ctx, report).await;
+        presence.close().await;
+        self.presence = Some(presence);
     }
 
     /// The tracking ids of accepted messages not yet seen at mailserver1.

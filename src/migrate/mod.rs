@@ -471,6 +471,13 @@ fn merge(into: &mut Vec<FolderReport>, pass: Vec<FolderReport>) {
                 g.unconfirmed = f.unconfirmed;
                 g.resent_unknown += f.resent_unknown;
                 g.skipped = f.skipped;
+                // What a pass verified from its confirmation looks (the rest waits in
+                // delivered_keys for the read-back at the end).
+                if let Some(v) = f.verified {
+                    g.verified = Some(g.verified.unwrap_or(0) + v);
+                }
+                g.missing.extend(f.missing);
+                g.duplicated.extend(f.duplicated);
                 g.delivered_keys.extend(f.delivered_keys);
             }
             None => into.push(f),

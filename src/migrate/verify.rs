@@ -210,9 +210,14 @@ impl LocalScan {
         })
     }
 
-    /// The tracking ids found so far.
-    pub(super) fn ids(&self) -> impl Iterator<Item = &String> {
-        self.seen.keys()
+    /// What was found so far, by tracking id.
+    pub(super) fn seen(&self) -> &HashMap<String, Vec<Seen>> {
+        &self.seen
+    }
+
+    /// The Maildir looked at.
+    pub(super) fn root(&self) -> &Path {
+        &self.root
     }
 
     fn scan(&mut self) -> Result<(), VerifyError> {
@@ -327,9 +332,10 @@ pub fn leave_unknown(ctx: &Ctx, report: &mut FolderReport, doubt: Vec<(MessageKe
     }
 }
 
-/// What one destination message says about itself.
-struct Seen {
-    hash: String,
+/// What one destination message says about itself: its body hash (empty when only its header
+/// was read).
+pub(super) struct Seen {
+    pub(super) hash: String,
 }
 
 /// Reads back every message this run delivered and books the result in each folder's report.
@@ -438,8 +444,14 @@ async fn read_back_local(
     Ok(())
 }
 
-/// Books what mailserver1 showed (`seen`, by tracking id) against what the folder delivered.
-fn book(ctx: &Ctx, f: &mut FolderReport, seen: &HashMap<String, Vec<Seen>>, place: &str) {
+/// Books what mailserver1 showed (`seen`, by tracking id) against what the folder delivered
+/// and has not booked yet (`delivered_keys`, emptied here).
+pub(super) fn book(
+    ctx: &Ctx,
+    f: &mut FolderReport,
+    seen: &HashMap<String, Vec<Seen>>,
+    place: &str,
+) {
     let expected = expected(ctx, f);
     let mut verified = 0;
     let mut missing = Vec::new();
@@ -468,7 +480,8 @@ fn book(ctx: &Ctx, f: &mut FolderReport, seen: &HashMap<String, Vec<Seen>>, plac
     }
     f.missing.extend(missing);
     f.duplicated.extend(duplicated);
-    f.verified = Some(verified);
+    f.verified = Some(f.verified.unwrap_or(0) + verified);
+    f.delivered_keys.clear();
 }
 
 /// The tracking id (`tag.<hex>`) in a message's header, if posta's trace header is there.
