@@ -104,8 +104,8 @@ pub async fn run(accounts: Vec<Account>, opts: &Options) -> ReturnReport {
         accounts,
         opts,
         |account, opts| async move { return_account(account, &opts).await },
-        |e| AccountReturn {
-            account: "?".into(),
+        |account, e| AccountReturn {
+            account,
             error: Some(e),
             ..AccountReturn::default()
         },

@@ -118,8 +118,8 @@ pub async fn run(accounts: Vec<Account>, opts: &Options) -> RunReport {
         accounts,
         opts,
         |account, opts| async move { mirror_account(account, &opts).await },
-        |e| AccountReport {
-            account: "?".into(),
+        |account, e| AccountReport {
+            account,
             error: Some(e),
             ..AccountReport::default()
         },
@@ -130,23 +130,25 @@ pub async fn run(accounts: Vec<Account>, opts: &Options) -> RunReport {
 
 /// `job` for every account, `opts.parallel` at a time (each holds one session to each
 /// server, so this is also the cap per server), the results in the accounts' order; a job
-/// whose task failed (a panic) gives `failed` of what went wrong.
+/// whose task failed (a panic), or every account when a state file's owner is in doubt, gives
+/// `failed` of the account's name and what went wrong.
 async fn each_account<R, F, Fut>(
     accounts: Vec<Account>,
     opts: &Options,
     job: F,
-    failed: fn(String) -> R,
+    failed: fn(String, String) -> R,
 ) -> Vec<R>
 where
     R: Send + 'static,
     F: Fn(Account, Options) -> Fut,
     Fut: std::future::Future<Output = R> + Send + 'static,
 {
-    let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
-    if let Err(e) = adopt_state_files(&opts.state_dir, &names) {
+    let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    if let Err(e) = adopt_state_files(&opts.state_dir, &refs) {
         // No account's state is read while one file's owner is in doubt.
         let e = e.to_string();
-        return accounts.iter().map(|_| failed(e.clone())).collect();
+        return names.into_iter().map(|n| failed(n, e.clone())).collect();
     }
     let slots = Arc::new(Semaphore::new(opts.parallel.max(1)));
     let mut tasks = Vec::new();
@@ -159,10 +161,10 @@ where
         }));
     }
     let mut out = Vec::new();
-    for t in tasks {
+    for (t, name) in tasks.into_iter().zip(names) {
         out.push(
             t.await
-                .unwrap_or_else(|e| failed(format!("internal error: {e}"))),
+                .unwrap_or_else(|e| failed(name, format!("internal error: {e}"))),
         );
     }
     out
