@@ -353,8 +353,8 @@ fn after_the_outage_mailserver1_holds_what_users_left_on_mailserver2() {
     o.assert_mirror_resumes();
 }
 
-/// The return SIGKILLed again and again, each time one or two state saves after it starts
-/// (and a few milliseconds on), so kills land before, inside and after each step: the run
+/// The return SIGKILLed again and again, each time one state save after it starts
+/// (at once, or a few milliseconds on), so kills land before, inside and after each step: the run
 /// after the last kill ends with mailserver1 exactly as without kills, nothing lost, nothing
 /// doubled.
 #[test]
@@ -392,7 +392,7 @@ fn a_return_killed_again_and_again_ends_exact() {
             .stderr(stderr)
             .spawn()
             .expect("run posta");
-        let wanted = before + 1 + round % 2;
+        let wanted = before + 1;
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while child.try_wait().expect("wait").is_none() && saves() < wanted && !returned() {
             assert!(
@@ -401,7 +401,12 @@ fn a_return_killed_again_and_again_ends_exact() {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis((round as u64 * 37) % 60));
+        // Every other kill lands at once after the save (the next step's first command in
+        // flight), the others a few milliseconds on, inside or after a step: a quiet machine
+        // finishes the return in fewer runs than a loaded one, and both must land ten kills.
+        if round % 2 == 1 {
+            std::thread::sleep(Duration::from_millis((round as u64 * 37) % 60));
+        }
         if child.try_wait().expect("wait").is_none() && !returned() {
             child.kill().expect("SIGKILL");
             child.wait().expect("reap");

@@ -30,7 +30,7 @@ pub mod report;
 pub mod state;
 pub mod status;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use self::report::{AccountReport, RunReport};
-use self::state::{AccountState, Copy, FolderState, Identity, Pending, StateError};
+use self::state::{AccountState, Copy, FolderState, Identity, Pending, Settling, StateError};
 use crate::client::imap::{FetchedMessage, FlagsOf, ImapClient, ImapError, MailboxInfo};
 use crate::client::{Endpoint, Login};
 use crate::migrate::folders::{self, Naming};
@@ -184,6 +184,7 @@ async fn mirror_account(account: Account, opts: &Options) -> AccountReport {
                 opts,
                 path,
                 state,
+                loaded: Instant::now(),
                 report: &mut report,
             };
             pass.run().await
@@ -203,6 +204,9 @@ struct Pass<'a> {
     opts: &'a Options,
     path: PathBuf,
     state: AccountState,
+    /// When the state was read: whatever wrote it last (a killed or failed pass) had stopped
+    /// by then.
+    loaded: Instant,
     report: &'a mut AccountReport,
 }
 
@@ -499,6 +503,7 @@ impl Pass<'_> {
             && known.is_some()
             && fs.source_uidvalidity == validity
             && fs.pending.is_none()
+            && fs.settling.is_empty()
             && r.vanished.is_empty()
             && r.changed.is_empty()
             && r.selected.highest_modseq == fs.highest_modseq
@@ -556,6 +561,9 @@ impl Pass<'_> {
         if let Some(p) = fs.pending.clone() {
             self.adopt(src, dst, &mut fs, &p).await?;
             full = true;
+        }
+        if !fs.settling.is_empty() {
+            self.late_copies(dst, &mut fs).await?;
         }
         // What changed on mailserver1, and what it expunged.
         let (changed, gone): (Vec<FlagsOf>, Vec<u32>) = match known {
@@ -737,17 +745,24 @@ impl Pass<'_> {
         fs: &mut FolderState,
         p: &Pending,
     ) -> Result<()> {
-        // The interrupted pass stopped before this one started, and sent its last APPEND
-        // before it stopped; not necessarily soon after the record was written (the batch is
-        // read from mailserver1 first), so the record's age bounds nothing: the whole settle
-        // time is waited from here.
-        let wait = self.opts.settle.saturating_add(Duration::from_secs(1));
-        tracing::info!(
-            account = %self.account.name,
-            "folder {:?}: waiting {wait:?} for an interrupted pass's last APPEND to settle",
-            fs.dest
-        );
-        tokio::time::sleep(wait).await;
+        // The interrupted pass stopped before this one read the state, and sent its last
+        // APPEND before it stopped; not necessarily soon after the record was written (the
+        // batch is read from mailserver1 first), so the record's age bounds nothing: the
+        // whole settle time is waited, counted from the read (once per account, not per
+        // folder).
+        let wait = self
+            .opts
+            .settle
+            .saturating_add(Duration::from_secs(1))
+            .saturating_sub(self.loaded.elapsed());
+        if !wait.is_zero() {
+            tracing::info!(
+                account = %self.account.name,
+                "folder {:?}: waiting {wait:?} for an interrupted pass's last APPEND to settle",
+                fs.dest
+            );
+            tokio::time::sleep(wait).await;
+        }
         let ours = fs.dest_uids();
         let candidates: Vec<u32> = dst
             .uid_search(&format!("UID {}:*", p.dest_uidnext))
@@ -762,42 +777,121 @@ impl Pass<'_> {
             .copied()
             .filter(|u| !fs.messages.contains_key(u))
             .collect();
-        if !candidates.is_empty() && !waiting.is_empty() {
-            let theirs = identities(dst, &candidates)
-                .await
-                .map_err(MirrorError::Dest)?;
-            let pending = identities(src, &waiting)
-                .await
-                .map_err(MirrorError::Source)?;
-            let flags: HashMap<u32, Vec<String>> =
-                theirs.iter().map(|(u, _, f)| (*u, f.clone())).collect();
-            let strip = |v: &[(u32, Identity, Vec<String>)]| {
-                v.iter()
-                    .map(|(u, id, _)| (*u, id.clone()))
-                    .collect::<Vec<_>>()
-            };
-            let found = state::adopt(&strip(&pending), &strip(&theirs));
-            let ids: HashMap<u32, Identity> = strip(&theirs).into_iter().collect();
-            for (s, d) in &found {
-                fs.messages.insert(
-                    *s,
-                    Copy {
-                        dest_uid: *d,
-                        flags: flags[d].clone(),
-                        identity: ids[d].clone(),
-                    },
-                );
-            }
-            self.report.counts.adopted += found.len();
-            tracing::info!(
-                account = %self.account.name,
-                "folder {:?}: adopted {} copies an interrupted pass made, of {} pending",
-                fs.dest,
-                found.len(),
-                waiting.len()
+        if waiting.is_empty() {
+            fs.pending = None;
+            return Ok(());
+        }
+        let pending: Vec<(u32, Identity)> = identities(src, &waiting)
+            .await
+            .map_err(MirrorError::Source)?
+            .into_iter()
+            .map(|(u, id, _)| (u, id))
+            .collect();
+        let theirs = identities(dst, &candidates)
+            .await
+            .map_err(MirrorError::Dest)?;
+        let found = state::adopt(
+            &pending,
+            &theirs
+                .iter()
+                .map(|(u, id, _)| (*u, id.clone()))
+                .collect::<Vec<_>>(),
+        );
+        let by_uid: HashMap<u32, (Identity, Vec<String>)> = theirs
+            .into_iter()
+            .map(|(u, id, flags)| (u, (id, flags)))
+            .collect();
+        for (s, d) in &found {
+            let (identity, flags) = by_uid[d].clone();
+            fs.messages.insert(
+                *s,
+                Copy {
+                    dest_uid: *d,
+                    flags,
+                    identity,
+                },
             );
         }
+        self.report.counts.adopted += found.len();
+        tracing::info!(
+            account = %self.account.name,
+            "folder {:?}: adopted {} copies an interrupted pass made, of {} pending",
+            fs.dest,
+            found.len(),
+            waiting.len()
+        );
+        let adopted: HashSet<u32> = found.iter().map(|(s, _)| *s).collect();
+        let unfound: Vec<Identity> = pending
+            .into_iter()
+            .filter(|(u, _)| !adopted.contains(u))
+            .map(|(_, id)| id)
+            .collect();
+        if !unfound.is_empty() {
+            fs.settling.push(Settling {
+                dest_uidnext: p.dest_uidnext,
+                identities: unfound,
+                until: crate::clock::unix_now() + self.settling_for().as_secs(),
+            });
+        }
         fs.pending = None;
+        Ok(())
+    }
+
+    /// How long after a resume copied a batch's unfound messages again a late copy of one of
+    /// them is looked for: ten times the longest a command may take, and at least ten
+    /// minutes.
+    fn settling_for(&self) -> Duration {
+        (self.opts.settle * 10).max(Duration::from_secs(600))
+    }
+
+    /// Removes the copies a killed pass's APPEND stored after a resume had looked for them
+    /// and copied their messages again (see [`Settling`]), and forgets the records whose time
+    /// is up.
+    async fn late_copies(&mut self, dst: &mut ImapClient, fs: &mut FolderState) -> Result<()> {
+        let from = fs
+            .settling
+            .iter()
+            .map(|s| s.dest_uidnext)
+            .min()
+            .unwrap_or(u32::MAX);
+        let ours: HashSet<u32> = fs.dest_uids().into_iter().collect();
+        let candidates: Vec<u32> = dst
+            .uid_search(&format!("UID {from}:*"))
+            .await
+            .map_err(MirrorError::Dest)?
+            .into_iter()
+            .filter(|u| *u >= from && !ours.contains(u))
+            .collect();
+        let mut doubles = Vec::new();
+        for (uid, id, _) in identities(dst, &candidates)
+            .await
+            .map_err(MirrorError::Dest)?
+        {
+            let record = fs
+                .settling
+                .iter_mut()
+                .find(|s| uid >= s.dest_uidnext && s.identities.contains(&id));
+            if let Some(s) = record
+                && let Some(i) = s.identities.iter().position(|x| *x == id)
+            {
+                s.identities.swap_remove(i);
+                doubles.push(uid);
+            }
+        }
+        if !doubles.is_empty() {
+            expunge(dst, &doubles).await.map_err(MirrorError::Dest)?;
+            tracing::warn!(
+                account = %self.account.name,
+                "folder {:?}: removed {} copies an interrupted pass stored after this mirror \
+                 had copied the same messages again",
+                fs.dest,
+                doubles.len()
+            );
+            self.report.counts.late_doubles += doubles.len();
+        }
+        let now = crate::clock::unix_now();
+        fs.settling
+            .retain(|s| s.until > now && !s.identities.is_empty());
         Ok(())
     }
 
@@ -827,6 +921,8 @@ impl Pass<'_> {
         fs.messages = rebuilt.messages;
         fs.highest_modseq = None;
         fs.pending = None;
+        // The copies a killed pass may still store went to the folder under its old UIDs.
+        fs.settling.clear();
         Ok(())
     }
 }

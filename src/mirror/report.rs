@@ -18,6 +18,9 @@ pub struct Counts {
     pub adopted: usize,
     pub flags_changed: usize,
     pub expunged: usize,
+    /// Copies an interrupted pass's APPEND stored after a resume had looked for them and
+    /// copied the same messages again: removed, the resume's copies kept.
+    pub late_doubles: usize,
     /// Folders whose map was rebuilt by content after a UIDVALIDITY change.
     pub rebuilt: usize,
 }
@@ -34,6 +37,7 @@ impl Counts {
         self.adopted += o.adopted;
         self.flags_changed += o.flags_changed;
         self.expunged += o.expunged;
+        self.late_doubles += o.late_doubles;
         self.rebuilt += o.rebuilt;
     }
 }

@@ -17,7 +17,9 @@
 //! storing an APPEND whose sender was killed after sending it, and a copy that appears after
 //! the look would be made again; the sender read its batch from mailserver1 between the record
 //! and the APPEND, so only the time since the sender stopped (before this pass began) bounds
-//! it. A UIDVALIDITY change on either side is handled the same way, by content identity
+//! it. Messages it does not find it copies again, and for a while ([`Settling`]) every pass
+//! removes a copy of one of them that appears late, in no map: that wait bounds what a
+//! server usually takes, not what a server under heavy load may take. A UIDVALIDITY change on either side is handled the same way, by content identity
 //! ([`rebuild`]), never by a blind recopy.
 //!
 //! The file is JSON, replaced through [`crate::durable`] (write, fsync, rename, fsync the
@@ -86,6 +88,18 @@ pub struct Pending {
     pub written: u64,
 }
 
+/// Messages of a pending batch a resume did not find on mailserver2 and copied again: the
+/// killed pass's APPEND may still be stored after the look (a server slow under load finishes
+/// a command its sender died during). Every pass until `until` removes such a late copy (at
+/// or above `dest_uidnext`, in no map, of one of these identities), one per identity listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settling {
+    pub dest_uidnext: u32,
+    pub identities: Vec<Identity>,
+    /// Unix time after which no late copy is looked for.
+    pub until: u64,
+}
+
 /// A move the return after a failback is making on mailserver1 (see [`super::back`]): recorded
 /// before the MOVE, so that a run killed after it adopts the moved messages by content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +141,8 @@ pub struct FolderState {
     /// mailserver1 UID → its copy.
     pub messages: BTreeMap<u32, Copy>,
     pub pending: Option<Pending>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settling: Vec<Settling>,
 }
 
 impl FolderState {
@@ -138,6 +154,7 @@ impl FolderState {
             highest_modseq: None,
             messages: BTreeMap::new(),
             pending: None,
+            settling: Vec::new(),
         }
     }
 

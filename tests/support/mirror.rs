@@ -90,6 +90,26 @@ pub async fn session(server: &Dovecot, user: &str, password: &str) -> ImapClient
 /// One folder as the tests compare it: sorted (Message-ID, body hash, sorted flags).
 pub type Folder = Vec<(String, String, Vec<String>)>;
 
+/// What `got` holds that `want` does not (extra) and what it lacks (missing), each as
+/// (Message-ID, flags): an empty pair when the two folders are equal.
+pub fn folder_diff(want: &Folder, got: &Folder) -> (Vec<String>, Vec<String>) {
+    let mut missing = Vec::new();
+    let mut extra: Vec<&(String, String, Vec<String>)> = got.iter().collect();
+    for m in want {
+        match extra.iter().position(|g| *g == m) {
+            Some(i) => {
+                extra.remove(i);
+            }
+            None => missing.push(format!("{} {:?}", m.0, m.2)),
+        }
+    }
+    let extra = extra
+        .into_iter()
+        .map(|m| format!("{} {:?}", m.0, m.2))
+        .collect();
+    (extra, missing)
+}
+
 /// Every selectable folder of `user` (by wire name) with its messages.
 pub async fn snapshot(server: &Dovecot, user: &str, password: &str) -> BTreeMap<String, Folder> {
     let mut c = session(server, user, password).await;
