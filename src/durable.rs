@@ -172,6 +172,27 @@ pub fn adopt_legacy_state_files(dir: &Path, ids: &[&str], ext: &str) -> Result<(
     Ok(())
 }
 
+/// Where a read-only command (`posta status`) finds `id`'s state file without renaming
+/// anything: under its [`state_file_name`], or, until a run adopts it
+/// ([`adopt_legacy_state_files`]), under the name an earlier posta gave it when no other of
+/// `ids` gives that name too.
+pub fn state_file_to_read(dir: &Path, id: &str, ids: &[&str], ext: &str) -> PathBuf {
+    let new = dir.join(state_file_name(id, ext));
+    if new.exists() {
+        return new;
+    }
+    let old_name = legacy_state_file_name(id, ext);
+    let claimed_by_another = ids
+        .iter()
+        .any(|other| *other != id && legacy_state_file_name(other, ext) == old_name);
+    let old = dir.join(&old_name);
+    if !claimed_by_another && old.exists() {
+        old
+    } else {
+        new
+    }
+}
+
 /// A hidden name beside the target, unique within this process and across processes.
 fn temp_name(dir: &Path, path: &Path) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -281,6 +302,29 @@ mod tests {
         // The plain id "a_b" has always owned that name: it claims it too.
         let e = adopt_legacy_state_files(dir.path(), &["a b", "a_b"], ".json").unwrap_err();
         assert!(e.to_string().contains("a b, a_b"), "{e}");
+    }
+
+    #[test]
+    fn a_reader_finds_a_file_under_its_old_name_until_it_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("a_b.json");
+        fs::write(&old, b"old").unwrap();
+        assert_eq!(
+            state_file_to_read(dir.path(), "a b", &["a b", "c"], ".json"),
+            old
+        );
+        // Whose file it is is in doubt: read nobody's.
+        let new = dir.path().join(state_file_name("a b", ".json"));
+        assert_eq!(
+            state_file_to_read(dir.path(), "a b", &["a b", "a/b"], ".json"),
+            new
+        );
+        adopt_legacy_state_files(dir.path(), &["a b"], ".json").unwrap();
+        assert_eq!(
+            state_file_to_read(dir.path(), "a b", &["a b"], ".json"),
+            new
+        );
+        assert_eq!(fs::read(&new).unwrap(), b"old");
     }
 
     #[test]

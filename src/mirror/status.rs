@@ -8,7 +8,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::state::AccountState;
-use super::state_path;
 use crate::migrate::plan::MirrorCopies;
 
 /// The mailserver2 messages the mirror put there, by folder wire name under the UIDVALIDITY
@@ -65,11 +64,15 @@ impl AccountLag {
     }
 }
 
-/// The lag of each of `accounts` from the state files in `dir`, at Unix time `now`.
+/// The lag of each of `accounts` from the state files in `dir`, at Unix time `now` (a state
+/// file an earlier posta named is read where it is; the next pass renames it).
 pub fn lags(dir: &Path, accounts: &[String], now: u64) -> Vec<AccountLag> {
+    let ids: Vec<&str> = accounts.iter().map(String::as_str).collect();
     accounts
         .iter()
-        .map(|name| match AccountState::load(&state_path(dir, name)) {
+        .map(|name| crate::durable::state_file_to_read(dir, name, &ids, super::STATE_EXT))
+        .zip(accounts)
+        .map(|(path, name)| match AccountState::load(&path) {
             Ok(s) => AccountLag {
                 account: name.clone(),
                 last_pass: s.last_complete_pass,
@@ -106,6 +109,7 @@ pub fn oldest_pass(lags: &[AccountLag]) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::mirror::state::{Copy, FolderState, Identity, Pending};
+    use crate::mirror::state_path;
 
     fn state() -> AccountState {
         let mut f = FolderState::new("Work".into(), 7, 42);
@@ -162,5 +166,17 @@ mod tests {
         assert_eq!(l[1].describe(), "never");
         assert_eq!(oldest_pass(&l), None, "one account never mirrored");
         assert_eq!(oldest_pass(&l[..1]), Some(1000));
+    }
+
+    /// An account whose state file an earlier posta named (`a b` → `a_b.json`): its lag
+    /// shows before the next pass renames the file, and the file stays where it is.
+    #[test]
+    fn lag_reads_a_state_file_under_its_old_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("a_b.json");
+        state().save(&old).expect("save");
+        let l = lags(dir.path(), &["a b".into()], 1030);
+        assert_eq!(l[0].lag_seconds, Some(30), "{l:?}");
+        assert!(old.exists());
     }
 }
