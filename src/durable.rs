@@ -174,23 +174,37 @@ pub fn adopt_legacy_state_files(dir: &Path, ids: &[&str], ext: &str) -> Result<(
 
 /// Where a read-only command (`posta status`) finds `id`'s state file without renaming
 /// anything: under its [`state_file_name`], or, until a run adopts it
-/// ([`adopt_legacy_state_files`]), under the name an earlier posta gave it when no other of
-/// `ids` gives that name too.
-pub fn state_file_to_read(dir: &Path, id: &str, ids: &[&str], ext: &str) -> PathBuf {
-    let new = dir.join(state_file_name(id, ext));
-    if new.exists() {
-        return new;
-    }
+/// ([`adopt_legacy_state_files`]), under the name an earlier posta gave it. An error where
+/// that run would refuse: the old file fits several of `ids`.
+pub fn state_file_to_read(
+    dir: &Path,
+    id: &str,
+    ids: &[&str],
+    ext: &str,
+) -> Result<PathBuf, AdoptError> {
+    let name = state_file_name(id, ext);
     let old_name = legacy_state_file_name(id, ext);
-    let claimed_by_another = ids
+    let claimants: Vec<&str> = ids
         .iter()
-        .any(|other| *other != id && legacy_state_file_name(other, ext) == old_name);
+        .copied()
+        .filter(|other| legacy_state_file_name(other, ext) == old_name)
+        .collect();
+    let renamed = claimants
+        .iter()
+        .any(|other| state_file_name(other, ext) != old_name);
     let old = dir.join(&old_name);
-    if !claimed_by_another && old.exists() {
-        old
-    } else {
-        new
+    if !renamed || !old.exists() {
+        return Ok(dir.join(name));
     }
+    if claimants.len() > 1 {
+        return Err(AdoptError::Ambiguous {
+            old,
+            ids: claimants.iter().map(|s| s.to_string()).collect(),
+            new: claimants.iter().map(|c| state_file_name(c, ext)).collect(),
+        });
+    }
+    let new = dir.join(name);
+    Ok(if new.exists() { new } else { old })
 }
 
 /// A hidden name beside the target, unique within this process and across processes.
@@ -309,21 +323,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = dir.path().join("a_b.json");
         fs::write(&old, b"old").unwrap();
-        assert_eq!(
-            state_file_to_read(dir.path(), "a b", &["a b", "c"], ".json"),
-            old
-        );
-        // Whose file it is is in doubt: read nobody's.
-        let new = dir.path().join(state_file_name("a b", ".json"));
-        assert_eq!(
-            state_file_to_read(dir.path(), "a b", &["a b", "a/b"], ".json"),
-            new
-        );
+        let read = |id, ids: &[&str]| state_file_to_read(dir.path(), id, ids, ".json");
+        assert_eq!(read("a b", &["a b", "c"]).unwrap(), old);
+        // Whose file it is is in doubt, for each of them: read nobody's.
+        for id in ["a b", "a_b"] {
+            let e = read(id, &["a b", "a_b"]).unwrap_err();
+            assert!(matches!(e, AdoptError::Ambiguous { .. }), "{e}");
+        }
+        assert!(read("a b", &["a b", "a/b"]).is_err());
         adopt_legacy_state_files(dir.path(), &["a b"], ".json").unwrap();
-        assert_eq!(
-            state_file_to_read(dir.path(), "a b", &["a b"], ".json"),
-            new
-        );
+        let new = dir.path().join(state_file_name("a b", ".json"));
+        assert_eq!(read("a b", &["a b"]).unwrap(), new);
         assert_eq!(fs::read(&new).unwrap(), b"old");
     }
 

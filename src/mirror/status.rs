@@ -70,9 +70,13 @@ pub fn lags(dir: &Path, accounts: &[String], now: u64) -> Vec<AccountLag> {
     let ids: Vec<&str> = accounts.iter().map(String::as_str).collect();
     accounts
         .iter()
-        .map(|name| crate::durable::state_file_to_read(dir, name, &ids, super::STATE_EXT))
-        .zip(accounts)
-        .map(|(path, name)| match AccountState::load(&path) {
+        .map(|name| {
+            let state = crate::durable::state_file_to_read(dir, name, &ids, super::STATE_EXT)
+                .map_err(|e| e.to_string())
+                .and_then(|path| AccountState::load(&path).map_err(|e| e.to_string()));
+            (name, state)
+        })
+        .map(|(name, state)| match state {
             Ok(s) => AccountLag {
                 account: name.clone(),
                 last_pass: s.last_complete_pass,
@@ -90,7 +94,7 @@ pub fn lags(dir: &Path, accounts: &[String], now: u64) -> Vec<AccountLag> {
                 last_pass: None,
                 lag_seconds: None,
                 pending: 0,
-                error: Some(e.to_string()),
+                error: Some(e),
             },
         })
         .collect()
@@ -178,5 +182,12 @@ mod tests {
         let l = lags(dir.path(), &["a b".into()], 1030);
         assert_eq!(l[0].lag_seconds, Some(30), "{l:?}");
         assert!(old.exists());
+        // With "a_b" configured too, whose file it is is in doubt: both say so.
+        let l = lags(dir.path(), &["a b".into(), "a_b".into()], 1030);
+        for a in &l {
+            let e = a.error.as_deref().unwrap_or_default();
+            assert!(e.contains("a_b.json"), "{a:?}");
+            assert!(a.describe().starts_with("unknown"), "{a:?}");
+        }
     }
 }
