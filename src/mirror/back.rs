@@ -33,7 +33,7 @@ use serde::Serialize;
 use super::state::{self, AccountState, Copy, FolderState, Identity, Moved, Moving};
 use super::{
     Account, Listing, MirrorError, Options, Result, connect, each_account, expunge, identities,
-    same_flags, state_path,
+    identities_only, same_flags, state_path,
 };
 use crate::client::imap::{ImapClient, MailboxInfo};
 use crate::migrate::folders;
@@ -778,12 +778,9 @@ impl Back<'_> {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        let theirs: Vec<(u32, Identity)> = identities(src, &candidates)
+        let theirs = identities_only(src, &candidates)
             .await
-            .map_err(MirrorError::Source)?
-            .into_iter()
-            .map(|(u, id, _)| (u, id))
-            .collect();
+            .map_err(MirrorError::Source)?;
         let wanted: Vec<(u32, Identity)> = m
             .messages
             .iter()

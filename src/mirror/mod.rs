@@ -781,12 +781,9 @@ impl Pass<'_> {
             fs.pending = None;
             return Ok(());
         }
-        let pending: Vec<(u32, Identity)> = identities(src, &waiting)
+        let pending = identities_only(src, &waiting)
             .await
-            .map_err(MirrorError::Source)?
-            .into_iter()
-            .map(|(u, id, _)| (u, id))
-            .collect();
+            .map_err(MirrorError::Source)?;
         let theirs = identities(dst, &candidates)
             .await
             .map_err(MirrorError::Dest)?;
@@ -904,12 +901,9 @@ impl Pass<'_> {
         adopt_all: bool,
     ) -> Result<()> {
         let src_all = src.uid_search("ALL").await.map_err(MirrorError::Source)?;
-        let source: Vec<(u32, Identity)> = identities(src, &src_all)
+        let source = identities_only(src, &src_all)
             .await
-            .map_err(MirrorError::Source)?
-            .into_iter()
-            .map(|(u, id, _)| (u, id))
-            .collect();
+            .map_err(MirrorError::Source)?;
         let dst_all = dst.uid_search("ALL").await.map_err(MirrorError::Dest)?;
         let dest = identities(dst, &dst_all).await.map_err(MirrorError::Dest)?;
         let rebuilt = state::rebuild(&fs.messages, &source, &dest, adopt_all);
@@ -940,6 +934,15 @@ async fn identities(
         }
     }
     Ok(out)
+}
+
+/// The identity of each of `uids` in the selected mailbox (see [`identities`]).
+async fn identities_only(
+    client: &mut ImapClient,
+    uids: &[u32],
+) -> std::result::Result<Vec<(u32, Identity)>, ImapError> {
+    let all = identities(client, uids).await?;
+    Ok(all.into_iter().map(|(u, id, _)| (u, id)).collect())
 }
 
 /// Marks `uids` `\Deleted` and removes exactly them (UID EXPUNGE, RFC 4315 §2.1).
