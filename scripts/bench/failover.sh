@@ -131,8 +131,6 @@ ip netns exec "$ms2" "$posta" --config "$site" config check >/dev/null
 
 now() { echo "$EPOCHREALTIME"; }
 ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }'; }
-# A random point of the 1 s probe/advert cycle, so detection is not always hit at one phase.
-random_phase() { sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", r / 32768 }')"; }
 
 # Starts the client waiting for NAME's greeting through the VIP; sets $poller.
 await_bg() {

@@ -29,3 +29,7 @@ lan_down() {
   local ns
   for ns in "$client" "$ms1" "$ms2" "$hub"; do ip netns del "$ns" 2>/dev/null || true; done
 }
+
+# random_phase: sleeps a random part of a second, so that a failure does not always hit the
+# same point of a 1 s probe or advert cycle.
+random_phase() { sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", r / 32768 }')"; }

@@ -63,39 +63,9 @@ site_args=()
 [ "$SITE" = 1 ] && site_args=(--accounts "$ACCOUNTS")
 
 work=$(mktemp -d)
-coproc BENCH_ENV {
-  exec target/release/examples/bench_env "$work/env" "${site_args[@]}" 2>"$work/bench_env.log"
-}
-env_pid=$BENCH_ENV_PID
-to_env=${BENCH_ENV[1]}
-from_env=${BENCH_ENV[0]}
-cleanup() {
-  exec {to_env}>&-
-  wait "$env_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# One request to bench_env, one line back.
-ask() {
-  local reply
-  echo "$*" >&"$to_env"
-  if ! read -r -t 600 reply <&"$from_env"; then
-    echo "bench_env did not answer '$*':" >&2
-    cat "$work/bench_env.log" >&2
-    exit 1
-  fi
-  echo "$reply"
-}
-
-# bench_env says "ready" once the servers run and the env file is written.
-if ! read -r -t 120 ready <&"$from_env" || [ "$ready" != ready ]; then
-  echo "bench_env did not start:" >&2
-  cat "$work/bench_env.log" >&2
-  exit 1
-fi
-# shellcheck disable=SC1091
-. "$work/env"
+# shellcheck source=scripts/bench/env.sh
+. scripts/bench/env.sh
+bench_env_start "${site_args[@]}"
 
 # pin_tree CPU PID: PID, its threads and every process below it on CPU; their future
 # children inherit it.
@@ -247,7 +217,6 @@ run_smtp_source() {
     -t "$RCPT" "127.0.0.1:$DST_SMTP_PORT"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 
 # ---- site mode ----------------------------------------------------------------------------------
 
@@ -333,6 +302,7 @@ run_smtp_source_site() {
 
 if [ "$SITE" = 1 ]; then
   total=$((ACCOUNTS * PER_ACCOUNT))
+  ((FETCHMAIL_ACCOUNTS <= ACCOUNTS)) || FETCHMAIL_ACCOUNTS=$ACCOUNTS
   fetch_total=$((FETCHMAIL_ACCOUNTS * PER_ACCOUNT))
   fkey="fetchmail ($FETCHMAIL_ACCOUNTS accounts)"
   echo "posta: $POSTA ($("$POSTA" --version 2>/dev/null || echo 'version unknown'))"
@@ -374,8 +344,8 @@ if [ "$SITE" = 1 ]; then
   fi
   f=${RATE[$fkey]} s=${last[0]}
   echo
-  echo "fetchmail was timed over $FETCHMAIL_ACCOUNTS of $ACCOUNTS accounts ($fetch_total" \
-    "messages); its site time below is scaled from that rate."
+  [ "$FETCHMAIL" = 1 ] && echo "fetchmail was timed over $FETCHMAIL_ACCOUNTS of $ACCOUNTS" \
+    "accounts ($fetch_total messages); its site time below is scaled from that rate."
   row() { printf '%-22s %10s %12s %14s %16s %13s\n' "$@"; }
   row tool "msg/s" "elapsed s" "posta/fetchm." "posta/smtp-src" "peak RSS MB"
   for key in "${posta_keys[@]}"; do

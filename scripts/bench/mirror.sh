@@ -47,38 +47,9 @@ case $LOGIN in
 esac
 
 work=$(mktemp -d)
-coproc BENCH_ENV {
-  exec target/release/examples/bench_env "$work/env" --accounts "$ACCOUNTS" 2>"$work/bench_env.log"
-}
-env_pid=$BENCH_ENV_PID
-to_env=${BENCH_ENV[1]}
-from_env=${BENCH_ENV[0]}
-cleanup() {
-  exec {to_env}>&-
-  wait "$env_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# One request to bench_env, one line back.
-ask() {
-  local reply
-  echo "$*" >&"$to_env"
-  if ! read -r -t 600 reply <&"$from_env"; then
-    echo "bench_env did not answer '$*':" >&2
-    cat "$work/bench_env.log" >&2
-    exit 1
-  fi
-  echo "$reply"
-}
-
-if ! read -r -t 120 ready <&"$from_env" || [ "$ready" != ready ]; then
-  echo "bench_env did not start:" >&2
-  cat "$work/bench_env.log" >&2
-  exit 1
-fi
-# shellcheck disable=SC1091
-. "$work/env"
+# shellcheck source=scripts/bench/env.sh
+. scripts/bench/env.sh
+bench_env_start --accounts "$ACCOUNTS"
 users=()
 for ((i = 0; i < ACCOUNTS; i++)); do users+=("$(printf 'user%02d' "$i")"); done
 
@@ -243,7 +214,6 @@ measure() {
     "$key" "${INITIAL[$key]}" "${UNCHANGED[$key]}" "${INCREMENTAL[$key]}" "${RSS[$key]}"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 
 total=$((ACCOUNTS * PER_ACCOUNT))
 echo "posta: $POSTA ($("$POSTA" --version 2>/dev/null || echo 'version unknown'))"

@@ -142,10 +142,6 @@ start_keepalived() { # NAME
   eval "ka_$1=$!"
   pids+=($!)
 }
-# The previous step ended right after an advert from the new MASTER: without a random pause the
-# failure would always hit the same point of the 1 s advert cycle, and host-death detection
-# (3 adverts missed + skew after the *last* advert) would look constant instead of 2.6-3.6 s.
-random_phase() { sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", r / 32768 }')"; }
 if [ -x "$ka" ]; then
   # Hand the address to keepalived: nobody holds it, ms1 is up.
   ip netns exec "$ms2" "$bench" failback "$vip/24" eth0
@@ -155,6 +151,9 @@ if [ -x "$ka" ]; then
   keepalived_conf ms2 BACKUP 100
   start_keepalived ms1
   start_keepalived ms2
+  # Each step ends right after an advert from the new MASTER: without a random pause the
+  # failure would always hit the same point of the 1 s advert cycle, and host-death detection
+  # (3 adverts missed + skew after the *last* advert) would look constant instead of 2.6-3.6 s.
   for _ in $(seq "$ka_runs"); do
     # Host death: ms1's link goes down.
     ip netns exec "$client" "$bench" await-greeting "$vip" ms1 20000 >/dev/null

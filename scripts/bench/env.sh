@@ -1,0 +1,43 @@
+# shellcheck shell=bash disable=SC2154  # $work: set by the caller
+# Sourced by the benchmarks that run their servers with examples/bench_env.
+# bench_env_start ARGS...: starts target/release/examples/bench_env ARGS in the background
+# (its log in $work/bench_env.log), removes it and $work on exit, waits for its "ready" and
+# sources the env file it writes ($work/env: ports, users, directories). ask REQUEST: one
+# request to it, one line back.
+bench_env_start() {
+  coproc BENCH_ENV {
+    exec target/release/examples/bench_env "$work/env" "$@" 2>"$work/bench_env.log"
+  }
+  env_pid=$BENCH_ENV_PID
+  to_env=${BENCH_ENV[1]}
+  from_env=${BENCH_ENV[0]}
+  trap bench_env_stop EXIT
+  local ready
+  if ! read -r -t 120 ready <&"$from_env" || [ "$ready" != ready ]; then
+    echo "bench_env did not start:" >&2
+    cat "$work/bench_env.log" >&2
+    exit 1
+  fi
+  # shellcheck disable=SC1091
+  . "$work/env"
+}
+
+bench_env_stop() {
+  exec {to_env}>&-
+  wait "$env_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+
+ask() {
+  local reply
+  echo "$*" >&"$to_env"
+  if ! read -r -t 600 reply <&"$from_env"; then
+    echo "bench_env did not answer '$*':" >&2
+    cat "$work/bench_env.log" >&2
+    exit 1
+  fi
+  echo "$reply"
+}
+
+# ratio A B: A / B to two places, or "-" when either is missing or zero.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
