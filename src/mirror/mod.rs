@@ -47,6 +47,10 @@ use crate::proto::mutf7;
 /// The most message bytes one MULTIAPPEND carries (and the mirror holds in memory at once).
 const MULTI_BYTES: usize = 8 << 20;
 
+/// The most messages [`Pass::batch_size`] puts in one batch: what a resume after a kill reads
+/// back from both servers to find the batch's copies.
+const MAX_BATCH: usize = 2_000;
+
 /// Where the state files live unless the site file or --state-dir says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/posta/mirror";
 
@@ -72,7 +76,8 @@ pub struct Options {
     /// Accounts mirrored at once: each holds one connection to each server, so this is also
     /// the cap on connections per server.
     pub parallel: usize,
-    /// Messages per APPEND batch (one state write before and one after).
+    /// Messages per APPEND batch (one state write before it) while the state is small; more
+    /// as it grows (see [`Pass::batch_size`]).
     pub batch: usize,
     /// The longest any one command may take (the sessions' timeout): how long after a batch
     /// was recorded its copies may still appear on mailserver2, the sender killed.
@@ -633,8 +638,11 @@ impl Pass<'_> {
         let mut uidnext = dsel.uidnext.ok_or_else(|| {
             MirrorError::Refused(format!("SELECT {:?} reported no UIDNEXT", fs.dest))
         })?;
-        for batch in new.chunks(self.opts.batch.max(1)) {
+        let mut rest = &new[..];
+        while !rest.is_empty() {
+            let (batch, tail) = rest.split_at(self.batch_size().min(rest.len()));
             uidnext = self.copy_batch(src, dst, &m.name, batch, uidnext).await?;
+            rest = tail;
         }
         // Saved with the pass's end (or, if the pass fails, at once): killed before that, the
         // next pass adopts the last batch by content and repeats the STOREs from the old
@@ -643,6 +651,15 @@ impl Pass<'_> {
         fs.pending = None;
         fs.highest_modseq = r.selected.highest_modseq;
         Ok(true)
+    }
+
+    /// Messages in the next batch: [`Options::batch`], or a tenth of the copies the state already
+    /// holds when that is more (at most [`MAX_BATCH`]). Every batch rewrites the whole state
+    /// file, so with a fixed size the first pass of a mailbox of n messages would write
+    /// O(n²) bytes; growing with the state it writes a few times the final file.
+    fn batch_size(&self) -> usize {
+        let held: usize = self.state.folders.values().map(|f| f.messages.len()).sum();
+        self.opts.batch.max(1).max((held / 10).min(MAX_BATCH))
     }
 
     /// Copies one batch: the pending record first, then the APPENDs, then the map in memory.
