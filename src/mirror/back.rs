@@ -534,8 +534,9 @@ impl Back<'_> {
                 continue;
             };
             src.select(&raw, false).await.map_err(MirrorError::Source)?;
+            let uids: Vec<u32> = changed.iter().map(|(uid, _)| *uid).collect();
             let theirs: HashMap<u32, Vec<String>> = src
-                .fetch_flags(None)
+                .fetch_flags_of(&uids)
                 .await
                 .map_err(MirrorError::Source)?
                 .into_iter()

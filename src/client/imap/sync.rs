@@ -119,10 +119,24 @@ impl ImapClient {
             Some(n) => format!("(UID FLAGS MODSEQ) {}", imap_sync::changedsince(n)),
             None => "(UID FLAGS)".to_owned(),
         };
-        let what = format!("UID FETCH 1:* {items}");
+        self.fetch_flags_in("1:*", &items).await
+    }
+
+    /// The UID and flags of each of `uids` still in the selected mailbox (`UID FETCH set (UID
+    /// FLAGS)`), sorted by UID.
+    pub async fn fetch_flags_of(&mut self, uids: &[u32]) -> Result<Vec<FlagsOf>, ImapError> {
+        match imap_cmd::uid_set(uids) {
+            Some(set) => self.fetch_flags_in(&set, "(UID FLAGS)").await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn fetch_flags_in(&mut self, set: &str, items: &str) -> Result<Vec<FlagsOf>, ImapError> {
+        let what = format!("UID FETCH {set} {items}");
         let tag = self.tags.next_tag();
-        let cmd = Command::build(&tag, "UID FETCH 1:*", self.literal_mode())
-            .raw(&items)
+        let cmd = Command::build(&tag, "UID FETCH", self.literal_mode())
+            .raw(set)
+            .raw(items)
             .finish();
         let mut partials = Partials::default();
         let limits = Limits {

@@ -339,7 +339,7 @@ fn command_futures_are_send() {
 }
 
 /// A QRESYNC session as Dovecot answers it: ENABLE, a SELECT that brings VANISHED and changed
-/// flags, a CHANGEDSINCE scan, flags replaced, RENAME and DELETE.
+/// flags, a CHANGEDSINCE scan, flags replaced, RENAME and DELETE, the flags of some UIDs.
 #[tokio::test]
 async fn qresync_select_and_flag_scans() {
     let (port, srv) = serve(vec![
@@ -364,6 +364,9 @@ async fn qresync_select_and_flag_scans() {
         say("p6 OK done\r\n"),
         Act::Hear,
         say("p7 NO [NONEXISTENT] no such mailbox\r\n"),
+        Act::Hear,
+        say("* 2 FETCH (UID 50 FLAGS (\\Flagged))\r\n* 1 FETCH (UID 49 FLAGS ())\r\n"),
+        say("p8 OK done\r\n"),
     ])
     .await;
     let mut client = logged_in(port).await;
@@ -388,6 +391,16 @@ async fn qresync_select_and_flag_scans() {
     client.rename("Old", "Ne&AwE-u").await.expect("rename");
     let err = client.delete("Gone").await.expect_err("refused");
     assert_eq!(err.code(), Some("NONEXISTENT"), "{err}");
+    assert!(
+        client
+            .fetch_flags_of(&[])
+            .await
+            .expect("nothing")
+            .is_empty()
+    );
+    let some = client.fetch_flags_of(&[50, 49, 52]).await.expect("some");
+    let some: Vec<_> = some.iter().map(|f| (f.uid, f.flags.clone())).collect();
+    assert_eq!(some, [(49, vec![]), (50, vec!["\\Flagged".to_owned()])]);
     drop(client);
     let heard = srv.await.expect("server");
     assert_eq!(
@@ -399,6 +412,7 @@ async fn qresync_select_and_flag_scans() {
             "p5 UID STORE 3:5 FLAGS.SILENT (\\Seen $Work)",
             "p6 RENAME \"Old\" \"Ne&AwE-u\"",
             "p7 DELETE \"Gone\"",
+            "p8 UID FETCH 49:50,52 (UID FLAGS)",
         ]
     );
 }
