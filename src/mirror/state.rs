@@ -17,10 +17,11 @@
 //! storing an APPEND whose sender was killed after sending it, and a copy that appears after
 //! the look would be made again; the sender read its batch from mailserver1 between the record
 //! and the APPEND, so only the time since the sender stopped (before this pass began) bounds
-//! it. Messages it does not find it copies again, and for a while ([`Settling`]) every pass
-//! removes a copy of one of them that appears late, in no map: that wait bounds what a
-//! server usually takes, not what a server under heavy load may take. A UIDVALIDITY change on either side is handled the same way, by content identity
-//! ([`rebuild`]), never by a blind recopy.
+//! it. That wait bounds what a server usually takes, not what one under heavy load may take:
+//! the messages the pass does not find it copies again, and for a while ([`Settling`]) every
+//! pass removes a copy of one of them that appears late, in no map. A UIDVALIDITY change on
+//! either side is handled the same way, by content identity ([`rebuild`]), never by a blind
+//! recopy.
 //!
 //! The file is JSON, replaced through [`crate::durable`] (write, fsync, rename, fsync the
 //! directory): a kill or a power failure leaves the old state or the new one.
