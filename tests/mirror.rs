@@ -222,8 +222,17 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     assert_identical(&s, &[]);
 
     let logins_before = logins(&s.backup);
+    let state = s.state_dir().join("pm-user0.json");
+    let state_before = fs::read(&state).expect("read the state");
     let (run, took) = s.mirror(&[]);
     eprintln!("pass with nothing changed: {took:?}");
+    assert_eq!(
+        fs::read(&state).expect("read the state"),
+        state_before,
+        "a pass with nothing changed rewrote the state"
+    );
+    let record = fs::read_to_string(s.state_dir().join("pm-user0.pass")).expect("pass record");
+    assert!(record.contains("last_complete_pass"), "{record}");
     assert_eq!(run.code, 0, "{run:?}");
     let t = totals(&run);
     assert_eq!(

@@ -190,6 +190,7 @@ async fn mirror_account(account: Account, opts: &Options) -> AccountReport {
                 path,
                 state,
                 loaded: Instant::now(),
+                touched: false,
                 report: &mut report,
             };
             pass.run().await
@@ -212,6 +213,9 @@ struct Pass<'a> {
     /// When the state was read: whatever wrote it last (a killed or failed pass) had stopped
     /// by then.
     loaded: Instant,
+    /// Whether the pass may have changed the state: a folder renamed or deleted, or one that
+    /// was not unchanged on mailserver1. A pass that changed nothing records only its end.
+    touched: bool,
     report: &'a mut AccountReport,
 }
 
@@ -345,8 +349,13 @@ impl Pass<'_> {
                 self.report.counts.folders_unchanged += 1;
             }
         }
-        self.state.last_complete_pass = Some(crate::clock::unix_now());
-        self.save()?;
+        let now = crate::clock::unix_now();
+        self.state.last_complete_pass = Some(now);
+        if self.touched || !self.path.exists() {
+            self.save()?;
+        } else {
+            AccountState::record_pass(&self.path, now)?;
+        }
         let _ = src.logout().await;
         if let Some((dst, _)) = dest.session {
             let _ = dst.logout().await;
@@ -372,6 +381,7 @@ impl Pass<'_> {
         if gone.is_empty() {
             return Ok(());
         }
+        self.touched = true;
         let (dst, dest) = dest.open().await?;
         // A renamed folder keeps its UIDVALIDITY: look at the new names for one that was gone.
         let mut renames = Vec::new();
@@ -521,6 +531,7 @@ impl Pass<'_> {
             self.report.counts.folders_unchanged += 1;
             return Ok(true);
         }
+        self.touched = true;
         let (dst, dest) = dest.open().await?;
         let target = &dest_name(m, &source.naming, &dest.naming);
         let fresh = !self

@@ -187,17 +187,71 @@ pub struct AccountState {
     pub moving: Vec<Moving>,
 }
 
+/// What a pass that changed nothing writes instead of the whole state: when it ended.
+#[derive(Debug, Serialize, Deserialize)]
+struct PassRecord {
+    last_complete_pass: u64,
+}
+
+/// The pass record beside the state file `path` (`alice.json` → `alice.pass`).
+fn pass_path(path: &Path) -> PathBuf {
+    path.with_extension("pass")
+}
+
 impl AccountState {
-    /// The state at `path`, or an empty one when there is none yet.
+    /// The state at `path`, or an empty one when there is none yet; its last complete pass
+    /// is the later of the state's and the pass record's ([`AccountState::record_pass`]). A
+    /// record without its state (the state moved away to start over) is not read.
     pub fn load(path: &Path) -> Result<AccountState, StateError> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(AccountState {
-                    version: VERSION,
-                    ..AccountState::default()
+        let Some(mut state) = AccountState::load_file(path)? else {
+            return Ok(AccountState {
+                version: VERSION,
+                ..AccountState::default()
+            });
+        };
+        let record = pass_path(path);
+        match std::fs::read(&record) {
+            Ok(bytes) => {
+                let r: PassRecord =
+                    serde_json::from_slice(&bytes).map_err(|e| StateError::Damaged {
+                        path: record,
+                        reason: e.to_string(),
+                    })?;
+                state.last_complete_pass = state.last_complete_pass.max(Some(r.last_complete_pass));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: record,
+                    source,
                 });
             }
+        }
+        Ok(state)
+    }
+
+    /// Records that a pass which changed nothing ended at `when`, in a small file beside the
+    /// state at `path`: a mirror every minute of mailboxes that did not change would otherwise
+    /// rewrite every account's whole state (megabytes for a large mailbox) each time.
+    pub fn record_pass(path: &Path, when: u64) -> Result<(), StateError> {
+        let record = pass_path(path);
+        let bytes = serde_json::to_vec(&PassRecord {
+            last_complete_pass: when,
+        })
+        .map_err(|e| StateError::Write {
+            path: record.clone(),
+            source: io::Error::other(e),
+        })?;
+        crate::durable::replace(&record, &bytes, 0o600).map_err(|source| StateError::Write {
+            path: record.clone(),
+            source,
+        })
+    }
+
+    fn load_file(path: &Path) -> Result<Option<AccountState>, StateError> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
                 return Err(StateError::Read {
                     path: path.to_owned(),
@@ -214,7 +268,7 @@ impl AccountState {
         if state.version != VERSION {
             return Err(damaged(format!("unknown version {}", state.version)));
         }
-        Ok(state)
+        Ok(Some(state))
     }
 
     /// Writes the state durably (see the module doc).
@@ -437,5 +491,36 @@ mod tests {
         let pairs: Vec<_> = r.messages.iter().map(|(s, c)| (*s, c.dest_uid)).collect();
         assert_eq!(pairs, [(7, 101), (8, 103), (9, 105)]);
         assert!(r.stale.is_empty());
+    }
+
+    /// A pass that changed nothing writes only its end beside the state; loading takes the
+    /// later of the two, whichever was written last.
+    #[test]
+    fn a_pass_record_moves_the_last_pass_and_the_state_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alice.json");
+        let mut state = AccountState::load(&path).unwrap();
+        assert_eq!(state.last_complete_pass, None);
+        state.last_complete_pass = Some(1000);
+        state.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        AccountState::record_pass(&path, 2000).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        assert_eq!(
+            AccountState::load(&path).unwrap().last_complete_pass,
+            Some(2000)
+        );
+        state.last_complete_pass = Some(3000);
+        state.save(&path).unwrap();
+        assert_eq!(
+            AccountState::load(&path).unwrap().last_complete_pass,
+            Some(3000)
+        );
+        std::fs::write(dir.path().join("alice.pass"), b"{").unwrap();
+        let e = AccountState::load(&path).unwrap_err();
+        assert!(e.to_string().contains("alice.pass"), "{e}");
+        // The state moved away to start over: its old pass record does not count.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(AccountState::load(&path).unwrap().last_complete_pass, None);
     }
 }
