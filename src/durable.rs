@@ -137,26 +137,9 @@ pub fn adopt_legacy_state_files(dir: &Path, ids: &[&str], ext: &str) -> Result<(
     }
     let mut renamed = false;
     for (old_name, claimants) in claims {
-        let old = dir.join(&old_name);
-        let moved: Vec<&str> = claimants
-            .iter()
-            .copied()
-            .filter(|id| state_file_name(id, ext) != old_name)
-            .collect();
-        if moved.is_empty() || !old.exists() {
+        let Some((old, new)) = legacy_file(dir, &old_name, &claimants, ext)? else {
             continue;
-        }
-        if claimants.len() > 1 {
-            return Err(AdoptError::Ambiguous {
-                old,
-                ids: claimants.iter().map(|s| s.to_string()).collect(),
-                new: claimants
-                    .iter()
-                    .map(|id| state_file_name(id, ext))
-                    .collect(),
-            });
-        }
-        let new = dir.join(state_file_name(moved[0], ext));
+        };
         if new.exists() {
             continue;
         }
@@ -182,29 +165,43 @@ pub fn state_file_to_read(
     ids: &[&str],
     ext: &str,
 ) -> Result<PathBuf, AdoptError> {
-    let name = state_file_name(id, ext);
     let old_name = legacy_state_file_name(id, ext);
     let claimants: Vec<&str> = ids
         .iter()
         .copied()
         .filter(|other| legacy_state_file_name(other, ext) == old_name)
         .collect();
+    Ok(match legacy_file(dir, &old_name, &claimants, ext)? {
+        Some((old, new)) if !new.exists() => old,
+        _ => dir.join(state_file_name(id, ext)),
+    })
+}
+
+/// The file an earlier posta wrote as `old_name` for one of `claimants` (the ids that give
+/// that old name), and its new name: None when there is no such file or no claimant's name
+/// changed; an error when several ids give that name, since which of them wrote it is
+/// unknown.
+fn legacy_file(
+    dir: &Path,
+    old_name: &str,
+    claimants: &[&str],
+    ext: &str,
+) -> Result<Option<(PathBuf, PathBuf)>, AdoptError> {
+    let old = dir.join(old_name);
     let renamed = claimants
         .iter()
-        .any(|other| state_file_name(other, ext) != old_name);
-    let old = dir.join(&old_name);
+        .any(|id| state_file_name(id, ext) != old_name);
     if !renamed || !old.exists() {
-        return Ok(dir.join(name));
+        return Ok(None);
     }
-    if claimants.len() > 1 {
-        return Err(AdoptError::Ambiguous {
+    match claimants {
+        [id] => Ok(Some((old, dir.join(state_file_name(id, ext))))),
+        _ => Err(AdoptError::Ambiguous {
             old,
             ids: claimants.iter().map(|s| s.to_string()).collect(),
             new: claimants.iter().map(|c| state_file_name(c, ext)).collect(),
-        });
+        }),
     }
-    let new = dir.join(name);
-    Ok(if new.exists() { new } else { old })
 }
 
 /// A hidden name beside the target, unique within this process and across processes.

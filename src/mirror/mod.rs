@@ -190,7 +190,6 @@ async fn mirror_account(account: Account, opts: &Options) -> AccountReport {
                 path,
                 state,
                 loaded: Instant::now(),
-                touched: false,
                 report: &mut report,
             };
             pass.run().await
@@ -213,9 +212,6 @@ struct Pass<'a> {
     /// When the state was read: whatever wrote it last (a killed or failed pass) had stopped
     /// by then.
     loaded: Instant,
-    /// Whether the pass may have changed the state: a folder renamed or deleted, or one that
-    /// was not unchanged on mailserver1. A pass that changed nothing records only its end.
-    touched: bool,
     report: &'a mut AccountReport,
 }
 
@@ -351,7 +347,10 @@ impl Pass<'_> {
         }
         let now = crate::clock::unix_now();
         self.state.last_complete_pass = Some(now);
-        if self.touched || !self.path.exists() {
+        // Only work on mailserver2 changes the state (a folder renamed or deleted, or one not
+        // unchanged on mailserver1 opens its session first); a pass without it records only
+        // its end.
+        if dest.session.is_some() || !self.path.exists() {
             self.save()?;
         } else {
             AccountState::record_pass(&self.path, now)?;
@@ -381,7 +380,6 @@ impl Pass<'_> {
         if gone.is_empty() {
             return Ok(());
         }
-        self.touched = true;
         let (dst, dest) = dest.open().await?;
         // A renamed folder keeps its UIDVALIDITY: look at the new names for one that was gone.
         let mut renames = Vec::new();
@@ -531,7 +529,6 @@ impl Pass<'_> {
             self.report.counts.folders_unchanged += 1;
             return Ok(true);
         }
-        self.touched = true;
         let (dst, dest) = dest.open().await?;
         let target = &dest_name(m, &source.naming, &dest.naming);
         let fresh = !self
