@@ -60,6 +60,21 @@ pub fn replace_if_changed(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bo
     replace(path, bytes, mode).map(|()| true)
 }
 
+/// Appends `bytes` to the journal `path` (made by [`replace`], so its name is durable) whose
+/// first `len` bytes are its whole lines, and fdatasyncs it. Whatever lies beyond `len` (a
+/// line torn by a crash or a failed write) is cut off first. On error the file may hold part
+/// of `bytes` beyond `len`, which the next append cuts off the same way.
+pub fn append(path: &Path, len: u64, bytes: &[u8]) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    if f.metadata()?.len() != len {
+        f.set_len(len)?;
+    }
+    f.seek(SeekFrom::Start(len))?;
+    f.write_all(bytes)?;
+    f.sync_data()
+}
+
 /// The file name (`ext` appended) that holds the state of `id` (an account, a source):
 /// `id` itself when every character is safe in a file name (ASCII letters, digits, `.`, `-`,
 /// `_`, `@`; not starting with `.`) and it is short, else its safe characters, `+` and a hash

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use posta::mirror::state::{AccountState, Pending, StateFile};
 use support::example_site::MigrateSite;
 use support::mirror::{folder_diff, rt, session, snapshot};
 use support::run::{Run, posta_command};
@@ -222,14 +223,18 @@ fn mirror_copies_folders_messages_flags_and_follows_changes() {
     assert_identical(&s, &[]);
 
     let logins_before = logins(&s.backup);
-    let state = s.state_dir().join("pm-user0.json");
-    let state_before = fs::read(&state).expect("read the state");
+    // The snapshot and its journal (none, or one line per save since the snapshot).
+    let state_files = || {
+        let dir = s.state_dir();
+        let snapshot = fs::read(dir.join("pm-user0.json")).expect("read the state");
+        (snapshot, fs::read(dir.join("pm-user0.log")).ok())
+    };
+    let state_before = state_files();
     let (run, took) = s.mirror(&[]);
     eprintln!("pass with nothing changed: {took:?}");
-    assert_eq!(
-        fs::read(&state).expect("read the state"),
-        state_before,
-        "a pass with nothing changed rewrote the state"
+    assert!(
+        state_files() == state_before,
+        "a pass with nothing changed wrote the state"
     );
     let record = fs::read_to_string(s.state_dir().join("pm-user0.pass")).expect("pass record");
     assert!(record.contains("last_complete_pass"), "{record}");
@@ -400,8 +405,12 @@ fn state_writes(dir: &std::path::Path) -> Vec<SystemTime> {
     let mut times: Vec<SystemTime> = entries
         .filter_map(|e| {
             let e = e.ok()?;
-            let json = e.path().extension().is_some_and(|x| x == "json");
-            json.then(|| e.metadata().ok()?.modified().ok())?
+            // The state's snapshot (`.json`) or its journal (`.log`).
+            let state = e
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json" || x == "log");
+            state.then(|| e.metadata().ok()?.modified().ok())?
         })
         .collect();
     times.sort();
@@ -529,22 +538,25 @@ fn a_killed_passs_late_copies_are_removed_by_the_next_pass() {
         (sel.uidnext.expect("UIDNEXT"), late)
     });
     let path = s.state_dir().join(format!("{user}.json"));
-    let mut state: serde_json::Value =
-        serde_json::from_slice(&fs::read(&path).expect("read the state")).expect("state JSON");
-    let folder = &mut state["folders"]["Projects"];
-    let map = folder["messages"].as_object_mut().expect("map");
-    let mut source_uids: Vec<u32> = map.keys().map(|k| k.parse().expect("uid")).collect();
-    source_uids.sort_unstable();
-    let source_uids = source_uids.split_off(source_uids.len() - 3);
+    let (mut file, mut state) = StateFile::open(&path).expect("read the state");
+    let folder = state.folders.get_mut("Projects").expect("Projects");
+    let source_uids: Vec<u32> = folder
+        .messages
+        .keys()
+        .rev()
+        .take(3)
+        .rev()
+        .copied()
+        .collect();
     for u in &source_uids {
-        map.remove(&u.to_string());
+        folder.messages.remove(u);
     }
-    folder["pending"] = serde_json::json!({
-        "dest_uidnext": uidnext,
-        "source_uids": source_uids,
-        "written": 0,
+    folder.pending = Some(Pending {
+        dest_uidnext: uidnext,
+        source_uids,
+        written: 0,
     });
-    fs::write(&path, serde_json::to_vec(&state).expect("JSON")).expect("write the state");
+    file.save(&state).expect("write the state");
 
     let (run, _) = s.mirror(&["--timeout", "1s"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -583,10 +595,10 @@ fn a_killed_passs_late_copies_are_removed_by_the_next_pass() {
         "{t}"
     );
     assert_identical(&s, &[("Projects", foreign)]);
-    let state = fs::read_to_string(&path).expect("read the state");
+    let state = AccountState::load(&path).expect("read the state");
     assert!(
-        !state.contains("settling"),
-        "every late copy found: {state}"
+        state.folders.values().all(|f| f.settling.is_empty()),
+        "every late copy found: {state:?}"
     );
     let (run, _) = s.mirror(&[]);
     assert_eq!(run.code, 0, "{run:?}");

@@ -13,7 +13,8 @@
 # incremental pass is timed; the change and its pass repeat ROUNDS times (default 3) and the
 # median counts, since one sub-second pass on a busy machine is noise. After each pass
 # mailserver2 must hold as many messages as mailserver1, or the run is marked failed. GNU time
-# gives each client's peak RSS.
+# gives each client's peak RSS and what it wrote to disk (its file system outputs: posta's and
+# mbsync's state; doveadm's also the mail it stores on mailserver2 itself).
 #
 # Most of a small pass is Dovecot starting processes: with its default login mode every
 # connection forks a new imap-login, and each tool makes two connections per account.
@@ -55,7 +56,7 @@ for ((i = 0; i < ACCOUNTS; i++)); do users+=("$(printf 'user%02d' "$i")"); done
 
 # timed CMD...: runs CMD under GNU time; elapsed seconds and peak RSS (KB) land in $work/time.
 timed() {
-  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >>"$work/client.log" 2>&1
+  /usr/bin/time -f '%e %M %O' -o "$work/time" "$@" >>"$work/client.log" 2>&1
 }
 
 # ---- the tools ----------------------------------------------------------------------------------
@@ -171,11 +172,11 @@ EOF
 
 # ---- measuring ----------------------------------------------------------------------------------
 
-declare -A INITIAL UNCHANGED INCREMENTAL RSS
-# pass KEY RUN: one timed pass; sets PASS_S, or returns 1 when the tool failed or mailserver2
-# does not hold what mailserver1 holds.
+declare -A INITIAL UNCHANGED INCREMENTAL RSS INITIAL_KB INCREMENTAL_KB
+# pass KEY RUN: one timed pass; sets PASS_S (seconds) and PASS_KB (written), or returns 1 when
+# the tool failed or mailserver2 does not hold what mailserver1 holds.
 pass() {
-  local key=$1 run=$2 status=0 client_s rss_kb ms1 ms2
+  local key=$1 run=$2 status=0 client_s rss_kb blocks ms1 ms2
   : >"$work/client.log"
   "$run" || status=$?
   if [ "$status" -ne 0 ]; then
@@ -183,15 +184,18 @@ pass() {
     tail -n 5 "$work/client.log" | sed 's/^/      /'
     return 1
   fi
-  read -r client_s rss_kb <"$work/time"
+  read -r client_s rss_kb blocks <"$work/time"
   read -r ms1 ms2 <<<"$(ask mirror-count)"
   if [ "$ms1" != "$ms2" ]; then
     printf '  %-10s left mailserver2 with %s messages, mailserver1 has %s\n' "$key" "$ms2" "$ms1"
     return 1
   fi
   PASS_S=$client_s
+  PASS_KB=$((blocks / 2))
   RSS[$key]=$(awk -v a="${RSS[$key]:-0}" -v k="$rss_kb" 'BEGIN { m = k / 1024; printf "%.1f", (m > a ? m : a) }')
 }
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'; }
 
 measure() {
   local key=$1 run=$2
@@ -199,19 +203,23 @@ measure() {
   rm -rf "$work/state"
   INITIAL[$key]=failed UNCHANGED[$key]=failed INCREMENTAL[$key]=failed RSS[$key]=0
   pass "$key" "$run" || return 0
-  INITIAL[$key]=$PASS_S
+  INITIAL[$key]=$PASS_S INITIAL_KB[$key]=$PASS_KB
   pass "$key" "$run" || return 0
   UNCHANGED[$key]=$PASS_S
-  local times=() r
+  local times=() written=() r
   for ((r = 0; r < ROUNDS; r++)); do
     [ "$(ask mirror-change)" = ok ] || { echo "changing mailserver1 failed" >&2; exit 1; }
     pass "$key" "$run" || return 0
     times+=("$PASS_S")
+    written+=("$PASS_KB")
   done
-  INCREMENTAL[$key]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }')
+  INCREMENTAL[$key]=$(median "${times[@]}")
+  INCREMENTAL_KB[$key]=$(median "${written[@]}")
   echo "  $key 1% change passes: ${times[*]} s (median ${INCREMENTAL[$key]})"
   printf '  %-10s initial %8.2f s   unchanged %6.2f s   1%% change %7.2f s   peak RSS %6s MB\n' \
     "$key" "${INITIAL[$key]}" "${UNCHANGED[$key]}" "${INCREMENTAL[$key]}" "${RSS[$key]}"
+  echo "  $key wrote ${INITIAL_KB[$key]} KB in the initial pass, ${written[*]} KB in the 1% change" \
+    "passes (median ${INCREMENTAL_KB[$key]})"
 }
 
 
@@ -224,13 +232,13 @@ measure posta run_posta
 [ "$DOVEADM" = 1 ] && measure doveadm run_doveadm
 
 echo
-printf '%-10s %12s %10s %12s %14s %12s\n' tool "initial s" "msg/s" "unchanged s" "1% change s" \
-  "peak RSS MB"
+printf '%-10s %12s %10s %12s %14s %12s %16s\n' tool "initial s" "msg/s" "unchanged s" "1% change s" \
+  "peak RSS MB" "1% written KB"
 for key in posta mbsync doveadm; do
   [ -n "${INITIAL[$key]:-}" ] || continue
   rate=$(awk -v n="$total" -v t="${INITIAL[$key]}" 'BEGIN { if (t + 0 > 0) printf "%.1f", n / t; else printf "-" }')
-  printf '%-10s %12s %10s %12s %14s %12s\n' "$key" "${INITIAL[$key]}" "$rate" "${UNCHANGED[$key]}" \
-    "${INCREMENTAL[$key]}" "${RSS[$key]}"
+  printf '%-10s %12s %10s %12s %14s %12s %16s\n' "$key" "${INITIAL[$key]}" "$rate" \
+    "${UNCHANGED[$key]}" "${INCREMENTAL[$key]}" "${RSS[$key]}" "${INCREMENTAL_KB[$key]:--}"
 done
 for peer in mbsync doveadm; do
   [ -n "${INITIAL[$peer]:-}" ] || continue

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::state::{self, AccountState, Copy, FolderState, Identity, Moved, Moving};
+use super::state::{self, AccountState, Copy, FolderState, Identity, Moved, Moving, StateFile};
 use super::{
     Account, Listing, MirrorError, Options, Result, connect, each_account, expunge, identities,
     identities_only, same_flags, state_path,
@@ -125,12 +125,12 @@ async fn return_account(account: Account, opts: &Options) -> AccountReturn {
         ..AccountReturn::default()
     };
     let path = state_path(&opts.state_dir, &account.name);
-    let result = match AccountState::load(&path) {
-        Ok(state) => {
+    let result = match StateFile::open(&path) {
+        Ok((file, state)) => {
             let mut back = Back {
                 account: &account,
                 opts,
-                path,
+                file,
                 state,
                 report: &mut report,
             };
@@ -174,14 +174,14 @@ struct Gone {
 struct Back<'a> {
     account: &'a Account,
     opts: &'a Options,
-    path: std::path::PathBuf,
+    file: StateFile,
     state: AccountState,
     report: &'a mut AccountReturn,
 }
 
 impl Back<'_> {
-    fn save(&self) -> Result<()> {
-        self.state.save(&self.path)?;
+    fn save(&mut self) -> Result<()> {
+        self.file.save(&self.state)?;
         tracing::debug!(account = %self.account.name, "return state saved");
         Ok(())
     }
@@ -343,7 +343,7 @@ impl Back<'_> {
                  start the mirror over",
                 fs.dest_uidvalidity,
                 now.map_or_else(|| "none".to_owned(), |f| f.uidvalidity.to_string()),
-                self.path.display()
+                self.file.path().display()
             ))),
         }
     }

@@ -38,7 +38,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use self::report::{AccountReport, RunReport};
-use self::state::{AccountState, Copy, FolderState, Identity, Pending, Settling, StateError};
+use self::state::{
+    AccountState, Copy, FolderState, Identity, Pending, Settling, StateError, StateFile,
+};
 use crate::client::imap::{FetchedMessage, FlagsOf, ImapClient, ImapError, MailboxInfo};
 use crate::client::{Endpoint, Login};
 use crate::migrate::folders::{self, Naming};
@@ -182,12 +184,12 @@ async fn mirror_account(account: Account, opts: &Options) -> AccountReport {
         ..AccountReport::default()
     };
     let path = state_path(&opts.state_dir, &account.name);
-    let result = match AccountState::load(&path) {
-        Ok(state) => {
+    let result = match StateFile::open(&path) {
+        Ok((file, state)) => {
             let mut pass = Pass {
                 account: &account,
                 opts,
-                path,
+                file,
                 state,
                 loaded: Instant::now(),
                 report: &mut report,
@@ -207,7 +209,7 @@ async fn mirror_account(account: Account, opts: &Options) -> AccountReport {
 struct Pass<'a> {
     account: &'a Account,
     opts: &'a Options,
-    path: PathBuf,
+    file: StateFile,
     state: AccountState,
     /// When the state was read: whatever wrote it last (a killed or failed pass) had stopped
     /// by then.
@@ -286,8 +288,8 @@ impl Dest<'_> {
 }
 
 impl Pass<'_> {
-    fn save(&self) -> Result<()> {
-        Ok(self.state.save(&self.path)?)
+    fn save(&mut self) -> Result<()> {
+        Ok(self.file.save(&self.state)?)
     }
 
     fn folder_mut(&mut self, name: &str) -> Result<&mut FolderState> {
@@ -350,10 +352,10 @@ impl Pass<'_> {
         // Only work on mailserver2 changes the state (a folder renamed or deleted, or one not
         // unchanged on mailserver1 opens its session first); a pass without it records only
         // its end.
-        if dest.session.is_some() || !self.path.exists() {
+        if dest.session.is_some() || !self.file.exists() {
             self.save()?;
         } else {
-            AccountState::record_pass(&self.path, now)?;
+            AccountState::record_pass(self.file.path(), now)?;
         }
         let _ = src.logout().await;
         if let Some((dst, _)) = dest.session {
@@ -662,9 +664,10 @@ impl Pass<'_> {
     }
 
     /// Messages in the next batch: [`Options::batch`], or a tenth of the copies the state already
-    /// holds when that is more (at most [`MAX_BATCH`]). Every batch rewrites the whole state
-    /// file, so with a fixed size the first pass of a mailbox of n messages would write
-    /// O(n²) bytes; growing with the state it writes a few times the final file.
+    /// holds when that is more (at most [`MAX_BATCH`]). Every batch's record costs an fsync and
+    /// a comparison with the whole map ([`StateFile::save`]), so with a fixed size the first
+    /// pass of a mailbox of n messages would compare O(n²) copies; growing with the state, a
+    /// few times n.
     fn batch_size(&self) -> usize {
         let held: usize = self.state.folders.values().map(|f| f.messages.len()).sum();
         self.opts.batch.max(1).max((held / 10).min(MAX_BATCH))
