@@ -9,6 +9,7 @@
 //! is reported at once with `file:line:column`.
 
 mod duration;
+pub mod edit;
 mod host;
 mod location;
 mod notify;

@@ -29,8 +29,8 @@ pub enum DrillError {
     #[error("gave up waiting for {what} after {limit:?}")]
     Timeout { what: String, limit: Duration },
     /// The example site file lacks a key the drill changes.
-    #[error("examples/site.toml has no {0}")]
-    Example(String),
+    #[error("examples/site.toml has no {}", .0.0)]
+    Example(#[from] crate::config::edit::Missing),
     #[error("examples/site.toml is not valid TOML: {0}")]
     ExampleToml(toml::de::Error),
     #[error("cannot write the drill's site file: {0}")]

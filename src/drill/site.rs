@@ -9,7 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use toml::{Table, Value};
+use toml::Value;
+
+use crate::config::edit::SiteEdit;
 
 use super::{DrillError, Pace};
 
@@ -29,57 +31,6 @@ const EXAMPLE: &str = include_str!("../../examples/site.toml");
 /// The drill's mail domain and its hosts' names (the drill's mtas are started with them).
 pub const DOMAIN: &str = "example.org";
 
-struct Edit {
-    table: Table,
-}
-
-impl Edit {
-    /// The table at dotted `path` (`primary`, `migrate.accounts.0`: an array's element by index).
-    fn table(&mut self, path: &str) -> Result<&mut Table, DrillError> {
-        let missing = || DrillError::Example(format!("[{path}]"));
-        let mut t = &mut self.table;
-        let mut parts = path.split('.').filter(|p| !p.is_empty());
-        while let Some(part) = parts.next() {
-            t = match t.get_mut(part) {
-                Some(Value::Table(t)) => t,
-                Some(Value::Array(a)) => {
-                    let i = parts.next().and_then(|i| i.parse::<usize>().ok());
-                    match i.and_then(|i| a.get_mut(i)) {
-                        Some(Value::Table(t)) => t,
-                        _ => return Err(missing()),
-                    }
-                }
-                _ => return Err(missing()),
-            };
-        }
-        Ok(t)
-    }
-
-    fn split(key: &str) -> (&str, &str) {
-        key.rsplit_once('.').unwrap_or(("", key))
-    }
-
-    /// Replaces `key` (dotted), which the example must have.
-    fn set(&mut self, key: &str, value: impl Into<Value>) -> Result<&mut Self, DrillError> {
-        let (table, name) = Self::split(key);
-        let t = self.table(table)?;
-        if !t.contains_key(name) {
-            return Err(DrillError::Example(key.to_string()));
-        }
-        t.insert(name.into(), value.into());
-        Ok(self)
-    }
-
-    /// Removes `key` or a table, which the example must have.
-    fn remove(&mut self, key: &str) -> Result<&mut Self, DrillError> {
-        let (table, name) = Self::split(key);
-        match self.table(table)?.remove(name) {
-            Some(_) => Ok(self),
-            None => Err(DrillError::Example(key.to_string())),
-        }
-    }
-}
-
 fn ms(d: Duration) -> String {
     format!("{}ms", d.as_millis())
 }
@@ -87,8 +38,7 @@ fn ms(d: Duration) -> String {
 /// The site file for the drill in `dir`: the LAN's addresses, files under `dir`, `pace`'s
 /// timings.
 pub fn site_file(dir: &Path, lan: &Addresses, pace: Pace) -> Result<String, DrillError> {
-    let table = EXAMPLE.parse::<Table>().map_err(DrillError::ExampleToml)?;
-    let mut e = Edit { table };
+    let mut e = SiteEdit::parse(EXAMPLE).map_err(DrillError::ExampleToml)?;
     let d = |name: &str| dir.join(name).display().to_string();
     e.set("domain", DOMAIN)?
         .set("primary.name", format!("mailserver1.{DOMAIN}"))?
@@ -141,12 +91,13 @@ pub fn site_file(dir: &Path, lan: &Addresses, pace: Pace) -> Result<String, Dril
         // telling ana of the takeover would be one it did not send (tests/notify.rs covers
         // the notices).
         .remove("notify")?;
-    toml::to_string(&e.table).map_err(DrillError::SiteFile)
+    e.render().map_err(DrillError::SiteFile)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use toml::Table;
 
     #[test]
     fn the_drill_site_is_the_example_with_the_drills_addresses_and_paths() {

@@ -7,16 +7,18 @@
 //! [`ExampleSite::insert`] is for keys the example leaves commented out.
 //!
 //! The one way every integration test makes its site file: [`vip_site`] (tests/site.rs) and
-//! [`MigrateSite`] (the migrate tests) are built on [`ExampleSite`] too, and src/drill/site.rs
-//! (library code, which cannot share test code) edits the example by the same key names.
+//! [`MigrateSite`] (the migrate tests) are built on [`ExampleSite`] too. Its edits are the
+//! library's `posta::config::edit::SiteEdit`, which the drill (src/drill/site.rs) makes its site
+//! file with.
 
 use super::ca::Ca;
+use posta::config::edit::SiteEdit;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub struct ExampleSite {
-    table: toml::Table,
+    edit: SiteEdit,
 }
 
 impl ExampleSite {
@@ -24,51 +26,29 @@ impl ExampleSite {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site.toml");
         let text = fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let table = text
-            .parse::<toml::Table>()
+        let edit = SiteEdit::parse(&text)
             .unwrap_or_else(|e| panic!("{} is not TOML: {e}", path.display()));
-        ExampleSite { table }
+        ExampleSite { edit }
     }
 
-    /// The table at dotted `path` (`primary`, `migrate.accounts.0`: an array's element by
-    /// index); panics if absent.
+    /// The table at dotted `path`; panics if absent.
     fn table_mut(&mut self, path: &str) -> &mut toml::Table {
-        let mut t = &mut self.table;
-        let mut parts = path.split('.').filter(|p| !p.is_empty());
-        while let Some(part) = parts.next() {
-            let missing = format!("examples/site.toml has no [{path}]");
-            t = match t.get_mut(part) {
-                Some(toml::Value::Table(t)) => t,
-                Some(toml::Value::Array(a)) => {
-                    let i = parts.next().and_then(|i| i.parse::<usize>().ok());
-                    match i.and_then(|i| a.get_mut(i)) {
-                        Some(toml::Value::Table(t)) => t,
-                        _ => panic!("{missing}"),
-                    }
-                }
-                _ => panic!("{missing}"),
-            };
-        }
-        t
-    }
-
-    /// (table path, key) of a dotted key path: `dns.ttl` → (`dns`, `ttl`).
-    fn split(key: &str) -> (&str, &str) {
-        key.rsplit_once('.').unwrap_or(("", key))
+        self.edit
+            .table_mut(path)
+            .unwrap_or_else(|e| panic!("examples/site.toml: {e}"))
     }
 
     /// Replaces `key` (dotted: `dns.ttl`), which the example must have.
     pub fn set(&mut self, key: &str, value: impl Into<toml::Value>) -> &mut Self {
-        let (table, name) = Self::split(key);
-        let t = self.table_mut(table);
-        assert!(t.contains_key(name), "examples/site.toml has no {key}");
-        t.insert(name.into(), value.into());
+        if let Err(e) = self.edit.set(key, value) {
+            panic!("examples/site.toml: {e}");
+        }
         self
     }
 
     /// Adds `key`, which the example only shows commented out.
     pub fn insert(&mut self, key: &str, value: impl Into<toml::Value>) -> &mut Self {
-        let (table, name) = Self::split(key);
+        let (table, name) = SiteEdit::split(key);
         let t = self.table_mut(table);
         assert!(
             !t.contains_key(name),
@@ -80,15 +60,15 @@ impl ExampleSite {
 
     /// Removes `key` or a whole table, which the example must have.
     pub fn remove(&mut self, key: &str) -> &mut Self {
-        let (table, name) = Self::split(key);
-        let t = self.table_mut(table);
-        assert!(t.remove(name).is_some(), "examples/site.toml has no {key}");
+        if let Err(e) = self.edit.remove(key) {
+            panic!("examples/site.toml: {e}");
+        }
         self
     }
 
     /// The value at `key`, for a test that follows what the example says.
     pub fn get(&mut self, key: &str) -> toml::Value {
-        let (table, name) = Self::split(key);
+        let (table, name) = SiteEdit::split(key);
         self.table_mut(table)
             .get(name)
             .cloned()
@@ -113,13 +93,17 @@ impl ExampleSite {
                 _ => 0,
             }
         }
-        let moved: usize = self.table.iter_mut().map(|(_, v)| walk(v, from, to)).sum();
+        let moved: usize = self
+            .table_mut("")
+            .iter_mut()
+            .map(|(_, v)| walk(v, from, to))
+            .sum();
         assert!(moved > 0, "examples/site.toml has no path under {from}");
         self
     }
 
     pub fn write(&self, path: &Path) {
-        let text = toml::to_string(&self.table).expect("cannot render the site file");
+        let text = self.edit.render().expect("cannot render the site file");
         fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
 }
