@@ -31,19 +31,34 @@ pub fn parent(path: &Path) -> &Path {
 /// same directory, fsync, rename, directory fsync. On error the temporary file is removed and
 /// the old file, if any, is untouched.
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_beside(path, bytes, mode, false).map(drop)
+}
+
+/// Like [`replace`], but returns the new file, open for reading and writing at its end and
+/// holding an exclusive lock taken before the rename: a file other runs lock (a journal) is
+/// never there unlocked, even for an instant.
+pub fn replace_locked(path: &Path, bytes: &[u8], mode: u32) -> io::Result<File> {
+    write_beside(path, bytes, mode, true)
+}
+
+fn write_beside(path: &Path, bytes: &[u8], mode: u32, lock: bool) -> io::Result<File> {
     let dir = parent(path);
     let tmp = temp_name(dir, path);
     let result = (|| {
         let mut f = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(mode)
             .open(&tmp)?;
+        if lock {
+            f.lock()?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
-        drop(f);
         fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        sync_dir(dir)?;
+        Ok(f)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -249,6 +264,26 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(!replace_if_changed(&p, b"two", 0o600).unwrap());
         assert!(replace_if_changed(&p, b"three", 0o600).unwrap());
+    }
+
+    #[test]
+    fn a_locked_replacement_is_locked_under_its_name_and_appendable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.journal");
+        replace(&p, b"old\n", 0o600).unwrap();
+        let mut f = replace_locked(&p, b"one\n", 0o600).unwrap();
+        let other = File::open(&p).unwrap();
+        assert!(other.try_lock().is_err(), "the new file is locked");
+        f.write_all(b"two\n").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one\ntwo\n");
+        append(&p, 8, b"three\n").unwrap();
+        append(&p, 8, b"four\n").unwrap();
+        assert_eq!(
+            fs::read(&p).unwrap(),
+            b"one\ntwo\nfour\n",
+            "what lay past 8 is cut"
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

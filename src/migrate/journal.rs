@@ -319,8 +319,8 @@ fn load(file: &mut File, path: &Path) -> Result<(HashMap<MessageKey, Entry>, usi
 }
 
 /// Rewrites the journal with one line per key (a long-lived state directory would otherwise
-/// grow by a line per step forever): written beside it, fsync'd, renamed over it, the
-/// directory fsync'd. The new file is locked before the rename, so no other run slips in.
+/// grow by a line per step forever), through [`crate::durable::replace_locked`]: the new file
+/// is locked before it takes the journal's name, so no other run slips in.
 fn compact(
     old: File,
     path: &Path,
@@ -330,17 +330,6 @@ fn compact(
         path: path.to_owned(),
         source,
     };
-    let tmp = path.with_extension("compact");
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    file.try_lock()
-        .map_err(|_| JournalError::Locked { path: tmp.clone() })?;
     let mut keys: Vec<_> = entries.keys().collect();
     keys.sort();
     let mut buf = Vec::new();
@@ -352,15 +341,9 @@ fn compact(
         serde_json::to_writer(&mut buf, &record).map_err(|e| err(e.into()))?;
         buf.push(b'\n');
     }
-    file.write_all(&buf).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
-    }
-    drop(old);
     // The writer appends at the file position: the end, and no one else writes (locked).
-    file.seek(SeekFrom::End(0)).map_err(err)?;
+    let file = crate::durable::replace_locked(path, &buf, 0o600).map_err(err)?;
+    drop(old);
     Ok(file)
 }
 

@@ -6,7 +6,7 @@
 //! reads it without the lock: it only ever sees a whole old or a whole new document.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -159,7 +159,7 @@ impl State {
         self.history.drain(..excess);
     }
 
-    /// Replaces the file atomically.
+    /// Replaces the file durably ([`crate::durable::replace`]).
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
         let err = |source| StateError::Write {
             path: path.to_owned(),
@@ -172,24 +172,9 @@ impl State {
                 .create(dir)
                 .map_err(err)?;
         }
-        let tmp = path.with_extension("json.tmp");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(err)?;
         let mut text = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
         text.push(b'\n');
-        f.write_all(&text)
-            .and_then(|()| f.sync_all())
-            .map_err(err)?;
-        fs::rename(&tmp, path).map_err(err)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
-        }
-        Ok(())
+        crate::durable::replace(path, &text, 0o644).map_err(err)
     }
 }
 
