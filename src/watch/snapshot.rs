@@ -136,14 +136,16 @@ impl Snapshot {
         }
     }
 
-    /// Written to a temporary file and renamed, so a reader never sees half of it.
+    /// Written to a temporary file and renamed, so a reader never sees half of it. Not
+    /// fsync'd, unlike every state posta acts on ([`crate::durable`]): it is what `posta status`
+    /// shows, rewritten every probe round, and nothing is read back from it after a crash.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = path.with_extension("tmp");
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(self).unwrap_or_default())?;
+        f.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
         std::fs::rename(&tmp, path)
     }
 
