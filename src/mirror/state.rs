@@ -523,66 +523,14 @@ impl StateFile {
     /// ([`AccountState::record_pass`]); a record or a journal without its snapshot (the state
     /// moved away to start over) is not read.
     pub fn open(path: &Path) -> Result<(StateFile, AccountState), StateError> {
-        let read_err = |path: &Path, source| StateError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let damaged = |path: &Path, reason: String| StateError::Damaged {
-            path: path.to_owned(),
-            reason,
-        };
-        // The journal before the snapshot: a snapshot written meanwhile is newer than the
-        // journal read, and holds all of it.
-        let jpath = journal_path(path);
-        let journal = read_if_there(&jpath).map_err(|e| read_err(&jpath, e))?;
-        let Some(bytes) = read_if_there(path).map_err(|e| read_err(path, e))? else {
-            let state = AccountState {
-                version: VERSION,
-                ..AccountState::default()
-            };
-            let file = StateFile {
-                path: path.to_owned(),
-                saved: Saved::of(&state),
-                snapshot: None,
-                journal_len: 0,
-            };
-            return Ok((file, state));
-        };
-        let (id, body) = match bytes.iter().position(|&b| b == b'\n') {
-            Some(n) => {
-                let head: Head = serde_json::from_slice(&bytes[..n])
-                    .map_err(|e| damaged(path, format!("line 1: {e}")))?;
-                (Some(head.journal), &bytes[n + 1..])
-            }
-            None => (None, &bytes[..]),
-        };
-        let mut state: AccountState =
-            serde_json::from_slice(body).map_err(|e| damaged(path, e.to_string()))?;
-        match (state.version, id) {
-            (VERSION, Some(_)) | (1, None) => state.version = VERSION,
-            (v, _) => return Err(damaged(path, format!("unknown version {v}"))),
-        }
-        let mut journal_len = 0;
-        if let (Some(id), Some(journal)) = (id, journal) {
-            journal_len =
-                replay(&journal, id, &mut state, &jpath).map_err(|e| damaged(&jpath, e))?;
-        }
+        let (state, snapshot, journal_len) = read(path)?;
         let file = StateFile {
             path: path.to_owned(),
             saved: Saved::of(&state),
-            snapshot: Some(Snapshot {
-                journal: id,
-                len: bytes.len() as u64,
-            }),
+            snapshot,
             journal_len,
         };
-        let record = pass_path(path);
-        if let Some(bytes) = read_if_there(&record).map_err(|e| read_err(&record, e))? {
-            let r: PassRecord =
-                serde_json::from_slice(&bytes).map_err(|e| damaged(&record, e.to_string()))?;
-            state.last_complete_pass = state.last_complete_pass.max(Some(r.last_complete_pass));
-        }
-        Ok((file, state))
+        Ok((file, with_pass_record(path, state, snapshot.is_some())?))
     }
 
     /// The snapshot's path.
@@ -667,6 +615,78 @@ impl StateFile {
     }
 }
 
+/// What the snapshot and its journal at `path` hold (no state and no snapshot when there is
+/// none), and the length of the journal that is the snapshot's.
+fn read(path: &Path) -> Result<(AccountState, Option<Snapshot>, u64), StateError> {
+    let read_err = |path: &Path, source| StateError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let damaged = |path: &Path, reason: String| StateError::Damaged {
+        path: path.to_owned(),
+        reason,
+    };
+    // The journal before the snapshot: a snapshot written meanwhile is newer than the
+    // journal read, and holds all of it.
+    let jpath = journal_path(path);
+    let journal = read_if_there(&jpath).map_err(|e| read_err(&jpath, e))?;
+    let Some(bytes) = read_if_there(path).map_err(|e| read_err(path, e))? else {
+        let state = AccountState {
+            version: VERSION,
+            ..AccountState::default()
+        };
+        return Ok((state, None, 0));
+    };
+    let (id, body) = match bytes.iter().position(|&b| b == b'\n') {
+        Some(n) => {
+            let head: Head = serde_json::from_slice(&bytes[..n])
+                .map_err(|e| damaged(path, format!("line 1: {e}")))?;
+            (Some(head.journal), &bytes[n + 1..])
+        }
+        None => (None, &bytes[..]),
+    };
+    let mut state: AccountState =
+        serde_json::from_slice(body).map_err(|e| damaged(path, e.to_string()))?;
+    match (state.version, id) {
+        (VERSION, Some(_)) | (1, None) => state.version = VERSION,
+        (v, _) => return Err(damaged(path, format!("unknown version {v}"))),
+    }
+    let mut journal_len = 0;
+    if let (Some(id), Some(journal)) = (id, journal) {
+        journal_len = replay(&journal, id, &mut state, &jpath).map_err(|e| damaged(&jpath, e))?;
+    }
+    let snapshot = Snapshot {
+        journal: id,
+        len: bytes.len() as u64,
+    };
+    Ok((state, Some(snapshot), journal_len))
+}
+
+/// `state` with the later of its last complete pass and the pass record's, when there is a
+/// snapshot (`exists`) for the record to belong to.
+fn with_pass_record(
+    path: &Path,
+    mut state: AccountState,
+    exists: bool,
+) -> Result<AccountState, StateError> {
+    if !exists {
+        return Ok(state);
+    }
+    let record = pass_path(path);
+    let bytes = read_if_there(&record).map_err(|source| StateError::Read {
+        path: record.clone(),
+        source,
+    })?;
+    if let Some(bytes) = bytes {
+        let r: PassRecord = serde_json::from_slice(&bytes).map_err(|e| StateError::Damaged {
+            path: record.clone(),
+            reason: e.to_string(),
+        })?;
+        state.last_complete_pass = state.last_complete_pass.max(Some(r.last_complete_pass));
+    }
+    Ok(state)
+}
+
 fn read_if_there(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
@@ -718,9 +738,11 @@ fn replay(bytes: &[u8], id: u64, state: &mut AccountState, path: &Path) -> Resul
 }
 
 impl AccountState {
-    /// The state at `path` (see [`StateFile::open`]), to read only.
+    /// The state at `path` (see [`StateFile::open`]), to read only: without what a save
+    /// would compare with.
     pub fn load(path: &Path) -> Result<AccountState, StateError> {
-        StateFile::open(path).map(|(_, state)| state)
+        let (state, snapshot, _) = read(path)?;
+        with_pass_record(path, state, snapshot.is_some())
     }
 
     /// Records that a pass which changed nothing ended at `when`, in a small file beside the
