@@ -16,6 +16,9 @@
 //! ENV_FILE. `reseed N SIZE` then seeds N messages into every account's INBOX, and `count`
 //! sums over the accounts.
 //!
+//! With `POSTA_BENCH_MS2_DIR` set, mailserver2's Dovecot keeps its directory (mail, indexes)
+//! under it: a file system of its own, as a second host has (scripts/bench/migrate.sh).
+//!
 //! Site mode also serves scripts/bench/mirror.sh, where mailserver1 (the primary's Dovecot)
 //! is mirrored onto mailserver2 (the other Dovecot):
 //!
@@ -38,6 +41,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::{Ca, Dovecot, Primary, maildir};
@@ -51,6 +55,10 @@ const MIRROR_FOLDERS: [Option<&str>; 5] = [
     Some("Proyectos.A&APE-o 2026"),
     Some("Enviados"),
 ];
+
+/// Where mailserver2's Dovecot keeps its directory (mail, indexes), when set: a file system
+/// of its own, as a second host has. Otherwise the temp dir, beside mailserver1's servers.
+const SOURCE_DIR_VAR: &str = "POSTA_BENCH_MS2_DIR";
 
 const USER: &str = "alice";
 const PASSWORD: &str = "alice-bench-pw";
@@ -79,13 +87,18 @@ fn main() {
         .map(|(u, p)| (u.as_str(), p.as_str()))
         .collect();
     let ca = Ca::get();
-    let (source, primary) = if site.is_some() {
-        (
-            Dovecot::start_with_master(ca, &pairs, ("admin", SOURCE_ADMIN_PW)),
-            Primary::start_with_master(ca, &pairs, ("admin", DEST_ADMIN_PW)),
-        )
+    let source_master = site.map(|_| ("admin", SOURCE_ADMIN_PW));
+    let source = match std::env::var_os(SOURCE_DIR_VAR) {
+        Some(parent) => Dovecot::start_under(Path::new(&parent), ca, &pairs, source_master),
+        None if site.is_some() => {
+            Dovecot::start_with_master(ca, &pairs, ("admin", SOURCE_ADMIN_PW))
+        }
+        None => Dovecot::start(ca, &pairs),
+    };
+    let primary = if site.is_some() {
+        Primary::start_with_master(ca, &pairs, ("admin", DEST_ADMIN_PW))
     } else {
-        (Dovecot::start(ca, &pairs), Primary::start(ca, &pairs))
+        Primary::start(ca, &pairs)
     };
     let names: Vec<&str> = pairs.iter().map(|(u, _)| *u).collect();
     let mut seeder = Seeder::default();

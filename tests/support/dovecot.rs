@@ -16,8 +16,8 @@ use super::ca::Ca;
 use super::maildir::{self, StoredMessage};
 use super::ports::free_ports;
 use super::sys::{
-    self, pid_alive, port_open, read_pid, require_root, require_tool, run_daemon, server_dir, tail,
-    vmail_ids, wait_until,
+    self, pid_alive, port_open, read_pid, require_root, require_tool, run_daemon, server_dir_in,
+    tail, vmail_ids, wait_until,
 };
 use std::fs;
 use std::os::unix::fs::chown;
@@ -70,7 +70,20 @@ impl Dovecot {
     /// 110, 995, LMTP 24): for a LAN's mail server in a network namespace, started from a
     /// thread that joined it, reached at its own address and at a virtual IP.
     pub fn start_in_namespace(ca: &Ca, users: &[(&str, &str)]) -> Dovecot {
-        Dovecot::start_full(ca, users, None, None, Some(STANDARD_PORTS), "*")
+        Dovecot::start_full(ca, users, None, None, Some(STANDARD_PORTS), "*", None)
+    }
+
+    /// Like [`Dovecot::start`] (with `master` as in [`Dovecot::start_with_master`]), its
+    /// directory (configuration, mail, indexes) made under `parent` instead of the temp dir: a
+    /// benchmark gives each emulated host its own file system.
+    pub fn start_under(
+        parent: &Path,
+        ca: &Ca,
+        users: &[(&str, &str)],
+        master: Option<(&str, &str)>,
+    ) -> Dovecot {
+        let listen = "127.0.0.1, 127.0.0.2";
+        Dovecot::start_full(ca, users, None, master, None, listen, Some(parent))
     }
 
     fn start_with(
@@ -79,7 +92,8 @@ impl Dovecot {
         mail_root: Option<PathBuf>,
         master: Option<(&str, &str)>,
     ) -> Dovecot {
-        Dovecot::start_full(ca, users, mail_root, master, None, "127.0.0.1, 127.0.0.2")
+        let listen = "127.0.0.1, 127.0.0.2";
+        Dovecot::start_full(ca, users, mail_root, master, None, listen, None)
     }
 
     fn start_full(
@@ -89,12 +103,13 @@ impl Dovecot {
         master: Option<(&str, &str)>,
         ports: Option<[u16; 5]>,
         listen: &'static str,
+        parent: Option<&Path>,
     ) -> Dovecot {
         require_root();
         require_tool("dovecot");
         require_tool("doveadm");
         let (uid, gid) = vmail_ids();
-        let dir = server_dir("posta-dovecot-");
+        let dir = server_dir_in("posta-dovecot-", parent);
         let ports = ports.unwrap_or_else(free_ports::<5>);
         let d = Dovecot {
             dir,

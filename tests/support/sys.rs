@@ -127,11 +127,19 @@ pub fn user_ids(user: &str) -> (u32, u32) {
 
 /// A fresh temp dir that system users (bind, postfix, posta-vmail) can traverse.
 pub fn server_dir(prefix: &str) -> tempfile::TempDir {
+    server_dir_in(prefix, None)
+}
+
+/// Like [`server_dir`], under `parent` when given.
+pub fn server_dir_in(prefix: &str, parent: Option<&Path>) -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("failed to create temp dir");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    let dir = match parent {
+        Some(parent) => builder.tempdir_in(parent),
+        None => builder.tempdir(),
+    }
+    .expect("failed to create temp dir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
         .expect("failed to chmod temp dir");
     dir
