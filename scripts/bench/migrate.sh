@@ -65,32 +65,16 @@ site_args=()
 work=$(mktemp -d)
 # shellcheck source=scripts/bench/env.sh
 . scripts/bench/env.sh
-# Two hosts have two disks. With one, mailserver2's deletions (every message posta or
-# fetchmail moves is unlinked there) would slow mailserver1's file creation, which no real
-# pair of hosts sees: ext4 without a journal, as this machine's disk is, skips every inode
-# deleted in the last minute or more when it allocates one (`recently_deleted`), reading the
-# inode table to do so; in one profile that was 14 % of mailserver1's CPU during posta's runs
-# and 1 % during smtp-source's first. So mailserver2 (its Dovecot's directory, posta's state)
-# gets a file system of its own: an ext4 image without a journal, like the disk.
-ms2_fs=
+# Two hosts have two disks (host_fs): with one, every message posta or fetchmail moves,
+# unlinked on mailserver2, would slow mailserver1's file creation; in one profile that was 14 %
+# of mailserver1's CPU during posta's runs and 1 % during smtp-source's first. So mailserver2
+# (its Dovecot's directory, posta's state) gets a file system of its own.
 ms2_data=$work
 if [ "$TWO_HOSTS" = 1 ]; then
-  ms2_fs=$(mktemp -d /tmp/posta-ms2.XXXXXX)
-  truncate -s 4G "$ms2_fs.img"
-  mkfs.ext4 -q -F -O ^has_journal "$ms2_fs.img"
-  mount -o loop "$ms2_fs.img" "$ms2_fs"
-  chmod 755 "$ms2_fs"
-  ms2_data=$ms2_fs
-  export POSTA_BENCH_MS2_DIR=$ms2_fs
+  host_fs ms2_data
+  export POSTA_BENCH_MS2_DIR=$ms2_data
 fi
-ms2_fs_stop() {
-  [ -n "$ms2_fs" ] || return 0
-  umount "$ms2_fs" 2>/dev/null || umount -l "$ms2_fs"
-  rm -rf "$ms2_fs" "$ms2_fs.img"
-}
-trap ms2_fs_stop EXIT
 bench_env_start "${site_args[@]}"
-trap 'bench_env_stop; ms2_fs_stop' EXIT
 
 # pin_tree CPU PID: PID, its threads and every process below it on CPU; their future
 # children inherit it.

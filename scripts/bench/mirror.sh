@@ -6,15 +6,15 @@
 # `user*admin` or with SASL PLAIN's authorization identity, over TLS with a verified
 # certificate.
 #
-# For each tool: mailserver2 is wiped and mailserver1 reseeded (ACCOUNTS accounts x
-# PER_ACCOUNT messages of SIZE bytes over 5 folders, nested, one non-ASCII name, some read and
-# flagged), then the initial pass is timed, then a pass with nothing changed; then 1% of
-# mailserver1's messages change (new mail, a flag, a move, an expunge per 100) and the
-# incremental pass is timed; the change and its pass repeat ROUNDS times (default 3) and the
-# median counts, since one sub-second pass on a busy machine is noise. After each pass
-# mailserver2 must hold as many messages as mailserver1, or the run is marked failed. GNU time
-# gives each client's peak RSS and what it wrote to disk (its file system outputs: posta's and
-# mbsync's state; doveadm's also the mail it stores on mailserver2 itself).
+# For each tool: fresh servers, each host on a file system of its own, and mailserver1 seeded
+# (ACCOUNTS accounts x PER_ACCOUNT messages of SIZE bytes over 5 folders, nested, one non-ASCII
+# name, some read and flagged), then the initial pass is timed, then a pass with nothing changed;
+# then 1% of mailserver1's messages change (new mail, a flag, a move, an expunge per 100) and the
+# incremental pass is timed; the change and its pass repeat ROUNDS times (default 3) and the median
+# counts, since one sub-second pass on a busy machine is noise. After each pass mailserver2 must
+# hold as many messages as mailserver1, or the run is marked failed. GNU time gives each client's
+# peak RSS and what it wrote to disk (its file system outputs: posta's and mbsync's state;
+# doveadm's also the mail it stores on mailserver2 itself).
 #
 # Most of a small pass is Dovecot starting processes: with its default login mode every
 # connection forks a new imap-login, and each tool makes two connections per account.
@@ -47,10 +47,8 @@ case $LOGIN in
   *) echo "LOGIN must be security or performance, not $LOGIN" >&2; exit 2 ;;
 esac
 
-work=$(mktemp -d)
 # shellcheck source=scripts/bench/env.sh
 . scripts/bench/env.sh
-bench_env_start --accounts "$ACCOUNTS"
 users=()
 for ((i = 0; i < ACCOUNTS; i++)); do users+=("$(printf 'user%02d' "$i")"); done
 
@@ -61,8 +59,24 @@ timed() {
 
 # ---- the tools ----------------------------------------------------------------------------------
 
-# mailserver1 is the primary's Dovecot (DST_*), mailserver2 the other one (SRC_*).
-cat >"$work/site.toml" <<EOF
+# Each tool gets fresh servers, each host on a file system of its own (host_fs): mailserver1
+# (the primary's Dovecot, DST_*, and everything else bench_env makes) and mailserver2 (the
+# other Dovecot, SRC_*, and the tools' state). Reseeding for the next tool would otherwise
+# unlink the last tool's 10,000 copies and mailserver1's messages just before it starts, and
+# ext4 without a journal slows every file creation after that for a minute or more: the tool
+# measured first would be measured on a quieter disk than the others.
+servers_up() {
+  work=$(mktemp -d)
+  ms1_fs="" ms2_fs=""
+  host_fs ms1_fs
+  host_fs ms2_fs
+  TMPDIR=$ms1_fs POSTA_BENCH_MS2_DIR=$ms2_fs bench_env_start --accounts "$ACCOUNTS"
+  state=$ms2_fs/state
+  site_file
+}
+
+site_file() {
+  cat >"$work/site.toml" <<EOF
 domain = "example.org"
 [primary]
 name = "localhost"
@@ -81,16 +95,17 @@ interface = "lo"
 [tls]
 ca_file = "$CA_FILE"
 [mirror]
-state_dir = "$work/state/posta"
+state_dir = "$state/posta"
 [migrate]
 source = "server"
 source_admin = { user = "admin", password_file = "$SRC_ADMIN_PASSWORD_FILE" }
 dest_admin = { user = "admin", password_file = "$DST_ADMIN_PASSWORD_FILE" }
 EOF
-for user in "${users[@]}"; do
-  printf '[[migrate.accounts]]\nuser = "%s"\ndeliver_to = "%s@example.org"\n' "$user" "$user" \
-    >>"$work/site.toml"
-done
+  for user in "${users[@]}"; do
+    printf '[[migrate.accounts]]\nuser = "%s"\ndeliver_to = "%s@example.org"\n' "$user" "$user" \
+      >>"$work/site.toml"
+  done
+}
 
 # POSTA_ARGS: extra posta mirror flags (e.g. --parallel 8).
 run_posta() {
@@ -99,8 +114,9 @@ run_posta() {
 }
 
 # One channel per account: far = mailserver1, near = mailserver2, pull only, folders created
-# and removed, expunges propagated, arrival dates kept.
-mbsyncrc() {
+# and removed, expunges propagated, arrival dates kept. In a subshell: its umask must not
+# reach the servers started after it.
+mbsyncrc() (
   local user
   umask 077
   for user in "${users[@]}"; do
@@ -136,14 +152,14 @@ Remove Near
 Expunge Near
 Sync Pull
 CopyArrivalDate yes
-SyncState $work/state/mbsync/$user/
+SyncState $state/mbsync/$user/
 
 EOF
   done
-}
+)
 run_mbsync() {
   local user
-  for user in "${users[@]}"; do mkdir -p "$work/state/mbsync/$user"; done
+  for user in "${users[@]}"; do mkdir -p "$state/mbsync/$user"; done
   [ -f "$work/mbsyncrc" ] || mbsyncrc >"$work/mbsyncrc"
   timed mbsync -q -c "$work/mbsyncrc" -a
 }
@@ -197,10 +213,16 @@ pass() {
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'; }
 
+# measure KEY RUN: the tool's passes on fresh servers.
 measure() {
+  servers_up
+  passes "$@"
+  bench_env_stop
+}
+
+passes() {
   local key=$1 run=$2
   [ "$(ask mirror-seed "$PER_ACCOUNT" "$SIZE")" = ok ] || { echo "seeding failed" >&2; exit 1; }
-  rm -rf "$work/state"
   INITIAL[$key]=failed UNCHANGED[$key]=failed INCREMENTAL[$key]=failed RSS[$key]=0
   pass "$key" "$run" || return 0
   INITIAL[$key]=$PASS_S INITIAL_KB[$key]=$PASS_KB
