@@ -8,8 +8,10 @@
 # GNU time gives each client's peak RSS.
 #
 # Datasets: 1,000 x 20 KB and 200 x 500 KB; then posta's peak RSS at 1,000 vs 10,000 x 20 KB
-# (flat when it streams). One run per cell. Override with DATASETS / FLAT ("COUNTxBYTES ...")
-# and POSTA (the binary). Needs root (it installs the Debian packages and starts the servers).
+# (flat when it streams). One run per cell, after an uncounted smtp-source run; smtp-source runs
+# again after each dataset's tools, and posta is also compared with the ceiling interpolated
+# between the two. Override with DATASETS / FLAT ("COUNTxBYTES ...") and POSTA (the binary).
+# Needs root (it installs the Debian packages and starts the servers).
 #
 # SITE=1 times a whole site instead: ACCOUNTS (50) accounts x PER_ACCOUNT (200) messages of
 # SIZE (20,000) bytes in each INBOX on mailserver2, a Dovecot with a master user, as an
@@ -29,7 +31,7 @@
 # when the host is busy), which is why it is interpolated as well.
 #
 # FETCHMAIL=0 leaves fetchmail out (quicker while iterating on posta alone). POSTA_ARGS adds
-# arguments to posta's site runs (e.g. --no-verify, to see what reading the mail back costs).
+# arguments to posta's runs (e.g. --no-verify, to see what reading the mail back costs).
 #
 # TWO_HOSTS=1 (the default in site mode) emulates two hosts on a machine of two or more CPUs:
 # mailserver1 (Postfix and its Dovecot, every process they start) runs on CPU 1 only, and
@@ -188,8 +190,9 @@ measure() {
 # A fresh journal per run: each run moves a freshly seeded mailbox.
 posta_migrate() {
   rm -rf "$ms2_data/state"
+  # shellcheck disable=SC2086 # POSTA_ARGS is word-split on purpose
   timed "$POSTA" migrate --from "$1" --to "smtp://127.0.0.1:$DST_SMTP_PORT?starttls=no" --rcpt "$RCPT" \
-    --password-file "$PASSWORD_FILE" --ca-file "$CA_FILE" --state-dir "$ms2_data/state"
+    --password-file "$PASSWORD_FILE" --ca-file "$CA_FILE" --state-dir "$ms2_data/state" ${POSTA_ARGS:-}
 }
 run_posta_imap() { posta_migrate "imaps://$MAIL_USER@127.0.0.1:$SRC_IMAPS_PORT"; }
 run_posta_pop3() { posta_migrate "pop3s://$MAIL_USER@127.0.0.1:$SRC_POP3S_PORT"; }
@@ -412,6 +415,11 @@ fi
 label() { awk -v n="${1%x*}" -v s="${1#*x}" 'BEGIN { printf "%d x %g KB", n, s / 1000 }'; }
 
 echo "posta: $POSTA ($("$POSTA" --version 2>/dev/null || echo 'version unknown'))"
+# As in site mode: the first run on fresh servers has no deletions behind it on mailserver1's
+# disk, every later one has the reseed's: one uncounted run first.
+first=${DATASETS%% *}
+echo "warm-up (not counted)"
+measure warm-up "${first%x*}" "${first#*x}" run_smtp_source
 for set in $DATASETS; do
   n=${set%x*} size=${set#*x}
   echo "$(label "$set"):"
@@ -424,6 +432,8 @@ for set in $DATASETS; do
       RATE[$set/$proto/fetchmail]=skipped
     fi
   done
+  # The ceiling again: each posta run is also compared with it interpolated in time.
+  measure "$set/smtp-source after" "$n" "$size" run_smtp_source
 done
 echo "posta peak RSS by mailbox size:"
 for set in $FLAT; do
@@ -443,6 +453,17 @@ for set in $DATASETS; do
     p=${RATE[$set/$proto/posta]} f=${RATE[$set/$proto/fetchmail]} s=${RATE[$set/smtp-source]}
     printf '%-16s %-5s %12s %16s %7s %18s %18s %14s\n' "$(label "$set")" "${proto^^}" "$p" "$f" \
       "$(ratio "$p" "$f")" "$s" "$(ratio "$p" "$s")" "${RSS[$set/$proto/posta]}"
+  done
+done
+echo
+echo "posta against smtp-source's rate interpolated in time between its runs before and after:"
+for set in $DATASETS; do
+  for proto in imap pop3; do
+    key=$set/$proto/posta
+    c=$(awk -v a="${RATE[$set/smtp-source]}" -v ma="${MID[$set/smtp-source]}" \
+      -v b="${RATE[$set/smtp-source after]}" -v mb="${MID[$set/smtp-source after]}" -v m="${MID[$key]}" \
+      'BEGIN { printf "%.1f", a + (b - a) * (m - ma) / (mb - ma) }')
+    echo "  $(label "$set") ${proto^^}: ceiling $c msg/s, posta ${RATE[$key]} ($(ratio "${RATE[$key]}" "$c"))"
   done
 done
 echo
