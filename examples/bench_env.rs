@@ -17,7 +17,8 @@
 //! sums over the accounts.
 //!
 //! With `POSTA_BENCH_MS2_DIR` set, mailserver2's Dovecot keeps its directory (mail, indexes)
-//! under it: a file system of its own, as a second host has (scripts/bench/migrate.sh).
+//! under it: a file system of its own, as a second host has (scripts/bench/migrate.sh and
+//! mirror.sh).
 //!
 //! Site mode also serves scripts/bench/mirror.sh, where mailserver1 (the primary's Dovecot)
 //! is mirrored onto mailserver2 (the other Dovecot):
@@ -88,12 +89,10 @@ fn main() {
         .collect();
     let ca = Ca::get();
     let source_master = site.map(|_| ("admin", SOURCE_ADMIN_PW));
-    let source = match std::env::var_os(SOURCE_DIR_VAR) {
-        Some(parent) => Dovecot::start_under(Path::new(&parent), ca, &pairs, source_master),
-        None if site.is_some() => {
-            Dovecot::start_with_master(ca, &pairs, ("admin", SOURCE_ADMIN_PW))
-        }
-        None => Dovecot::start(ca, &pairs),
+    let source = match (std::env::var_os(SOURCE_DIR_VAR), source_master) {
+        (Some(parent), _) => Dovecot::start_under(Path::new(&parent), ca, &pairs, source_master),
+        (None, Some(master)) => Dovecot::start_with_master(ca, &pairs, master),
+        (None, None) => Dovecot::start(ca, &pairs),
     };
     let primary = if site.is_some() {
         Primary::start_with_master(ca, &pairs, ("admin", DEST_ADMIN_PW))

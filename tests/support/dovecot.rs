@@ -42,6 +42,10 @@ pub struct Dovecot {
 /// IMAP, IMAPS, POP3, POP3S and LMTP on their standard ports, for [`Dovecot::start_in_namespace`].
 const STANDARD_PORTS: [u16; 5] = [143, 993, 110, 995, 24];
 
+/// Where a Dovecot outside a namespace listens: 127.0.0.1 and 127.0.0.2, the addresses the
+/// tests give mailserver1 and mailserver2.
+const LOOPBACKS: &str = "127.0.0.1, 127.0.0.2";
+
 impl Dovecot {
     /// Starts Dovecot serving `users` (name, password) with `ca`'s leaf certificate; returns
     /// once all five listeners accept connections.
@@ -82,8 +86,7 @@ impl Dovecot {
         users: &[(&str, &str)],
         master: Option<(&str, &str)>,
     ) -> Dovecot {
-        let listen = "127.0.0.1, 127.0.0.2";
-        Dovecot::start_full(ca, users, None, master, None, listen, Some(parent))
+        Dovecot::start_full(ca, users, None, master, None, LOOPBACKS, Some(parent))
     }
 
     fn start_with(
@@ -92,8 +95,7 @@ impl Dovecot {
         mail_root: Option<PathBuf>,
         master: Option<(&str, &str)>,
     ) -> Dovecot {
-        let listen = "127.0.0.1, 127.0.0.2";
-        Dovecot::start_full(ca, users, mail_root, master, None, listen, None)
+        Dovecot::start_full(ca, users, mail_root, master, None, LOOPBACKS, None)
     }
 
     fn start_full(
