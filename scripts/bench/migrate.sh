@@ -185,6 +185,13 @@ measure() {
     "$total" "$client_s" "${RSS[$key]}" "$cpu"
 }
 
+# interpolate A MA B MB M: the value at time M on the line through (MA, A) and (MB, B): a
+# ceiling measured before and after a run, at the run's middle.
+interpolate() {
+  awk -v a="$1" -v ma="$2" -v b="$3" -v mb="$4" -v m="$5" \
+    'BEGIN { if (mb == ma) printf "-"; else printf "%.4f", a + (b - a) * (m - ma) / (mb - ma) }'
+}
+
 # ---- the tools ----------------------------------------------------------------------------------
 
 # A fresh journal per run: each run moves a freshly seeded mailbox.
@@ -388,13 +395,17 @@ if [ "$SITE" = 1 ]; then
   bracketed() {
     local r out=
     for ((r = 1; r <= ROUNDS; r++)); do
-      out+="$(awk -v f="$2" -v p="${RUN[$1/$r]}" -v a="${CEILING[$r]}" -v b="${CEILING[$((r + 1))]}" '
-        BEGIN {
-          split(p, P, " "); split(a, A, " "); split(b, B, " ")
-          if (!(P[f] > 0 && A[f] > 0 && B[f] > 0)) { printf "-"; exit }
-          c = A[f] + (B[f] - A[f]) * (P[3] - A[3]) / (B[3] - A[3])
-          printf "%.2f", (f == 1 ? P[f] / c : c / P[f])
-        }') "
+      local run before after i=$(($2 - 1)) c
+      read -ra run <<<"${RUN[$1/$r]}"
+      read -ra before <<<"${CEILING[$r]}"
+      read -ra after <<<"${CEILING[$((r + 1))]}"
+      c=$(interpolate "${before[i]}" "${before[2]}" "${after[i]}" "${after[2]}" "${run[2]}")
+      # ratio prints "-" when a figure is missing or zero.
+      if [ "$2" = 1 ]; then
+        out+="$(ratio "${run[i]}" "$c") "
+      else
+        out+="$(ratio "$c" "${run[i]}") "
+      fi
     done
     # shellcheck disable=SC2086 # one ratio per word
     echo "${out}(median $(median $out))"
@@ -460,10 +471,10 @@ echo "posta against smtp-source's rate interpolated in time between its runs bef
 for set in $DATASETS; do
   for proto in imap pop3; do
     key=$set/$proto/posta
-    c=$(awk -v a="${RATE[$set/smtp-source]}" -v ma="${MID[$set/smtp-source]}" \
-      -v b="${RATE[$set/smtp-source after]}" -v mb="${MID[$set/smtp-source after]}" -v m="${MID[$key]}" \
-      'BEGIN { printf "%.1f", a + (b - a) * (m - ma) / (mb - ma) }')
-    echo "  $(label "$set") ${proto^^}: ceiling $c msg/s, posta ${RATE[$key]} ($(ratio "${RATE[$key]}" "$c"))"
+    c=$(interpolate "${RATE[$set/smtp-source]}" "${MID[$set/smtp-source]}" \
+      "${RATE[$set/smtp-source after]}" "${MID[$set/smtp-source after]}" "${MID[$key]}")
+    printf '  %s %s: ceiling %.1f msg/s, posta %s (%s)\n' "$(label "$set")" "${proto^^}" "$c" \
+      "${RATE[$key]}" "$(ratio "${RATE[$key]}" "$c")"
   done
 done
 echo
