@@ -22,15 +22,20 @@
 # high-performance mode (long-lived, one waiting per CPU), as a busy site runs them; the same
 # servers serve every tool either way.
 #
-# Defaults: 20 accounts x 500 x 10,000 bytes. DOVEADM=0 leaves Dovecot's reference out,
-# MBSYNC=0 mbsync. POSTA is the binary. Needs root (it installs isync and starts the servers).
+# The bench also times those sessions alone (sessions_alone: log in to both servers for every
+# account, select each folder, nothing else) and prints what each tool's 1% pass takes beyond
+# them.
+#
+# Defaults: 20 accounts x 500 x 10,000 bytes, PARALLEL=4 accounts at once (posta's default).
+# DOVEADM=0 leaves Dovecot's reference out, MBSYNC=0 mbsync. POSTA is the binary. Needs root
+# (it installs isync and Python and starts the servers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/install-test-deps.sh >/dev/null
-command -v mbsync >/dev/null || {
+if ! command -v mbsync >/dev/null || ! command -v python3 >/dev/null; then
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q isync >/dev/null
-}
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q isync python3 >/dev/null
+fi
 cargo build --release --locked --bin posta --example bench_env >/dev/null 2>&1
 
 POSTA=${POSTA:-target/release/posta}
@@ -40,6 +45,7 @@ SIZE=${SIZE:-10000}
 MBSYNC=${MBSYNC:-1}
 DOVEADM=${DOVEADM:-1}
 ROUNDS=${ROUNDS:-3}
+PARALLEL=${PARALLEL:-4}
 LOGIN=${LOGIN:-security}
 case $LOGIN in
   security) unset POSTA_DOVECOT_LOGIN ;;
@@ -107,10 +113,11 @@ EOF
   done
 }
 
-# POSTA_ARGS: extra posta mirror flags (e.g. --parallel 8).
+# POSTA_ARGS: extra posta mirror flags.
 run_posta() {
   # shellcheck disable=SC2086
-  timed "$POSTA" --config "$work/site.toml" mirror --once --json ${POSTA_ARGS:-}
+  timed "$POSTA" --config "$work/site.toml" mirror --once --json --parallel "$PARALLEL" \
+    ${POSTA_ARGS:-}
 }
 
 # One channel per account: far = mailserver1, near = mailserver2, pull only, folders created
@@ -186,6 +193,44 @@ EOF
   timed "$work/doveadm.sh"
 }
 
+# The floor every tool that logs in per run stands on: for each account, one session to each
+# server (TLS handshake, log in, LIST, select every folder, LOGOUT), PARALLEL (posta's default,
+# 4) accounts at a time, by Python's imaplib, which does nothing else. Dovecot starts a login
+# process and an IMAP process for each; on a small pass that is most of the time, and it is the
+# same for every tool. Run on posta's servers after its passes; prints the median of 3 runs.
+sessions_alone() {
+  python3 - "$DST_IMAPS_PORT" "$SRC_IMAPS_PORT" "$DST_ADMIN_PASSWORD_FILE" \
+    "$SRC_ADMIN_PASSWORD_FILE" "$CA_FILE" "$PARALLEL" "${users[@]}" <<'PY'
+import imaplib, re, ssl, sys, time
+from concurrent.futures import ThreadPoolExecutor
+
+ms1, ms2, ms1_pw, ms2_pw, ca, parallel, *users = sys.argv[1:]
+secret = {p: open(p).read().strip() for p in (ms1_pw, ms2_pw)}
+tls = ssl.create_default_context(cafile=ca)
+
+def session(port, password_file, user):
+    imap = imaplib.IMAP4_SSL("localhost", int(port), ssl_context=tls)
+    imap.login(user + "*admin", secret[password_file])
+    for line in imap.list()[1]:
+        flags, name = re.match(rb'\(([^)]*)\) "." (.*)', line).groups()
+        if b"\\Noselect" not in flags:
+            imap.select(name.decode(), readonly=True)
+    imap.logout()
+
+def account(user):
+    session(ms1, ms1_pw, user)
+    session(ms2, ms2_pw, user)
+
+runs = []
+for _ in range(3):
+    started = time.monotonic()
+    with ThreadPoolExecutor(int(parallel)) as pool:
+        list(pool.map(account, users))
+    runs.append(time.monotonic() - started)
+print("%.2f" % sorted(runs)[1])
+PY
+}
+
 # ---- measuring ----------------------------------------------------------------------------------
 
 declare -A INITIAL UNCHANGED INCREMENTAL RSS INITIAL_KB INCREMENTAL_KB
@@ -242,6 +287,10 @@ passes() {
     "$key" "${INITIAL[$key]}" "${UNCHANGED[$key]}" "${INCREMENTAL[$key]}" "${RSS[$key]}"
   echo "  $key wrote ${INITIAL_KB[$key]} KB in the initial pass, ${written[*]} KB in the 1% change" \
     "passes (median ${INCREMENTAL_KB[$key]})"
+  if [ "$key" = posta ]; then
+    SESSIONS=$(sessions_alone)
+    echo "  sessions alone: $SESSIONS s"
+  fi
 }
 
 
@@ -268,3 +317,17 @@ for peer in mbsync doveadm; do
     "unchanged pass $(ratio "${UNCHANGED[$peer]}" "${UNCHANGED[posta]}")x," \
     "1% change pass $(ratio "${INCREMENTAL[$peer]}" "${INCREMENTAL[posta]}")x"
 done
+# beyond SECONDS: SECONDS less the sessions' floor, or "-".
+beyond() { awk -v t="$1" -v s="${SESSIONS:-}" 'BEGIN { if (t + 0 > 0 && s + 0 > 0) printf "%.2f", t - s; else printf "-" }'; }
+if [ -n "${SESSIONS:-}" ]; then
+  echo
+  echo "Sessions alone (one per account and server, $PARALLEL accounts at a time, log in, LIST," \
+    "select every folder, LOGOUT; Python's imaplib): $SESSIONS s."
+  for peer in mbsync doveadm; do
+    [ -n "${INITIAL[$peer]:-}" ] || continue
+    echo "A 1% pass that only opened them would be $(ratio "${INCREMENTAL[$peer]}" "$SESSIONS")x" \
+      "$peer's. Beyond them: posta $(beyond "${INCREMENTAL[posta]}") s, $peer" \
+      "$(beyond "${INCREMENTAL[$peer]}") s:" \
+      "$(ratio "$(beyond "${INCREMENTAL[$peer]}")" "$(beyond "${INCREMENTAL[posta]}")")x"
+  done
+fi
