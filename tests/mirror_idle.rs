@@ -1,7 +1,8 @@
 //! `posta mirror --idle` between two real Dovecots, each with a master user (issue 17, item
-//! 1's IDLE option): with an interval of an hour, mail delivered to an INBOX on mailserver1
-//! is on mailserver2 within seconds, for one account and then another; SIGTERM ends the
-//! daemon with status 0. And the daemon holds the mirror's lock only during its passes: a
+//! 1's IDLE/NOTIFY option): with an interval of an hour, mail delivered to an INBOX on
+//! mailserver1 is on mailserver2 within seconds, for one account and then another, and so
+//! are a folder created there, mail filed into it and a flag set on it (NOTIFY); SIGTERM ends
+//! the daemon with status 0. And the daemon holds the mirror's lock only during its passes: a
 //! `posta migrate` sweep between them runs, and the mail it brings to mailserver1 wakes the
 //! mirror, which copies it back to mailserver2 once; a pass woken while the lock is held
 //! waits for it, and one woken while the mirror is on hold does not run.
@@ -14,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use posta::client::imap::ImapClient;
 use support::example_site::MigrateSite;
 use support::mirror::{count, session, short_message as message};
 use support::run::{Run, posta_command};
@@ -77,6 +79,18 @@ impl Servers {
 
     /// APPEND as the user to INBOX on mailserver1, as a delivery would store it.
     fn deliver(&self, user: &str, id: &str) {
+        self.as_user(user, async |c| {
+            c.append("INBOX", &[], None, &message(user, id))
+                .await
+                .expect("append");
+        });
+    }
+
+    /// As the user on mailserver1: `act` on a fresh session, then LOGOUT.
+    fn as_user<F>(&self, user: &str, act: F)
+    where
+        F: AsyncFnOnce(&mut ImapClient),
+    {
         let password = USERS.iter().find(|u| u.0 == user).expect("a test user").1;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -84,9 +98,7 @@ impl Servers {
             .expect("runtime");
         rt.block_on(async {
             let mut c = session(&self.primary, user, password).await;
-            c.append("INBOX", &[], None, &message(user, id))
-                .await
-                .expect("append");
+            act(&mut c).await;
             c.logout().await.expect("logout");
         });
     }
@@ -220,6 +232,74 @@ fn mail_reaching_mailserver1_is_on_mailserver2_within_seconds() {
         assert_eq!(count(&inbox, id), 1, "{id} once on mailserver2:\n{log}");
         assert_eq!(inbox.len(), 2, "{user}: the old message and {id}:\n{log}");
     }
+    assert!(!log.contains("IDLE session"), "no session failed:\n{log}");
+}
+
+/// Waits up to [`ARRIVAL`] for `done` on mailserver2; how long it took.
+fn within_seconds(daemon: &Daemon, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < ARRIVAL,
+            "{what}: not on mailserver2 after {ARRIVAL:?}; posta mirror said:\n{}",
+            daemon.log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    started.elapsed()
+}
+
+/// Dovecot offers NOTIFY (RFC 5465), so the IDLE session hears of every folder: a folder
+/// created on mailserver1, mail filed into it and a flag set there reach mailserver2 within
+/// seconds, not at the next interval pass an hour later.
+#[test]
+fn a_folder_mail_filed_into_it_and_a_flag_set_there_reach_mailserver2_within_seconds() {
+    let s = Servers::start();
+    let mut daemon = Daemon::start(&s.site, s.dir.path());
+    daemon.wait_passes(1);
+    let user = USERS[0].0;
+    let folder = "Proyectos";
+
+    s.as_user(user, async |c| {
+        c.create(folder).await.expect("create");
+    });
+    let took = within_seconds(&daemon, "the new folder", || {
+        s.backup.maildir(user).join(format!(".{folder}")).is_dir()
+    });
+    eprintln!("the new folder reached mailserver2 in {took:?}");
+
+    s.as_user(user, async |c| {
+        c.append(folder, &[], None, &message(user, "filed-1"))
+            .await
+            .expect("append");
+    });
+    let took = within_seconds(&daemon, "filed-1", || {
+        count(&s.backup.messages(user, Some(folder)), "filed-1") == 1
+    });
+    eprintln!("mail filed into {folder} reached mailserver2 in {took:?}");
+
+    s.as_user(user, async |c| {
+        let selected = c.select(folder, false).await.expect("select");
+        assert_eq!(selected.exists, 1);
+        c.store_flags(&[1], &["\\Flagged".to_string()])
+            .await
+            .expect("store");
+    });
+    let took = within_seconds(&daemon, "the flag", || {
+        s.backup
+            .messages(user, Some(folder))
+            .iter()
+            .any(|m| m.flags.contains('F'))
+    });
+    eprintln!("the flag reached mailserver2 in {took:?}");
+
+    let log = daemon.log();
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}:\n{log}");
+    let filed = s.backup.messages(user, Some(folder));
+    assert_eq!(filed.len(), 1, "filed-1 once on mailserver2:\n{log}");
+    assert_eq!(filed[0].flags, "F", "flagged, nothing else:\n{log}");
+    assert!(!log.contains("NOTIFY refused"), "{log}");
     assert!(!log.contains("IDLE session"), "no session failed:\n{log}");
 }
 

@@ -42,9 +42,10 @@ pub struct MirrorArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub interval: Option<std::time::Duration>,
 
-    /// Also pass an account within seconds of mail reaching its INBOX on mailserver1: one more
-    /// session per account to mailserver1 IDLEs there (RFC 2177). The --interval passes go on
-    /// (they catch other folders' changes). Not with --once
+    /// Also pass an account within seconds of a change on mailserver1: one more session per
+    /// account to mailserver1 IDLEs in INBOX (RFC 2177) and hears of every folder where the
+    /// server offers NOTIFY (RFC 5465; Dovecot does), else of INBOX only. The --interval
+    /// passes go on. Not with --once
     #[arg(long, conflicts_with = "once")]
     pub idle: bool,
 

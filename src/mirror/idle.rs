@@ -1,9 +1,11 @@
-//! `posta mirror --idle`: mail that reaches an INBOX on mailserver1 is on mailserver2 within
-//! seconds, not within the interval. Per account one more session to mailserver1 (the admin
-//! identity, as the pass logs in) EXAMINEs INBOX and IDLEs there (RFC 2177); when it wakes
+//! `posta mirror --idle`: what changes on mailserver1 is on mailserver2 within seconds, not
+//! within the interval. Per account one more session to mailserver1 (the admin identity, as
+//! the pass logs in) EXAMINEs INBOX and IDLEs there (RFC 2177), and where the server offers
+//! NOTIFY (RFC 5465; Dovecot does) asks to hear of every folder of the account as well: new
+//! and expunged messages, flag changes, folders created, renamed or deleted. When it wakes
 //! with a change, that account is due for a pass a moment later ([`DEBOUNCE`]: a burst of
-//! deliveries is one pass). The passes every interval go on beside it: they catch what
-//! happens in other folders, which the INBOX session does not see.
+//! deliveries is one pass). The passes every interval go on beside it: without NOTIFY they
+//! catch what happens in other folders, which the INBOX session does not see.
 //!
 //! A session that fails reconnects with the house backoff ([`crate::retry`]), and its account
 //! is passed once it is back (a delivery in between was not seen). A server without IDLE is
@@ -59,7 +61,7 @@ async fn watch_one(index: usize, name: String, side: Side, events: mpsc::Sender<
     let mut failures = 0u32;
     let mut reconnected = false;
     loop {
-        let error = match session(index, &side, reconnected, &mut failures, &events).await {
+        let error = match session(index, &name, &side, reconnected, &mut failures, &events).await {
             // The receiver is gone: posta mirror is ending.
             Ok(()) => return,
             Err(error) => error,
@@ -89,10 +91,12 @@ async fn watch_one(index: usize, name: String, side: Side, events: mpsc::Sender<
 }
 
 /// One session: log in, EXAMINE INBOX (read-only: the session changes nothing, not even
-/// `\Recent`), then IDLE until an error ([`ImapError::Unsupported`] at once without IDLE).
+/// `\Recent`), NOTIFY where offered (a refusal is said, and INBOX alone watched), then IDLE
+/// until an error ([`ImapError::Unsupported`] at once without IDLE).
 /// Ok: the receiver is gone.
 async fn session(
     index: usize,
+    name: &str,
     side: &Side,
     reconnected: bool,
     failures: &mut u32,
@@ -101,6 +105,16 @@ async fn session(
     let mut client = ImapClient::connect(&side.endpoint).await?;
     client.login(&side.login).await?;
     client.select("INBOX", true).await?;
+    match client.notify_personal().await {
+        Ok(_) => {}
+        Err(ImapError::Rejected { resp, .. }) => {
+            tracing::warn!(
+                account = name,
+                "NOTIFY refused ({resp}): watching INBOX only"
+            );
+        }
+        Err(e) => return Err(e),
+    }
     *failures = 0;
     if reconnected && events.send(Event::Changed(index)).await.is_err() {
         return Ok(());

@@ -48,6 +48,9 @@ pub enum Data {
     },
     /// `* ENABLED ext...` (RFC 5161 §3.2): the extensions ENABLE turned on.
     Enabled(Vec<String>),
+    /// `* STATUS mailbox (att value...)` (RFC 3501 §7.2.4): the mailbox's name as the server
+    /// spells it. After NOTIFY (RFC 5465 §5.2), news of a mailbox that is not selected.
+    MailboxStatus(String),
     /// Untagged data the client does not use, as escaped text for logs.
     Other(String),
 }
@@ -59,6 +62,9 @@ impl Data {
     pub fn is_mailbox_change(&self) -> bool {
         match self {
             Data::Exists(_) | Data::Expunge(_) | Data::Fetch(_) => true,
+            // Only sent unasked after NOTIFY (RFC 5465 §5.2, §5.4): another mailbox's messages
+            // or flags changed, or a mailbox was created, renamed or deleted.
+            Data::MailboxStatus(_) | Data::List(_) => true,
             Data::Vanished { earlier, .. } => !earlier,
             _ => false,
         }
@@ -138,6 +144,7 @@ pub fn parse(wire: Vec<u8>) -> Result<Data, ProtoError> {
     let word = lex.atom()?.to_ascii_uppercase();
     let data = match word.as_str() {
         "LIST" => Data::List(list(&mut lex)?),
+        "STATUS" => Data::MailboxStatus(status(&mut lex)?),
         "NAMESPACE" => Data::Namespace(namespace(&mut lex)?),
         "SEARCH" => Data::Search(search(&mut lex)?),
         "FLAGS" => {
@@ -212,6 +219,36 @@ fn other(wire: &[u8]) -> Data {
     Data::Other(escape(text.strip_suffix(b"\r").unwrap_or(text)))
 }
 
+/// `mailbox SP "(" [status-att-list] ")"` (RFC 3501 §9, RFC 7162 §7 for HIGHESTMODSEQ's
+/// 64 bits): the mailbox's wire name.
+fn status(lex: &mut Lexer<'_>) -> Result<String, ProtoError> {
+    lex.expect(b' ')?;
+    let mailbox = wire_name(lex.astring()?)?;
+    lex.expect(b' ')?;
+    lex.expect(b'(')?;
+    if !lex.eat(b')') {
+        loop {
+            lex.atom()?;
+            lex.expect(b' ')?;
+            lex.number64()?;
+            if lex.eat(b')') {
+                break;
+            }
+            lex.expect(b' ')?;
+        }
+    }
+    Ok(mailbox)
+}
+
+fn wire_name(raw: Vec<u8>) -> Result<String, ProtoError> {
+    String::from_utf8(raw).map_err(|e| {
+        ProtoError::Malformed(format!(
+            "mailbox name is not UTF-8: {}",
+            escape(e.as_bytes())
+        ))
+    })
+}
+
 /// `mailbox-list` (RFC 3501 §9): `(attributes) delimiter name`, then LIST-EXTENDED data.
 fn list(lex: &mut Lexer<'_>) -> Result<MailboxInfo, ProtoError> {
     lex.expect(b' ')?;
@@ -219,13 +256,7 @@ fn list(lex: &mut Lexer<'_>) -> Result<MailboxInfo, ProtoError> {
     lex.expect(b' ')?;
     let delimiter = delimiter(lex)?;
     lex.expect(b' ')?;
-    let raw = lex.astring()?;
-    let raw_name = String::from_utf8(raw).map_err(|e| {
-        ProtoError::Malformed(format!(
-            "mailbox name is not UTF-8: {}",
-            escape(e.as_bytes())
-        ))
-    })?;
+    let raw_name = wire_name(lex.astring()?)?;
     // RFC 5258 §3.5 extended data (CHILDINFO, OLDNAME) is not needed.
     lex.finish();
     let noselect = attributes

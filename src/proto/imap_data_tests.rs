@@ -198,6 +198,9 @@ fn what_an_idle_counts_as_a_change() {
         b"* 3 EXPUNGE\r\n",
         b"* 2 FETCH (FLAGS (\\Seen))\r\n",
         b"* VANISHED 7:9\r\n",
+        // After NOTIFY: another mailbox changed, one was created or renamed.
+        b"* STATUS Otra (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 1796429596 UNSEEN 1)\r\n",
+        b"* LIST () \".\" Otra2 (\"OLDNAME\" (Otra))\r\n",
     ] {
         assert!(one(wire).is_mailbox_change(), "{}", escape(wire));
     }
@@ -209,5 +212,41 @@ fn what_an_idle_counts_as_a_change() {
         b"* CAPABILITY IMAP4rev1 IDLE\r\n",
     ] {
         assert!(!one(wire).is_mailbox_change(), "{}", escape(wire));
+    }
+}
+
+#[test]
+fn status_names_its_mailbox() {
+    for (wire, name) in [
+        (
+            &b"* STATUS Otra (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 1796429596 UNSEEN 1)\r\n"[..],
+            "Otra",
+        ),
+        (
+            b"* STATUS \"Proyectos.A&APE-o 2026\" ()\r\n",
+            "Proyectos.A&APE-o 2026",
+        ),
+        (
+            b"* STATUS INBOX (HIGHESTMODSEQ 18446744073709551615)\r\n",
+            "INBOX",
+        ),
+        (b"* STATUS {4}\r\nOtra (MESSAGES 0)\r\n", "Otra"),
+    ] {
+        assert_eq!(
+            one(wire),
+            Data::MailboxStatus(name.into()),
+            "{}",
+            escape(wire)
+        );
+    }
+    for wire in [
+        &b"* STATUS Otra\r\n"[..],
+        b"* STATUS Otra (MESSAGES)\r\n",
+        b"* STATUS Otra (MESSAGES 1\r\n",
+        b"* STATUS Otra (MESSAGES one)\r\n",
+        b"* STATUS Otra (MESSAGES 1) extra\r\n",
+        b"* STATUS \"\xff\" (MESSAGES 1)\r\n",
+    ] {
+        assert!(parse(wire.to_vec()).is_err(), "{}", escape(wire));
     }
 }

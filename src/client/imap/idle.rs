@@ -1,5 +1,6 @@
 //! IDLE (RFC 2177): the server tells the session of changes to the selected mailbox as they
-//! happen, instead of the client asking again and again.
+//! happen, instead of the client asking again and again; with NOTIFY (RFC 5465), of changes
+//! to every mailbox of the user.
 
 use std::time::Duration;
 
@@ -86,6 +87,26 @@ impl ImapClient {
         } else {
             IdleWake::Quiet
         })
+    }
+
+    /// NOTIFY (RFC 5465): from now on the server also tells this session of changes to every
+    /// mailbox of the user's own namespaces, not only the selected one: `* STATUS` for one whose
+    /// messages or flags changed, `* LIST` for one created, renamed or deleted (§5.2, §5.4),
+    /// which [`ImapClient::idle`] counts as changes. False, with nothing sent, when the server
+    /// has no NOTIFY; a refusal is [`ImapError::Rejected`].
+    pub async fn notify_personal(&mut self) -> Result<bool, ImapError> {
+        const WHAT: &str = "NOTIFY";
+        if !self.has_capability(WHAT) {
+            return Ok(false);
+        }
+        // MessageNew and MessageExpunge go together, and FlagChange needs both (§5.1, §5.3).
+        let cmd = self.simple(
+            "NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) \
+             (personal (MessageNew MessageExpunge FlagChange MailboxName))",
+        );
+        let done = self.run(cmd, WHAT, Limits::SMALL, |_| Ok(())).await?;
+        self.check(done, WHAT)?;
+        Ok(true)
     }
 
     /// The IDLE's completion came before DONE: a NO or BAD is the server's refusal, an OK

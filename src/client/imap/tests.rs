@@ -533,15 +533,88 @@ async fn moves_use_uid_move_else_copy_and_uid_expunge() {
 
 /// The greeting and LOGIN exchange of [`login_script`], announcing IDLE, then `rest`.
 fn idle_script(rest: Vec<Act>) -> Vec<Act> {
+    idle_script_with("IMAP4rev1 IDLE", rest)
+}
+
+/// [`idle_script`] with the capabilities `caps` after LOGIN.
+fn idle_script_with(caps: &str, rest: Vec<Act>) -> Vec<Act> {
     let mut all = vec![
         say("* OK [CAPABILITY IMAP4rev1] scripted\r\n"),
         Act::Hear,
         say("+ go on\r\n"),
         Act::HearBytes(11),
-        say("p1 OK [CAPABILITY IMAP4rev1 IDLE] hi\r\n"),
+        Act::Say(format!("p1 OK [CAPABILITY {caps}] hi\r\n").into_bytes()),
     ];
     all.extend(rest);
     all
+}
+
+/// With NOTIFY the session asks to hear of every personal mailbox; then another mailbox's
+/// STATUS and a LIST naming a new folder wake an IDLE as a change of the selected one does.
+#[tokio::test]
+async fn notify_asks_for_every_mailbox_and_their_news_wake_an_idle() {
+    let (port, srv) = serve(idle_script_with(
+        "IMAP4rev1 IDLE NOTIFY",
+        vec![
+            Act::Hear,
+            say("p2 OK NOTIFY completed.\r\n"),
+            Act::Hear,
+            say("+ idling\r\n* STATUS Otra (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7 UNSEEN 1)\r\n"),
+            Act::Hear,
+            say("p3 OK Idle completed.\r\n"),
+            Act::Hear,
+            say("+ idling\r\n* LIST () \".\" \"Nueva carpeta\"\r\n"),
+            Act::Hear,
+            say("p4 OK Idle completed.\r\n"),
+        ],
+    ))
+    .await;
+    let mut client = logged_in(port).await;
+    assert!(client.notify_personal().await.expect("notify"));
+    let long = Duration::from_secs(5);
+    assert_eq!(client.idle(long).await.expect("idle"), IdleWake::Changed);
+    assert_eq!(client.idle(long).await.expect("idle"), IdleWake::Changed);
+    drop(client);
+    let heard = srv.await.expect("server");
+    assert_eq!(
+        heard[2..],
+        [
+            "p2 NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) \
+             (personal (MessageNew MessageExpunge FlagChange MailboxName))",
+            "p3 IDLE",
+            "DONE",
+            "p4 IDLE",
+            "DONE"
+        ]
+    );
+}
+
+/// Without NOTIFY nothing is sent; a server that refuses it says so as a rejection.
+#[tokio::test]
+async fn notify_is_skipped_without_the_capability_and_a_refusal_is_an_error() {
+    let (port, srv) = serve(idle_script(Vec::new())).await;
+    let mut client = logged_in(port).await;
+    assert!(!client.notify_personal().await.expect("no NOTIFY"));
+    drop(client);
+    assert_eq!(
+        srv.await.expect("server").len(),
+        2,
+        "only the login was heard"
+    );
+
+    let (port, srv) = serve(idle_script_with(
+        "IMAP4rev1 IDLE NOTIFY",
+        vec![Act::Hear, say("p2 NO [NOTIFICATIONOVERFLOW] not now\r\n")],
+    ))
+    .await;
+    let mut client = logged_in(port).await;
+    let err = client.notify_personal().await.expect_err("refused");
+    assert!(
+        matches!(err, ImapError::Rejected { ref command, .. } if command == "NOTIFY"),
+        "{err:?}"
+    );
+    drop(client);
+    srv.await.expect("server");
 }
 
 /// IDLE waits past keepalives for a change (new mail, flags, an expunge), ends with DONE and
