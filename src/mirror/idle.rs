@@ -105,26 +105,42 @@ async fn session(
     let mut client = ImapClient::connect(&side.endpoint).await?;
     client.login(&side.login).await?;
     client.select("INBOX", true).await?;
-    match client.notify_personal().await {
-        Ok(_) => {}
-        Err(ImapError::Rejected { resp, .. }) => {
-            tracing::warn!(
-                account = name,
-                "NOTIFY refused ({resp}): watching INBOX only"
-            );
-        }
-        Err(e) => return Err(e),
-    }
+    notify(&mut client, name).await?;
     *failures = 0;
     if reconnected && events.send(Event::Changed(index)).await.is_err() {
         return Ok(());
     }
     loop {
-        if client.idle(MAX_IDLE).await? == IdleWake::Changed
-            && events.send(Event::Changed(index)).await.is_err()
-        {
+        let wake = client.idle(MAX_IDLE).await?;
+        if wake == IdleWake::Quiet {
+            continue;
+        }
+        if events.send(Event::Changed(index)).await.is_err() {
             return Ok(());
         }
+        if wake == IdleWake::NotifyLost {
+            tracing::info!(
+                account = name,
+                "mailserver1 stopped its NOTIFY news; asking again"
+            );
+            notify(&mut client, name).await?;
+        }
+    }
+}
+
+/// Asks to hear of every folder where the server offers NOTIFY; a refusal is said, and INBOX
+/// alone is watched.
+async fn notify(client: &mut ImapClient, name: &str) -> Result<(), ImapError> {
+    match client.notify_personal().await {
+        Ok(_) => Ok(()),
+        Err(ImapError::Rejected { resp, .. }) => {
+            tracing::warn!(
+                account = name,
+                "NOTIFY refused ({resp}): watching INBOX only"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -288,6 +304,48 @@ mod tests {
                 "p2 EXAMINE \"INBOX\"",
                 "p3 IDLE",
                 "DONE",
+            ]
+        );
+    }
+
+    /// With NOTIFY the session hears of every folder; when the server gives up on its news
+    /// (NOTIFICATIONOVERFLOW) the account is due, and the session asks for them again.
+    #[tokio::test]
+    async fn a_notify_overflow_makes_the_account_due_and_notify_is_asked_again() {
+        const NOTIFY: &str = "NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) \
+                              (personal (MessageNew MessageExpunge FlagChange MailboxName))";
+        let (port, srv) = serve(vec![vec![
+            GREETING,
+            "p1 OK [CAPABILITY IMAP4rev1 IDLE NOTIFY] hi\r\n",
+            EXAMINED,
+            "p3 OK NOTIFY completed\r\n",
+            "+ idling\r\n* OK [NOTIFICATIONOVERFLOW] too many\r\n",
+            "p4 OK done\r\n",
+            "p5 OK NOTIFY completed\r\n",
+            "+ idling\r\n* STATUS Archivo (MESSAGES 2)\r\n",
+            "p6 OK done\r\n",
+        ]])
+        .await;
+        let (tx, mut rx) = mpsc::channel(8);
+        let sessions = watch(&[account(port)], tx);
+        for why in ["the overflow", "news of another folder"] {
+            let event = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+            let event = event.expect("an event").expect("open");
+            assert!(matches!(event, Event::Changed(0)), "{why}: {event:?}");
+        }
+        drop(sessions);
+        let heard = srv.await.expect("server");
+        assert_eq!(
+            heard,
+            [
+                "p1 LOGIN \"u\" \"pw\"".to_string(),
+                "p2 EXAMINE \"INBOX\"".into(),
+                format!("p3 {NOTIFY}"),
+                "p4 IDLE".into(),
+                "DONE".into(),
+                format!("p5 {NOTIFY}"),
+                "p6 IDLE".into(),
+                "DONE".into(),
             ]
         );
     }

@@ -4,7 +4,7 @@
 //! EXPUNGE and FETCH, and for `posta mirror` ENABLED (RFC 5161) and VANISHED (RFC 7162). Anything else untagged is kept as text: servers send unsolicited data at
 //! any time (§7), and a client must skip what it does not understand.
 
-use super::imap::{self, Response, StatusResp};
+use super::imap::{self, Cond, Response, StatusResp};
 use super::imap_fetch::{self, Fetch};
 use super::imap_lex::Lexer;
 use super::imap_sync::{self, UidRanges};
@@ -65,9 +65,19 @@ impl Data {
             // Only sent unasked after NOTIFY (RFC 5465 §5.2, §5.4): another mailbox's messages
             // or flags changed, or a mailbox was created, renamed or deleted.
             Data::MailboxStatus(_) | Data::List(_) => true,
+            // NOTIFY's end: what changed is not said.
+            data if data.is_notify_overflow() => true,
             Data::Vanished { earlier, .. } => !earlier,
             _ => false,
         }
+    }
+
+    /// `* OK [NOTIFICATIONOVERFLOW]` (RFC 5465 §5.8): the server has stopped its NOTIFY
+    /// notifications.
+    pub fn is_notify_overflow(&self) -> bool {
+        matches!(self, Data::Status(resp)
+            if resp.cond == Cond::Ok
+                && resp.code.as_ref().is_some_and(|c| c.name == "NOTIFICATIONOVERFLOW"))
     }
 }
 

@@ -201,9 +201,13 @@ fn what_an_idle_counts_as_a_change() {
         // After NOTIFY: another mailbox changed, one was created or renamed.
         b"* STATUS Otra (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 1796429596 UNSEEN 1)\r\n",
         b"* LIST () \".\" Otra2 (\"OLDNAME\" (Otra))\r\n",
+        // NOTIFY gave up: something changed, not said what.
+        b"* OK [NOTIFICATIONOVERFLOW] too many\r\n",
     ] {
         assert!(one(wire).is_mailbox_change(), "{}", escape(wire));
     }
+    assert!(one(b"* OK [NOTIFICATIONOVERFLOW] too many\r\n").is_notify_overflow());
+    assert!(!one(b"* OK [ALERT] NOTIFICATIONOVERFLOW\r\n").is_notify_overflow());
     for wire in [
         &b"* OK Still here\r\n"[..],
         b"* VANISHED (EARLIER) 7:9\r\n",

@@ -23,6 +23,10 @@ pub enum IdleWake {
     Changed,
     /// The wait passed without a change.
     Quiet,
+    /// The server stopped telling of changes (`* OK [NOTIFICATIONOVERFLOW]`, RFC 5465 §5.8:
+    /// it then behaves as after NOTIFY NONE): something changed that it will not name, and
+    /// only a new [`ImapClient::notify_personal`] brings the news of other mailboxes back.
+    NotifyLost,
 }
 
 impl ImapClient {
@@ -45,14 +49,18 @@ impl ImapClient {
         if let Some(resp) = self.send(&cmd, WHAT).await? {
             return Err(self.ended_early(resp));
         }
-        let mut changed = false;
+        let (mut changed, mut lost) = (false, false);
+        let mut news = |data: Data, changed: &mut bool| {
+            lost |= data.is_notify_overflow();
+            *changed |= data.is_mailbox_change();
+        };
         loop {
             match self.read(WHAT, Limits::SMALL).await? {
                 Data::Continuation(_) => break,
                 Data::Tagged { tag, resp } if tag == cmd.tag => {
                     return Err(self.ended_early(resp));
                 }
-                other => changed |= self.untagged(other, WHAT)?.is_mailbox_change(),
+                other => news(self.untagged(other, WHAT)?, &mut changed),
             }
         }
         let deadline = tokio::time::Instant::now() + max.min(MAX_IDLE);
@@ -66,7 +74,7 @@ impl ImapClient {
                 Some(Data::Tagged { tag, resp }) if tag == cmd.tag => {
                     return Err(self.ended_early(resp));
                 }
-                Some(other) => changed |= self.untagged(other, WHAT)?.is_mailbox_change(),
+                Some(other) => news(self.untagged(other, WHAT)?, &mut changed),
             }
         }
         let sent = self.conn.send(IDLE_DONE, "DONE");
@@ -79,10 +87,12 @@ impl ImapClient {
                     self.check(resp, WHAT)?;
                     break;
                 }
-                other => changed |= self.untagged(other, WHAT)?.is_mailbox_change(),
+                other => news(self.untagged(other, WHAT)?, &mut changed),
             }
         }
-        Ok(if changed {
+        Ok(if lost {
+            IdleWake::NotifyLost
+        } else if changed {
             IdleWake::Changed
         } else {
             IdleWake::Quiet
