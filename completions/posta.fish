@@ -111,7 +111,7 @@ complete -c posta -n "__fish_posta_using_subcommand mirror" -s c -l config -d 'S
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l log-format -d 'Format of diagnostics on stderr' -r -f -a "text\t''
 json\t''"
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l once -d 'One pass, then exit'
-complete -c posta -n "__fish_posta_using_subcommand mirror" -l idle -d 'Also pass an account within seconds of a change on mailserver1: one more session per account to mailserver1 IDLEs in INBOX (RFC 2177) and hears of every folder where the server offers NOTIFY (RFC 5465; Dovecot does), else of INBOX only. The --interval passes go on. Not with --once'
+complete -c posta -n "__fish_posta_using_subcommand mirror" -l idle -d 'Also pass an account within seconds of a change on mailserver1: one more session per account to mailserver1 IDLEs in INBOX (RFC 2177) and hears of every folder where the server offers NOTIFY (RFC 5465; Dovecot does), else of INBOX only. The --interval passes go on, less the accounts whose session heard of every folder and no change since their last pass (each is passed at least every 10 intervals). Not with --once'
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l json -d 'Print each pass\'s report as JSON'
 complete -c posta -n "__fish_posta_using_subcommand mirror" -l insecure -d 'Do not verify TLS certificates (they are verified by default)'
 complete -c posta -n "__fish_posta_using_subcommand mirror" -s v -l verbose -d 'More diagnostics on stderr: -v debug, -vv wire traffic (passwords redacted)'

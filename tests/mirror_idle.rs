@@ -1,8 +1,9 @@
 //! `posta mirror --idle` between two real Dovecots, each with a master user (issue 17, item
 //! 1's IDLE/NOTIFY option): with an interval of an hour, mail delivered to an INBOX on
 //! mailserver1 is on mailserver2 within seconds, for one account and then another, and so
-//! are a folder created there, mail filed into it and a flag set on it (NOTIFY); SIGTERM ends
-//! the daemon with status 0. And the daemon holds the mirror's lock only during its passes: a
+//! are a folder created there, mail filed into it and a flag set on it (NOTIFY); with NOTIFY,
+//! intervals vouch for quiet accounts instead of passing them; SIGTERM ends the daemon with
+//! status 0. And the daemon holds the mirror's lock only during its passes: a
 //! `posta migrate` sweep between them runs, and the mail it brings to mailserver1 wakes the
 //! mirror, which copies it back to mailserver2 once; a pass woken while the lock is held
 //! waits for it, and one woken while the mirror is on hold does not run.
@@ -127,12 +128,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(site: &Path, dir: &Path) -> Daemon {
+        Daemon::start_every(site, dir, "1h")
+    }
+
+    /// With an interval of `interval`.
+    fn start_every(site: &Path, dir: &Path, interval: &str) -> Daemon {
         let log = dir.join("mirror.log");
         let out = fs::File::create(&log).expect("create log");
         let child = Command::new(BIN)
             .arg("--config")
             .arg(site)
-            .args(["mirror", "--idle", "--interval", "1h", "--json"])
+            .args(["mirror", "--idle", "--interval", interval, "--json"])
             .env_remove("POSTA_CONFIG")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup log"))
@@ -301,6 +307,45 @@ fn a_folder_mail_filed_into_it_and_a_flag_set_there_reach_mailserver2_within_sec
     assert_eq!(filed[0].flags, "F", "flagged, nothing else:\n{log}");
     assert!(!log.contains("NOTIFY refused"), "{log}");
     assert!(!log.contains("IDLE session"), "no session failed:\n{log}");
+}
+
+/// The last complete pass of `user` in the state's pass record, if any.
+fn last_pass(dir: &Path, user: &str) -> Option<u64> {
+    let text = fs::read_to_string(dir.join("mirror").join(format!("{user}.pass"))).ok()?;
+    let record: serde_json::Value = serde_json::from_str(&text).expect("a pass record");
+    record["last_complete_pass"].as_u64()
+}
+
+/// With NOTIFY, an interval leaves out the accounts whose sessions heard nothing since their
+/// last pass: no logins, the lag kept fresh by a record. A change is still passed within
+/// seconds.
+#[test]
+fn quiet_accounts_are_vouched_for_without_a_pass_and_passed_when_they_change() {
+    const VOUCHED: &str = r#"{"vouched":["pi-alice","pi-bob"]}"#;
+    let s = Servers::start();
+    let daemon = Daemon::start_every(&s.site, s.dir.path(), "2s");
+    daemon.said(VOUCHED);
+    let passes = daemon.passes();
+    let first = last_pass(s.dir.path(), USERS[0].0).expect("a pass record");
+    // Three more intervals, each vouching for both accounts and passing none; the pass that
+    // is due all the same comes ten intervals after the last one, well after these.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while daemon.log().matches(VOUCHED).count() < 4 {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+    let log = daemon.log();
+    assert_eq!(daemon.passes(), passes, "no pass between vouchings:\n{log}");
+    let later = last_pass(s.dir.path(), USERS[0].0).expect("a pass record");
+    assert!(later > first, "the lag is kept fresh: {first} then {later}");
+
+    s.deliver(USERS[0].0, "quiet-1");
+    let took = s.arrives(&daemon, USERS[0].0, "quiet-1", ARRIVAL);
+    eprintln!("mail to a vouched-for account reached mailserver2 in {took:?}");
+    let log = daemon.log();
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}:\n{log}");
+    assert_eq!(count(&s.backup.messages(USERS[0].0, None), "quiet-1"), 1);
 }
 
 #[test]

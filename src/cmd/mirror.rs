@@ -1,6 +1,6 @@
 //! `posta mirror`: the site's accounts from the site file, a pass (or one every --interval,
-//! and with --idle one when an INBOX changes), the report; exit 0 only when every account's
-//! pass completed.
+//! and with --idle one when an account changes), the report; exit 0 only when every
+//! account's pass completed.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::cli::MirrorArgs;
 use crate::client::Login;
 use crate::config::{self, MirrorSettings};
 use crate::health::{Scheme, TlsPolicy};
-use crate::mirror::idle::{Due, Event};
+use crate::mirror::idle::{Due, Event, Vouched};
 use crate::mirror::report::RunReport;
 use crate::mirror::{self, Account, Options, Side};
 
@@ -63,8 +63,8 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
         settle: args.timeout,
     };
     if args.once {
-        return match pass(accounts, &opts, args.json).await {
-            Ok(code) => code,
+        return match pass(accounts, &[], &opts, args.json).await {
+            Ok((code, _)) => code,
             Err(busy) => {
                 eprintln!("posta mirror: {busy}");
                 EXIT_FAILURE
@@ -78,14 +78,16 @@ pub async fn execute(config: Option<PathBuf>, args: MirrorArgs) -> u8 {
 /// this much later.
 const RETRY_BUSY: Duration = Duration::from_secs(5);
 
-/// Passes every interval, and with --idle soon after an account's INBOX changed on
-/// mailserver1 ([`mirror::idle`]), until SIGTERM or SIGINT; a signal during a pass is acted
-/// on once it ends. Returns the last pass's status.
+/// Passes every interval, and with --idle soon after an account changed on mailserver1
+/// ([`mirror::idle`]), until SIGTERM or SIGINT; a signal during a pass is acted on once it
+/// ends. Returns the last pass's status. With --idle, an interval leaves out the accounts
+/// whose sessions vouch that nothing changed since their last pass ([`Vouched`]), and the
+/// next round records them as mirrored now.
 ///
 /// The mirror's lock (`state_dir/lock`, which `posta migrate` takes to read the map) is held
 /// per pass and released between passes, never for the life of the daemon, which would keep
 /// every sweep from running. A pass here is a round: the accounts due at that moment (all of
-/// them each interval; with --idle, those whose INBOX changed), run at most --parallel at
+/// them each interval, less those vouched for; with --idle, those that changed), run at most --parallel at
 /// once ([`mirror::run`]); then the lock is dropped. Per round rather than per account:
 /// rounds run one after another, so one account's passes never overlap and --parallel caps
 /// interval and IDLE passes alike with no second scheduler, while a migrate waits at most one
@@ -103,6 +105,9 @@ async fn daemon(
         .idle
         .then(|| mirror::idle::watch(&accounts, tx.clone()));
     let mut due = Due::default();
+    let mut vouched = Vouched::new(accounts.len());
+    // Accounts an interval found vouched for, recorded by the next round.
+    let mut quiet: Vec<usize> = Vec::new();
     let now = Instant::now();
     due.all(accounts.len(), now);
     let mut tick = now + interval;
@@ -113,15 +118,33 @@ async fn daemon(
             () = stop.recv() => return code,
             () = tokio::time::sleep_until(tick) => {
                 let now = Instant::now();
-                due.all(accounts.len(), now);
+                let (these, vouched_for) = vouched.split(now, interval);
+                due.these(these, now);
+                quiet = vouched_for;
                 tick = now + interval;
             }
-            Some(event) = events.recv() => said(event, &mut due),
+            Some(event) = events.recv() => {
+                vouched.heard(&event, Instant::now());
+                said(event, &mut due);
+            }
             () = tokio::time::sleep_until(at.unwrap_or(tick)), if at.is_some() => {
                 let which = due.take();
+                // An account both due and vouched for (a change heard since the interval) is
+                // passed, not vouched for.
+                quiet.retain(|i| !which.contains(i));
                 let round = which.iter().map(|&i| accounts[i].clone()).collect();
-                match pass(round, opts, args.json).await {
-                    Ok(c) => code = c,
+                let names: Vec<&str> = quiet.iter().map(|&i| accounts[i].name.as_str()).collect();
+                let started = Instant::now();
+                match pass(round, &names, opts, args.json).await {
+                    Ok((c, completed)) => {
+                        code = c;
+                        quiet.clear();
+                        for &i in &which {
+                            if completed.contains(&accounts[i].name) {
+                                vouched.passed(i, started);
+                            }
+                        }
+                    }
                     Err(busy) => {
                         eprintln!("posta mirror: {busy}; the pass follows in {RETRY_BUSY:?}");
                         due.later(which, Instant::now() + RETRY_BUSY);
@@ -136,10 +159,12 @@ async fn daemon(
 fn said(event: Event, due: &mut Due) {
     match event {
         Event::Changed(index) => due.changed(index, Instant::now()),
+        Event::Watching(_) => {}
         Event::Lost {
             account,
             error,
             retry_in,
+            ..
         } => eprintln!(
             "posta mirror: {account}: the IDLE session to mailserver1 failed: {error}; \
              reconnecting in {:.0?}",
@@ -152,8 +177,15 @@ fn said(event: Event, due: &mut Due) {
 }
 
 /// One pass of `accounts` under the mirror's lock, unless the mirror is on hold (said, and a
-/// failure). Err: the lock is held, by a `posta migrate` reading the map.
-async fn pass(accounts: Vec<Account>, opts: &Options, json: bool) -> Result<u8, String> {
+/// failure); first the accounts `vouched` for are recorded as mirrored now, and said. The
+/// status and the accounts whose pass completed; Err: the lock is held, by a `posta migrate`
+/// reading the map.
+async fn pass(
+    accounts: Vec<Account>,
+    vouched: &[&str],
+    opts: &Options,
+    json: bool,
+) -> Result<(u8, Vec<String>), String> {
     match mirror::hold::held(&opts.state_dir) {
         Ok(None) => {}
         Ok(Some(since)) => {
@@ -163,14 +195,14 @@ async fn pass(accounts: Vec<Account>, opts: &Options, json: bool) -> Result<u8, 
                  posta migrate --return carries it back and lifts the hold",
                 crate::clock::rfc3339(since)
             );
-            return Ok(EXIT_FAILURE);
+            return Ok((EXIT_FAILURE, Vec::new()));
         }
         Err(e) => {
             eprintln!(
                 "posta mirror: cannot read the hold in {}: {e}",
                 opts.state_dir.display()
             );
-            return Ok(EXIT_FAILURE);
+            return Ok((EXIT_FAILURE, Vec::new()));
         }
     }
     // Copies made while a migrate reads the map would be missing from what it read.
@@ -178,9 +210,40 @@ async fn pass(accounts: Vec<Account>, opts: &Options, json: bool) -> Result<u8, 
         &opts.state_dir.join("lock"),
         "posta migrate is reading the mirror's map",
     )?;
+    let mut code = 0;
+    if !vouched.is_empty() {
+        show_vouched(vouched, json);
+        if let Err(e) = mirror::vouch(&opts.state_dir, vouched) {
+            eprintln!("posta mirror: {e}");
+            code = EXIT_FAILURE;
+        }
+    }
+    if accounts.is_empty() {
+        return Ok((code, Vec::new()));
+    }
     let report = mirror::run(accounts, opts).await;
     show(&report, json);
-    Ok(if report.ok { 0 } else { EXIT_FAILURE })
+    let completed = report
+        .accounts
+        .iter()
+        .filter(|a| a.error.is_none())
+        .map(|a| a.account.clone())
+        .collect();
+    Ok((if report.ok { code } else { EXIT_FAILURE }, completed))
+}
+
+/// The accounts an interval did not pass because their IDLE sessions vouch for them.
+fn show_vouched(names: &[&str], json: bool) {
+    if json {
+        let said = serde_json::json!({ "vouched": names });
+        print(&format!("{said}\n"));
+    } else {
+        print(&format!(
+            "posta mirror: not passed, nothing changed on mailserver1 since their last pass \
+             (their IDLE sessions hear of every folder): {}\n",
+            names.join(", ")
+        ));
+    }
 }
 
 /// Puts the mirror on hold after a takeover ([`mirror::hold`]), with `[mirror]`. A failure

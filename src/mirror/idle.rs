@@ -36,8 +36,12 @@ pub enum Event {
     /// The account at this index of the list given to [`watch`] changed on mailserver1, or
     /// its session is back after a failure and may have missed a change.
     Changed(usize),
+    /// The account's session now hears of every folder (NOTIFY), until it is [`Event::Lost`]
+    /// or says this again (after asking anew).
+    Watching(usize),
     /// The session of `account` failed; it reconnects after `retry_in`.
     Lost {
+        index: usize,
         account: String,
         error: ImapError,
         retry_in: Duration,
@@ -78,6 +82,7 @@ async fn watch_one(index: usize, name: String, side: Side, events: mpsc::Sender<
         failures += 1;
         let retry_in = RECONNECT.delay(failures);
         let lost = Event::Lost {
+            index,
             account: name.clone(),
             error,
             retry_in,
@@ -105,9 +110,12 @@ async fn session(
     let mut client = ImapClient::connect(&side.endpoint).await?;
     client.login(&side.login).await?;
     client.select("INBOX", true).await?;
-    notify(&mut client, name).await?;
+    let watching = notify(&mut client, name).await?;
     *failures = 0;
     if reconnected && events.send(Event::Changed(index)).await.is_err() {
+        return Ok(());
+    }
+    if watching && events.send(Event::Watching(index)).await.is_err() {
         return Ok(());
     }
     loop {
@@ -123,24 +131,88 @@ async fn session(
                 account = name,
                 "mailserver1 stopped its NOTIFY news; asking again"
             );
-            notify(&mut client, name).await?;
+            if notify(&mut client, name).await?
+                && events.send(Event::Watching(index)).await.is_err()
+            {
+                return Ok(());
+            }
         }
     }
 }
 
 /// Asks to hear of every folder where the server offers NOTIFY; a refusal is said, and INBOX
-/// alone is watched.
-async fn notify(client: &mut ImapClient, name: &str) -> Result<(), ImapError> {
+/// alone is watched. True: every folder is.
+async fn notify(client: &mut ImapClient, name: &str) -> Result<bool, ImapError> {
     match client.notify_personal().await {
-        Ok(_) => Ok(()),
+        Ok(on) => Ok(on),
         Err(ImapError::Rejected { resp, .. }) => {
             tracing::warn!(
                 account = name,
                 "NOTIFY refused ({resp}): watching INBOX only"
             );
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// How often an account the IDLE sessions vouch for is passed all the same, in intervals: news
+/// can go missing (a server bug, an inotify limit), and this bounds how long.
+pub const VOUCHED_PASS_EVERY: u32 = 10;
+
+/// Which accounts an interval need not pass: those whose session has heard of every folder
+/// (NOTIFY) since before their last complete pass started, and heard no change since. Their
+/// mirror is as current as a pass would make it, without its two logins.
+#[derive(Debug)]
+pub struct Vouched {
+    /// Per account: since when its session hears of every folder; None: it does not.
+    watching: Vec<Option<Instant>>,
+    /// Per account: when its last complete pass started.
+    passed: Vec<Option<Instant>>,
+    /// Per account: when its session last heard a change.
+    changed: Vec<Option<Instant>>,
+}
+
+impl Vouched {
+    pub fn new(count: usize) -> Vouched {
+        Vouched {
+            watching: vec![None; count],
+            passed: vec![None; count],
+            changed: vec![None; count],
+        }
+    }
+
+    /// What a session said, at `now`.
+    pub fn heard(&mut self, event: &Event, now: Instant) {
+        match *event {
+            Event::Changed(i) => self.changed[i] = Some(now),
+            Event::Watching(i) => self.watching[i] = Some(now),
+            Event::Lost { index, .. } => self.watching[index] = None,
+            Event::Unsupported { .. } => {}
+        }
+    }
+
+    /// Account `index`'s pass that started at `started` completed.
+    pub fn passed(&mut self, index: usize, started: Instant) {
+        self.passed[index] = Some(started);
+    }
+
+    /// The interval at `now`, every `interval`: the accounts to pass, and those vouched for.
+    /// An account is vouched for until [`VOUCHED_PASS_EVERY`] intervals after its last
+    /// complete pass started, no longer.
+    pub fn split(&self, now: Instant, interval: Duration) -> (Vec<usize>, Vec<usize>) {
+        let longest = interval * VOUCHED_PASS_EVERY;
+        (0..self.passed.len()).partition(|&i| {
+            let vouched = match (self.watching[i], self.passed[i]) {
+                (Some(since), Some(started)) => {
+                    since <= started
+                        && self.changed[i].is_none_or(|c| c < started)
+                        && now.saturating_duration_since(started) < longest
+                }
+                _ => false,
+            };
+            !vouched
+        })
     }
 }
 
@@ -161,7 +233,12 @@ impl Due {
 
     /// All `count` accounts are due now (the interval).
     pub fn all(&mut self, count: usize, now: Instant) {
-        self.accounts.extend(0..count);
+        self.these(0..count, now);
+    }
+
+    /// These accounts are due now (the interval, less those [`Vouched`] for).
+    pub fn these(&mut self, accounts: impl IntoIterator<Item = usize>, now: Instant) {
+        self.accounts.extend(accounts);
         self.at = Some(now);
     }
 
@@ -280,11 +357,12 @@ mod tests {
         };
         match next(&mut rx).await {
             Event::Lost {
+                index,
                 account,
                 error,
                 retry_in,
             } => {
-                assert_eq!(account, "alice");
+                assert_eq!((index, account.as_str()), (0, "alice"));
                 assert!(matches!(error, ImapError::Bye { .. }), "{error}");
                 assert!(retry_in <= Duration::from_millis(2500), "{retry_in:?}");
             }
@@ -308,8 +386,8 @@ mod tests {
         );
     }
 
-    /// With NOTIFY the session hears of every folder; when the server gives up on its news
-    /// (NOTIFICATIONOVERFLOW) the account is due, and the session asks for them again.
+    /// With NOTIFY the session hears of every folder, and says so; when the server gives up on
+    /// its news (NOTIFICATIONOVERFLOW) the account is due, and the session asks for them again.
     #[tokio::test]
     async fn a_notify_overflow_makes_the_account_due_and_notify_is_asked_again() {
         const NOTIFY: &str = "NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) \
@@ -328,10 +406,20 @@ mod tests {
         .await;
         let (tx, mut rx) = mpsc::channel(8);
         let sessions = watch(&[account(port)], tx);
-        for why in ["the overflow", "news of another folder"] {
+        for (why, watching) in [
+            ("NOTIFY on", true),
+            ("the overflow", false),
+            ("NOTIFY on again", true),
+            ("news of another folder", false),
+        ] {
             let event = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
             let event = event.expect("an event").expect("open");
-            assert!(matches!(event, Event::Changed(0)), "{why}: {event:?}");
+            let expected = if watching {
+                matches!(event, Event::Watching(0))
+            } else {
+                matches!(event, Event::Changed(0))
+            };
+            assert!(expected, "{why}: {event:?}");
         }
         drop(sessions);
         let heard = srv.await.expect("server");
@@ -405,6 +493,57 @@ mod tests {
         due.later(vec![2], retry);
         assert_eq!(due.at(), Some(t0), "what is due sooner stays sooner");
         assert_eq!(due.take(), [0, 1, 2]);
+    }
+
+    /// An account is vouched for only while its session has heard of every folder since
+    /// before its last complete pass started and heard no change since; never for longer
+    /// than [`VOUCHED_PASS_EVERY`] intervals.
+    #[test]
+    fn an_interval_leaves_out_only_accounts_whose_sessions_vouch_for_them() {
+        let minute = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut v = Vouched::new(5);
+        assert_eq!(
+            v.split(at(0), minute),
+            (vec![0, 1, 2, 3, 4], vec![]),
+            "none passed yet"
+        );
+
+        // 0: watching, then passed: vouched for.
+        v.heard(&Event::Watching(0), at(1));
+        v.passed(0, at(2));
+        // 1: passed before its session heard of every folder: a change between the two is
+        // unknown to both.
+        v.passed(1, at(2));
+        v.heard(&Event::Watching(1), at(3));
+        // 2: a change heard after its pass started.
+        v.heard(&Event::Watching(2), at(1));
+        v.passed(2, at(2));
+        v.heard(&Event::Changed(2), at(4));
+        // 3: its session was lost.
+        v.heard(&Event::Watching(3), at(1));
+        v.passed(3, at(2));
+        v.heard(
+            &Event::Lost {
+                index: 3,
+                account: "d".into(),
+                error: ImapError::Unusable { server: "s".into() },
+                retry_in: minute,
+            },
+            at(5),
+        );
+        // 4: INBOX only (no NOTIFY): never a Watching.
+        v.passed(4, at(2));
+        assert_eq!(v.split(at(60), minute), (vec![1, 2, 3, 4], vec![0]));
+
+        // A change heard before the next pass started is that pass's to find.
+        v.passed(2, at(61));
+        v.passed(1, at(61));
+        assert_eq!(v.split(at(120), minute), (vec![3, 4], vec![0, 1, 2]));
+        // Ten intervals after its last pass, an account is passed all the same.
+        let late = at(2) + minute * VOUCHED_PASS_EVERY;
+        assert_eq!(v.split(late, minute), (vec![0, 3, 4], vec![1, 2]));
     }
 
     #[test]

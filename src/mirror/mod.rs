@@ -118,6 +118,17 @@ pub fn adopt_state_files(dir: &Path, names: &[&str]) -> Result<()> {
     )?)
 }
 
+/// Records the accounts `names` in `dir` as mirrored now without a pass: their IDLE sessions
+/// vouch that nothing changed on mailserver1 since their last pass ([`idle::Vouched`]). For
+/// the lag, that counts as a complete pass.
+pub fn vouch(dir: &Path, names: &[&str]) -> std::result::Result<(), state::StateError> {
+    let now = crate::clock::unix_now();
+    for name in names {
+        AccountState::record_pass(&state_path(dir, name), now)?;
+    }
+    Ok(())
+}
+
 /// One pass over every account, `opts.parallel` at a time.
 pub async fn run(accounts: Vec<Account>, opts: &Options) -> RunReport {
     let started = Instant::now();
