@@ -84,15 +84,15 @@ const RETRY_BUSY: Duration = Duration::from_secs(5);
 /// whose sessions vouch that nothing changed since their last pass ([`Vouched`]), and the
 /// next round records them as mirrored now.
 ///
-/// The mirror's lock (`state_dir/lock`, which `posta migrate` takes to read the map) is held
-/// per pass and released between passes, never for the life of the daemon, which would keep
-/// every sweep from running. A pass here is a round: the accounts due at that moment (all of
-/// them each interval, less those vouched for; with --idle, those that changed), run at most --parallel at
-/// once ([`mirror::run`]); then the lock is dropped. Per round rather than per account:
-/// rounds run one after another, so one account's passes never overlap and --parallel caps
-/// interval and IDLE passes alike with no second scheduler, while a migrate waits at most one
-/// round and an account that changes during a round is passed in the next. A round that
-/// finds the lock held waits [`RETRY_BUSY`] and tries again.
+/// The mirror's lock (`state_dir/lock`, which `posta migrate` takes to read the map) is held per
+/// pass and released between passes, never for the life of the daemon, which would keep every sweep
+/// from running. A pass here is a round: the accounts due at that moment (all of them each
+/// interval, less those vouched for; with --idle, those that changed), run at most --parallel at
+/// once ([`mirror::run`]); then the lock is dropped. Per round rather than per account: rounds run
+/// one after another, so one account's passes never overlap and --parallel caps interval and IDLE
+/// passes alike with no second scheduler, while a migrate waits at most one round and an account
+/// that changes during a round is passed in the next. A round that finds the lock held waits
+/// [`RETRY_BUSY`] and tries again.
 async fn daemon(
     accounts: Vec<Account>,
     opts: &Options,
