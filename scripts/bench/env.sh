@@ -68,3 +68,38 @@ host_fs() {
   chmod 755 "$dir"
   printf -v "$1" '%s' "$dir"
 }
+
+# mirror_site_file: $work/site.toml for the mirror benches: mailserver1 (DST_*) and
+# mailserver2 (SRC_*) over IMAPS with their master users, the mirror's state under $state, one
+# account per name in $users.
+mirror_site_file() {
+  cat >"$work/site.toml" <<EOF
+domain = "example.org"
+[primary]
+name = "localhost"
+address = "127.0.0.1"
+services = ["imaps:$DST_IMAPS_PORT"]
+[backup]
+name = "localhost"
+address = "127.0.0.2"
+services = ["imaps:$SRC_IMAPS_PORT"]
+[takeover]
+mode = "vip"
+state_file = "$work/takeover.json"
+[vip]
+address = "127.0.0.9/8"
+interface = "lo"
+[tls]
+ca_file = "$CA_FILE"
+[mirror]
+state_dir = "$state/posta"
+[migrate]
+source = "server"
+source_admin = { user = "admin", password_file = "$SRC_ADMIN_PASSWORD_FILE" }
+dest_admin = { user = "admin", password_file = "$DST_ADMIN_PASSWORD_FILE" }
+EOF
+  for user in "${users[@]}"; do
+    printf '[[migrate.accounts]]\nuser = "%s"\ndeliver_to = "%s@example.org"\n' "$user" "$user" \
+      >>"$work/site.toml"
+  done
+}

@@ -78,39 +78,7 @@ servers_up() {
   host_fs ms2_fs
   TMPDIR=$ms1_fs POSTA_BENCH_MS2_DIR=$ms2_fs bench_env_start --accounts "$ACCOUNTS"
   state=$ms2_fs/state
-  site_file
-}
-
-site_file() {
-  cat >"$work/site.toml" <<EOF
-domain = "example.org"
-[primary]
-name = "localhost"
-address = "127.0.0.1"
-services = ["imaps:$DST_IMAPS_PORT"]
-[backup]
-name = "localhost"
-address = "127.0.0.2"
-services = ["imaps:$SRC_IMAPS_PORT"]
-[takeover]
-mode = "vip"
-state_file = "$work/takeover.json"
-[vip]
-address = "127.0.0.9/8"
-interface = "lo"
-[tls]
-ca_file = "$CA_FILE"
-[mirror]
-state_dir = "$state/posta"
-[migrate]
-source = "server"
-source_admin = { user = "admin", password_file = "$SRC_ADMIN_PASSWORD_FILE" }
-dest_admin = { user = "admin", password_file = "$DST_ADMIN_PASSWORD_FILE" }
-EOF
-  for user in "${users[@]}"; do
-    printf '[[migrate.accounts]]\nuser = "%s"\ndeliver_to = "%s@example.org"\n' "$user" "$user" \
-      >>"$work/site.toml"
-  done
+  mirror_site_file
 }
 
 # POSTA_ARGS: extra posta mirror flags.
