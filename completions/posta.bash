@@ -1909,7 +1909,7 @@ _posta() {
             return 0
             ;;
         posta__subcmd__mirror)
-            opts="-c -v -h -V --once --interval --idle --json --state-dir --parallel --ca-file --insecure --timeout --config --log-format --verbose --help --version"
+            opts="-c -v -h -V --once --interval --idle --trust-notify --json --state-dir --parallel --ca-file --insecure --timeout --config --log-format --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,9 +1,9 @@
 //! `posta mirror --idle` between two real Dovecots, each with a master user (issue 17, item
 //! 1's IDLE/NOTIFY option): with an interval of an hour, mail delivered to an INBOX on
 //! mailserver1 is on mailserver2 within seconds, for one account and then another, and so
-//! are a folder created there, mail filed into it and a flag set on it (NOTIFY); with NOTIFY,
-//! intervals vouch for quiet accounts instead of passing them; SIGTERM ends the daemon with
-//! status 0. And the daemon holds the mirror's lock only during its passes: a
+//! are a folder created there, mail filed into it and a flag set on it (NOTIFY); with
+//! --trust-notify, intervals vouch for quiet accounts instead of passing them; SIGTERM ends the
+//! daemon with status 0. And the daemon holds the mirror's lock only during its passes: a
 //! `posta migrate` sweep between them runs, and the mail it brings to mailserver1 wakes the
 //! mirror, which copies it back to mailserver2 once; a pass woken while the lock is held
 //! waits for it, and one woken while the mirror is on hold does not run.
@@ -128,17 +128,18 @@ struct Daemon {
 
 impl Daemon {
     fn start(site: &Path, dir: &Path) -> Daemon {
-        Daemon::start_every(site, dir, "1h")
+        Daemon::start_every(site, dir, "1h", &[])
     }
 
-    /// With an interval of `interval`.
-    fn start_every(site: &Path, dir: &Path, interval: &str) -> Daemon {
+    /// With an interval of `interval`, and `more` arguments.
+    fn start_every(site: &Path, dir: &Path, interval: &str, more: &[&str]) -> Daemon {
         let log = dir.join("mirror.log");
         let out = fs::File::create(&log).expect("create log");
         let child = Command::new(BIN)
             .arg("--config")
             .arg(site)
             .args(["mirror", "--idle", "--interval", interval, "--json"])
+            .args(more)
             .env_remove("POSTA_CONFIG")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup log"))
@@ -316,14 +317,14 @@ fn last_pass(dir: &Path, user: &str) -> Option<u64> {
     record["last_complete_pass"].as_u64()
 }
 
-/// With NOTIFY, an interval leaves out the accounts whose sessions heard nothing since their
-/// last pass: no logins, the lag kept fresh by a record. A change is still passed within
+/// With NOTIFY trusted, an interval leaves out the accounts whose sessions heard nothing since
+/// their last pass: no logins, the lag kept fresh by a record. A change is still passed within
 /// seconds.
 #[test]
 fn quiet_accounts_are_vouched_for_without_a_pass_and_passed_when_they_change() {
     const VOUCHED: &str = r#"{"vouched":["pi-alice","pi-bob"]}"#;
     let s = Servers::start();
-    let daemon = Daemon::start_every(&s.site, s.dir.path(), "2s");
+    let daemon = Daemon::start_every(&s.site, s.dir.path(), "2s", &["--trust-notify"]);
     daemon.said(VOUCHED);
     let passes = daemon.passes();
     let first = last_pass(s.dir.path(), USERS[0].0).expect("a pass record");
@@ -346,6 +347,17 @@ fn quiet_accounts_are_vouched_for_without_a_pass_and_passed_when_they_change() {
     let status = daemon.terminate();
     assert!(status.success(), "{status:?}:\n{log}");
     assert_eq!(count(&s.backup.messages(USERS[0].0, None), "quiet-1"), 1);
+}
+
+/// Without --trust-notify every interval passes every account: NOTIFY only wakes passes.
+#[test]
+fn without_trust_notify_every_interval_passes_every_account() {
+    let s = Servers::start();
+    let mut daemon = Daemon::start_every(&s.site, s.dir.path(), "2s", &[]);
+    daemon.wait_passes(4);
+    let log = daemon.log();
+    assert!(!log.contains("vouched"), "{log}");
+    assert!(daemon.terminate().success(), "{log}");
 }
 
 #[test]

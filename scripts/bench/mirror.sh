@@ -286,7 +286,10 @@ for peer in mbsync doveadm; do
     "1% change pass $(ratio "${INCREMENTAL[$peer]}" "${INCREMENTAL[posta]}")x"
 done
 # beyond SECONDS: SECONDS less the sessions' floor, or "-".
-beyond() { awk -v t="$1" -v s="${SESSIONS:-}" 'BEGIN { if (t + 0 > 0 && s + 0 > 0) printf "%.2f", t - s; else printf "-" }'; }
+beyond() {
+  awk -v t="$1" -v s="${SESSIONS:-}" \
+    'BEGIN { if (t + 0 > 0 && s + 0 > 0) printf "%.2f", t - s; else printf "-" }'
+}
 if [ -n "${SESSIONS:-}" ]; then
   echo
   echo "Sessions alone (one per account and server, $PARALLEL accounts at a time, log in, LIST," \

@@ -45,10 +45,17 @@ pub struct MirrorArgs {
     /// Also pass an account within seconds of a change on mailserver1: one more session per
     /// account to mailserver1 IDLEs in INBOX (RFC 2177) and hears of every folder where the
     /// server offers NOTIFY (RFC 5465; Dovecot does), else of INBOX only. The --interval
-    /// passes go on, less the accounts whose session heard of every folder and no change
-    /// since their last pass (each is passed at least every 10 intervals). Not with --once
+    /// passes go on. Not with --once
     #[arg(long, conflicts_with = "once")]
     pub idle: bool,
+
+    /// With --idle: leave out of the --interval passes the accounts whose session heard of
+    /// every folder and no change since their last pass (each is still passed every 10
+    /// intervals). Only where every change on mailserver1 goes through Dovecot (LMTP or
+    /// dovecot-lda delivery, IMAP): NOTIFY does not hear of mail another program (procmail,
+    /// maildrop) writes into a folder other than INBOX
+    #[arg(long, requires = "idle")]
+    pub trust_notify: bool,
 
     /// Print each pass's report as JSON
     #[arg(long)]

@@ -80,9 +80,9 @@ const RETRY_BUSY: Duration = Duration::from_secs(5);
 
 /// Passes every interval, and with --idle soon after an account changed on mailserver1
 /// ([`mirror::idle`]), until SIGTERM or SIGINT; a signal during a pass is acted on once it
-/// ends. Returns the last pass's status. With --idle, an interval leaves out the accounts
-/// whose sessions vouch that nothing changed since their last pass ([`Vouched`]), and the
-/// next round records them as mirrored now.
+/// ends. Returns the last pass's status. With --trust-notify, an interval leaves out the
+/// accounts whose sessions vouch that nothing changed since their last pass ([`Vouched`]),
+/// and the next round records them as mirrored now.
 ///
 /// The mirror's lock (`state_dir/lock`, which `posta migrate` takes to read the map) is held per
 /// pass and released between passes, never for the life of the daemon, which would keep every sweep
@@ -118,9 +118,13 @@ async fn daemon(
             () = stop.recv() => return code,
             () = tokio::time::sleep_until(tick) => {
                 let now = Instant::now();
-                let (these, vouched_for) = vouched.split(now, interval);
-                due.these(these, now);
-                quiet = vouched_for;
+                if args.trust_notify {
+                    let (these, vouched_for) = vouched.split(now, interval);
+                    due.these(these, now);
+                    quiet = vouched_for;
+                } else {
+                    due.all(accounts.len(), now);
+                }
                 tick = now + interval;
             }
             Some(event) = events.recv() => {
