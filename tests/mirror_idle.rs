@@ -106,16 +106,9 @@ impl Servers {
 
     /// Waits up to `limit` until mailserver2's INBOX of `user` holds `id`; how long it took.
     fn arrives(&self, daemon: &Daemon, user: &str, id: &str, limit: Duration) -> Duration {
-        let started = Instant::now();
-        while count(&self.backup.messages(user, None), id) == 0 {
-            assert!(
-                started.elapsed() < limit,
-                "{id} not on mailserver2 after {limit:?}; posta mirror said:\n{}",
-                daemon.log()
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-        started.elapsed()
+        within(daemon, id, limit, || {
+            count(&self.backup.messages(user, None), id) > 0
+        })
     }
 }
 
@@ -242,18 +235,28 @@ fn mail_reaching_mailserver1_is_on_mailserver2_within_seconds() {
     assert!(!log.contains("IDLE session"), "no session failed:\n{log}");
 }
 
-/// Waits up to [`ARRIVAL`] for `done` on mailserver2; how long it took.
-fn within_seconds(daemon: &Daemon, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+/// Waits up to `limit` for `done` on mailserver2; how long it took.
+fn within(
+    daemon: &Daemon,
+    what: &str,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Duration {
     let started = Instant::now();
     while !done() {
         assert!(
-            started.elapsed() < ARRIVAL,
-            "{what}: not on mailserver2 after {ARRIVAL:?}; posta mirror said:\n{}",
+            started.elapsed() < limit,
+            "{what}: not on mailserver2 after {limit:?}; posta mirror said:\n{}",
             daemon.log()
         );
         thread::sleep(Duration::from_millis(100));
     }
     started.elapsed()
+}
+
+/// [`within`] [`ARRIVAL`].
+fn within_seconds(daemon: &Daemon, what: &str, done: impl FnMut() -> bool) -> Duration {
+    within(daemon, what, ARRIVAL, done)
 }
 
 /// Dovecot offers NOTIFY (RFC 5465), so the IDLE session hears of every folder: a folder

@@ -69,16 +69,16 @@ host_fs() {
   printf -v "$1" '%s' "$dir"
 }
 
-# mirror_site_file: $work/site.toml for the mirror benches: mailserver1 (DST_*) and
-# mailserver2 (SRC_*) over IMAPS with their master users, the mirror's state under $state, one
-# account per name in $users.
-mirror_site_file() {
+# site_head SERVICES: the start of $work/site.toml for the bench servers on loopback:
+# mailserver1 (DST_*) with SERVICES (a TOML list's items), mailserver2 (SRC_*) over IMAPS, a
+# VIP takeover that is never run, the bench CA.
+site_head() {
   cat >"$work/site.toml" <<EOF
 domain = "example.org"
 [primary]
 name = "localhost"
 address = "127.0.0.1"
-services = ["imaps:$DST_IMAPS_PORT"]
+services = [$1]
 [backup]
 name = "localhost"
 address = "127.0.0.2"
@@ -91,6 +91,14 @@ address = "127.0.0.9/8"
 interface = "lo"
 [tls]
 ca_file = "$CA_FILE"
+EOF
+}
+
+# mirror_site_file: $work/site.toml for the mirror benches: both servers over IMAPS with their
+# master users, the mirror's state under $state, one account per name in $users.
+mirror_site_file() {
+  site_head "\"imaps:$DST_IMAPS_PORT\""
+  cat >>"$work/site.toml" <<EOF
 [mirror]
 state_dir = "$state/posta"
 [migrate]

@@ -242,24 +242,8 @@ run_smtp_source() {
 # site_file SOURCE: a site file for the bench servers on loopback with accounts = "all", one
 # admin per server, and SOURCE ("server": mailserver2's IMAP; "maildir": its Maildirs on disk).
 site_file() {
-  cat >"$work/site.toml" <<EOF
-domain = "example.org"
-[primary]
-name = "localhost"
-address = "127.0.0.1"
-services = ["smtp:$DST_SMTP_PORT?starttls=no", "imaps:$DST_IMAPS_PORT"]
-[backup]
-name = "localhost"
-address = "127.0.0.2"
-services = ["imaps:$SRC_IMAPS_PORT"]
-[takeover]
-mode = "vip"
-state_file = "$work/takeover.json"
-[vip]
-address = "127.0.0.9/8"
-interface = "lo"
-[tls]
-ca_file = "$CA_FILE"
+  site_head "\"smtp:$DST_SMTP_PORT?starttls=no\", \"imaps:$DST_IMAPS_PORT\""
+  cat >>"$work/site.toml" <<EOF
 [mta]
 maildir = "$SRC_MAIL_ROOT/%u/Maildir"
 [migrate]
