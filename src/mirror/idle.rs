@@ -157,12 +157,14 @@ async fn notify(client: &mut ImapClient, name: &str) -> Result<bool, ImapError> 
 }
 
 /// How often an account the IDLE sessions vouch for is passed all the same, in intervals: news
-/// can go missing (a server bug, an inotify limit), and this bounds how long.
+/// can go missing (a server bug, a writer that bypasses the server), and this bounds how long.
 pub const VOUCHED_PASS_EVERY: u32 = 10;
 
-/// Which accounts an interval need not pass: those whose session has heard of every folder
-/// (NOTIFY) since before their last complete pass started, and heard no change since. Their
-/// mirror is as current as a pass would make it, without its two logins.
+/// Which accounts an interval need not pass (`posta mirror --trust-notify`): those whose
+/// session has heard of every folder (NOTIFY) since before their last complete pass started,
+/// and heard no change since. Their mirror is as current as a pass would make it, without its
+/// session to mailserver1, provided every change there goes through the server: Dovecot does
+/// not tell of a file another program writes into a folder other than INBOX.
 #[derive(Debug)]
 pub struct Vouched {
     /// Per account: since when its session hears of every folder; None: it does not.
